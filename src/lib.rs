@@ -1,0 +1,36 @@
+//! quorumkit: building blocks of fault-tolerant distributed systems.
+//!
+//! One Rust core with three faces: this crate's Rust API, a stable C ABI
+//! (`include/quorumkit.h`, behind the default feature `capi`) and a Python
+//! package (`python/`). Components:
+//!
+//! - [`ring`]: consistent-hash placement — a virtual-node [`ring::HashRing`]
+//!   on xxh3-64 and a [`ring::KetamaRing`] that is bit-exact with
+//!   libmemcached and uhashring.
+//!
+//! Placement is stable: the hash functions in [`hash`] are fixed and
+//! documented, so a key lands on the same node on every platform, version
+//! and binding.
+//!
+//! ```
+//! use quorumkit::ring::{HashRing, Placement};
+//!
+//! let mut ring = HashRing::new();
+//! ring.add_node("cache-a", 1).unwrap();
+//! ring.add_node("cache-b", 2).unwrap();
+//! let node = ring.get_node(b"user:42").unwrap();
+//! assert!(node == "cache-a" || node == "cache-b");
+//! assert_eq!(ring.get_nodes(b"user:42", 2).unwrap().len(), 2);
+//! ```
+
+pub mod error;
+pub mod hash;
+pub mod ring;
+
+#[cfg(feature = "capi")]
+pub mod ffi;
+
+pub use error::{Error, Result};
+
+/// The crate version, as in Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
