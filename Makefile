@@ -1,0 +1,91 @@
+# quorumkit — every target sets up what it needs on a fresh clone.
+#   make demo   build everything and run the demo
+#   make test   everything CI checks
+#   make bench  criterion benches and the side-by-side comparison with peers
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+VENV      := $(CURDIR)/.venv
+PY        := $(VENV)/bin/python
+CBINDGEN_VERSION := 0.29.4
+CBINDGEN  := $(HOME)/.cargo/bin/cbindgen
+LIBDIR    := $(CURDIR)/target/release
+# Debian packages the C/C++ tests, the CMake example and the libmemcached oracle need.
+SYS_PKGS  := cmake valgrind pkg-config libmemcached-dev g++
+
+export CARGO_TERM_COLOR := never
+
+.PHONY: all demo test lint rust-test header header-check c-test py-test bench \
+        sysdeps venv cbindgen lib py-install clean
+
+all: lib py-install
+
+# ---------------------------------------------------------------- set-up
+sysdeps:
+	@missing=""; for p in $(SYS_PKGS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(PY): python/requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r python/requirements-dev.txt
+	touch $(PY)
+
+venv: $(PY)
+
+cbindgen:
+	@if ! $(CBINDGEN) --version 2>/dev/null | grep -qx "cbindgen $(CBINDGEN_VERSION)"; then \
+	  echo "installing cbindgen $(CBINDGEN_VERSION)"; \
+	  cargo install -q --locked --force cbindgen --version $(CBINDGEN_VERSION); \
+	fi
+
+# ---------------------------------------------------------------- build
+lib:
+	cargo build --release --lib
+
+py-install: venv
+	VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop -q --release -m python/Cargo.toml
+
+header: cbindgen
+	$(CBINDGEN) --config cbindgen.toml --crate quorumkit --output include/quorumkit.h
+
+# ---------------------------------------------------------------- demo
+demo: py-install
+	$(PY) examples/demo.py
+
+# ---------------------------------------------------------------- tests
+test: lint rust-test header-check c-test py-test
+	@echo "make test: all checks passed"
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+rust-test:
+	cargo test --workspace
+
+header-check: header
+	git diff --exit-code -- include/quorumkit.h
+
+c-test: sysdeps lib
+	scripts/c_tests.sh $(LIBDIR)
+
+py-test: sysdeps py-install
+	cd python && $(PY) -m pytest -q tests
+	cd python && $(PY) -m mypy.stubtest quorumkit --allowlist stubtest-allowlist.txt
+
+# ---------------------------------------------------------------- bench
+bench: sysdeps py-install
+	cargo bench --bench ring
+	$(PY) bench/ring_vs_peers.py
+
+clean:
+	cargo clean
+	rm -rf $(VENV) build
