@@ -102,6 +102,9 @@ impl KetamaServer {
             match spec.rsplit_once(':') {
                 // A bare IPv6 address has several colons: no port then.
                 Some((h, p)) if !h.contains(':') => (h, parse_port(p).ok_or_else(bad)?),
+                // Several colons must be a bare IPv6 address (optionally with
+                // a %zone), not e.g. "host:port:x".
+                Some(_) if !is_bare_ipv6(spec) => return Err(bad()),
                 _ => (spec, MEMCACHED_DEFAULT_PORT),
             }
         };
@@ -131,6 +134,11 @@ impl KetamaServer {
         }
         Ok(())
     }
+}
+
+fn is_bare_ipv6(s: &str) -> bool {
+    let addr = s.split_once('%').map_or(s, |(a, _zone)| a);
+    addr.parse::<std::net::Ipv6Addr>().is_ok()
 }
 
 fn parse_port(p: &str) -> Option<u16> {
@@ -188,6 +196,13 @@ impl KetamaRing {
     /// Number of points on the continuum.
     pub fn point_count(&self) -> usize {
         self.continuum.len()
+    }
+
+    /// Point `i` of the continuum as (32-bit point, server index), in
+    /// lookup order; `None` past the end. The element-wise form of [`Self::points`].
+    pub fn point(&self, i: usize) -> Option<(u32, usize)> {
+        let p = *self.continuum.points().get(i)?;
+        Some(((p >> 32) as u32, self.continuum.owners()[i] as usize))
     }
 
     /// The continuum as (32-bit point, server index), in lookup order.
@@ -384,5 +399,25 @@ impl Placement for KetamaRing {
 
     fn shares(&self) -> Vec<f64> {
         self.continuum.shares(self.servers.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_server_specs() {
+        let s = KetamaServer::parse("cache-1:11212", 2).unwrap();
+        assert_eq!((s.host.as_str(), s.port, s.weight), ("cache-1", 11212, 2));
+        let s = KetamaServer::parse("cache-1", 1).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("cache-1", MEMCACHED_DEFAULT_PORT));
+        let s = KetamaServer::parse("::1", 1).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("::1", MEMCACHED_DEFAULT_PORT));
+        let s = KetamaServer::parse("[::1]:11300", 1).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("::1", 11300));
+        for bad in ["", "host:port:x", "host:99999", "host:", "host:x", ":11211", "[::1"] {
+            assert!(KetamaServer::parse(bad, 1).is_err(), "{bad:?}");
+        }
     }
 }
