@@ -411,12 +411,23 @@ mod tests {
         let s = KetamaServer::parse("cache-1:11212", 2).unwrap();
         assert_eq!((s.host.as_str(), s.port, s.weight), ("cache-1", 11212, 2));
         let s = KetamaServer::parse("cache-1", 1).unwrap();
-        assert_eq!((s.host.as_str(), s.port), ("cache-1", MEMCACHED_DEFAULT_PORT));
+        assert_eq!(
+            (s.host.as_str(), s.port),
+            ("cache-1", MEMCACHED_DEFAULT_PORT)
+        );
         let s = KetamaServer::parse("::1", 1).unwrap();
         assert_eq!((s.host.as_str(), s.port), ("::1", MEMCACHED_DEFAULT_PORT));
         let s = KetamaServer::parse("[::1]:11300", 1).unwrap();
         assert_eq!((s.host.as_str(), s.port), ("::1", 11300));
-        for bad in ["", "host:port:x", "host:99999", "host:", "host:x", ":11211", "[::1"] {
+        for bad in [
+            "",
+            "host:port:x",
+            "host:99999",
+            "host:",
+            "host:x",
+            ":11211",
+            "[::1",
+        ] {
             assert!(KetamaServer::parse(bad, 1).is_err(), "{bad:?}");
         }
     }
