@@ -1,1 +1,35 @@
+//! `quorumkit._native`: the Python extension behind the `quorumkit`
+//! package. It wraps the Rust core directly (not its C ABI); the package's
+//! `__init__.py` re-exports everything public from here.
 
+mod args;
+mod errors;
+mod rings;
+mod shared;
+
+use pyo3::prelude::*;
+
+use crate::args::key_bytes;
+
+/// xxh3-64 of `key` with `RING_SEED`: a key's position on a `HashRing`.
+#[pyfunction]
+fn key_hash(key: &Bound<'_, PyAny>) -> PyResult<u64> {
+    Ok(quorumkit::hash::key_hash(&key_bytes(key)?))
+}
+
+/// ketama's hash: the little-endian u32 of md5(key)[0:4].
+#[pyfunction]
+fn ketama_hash(key: &Bound<'_, PyAny>) -> PyResult<u32> {
+    Ok(quorumkit::hash::md5_u32(&key_bytes(key)?, 0))
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", quorumkit::VERSION)?;
+    m.add("RING_SEED", quorumkit::hash::RING_SEED)?;
+    m.add_function(wrap_pyfunction!(key_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(ketama_hash, m)?)?;
+    m.add_class::<rings::HashRing>()?;
+    m.add_class::<rings::KetamaRing>()?;
+    Ok(())
+}

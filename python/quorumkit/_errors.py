@@ -1,0 +1,37 @@
+"""quorumkit's exception classes.
+
+Each specific error also subclasses the matching built-in, so callers can
+catch by kind (``except ValueError``) or by library (``except QuorumkitError``).
+The native module raises these very classes.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "QuorumkitError",
+    "InvalidArgumentError",
+    "EmptyRingError",
+    "NodeNotFoundError",
+    "NodeExistsError",
+]
+
+
+class QuorumkitError(Exception):
+    """Base class of every error quorumkit raises (besides TypeError for wrong types)."""
+
+
+class InvalidArgumentError(QuorumkitError, ValueError):
+    """An argument is out of range or malformed: zero or negative weight,
+    ``n`` larger than the ring, a bad server spec or compat mode, ..."""
+
+
+class EmptyRingError(QuorumkitError, LookupError):
+    """A lookup on a ring that has no nodes."""
+
+
+class NodeNotFoundError(QuorumkitError, KeyError):
+    """The named node is not in the ring."""
+
+
+class NodeExistsError(QuorumkitError, ValueError):
+    """A node of that name is already in the ring."""

@@ -1,0 +1,305 @@
+//! What `HashRing` and `KetamaRing` share: a thread-safe snapshot of a core
+//! ring plus each node's name as a cached Python `str`, and every operation
+//! written once over the core's `Placement` trait.
+//!
+//! Concurrency: the state is an `Arc<Snapshot>` behind an `RwLock`. The
+//! lock is only ever held for work that neither waits for the GIL nor runs
+//! Python code, so it cannot deadlock with the GIL:
+//! - single lookups hold the read lock while they hash, locate and incref
+//!   the cached name;
+//! - batch lookups clone the `Arc` under the read lock, release it, then
+//!   hash with the GIL released on their own snapshot;
+//! - membership changes clone the ring, change the clone, and swap it in
+//!   under the write lock, so a failed change leaves the ring untouched and
+//!   in-flight batches keep their consistent snapshot.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PyString, PyTuple};
+use quorumkit::ring::Placement;
+
+use crate::args::{append_key, count_arg, key_bytes, str_utf8, type_name};
+use crate::errors::{guard, invalid, to_pyerr, type_error};
+
+/// A core ring and its node names as Python strings (index-aligned).
+pub struct Snapshot<R> {
+    pub ring: R,
+    pub names: Vec<Py<PyString>>,
+}
+
+/// A ring shared between Python threads.
+pub struct Shared<R> {
+    state: RwLock<Arc<Snapshot<R>>>,
+}
+
+impl<R> Shared<R>
+where
+    R: Placement + Clone + Send + Sync,
+{
+    pub fn new(py: Python<'_>, ring: R) -> Self {
+        let names = (0..ring.len())
+            .map(|i| PyString::new(py, ring.node_name(i).unwrap_or_default()).unbind())
+            .collect();
+        Shared {
+            state: RwLock::new(Arc::new(Snapshot { ring, names })),
+        }
+    }
+
+    /// The current snapshot, read-locked. Lock poisoning cannot leave the
+    /// state half-changed (changes are swapped in whole), so it is ignored.
+    #[inline]
+    pub fn read(&self) -> RwLockReadGuard<'_, Arc<Snapshot<R>>> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A reference to the current snapshot that outlives the lock.
+    pub fn snapshot(&self) -> Arc<Snapshot<R>> {
+        Arc::clone(&self.read())
+    }
+
+    /// Like [`Self::snapshot`], but an empty ring is an `EmptyRingError`
+    /// (even for an empty batch, as the core's `locate_batch` does).
+    fn nonempty_snapshot(&self, py: Python<'_>) -> PyResult<Arc<Snapshot<R>>> {
+        let snap = self.snapshot();
+        if snap.ring.is_empty() {
+            return Err(to_pyerr(py, quorumkit::Error::EmptyRing));
+        }
+        Ok(snap)
+    }
+
+    /// Applies a membership change to a copy of the ring and swaps it in.
+    pub fn mutate(
+        &self,
+        py: Python<'_>,
+        change: impl FnOnce(&mut R) -> quorumkit::Result<()>,
+    ) -> PyResult<()> {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let old = Arc::clone(&state);
+        let mut ring = old.ring.clone();
+        guard(py, || change(&mut ring))?;
+        let names = (0..ring.len())
+            .map(|i| {
+                let name = ring.node_name(i).unwrap_or_default();
+                match old.ring.node_index(name) {
+                    Some(j) => old.names[j].clone_ref(py),
+                    None => PyString::new(py, name).unbind(),
+                }
+            })
+            .collect();
+        let previous = std::mem::replace(&mut *state, Arc::new(Snapshot { ring, names }));
+        drop(state);
+        // Drop the old snapshot (and its strings' references) unlocked.
+        drop(previous);
+        drop(old);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().ring.len()
+    }
+
+    pub fn contains(&self, name: &Bound<'_, PyAny>) -> PyResult<bool> {
+        match name.cast::<PyString>() {
+            Ok(s) => {
+                let b = str_utf8(s)?;
+                Ok(std::str::from_utf8(&b).is_ok_and(|n| self.read().ring.contains(n)))
+            }
+            Err(_) => Ok(false),
+        }
+    }
+
+    pub fn weight(&self, py: Python<'_>, name: &str) -> PyResult<u32> {
+        let snap = self.read();
+        let idx = snap
+            .ring
+            .node_index(name)
+            .ok_or_else(|| to_pyerr(py, quorumkit::Error::NodeNotFound(name.to_owned())))?;
+        guard(py, || {
+            snap.ring
+                .node_weight(idx)
+                .ok_or(quorumkit::Error::NodeNotFound(name.to_owned()))
+        })
+    }
+
+    #[inline]
+    pub fn get_node(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyString>> {
+        let key = key_bytes(key)?;
+        let snap = self.read();
+        let i = guard(py, || snap.ring.locate(&key))?;
+        Ok(snap.names[i].clone_ref(py))
+    }
+
+    pub fn get_nodes<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        n: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let n = count_arg(n, "n")?;
+        let key = key_bytes(key)?;
+        let snap = self.read();
+        let mut idx = Vec::new();
+        guard(py, || snap.ring.locate_n(&key, n, &mut idx))?;
+        PyList::new(py, idx.iter().map(|&i| snap.names[i].bind(py)))
+    }
+
+    /// Looks up many keys: `keys` is an iterable of keys, or with
+    /// `key_size` one bytes-like object holding fixed-width keys.
+    pub fn get_node_batch<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyAny>,
+        key_size: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let idx = match key_size {
+            Some(ks) => {
+                let ks = count_arg(ks, "key_size")?;
+                if ks == 0 {
+                    return Err(invalid(py, "key_size must be at least 1"));
+                }
+                self.locate_fixed(py, keys, ks)?
+            }
+            None => self.locate_iter(py, keys)?,
+        };
+        let (snap, idx) = idx;
+        PyList::new(py, idx.iter().map(|&i| snap.names[i as usize].bind(py)))
+    }
+
+    fn locate_iter(
+        &self,
+        py: Python<'_>,
+        keys: &Bound<'_, PyAny>,
+    ) -> PyResult<(Arc<Snapshot<R>>, Vec<u32>)> {
+        if keys.is_instance_of::<PyString>()
+            || keys.is_instance_of::<PyBytes>()
+            || keys.is_instance_of::<PyByteArray>()
+            || keys.is_instance_of::<PyMemoryView>()
+        {
+            return Err(type_error(format!(
+                "keys must be an iterable of keys, not one {}; \
+                 pass key_size= to split a bytes-like object into fixed-width keys",
+                type_name(keys)
+            )));
+        }
+        let hint = keys.len().unwrap_or(0);
+        let mut buf: Vec<u8> = Vec::with_capacity(hint * 16);
+        let mut ends: Vec<usize> = Vec::with_capacity(hint);
+        if let Ok(list) = keys.cast::<PyList>() {
+            for k in list.iter() {
+                append_key(&k, &mut buf)?;
+                ends.push(buf.len());
+            }
+        } else if let Ok(tuple) = keys.cast::<PyTuple>() {
+            for k in tuple.iter() {
+                append_key(&k, &mut buf)?;
+                ends.push(buf.len());
+            }
+        } else {
+            let it = keys.try_iter().map_err(|_| {
+                type_error(format!(
+                    "keys must be an iterable of keys, not {}",
+                    type_name(keys)
+                ))
+            })?;
+            for k in it {
+                append_key(&k?, &mut buf)?;
+                ends.push(buf.len());
+            }
+        }
+        let snap = self.nonempty_snapshot(py)?;
+        let ring = &snap.ring;
+        let idx = py.detach(|| {
+            guard_detached(|| {
+                let mut out = Vec::with_capacity(ends.len());
+                let mut start = 0;
+                for &end in &ends {
+                    out.push(ring.locate(&buf[start..end])? as u32);
+                    start = end;
+                }
+                Ok(out)
+            })
+        });
+        Ok((Arc::clone(&snap), finish(py, idx)?))
+    }
+
+    fn locate_fixed(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        key_size: usize,
+    ) -> PyResult<(Arc<Snapshot<R>>, Vec<u32>)> {
+        // bytes are immutable: borrow them; anything mutable is copied so
+        // another thread cannot change it while the GIL is released.
+        let bytes: std::borrow::Cow<'_, [u8]> = if let Ok(b) = data.cast::<PyBytes>() {
+            std::borrow::Cow::Borrowed(b.as_bytes())
+        } else if data.is_instance_of::<PyByteArray>() || data.is_instance_of::<PyMemoryView>() {
+            std::borrow::Cow::Owned(key_bytes(data)?.into_owned())
+        } else {
+            return Err(type_error(format!(
+                "with key_size, keys must be bytes, bytearray or memoryview, not {}",
+                type_name(data)
+            )));
+        };
+        if bytes.len() % key_size != 0 {
+            return Err(invalid(
+                py,
+                format!(
+                    "keys has {} bytes, not a multiple of key_size {key_size}",
+                    bytes.len()
+                ),
+            ));
+        }
+        let snap = self.nonempty_snapshot(py)?;
+        let ring = &snap.ring;
+        let data: &[u8] = &bytes;
+        let idx = py.detach(|| {
+            guard_detached(|| {
+                let mut out = Vec::with_capacity(data.len() / key_size);
+                for k in data.chunks_exact(key_size) {
+                    out.push(ring.locate(k)? as u32);
+                }
+                Ok(out)
+            })
+        });
+        Ok((Arc::clone(&snap), finish(py, idx)?))
+    }
+
+    pub fn nodes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let snap = self.read();
+        PyList::new(py, snap.names.iter().map(|n| n.bind(py)))
+    }
+
+    pub fn shares<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let snap = self.read();
+        let shares = guard(py, || Ok(snap.ring.shares()))?;
+        let d = PyDict::new(py);
+        for (name, share) in snap.names.iter().zip(shares) {
+            d.set_item(name.bind(py), share)?;
+        }
+        Ok(d)
+    }
+}
+
+/// Outcome of work done with the GIL released: a core error or a panic.
+enum Detached {
+    Core(quorumkit::Error),
+    Panic(Box<dyn std::any::Any + Send>),
+}
+
+fn guard_detached<T>(
+    f: impl FnOnce() -> quorumkit::Result<T>,
+) -> Result<T, Detached> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Detached::Core(e)),
+        Err(p) => Err(Detached::Panic(p)),
+    }
+}
+
+fn finish<T>(py: Python<'_>, r: Result<T, Detached>) -> PyResult<T> {
+    r.map_err(|e| match e {
+        Detached::Core(e) => to_pyerr(py, e),
+        Detached::Panic(p) => crate::errors::panic_err(py, p),
+    })
+}
