@@ -1,0 +1,203 @@
+//! The panic boundary and the thread-local last-error message.
+//!
+//! Every exported function runs its body through [`boundary`] (functions
+//! that return a `qk_status`) or [`catch_or`] (the few that return a value
+//! and cannot fail). A panic never unwinds into C: since Rust 1.81 a panic
+//! escaping an `extern "C"` function aborts the host process.
+//!
+//! ```ignore
+//! #[unsafe(no_mangle)]
+//! pub unsafe extern "C" fn qk_thing_frob(thing: *mut qk_thing, n: u32) -> qk_status {
+//!     boundary(|| unsafe { arg_mut(thing, "thing")? }.0.frob(n).map_err(Into::into))
+//! }
+//! ```
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::ffi::{CString, c_char};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::status::{
+    QK_ERR_BUFFER_TOO_SMALL, QK_ERR_INVALID_ARG, QK_ERR_INVALID_UTF8, QK_ERR_NOT_FOUND,
+    QK_ERR_NULL_ARG, QK_ERR_PANIC, QK_OK, qk_status, status_of,
+};
+use crate::error::Error;
+
+/// A failed call on its way to C: the status to return and the message
+/// `qk_last_error_message()` will give.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) status: qk_status,
+    pub(crate) message: String,
+}
+
+/// The result of an extern function's body.
+pub(crate) type FfiResult<T = ()> = Result<T, Failure>;
+
+impl Failure {
+    pub(crate) fn new(status: qk_status, message: impl Into<String>) -> Self {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// A NULL pointer for the argument `arg`.
+    pub(crate) fn null(arg: &str) -> Self {
+        Self::new(QK_ERR_NULL_ARG, format!("{arg} is NULL"))
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(QK_ERR_INVALID_ARG, message)
+    }
+
+    pub(crate) fn utf8(arg: &str, e: std::str::Utf8Error) -> Self {
+        Self::new(
+            QK_ERR_INVALID_UTF8,
+            format!("{arg} is not valid UTF-8: {e}"),
+        )
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(QK_ERR_NOT_FOUND, message)
+    }
+
+    pub(crate) fn too_small(arg: &str, need: usize, cap: usize) -> Self {
+        Self::new(
+            QK_ERR_BUFFER_TOO_SMALL,
+            format!("{arg} holds {cap} elements but {need} are needed"),
+        )
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::new(status_of(&e), e.to_string())
+    }
+}
+
+thread_local! {
+    /// The message of this thread's most recent failed call; `None` after a
+    /// success.
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+fn set_last_error(message: Option<String>) {
+    let message = message.map(|m| {
+        // Messages quote user input, which could hold a NUL byte.
+        CString::new(m.replace('\0', "\\0")).expect("NUL bytes were escaped")
+    });
+    // try_with: during thread teardown the slot may already be gone.
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = message);
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "(no message)"
+    }
+}
+
+/// Drops a panic payload without letting a panicking `Drop` escape.
+fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+}
+
+/// Runs the body of a status-returning extern function: `Ok` becomes
+/// `QK_OK`, a [`Failure`] its status, a panic `QK_ERR_PANIC`. Sets the
+/// thread's last-error message (cleared on success).
+pub(crate) fn boundary(body: impl FnOnce() -> FfiResult) -> qk_status {
+    let outcome = catch_unwind(AssertUnwindSafe(body));
+    let (status, message) = match outcome {
+        Ok(Ok(())) => (QK_OK, None),
+        Ok(Err(f)) => (f.status, Some(f.message)),
+        Err(payload) => {
+            let msg = format!("panic in quorumkit: {}", panic_message(&*payload));
+            drop_payload(payload);
+            (QK_ERR_PANIC, Some(msg))
+        }
+    };
+    // Setting the message cannot panic in practice; guard it all the same.
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| set_last_error(message))) {
+        drop_payload(payload);
+    }
+    status
+}
+
+/// Runs the body of an extern function that cannot fail and returns a value
+/// (or nothing): on a panic returns `fallback`. Leaves the last-error
+/// message alone.
+pub(crate) fn catch_or<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(v) => v,
+        Err(payload) => {
+            drop_payload(payload);
+            fallback
+        }
+    }
+}
+
+/// The detailed message of the calling thread's most recent failed call
+/// to a status-returning `qk_` function, or "" when that call succeeded or
+/// no call failed yet. Never NULL.
+///
+/// The string belongs to the library: do not free it. It stays valid until
+/// the calling thread's next call to a status-returning `qk_` function (or
+/// the thread's exit); copy it to keep it. Each thread has its own message.
+#[unsafe(no_mangle)]
+pub extern "C" fn qk_last_error_message() -> *const c_char {
+    catch_or(c"".as_ptr(), || {
+        LAST_ERROR
+            .try_with(|slot| slot.borrow().as_ref().map(|m| m.as_ptr()))
+            .ok()
+            .flatten()
+            .unwrap_or(c"".as_ptr())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use super::*;
+
+    fn last() -> String {
+        // SAFETY: qk_last_error_message never returns NULL and the string
+        // lives until this thread's next status-returning call.
+        unsafe { CStr::from_ptr(qk_last_error_message()) }
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status() {
+        let status = boundary(|| panic!("boom {}", 42));
+        assert_eq!(status, QK_ERR_PANIC);
+        assert_eq!(last(), "panic in quorumkit: boom 42");
+        let status = boundary(|| std::panic::panic_any(7u8));
+        assert_eq!(status, QK_ERR_PANIC);
+        assert!(last().contains("(no message)"));
+        assert_eq!(catch_or(5, || panic!("x")), 5);
+    }
+
+    #[test]
+    fn messages_are_per_call_and_per_thread() {
+        assert_eq!(boundary(|| Err(Failure::null("ring"))), QK_ERR_NULL_ARG);
+        assert_eq!(last(), "ring is NULL");
+        std::thread::spawn(|| assert_eq!(last(), ""))
+            .join()
+            .unwrap();
+        assert_eq!(last(), "ring is NULL");
+        assert_eq!(boundary(|| Ok(())), QK_OK);
+        assert_eq!(last(), "");
+        let status = boundary(|| Err(Error::NodeNotFound("a\0b".into()).into()));
+        assert_eq!(status, QK_ERR_NOT_FOUND);
+        assert!(last().starts_with("node not found"), "{}", last());
+    }
+}

@@ -1,0 +1,315 @@
+//! `qk_ring`: the virtual-node consistent-hash ring ([`HashRing`]).
+
+use std::ffi::c_char;
+
+use super::args::{Out, arg_str, free_boxed, hand_out};
+use super::boundary::{boundary, catch_or};
+use super::placement::{self as common, CHandle, Handle, handle_mut};
+use super::status::qk_status;
+use crate::hash::key_hash;
+use crate::ring::{DEFAULT_VNODES, HashRing};
+
+/// A consistent-hash ring with weighted virtual nodes on xxh3-64 (see the
+/// README, "Placement"). Nodes have dense indices `0..count` in insertion
+/// order; removing a node shifts the later indices down by one.
+///
+/// Thread safety: functions taking a `const qk_ring *` only read and may
+/// run concurrently from any number of threads. Functions taking a
+/// `qk_ring *` (add, remove, set_weight, free) need exclusive access: no
+/// other call may use the same ring at the same time.
+///
+/// Create with `qk_ring_new()`, destroy with `qk_ring_free()`.
+#[allow(non_camel_case_types)]
+pub struct qk_ring(Handle<HashRing>);
+
+impl CHandle for qk_ring {
+    type P = HashRing;
+    const ARG: &'static str = "ring";
+    fn handle(&self) -> &Handle<HashRing> {
+        &self.0
+    }
+    fn handle_mut(&mut self) -> &mut Handle<HashRing> {
+        &mut self.0
+    }
+}
+
+/// Creates an empty ring with `vnodes` virtual nodes per unit of weight
+/// (0 means the default, 160) and stores it in `*ring_out`.
+///
+/// Ownership: the caller owns the new ring and must release it with
+/// `qk_ring_free()`.
+///
+/// Errors: `QK_ERR_NULL_ARG` if `ring_out` is NULL.
+///
+/// # Safety
+/// `ring_out` is NULL or valid for writing a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_new(vnodes: u32, ring_out: *mut *mut qk_ring) -> qk_status {
+    boundary(|| {
+        let out = unsafe { Out::new(ring_out, "ring_out") }?;
+        let vnodes = if vnodes == 0 { DEFAULT_VNODES } else { vnodes };
+        hand_out(out, qk_ring(Handle::new(HashRing::with_vnodes(vnodes)?)));
+        Ok(())
+    })
+}
+
+/// Frees a ring made by `qk_ring_new()`. NULL is a no-op. Node names
+/// borrowed from the ring become invalid.
+///
+/// # Safety
+/// `ring` is NULL or a live ring, not used again after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_free(ring: *mut qk_ring) {
+    catch_or((), || unsafe { free_boxed(ring) })
+}
+
+/// Adds node `name` (`name_len` bytes of UTF-8, no NUL byte) with `weight`
+/// (>= 1; the node gets `vnodes * weight` points). Only the keys that now
+/// belong to the new node move. The ring copies the name.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
+/// `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight 0, too many points).
+///
+/// # Safety
+/// `ring` is NULL or a live ring used by no other thread during the call;
+/// `name` is NULL or points to `name_len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_add_node(
+    ring: *mut qk_ring,
+    name: *const c_char,
+    name_len: usize,
+    weight: u32,
+) -> qk_status {
+    boundary(|| {
+        let (h, name) = unsafe { (handle_mut(ring)?, arg_str(name, name_len, "name")?) };
+        h.mutate(|r| r.add_node(name, weight))
+    })
+}
+
+/// Removes the named node. Only the keys it owned move; later node indices
+/// shift down by one.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+///
+/// # Safety
+/// As `qk_ring_add_node()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_remove_node(
+    ring: *mut qk_ring,
+    name: *const c_char,
+    name_len: usize,
+) -> qk_status {
+    boundary(|| unsafe { common::remove(ring, name, name_len) })
+}
+
+/// Sets the named node's weight (>= 1). Only keys moving to or from this
+/// node move.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
+/// `QK_ERR_INVALID_ARG` (weight 0 or too many points).
+///
+/// # Safety
+/// As `qk_ring_add_node()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_set_weight(
+    ring: *mut qk_ring,
+    name: *const c_char,
+    name_len: usize,
+    weight: u32,
+) -> qk_status {
+    boundary(|| unsafe { common::set_weight(ring, name, name_len, weight) })
+}
+
+/// Stores the named node's weight in `*weight_out`.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+///
+/// # Safety
+/// `ring` is NULL or a live ring; `name` is NULL or points to `name_len`
+/// readable bytes; `weight_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_weight(
+    ring: *const qk_ring,
+    name: *const c_char,
+    name_len: usize,
+    weight_out: *mut u32,
+) -> qk_status {
+    boundary(|| unsafe { common::weight(ring, name, name_len, weight_out) })
+}
+
+/// Stores the number of nodes in `*count_out`.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `ring` is NULL or a live ring; `count_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_node_count(
+    ring: *const qk_ring,
+    count_out: *mut usize,
+) -> qk_status {
+    boundary(|| unsafe { common::node_count(ring, count_out) })
+}
+
+/// Stores the total number of virtual-node points in `*count_out`.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// As `qk_ring_node_count()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_point_count(
+    ring: *const qk_ring,
+    count_out: *mut usize,
+) -> qk_status {
+    boundary(|| unsafe { common::point_count(ring, count_out) })
+}
+
+/// Stores the name of node `index` in `*name_out` (NUL-terminated) and its
+/// length in bytes, without the NUL, in `*name_len_out`.
+///
+/// Ownership: the name is borrowed from the ring: do not free it. It stays
+/// valid until the ring is next mutated (add, remove, set_weight) or freed.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
+///
+/// # Safety
+/// `ring` is NULL or a live ring; the out pointers are NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_node_name(
+    ring: *const qk_ring,
+    index: usize,
+    name_out: *mut *const c_char,
+    name_len_out: *mut usize,
+) -> qk_status {
+    boundary(|| unsafe { common::node_name(ring, index, name_out, name_len_out) })
+}
+
+/// Stores the index of the named node in `*index_out`.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+///
+/// # Safety
+/// `ring` is NULL or a live ring; `name` is NULL or points to `name_len`
+/// readable bytes; `index_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_node_index(
+    ring: *const qk_ring,
+    name: *const c_char,
+    name_len: usize,
+    index_out: *mut usize,
+) -> qk_status {
+    boundary(|| unsafe { common::node_index(ring, name, name_len, index_out) })
+}
+
+/// Stores the index of the node owning `key` (`key_len` bytes; `key` may
+/// be NULL when `key_len` is 0) in `*index_out`.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+///
+/// # Safety
+/// `ring` is NULL or a live ring; `key` is NULL or points to `key_len`
+/// readable bytes; `index_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_get_node(
+    ring: *const qk_ring,
+    key: *const u8,
+    key_len: usize,
+    index_out: *mut usize,
+) -> qk_status {
+    boundary(|| unsafe { common::get_node(ring, key, key_len, index_out) })
+}
+
+/// Stores the indices of the first `n` distinct nodes for `key`, in
+/// preference order, in the caller's array `indices_out[0..n]` (the first
+/// is what `qk_ring_get_node()` returns). `indices_out` may be NULL when
+/// `n` is 0.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n` >
+/// node count).
+///
+/// # Safety
+/// `ring` is NULL or a live ring; `key` is NULL or points to `key_len`
+/// readable bytes; `indices_out` is NULL or points to `n` writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_get_nodes(
+    ring: *const qk_ring,
+    key: *const u8,
+    key_len: usize,
+    n: usize,
+    indices_out: *mut usize,
+) -> qk_status {
+    boundary(|| unsafe { common::get_nodes(ring, key, key_len, n, indices_out) })
+}
+
+/// Locates `count` keys at once: `indices_out[i]` becomes the index of the
+/// node owning `keys[i]` (`key_lens[i]` bytes; `keys[i]` may be NULL when
+/// its length is 0). The arrays may be NULL when `count` is 0.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+///
+/// # Safety
+/// `ring` is NULL or a live ring; `keys` and `key_lens` are NULL or point
+/// to `count` readable elements, each key to its length in readable bytes;
+/// `indices_out` is NULL or points to `count` writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_get_node_batch(
+    ring: *const qk_ring,
+    keys: *const *const u8,
+    key_lens: *const usize,
+    count: usize,
+    indices_out: *mut usize,
+) -> qk_status {
+    boundary(|| unsafe { common::get_node_batch(ring, keys, key_lens, count, indices_out) })
+}
+
+/// Writes each node's exact fraction of the hash space to
+/// `shares_out[index]` for every node index; the fractions sum to 1 (0 for
+/// all on an empty ring, which writes nothing). `cap` is the array's length.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < node count).
+///
+/// # Safety
+/// `ring` is NULL or a live ring; `shares_out` is NULL or points to `cap`
+/// writable `double`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_shares(
+    ring: *const qk_ring,
+    shares_out: *mut f64,
+    cap: usize,
+) -> qk_status {
+    boundary(|| unsafe { common::shares(ring, shares_out, cap) })
+}
+
+/// Stores the placement hash of `key` (xxh3-64 with quorumkit's fixed
+/// seed: the key's position on a `qk_ring`) in `*hash_out`, for
+/// `qk_ring_get_node_by_hash()`. Thread-safe.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `key` is NULL or points to `key_len` readable bytes; `hash_out` is NULL
+/// or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_hash_key(
+    key: *const u8,
+    key_len: usize,
+    hash_out: *mut u64,
+) -> qk_status {
+    boundary(|| unsafe { common::hash_key(key, key_len, hash_out, key_hash) })
+}
+
+/// Like `qk_ring_get_node()` for a key already hashed with `qk_hash_key()`.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+///
+/// # Safety
+/// `ring` is NULL or a live ring; `index_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_get_node_by_hash(
+    ring: *const qk_ring,
+    hash: u64,
+    index_out: *mut usize,
+) -> qk_status {
+    boundary(|| unsafe { common::locate_with(ring, index_out, |r| r.locate_hash(hash)) })
+}

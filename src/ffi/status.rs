@@ -1,0 +1,115 @@
+//! `qk_status`: the result code of every fallible C function, and how a core
+//! [`Error`] maps to one.
+//!
+//! The numbers are ABI: a code keeps its number forever and a retired code's
+//! number is never reused. New codes take the next free number.
+
+use std::ffi::c_char;
+
+use crate::error::Error;
+
+/// The result of every fallible `qk_` function: `QK_OK` (0) or one of the
+/// `QK_ERR_*` codes. `qk_status_str()` names a code and
+/// `qk_last_error_message()` gives the details of the calling thread's most
+/// recent failure. The numbers are ABI-stable: they never change and are
+/// never reused.
+#[allow(non_camel_case_types)]
+pub type qk_status = u32;
+
+/// Success.
+pub const QK_OK: qk_status = 0;
+/// A required pointer argument is NULL.
+pub const QK_ERR_NULL_ARG: qk_status = 1;
+/// An argument is out of range or malformed (zero weight, bad server spec,
+/// more replicas than nodes, an unknown enum value, ...).
+pub const QK_ERR_INVALID_ARG: qk_status = 2;
+/// A name is not valid UTF-8.
+pub const QK_ERR_INVALID_UTF8: qk_status = 3;
+/// A lookup on a ring that has no nodes.
+pub const QK_ERR_EMPTY: qk_status = 4;
+/// The named node (or the node or point at an index) does not exist.
+pub const QK_ERR_NOT_FOUND: qk_status = 5;
+/// A node of that name is already present.
+pub const QK_ERR_ALREADY_EXISTS: qk_status = 6;
+/// A caller-supplied buffer is too small; the message says how large it must be.
+pub const QK_ERR_BUFFER_TOO_SMALL: qk_status = 7;
+/// The library panicked (a bug in quorumkit). The call had no effect that
+/// can be relied on: the only safe thing to do with the handle is free it.
+pub const QK_ERR_PANIC: qk_status = 8;
+
+/// The status code of a core error.
+pub(crate) fn status_of(e: &Error) -> qk_status {
+    // Exhaustive on purpose: a new core error variant must pick a code here.
+    match e {
+        Error::InvalidArgument(_) => QK_ERR_INVALID_ARG,
+        Error::EmptyRing => QK_ERR_EMPTY,
+        Error::NodeNotFound(_) => QK_ERR_NOT_FOUND,
+        Error::NodeExists(_) => QK_ERR_ALREADY_EXISTS,
+    }
+}
+
+/// The static name of a status code.
+pub(crate) fn status_name(status: qk_status) -> &'static std::ffi::CStr {
+    match status {
+        QK_OK => c"ok",
+        QK_ERR_NULL_ARG => c"null argument",
+        QK_ERR_INVALID_ARG => c"invalid argument",
+        QK_ERR_INVALID_UTF8 => c"invalid UTF-8",
+        QK_ERR_EMPTY => c"empty ring",
+        QK_ERR_NOT_FOUND => c"not found",
+        QK_ERR_ALREADY_EXISTS => c"already exists",
+        QK_ERR_BUFFER_TOO_SMALL => c"buffer too small",
+        QK_ERR_PANIC => c"internal panic",
+        _ => c"unknown status",
+    }
+}
+
+/// A short, static, human-readable name of `status` ("ok", "not found",
+/// ...); "unknown status" for a number that is not a `qk_status` code.
+/// Never NULL. The string is static: do not free it.
+/// Thread-safe; does not change `qk_last_error_message()`.
+#[unsafe(no_mangle)]
+pub extern "C" fn qk_status_str(status: qk_status) -> *const c_char {
+    super::boundary::catch_or(c"unknown status".as_ptr(), || status_name(status).as_ptr())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        // These numbers are ABI: this test pins them.
+        let codes = [
+            QK_OK,
+            QK_ERR_NULL_ARG,
+            QK_ERR_INVALID_ARG,
+            QK_ERR_INVALID_UTF8,
+            QK_ERR_EMPTY,
+            QK_ERR_NOT_FOUND,
+            QK_ERR_ALREADY_EXISTS,
+            QK_ERR_BUFFER_TOO_SMALL,
+            QK_ERR_PANIC,
+        ];
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        for c in codes {
+            assert_ne!(status_name(c), c"unknown status", "{c}");
+        }
+        assert_eq!(status_name(9), c"unknown status");
+        assert_eq!(status_name(u32::MAX), c"unknown status");
+    }
+
+    #[test]
+    fn core_errors_map_to_codes() {
+        assert_eq!(status_of(&Error::EmptyRing), QK_ERR_EMPTY);
+        assert_eq!(
+            status_of(&Error::NodeExists("a".into())),
+            QK_ERR_ALREADY_EXISTS
+        );
+        assert_eq!(
+            status_of(&Error::NodeNotFound("a".into())),
+            QK_ERR_NOT_FOUND
+        );
+        assert_eq!(status_of(&Error::invalid("x")), QK_ERR_INVALID_ARG);
+    }
+}
