@@ -56,17 +56,29 @@ pub fn str_utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Cow<'a, [u8]>> {
 /// memoryview copied.
 #[inline]
 pub fn key_bytes<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
+    // Exact-type checks first: they compare a pointer, while the subclass
+    // checks call into the interpreter under the limited API.
+    if let Ok(s) = obj.cast_exact::<PyString>() {
+        return str_utf8(s);
+    }
+    if let Ok(b) = obj.cast_exact::<PyBytes>() {
+        return Ok(Cow::Borrowed(b.as_bytes()));
+    }
+    key_bytes_slow(obj)
+}
+
+#[cold]
+fn key_bytes_slow<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(s) = obj.cast::<PyString>() {
         return str_utf8(s);
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(Cow::Borrowed(b.as_bytes()));
     }
-    key_bytes_slow(obj).map(Cow::Owned)
+    owned_key_bytes(obj).map(Cow::Owned)
 }
 
-#[cold]
-fn key_bytes_slow(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+fn owned_key_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(b) = obj.cast::<PyByteArray>() {
         return Ok(b.to_vec());
     }
@@ -85,6 +97,44 @@ fn key_bytes_slow(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 pub fn append_key(obj: &Bound<'_, PyAny>, buf: &mut Vec<u8>) -> PyResult<()> {
     buf.extend_from_slice(&key_bytes(obj)?);
     Ok(())
+}
+
+/// Appends the bytes of the key `item` points to (a borrowed reference,
+/// e.g. from `PyList_GetItem`) to `buf`. Exact str and bytes are read in
+/// place; anything else takes a strong reference first, since its
+/// conversion may run Python code.
+///
+/// # Safety
+/// `item` must point to a live object, with the GIL held.
+#[inline]
+pub unsafe fn append_key_ptr(
+    py: Python<'_>,
+    item: *mut ffi::PyObject,
+    buf: &mut Vec<u8>,
+) -> PyResult<()> {
+    unsafe {
+        #[cfg(not(windows))]
+        if ffi::PyUnicode_CheckExact(item) != 0 {
+            let mut len: ffi::Py_ssize_t = 0;
+            let p = PyUnicode_AsUTF8AndSize(item, &mut len);
+            if p.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            buf.extend_from_slice(std::slice::from_raw_parts(p.cast::<u8>(), len as usize));
+            return Ok(());
+        }
+        if ffi::PyBytes_CheckExact(item) != 0 {
+            let mut p: *mut std::os::raw::c_char = std::ptr::null_mut();
+            let mut len: ffi::Py_ssize_t = 0;
+            if ffi::PyBytes_AsStringAndSize(item, &mut p, &mut len) != 0 {
+                return Err(PyErr::fetch(py));
+            }
+            buf.extend_from_slice(std::slice::from_raw_parts(p.cast::<u8>(), len as usize));
+            return Ok(());
+        }
+        let owned = Bound::from_borrowed_ptr(py, item);
+        append_key(&owned, buf)
+    }
 }
 
 /// The name of an object's type, for error messages.

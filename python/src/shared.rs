@@ -15,11 +15,12 @@
 
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PyString, PyTuple};
 use quorumkit::ring::Placement;
 
-use crate::args::{append_key, count_arg, key_bytes, str_utf8, type_name};
+use crate::args::{append_key, append_key_ptr, count_arg, key_bytes, str_utf8, type_name};
 use crate::errors::{guard, invalid, to_pyerr, type_error};
 
 /// A core ring and its node names as Python strings (index-aligned).
@@ -184,16 +185,38 @@ where
         }
         let hint = keys.len().unwrap_or(0);
         let mut buf: Vec<u8> = Vec::with_capacity(hint * 16);
-        let mut ends: Vec<usize> = Vec::with_capacity(hint);
-        if let Ok(list) = keys.cast::<PyList>() {
-            for k in list.iter() {
-                append_key(&k, &mut buf)?;
-                ends.push(buf.len());
+        // offs[i]..offs[i + 1] is key i.
+        let mut offs: Vec<usize> = Vec::with_capacity(hint + 1);
+        offs.push(0);
+        if let Ok(list) = keys.cast_exact::<PyList>() {
+            // Index instead of iterating: no reference count traffic per
+            // key. PyList_GetItem bounds-checks, so a list that shrinks
+            // under us (a slow-path key conversion can run Python code)
+            // raises IndexError instead of reading freed memory.
+            for i in 0..list.len() {
+                // SAFETY: the GIL is held; the item is borrowed from a live
+                // list and `append_key_ptr` takes a strong reference before
+                // running any Python code.
+                unsafe {
+                    let item = ffi::PyList_GetItem(list.as_ptr(), i as ffi::Py_ssize_t);
+                    if item.is_null() {
+                        return Err(PyErr::fetch(py));
+                    }
+                    append_key_ptr(py, item, &mut buf)?;
+                }
+                offs.push(buf.len());
             }
-        } else if let Ok(tuple) = keys.cast::<PyTuple>() {
-            for k in tuple.iter() {
-                append_key(&k, &mut buf)?;
-                ends.push(buf.len());
+        } else if let Ok(tuple) = keys.cast_exact::<PyTuple>() {
+            for i in 0..tuple.len() {
+                // SAFETY: as above; tuples are immutable.
+                unsafe {
+                    let item = ffi::PyTuple_GetItem(tuple.as_ptr(), i as ffi::Py_ssize_t);
+                    if item.is_null() {
+                        return Err(PyErr::fetch(py));
+                    }
+                    append_key_ptr(py, item, &mut buf)?;
+                }
+                offs.push(buf.len());
             }
         } else {
             let it = keys.try_iter().map_err(|_| {
@@ -204,21 +227,14 @@ where
             })?;
             for k in it {
                 append_key(&k?, &mut buf)?;
-                ends.push(buf.len());
+                offs.push(buf.len());
             }
         }
         let snap = self.nonempty_snapshot(py)?;
         let ring = &snap.ring;
+        let (buf, offs) = (&buf[..], &offs[..]);
         let idx = py.detach(|| {
-            guard_detached(|| {
-                let mut out = Vec::with_capacity(ends.len());
-                let mut start = 0;
-                for &end in &ends {
-                    out.push(ring.locate(&buf[start..end])? as u32);
-                    start = end;
-                }
-                Ok(out)
-            })
+            guard_detached(|| locate_all(ring, offs.len() - 1, |i| &buf[offs[i]..offs[i + 1]]))
         });
         Ok((Arc::clone(&snap), finish(py, idx)?))
     }
@@ -255,11 +271,9 @@ where
         let data: &[u8] = &bytes;
         let idx = py.detach(|| {
             guard_detached(|| {
-                let mut out = Vec::with_capacity(data.len() / key_size);
-                for k in data.chunks_exact(key_size) {
-                    out.push(ring.locate(k)? as u32);
-                }
-                Ok(out)
+                locate_all(ring, data.len() / key_size, |i| {
+                    &data[i * key_size..(i + 1) * key_size]
+                })
             })
         });
         Ok((Arc::clone(&snap), finish(py, idx)?))
@@ -279,6 +293,68 @@ where
         }
         Ok(d)
     }
+}
+
+/// Batches at least this large are split across threads.
+const PARALLEL_MIN_KEYS: usize = 1 << 16;
+/// Keys per thread at least, and threads at most.
+const PARALLEL_CHUNK: usize = 1 << 15;
+const PARALLEL_MAX_THREADS: usize = 8;
+
+/// Locates keys `0..n` (`key(i)` gives key i's bytes), on several threads
+/// for large batches. Runs with the GIL released.
+fn locate_all<'k, R, K>(ring: &R, n: usize, key: K) -> quorumkit::Result<Vec<u32>>
+where
+    R: Placement + Sync,
+    K: Fn(usize) -> &'k [u8] + Sync,
+{
+    let mut out = vec![0u32; n];
+    let seq = |first: usize, out: &mut [u32]| -> quorumkit::Result<()> {
+        for (j, slot) in out.iter_mut().enumerate() {
+            *slot = ring.locate(key(first + j))? as u32;
+        }
+        Ok(())
+    };
+    let threads = if n < PARALLEL_MIN_KEYS {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |p| p.get())
+            .min(PARALLEL_MAX_THREADS)
+            .min(n / PARALLEL_CHUNK)
+    };
+    if threads <= 1 {
+        seq(0, &mut out)?;
+        return Ok(out);
+    }
+    let per = n.div_ceil(threads);
+    let mut spawn_failed = false;
+    std::thread::scope(|s| {
+        let seq = &seq;
+        let mut chunks = out.chunks_mut(per).enumerate();
+        // The calling thread takes the first chunk itself.
+        let (_, mine) = chunks.next().expect("n > 0");
+        let mut handles = Vec::new();
+        for (c, chunk) in chunks {
+            let first = c * per;
+            let builder = std::thread::Builder::new().name("quorumkit-batch".into());
+            match builder.spawn_scoped(s, move || seq(first, chunk)) {
+                Ok(h) => handles.push(h),
+                Err(_) => spawn_failed = true,
+            }
+        }
+        let mut result = seq(0, mine);
+        for h in handles {
+            let r = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            result = result.and(r);
+        }
+        result
+    })?;
+    if spawn_failed {
+        // A thread could not start (resource limits): redo it all here.
+        seq(0, &mut out)?;
+    }
+    Ok(out)
 }
 
 /// Outcome of work done with the GIL released: a core error or a panic.
