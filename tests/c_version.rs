@@ -91,3 +91,17 @@ fn every_declaration_is_prefixed() {
          (exclude core items in cbindgen.toml [export] exclude)"
     );
 }
+
+#[test]
+fn packaging_files_carry_the_version() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/bindings/cmake/quorumkitConfigVersion.cmake"
+    );
+    let cmake = std::fs::read_to_string(path).unwrap();
+    let want = format!("set(PACKAGE_VERSION \"{}\")", env!("CARGO_PKG_VERSION"));
+    assert!(
+        cmake.lines().any(|l| l.trim() == want),
+        "{path} must contain {want}"
+    );
+}

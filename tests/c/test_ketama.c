@@ -335,7 +335,7 @@ static void test_servers(void) {
 
     /* batch == single lookups */
     enum { N = 500 };
-    char bufs[N][12];
+    char bufs[N][16];
     const uint8_t *keys[N];
     size_t lens[N], batch[N];
     int same = 1;
