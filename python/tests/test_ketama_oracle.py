@@ -73,6 +73,7 @@ def oracle(tmp_path_factory: pytest.TempPathFactory) -> Callable[[list[Server], 
         pytest.fail(f"the oracle does not compile:\n{build.stderr}")
 
     def run(servers: list[Server], keys: list[Key]) -> list[int]:
+        assert len(servers) <= ORACLE_MAX_SERVERS, "libmemcached aborts beyond 100 servers"
         lines = [f"server {h.encode().hex() or '-'} {p} {w}" for h, p, w in servers]
         lines += [f"key {as_bytes(k).hex() or '-'}" for k in keys]
         proc = subprocess.run(
@@ -145,8 +146,14 @@ class Config:
         return {s: w for s, (_, _, w) in zip(specs, self.servers)}, specs
 
 
+# libmemcached 1.1.4 aborts on an assertion in update_continuum (hosts.cc:
+# "memcached_server_count(ptr) * MEMCACHED_POINTS_PER_SERVER <=
+# MEMCACHED_CONTINUUM_SIZE") with more than 100 ketama servers, so 100 is
+# the largest ring the oracle can check.
+ORACLE_MAX_SERVERS = 100
 COUNTS = [1, 2, 3, 5, 8, 13, 25, 47, 50, 61, 100]
-WEIGHTS = ["equal1", "equalK", "w10", "w1000"]
+# skew: weights far apart, so small servers get few or no points at all.
+WEIGHTS = ["equal1", "equalK", "w10", "w1000", "skew"]
 PORTS = ["default", "other", "mixed"]
 HOSTS = ["ipv4", "dns", "ipv6", "samehost"]
 FORMS = ["tuple", "tuple", "spec", "mapping"]
@@ -182,6 +189,7 @@ def make_servers(rng: random.Random, n: int, weights: str, ports: str, hosts: st
             "equalK": k,
             "w10": rng.randint(1, 10),
             "w1000": rng.randint(1, 1000),
+            "skew": rng.choice([1, 2, 1000, 100_000, 1_000_000, 2**32 - 1]),
         }[weights]
         out.append((host, port, w))
     return out

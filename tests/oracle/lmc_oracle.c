@@ -22,6 +22,9 @@
  * memcached_st from memcached_create(NULL) with
  * MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED = 1 (ketama distribution, MD5 hash,
  * points proportional to weight). No connection is ever made.
+ *
+ * libmemcached 1.1.4 aborts (an assertion in update_continuum) when a ketama
+ * continuum has more than 100 servers: the oracle covers 1..100 servers.
  */
 #include <libmemcached/memcached.h>
 
