@@ -75,6 +75,9 @@ struct RingApi {
     static constexpr auto get_nodes = &qk_ring_get_nodes;
     static constexpr auto get_node_batch = &qk_ring_get_node_batch;
     static constexpr auto shares = &qk_ring_shares;
+    using hash_type = std::uint64_t;
+    static constexpr auto hash_key = &qk_hash_key;
+    static constexpr auto get_node_by_hash = &qk_ring_get_node_by_hash;
 };
 
 struct KetamaApi {
@@ -91,6 +94,9 @@ struct KetamaApi {
     static constexpr auto get_nodes = &qk_ketama_get_nodes;
     static constexpr auto get_node_batch = &qk_ketama_get_node_batch;
     static constexpr auto shares = &qk_ketama_shares;
+    using hash_type = std::uint32_t;
+    static constexpr auto hash_key = &qk_ketama_hash;
+    static constexpr auto get_node_by_hash = &qk_ketama_get_node_by_hash;
 };
 
 // What Ring and Ketama share: ownership of the handle, names, lookups.
@@ -215,6 +221,21 @@ public:
         return out;
     }
 
+    // The hash that places `key` (Ring: xxh3-64 with quorumkit's fixed
+    // seed; Ketama: the little-endian uint32 of MD5(key)[0..4]).
+    static typename Api::hash_type hash_key(std::string_view key) {
+        typename Api::hash_type h = 0;
+        check(Api::hash_key(bytes(key), key.size(), &h));
+        return h;
+    }
+
+    // Index of the node owning a key hashed with hash_key().
+    std::size_t locate_hash(typename Api::hash_type hash) const {
+        std::size_t index = 0;
+        check(Api::get_node_by_hash(h_, hash, &index));
+        return index;
+    }
+
     // Each node's exact fraction of the hash space, by node index.
     std::vector<double> shares() const {
         std::vector<double> out(size());
@@ -245,19 +266,6 @@ public:
     }
     void remove_node(std::string_view name) { remove_named(name); }
 
-    // The placement hash of `key` (xxh3-64, quorumkit's fixed seed).
-    static std::uint64_t hash_key(std::string_view key) {
-        std::uint64_t h = 0;
-        detail::check(qk_hash_key(detail::bytes(key), key.size(), &h));
-        return h;
-    }
-    // Index of the node owning a key hashed with hash_key().
-    std::size_t locate_hash(std::uint64_t hash) const {
-        std::size_t index = 0;
-        detail::check(qk_ring_get_node_by_hash(h_, hash, &index));
-        return index;
-    }
-
 private:
     static qk_ring *make(std::uint32_t vnodes) {
         qk_ring *r = nullptr;
@@ -287,18 +295,6 @@ public:
     }
     void remove_server(std::string_view name) { remove_named(name); }
 
-    // ketama's key hash: the little-endian uint32 of MD5(key)[0..4].
-    static std::uint32_t hash(std::string_view key) {
-        std::uint32_t h = 0;
-        detail::check(qk_ketama_hash(detail::bytes(key), key.size(), &h));
-        return h;
-    }
-    // Index of the server owning a key hashed with hash().
-    std::size_t locate_hash(std::uint32_t hash) const {
-        std::size_t index = 0;
-        detail::check(qk_ketama_get_node_by_hash(h_, hash, &index));
-        return index;
-    }
     // Point `index` of the continuum: (position, server index).
     std::pair<std::uint32_t, std::size_t> point(std::size_t index) const {
         std::uint32_t pos = 0;

@@ -1,14 +1,20 @@
 //! The panic boundary and the thread-local last-error message.
 //!
-//! Every exported function runs its body through [`boundary`] (functions
-//! that return a `qk_status`) or [`catch_or`] (the few that return a value
+//! Every exported function runs its body through `boundary` (functions
+//! that return a `qk_status`) or `catch_or` (the few that return a value
 //! and cannot fail). A panic never unwinds into C: since Rust 1.81 a panic
 //! escaping an `extern "C"` function aborts the host process.
 //!
 //! ```ignore
+//! /// Stores the number of things in `*count_out`. (Doc comments reach the header.)
 //! #[unsafe(no_mangle)]
-//! pub unsafe extern "C" fn qk_thing_frob(thing: *mut qk_thing, n: u32) -> qk_status {
-//!     boundary(|| unsafe { arg_mut(thing, "thing")? }.0.frob(n).map_err(Into::into))
+//! pub unsafe extern "C" fn qk_thing_count(thing: *const qk_thing, count_out: *mut usize) -> qk_status {
+//!     boundary(|| {
+//!         let (thing, out) =
+//!             unsafe { (arg_ref(thing, "thing")?, Out::new(count_out, "count_out")?) };
+//!         out.set(thing.count()?); // a core `Error` converts with `?`
+//!         Ok(())
+//!     })
 //! }
 //! ```
 

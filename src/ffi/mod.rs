@@ -11,7 +11,7 @@
 //! - Every body runs inside the panic boundary ([`boundary`]): a panic
 //!   becomes `QK_ERR_PANIC` and never unwinds into C.
 //! - Every pointer is NULL-checked; keys are `(const uint8_t *, size_t)`,
-//!   names `(const char *, size_t)` of UTF-8 ([`args`]).
+//!   names `(const char *, size_t)` of UTF-8 (`args`).
 //!
 //! Layout: `status` (codes), `boundary` (panic boundary, last error),
 //! `args` (checked argument conversions), `placement` (what every
