@@ -115,5 +115,9 @@ pub fn panic_err(py: Python<'_>, payload: Box<dyn std::any::Any + Send>) -> PyEr
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned());
-    new_err(py, Kind::Base, format!("internal error in quorumkit: {what}"))
+    new_err(
+        py,
+        Kind::Base,
+        format!("internal error in quorumkit: {what}"),
+    )
 }

@@ -208,7 +208,15 @@ ring_class!(KetamaRing, CoreKetamaRing, "KetamaRing", {
         let pts = guard(py, || Ok(s.ring.points()))?;
         let items = pts
             .into_iter()
-            .map(|(p, o)| PyTuple::new(py, [p.into_pyobject(py)?.into_any(), s.names[o].bind(py).clone().into_any()]))
+            .map(|(p, o)| {
+                PyTuple::new(
+                    py,
+                    [
+                        p.into_pyobject(py)?.into_any(),
+                        s.names[o].bind(py).clone().into_any(),
+                    ],
+                )
+            })
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, items)
     }

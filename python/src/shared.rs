@@ -363,9 +363,7 @@ enum Detached {
     Panic(Box<dyn std::any::Any + Send>),
 }
 
-fn guard_detached<T>(
-    f: impl FnOnce() -> quorumkit::Result<T>,
-) -> Result<T, Detached> {
+fn guard_detached<T>(f: impl FnOnce() -> quorumkit::Result<T>) -> Result<T, Detached> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Detached::Core(e)),
