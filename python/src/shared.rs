@@ -36,7 +36,7 @@ pub struct Shared<R> {
 
 impl<R> Shared<R>
 where
-    R: Placement + Clone + Send + Sync,
+    R: SplitLocate + Clone + Send + Sync,
 {
     pub fn new(py: Python<'_>, ring: R) -> Self {
         let names = (0..ring.len())
@@ -301,17 +301,61 @@ const PARALLEL_MIN_KEYS: usize = 1 << 16;
 const PARALLEL_CHUNK: usize = 1 << 15;
 const PARALLEL_MAX_THREADS: usize = 8;
 
+/// Hash-then-locate, split so batches can hash a block of keys before
+/// looking any of them up: the hashing loop and the lookup loop each run
+/// faster alone (the lookups' memory accesses overlap better) than fused
+/// in `Placement::locate`. Both steps are the core's own functions.
+pub trait SplitLocate: Placement {
+    type Hash: Copy + Default;
+    fn hash_key(key: &[u8]) -> Self::Hash;
+    fn locate_hashed(&self, h: Self::Hash) -> quorumkit::Result<usize>;
+}
+
+impl SplitLocate for quorumkit::ring::HashRing {
+    type Hash = u64;
+    #[inline]
+    fn hash_key(key: &[u8]) -> u64 {
+        quorumkit::hash::key_hash(key)
+    }
+    #[inline]
+    fn locate_hashed(&self, h: u64) -> quorumkit::Result<usize> {
+        self.locate_hash(h)
+    }
+}
+
+impl SplitLocate for quorumkit::ring::KetamaRing {
+    type Hash = u32;
+    #[inline]
+    fn hash_key(key: &[u8]) -> u32 {
+        quorumkit::ring::KetamaRing::key_hash(key)
+    }
+    #[inline]
+    fn locate_hashed(&self, h: u32) -> quorumkit::Result<usize> {
+        self.locate_hash(h)
+    }
+}
+
+/// Keys hashed per block before their lookups.
+const HASH_BLOCK: usize = 256;
+
 /// Locates keys `0..n` (`key(i)` gives key i's bytes), on several threads
 /// for large batches. Runs with the GIL released.
 fn locate_all<'k, R, K>(ring: &R, n: usize, key: K) -> quorumkit::Result<Vec<u32>>
 where
-    R: Placement + Sync,
+    R: SplitLocate + Sync,
     K: Fn(usize) -> &'k [u8] + Sync,
 {
     let mut out = vec![0u32; n];
     let seq = |first: usize, out: &mut [u32]| -> quorumkit::Result<()> {
-        for (j, slot) in out.iter_mut().enumerate() {
-            *slot = ring.locate(key(first + j))? as u32;
+        let mut hashes = [R::Hash::default(); HASH_BLOCK];
+        for (b, block) in out.chunks_mut(HASH_BLOCK).enumerate() {
+            let base = first + b * HASH_BLOCK;
+            for (j, h) in hashes[..block.len()].iter_mut().enumerate() {
+                *h = R::hash_key(key(base + j));
+            }
+            for (slot, &h) in block.iter_mut().zip(&hashes) {
+                *slot = ring.locate_hashed(h)? as u32;
+            }
         }
         Ok(())
     };
