@@ -50,6 +50,7 @@ class Impl:
     remove: Callable[[Any, str], Any] | None
     batch: Callable[[Any, list[str]], list[str]] | None = None
     results: dict[str, Any] = field(default_factory=dict)
+    placements: list[str] = field(default_factory=list)
 
 
 def rebuild_add(nodes: list[str]) -> Callable[[Any, str], Any]:
@@ -135,6 +136,7 @@ def run(impl: Impl, nodes: list[str], keys: list[str], loop_keys: int, reps: int
     mean = len(keys) / len(nodes)
     r["max_over_mean"] = max(counts[n] for n in nodes) / mean
     r["min_over_mean"] = min(counts[n] for n in nodes) / mean
+    impl.placements = base
 
     new, victim = "10.9.9.9:11211", nodes[len(nodes) // 3]
     # Add and remove times: median over fresh rings (the ops mutate).
@@ -218,7 +220,11 @@ def main() -> int:
               f"{'yes' if r['moved_add_only_to_new'] else 'NO'} | {r['moved_remove']:.2%} | "
               f"{'yes' if r['moved_remove_only_from_removed'] else 'NO'} |")
 
-    lmc = next(i for i in impls if "libmemcached" in i.label).results
+    by_label = {i.label: i for i in impls}
+    same = by_label["quorumkit KetamaRing uhashring"].placements == by_label["uhashring ketama"].placements
+    print(f"\nquorumkit KetamaRing(compat=\"uhashring\") placed all {args.keys:,} keys "
+          f"{'exactly as' if same else 'NOT as'} uhashring ketama did.")
+    lmc = by_label["quorumkit KetamaRing libmemcached"].results
     if not (lmc["moved_add_only_to_new"] and lmc["moved_remove_only_from_removed"]):
         print("\nKetamaRing libmemcached moves more keys, as libmemcached itself does: its float32 point "
               "count gives each of 100 equal servers 156 points but 160 at 99 and 101 servers, so a "
@@ -230,10 +236,11 @@ def main() -> int:
             "settings": {**vars(args), "python": platform.python_version(), "elapsed_s": elapsed,
                          "quorumkit": qk.__version__},
             "results": {i.label: i.results for i in impls},
+            "ketama_uhashring_identical": same,
         }
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
-    return 0
+    return 0 if same else 1
 
 
 if __name__ == "__main__":
