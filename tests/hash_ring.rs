@@ -95,6 +95,27 @@ fn random_membership_changes_match_reference() {
 }
 
 #[test]
+fn bulk_build_equals_incremental_build() {
+    let nodes: Vec<(String, u32)> = (0..30).map(|i| (format!("n{i}"), 1 + i % 4)).collect();
+    let bulk = HashRing::from_nodes(40, nodes.iter().map(|(n, w)| (n.as_str(), *w))).unwrap();
+    let mut inc = HashRing::with_vnodes(40).unwrap();
+    for (n, w) in &nodes {
+        inc.add_node(n, *w).unwrap();
+    }
+    assert_eq!(bulk.continuum().points(), inc.continuum().points());
+    assert_eq!(bulk.continuum().owners(), inc.continuum().owners());
+    assert_eq!(bulk.node_names(), inc.node_names());
+    assert_eq!(
+        HashRing::from_nodes(160, [("a", 1), ("a", 2)]).unwrap_err(),
+        Error::NodeExists("a".into())
+    );
+    assert!(matches!(
+        HashRing::from_nodes(160, [("a", 0)]),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
 fn placement_does_not_depend_on_insertion_order() {
     let names: Vec<String> = (0..20).map(|i| format!("cache-{i}")).collect();
     let mut a = HashRing::new();

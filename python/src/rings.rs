@@ -119,12 +119,11 @@ ring_class!(HashRing, CoreHashRing, "HashRing", {
             Some(v) => u32_arg(v, "vnodes")?,
             None => DEFAULT_VNODES,
         };
-        let mut ring = guard(py, || CoreHashRing::with_vnodes(vnodes))?;
-        if let Some(nodes) = nodes.filter(|n| !n.is_none()) {
-            for (name, weight) in node_weights(nodes)? {
-                guard(py, || ring.add_node(&name, weight))?;
-            }
-        }
+        let nodes = match nodes.filter(|n| !n.is_none()) {
+            Some(nodes) => node_weights(nodes)?,
+            None => Vec::new(),
+        };
+        let ring = guard(py, || CoreHashRing::from_nodes(vnodes, nodes))?;
         Ok(HashRing {
             inner: Shared::new(py, ring),
         })

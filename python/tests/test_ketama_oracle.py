@@ -395,17 +395,10 @@ def test_unusual_hosts(oracle) -> None:
     compare(oracle, cfg, keys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="libmemcached stores port 0 as 11211 (points 'host-i'); quorumkit hashes "
-    "'host:0-i'. Either rejecting port 0 or mapping it to 11211 makes this pass.",
-)
 def test_port_zero(oracle) -> None:
     servers: list[Server] = [("alpha", 0, 1), ("beta", 11212, 1), ("gamma", DEFAULT_PORT, 1)]
-    try:
-        ring = qk.KetamaRing(servers, compat="libmemcached")
-    except qk.InvalidArgumentError:
-        return  # rejecting port 0 is an acceptable answer
+    # libmemcached stores port 0 as 11211: its points are "alpha-i".
+    ring = qk.KetamaRing(servers, compat="libmemcached")
     keys = [f"alpha-{i}" for i in range(40)] + random_keys(config_rng("port0"), 500)
     # The oracle checks its listing against what it was given: give it the
     # port libmemcached stores for 0.

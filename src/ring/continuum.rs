@@ -8,30 +8,53 @@
 //! of the hash narrows the search to the few points that share that prefix.
 
 /// Sorted points with their owners and a prefix index.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Continuum {
-    /// Point positions, ascending.
+    /// Point positions, ascending, followed by [`PAD`] sentinels of
+    /// `u64::MAX` so the lookup can scan a fixed width without bounds checks.
     points: Vec<u64>,
-    /// `owners[i]` is the node index owning `points[i]`.
+    /// Number of real points.
+    len: usize,
+    /// `owners[i]` is the node index owning `points[i]`; `owners[len]` repeats
+    /// `owners[0]` so the wrap-around needs no branch.
     owners: Vec<u32>,
     /// `index[p]` = first i with `points[i] >> shift >= p`; length 2^bits + 1.
     index: Vec<u32>,
+    /// For rings larger than [`CACHED_POINTS`]: `bucket_owner[p]` is the
+    /// owner of point `index[p]` (wrapping), so a lookup whose bucket holds
+    /// no point (most of them) needs no access to the points.
+    bucket_owner: Vec<u32>,
     shift: u32,
 }
 
-/// Above this many points in one prefix bucket, binary search beats a scan.
-const SCAN_LIMIT: usize = 8;
+/// Up to this many points the continuum and its index stay in L2 cache.
+const CACHED_POINTS: usize = 1 << 16;
+
+/// Buckets with at most this many points are scanned branch-free; larger
+/// ones (rare: the index has about two buckets per point) binary-searched.
+const PAD: usize = 4;
+
+impl Default for Continuum {
+    fn default() -> Self {
+        Continuum::from_sorted(Vec::new(), Vec::new())
+    }
+}
 
 impl Continuum {
     /// Builds from points already sorted by position (ties in the order
     /// the caller wants them found).
-    pub fn from_sorted(points: Vec<u64>, owners: Vec<u32>) -> Self {
+    pub fn from_sorted(mut points: Vec<u64>, mut owners: Vec<u32>) -> Self {
         debug_assert_eq!(points.len(), owners.len());
         debug_assert!(points.windows(2).all(|w| w[0] <= w[1]));
+        let len = points.len();
+        points.extend([u64::MAX; PAD]);
+        owners.push(owners.first().copied().unwrap_or(0));
         let mut c = Continuum {
             points,
+            len,
             owners,
             index: Vec::new(),
+            bucket_owner: Vec::new(),
             shift: 64,
         };
         c.build_index();
@@ -39,8 +62,8 @@ impl Continuum {
     }
 
     fn build_index(&mut self) {
-        let n = self.points.len();
-        // About two buckets per point, capped at 2^22 (16 MiB of index).
+        let n = self.len;
+        // Two to four buckets per point, capped at 2^22 (32 MiB of index).
         let bits = if n == 0 {
             0
         } else {
@@ -57,6 +80,12 @@ impl Continuum {
             index.push(i as u32);
         }
         index.push(n as u32);
+        // owners[n] repeats owners[0]: the wrap-around.
+        self.bucket_owner = if n > CACHED_POINTS {
+            index.iter().map(|&i| self.owners[i as usize]).collect()
+        } else {
+            Vec::new()
+        };
         self.index = index;
     }
 
@@ -69,23 +98,23 @@ impl Continuum {
     /// Number of points.
     #[inline]
     pub fn len(&self) -> usize {
-        self.points.len()
+        self.len
     }
 
     /// True when there are no points.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
+        self.len == 0
     }
 
     /// Point positions, ascending.
     pub fn points(&self) -> &[u64] {
-        &self.points
+        &self.points[..self.len]
     }
 
     /// Owner of each point.
     pub fn owners(&self) -> &[u32] {
-        &self.owners
+        &self.owners[..self.len]
     }
 
     /// Position of the first point `>= h`, wrapping to 0 past the end.
@@ -95,22 +124,42 @@ impl Continuum {
         let p = self.prefix(h) as usize;
         let lo = self.index[p] as usize;
         let hi = self.index[p + 1] as usize;
-        let found = if hi - lo <= SCAN_LIMIT {
-            let mut i = lo;
-            while i < hi && self.points[i] < h {
-                i += 1;
-            }
-            i
+        let found = if hi - lo <= PAD {
+            // Every point past this bucket (and every sentinel) is > h, so
+            // counting the points < h among the next PAD gives the answer
+            // with no data-dependent branch.
+            let w: &[u64; PAD] = self.points[lo..lo + PAD].try_into().expect("padded");
+            lo + w.iter().map(|&x| (x < h) as usize).sum::<usize>()
         } else {
             lo + self.points[lo..hi].partition_point(|&x| x < h)
         };
-        if found == self.points.len() { 0 } else { found }
+        if found == self.len { 0 } else { found }
     }
 
     /// Owner of the first point `>= h` (wrapping). Must not be empty.
     #[inline]
     pub fn owner_at_or_after(&self, h: u64) -> u32 {
-        self.owners[self.position(h)]
+        let p = self.prefix(h) as usize;
+        let lo = self.index[p] as usize;
+        let hi = self.index[p + 1] as usize;
+        // A ring that fits in cache is fastest with no data-dependent
+        // branch; in a large one each access is a cache miss, so an empty
+        // bucket answers from the index alone. (The test is on the ring's
+        // size: always predicted.)
+        if self.len <= CACHED_POINTS {
+            return self.owners[self.position(h)];
+        }
+        if lo == hi {
+            return self.bucket_owner[p];
+        }
+        let found = if hi - lo <= PAD {
+            let w: &[u64; PAD] = self.points[lo..lo + PAD].try_into().expect("padded");
+            lo + w.iter().map(|&x| (x < h) as usize).sum::<usize>()
+        } else {
+            lo + self.points[lo..hi].partition_point(|&x| x < h)
+        };
+        // found <= len, and owners[len] is owners[0]: the wrap-around.
+        self.owners[found]
     }
 
     /// Walks the circle from the first point `>= h` and returns the first
@@ -118,11 +167,11 @@ impl Continuum {
     /// `n` must not exceed the number of distinct owners.
     pub fn distinct_owners(&self, h: u64, n: usize, node_count: usize, out: &mut Vec<u32>) {
         out.clear();
-        if n == 0 || self.points.is_empty() {
+        if n == 0 || self.is_empty() {
             return;
         }
         let start = self.position(h);
-        let len = self.points.len();
+        let len = self.len;
         let mut seen = vec![false; node_count];
         for step in 0..len {
             let o = self.owners[(start + step) % len];
@@ -141,7 +190,7 @@ impl Continuum {
     /// wrap-around arc. Owners with no points get 0.
     pub fn shares(&self, node_count: usize) -> Vec<f64> {
         let mut arcs = vec![0u128; node_count];
-        let n = self.points.len();
+        let n = self.len;
         if n == 0 {
             return vec![0.0; node_count];
         }

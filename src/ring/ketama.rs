@@ -7,7 +7,7 @@
 //!
 //! | | libmemcached 1.1.4, `KETAMA_WEIGHTED` | uhashring 2.5, `hash_fn="ketama"` |
 //! |---|---|---|
-//! | server string | `host-i` on port 11211, else `host:port-i` | `name-i` (the node name as given) |
+//! | server string | `host-i` on port 11211 (or 0), else `host:port-i` | `name-i` (the node name as given) |
 //! | digests per server | `floor(f32(w/W) * 160 / 4 * n + 1e-10)`, float32 | `(40 * n * w) // W`, integers |
 //! | equal points | lower server index first | the later server overwrites |
 //! | lookup | first point >= hash, wrap | first point > hash (`bisect_right`), wrap |
@@ -250,7 +250,10 @@ impl KetamaRing {
                 use std::fmt::Write;
                 buf.clear();
                 match self.compat {
-                    KetamaCompat::Libmemcached if s.port == MEMCACHED_DEFAULT_PORT => {
+                    // libmemcached stores port 0 as 11211, so it too leaves the port out.
+                    KetamaCompat::Libmemcached
+                        if s.port == MEMCACHED_DEFAULT_PORT || s.port == 0 =>
+                    {
                         write!(buf, "{}-{i}", s.host)
                     }
                     KetamaCompat::Libmemcached => write!(buf, "{}:{}-{i}", s.host, s.port),
