@@ -31,6 +31,26 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
+ * A bounded-load balancer (Mirrokni, Thorup, Zadimoghaddam 2018; HAProxy
+ * `hash-balance-factor`): `qk_bounded_acquire()` gives a key to the first
+ * node clockwise from it on the ring whose load is below
+ * `ceil(c × (total_load + 1) × weight / total_weight)` and counts it;
+ * `qk_bounded_release()` gives the unit back. HAProxy's and Envoy's
+ * percentage `p` is `c = p / 100.0`.
+ *
+ * Ownership: the balancer owns its own copy of the ring it was made from.
+ *
+ * Thread safety: functions taking a `const qk_bounded *` may run
+ * concurrently from any number of threads — including acquire and
+ * release, which change the loads under an internal lock (so no node is
+ * ever over its capacity, whatever the interleaving). Functions taking a
+ * `qk_bounded *` (add_node, remove_node, free) need exclusive access.
+ *
+ * Create with `qk_bounded_new()`, destroy with `qk_bounded_free()`.
+ */
+typedef struct qk_bounded qk_bounded;
+
+/**
  * A ketama continuum over memcached servers. Servers have dense indices
  * `0..count` in the order given (the order breaks ties between equal
  * points); removing one shifts the later indices down by one. Every
@@ -118,6 +138,17 @@ typedef uint32_t qk_ketama_compat;
  * can be relied on: the only safe thing to do with the handle is free it.
  */
 #define QK_ERR_PANIC 8
+
+/**
+ * Serialized data (a snapshot) is damaged: bad magic, truncated, trailing
+ * bytes, checksum mismatch, or fields no encoder writes.
+ */
+#define QK_ERR_CORRUPT 9
+
+/**
+ * A snapshot in a format version this library cannot read.
+ */
+#define QK_ERR_UNSUPPORTED_VERSION 10
 
 /**
  * libmemcached 1.1.4 with `MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED`.
@@ -373,6 +404,45 @@ qk_status qk_hash_key(const uint8_t *key, size_t key_len, uint64_t *hash_out);
 qk_status qk_ring_get_node_by_hash(const qk_ring *ring, uint64_t hash, size_t *index_out);
 
 /**
+ * Writes a snapshot of the ring (README, "Snapshot format": its
+ * membership in node order, versioned and checksummed) to `buf[0..cap]`
+ * and its length to `*len_out`.
+ *
+ * Two-call pattern: call with `cap` 0 (`buf` may then be NULL) to get
+ * `QK_ERR_BUFFER_TOO_SMALL` with the size needed in `*len_out`, allocate,
+ * call again. `*len_out` is written on success and on
+ * `QK_ERR_BUFFER_TOO_SMALL` only.
+ *
+ * Errors: `QK_ERR_NULL_ARG` (`ring`, `len_out`, or `buf` with `cap` > 0),
+ * `QK_ERR_BUFFER_TOO_SMALL`.
+ *
+ * # Safety
+ * `ring` is NULL or a live ring; `buf` is NULL or points to `cap`
+ * writable bytes; `len_out` is NULL or writable.
+ */
+qk_status qk_ring_snapshot(const qk_ring *ring, uint8_t *buf, size_t cap, size_t *len_out);
+
+/**
+ * Restores a ring from `len` bytes of a snapshot made by
+ * `qk_ring_snapshot()` (in any process, by any face of quorumkit) and
+ * stores it in `*ring_out`: the same nodes in the same order, the same
+ * placements. The points are rebuilt from the membership.
+ *
+ * Ownership: the caller owns the new ring (`qk_ring_free()`); `data` is
+ * only read.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_CORRUPT` (bad magic, truncated,
+ * trailing bytes, checksum mismatch, unknown kind, invalid fields),
+ * `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
+ * of another kind, e.g. a `qk_ketama`).
+ *
+ * # Safety
+ * `data` is NULL or points to `len` readable bytes; `ring_out` is NULL or
+ * writable.
+ */
+qk_status qk_ring_restore(const uint8_t *data, size_t len, qk_ring **ring_out);
+
+/**
  * Creates a continuum over `count` servers and stores it in `*ketama_out`.
  * Server `i` is `specs[i]` (`spec_lens[i]` bytes of UTF-8, `"host"`,
  * `"host:port"` or `"[v6addr]:port"`; the port defaults to 11211 and the
@@ -612,6 +682,199 @@ qk_status qk_ketama_point(const qk_ketama *ketama,
                           size_t index,
                           uint32_t *point_out,
                           size_t *server_index_out);
+
+/**
+ * Writes a snapshot of the continuum (README, "Snapshot format": its
+ * compat mode and servers in order, versioned and checksummed) to `buf[0..cap]`
+ * and its length to `*len_out`.
+ *
+ * Two-call pattern: call with `cap` 0 (`buf` may then be NULL) to get
+ * `QK_ERR_BUFFER_TOO_SMALL` with the size needed in `*len_out`, allocate,
+ * call again. `*len_out` is written on success and on
+ * `QK_ERR_BUFFER_TOO_SMALL` only.
+ *
+ * Errors: `QK_ERR_NULL_ARG` (`ketama`, `len_out`, or `buf` with `cap` > 0),
+ * `QK_ERR_BUFFER_TOO_SMALL`.
+ *
+ * # Safety
+ * `ketama` is NULL or a live continuum; `buf` is NULL or points to `cap`
+ * writable bytes; `len_out` is NULL or writable.
+ */
+qk_status qk_ketama_snapshot(const qk_ketama *ketama, uint8_t *buf, size_t cap, size_t *len_out);
+
+/**
+ * Restores a continuum from `len` bytes of a snapshot made by
+ * `qk_ketama_snapshot()` (in any process, by any face of quorumkit) and
+ * stores it in `*ketama_out`: the same compat mode and servers in the same order, the same
+ * placements. The points are rebuilt from the membership.
+ *
+ * Ownership: the caller owns the new continuum (`qk_ketama_free()`); `data` is
+ * only read.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_CORRUPT` (bad magic, truncated,
+ * trailing bytes, checksum mismatch, unknown kind, invalid fields),
+ * `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
+ * of another kind, e.g. a `qk_ring`).
+ *
+ * # Safety
+ * `data` is NULL or points to `len` readable bytes; `ketama_out` is NULL or
+ * writable.
+ */
+qk_status qk_ketama_restore(const uint8_t *data, size_t len, qk_ketama **ketama_out);
+
+/**
+ * Creates a balancer over a copy of `ring`'s nodes, weights and vnodes
+ * with balance factor `balance_factor` (finite and > 1, e.g. 1.25), every
+ * load 0, and stores it in `*bounded_out`.
+ *
+ * Ownership: the caller owns the new balancer (`qk_bounded_free()`). It
+ * copies the ring: later changes to `ring` do not affect it, and `ring`
+ * may be freed at once.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`balance_factor` not
+ * finite or <= 1).
+ *
+ * # Safety
+ * `ring` is NULL or a live ring; `bounded_out` is NULL or writable.
+ */
+qk_status qk_bounded_new(const qk_ring *ring, double balance_factor, qk_bounded **bounded_out);
+
+/**
+ * Frees a balancer. NULL is a no-op. Names borrowed from it become
+ * invalid.
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer, not used again after this call.
+ */
+void qk_bounded_free(qk_bounded *bounded);
+
+/**
+ * Assigns `key` (`key_len` bytes; `key` may be NULL when `key_len` is 0)
+ * to the first node clockwise from it whose load is below its capacity,
+ * increments that node's load and stores its index in `*index_out`.
+ * Thread-safe (internally locked).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer; `key` is NULL or points to
+ * `key_len` readable bytes; `index_out` is NULL or writable.
+ */
+qk_status qk_bounded_acquire(const qk_bounded *bounded,
+                             const uint8_t *key,
+                             size_t key_len,
+                             size_t *index_out);
+
+/**
+ * Gives back one unit of node `index`'s load. Thread-safe.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index` >= node count),
+ * `QK_ERR_INVALID_ARG` (the node's load is already 0).
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer.
+ */
+qk_status qk_bounded_release(const qk_bounded *bounded, size_t index);
+
+/**
+ * Writes each node's load to `loads_out[index]` for every node index and
+ * the total to `*total_out`, read together under the lock (a consistent
+ * picture). `cap` is the array's length; `loads_out` may be NULL when
+ * `cap` is 0 and the balancer has no nodes. Thread-safe.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < node count).
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer; `loads_out` is NULL or points to
+ * `cap` writable `uint64_t`; `total_out` is NULL or writable.
+ */
+qk_status qk_bounded_loads(const qk_bounded *bounded,
+                           uint64_t *loads_out,
+                           size_t cap,
+                           uint64_t *total_out);
+
+/**
+ * Stores node `index`'s capacity for the next placement,
+ * `ceil(c × (total_load + 1) × weight / total_weight)`, in
+ * `*capacity_out` (`UINT64_MAX` when it does not fit). Thread-safe.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index` >= node count).
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer; `capacity_out` is NULL or writable.
+ */
+qk_status qk_bounded_capacity(const qk_bounded *bounded, size_t index, uint64_t *capacity_out);
+
+/**
+ * Stores the balance factor `c` in `*factor_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer; `factor_out` is NULL or writable.
+ */
+qk_status qk_bounded_balance_factor(const qk_bounded *bounded, double *factor_out);
+
+/**
+ * Stores the number of nodes in `*count_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer; `count_out` is NULL or writable.
+ */
+qk_status qk_bounded_node_count(const qk_bounded *bounded, size_t *count_out);
+
+/**
+ * Stores the name of node `index` in `*name_out` (NUL-terminated) and its
+ * length in bytes in `*name_len_out`.
+ *
+ * Ownership: borrowed from the balancer, valid until its next
+ * `qk_bounded_add_node()`, `qk_bounded_remove_node()` or
+ * `qk_bounded_free()` (acquire and release do not invalidate it).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index` >= node count).
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer; the out pointers are NULL or
+ * writable.
+ */
+qk_status qk_bounded_node_name(const qk_bounded *bounded,
+                               size_t index,
+                               const char **name_out,
+                               size_t *name_len_out);
+
+/**
+ * Adds node `name` (UTF-8, `name_len` bytes) with `weight` (>= 1) and
+ * load 0. Other nodes keep their loads. Needs exclusive access.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
+ * `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight 0, too many
+ * points).
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer used by no other thread during the
+ * call; `name` is NULL or points to `name_len` readable bytes.
+ */
+qk_status qk_bounded_add_node(qk_bounded *bounded,
+                              const char *name,
+                              size_t name_len,
+                              uint32_t weight);
+
+/**
+ * Removes the named node. Its load is dropped (the keys it held have no
+ * node; re-acquire them) and stored in `*dropped_out`; the other nodes
+ * keep theirs and later indices shift down by one. Needs exclusive access.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * As `qk_bounded_add_node()`; `dropped_out` is NULL or writable.
+ */
+qk_status qk_bounded_remove_node(qk_bounded *bounded,
+                                 const char *name,
+                                 size_t name_len,
+                                 uint64_t *dropped_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -15,7 +15,7 @@
 //!
 //! Layout: `status` (codes), `boundary` (panic boundary, last error),
 //! `args` (checked argument conversions), `placement` (what every
-//! placement handle shares), then one file per component.
+//! placement handle shares), `snapshot` (save/restore bodies), then one file per component.
 
 // The header lists items in this order: the basics first, then one
 // component after another.
@@ -25,10 +25,13 @@ pub mod boundary;
 
 pub(crate) mod args;
 pub(crate) mod placement;
+pub(crate) mod snapshot;
 
 pub mod ring;
 
 pub mod ketama;
+
+pub mod bounded;
 
 use std::ffi::{CStr, c_char};
 

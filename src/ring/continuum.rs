@@ -185,6 +185,23 @@ impl Continuum {
         }
     }
 
+    /// Visits the owners of one full turn of points clockwise from the
+    /// first point `>= h` (an owner repeats once per point it holds) and
+    /// returns the first for which `stop` is true; `None` on an empty
+    /// continuum or when `stop` is never true.
+    pub fn walk(&self, h: u64, mut stop: impl FnMut(u32) -> bool) -> Option<u32> {
+        if self.is_empty() {
+            return None;
+        }
+        let start = self.position(h);
+        let owners = &self.owners[..self.len];
+        owners[start..]
+            .iter()
+            .chain(&owners[..start])
+            .copied()
+            .find(|&o| stop(o))
+    }
+
     /// The exact fraction of the 2^64 circle each owner holds: point `i`
     /// holds the arc `(points[i-1], points[i]]`, the first point also the
     /// wrap-around arc. Owners with no points get 0.
@@ -266,5 +283,21 @@ mod tests {
         assert_eq!(out, vec![2, 0, 1]);
         c.distinct_owners(5, 2, 3, &mut out);
         assert_eq!(out, vec![0, 1]);
+    }
+
+    #[test]
+    fn walk_visits_one_turn_from_the_key() {
+        let c = Continuum::from_sorted(vec![10, 20, 30, 40], vec![0, 0, 1, 2]);
+        let mut seen = Vec::new();
+        assert_eq!(
+            c.walk(25, |o| {
+                seen.push(o);
+                false
+            }),
+            None
+        );
+        assert_eq!(seen, vec![1, 2, 0, 0]);
+        assert_eq!(c.walk(41, |o| o == 1), Some(1));
+        assert_eq!(Continuum::default().walk(0, |_| true), None);
     }
 }

@@ -9,14 +9,21 @@
 //!   weights, incremental membership changes.
 //! - [`KetamaRing`]: MD5 ketama, bit-exact with libmemcached 1.1.4
 //!   (weighted) or uhashring 2.5, chosen by [`KetamaCompat`].
+//! - [`BoundedLoad`]: consistent hashing with bounded loads over any
+//!   [`Walk`]able ring; [`SharedBoundedLoad`] for many threads.
+//! - [`snapshot`]: a versioned binary format to save and restore rings.
 
+mod bounded;
 mod continuum;
 mod hash_ring;
 mod ketama;
+pub mod snapshot;
 
+pub use bounded::{BoundedLoad, SharedBoundedLoad, Walk, check_balance_factor};
 pub use continuum::Continuum;
 pub use hash_ring::{DEFAULT_VNODES, HashRing, MAX_POINTS_PER_NODE};
 pub use ketama::{KetamaCompat, KetamaRing, KetamaServer, MEMCACHED_DEFAULT_PORT};
+pub use snapshot::Snapshot;
 
 use crate::error::{Error, Result};
 
