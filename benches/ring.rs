@@ -14,7 +14,8 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use quorumkit::hash::key_hash;
 use quorumkit::ring::{
-    DEFAULT_VNODES, HashRing, KetamaCompat, KetamaRing, KetamaServer, Placement,
+    BoundedLoad, DEFAULT_VNODES, HashRing, KetamaCompat, KetamaRing, KetamaServer, Placement,
+    SharedBoundedLoad, Snapshot,
 };
 
 const SEED: u64 = 0x5eed_0000_0000_0001;
@@ -232,6 +233,64 @@ fn bench_membership(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_bounded(c: &mut Criterion) {
+    // Steady state: 10,000 keys held (100 per node on average), then each
+    // iteration acquires a fresh key and releases it. `ring_locate_16B` is
+    // the plain ring's lookup of the same keys, for the ratio.
+    let keys = random_keys(SEED ^ 4);
+    let r = ring(100, 1);
+    let mut g = c.benchmark_group("bounded/100x160/c1.25/held10000");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    g.bench_function("ring_locate_16B", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            black_box(r.locate(black_box(&keys[i])).unwrap())
+        })
+    });
+    let mut bl = BoundedLoad::new(r.clone(), 1.25).unwrap();
+    for k in 0..10_000u32 {
+        bl.acquire(&k.to_le_bytes()).unwrap();
+    }
+    g.bench_function("acquire_release_16B", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            let n = bl.acquire(black_box(&keys[i])).unwrap();
+            bl.release(n).unwrap();
+            black_box(n)
+        })
+    });
+    let shared = SharedBoundedLoad::new(bl.clone());
+    g.bench_function("shared_acquire_release_16B", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            let n = shared.acquire(black_box(&keys[i])).unwrap();
+            shared.release(n).unwrap();
+            black_box(n)
+        })
+    });
+    g.finish();
+}
+
+fn bench_snapshot(c: &mut Criterion) {
+    // decode rebuilds the points; `build_from_nodes` is that rebuild alone.
+    let r = ring(100, 1);
+    let bytes = r.to_snapshot();
+    let mut g = c.benchmark_group("snapshot/100x160");
+    g.bench_function("build_from_nodes", |b| b.iter(|| black_box(ring(100, 1))));
+    g.bench_function("encode", |b| b.iter(|| black_box(r.to_snapshot())));
+    g.bench_function("decode", |b| {
+        b.iter(|| black_box(HashRing::from_snapshot(black_box(&bytes)).unwrap()))
+    });
+    let k = KetamaRing::new(servers(100), KetamaCompat::Libmemcached).expect("ketama");
+    let kbytes = k.to_snapshot();
+    g.bench_function("ketama_encode", |b| b.iter(|| black_box(k.to_snapshot())));
+    g.bench_function("ketama_decode", |b| {
+        b.iter(|| black_box(KetamaRing::from_snapshot(black_box(&kbytes)).unwrap()))
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(30)
@@ -242,6 +301,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_prehashed, bench_keys, bench_ketama, bench_membership
+    targets = bench_prehashed, bench_keys, bench_ketama, bench_membership, bench_bounded,
+        bench_snapshot
 }
 criterion_main!(benches);

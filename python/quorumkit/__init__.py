@@ -9,14 +9,17 @@ True
 from __future__ import annotations
 
 from quorumkit._errors import (
+    CorruptSnapshotError,
     EmptyRingError,
     InvalidArgumentError,
     NodeExistsError,
     NodeNotFoundError,
     QuorumkitError,
+    UnsupportedVersionError,
 )
 from quorumkit._native import (
     RING_SEED,
+    BoundedLoadBalancer,
     HashRing,
     KetamaRing,
     __version__,
@@ -26,6 +29,8 @@ from quorumkit._native import (
 
 __all__ = [
     "RING_SEED",
+    "BoundedLoadBalancer",
+    "CorruptSnapshotError",
     "EmptyRingError",
     "HashRing",
     "InvalidArgumentError",
@@ -33,6 +38,7 @@ __all__ = [
     "NodeExistsError",
     "NodeNotFoundError",
     "QuorumkitError",
+    "UnsupportedVersionError",
     "__version__",
     "ketama_hash",
     "key_hash",

@@ -3,6 +3,7 @@
 //! `__init__.py` re-exports everything public from here.
 
 mod args;
+mod bounded;
 mod errors;
 mod rings;
 mod shared;
@@ -31,5 +32,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ketama_hash, m)?)?;
     m.add_class::<rings::HashRing>()?;
     m.add_class::<rings::KetamaRing>()?;
+    m.add_class::<bounded::BoundedLoadBalancer>()?;
     Ok(())
 }

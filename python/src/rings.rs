@@ -2,13 +2,16 @@
 //! written once in `Shared` and listed once in `ring_class!`.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyIterator, PyList, PyMapping, PyString, PyTuple};
+use pyo3::types::{
+    PyByteArray, PyBytes, PyDict, PyIterator, PyList, PyMapping, PyMemoryView, PyString, PyTuple,
+    PyType,
+};
 use quorumkit::ring::{
     DEFAULT_VNODES, HashRing as CoreHashRing, KetamaCompat, KetamaRing as CoreKetamaRing,
-    KetamaServer, Placement,
+    KetamaServer, Placement, Snapshot,
 };
 
-use crate::args::{int_in_range, str_arg, type_name, u32_arg};
+use crate::args::{int_in_range, key_bytes, str_arg, type_name, u32_arg};
 use crate::errors::{guard, invalid, type_error};
 use crate::shared::Shared;
 
@@ -100,6 +103,36 @@ macro_rules! ring_class {
 
             fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyIterator>> {
                 self.inner.nodes(py)?.try_iter()
+            }
+
+            /// The ring as a snapshot: versioned, checksummed bytes
+            /// (README, "Snapshot format") that `from_bytes` restores in
+            /// any process and from C.
+            fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+                let snap = self.inner.snapshot();
+                PyBytes::new(py, &snap.ring.to_snapshot())
+            }
+
+            /// Restores a ring from `to_bytes()` output.
+            #[classmethod]
+            fn from_bytes(
+                _cls: &Bound<'_, PyType>,
+                py: Python<'_>,
+                data: &Bound<'_, PyAny>,
+            ) -> PyResult<Self> {
+                let data = snapshot_bytes(data)?;
+                let ring = guard(py, || <$core as Snapshot>::from_snapshot(&data))?;
+                Ok(Self {
+                    inner: Shared::new(py, ring),
+                })
+            }
+
+            /// Pickles through `to_bytes` / `from_bytes`.
+            fn __reduce__<'py>(
+                slf: &Bound<'py, Self>,
+            ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+                let from = slf.get_type().getattr("from_bytes")?;
+                Ok((from, (slf.get().to_bytes(slf.py()),)))
             }
 
             $($extra)*
@@ -261,8 +294,22 @@ fn reject_scalar(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
     Ok(())
 }
 
+/// Snapshot input: bytes, bytearray or memoryview (not str).
+fn snapshot_bytes<'a>(data: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'a, [u8]>> {
+    if data.is_instance_of::<PyBytes>()
+        || data.is_instance_of::<PyByteArray>()
+        || data.is_instance_of::<PyMemoryView>()
+    {
+        return key_bytes(data);
+    }
+    Err(type_error(format!(
+        "a snapshot must be bytes, bytearray or memoryview, not {}",
+        type_name(data)
+    )))
+}
+
 /// `HashRing(nodes)`: an iterable of names or a mapping name -> weight.
-fn node_weights(nodes: &Bound<'_, PyAny>) -> PyResult<Vec<(String, u32)>> {
+pub(crate) fn node_weights(nodes: &Bound<'_, PyAny>) -> PyResult<Vec<(String, u32)>> {
     reject_scalar(nodes, "nodes")?;
     let mut out = Vec::new();
     if let Ok(m) = nodes.cast::<PyMapping>() {
