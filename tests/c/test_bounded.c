@@ -100,6 +100,21 @@ static void test_new_and_bad_args(void) {
     CHECK_ERR(qk_bounded_capacity(NULL, 0, &cap), QK_ERR_NULL_ARG);
     CHECK_ERR(qk_bounded_capacity(b, 0, NULL), QK_ERR_NULL_ARG);
     qk_bounded_free(b);
+
+    /* An empty ring: nothing to acquire until a node is added. */
+    qk_ring *empty = NULL;
+    REQUIRE(qk_ring_new(0, &empty) == QK_OK);
+    CHECK_OK(qk_bounded_new(empty, 2.0, &b));
+    qk_ring_free(empty);
+    index = SENTINEL_SIZE;
+    CHECK_ERR(qk_bounded_acquire(b, KEY("k"), &index), QK_ERR_EMPTY);
+    CHECK(index == SENTINEL_SIZE);
+    CHECK_OK(qk_bounded_loads(b, NULL, 0, &total));
+    CHECK(total == 0);
+    CHECK_OK(qk_bounded_add_node(b, STR("only"), 1));
+    CHECK_OK(qk_bounded_acquire(b, KEY("k"), &index));
+    CHECK(index == 0);
+    qk_bounded_free(b);
 }
 
 static void test_bound_and_membership(void) {

@@ -206,6 +206,20 @@ static void test_round_trip_and_bad_input(void) {
     free(bad);
     free(snap);
     qk_ring_free(r);
+
+    /* An empty ring round-trips too. */
+    qk_ring *empty = NULL;
+    REQUIRE(qk_ring_new(0, &empty) == QK_OK);
+    uint8_t buf[64];
+    CHECK_OK(qk_ring_snapshot(empty, buf, sizeof buf, &len));
+    CHECK(len == 24); /* header 12 + vnodes 4 + count 4 + crc 4 */
+    qk_ring *back2 = NULL;
+    CHECK_OK(qk_ring_restore(buf, len, &back2));
+    size_t count = SENTINEL_SIZE;
+    CHECK_OK(qk_ring_node_count(back2, &count));
+    CHECK(count == 0);
+    qk_ring_free(back2);
+    qk_ring_free(empty);
 }
 
 void test_snapshot(void) {
