@@ -4,6 +4,7 @@
 
 mod args;
 mod errors;
+mod jump;
 mod rings;
 mod shared;
 
@@ -31,5 +32,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ketama_hash, m)?)?;
     m.add_class::<rings::HashRing>()?;
     m.add_class::<rings::KetamaRing>()?;
+    m.add_class::<rings::RendezvousHash>()?;
+    m.add_class::<rings::Maglev>()?;
+    m.add_function(wrap_pyfunction!(jump::jump_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(jump::jump_hash_batch, m)?)?;
     Ok(())
 }

@@ -30,6 +30,12 @@ pub mod ring;
 
 pub mod ketama;
 
+pub mod rendezvous;
+
+pub mod maglev;
+
+pub mod jump;
+
 use std::ffi::{CStr, c_char};
 
 const VERSION_C: &CStr =
