@@ -31,21 +31,6 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
- * The table size unless chosen otherwise (the paper's small size).
- */
-#define DEFAULT_TABLE_SIZE 65537
-
-/**
- * The largest table size accepted (4 bytes per entry: 256 MiB).
- */
-#define MAX_TABLE_SIZE (1 << 26)
-
-/**
- * The seed of the second backend hash (`skip`): "qkring" then 0x0002.
- */
-#define MAGLEV_SKIP_SEED 8172751745943273474
-
-/**
  * The default table size, 65537.
  */
 #define QK_MAGLEV_DEFAULT_TABLE_SIZE 65537
