@@ -162,6 +162,19 @@ impl Continuum {
         self.owners[found]
     }
 
+    /// The continuum without `owner`'s points; with `renumber`, owners after
+    /// it shift down by one (the owner left the node list).
+    pub fn without_owner(&self, owner: u32, renumber: bool) -> Continuum {
+        let (pts, owners) = self
+            .points()
+            .iter()
+            .zip(self.owners())
+            .filter(|&(_, &o)| o != owner)
+            .map(|(&p, &o)| (p, if renumber && o > owner { o - 1 } else { o }))
+            .unzip();
+        Continuum::from_sorted(pts, owners)
+    }
+
     /// Walks the circle from the first point `>= h` and returns the first
     /// `n` distinct owners in order. `node_count` bounds the owner indices;
     /// `n` must not exceed the number of distinct owners.
