@@ -14,8 +14,9 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use quorumkit::hash::key_hash;
 use quorumkit::ring::{
-    BoundedLoad, DEFAULT_VNODES, HashRing, KetamaCompat, KetamaRing, KetamaServer, Placement,
-    SharedBoundedLoad, Snapshot,
+    BoundedLoad, DEFAULT_TABLE_SIZE, DEFAULT_VNODES, HashRing, KetamaCompat, KetamaRing,
+    KetamaServer, Maglev, Placement, Rendezvous, SharedBoundedLoad, Snapshot, jump_hash,
+    jump_hash_key,
 };
 
 const SEED: u64 = 0x5eed_0000_0000_0001;
@@ -291,6 +292,93 @@ fn bench_snapshot(c: &mut Criterion) {
     g.finish();
 }
 
+/// Jump hash, Maglev and rendezvous: pre-hashed lookups, 16-byte keys,
+/// and Maglev's table build. Targets: jump at 1000 buckets <= 50 ns,
+/// Maglev lookup <= 5 ns.
+fn bench_algos(c: &mut Criterion) {
+    let hashes = random_hashes(SEED ^ 4);
+    let keys = random_keys(SEED ^ 5);
+    let nodes = || (0..100).map(|i| (format!("node-{i}"), 1u32));
+
+    let mut g = c.benchmark_group("jump");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    for buckets in [10u32, 1000, 1_000_000] {
+        g.bench_function(format!("jump_hash_{buckets}"), |b| {
+            b.iter(|| {
+                i = (i + 1) & MASK;
+                black_box(jump_hash(black_box(hashes[i]), buckets).unwrap())
+            })
+        });
+    }
+    g.bench_function("jump_hash_key_16B_1000", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            black_box(jump_hash_key(black_box(&keys[i]), 1000).unwrap())
+        })
+    });
+    g.finish();
+
+    let m = Maglev::from_nodes(DEFAULT_TABLE_SIZE, nodes()).expect("maglev");
+    let mut g = c.benchmark_group("maglev/100x65537");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("baseline_input_only", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            black_box(black_box(hashes[i]) >> 7)
+        })
+    });
+    g.bench_function("locate_hash", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            black_box(m.locate_hash(black_box(hashes[i])).unwrap())
+        })
+    });
+    g.bench_function("locate_16B", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            black_box(m.locate(black_box(&keys[i])).unwrap())
+        })
+    });
+    g.bench_function("build_100_nodes", |b| {
+        b.iter(|| black_box(Maglev::from_nodes(DEFAULT_TABLE_SIZE, nodes()).unwrap()))
+    });
+    g.bench_function("remove_node", |b| {
+        b.iter_batched_ref(
+            || m.clone(),
+            |m| m.remove_node("node-50").unwrap(),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+
+    let r = Rendezvous::from_nodes((0..100).map(|i| (format!("node-{i}"), 1.0 + (i % 3) as f64)))
+        .expect("rendezvous");
+    let mut g = c.benchmark_group("rendezvous/100");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("locate_hash", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            black_box(r.locate_hash(black_box(hashes[i])).unwrap())
+        })
+    });
+    g.bench_function("locate_16B", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            black_box(r.locate(black_box(&keys[i])).unwrap())
+        })
+    });
+    let mut out = Vec::with_capacity(3);
+    g.bench_function("locate_n3_16B", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            r.locate_n(black_box(&keys[i]), 3, &mut out).unwrap();
+            black_box(out[2])
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(30)
@@ -302,6 +390,6 @@ criterion_group! {
     name = benches;
     config = config();
     targets = bench_prehashed, bench_keys, bench_ketama, bench_membership, bench_bounded,
-        bench_snapshot
+        bench_snapshot, bench_algos
 }
 criterion_main!(benches);

@@ -31,6 +31,11 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
+ * The default table size, 65537.
+ */
+#define QK_MAGLEV_DEFAULT_TABLE_SIZE 65537
+
+/**
  * A bounded-load balancer (Mirrokni, Thorup, Zadimoghaddam 2018; HAProxy
  * `hash-balance-factor`): `qk_bounded_acquire()` gives a key to the first
  * node clockwise from it on the ring whose load is below
@@ -62,6 +67,39 @@ typedef struct qk_bounded qk_bounded;
  * Create with `qk_ketama_new()`, destroy with `qk_ketama_free()`.
  */
 typedef struct qk_ketama qk_ketama;
+
+/**
+ * A Maglev lookup table (Eisenbud et al., NSDI 2016) of prime size over
+ * named backends with integer weights: a lookup is one table read; a
+ * membership change rebuilds the table (see the README, "Placement").
+ * `qk_maglev_diff()` of a copy (`qk_maglev_clone()`) before and after a
+ * change gives the fraction of keys that moved. Backends have dense
+ * indices `0..count` in insertion order; removing one shifts the later
+ * indices down by one.
+ *
+ * Thread safety: functions taking a `const qk_maglev *` only read and may
+ * run concurrently; functions taking a `qk_maglev *` (add, remove,
+ * set_weight, free) need exclusive access.
+ *
+ * Create with `qk_maglev_new()`, destroy with `qk_maglev_free()`.
+ */
+typedef struct qk_maglev qk_maglev;
+
+/**
+ * Weighted rendezvous (highest random weight) hashing with `double`
+ * weights: a node's expected share of keys is its weight over the sum of
+ * weights, and a membership change moves only the keys that must move
+ * (see the README, "Placement"). A lookup scores every node: O(nodes).
+ * Nodes have dense indices `0..count` in insertion order; removing a node
+ * shifts the later indices down by one.
+ *
+ * Thread safety: functions taking a `const qk_rendezvous *` only read and
+ * may run concurrently; functions taking a `qk_rendezvous *` (add,
+ * remove, set_weight, free) need exclusive access.
+ *
+ * Create with `qk_rendezvous_new()`, destroy with `qk_rendezvous_free()`.
+ */
+typedef struct qk_rendezvous qk_rendezvous;
 
 /**
  * A consistent-hash ring with weighted virtual nodes on xxh3-64 (see the
@@ -875,6 +913,474 @@ qk_status qk_bounded_remove_node(qk_bounded *bounded,
                                  const char *name,
                                  size_t name_len,
                                  uint64_t *dropped_out);
+
+/**
+ * Creates an empty rendezvous placement and stores it in `*hrw_out`.
+ *
+ * Ownership: the caller owns it and must release it with
+ * `qk_rendezvous_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `hrw_out` is NULL or valid for writing a pointer.
+ */
+qk_status qk_rendezvous_new(qk_rendezvous **hrw_out);
+
+/**
+ * Frees a placement made by `qk_rendezvous_new()`. NULL is a no-op. Node
+ * names borrowed from it become invalid.
+ *
+ * # Safety
+ * `hrw` is NULL or live, not used again after this call.
+ */
+void qk_rendezvous_free(qk_rendezvous *hrw);
+
+/**
+ * Adds node `name` (`name_len` bytes of UTF-8, no NUL byte) with `weight`
+ * (positive and finite). Only the keys it now wins move, all to it.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
+ * `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight <= 0, NaN or
+ * infinite).
+ *
+ * # Safety
+ * `hrw` is NULL or live and used by no other thread during the call;
+ * `name` is NULL or points to `name_len` readable bytes.
+ */
+qk_status qk_rendezvous_add_node(qk_rendezvous *hrw,
+                                 const char *name,
+                                 size_t name_len,
+                                 double weight);
+
+/**
+ * Removes the named node. Only the keys it owned move.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * As `qk_rendezvous_add_node()`.
+ */
+qk_status qk_rendezvous_remove_node(qk_rendezvous *hrw, const char *name, size_t name_len);
+
+/**
+ * Sets the named node's weight (positive and finite). Only keys moving to
+ * or from this node move.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
+ * `QK_ERR_INVALID_ARG`.
+ *
+ * # Safety
+ * As `qk_rendezvous_add_node()`.
+ */
+qk_status qk_rendezvous_set_weight(qk_rendezvous *hrw,
+                                   const char *name,
+                                   size_t name_len,
+                                   double weight);
+
+/**
+ * Stores the named node's weight in `*weight_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `hrw` is NULL or live; `name` is NULL or points to `name_len` readable
+ * bytes; `weight_out` is NULL or writable.
+ */
+qk_status qk_rendezvous_weight(const qk_rendezvous *hrw,
+                               const char *name,
+                               size_t name_len,
+                               double *weight_out);
+
+/**
+ * Stores the number of nodes in `*count_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `hrw` is NULL or live; `count_out` is NULL or writable.
+ */
+qk_status qk_rendezvous_node_count(const qk_rendezvous *hrw, size_t *count_out);
+
+/**
+ * Stores the name of node `index` in `*name_out` (NUL-terminated) and its
+ * length in bytes, without the NUL, in `*name_len_out`.
+ *
+ * Ownership: borrowed from `hrw`: do not free it. Valid until `hrw` is
+ * next mutated or freed.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
+ *
+ * # Safety
+ * `hrw` is NULL or live; the out pointers are NULL or writable.
+ */
+qk_status qk_rendezvous_node_name(const qk_rendezvous *hrw,
+                                  size_t index,
+                                  const char **name_out,
+                                  size_t *name_len_out);
+
+/**
+ * Stores the index of the named node in `*index_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `hrw` is NULL or live; `name` is NULL or points to `name_len` readable
+ * bytes; `index_out` is NULL or writable.
+ */
+qk_status qk_rendezvous_node_index(const qk_rendezvous *hrw,
+                                   const char *name,
+                                   size_t name_len,
+                                   size_t *index_out);
+
+/**
+ * Stores the index of the node with the highest score for `key`
+ * (`key_len` bytes; `key` may be NULL when `key_len` is 0) in `*index_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * # Safety
+ * `hrw` is NULL or live; `key` is NULL or points to `key_len` readable
+ * bytes; `index_out` is NULL or writable.
+ */
+qk_status qk_rendezvous_get_node(const qk_rendezvous *hrw,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 size_t *index_out);
+
+/**
+ * Stores the indices of the `n` nodes with the highest scores for `key`,
+ * best first, in `indices_out[0..n]` (distinct; the first is what
+ * `qk_rendezvous_get_node()` returns). `indices_out` may be NULL when `n`
+ * is 0.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n` >
+ * node count).
+ *
+ * # Safety
+ * `hrw` is NULL or live; `key` is NULL or points to `key_len` readable
+ * bytes; `indices_out` is NULL or points to `n` writable `size_t`.
+ */
+qk_status qk_rendezvous_get_nodes(const qk_rendezvous *hrw,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  size_t n,
+                                  size_t *indices_out);
+
+/**
+ * Locates `count` keys at once: `indices_out[i]` becomes the index of the
+ * node owning `keys[i]` (`key_lens[i]` bytes). The arrays may be NULL
+ * when `count` is 0. Nothing is written on failure.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+ *
+ * # Safety
+ * `hrw` is NULL or live; `keys` and `key_lens` are NULL or point to
+ * `count` readable elements, each key to its length in readable bytes;
+ * `indices_out` is NULL or points to `count` writable `size_t`.
+ */
+qk_status qk_rendezvous_get_node_batch(const qk_rendezvous *hrw,
+                                       const uint8_t *const *keys,
+                                       const size_t *key_lens,
+                                       size_t count,
+                                       size_t *indices_out);
+
+/**
+ * Writes each node's expected share of keys, `weight / sum of weights`,
+ * to `shares_out[index]` (an expectation over keys, not a measured
+ * fraction). `cap` is the array's length.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < count).
+ *
+ * # Safety
+ * `hrw` is NULL or live; `shares_out` is NULL or points to `cap` writable
+ * `double`.
+ */
+qk_status qk_rendezvous_shares(const qk_rendezvous *hrw, double *shares_out, size_t cap);
+
+/**
+ * Like `qk_rendezvous_get_node()` for a key already hashed with
+ * `qk_hash_key()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * # Safety
+ * `hrw` is NULL or live; `index_out` is NULL or writable.
+ */
+qk_status qk_rendezvous_get_node_by_hash(const qk_rendezvous *hrw,
+                                         uint64_t hash,
+                                         size_t *index_out);
+
+/**
+ * Creates an empty table of `table_size` entries (a prime, at most 2^26;
+ * 0 means `QK_MAGLEV_DEFAULT_TABLE_SIZE`) and stores it in `*maglev_out`.
+ *
+ * Ownership: the caller owns it and must release it with `qk_maglev_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (not a prime, too large).
+ *
+ * # Safety
+ * `maglev_out` is NULL or valid for writing a pointer.
+ */
+qk_status qk_maglev_new(uint32_t table_size, qk_maglev **maglev_out);
+
+/**
+ * Stores a copy of `maglev` (same backends, same table) in `*copy_out`.
+ *
+ * Ownership: the caller owns the copy and must release it with
+ * `qk_maglev_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `copy_out` is NULL or valid for writing a
+ * pointer.
+ */
+qk_status qk_maglev_clone(const qk_maglev *maglev, qk_maglev **copy_out);
+
+/**
+ * Frees a table made by `qk_maglev_new()` or `qk_maglev_clone()`. NULL is
+ * a no-op. Names borrowed from it become invalid.
+ *
+ * # Safety
+ * `maglev` is NULL or live, not used again after this call.
+ */
+void qk_maglev_free(qk_maglev *maglev);
+
+/**
+ * Adds backend `name` (`name_len` bytes of UTF-8, no NUL byte) with
+ * `weight` (>= 1: it takes `weight` turns per round of the table fill)
+ * and rebuilds the table.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
+ * `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight 0, as many
+ * backends as table entries, weights summing to more than the table size).
+ *
+ * # Safety
+ * `maglev` is NULL or live and used by no other thread during the call;
+ * `name` is NULL or points to `name_len` readable bytes.
+ */
+qk_status qk_maglev_add_node(qk_maglev *maglev, const char *name, size_t name_len, uint32_t weight);
+
+/**
+ * Removes the named backend and rebuilds the table.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * As `qk_maglev_add_node()`.
+ */
+qk_status qk_maglev_remove_node(qk_maglev *maglev, const char *name, size_t name_len);
+
+/**
+ * Sets the named backend's weight (>= 1) and rebuilds the table.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
+ * `QK_ERR_INVALID_ARG` (weight 0, weights summing to more than the table).
+ *
+ * # Safety
+ * As `qk_maglev_add_node()`.
+ */
+qk_status qk_maglev_set_weight(qk_maglev *maglev,
+                               const char *name,
+                               size_t name_len,
+                               uint32_t weight);
+
+/**
+ * Stores the named backend's weight in `*weight_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `name` is NULL or points to `name_len`
+ * readable bytes; `weight_out` is NULL or writable.
+ */
+qk_status qk_maglev_weight(const qk_maglev *maglev,
+                           const char *name,
+                           size_t name_len,
+                           uint32_t *weight_out);
+
+/**
+ * Stores the number of backends in `*count_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `count_out` is NULL or writable.
+ */
+qk_status qk_maglev_node_count(const qk_maglev *maglev, size_t *count_out);
+
+/**
+ * Stores the table size in `*size_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `size_out` is NULL or writable.
+ */
+qk_status qk_maglev_table_size(const qk_maglev *maglev, uint32_t *size_out);
+
+/**
+ * Stores the name of backend `index` in `*name_out` (NUL-terminated) and
+ * its length in bytes, without the NUL, in `*name_len_out`.
+ *
+ * Ownership: borrowed from `maglev`: do not free it. Valid until `maglev`
+ * is next mutated or freed.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
+ *
+ * # Safety
+ * `maglev` is NULL or live; the out pointers are NULL or writable.
+ */
+qk_status qk_maglev_node_name(const qk_maglev *maglev,
+                              size_t index,
+                              const char **name_out,
+                              size_t *name_len_out);
+
+/**
+ * Stores the index of the named backend in `*index_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `name` is NULL or points to `name_len`
+ * readable bytes; `index_out` is NULL or writable.
+ */
+qk_status qk_maglev_node_index(const qk_maglev *maglev,
+                               const char *name,
+                               size_t name_len,
+                               size_t *index_out);
+
+/**
+ * Stores the index of the backend owning `key` (`key_len` bytes; `key`
+ * may be NULL when `key_len` is 0) in `*index_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `key` is NULL or points to `key_len` readable
+ * bytes; `index_out` is NULL or writable.
+ */
+qk_status qk_maglev_get_node(const qk_maglev *maglev,
+                             const uint8_t *key,
+                             size_t key_len,
+                             size_t *index_out);
+
+/**
+ * Stores the first `n` distinct backends met walking the table from the
+ * key's entry (wrapping) in `indices_out[0..n]`; the first is the owner.
+ * `indices_out` may be NULL when `n` is 0.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n` >
+ * backend count).
+ *
+ * # Safety
+ * `maglev` is NULL or live; `key` is NULL or points to `key_len` readable
+ * bytes; `indices_out` is NULL or points to `n` writable `size_t`.
+ */
+qk_status qk_maglev_get_nodes(const qk_maglev *maglev,
+                              const uint8_t *key,
+                              size_t key_len,
+                              size_t n,
+                              size_t *indices_out);
+
+/**
+ * Locates `count` keys at once: `indices_out[i]` becomes the index of the
+ * backend owning `keys[i]` (`key_lens[i]` bytes). The arrays may be NULL
+ * when `count` is 0. Nothing is written on failure.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+ *
+ * # Safety
+ * `maglev` is NULL or live; `keys` and `key_lens` are NULL or point to
+ * `count` readable elements, each key to its length in readable bytes;
+ * `indices_out` is NULL or points to `count` writable `size_t`.
+ */
+qk_status qk_maglev_get_node_batch(const qk_maglev *maglev,
+                                   const uint8_t *const *keys,
+                                   const size_t *key_lens,
+                                   size_t count,
+                                   size_t *indices_out);
+
+/**
+ * Writes each backend's exact fraction of the table entries to
+ * `shares_out[index]`. `cap` is the array's length.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < count).
+ *
+ * # Safety
+ * `maglev` is NULL or live; `shares_out` is NULL or points to `cap`
+ * writable `double`.
+ */
+qk_status qk_maglev_shares(const qk_maglev *maglev, double *shares_out, size_t cap);
+
+/**
+ * Like `qk_maglev_get_node()` for a key already hashed with
+ * `qk_hash_key()`: the owner of entry `hash mod table_size`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `index_out` is NULL or writable.
+ */
+qk_status qk_maglev_get_node_by_hash(const qk_maglev *maglev, uint64_t hash, size_t *index_out);
+
+/**
+ * Stores in `*fraction_out` the fraction of table entries whose backend
+ * (by name) differs between `a` and `b`: the share of keys that move from
+ * one to the other (1 when exactly one of them is empty).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (different table sizes).
+ *
+ * # Safety
+ * `a` and `b` are NULL or live (they may be the same table);
+ * `fraction_out` is NULL or writable.
+ */
+qk_status qk_maglev_diff(const qk_maglev *a, const qk_maglev *b, double *fraction_out);
+
+/**
+ * Stores the bucket in `0 .. num_buckets` of the 64-bit `key` in
+ * `*bucket_out` (Lamping & Veach's jump consistent hash; the key is used
+ * as is, so integer keys give the same buckets as other implementations
+ * of the paper's algorithm).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`num_buckets` is 0).
+ *
+ * # Safety
+ * `bucket_out` is NULL or writable.
+ */
+qk_status qk_jump_hash(uint64_t key, uint32_t num_buckets, uint32_t *bucket_out);
+
+/**
+ * Like `qk_jump_hash()` for a byte key (`key_len` bytes; `key` may be
+ * NULL when `key_len` is 0), hashed first with `qk_hash_key()` (xxh3-64,
+ * quorumkit's fixed seed): the bucket is `qk_jump_hash(qk_hash_key(key))`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`num_buckets` is 0).
+ *
+ * # Safety
+ * `key` is NULL or points to `key_len` readable bytes; `bucket_out` is
+ * NULL or writable.
+ */
+qk_status qk_jump_hash_key(const uint8_t *key,
+                           size_t key_len,
+                           uint32_t num_buckets,
+                           uint32_t *bucket_out);
+
+/**
+ * `buckets_out[i] = qk_jump_hash(keys[i], num_buckets)` for `i < count`.
+ * The arrays may be NULL when `count` is 0. Nothing is written on failure.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`num_buckets` is 0).
+ *
+ * # Safety
+ * `keys` is NULL or points to `count` readable `uint64_t`; `buckets_out`
+ * is NULL or points to `count` writable `uint32_t`.
+ */
+qk_status qk_jump_hash_batch(const uint64_t *keys,
+                             size_t count,
+                             uint32_t num_buckets,
+                             uint32_t *buckets_out);
 
 #ifdef __cplusplus
 }  // extern "C"

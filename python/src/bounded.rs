@@ -51,7 +51,7 @@ impl BoundedLoadBalancer {
             Some(v) => u32_arg(v, "vnodes")?,
             None => DEFAULT_VNODES,
         };
-        let nodes = node_weights(nodes)?;
+        let nodes = node_weights(nodes, 1u32)?;
         let b = guard(py, || {
             BoundedLoad::new(HashRing::from_nodes(vnodes, nodes)?, c)
         })?;

@@ -5,6 +5,7 @@
 mod args;
 mod bounded;
 mod errors;
+mod jump;
 mod rings;
 mod shared;
 
@@ -33,5 +34,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<rings::HashRing>()?;
     m.add_class::<rings::KetamaRing>()?;
     m.add_class::<bounded::BoundedLoadBalancer>()?;
+    m.add_class::<rings::RendezvousHash>()?;
+    m.add_class::<rings::Maglev>()?;
+    m.add_function(wrap_pyfunction!(jump::jump_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(jump::jump_hash_batch, m)?)?;
     Ok(())
 }

@@ -32,6 +32,11 @@ pub mod ring;
 pub mod ketama;
 
 pub mod bounded;
+pub mod rendezvous;
+
+pub mod maglev;
+
+pub mod jump;
 
 use std::ffi::{CStr, c_char};
 

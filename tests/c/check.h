@@ -43,5 +43,6 @@ void test_ketama(void);
 void test_threads(void);
 void test_bounded(void);
 void test_snapshot(void);
+void test_algos(void);
 
 #endif

@@ -71,6 +71,7 @@ int main(void) {
     test_threads();
     test_bounded();
     test_snapshot();
+    test_algos();
     printf("c tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
