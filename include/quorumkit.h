@@ -31,6 +31,16 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
+ * Kind of a [`Rendezvous`] snapshot.
+ */
+#define KIND_RENDEZVOUS 3
+
+/**
+ * Kind of a [`Maglev`] snapshot.
+ */
+#define KIND_MAGLEV 4
+
+/**
  * The default table size, 65537.
  */
 #define QK_MAGLEV_DEFAULT_TABLE_SIZE 65537
@@ -1112,6 +1122,50 @@ qk_status qk_rendezvous_get_node_by_hash(const qk_rendezvous *hrw,
                                          size_t *index_out);
 
 /**
+ * Writes a snapshot of the placement (README, "Snapshot format": its nodes and weights in node order,
+ * versioned and checksummed) to `buf[0..cap]` and its length to
+ * `*len_out`.
+ *
+ * Two-call pattern: call with `cap` 0 (`buf` may then be NULL) to get
+ * `QK_ERR_BUFFER_TOO_SMALL` with the size needed in `*len_out`, allocate,
+ * call again. `*len_out` is written on success and on
+ * `QK_ERR_BUFFER_TOO_SMALL` only.
+ *
+ * Errors: `QK_ERR_NULL_ARG` (`hrw`, `len_out`, or `buf` with `cap` > 0),
+ * `QK_ERR_BUFFER_TOO_SMALL`.
+ *
+ * # Safety
+ * `hrw` is NULL or live; `buf` is NULL or points to `cap` writable
+ * bytes; `len_out` is NULL or writable.
+ */
+qk_status qk_rendezvous_snapshot(const qk_rendezvous *hrw,
+                                 uint8_t *buf,
+                                 size_t cap,
+                                 size_t *len_out);
+
+/**
+ * Restores a placement from `len` bytes of a snapshot made by
+ * `qk_rendezvous_snapshot()` (in any process, by any face of quorumkit) and
+ * stores it in `*hrw_out`: the same nodes and weights in the same order, the
+ * same placements. The scores are derived from them.
+ *
+ * Ownership: the caller owns the result (`qk_rendezvous_free()`); `data` is
+ * only read.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_CORRUPT` (bad magic, truncated,
+ * trailing bytes, checksum mismatch, unknown kind, invalid fields: empty, duplicate or NUL-holding names, weights that are not positive finite numbers),
+ * `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
+ * of another kind, e.g. a `qk_ring`).
+ *
+ * # Safety
+ * `data` is NULL or points to `len` readable bytes; `hrw_out` is NULL or
+ * writable.
+ */
+qk_status qk_rendezvous_restore(const uint8_t *data,
+                                size_t len,
+                                qk_rendezvous **hrw_out);
+
+/**
  * Creates an empty table of `table_size` entries (a prime, at most 2^26;
  * 0 means `QK_MAGLEV_DEFAULT_TABLE_SIZE`) and stores it in `*maglev_out`.
  *
@@ -1337,6 +1391,50 @@ qk_status qk_maglev_get_node_by_hash(const qk_maglev *maglev, uint64_t hash, siz
  * `fraction_out` is NULL or writable.
  */
 qk_status qk_maglev_diff(const qk_maglev *a, const qk_maglev *b, double *fraction_out);
+
+/**
+ * Writes a snapshot of the table (README, "Snapshot format": its backends and weights in backend order and the table size,
+ * versioned and checksummed) to `buf[0..cap]` and its length to
+ * `*len_out`.
+ *
+ * Two-call pattern: call with `cap` 0 (`buf` may then be NULL) to get
+ * `QK_ERR_BUFFER_TOO_SMALL` with the size needed in `*len_out`, allocate,
+ * call again. `*len_out` is written on success and on
+ * `QK_ERR_BUFFER_TOO_SMALL` only.
+ *
+ * Errors: `QK_ERR_NULL_ARG` (`maglev`, `len_out`, or `buf` with `cap` > 0),
+ * `QK_ERR_BUFFER_TOO_SMALL`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `buf` is NULL or points to `cap` writable
+ * bytes; `len_out` is NULL or writable.
+ */
+qk_status qk_maglev_snapshot(const qk_maglev *maglev,
+                             uint8_t *buf,
+                             size_t cap,
+                             size_t *len_out);
+
+/**
+ * Restores a table from `len` bytes of a snapshot made by
+ * `qk_maglev_snapshot()` (in any process, by any face of quorumkit) and
+ * stores it in `*maglev_out`: the same backends and weights, table size in the same order, the
+ * same placements. The table is rebuilt from them.
+ *
+ * Ownership: the caller owns the result (`qk_maglev_free()`); `data` is
+ * only read.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_CORRUPT` (bad magic, truncated,
+ * trailing bytes, checksum mismatch, unknown kind, invalid fields: a table size that is not a prime up to 2^26, empty, duplicate or NUL-holding names, weights 0 or summing to more than the table size),
+ * `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
+ * of another kind, e.g. a `qk_ring`).
+ *
+ * # Safety
+ * `data` is NULL or points to `len` readable bytes; `maglev_out` is NULL or
+ * writable.
+ */
+qk_status qk_maglev_restore(const uint8_t *data,
+                            size_t len,
+                            qk_maglev **maglev_out);
 
 /**
  * Stores the bucket in `0 .. num_buckets` of the 64-bit `key` in

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 use quorumkit::Error;
 use quorumkit::ring::snapshot::{self, Snapshot};
-use quorumkit::ring::{HashRing, KetamaCompat, KetamaRing, KetamaServer, Placement};
+use quorumkit::ring::{
+    HashRing, KetamaCompat, KetamaRing, KetamaServer, Maglev, Placement, Rendezvous,
+};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/snapshot-v1")
@@ -41,6 +43,35 @@ fn fixture_rings() -> (HashRing, KetamaRing) {
     (ring, ketama)
 }
 
+/// The kinds added later (3 and 4) have their own files, so the first
+/// fixtures stay byte-identical.
+fn fixture_hrw_maglev() -> (Rendezvous, Maglev) {
+    let hrw = Rendezvous::from_nodes([
+        ("cache-a", 1.0),
+        ("cache-b", 2.5),
+        ("cache-ü", 0.75),
+        ("10.0.0.7:6379", 1.0),
+    ])
+    .unwrap();
+    let maglev = Maglev::from_nodes(
+        257,
+        [("be-1", 1), ("be-2", 3), ("be-ü", 1), ("10.0.0.9:80", 2)],
+    )
+    .unwrap();
+    (hrw, maglev)
+}
+
+fn placements_hrw_maglev_tsv(hrw: &Rendezvous, maglev: &Maglev) -> String {
+    let mut out = String::from("# kind\tkey\tnode (tests/snapshot.rs writes this file)\n");
+    for k in fixture_keys() {
+        out += &format!("rendezvous\t{k}\t{}\n", hrw.get_node(k.as_bytes()).unwrap());
+    }
+    for k in fixture_keys() {
+        out += &format!("maglev\t{k}\t{}\n", maglev.get_node(k.as_bytes()).unwrap());
+    }
+    out
+}
+
 fn fixture_keys() -> Vec<String> {
     (0..64).map(|i| format!("key-{i}")).collect()
 }
@@ -65,6 +96,38 @@ fn fixtures_restore_to_their_placements() {
         std::fs::write(dir().join("ketama.qksn"), ketama.to_snapshot()).unwrap();
         std::fs::write(dir().join("placements.tsv"), placements_tsv(&ring, &ketama)).unwrap();
     }
+    let (hrw, maglev) = fixture_hrw_maglev();
+    if std::env::var_os("QK_REGEN_SNAPSHOT_VECTORS").is_some() {
+        std::fs::write(dir().join("rendezvous.qksn"), hrw.to_snapshot()).unwrap();
+        std::fs::write(dir().join("maglev.qksn"), maglev.to_snapshot()).unwrap();
+        std::fs::write(
+            dir().join("placements-hrw-maglev.tsv"),
+            placements_hrw_maglev_tsv(&hrw, &maglev),
+        )
+        .unwrap();
+    }
+    let hrw_bytes = std::fs::read(dir().join("rendezvous.qksn")).unwrap();
+    let maglev_bytes = std::fs::read(dir().join("maglev.qksn")).unwrap();
+    let tsv2 = std::fs::read_to_string(dir().join("placements-hrw-maglev.tsv")).unwrap();
+    assert_eq!(hrw.to_snapshot(), hrw_bytes);
+    assert_eq!(maglev.to_snapshot(), maglev_bytes);
+    let h = Rendezvous::from_snapshot(&hrw_bytes).unwrap();
+    let m = Maglev::from_snapshot(&maglev_bytes).unwrap();
+    assert_eq!(m.table(), maglev.table());
+    assert_eq!(m.table_size(), 257);
+    let mut checked2 = 0;
+    for line in tsv2.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let got = match f[0] {
+            "rendezvous" => h.get_node(f[1].as_bytes()).unwrap(),
+            "maglev" => m.get_node(f[1].as_bytes()).unwrap(),
+            other => panic!("unknown kind {other}"),
+        };
+        assert_eq!(got, f[2], "{line}");
+        checked2 += 1;
+    }
+    assert_eq!(checked2, 128);
+
     let ring_bytes = std::fs::read(dir().join("hash_ring.qksn")).unwrap();
     let ketama_bytes = std::fs::read(dir().join("ketama.qksn")).unwrap();
     let tsv = std::fs::read_to_string(dir().join("placements.tsv")).unwrap();
@@ -95,6 +158,12 @@ fn check_any(bytes: &[u8]) {
     }
     if let Ok(k) = KetamaRing::from_snapshot(bytes) {
         assert_eq!(k.to_snapshot(), bytes);
+    }
+    if let Ok(h) = Rendezvous::from_snapshot(bytes) {
+        assert_eq!(h.to_snapshot(), bytes);
+    }
+    if let Ok(m) = Maglev::from_snapshot(bytes) {
+        assert_eq!(m.to_snapshot(), bytes);
     }
 }
 
@@ -140,8 +209,18 @@ fn crc_is_zlib_crc32() {
 #[test]
 fn every_truncation_is_rejected() {
     let (ring, ketama) = fixture_rings();
-    for full in [ring.to_snapshot(), ketama.to_snapshot()] {
+    let (hrw, maglev) = fixture_hrw_maglev();
+    for full in [
+        ring.to_snapshot(),
+        ketama.to_snapshot(),
+        hrw.to_snapshot(),
+        maglev.to_snapshot(),
+    ] {
         for cut in 0..full.len() {
+            let e = Rendezvous::from_snapshot(&full[..cut]).unwrap_err();
+            assert!(matches!(e, Error::Corrupt(_)), "cut {cut}: {e:?}");
+            let e = Maglev::from_snapshot(&full[..cut]).unwrap_err();
+            assert!(matches!(e, Error::Corrupt(_)), "cut {cut}: {e:?}");
             let e = HashRing::from_snapshot(&full[..cut]).unwrap_err();
             assert!(matches!(e, Error::Corrupt(_)), "cut {cut}: {e:?}");
             let e = KetamaRing::from_snapshot(&full[..cut]).unwrap_err();
@@ -178,6 +257,9 @@ fn frame_reports_kind() {
     let (ring, ketama) = fixture_rings();
     assert_eq!(snapshot::open(&ring.to_snapshot()).unwrap().0, 1);
     assert_eq!(snapshot::open(&ketama.to_snapshot()).unwrap().0, 2);
+    let (hrw, maglev) = fixture_hrw_maglev();
+    assert_eq!(snapshot::open(&hrw.to_snapshot()).unwrap().0, 3);
+    assert_eq!(snapshot::open(&maglev.to_snapshot()).unwrap().0, 4);
 }
 
 proptest! {
@@ -191,7 +273,7 @@ proptest! {
 
     #[test]
     fn random_body_with_valid_frame_never_panics(
-        kind in 0u16..4,
+        kind in 0u16..6,
         body in proptest::collection::vec(any::<u8>(), 0..120),
     ) {
         let mut v = b"QKSN".to_vec();
@@ -206,12 +288,18 @@ proptest! {
 
     #[test]
     fn mutated_snapshots_never_panic(
-        which in 0usize..2,
+        which in 0usize..4,
         edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6),
         fix in any::<bool>(),
     ) {
         let (ring, ketama) = fixture_rings();
-        let mut v = if which == 0 { ring.to_snapshot() } else { ketama.to_snapshot() };
+        let (hrw, maglev) = fixture_hrw_maglev();
+        let mut v = match which {
+            0 => ring.to_snapshot(),
+            1 => ketama.to_snapshot(),
+            2 => hrw.to_snapshot(),
+            _ => maglev.to_snapshot(),
+        };
         for (pos, byte, op) in edits {
             let p = pos % (v.len() + 1);
             match op {

@@ -286,7 +286,8 @@ ring_class!(KetamaRing, CoreKetamaRing, "KetamaRing", weights: u32,
     }
 });
 
-ring_class!(RendezvousHash, CoreRendezvous, "RendezvousHash", weights: f64, {
+ring_class!(RendezvousHash, CoreRendezvous, "RendezvousHash", weights: f64,
+    snapshot: "The placement as a snapshot: versioned, checksummed bytes (README, \"Snapshot format\") that `from_bytes` restores in any process and from C.", {
     #[new]
     #[pyo3(signature = (nodes=None))]
     fn new(py: Python<'_>, nodes: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
@@ -318,7 +319,8 @@ ring_class!(RendezvousHash, CoreRendezvous, "RendezvousHash", weights: f64, {
     }
 });
 
-ring_class!(Maglev, CoreMaglev, "Maglev", {
+ring_class!(Maglev, CoreMaglev, "Maglev",
+    snapshot: "The table as a snapshot: versioned, checksummed bytes (README, \"Snapshot format\"; backends, weights and table size: the table is rebuilt) that `from_bytes` restores in any process and from C.", {
     #[new]
     #[pyo3(
         signature = (nodes=None, *, table_size=None),

@@ -115,7 +115,7 @@ def hrw_reference(nodes: dict[str, float], key: str | bytes) -> list[str]:
     for name, w in nodes.items():
         nh = xxhash.xxh3_64_intdigest(name.encode(), seed=qk.RING_SEED)
         h = xxhash.xxh3_64_intdigest(struct.pack("<QQ", kh, nh), seed=qk.RING_SEED)
-        u = ((h >> 11) + 0.5) / 2.0**53
+        u = (min(h >> 11, 2**53 - 2) + 0.5) / 2.0**53  # 2**53 - 1 would round to u = 1
         scored.append((-w / math.log(u), name))
     # Highest score first; equal scores: bytewise smaller name first.
     scored.sort(key=lambda t: (-t[0], t[1].encode()))

@@ -359,6 +359,56 @@ pub unsafe extern "C" fn qk_maglev_diff(
     })
 }
 
+/// Writes a snapshot of the table (README, "Snapshot format": its backends and weights in backend order and the table size,
+/// versioned and checksummed) to `buf[0..cap]` and its length to
+/// `*len_out`.
+///
+/// Two-call pattern: call with `cap` 0 (`buf` may then be NULL) to get
+/// `QK_ERR_BUFFER_TOO_SMALL` with the size needed in `*len_out`, allocate,
+/// call again. `*len_out` is written on success and on
+/// `QK_ERR_BUFFER_TOO_SMALL` only.
+///
+/// Errors: `QK_ERR_NULL_ARG` (`maglev`, `len_out`, or `buf` with `cap` > 0),
+/// `QK_ERR_BUFFER_TOO_SMALL`.
+///
+/// # Safety
+/// `maglev` is NULL or live; `buf` is NULL or points to `cap` writable
+/// bytes; `len_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_maglev_snapshot(
+    maglev: *const qk_maglev,
+    buf: *mut u8,
+    cap: usize,
+    len_out: *mut usize,
+) -> qk_status {
+    boundary(|| unsafe { super::snapshot::snapshot(maglev, buf, cap, len_out) })
+}
+
+/// Restores a table from `len` bytes of a snapshot made by
+/// `qk_maglev_snapshot()` (in any process, by any face of quorumkit) and
+/// stores it in `*maglev_out`: the same backends and weights, table size in the same order, the
+/// same placements. The table is rebuilt from them.
+///
+/// Ownership: the caller owns the result (`qk_maglev_free()`); `data` is
+/// only read.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_CORRUPT` (bad magic, truncated,
+/// trailing bytes, checksum mismatch, unknown kind, invalid fields: a table size that is not a prime up to 2^26, empty, duplicate or NUL-holding names, weights 0 or summing to more than the table size),
+/// `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
+/// of another kind, e.g. a `qk_ring`).
+///
+/// # Safety
+/// `data` is NULL or points to `len` readable bytes; `maglev_out` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_maglev_restore(
+    data: *const u8,
+    len: usize,
+    maglev_out: *mut *mut qk_maglev,
+) -> qk_status {
+    boundary(|| unsafe { super::snapshot::restore(data, len, maglev_out, qk_maglev) })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -280,3 +280,53 @@ pub unsafe extern "C" fn qk_rendezvous_get_node_by_hash(
 ) -> qk_status {
     boundary(|| unsafe { common::locate_with(hrw, index_out, |r| r.locate_hash(hash)) })
 }
+
+/// Writes a snapshot of the placement (README, "Snapshot format": its nodes and weights in node order,
+/// versioned and checksummed) to `buf[0..cap]` and its length to
+/// `*len_out`.
+///
+/// Two-call pattern: call with `cap` 0 (`buf` may then be NULL) to get
+/// `QK_ERR_BUFFER_TOO_SMALL` with the size needed in `*len_out`, allocate,
+/// call again. `*len_out` is written on success and on
+/// `QK_ERR_BUFFER_TOO_SMALL` only.
+///
+/// Errors: `QK_ERR_NULL_ARG` (`hrw`, `len_out`, or `buf` with `cap` > 0),
+/// `QK_ERR_BUFFER_TOO_SMALL`.
+///
+/// # Safety
+/// `hrw` is NULL or live; `buf` is NULL or points to `cap` writable
+/// bytes; `len_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_rendezvous_snapshot(
+    hrw: *const qk_rendezvous,
+    buf: *mut u8,
+    cap: usize,
+    len_out: *mut usize,
+) -> qk_status {
+    boundary(|| unsafe { super::snapshot::snapshot(hrw, buf, cap, len_out) })
+}
+
+/// Restores a placement from `len` bytes of a snapshot made by
+/// `qk_rendezvous_snapshot()` (in any process, by any face of quorumkit) and
+/// stores it in `*hrw_out`: the same nodes and weights in the same order, the
+/// same placements. The scores are derived from them.
+///
+/// Ownership: the caller owns the result (`qk_rendezvous_free()`); `data` is
+/// only read.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_CORRUPT` (bad magic, truncated,
+/// trailing bytes, checksum mismatch, unknown kind, invalid fields: empty, duplicate or NUL-holding names, weights that are not positive finite numbers),
+/// `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
+/// of another kind, e.g. a `qk_ring`).
+///
+/// # Safety
+/// `data` is NULL or points to `len` readable bytes; `hrw_out` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_rendezvous_restore(
+    data: *const u8,
+    len: usize,
+    hrw_out: *mut *mut qk_rendezvous,
+) -> qk_status {
+    boundary(|| unsafe { super::snapshot::restore(data, len, hrw_out, qk_rendezvous) })
+}

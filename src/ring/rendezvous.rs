@@ -13,11 +13,15 @@
 //! - `node_hash = xxh3_64(utf8(name), seed RING_SEED)`, computed once;
 //! - `h = xxh3_64(le64(key_hash(key)) ‖ le64(node_hash), seed RING_SEED)`
 //!   (16 bytes, little-endian);
-//! - `u = ((h >> 11) + 0.5) / 2^53`, in (0, 1) exclusive;
-//! - `score = -weight / ln(u)`; the largest wins, equal scores go to the
-//!   bytewise smaller name.
+//! - `a = min(h >> 11, 2^53 − 2)`, `u = (a + 0.5) / 2^53` rounded to
+//!   double, in (0, 1) exclusive (`2^53 − 1` would round to `u = 1`);
+//! - `score = -weight / ln(u)` in IEEE-754 double arithmetic, `ln` being
+//!   musl's `log` (the `libm` crate) so that every platform computes the
+//!   same bits; the largest wins, equal scores go to the bytewise smaller
+//!   name.
 //!
-//! A lookup costs O(nodes): fine for tens to hundreds of nodes.
+//! A lookup costs O(nodes): fine for tens to hundreds of nodes. It needs
+//! one `ln` per distinct weight, not per node (see [`Groups`]).
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -41,6 +45,79 @@ struct Node {
 pub struct Rendezvous {
     nodes: Vec<Node>,
     by_name: HashMap<String, usize>,
+    /// Derived from `nodes` after every change: the lookup's layout.
+    groups: Groups,
+}
+
+/// The nodes grouped by weight, for lookups with one `ln` per group.
+///
+/// Within a group every node has the same weight `w`, and the score
+/// `-w / ln(u)` never decreases as `h` grows (`h -> u` is monotone and so
+/// are `ln` and the division, up to `ln`'s rounding). So the node with the
+/// largest pair hash `h` has the group's best score, and only its score is
+/// computed. Two things could make that differ from scoring every node:
+/// scores that tie after rounding (then the smaller name must win), and
+/// `ln`'s sub-ulp errors on nearly equal inputs. Both need the group's top
+/// two `u` within a relative `2^-40` of each other; [`fast_winner`] checks
+/// that gap and, when it is smaller (about once in 2^40 lookups), answers
+/// by scoring every node. With a gap of at least `2^-40`, the true `ln`s
+/// differ by more than `2^-40` while `ln`'s error is below one ulp
+/// (`<= 2^-47` for `|ln u| < 38`) and the division keeps the order
+/// strictly, as long as `w / |ln u|` stays a normal, finite number: weights
+/// in `[2^-900, 2^900]`. Other weights make every lookup score every node.
+///
+/// [`fast_winner`]: Rendezvous::fast_winner
+#[derive(Debug, Clone, Default)]
+struct Groups {
+    /// `(weight, end)`: group `g` holds `members[groups[g-1].1..groups[g].1]`.
+    bounds: Vec<(f64, u32)>,
+    /// Per member, grouped: its node hash's [`pair::node_half`] and its
+    /// node index.
+    members: Vec<(u64, u32)>,
+    /// Every weight is in the range where the fast path is exact.
+    fast: bool,
+}
+
+/// 2^-900 and 2^900: the weights for which the fast path is exact.
+const FAST_MIN_WEIGHT: f64 = f64::from_bits((1023 - 900) << 52);
+const FAST_MAX_WEIGHT: f64 = f64::from_bits((1023 + 900) << 52);
+
+/// The fast path gives up when the top two `a = u_bits(h)` of a group are
+/// closer than `((a1 + 1) >> GAP_SHIFT) + 2` (a relative gap in `u`
+/// of at least `2^-40`, see [`Groups`]).
+const GAP_SHIFT: u32 = 40;
+
+impl Groups {
+    fn build(nodes: &[Node]) -> Groups {
+        let mut order: Vec<u32> = (0..nodes.len() as u32).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&nodes[a as usize], &nodes[b as usize]);
+            a.weight.total_cmp(&b.weight)
+        });
+        let mut bounds: Vec<(f64, u32)> = Vec::new();
+        let mut members = Vec::with_capacity(nodes.len());
+        for i in order {
+            let n = &nodes[i as usize];
+            if bounds.last().is_some_and(|&(w, _)| w != n.weight) {
+                bounds.last_mut().expect("non-empty").1 = members.len() as u32;
+            }
+            if bounds.last().is_none_or(|&(w, _)| w != n.weight) {
+                bounds.push((n.weight, 0));
+            }
+            members.push((pair::node_half(n.hash), i));
+        }
+        if let Some(last) = bounds.last_mut() {
+            last.1 = members.len() as u32;
+        }
+        let fast = nodes
+            .iter()
+            .all(|n| (FAST_MIN_WEIGHT..=FAST_MAX_WEIGHT).contains(&n.weight));
+        Groups {
+            bounds,
+            members,
+            fast,
+        }
+    }
 }
 
 /// The per-node hash: xxh3-64 of the name's UTF-8 bytes with [`RING_SEED`].
@@ -59,13 +136,79 @@ pub fn rendezvous_pair_hash(key_hash: u64, node_hash: u64) -> u64 {
     xxh3_64_with_seed(&buf, RING_SEED)
 }
 
+/// [`rendezvous_pair_hash`] split in its key half and its node half, so a
+/// lookup mixes the key once and then does a multiply and an avalanche per
+/// node. Hand-written because the crate exposes xxh3 only on whole inputs;
+/// this is xxh3-64's path for 9..=16-byte inputs (XXH3 specification,
+/// `XXH3_len_9to16_64b`) at exactly 16 bytes, and a test compares it with
+/// the crate on random inputs.
+mod pair {
+    use crate::hash::RING_SEED;
+
+    /// Bytes 24..56 of xxh3's default secret (`kSecret`), as u64 LE.
+    const SECRET_24_56: [u64; 4] = [
+        0x1f67_b3b7_a4a4_4072,
+        0x78e5_c0cc_4ee6_79cb,
+        0x2172_ffcc_7dd0_5a82,
+        0x8e24_43f7_7446_08b8,
+    ];
+    const FLIP_KEY: u64 = (SECRET_24_56[0] ^ SECRET_24_56[1]).wrapping_add(RING_SEED);
+    const FLIP_NODE: u64 = (SECRET_24_56[2] ^ SECRET_24_56[3]).wrapping_sub(RING_SEED);
+
+    /// The node half: stored per node.
+    #[inline]
+    pub fn node_half(node_hash: u64) -> u64 {
+        node_hash ^ FLIP_NODE
+    }
+
+    /// The key half: `(lo, 16 + bswap(lo))`, once per lookup.
+    #[inline]
+    pub fn key_half(key_hash: u64) -> (u64, u64) {
+        let lo = key_hash ^ FLIP_KEY;
+        (lo, 16u64.wrapping_add(lo.swap_bytes()))
+    }
+
+    /// The pair hash from both halves.
+    #[inline(always)]
+    pub fn finish((lo, lo_mix): (u64, u64), hi: u64) -> u64 {
+        let m = lo as u128 * hi as u128;
+        let mut acc = lo_mix
+            .wrapping_add(hi)
+            .wrapping_add((m as u64) ^ ((m >> 64) as u64));
+        // xxh3's avalanche.
+        acc ^= acc >> 37;
+        acc = acc.wrapping_mul(0x1656_6791_9E37_79F9);
+        acc ^ (acc >> 32)
+    }
+}
+
 /// A node's score for a key: `-weight / ln(u)`, `u` from the pair hash.
 #[inline]
 pub fn rendezvous_score(key_hash: u64, node_hash: u64, weight: f64) -> f64 {
     let h = rendezvous_pair_hash(key_hash, node_hash);
     // 53 random bits, centred in their interval: never 0, never 1.
-    let u = ((h >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64);
-    -weight / u.ln()
+    score_of(h, weight)
+}
+
+/// The 53 bits of `h` that make `u`: `h >> 11`, except that the top value
+/// `2^53 − 1` counts as `2^53 − 2` — `2^53 − 1 + 0.5` rounds (to even) to
+/// `2^53`, which would make `u` exactly 1, `ln(u)` 0 and the score `−∞`.
+#[inline]
+fn u_bits(h: u64) -> u64 {
+    (h >> 11).min((1 << 53) - 2)
+}
+
+/// `-weight / ln(u)` with `u = (u_bits(h) + 0.5) / 2^53` (rounded to
+/// double): 53 random bits, centred in their interval, in (0, 1).
+///
+/// `ln` is the `libm` crate's `log` (a Rust port of musl/FreeBSD's, error
+/// < 1 ulp), not `f64::ln`: that calls the platform's libm, whose last bit
+/// may differ between libcs and flip a near-tie. Pure Rust arithmetic
+/// (no FMA contraction) gives the same bits on every platform.
+#[inline]
+fn score_of(h: u64, weight: f64) -> f64 {
+    let u = (u_bits(h) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64);
+    -weight / libm::log(u)
 }
 
 fn check_weight(weight: f64) -> Result<()> {
@@ -88,13 +231,13 @@ impl Rendezvous {
     pub fn from_nodes<S: AsRef<str>>(nodes: impl IntoIterator<Item = (S, f64)>) -> Result<Self> {
         let mut r = Self::new();
         for (name, weight) in nodes {
-            r.add_node(name.as_ref(), weight)?;
+            r.push(name.as_ref(), weight)?;
         }
+        r.regroup();
         Ok(r)
     }
 
-    /// Adds a node; only the keys it now wins move (to it).
-    pub fn add_node(&mut self, name: &str, weight: f64) -> Result<()> {
+    fn push(&mut self, name: &str, weight: f64) -> Result<()> {
         check_name(name)?;
         check_weight(weight)?;
         if self.by_name.contains_key(name) {
@@ -112,6 +255,17 @@ impl Rendezvous {
         Ok(())
     }
 
+    fn regroup(&mut self) {
+        self.groups = Groups::build(&self.nodes);
+    }
+
+    /// Adds a node; only the keys it now wins move (to it).
+    pub fn add_node(&mut self, name: &str, weight: f64) -> Result<()> {
+        self.push(name, weight)?;
+        self.regroup();
+        Ok(())
+    }
+
     /// Removes a node; only the keys it owned move. Later indices shift
     /// down by one.
     pub fn remove_node(&mut self, name: &str) -> Result<()> {
@@ -125,6 +279,7 @@ impl Rendezvous {
                 *v -= 1;
             }
         }
+        self.regroup();
         Ok(())
     }
 
@@ -136,6 +291,7 @@ impl Rendezvous {
             .get(name)
             .ok_or_else(|| Error::NodeNotFound(name.to_owned()))?;
         self.nodes[idx].weight = weight;
+        self.regroup();
         Ok(())
     }
 
@@ -163,19 +319,68 @@ impl Rendezvous {
     /// [`crate::hash::key_hash`].
     #[inline]
     pub fn locate_hash(&self, h: u64) -> Result<usize> {
-        let mut best = usize::MAX;
+        if self.nodes.is_empty() {
+            return Err(Error::EmptyRing);
+        }
+        if self.groups.fast {
+            if let Some(i) = self.fast_winner(h, GAP_SHIFT) {
+                return Ok(i);
+            }
+        }
+        Ok(self.exact_winner(h))
+    }
+
+    /// The spec read literally: score every node, keep the best.
+    fn exact_winner(&self, h: u64) -> usize {
+        let mut best = 0;
         let mut best_score = f64::NEG_INFINITY;
         for (i, n) in self.nodes.iter().enumerate() {
             let s = rendezvous_score(h, n.hash, n.weight);
+            if i == 0 || self.beats(s, i, best_score, best) {
+                best = i;
+                best_score = s;
+            }
+        }
+        best
+    }
+
+    /// The winner from one score per weight group (see [`Groups`]), or
+    /// `None` when a group's top two are too close to tell without scoring
+    /// every node. `gap_shift` is [`GAP_SHIFT`] except in tests.
+    #[inline]
+    fn fast_winner(&self, h: u64, gap_shift: u32) -> Option<usize> {
+        let g = &self.groups;
+        let key = pair::key_half(h);
+        let mut best = usize::MAX;
+        let mut best_score = f64::NEG_INFINITY;
+        let mut start = 0usize;
+        for &(weight, end) in &g.bounds {
+            let group = &g.members[start..end as usize];
+            start = end as usize;
+            // Top two pair hashes, branch-free (a new maximum is too
+            // unpredictable to branch on); `first` is the position of the
+            // first member with the top hash.
+            let (mut top, mut second, mut first) = (0u64, 0u64, 0usize);
+            for (j, &(node_half, _)) in group.iter().enumerate() {
+                let p = pair::finish(key, node_half);
+                second = second.max(p.min(top));
+                first = if p > top { j } else { first };
+                top = top.max(p);
+            }
+            if group.len() > 1 {
+                let (a1, a2) = (u_bits(top), u_bits(second));
+                if a1 - a2 < ((a1 + 1) >> gap_shift) + 2 {
+                    return None;
+                }
+            }
+            let s = score_of(top, weight);
+            let i = group[first].1 as usize;
             if best == usize::MAX || self.beats(s, i, best_score, best) {
                 best = i;
                 best_score = s;
             }
         }
-        if best == usize::MAX {
-            return Err(Error::EmptyRing);
-        }
-        Ok(best)
+        Some(best)
     }
 
     /// The first `n` nodes by score for a pre-hashed key.
@@ -417,6 +622,127 @@ mod tests {
             assert_eq!(
                 a.node_name(a.locate_hash(h).unwrap()),
                 b.node_name(b.locate_hash(h).unwrap())
+            );
+        }
+    }
+
+    /// Random node sets: equal weights, a few distinct weights, all
+    /// distinct, and near-equal distinct weights (adjacent doubles).
+    fn random_case(x: &mut u64) -> Rendezvous {
+        let n = 1 + (splitmix(x) % 40) as usize;
+        let style = splitmix(x) % 4;
+        let base = 0.01 + (splitmix(x) % 1000) as f64 / 7.0;
+        let nodes = (0..n).map(|i| {
+            let w = match style {
+                0 => base,
+                1 => [1.0, 2.0, 0.5][(splitmix(x) % 3) as usize],
+                2 => (splitmix(x) >> 11) as f64 / (1u64 << 40) as f64 + 1e-3,
+                _ => f64::from_bits(base.to_bits() + splitmix(x) % 3),
+            };
+            (format!("n{}-{i}", splitmix(x) % 1000), w)
+        });
+        Rendezvous::from_nodes(nodes).unwrap()
+    }
+
+    #[test]
+    fn fast_path_agrees_with_scoring_every_node() {
+        let seed = 0x4852_5704u64;
+        let mut x = seed;
+        let (mut fallbacks, mut checked) = (0, 0);
+        for case in 0..300 {
+            let r = random_case(&mut x);
+            assert!(r.groups.fast);
+            for h in keys(splitmix(&mut x), 300) {
+                let want = r.exact_winner(h);
+                assert_eq!(
+                    r.locate_hash(h).unwrap(),
+                    want,
+                    "seed {seed:#x} case {case}"
+                );
+                // A coarse gap forces the fallback often: it must give the
+                // same answer as the fast path wherever both answer.
+                match r.fast_winner(h, 3) {
+                    Some(i) => assert_eq!(i, want, "seed {seed:#x} case {case}"),
+                    None => fallbacks += 1,
+                }
+                checked += 1;
+            }
+        }
+        assert!(
+            fallbacks > 1000 && fallbacks < checked,
+            "{fallbacks} of {checked}"
+        );
+    }
+
+    #[test]
+    fn extreme_weights_score_every_node() {
+        let r = Rendezvous::from_nodes([("a", 1e-300), ("b", 2e-300), ("c", 1e300)]).unwrap();
+        assert!(!r.groups.fast);
+        let mut x = 0x4852_5705u64;
+        for _ in 0..1000 {
+            let h = splitmix(&mut x);
+            assert_eq!(r.locate_hash(h).unwrap(), r.exact_winner(h));
+        }
+        assert!(
+            Rendezvous::from_nodes([("a", FAST_MAX_WEIGHT), ("b", FAST_MIN_WEIGHT)])
+                .unwrap()
+                .groups
+                .fast
+        );
+        assert_eq!(FAST_MAX_WEIGHT, 2f64.powi(900));
+        assert_eq!(FAST_MIN_WEIGHT, 2f64.powi(-900));
+    }
+
+    #[test]
+    fn groups_follow_membership_changes() {
+        let mut r = Rendezvous::from_nodes([("a", 1.0), ("b", 2.0), ("c", 1.0)]).unwrap();
+        assert_eq!(r.groups.bounds, vec![(1.0, 2), (2.0, 3)]);
+        r.set_weight("b", 1.0).unwrap();
+        assert_eq!(r.groups.bounds, vec![(1.0, 3)]);
+        r.add_node("d", 0.5).unwrap();
+        r.remove_node("a").unwrap();
+        assert_eq!(r.groups.bounds, vec![(0.5, 1), (1.0, 3)]);
+        let idx: Vec<u32> = r.groups.members.iter().map(|m| m.1).collect();
+        assert_eq!(idx, vec![2, 0, 1]);
+        for h in keys(11, 500) {
+            assert_eq!(r.locate_hash(h).unwrap(), r.exact_winner(h));
+        }
+    }
+
+    #[test]
+    fn split_pair_hash_is_xxh3() {
+        let mut x = 0x4852_5706u64;
+        for _ in 0..100_000 {
+            let (k, n) = (splitmix(&mut x), splitmix(&mut x));
+            assert_eq!(
+                pair::finish(pair::key_half(k), pair::node_half(n)),
+                rendezvous_pair_hash(k, n),
+                "{k:#x} {n:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn pinned_scores() {
+        // Bits of `-w / ln(u)` with musl's log; the same on every platform.
+        // (Cross-checked with CPython's math.log on glibc x86-64, whose
+        // log agrees on these inputs.)
+        let cases: [(u64, f64, u64); 7] = [
+            (0x0000_0000_0000_0000, 1.0, 0x3F9B_5B96_FCA5_58E1),
+            (0xFFFF_FFFF_FFFF_FFFF, 1.0, 0x432F_FFFF_FFFF_FFFE),
+            (0x8000_0000_0000_0000, 1.0, 0x3FF7_1547_652B_82FE),
+            (0x0123_4567_89AB_CDEF, 2.5, 0x3FDD_8AA3_02BB_9CC0),
+            (0xDEAD_BEEF_0BAD_F00D, 0.3, 0x4001_35F5_36FB_7C87),
+            (0x0000_0000_0000_0800, 7.0, 0x3FC8_A972_B52A_7353),
+            (0xFFFF_FFFF_FFFF_F7FF, 3.0, 0x4347_FFFF_FFFF_FFFF),
+        ];
+        for (h, w, bits) in cases {
+            let got = score_of(h, w);
+            assert_eq!(
+                got.to_bits(),
+                bits,
+                "h {h:#x} w {w}: got {got} = {:#x}",
+                got.to_bits()
             );
         }
     }

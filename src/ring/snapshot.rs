@@ -5,27 +5,28 @@
 //! offset  size  field
 //! 0       4     magic, the bytes "QKSN"
 //! 4       2     format version, u16 LE (this build: 1)
-//! 6       2     kind, u16 LE (HASH_RING = 1, KETAMA_RING = 2)
+//! 6       2     kind, u16 LE (HASH_RING = 1, KETAMA_RING = 2,
+//!                 RENDEZVOUS = 3, MAGLEV = 4)
 //! 8       4     body length B, u32 LE
 //! 12      B     body, the kind's fields
 //! 12+B    4     CRC-32 (IEEE, as zlib.crc32) of bytes 0..12+B, u32 LE
 //! ```
 //!
 //! Integers are little-endian; a string is a u32 LE byte length then that
-//! many bytes of UTF-8. Only the membership is stored, in node-index order:
+//! many bytes of UTF-8; an f64 is its IEEE-754 bits as a u64 LE. Only the membership is stored, in node-index order:
 //! the points are derived from it by the placement's fixed rules, so a
 //! restore rebuilds them (and a snapshot stays small and cannot disagree
 //! with its own points).
 //!
 //! A new placement adds its kind by implementing [`Snapshot`] with the next
-//! free kind number (`3` onwards) and listing it in [`kind_name`].
+//! free kind number (`5` onwards) and listing it in [`kind_name`].
 //!
 //! Reading checks, in order: magic, version ([`Error::UnsupportedVersion`]),
 //! length (truncated or trailing bytes), checksum, kind, then the body's
 //! fields; every failure is an [`Error::Corrupt`] (or, for a valid snapshot
 //! of another kind, [`Error::InvalidArgument`]), never a panic.
 
-use super::{HashRing, KetamaCompat, KetamaRing, KetamaServer};
+use super::{HashRing, KetamaCompat, KetamaRing, KetamaServer, Maglev, Rendezvous};
 use crate::error::{Error, Result};
 
 /// The first four bytes of every snapshot.
@@ -36,6 +37,10 @@ pub const FORMAT_VERSION: u16 = 1;
 pub const KIND_HASH_RING: u16 = 1;
 /// Kind of a [`KetamaRing`] snapshot.
 pub const KIND_KETAMA_RING: u16 = 2;
+/// Kind of a [`Rendezvous`] snapshot.
+pub const KIND_RENDEZVOUS: u16 = 3;
+/// Kind of a [`Maglev`] snapshot.
+pub const KIND_MAGLEV: u16 = 4;
 /// Restoring refuses rings of more points than this (about 800 MB of
 /// continuum): a checksum guards against damage, not against a crafted
 /// snapshot asking for unbounded memory.
@@ -49,6 +54,8 @@ pub fn kind_name(kind: u16) -> Option<&'static str> {
     match kind {
         KIND_HASH_RING => Some("HashRing"),
         KIND_KETAMA_RING => Some("KetamaRing"),
+        KIND_RENDEZVOUS => Some("Rendezvous"),
+        KIND_MAGLEV => Some("Maglev"),
         _ => None,
     }
 }
@@ -172,6 +179,10 @@ impl Writer {
     pub fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
+    /// An f64 as its IEEE-754 bits, little-endian.
+    pub fn f64(&mut self, v: f64) {
+        self.u64(v.to_bits());
+    }
     /// A length (element count) as a u32.
     pub fn len(&mut self, n: usize) {
         self.u32(u32::try_from(n).expect("fewer than 2^32 elements"));
@@ -223,6 +234,10 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(
             self.take(8, what)?.try_into().expect("8"),
         ))
+    }
+    /// An f64 from its IEEE-754 bits (any bits: the caller validates).
+    pub fn f64(&mut self, what: &str) -> Result<f64> {
+        Ok(f64::from_bits(self.u64(what)?))
     }
     /// A string.
     pub fn str(&mut self, what: &str) -> Result<&'a str> {
@@ -331,6 +346,63 @@ impl Snapshot for KetamaRing {
     }
 }
 
+/// Body: node count u32, then per node in index order its name (string)
+/// and weight f64. The scores are derived from names and weights.
+impl Snapshot for Rendezvous {
+    const KIND: u16 = KIND_RENDEZVOUS;
+
+    fn encode_body(&self, out: &mut Writer) {
+        out.len(super::Placement::len(self));
+        for (name, weight) in self.iter() {
+            out.str(name);
+            out.f64(weight);
+        }
+    }
+
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self> {
+        let n = r.count("node count", 12)?;
+        let mut nodes = Vec::with_capacity(n);
+        for i in 0..n {
+            let name = r.str(&format!("node {i} name"))?;
+            let weight = r.f64(&format!("node {i} weight"))?;
+            nodes.push((name, weight));
+        }
+        // Non-finite, zero or negative weights fail here as Corrupt.
+        Rendezvous::from_nodes(nodes).map_err(invalid_content)
+    }
+}
+
+/// Body: table size u32, backend count u32, then per backend in index
+/// order its name (string) and weight u32. The table is rebuilt: it is a
+/// function of these fields (README, "Placement").
+impl Snapshot for Maglev {
+    const KIND: u16 = KIND_MAGLEV;
+
+    fn encode_body(&self, out: &mut Writer) {
+        out.u32(self.table_size());
+        out.len(super::Placement::len(self));
+        for (name, weight) in self.iter() {
+            out.str(name);
+            out.u32(weight);
+        }
+    }
+
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self> {
+        let size = r.u32("table size")?;
+        let n = r.count("backend count", 8)?;
+        let mut nodes = Vec::with_capacity(n);
+        for i in 0..n {
+            let name = r.str(&format!("backend {i} name"))?;
+            let weight = r.u32(&format!("backend {i} weight"))?;
+            nodes.push((name, weight));
+        }
+        // A table size that is not prime or above MAX_TABLE_SIZE (which
+        // bounds the memory a restore can ask for), zero weights and
+        // weights beyond the table fail here as Corrupt.
+        Maglev::from_nodes(size, nodes).map_err(invalid_content)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,7 +424,7 @@ mod tests {
         v
     }
 
-    fn corrupt(r: Result<HashRing>) -> String {
+    fn corrupt<T: std::fmt::Debug>(r: Result<T>) -> String {
         match r {
             Err(Error::Corrupt(m)) => m,
             other => panic!("expected Corrupt, got {other:?}"),
@@ -464,5 +536,81 @@ mod tests {
         assert!(corrupt(restore(b)).contains("node count"));
         let b = body(4, &[(b"abc", 1)]);
         assert!(corrupt(restore(b[..b.len() - 1].to_vec())).contains("weight"));
+    }
+
+    #[test]
+    fn rendezvous_layout_round_trip_and_content_errors() {
+        let r = Rendezvous::from_nodes([("b", 2.5), ("a", 1.0)]).unwrap();
+        let s = r.to_snapshot();
+        let mut body = 2u32.to_le_bytes().to_vec();
+        for (name, w) in [(b"b", 2.5f64), (b"a", 1.0)] {
+            body.extend_from_slice(&1u32.to_le_bytes());
+            body.extend_from_slice(name);
+            body.extend_from_slice(&w.to_bits().to_le_bytes());
+        }
+        assert_eq!(s, framed(1, 3, &body));
+        let back = Rendezvous::from_snapshot(&s).unwrap();
+        assert_eq!(
+            back.iter().collect::<Vec<_>>(),
+            r.iter().collect::<Vec<_>>()
+        );
+        for k in 0..200u32 {
+            let k = k.to_le_bytes();
+            assert_eq!(back.locate(&k), r.locate(&k));
+        }
+        let one = |w: f64| {
+            let mut b = 1u32.to_le_bytes().to_vec();
+            b.extend_from_slice(&1u32.to_le_bytes());
+            b.push(b'a');
+            b.extend_from_slice(&w.to_bits().to_le_bytes());
+            Rendezvous::from_snapshot(&framed(1, 3, &b))
+        };
+        assert!(one(0.25).is_ok());
+        for w in [f64::NAN, -1.0, 0.0, -0.0, f64::INFINITY] {
+            assert!(corrupt(one(w)).contains("weight"), "{w}");
+        }
+        // Wrong kind both ways.
+        assert!(matches!(
+            HashRing::from_snapshot(&s),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            Rendezvous::from_snapshot(&ring().to_snapshot()),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn maglev_layout_round_trip_and_content_errors() {
+        let m = Maglev::from_nodes(13, [("y", 2), ("x", 1)]).unwrap();
+        let s = m.to_snapshot();
+        let body = |size: u32, nodes: &[(&[u8], u32)]| {
+            let mut b = size.to_le_bytes().to_vec();
+            b.extend_from_slice(&(nodes.len() as u32).to_le_bytes());
+            for (name, w) in nodes {
+                b.extend_from_slice(&(name.len() as u32).to_le_bytes());
+                b.extend_from_slice(name);
+                b.extend_from_slice(&w.to_le_bytes());
+            }
+            b
+        };
+        assert_eq!(s, framed(1, 4, &body(13, &[(b"y", 2), (b"x", 1)])));
+        let back = Maglev::from_snapshot(&s).unwrap();
+        assert_eq!(back.table(), m.table());
+        assert_eq!(back.table_size(), 13);
+        let empty = Maglev::with_table_size(7).unwrap();
+        let e = Maglev::from_snapshot(&empty.to_snapshot()).unwrap();
+        assert!(e.is_empty() && e.table_size() == 7);
+        let restore = |b: Vec<u8>| Maglev::from_snapshot(&framed(1, 4, &b));
+        assert!(corrupt(restore(body(15, &[(b"a", 1)]))).contains("prime"));
+        assert!(corrupt(restore(body(0, &[]))).contains("prime"));
+        assert!(corrupt(restore(body((1 << 26) + 15, &[]))).contains("limit"));
+        assert!(corrupt(restore(body(13, &[(b"a", 0)]))).contains("weight"));
+        assert!(corrupt(restore(body(13, &[(b"a", 14)]))).contains("weights sum"));
+        assert!(corrupt(restore(body(13, &[(b"a", 1), (b"a", 1)]))).contains("duplicate"));
+        assert!(matches!(
+            Rendezvous::from_snapshot(&s),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 }
