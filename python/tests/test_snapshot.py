@@ -135,3 +135,90 @@ def test_every_truncation_and_random_mutation() -> None:
         noise = bytes(r.randrange(256) for _ in range(r.randrange(64)))
         with pytest.raises(qk.QuorumkitError):
             qk.HashRing.from_bytes(b"QKSN\x01\x00" + noise)
+
+
+# ---------------------------------------------------------------- kinds 3 and 4
+
+
+def test_rendezvous_and_maglev_fixtures() -> None:
+    hrw = qk.RendezvousHash.from_bytes((VECTORS / "rendezvous.qksn").read_bytes())
+    maglev = qk.Maglev.from_bytes((VECTORS / "maglev.qksn").read_bytes())
+    assert hrw.nodes == ["cache-a", "cache-b", "cache-ü", "10.0.0.7:6379"]
+    assert hrw.weight("cache-b") == 2.5 and hrw.weight("cache-ü") == 0.75
+    assert maglev.table_size == 257 and maglev.weight("be-2") == 3
+    checked = 0
+    for line in (VECTORS / "placements-hrw-maglev.tsv").read_text("utf-8").splitlines():
+        if line.startswith("#"):
+            continue
+        kind, key, node = line.split("\t")
+        placement = hrw if kind == "rendezvous" else maglev
+        assert placement.get_node(key) == node, line
+        checked += 1
+    assert checked == 128
+    # Python writes the committed bytes too.
+    again = qk.RendezvousHash({"cache-a": 1.0, "cache-b": 2.5, "cache-ü": 0.75, "10.0.0.7:6379": 1})
+    assert again.to_bytes() == (VECTORS / "rendezvous.qksn").read_bytes()
+    m = qk.Maglev({"be-1": 1, "be-2": 3, "be-ü": 1, "10.0.0.9:80": 2}, table_size=257)
+    assert m.to_bytes() == (VECTORS / "maglev.qksn").read_bytes()
+
+
+def test_rendezvous_and_maglev_layout() -> None:
+    data = qk.RendezvousHash({"b": 0.1}).to_bytes()
+    assert struct.unpack_from("<4sHHI", data) == (b"QKSN", 1, 3, len(data) - 16)
+    assert data[12:-4] == struct.pack("<II", 1, 1) + b"b" + struct.pack("<d", 0.1)
+    data = qk.Maglev({"x": 2}, table_size=7).to_bytes()
+    assert struct.unpack_from("<4sHHI", data) == (b"QKSN", 1, 4, len(data) - 16)
+    assert data[12:-4] == struct.pack("<III", 7, 1, 1) + b"x" + struct.pack("<I", 2)
+    assert zlib.crc32(data[:-4]) == struct.unpack("<I", data[-4:])[0]
+
+
+@pytest.mark.parametrize("proto", [0, pickle.HIGHEST_PROTOCOL])
+def test_rendezvous_and_maglev_pickle(proto: int) -> None:
+    r = random.Random(BASE_SEED + 40 + proto)
+    keys = random_keys(r, 300)
+    hrw = qk.RendezvousHash({f"n{i}": 0.25 + i % 4 for i in range(9)})
+    maglev = qk.Maglev({f"b{i}": 1 + i % 2 for i in range(6)}, table_size=1009)
+    for obj in (hrw, maglev, copy.deepcopy(hrw), copy.copy(maglev)):
+        back = pickle.loads(pickle.dumps(obj, protocol=proto))
+        assert type(back) is type(obj) and back.nodes == obj.nodes
+        assert back.get_node_batch(keys) == obj.get_node_batch(keys), f"seed {BASE_SEED + 40 + proto}"
+        assert back.get_nodes(keys[0], 3) == obj.get_nodes(keys[0], 3)
+    assert qk.Maglev.from_bytes(bytearray(maglev.to_bytes())).table_size == 1009
+    assert len(qk.RendezvousHash.from_bytes(memoryview(qk.RendezvousHash().to_bytes()))) == 0
+
+
+def test_rendezvous_and_maglev_bad_inputs() -> None:
+    C, I = qk.CorruptSnapshotError, qk.InvalidArgumentError
+    H, M = qk.RendezvousHash, qk.Maglev
+    hrw, maglev = H(["a"]).to_bytes(), M(["a"], table_size=13).to_bytes()
+    # Wrong kinds, every way round.
+    assert "Maglev" in raises(I, ValueError, maglev, H)
+    assert "Rendezvous" in raises(I, ValueError, hrw, M)
+    assert "Rendezvous" in raises(I, ValueError, hrw, qk.HashRing)
+    assert "HashRing" in raises(I, ValueError, qk.HashRing(["a"]).to_bytes(), M)
+
+    def framed(kind: int, body: bytes) -> bytes:
+        head = b"QKSN" + struct.pack("<HHI", 1, kind, len(body)) + body
+        return head + struct.pack("<I", zlib.crc32(head))
+
+    def hrw_body(weight: float) -> bytes:
+        return struct.pack("<II", 1, 1) + b"a" + struct.pack("<d", weight)
+
+    assert len(H.from_bytes(framed(3, hrw_body(0.5)))) == 1
+    for w in (float("nan"), -1.0, 0.0, -0.0, float("inf")):
+        assert "weight" in raises(C, ValueError, framed(3, hrw_body(w)), H), w
+
+    def maglev_body(size: int, weight: int = 1) -> bytes:
+        return struct.pack("<III", size, 1, 1) + b"a" + struct.pack("<I", weight)
+
+    assert M.from_bytes(framed(4, maglev_body(13))).table_size == 13
+    assert "prime" in raises(C, ValueError, framed(4, maglev_body(15)), M)
+    assert "prime" in raises(C, ValueError, framed(4, maglev_body(1)), M)
+    assert "limit" in raises(C, ValueError, framed(4, maglev_body(2**26 + 15)), M)
+    assert "weight" in raises(C, ValueError, framed(4, maglev_body(13, 0)), M)
+    assert "weights sum" in raises(C, ValueError, framed(4, maglev_body(13, 14)), M)
+    for cls, good in ((H, hrw), (M, maglev)):
+        for cut in range(len(good)):
+            raises(C, ValueError, good[:cut], cls)
+        with pytest.raises(TypeError):
+            cls.from_bytes("QKSN")  # type: ignore[arg-type]
