@@ -31,16 +31,6 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
- * Kind of a [`Rendezvous`] snapshot.
- */
-#define KIND_RENDEZVOUS 3
-
-/**
- * Kind of a [`Maglev`] snapshot.
- */
-#define KIND_MAGLEV 4
-
-/**
  * The default table size, 65537.
  */
 #define QK_MAGLEV_DEFAULT_TABLE_SIZE 65537
