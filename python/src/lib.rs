@@ -31,5 +31,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ketama_hash, m)?)?;
     m.add_class::<rings::HashRing>()?;
     m.add_class::<rings::KetamaRing>()?;
+    m.add_class::<rings::Md5Ring>()?;
     Ok(())
 }

@@ -131,6 +131,31 @@ where
         Ok(snap.names[i].clone_ref(py))
     }
 
+    /// uhashring's lookup rule: the key is `str(key)` as UTF-8 (a `str`
+    /// as is), and a ring where no node holds a point answers `None`.
+    #[inline]
+    pub fn locate_str(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Py<PyString>>> {
+        let owned;
+        let s = match key.cast_exact::<PyString>() {
+            Ok(s) => s,
+            Err(_) => {
+                owned = key.str()?;
+                &owned
+            }
+        };
+        let bytes = str_utf8(s)?;
+        let snap = self.read();
+        match snap.ring.locate(&bytes) {
+            Ok(i) => Ok(Some(snap.names[i].clone_ref(py))),
+            Err(quorumkit::Error::EmptyRing) => Ok(None),
+            Err(e) => Err(to_pyerr(py, e)),
+        }
+    }
+
     pub fn get_nodes<'py>(
         &self,
         py: Python<'py>,
@@ -331,6 +356,18 @@ impl SplitLocate for quorumkit::ring::KetamaRing {
     }
     #[inline]
     fn locate_hashed(&self, h: u32) -> quorumkit::Result<usize> {
+        self.locate_hash(h)
+    }
+}
+
+impl SplitLocate for quorumkit::ring::Md5Ring {
+    type Hash = u128;
+    #[inline]
+    fn hash_key(key: &[u8]) -> u128 {
+        quorumkit::ring::Md5Ring::key_hash(key)
+    }
+    #[inline]
+    fn locate_hashed(&self, h: u128) -> quorumkit::Result<usize> {
         self.locate_hash(h)
     }
 }

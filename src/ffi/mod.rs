@@ -30,6 +30,8 @@ pub mod ring;
 
 pub mod ketama;
 
+pub mod md5ring;
+
 use std::ffi::{CStr, c_char};
 
 const VERSION_C: &CStr =

@@ -8,7 +8,7 @@ use std::ffi::{CString, c_char};
 use super::args::{Out, arg_key, arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, c_name};
 use super::boundary::{Failure, FfiResult};
 use crate::error::Result;
-use crate::ring::{HashRing, KetamaRing, Placement};
+use crate::ring::{HashRing, KetamaRing, Md5Ring, Placement};
 
 /// The membership operations the C API needs beyond [`Placement`].
 pub(crate) trait Membership: Placement {
@@ -38,6 +38,18 @@ impl Membership for KetamaRing {
     }
     fn point_count(&self) -> usize {
         KetamaRing::point_count(self)
+    }
+}
+
+impl Membership for Md5Ring {
+    fn remove(&mut self, name: &str) -> Result<()> {
+        self.remove_node(name)
+    }
+    fn reweigh(&mut self, name: &str, weight: u32) -> Result<()> {
+        self.set_weight(name, weight)
+    }
+    fn point_count(&self) -> usize {
+        Md5Ring::point_count(self)
     }
 }
 

@@ -9,14 +9,17 @@
 //!   weights, incremental membership changes.
 //! - [`KetamaRing`]: MD5 ketama, bit-exact with libmemcached 1.1.4
 //!   (weighted) or uhashring 2.5, chosen by [`KetamaCompat`].
+//! - [`Md5Ring`]: uhashring 2.5's default placement (128-bit MD5 points).
 
 mod continuum;
 mod hash_ring;
 mod ketama;
+mod md5_ring;
 
 pub use continuum::Continuum;
 pub use hash_ring::{DEFAULT_VNODES, HashRing, MAX_POINTS_PER_NODE};
 pub use ketama::{KetamaCompat, KetamaRing, KetamaServer, MEMCACHED_DEFAULT_PORT};
+pub use md5_ring::{MD5_DEFAULT_VNODES, Md5Ring, md5_vnode_hash};
 
 use crate::error::{Error, Result};
 
