@@ -103,8 +103,19 @@ class _Md5Backend:
         return self.core.key_hash(key if type(key) is str else str(key))
 
     def create(self, items: Any, nodes: Dict[Any, Dict[str, Any]]) -> None:
-        for name, conf in items:
-            count = len(range(0, conf["vnodes"] * conf["weight"]))  # TypeError as uhashring
+        items = list(items)
+        counts = [len(range(0, c["vnodes"] * c["weight"])) for _, c in items]  # TypeError as uhashring
+        if len(self.core) == 0 and len(set(counts)) == 1 and counts[0]:
+            # A fresh ring of equal nodes (the usual constructor): one bulk build.
+            labels = [self.labels.label(name) for name, _ in items]
+            if len(set(labels)) == len(labels):
+                self.core = _native.Md5Ring(labels, vnodes=counts[0])
+                for (name, _), count in zip(items, counts):
+                    self.distribution.pop(name, None)
+                    self.distribution[name] = count
+                self._views = None
+                return
+        for (name, conf), count in zip(items, counts):
             label = self.labels.label(name)
             # Point i is md5("{name}-{i}") whatever vnodes and weight are:
             # only their product matters.
