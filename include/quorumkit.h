@@ -31,11 +31,6 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
- * uhashring's default virtual nodes per unit of weight.
- */
-#define MD5_DEFAULT_VNODES 160
-
-/**
  * A ketama continuum over memcached servers. Servers have dense indices
  * `0..count` in the order given (the order breaks ties between equal
  * points); removing one shifts the later indices down by one. Every
