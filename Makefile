@@ -85,6 +85,7 @@ py-test: sysdeps py-install
 bench: sysdeps py-install
 	cargo bench --bench ring
 	$(PY) bench/ring_vs_peers.py
+	$(PY) bench/bounded_snapshot.py
 
 clean:
 	cargo clean

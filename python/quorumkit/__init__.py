@@ -9,33 +9,47 @@ True
 from __future__ import annotations
 
 from quorumkit._errors import (
+    CorruptSnapshotError,
     EmptyRingError,
     InvalidArgumentError,
     NodeExistsError,
     NodeNotFoundError,
     QuorumkitError,
+    UnsupportedVersionError,
 )
 from quorumkit._native import (
     RING_SEED,
+    BoundedLoadBalancer,
     HashRing,
     KetamaRing,
+    Maglev,
+    RendezvousHash,
     Md5Ring,
     __version__,
+    jump_hash,
+    jump_hash_batch,
     ketama_hash,
     key_hash,
 )
 
 __all__ = [
     "RING_SEED",
+    "BoundedLoadBalancer",
+    "CorruptSnapshotError",
     "EmptyRingError",
     "HashRing",
     "InvalidArgumentError",
     "KetamaRing",
+    "Maglev",
     "Md5Ring",
     "NodeExistsError",
     "NodeNotFoundError",
     "QuorumkitError",
+    "UnsupportedVersionError",
+    "RendezvousHash",
     "__version__",
+    "jump_hash",
+    "jump_hash_batch",
     "ketama_hash",
     "key_hash",
 ]

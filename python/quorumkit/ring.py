@@ -26,11 +26,23 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from quorumkit._native import HashRing, KetamaRing, Md5Ring
+from quorumkit._native import HashRing, KetamaRing, Maglev, Md5Ring, RendezvousHash, jump_hash_batch
 
 __all__ = ["ALGORITHMS", "RingReport", "main", "plot", "register", "report"]
 
 Builder = Callable[[List[str]], Any]
+
+class _JumpBuckets:
+    """Jump hash over numbered buckets: bucket i is ``nodes[i]`` (so only
+    the last node can leave without renumbering; the report removes the
+    last). No exact shares: the report measures them."""
+
+    def __init__(self, nodes: List[str]) -> None:
+        self.nodes = list(nodes)
+
+    def get_node_batch(self, keys: List[str]) -> List[str]:
+        return [self.nodes[b] for b in jump_hash_batch(keys, len(self.nodes))]
+
 
 #: name -> builder(node names) -> ring. Extend with :func:`register`.
 ALGORITHMS: Dict[str, Builder] = {
@@ -38,6 +50,9 @@ ALGORITHMS: Dict[str, Builder] = {
     "ketama-libmemcached": lambda nodes: KetamaRing(nodes, compat="libmemcached"),
     "ketama-uhashring": lambda nodes: KetamaRing(nodes, compat="uhashring"),
     "md5-uhashring": lambda nodes: Md5Ring(nodes),
+    "rendezvous": lambda nodes: RendezvousHash(nodes),
+    "maglev": lambda nodes: Maglev(nodes),
+    "jump": _JumpBuckets,
 }
 
 

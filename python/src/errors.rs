@@ -25,6 +25,10 @@ pub enum Kind {
     NodeNotFound,
     /// `NodeExistsError(QuorumkitError, ValueError)`.
     NodeExists,
+    /// `CorruptSnapshotError(QuorumkitError, ValueError)`.
+    Corrupt,
+    /// `UnsupportedVersionError(QuorumkitError, ValueError)`.
+    UnsupportedVersion,
 }
 
 struct Classes {
@@ -33,6 +37,8 @@ struct Classes {
     empty: Py<PyType>,
     not_found: Py<PyType>,
     exists: Py<PyType>,
+    corrupt: Py<PyType>,
+    version: Py<PyType>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -49,6 +55,8 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             empty: get("EmptyRingError")?,
             not_found: get("NodeNotFoundError")?,
             exists: get("NodeExistsError")?,
+            corrupt: get("CorruptSnapshotError")?,
+            version: get("UnsupportedVersionError")?,
         })
     })
 }
@@ -66,6 +74,8 @@ pub fn new_err(py: Python<'_>, kind: Kind, msg: impl Into<String>) -> PyErr {
         Kind::EmptyRing => &c.empty,
         Kind::NodeNotFound => &c.not_found,
         Kind::NodeExists => &c.exists,
+        Kind::Corrupt => &c.corrupt,
+        Kind::UnsupportedVersion => &c.version,
     };
     PyErr::from_type(ty.bind(py).clone(), msg.into())
 }
@@ -87,6 +97,8 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
         Error::EmptyRing => Kind::EmptyRing,
         Error::NodeNotFound(_) => Kind::NodeNotFound,
         Error::NodeExists(_) => Kind::NodeExists,
+        Error::Corrupt(_) => Kind::Corrupt,
+        Error::UnsupportedVersion { .. } => Kind::UnsupportedVersion,
         // `Error` is non_exhaustive: a variant added later is still ours.
         _ => Kind::Base,
     };

@@ -3,7 +3,9 @@
 //! `__init__.py` re-exports everything public from here.
 
 mod args;
+mod bounded;
 mod errors;
+mod jump;
 mod rings;
 mod shared;
 
@@ -31,6 +33,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ketama_hash, m)?)?;
     m.add_class::<rings::HashRing>()?;
     m.add_class::<rings::KetamaRing>()?;
+    m.add_class::<bounded::BoundedLoadBalancer>()?;
+    m.add_class::<rings::RendezvousHash>()?;
+    m.add_class::<rings::Maglev>()?;
+    m.add_function(wrap_pyfunction!(jump::jump_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(jump::jump_hash_batch, m)?)?;
     m.add_class::<rings::Md5Ring>()?;
     Ok(())
 }

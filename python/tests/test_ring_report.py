@@ -90,3 +90,12 @@ def test_bad_arguments() -> None:
         [sys.executable, "-m", "quorumkit.ring", "report", "--algorithm", "nope"], capture_output=True, text=True
     )
     assert out.returncode == 2 and "unknown algorithm" in out.stderr
+
+
+@pytest.mark.parametrize("algorithm", sorted(qring.ALGORITHMS))
+def test_every_registered_algorithm(algorithm: str) -> None:
+    r = qring.report(30, algorithm, keys=30_000, seed=11)
+    assert sum(r.shares.values()) == pytest.approx(1) and sum(r.measured.values()) == pytest.approx(1)
+    assert 1.0 <= r.max_over_mean < 1.6 and 0.4 < r.min_over_mean <= 1.0
+    # Every algorithm here is consistent: far from a rehash's ~(n-1)/n.
+    assert 0.3 / 31 < r.moved_on_add < 5 / 31 and 0.3 / 30 < r.moved_on_remove < 5 / 30

@@ -15,7 +15,7 @@
 //!
 //! Layout: `status` (codes), `boundary` (panic boundary, last error),
 //! `args` (checked argument conversions), `placement` (what every
-//! placement handle shares), then one file per component.
+//! placement handle shares), `snapshot` (save/restore bodies), then one file per component.
 
 // The header lists items in this order: the basics first, then one
 // component after another.
@@ -25,11 +25,18 @@ pub mod boundary;
 
 pub(crate) mod args;
 pub(crate) mod placement;
+pub(crate) mod snapshot;
 
 pub mod ring;
 
 pub mod ketama;
 
+pub mod bounded;
+pub mod rendezvous;
+
+pub mod maglev;
+
+pub mod jump;
 pub mod md5ring;
 
 use std::ffi::{CStr, c_char};

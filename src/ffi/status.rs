@@ -36,6 +36,11 @@ pub const QK_ERR_BUFFER_TOO_SMALL: qk_status = 7;
 /// The library panicked (a bug in quorumkit). The call had no effect that
 /// can be relied on: the only safe thing to do with the handle is free it.
 pub const QK_ERR_PANIC: qk_status = 8;
+/// Serialized data (a snapshot) is damaged: bad magic, truncated, trailing
+/// bytes, checksum mismatch, or fields no encoder writes.
+pub const QK_ERR_CORRUPT: qk_status = 9;
+/// A snapshot in a format version this library cannot read.
+pub const QK_ERR_UNSUPPORTED_VERSION: qk_status = 10;
 
 /// The status code of a core error.
 pub(crate) fn status_of(e: &Error) -> qk_status {
@@ -45,6 +50,8 @@ pub(crate) fn status_of(e: &Error) -> qk_status {
         Error::EmptyRing => QK_ERR_EMPTY,
         Error::NodeNotFound(_) => QK_ERR_NOT_FOUND,
         Error::NodeExists(_) => QK_ERR_ALREADY_EXISTS,
+        Error::Corrupt(_) => QK_ERR_CORRUPT,
+        Error::UnsupportedVersion { .. } => QK_ERR_UNSUPPORTED_VERSION,
     }
 }
 
@@ -60,6 +67,8 @@ pub(crate) fn status_name(status: qk_status) -> &'static std::ffi::CStr {
         QK_ERR_ALREADY_EXISTS => c"already exists",
         QK_ERR_BUFFER_TOO_SMALL => c"buffer too small",
         QK_ERR_PANIC => c"internal panic",
+        QK_ERR_CORRUPT => c"corrupt data",
+        QK_ERR_UNSUPPORTED_VERSION => c"unsupported version",
         _ => c"unknown status",
     }
 }
@@ -90,12 +99,14 @@ mod tests {
             QK_ERR_ALREADY_EXISTS,
             QK_ERR_BUFFER_TOO_SMALL,
             QK_ERR_PANIC,
+            QK_ERR_CORRUPT,
+            QK_ERR_UNSUPPORTED_VERSION,
         ];
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
         for c in codes {
             assert_ne!(status_name(c), c"unknown status", "{c}");
         }
-        assert_eq!(status_name(9), c"unknown status");
+        assert_eq!(status_name(11), c"unknown status");
         assert_eq!(status_name(u32::MAX), c"unknown status");
     }
 
@@ -111,5 +122,13 @@ mod tests {
             QK_ERR_NOT_FOUND
         );
         assert_eq!(status_of(&Error::invalid("x")), QK_ERR_INVALID_ARG);
+        assert_eq!(status_of(&Error::corrupt("x")), QK_ERR_CORRUPT);
+        assert_eq!(
+            status_of(&Error::UnsupportedVersion {
+                found: 2,
+                supported: 1
+            }),
+            QK_ERR_UNSUPPORTED_VERSION
+        );
     }
 }
