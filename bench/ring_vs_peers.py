@@ -6,8 +6,15 @@
 
 Compared (all with the same 100 node names "10.0.x.y:11211" and the same keys):
   quorumkit HashRing (xxh3, 160 vnodes), quorumkit KetamaRing in both compat modes,
-  uhashring 2.x default (MD5 vnodes, 160 per node) and hash_fn="ketama",
-  hashring 1.5.1 (MD5 ketama-like, 120 points per node).
+  quorumkit Md5Ring (uhashring's default placement), the drop-in
+  quorumkit.compat.uhashring.HashRing in both modes, uhashring 2.x default (MD5
+  vnodes, 160 per node) and hash_fn="ketama", hashring 1.5.1 (MD5 ketama-like,
+  120 points per node), and the jump-consistent-hash package (jump needs an int
+  key: str keys go through quorumkit.key_hash first; it can only remove the
+  last bucket, so its remove row removes the last node).
+
+The rows come from IMPLEMENTATIONS, a list of functions node names -> Impl:
+append one to add a row.
 
 Measured per implementation: build time of the 100-node ring; add-node and
 remove-node time (hashring has no add/remove: it is rebuilt); single-key
@@ -33,12 +40,15 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from typing import Any, Callable
 
 import hashring
+import jump
 import uhashring
 
 import quorumkit as qk
+from quorumkit.compat import uhashring as qk_uhashring
 
 
 @dataclass
@@ -49,6 +59,8 @@ class Impl:
     add: Callable[[Any, str], Any] | None  # returns the ring after adding (may be new)
     remove: Callable[[Any, str], Any] | None
     batch: Callable[[Any, list[str]], list[str]] | None = None
+    remove_last: bool = False  # the algorithm can only remove the last node (jump)
+    same_as: str | None = None  # label of a row whose placements it must equal
     results: dict[str, Any] = field(default_factory=dict)
     placements: list[str] = field(default_factory=list)
 
@@ -69,24 +81,65 @@ def mutate(method: str) -> Callable[[Any, str], Any]:
     return op
 
 
-def implementations(nodes: list[str]) -> list[Impl]:
-    qk_batch = lambda ring, keys: ring.get_node_batch(keys)  # noqa: E731
+class JumpRing:
+    """Bucket i is nodes[i]; a str key is hashed to 64 bits by quorumkit."""
+
+    def __init__(self, nodes: list[str]) -> None:
+        self.nodes = list(nodes)
+        self._n = len(self.nodes)
+        h, jh, names, n = qk.key_hash, jump.hash, self.nodes, self._n
+        self.get_node = lambda key: names[jh(h(key), n)]
+
+    def add_node(self, name: str) -> None:
+        self.__init__(self.nodes + [name])  # type: ignore[misc]
+
+    def remove_node(self, name: str) -> None:
+        assert name == self.nodes[-1], "jump can only remove the last bucket"
+        self.__init__(self.nodes[:-1])  # type: ignore[misc]
+
+
+QK_BATCH = lambda ring, keys: ring.get_node_batch(keys)  # noqa: E731
+
+
+def quorumkit_rows(nodes: list[str]) -> list[Impl]:
     return [
         Impl("quorumkit HashRing", "vnode", lambda n: qk.HashRing(n),
-             mutate("add_node"), mutate("remove_node"), qk_batch),
+             mutate("add_node"), mutate("remove_node"), QK_BATCH),
         Impl("quorumkit KetamaRing libmemcached", "ketama",
              lambda n: qk.KetamaRing(n, compat="libmemcached"),
-             mutate("add_node"), mutate("remove_node"), qk_batch),
+             mutate("add_node"), mutate("remove_node"), QK_BATCH),
         Impl("quorumkit KetamaRing uhashring", "ketama",
              lambda n: qk.KetamaRing(n, compat="uhashring"),
-             mutate("add_node"), mutate("remove_node"), qk_batch),
+             mutate("add_node"), mutate("remove_node"), QK_BATCH, same_as="uhashring ketama"),
+        Impl("quorumkit Md5Ring", "vnode", lambda n: qk.Md5Ring(n),
+             mutate("add_node"), mutate("remove_node"), QK_BATCH, same_as="uhashring default"),
+        Impl("quorumkit.compat.uhashring default", "vnode", lambda n: qk_uhashring.HashRing(n),
+             mutate("add_node"), mutate("remove_node"), same_as="uhashring default"),
+        Impl("quorumkit.compat.uhashring ketama", "ketama",
+             lambda n: qk_uhashring.HashRing(n, hash_fn="ketama"),
+             mutate("add_node"), mutate("remove_node"), same_as="uhashring ketama"),
+    ]
+
+
+def peer_rows(nodes: list[str]) -> list[Impl]:
+    return [
         Impl("uhashring default", "vnode", lambda n: uhashring.HashRing(n),
              mutate("add_node"), mutate("remove_node")),
         Impl("uhashring ketama", "ketama", lambda n: uhashring.HashRing(n, hash_fn="ketama"),
              mutate("add_node"), mutate("remove_node")),
         Impl("hashring 1.5.1", "ketama", lambda n: hashring.HashRing(n),
              rebuild_add(nodes), rebuild_remove(nodes)),
+        Impl(f"jump-consistent-hash {version('jump-consistent-hash')}", "vnode", JumpRing,
+             mutate("add_node"), mutate("remove_node"), remove_last=True),
     ]
+
+
+#: Each entry maps the node names to rows of the tables; append to extend.
+IMPLEMENTATIONS: list[Callable[[list[str]], list[Impl]]] = [quorumkit_rows, peer_rows]
+
+
+def implementations(nodes: list[str]) -> list[Impl]:
+    return [impl for rows in IMPLEMENTATIONS for impl in rows(nodes)]
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -138,7 +191,7 @@ def run(impl: Impl, nodes: list[str], keys: list[str], loop_keys: int, reps: int
     r["min_over_mean"] = min(counts[n] for n in nodes) / mean
     impl.placements = base
 
-    new, victim = "10.9.9.9:11211", nodes[len(nodes) // 3]
+    new, victim = "10.9.9.9:11211", nodes[-1] if impl.remove_last else nodes[len(nodes) // 3]
     # Add and remove times: median over fresh rings (the ops mutate).
     adds, removes = [], []
     for _ in range(reps):
@@ -184,7 +237,7 @@ def main() -> int:
     impls = implementations(nodes)
     started = time.time()
     for impl in impls:
-        peer = not impl.label.startswith("quorumkit")
+        peer = not impl.label.startswith("quorumkit") or impl.label.startswith("quorumkit.compat")
         loop_keys = min(args.keys, args.peer_keys) if peer else args.keys
         print(f"… {impl.label}", file=sys.stderr, flush=True)
         run(impl, nodes, keys, loop_keys, args.reps)
@@ -221,9 +274,14 @@ def main() -> int:
               f"{'yes' if r['moved_remove_only_from_removed'] else 'NO'} |")
 
     by_label = {i.label: i for i in impls}
-    same = by_label["quorumkit KetamaRing uhashring"].placements == by_label["uhashring ketama"].placements
-    print(f"\nquorumkit KetamaRing(compat=\"uhashring\") placed all {args.keys:,} keys "
-          f"{'exactly as' if same else 'NOT as'} uhashring ketama did.")
+    same = True
+    print()
+    for i in impls:
+        if i.same_as is None:
+            continue
+        ok = i.placements == by_label[i.same_as].placements
+        same = same and ok
+        print(f"{i.label} placed all {args.keys:,} keys {'exactly as' if ok else 'NOT as'} {i.same_as} did.  ")
     lmc = by_label["quorumkit KetamaRing libmemcached"].results
     if not (lmc["moved_add_only_to_new"] and lmc["moved_remove_only_from_removed"]):
         print("\nKetamaRing libmemcached moves more keys, as libmemcached itself does: its float32 point "
@@ -236,7 +294,7 @@ def main() -> int:
             "settings": {**vars(args), "python": platform.python_version(), "elapsed_s": elapsed,
                          "quorumkit": qk.__version__},
             "results": {i.label: i.results for i in impls},
-            "ketama_uhashring_identical": same,
+            "identical_to_peer": same,
         }
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

@@ -86,6 +86,21 @@ typedef struct qk_ketama qk_ketama;
 typedef struct qk_maglev qk_maglev;
 
 /**
+ * uhashring 2.5's default ring (`HashRing(nodes)` without `hash_fn`): node
+ * `name` has `vnodes * weight` points at md5("{name}-{i}") read as a
+ * big-endian 128-bit integer, and a key goes to the first point strictly
+ * greater than md5(key), wrapping around. Nodes have dense indices
+ * `0..count` in insertion order; removing one shifts the later indices
+ * down by one. A node may have weight 0: it is a member with no points.
+ *
+ * Thread safety: as `qk_ring`: functions taking a `const qk_md5ring *`
+ * may run concurrently; those taking a `qk_md5ring *` need exclusive access.
+ *
+ * Create with `qk_md5ring_new()`, destroy with `qk_md5ring_free()`.
+ */
+typedef struct qk_md5ring qk_md5ring;
+
+/**
  * Weighted rendezvous (highest random weight) hashing with `double`
  * weights: a node's expected share of keys is its weight over the sum of
  * weights, and a membership change moves only the keys that must move
@@ -1469,6 +1484,239 @@ qk_status qk_jump_hash_batch(const uint64_t *keys,
                              size_t count,
                              uint32_t num_buckets,
                              uint32_t *buckets_out);
+
+/**
+ * Creates an empty ring whose nodes get `vnodes` points per unit of
+ * weight unless they say otherwise (0 means uhashring's default, 160),
+ * and stores it in `*ring_out`.
+ *
+ * Ownership: the caller owns the ring and releases it with `qk_md5ring_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `ring_out` is NULL or valid for writing a pointer.
+ */
+qk_status qk_md5ring_new(uint32_t vnodes, qk_md5ring **ring_out);
+
+/**
+ * Frees a ring made by `qk_md5ring_new()`. NULL is a no-op. Node names
+ * borrowed from the ring become invalid.
+ *
+ * # Safety
+ * `ring` is NULL or a live ring, not used again after this call.
+ */
+void qk_md5ring_free(qk_md5ring *ring);
+
+/**
+ * Adds node `name` (`name_len` bytes of UTF-8, no NUL byte) with `vnodes`
+ * points per unit of weight (0 means the ring's) and `weight` (0 allowed:
+ * no points). Only the keys that now belong to it move. The name is copied.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
+ * `QK_ERR_INVALID_ARG` (empty name, NUL in the name, too many points).
+ *
+ * # Safety
+ * `ring` is NULL or a live ring used by no other thread during the call;
+ * `name` is NULL or points to `name_len` readable bytes.
+ */
+qk_status qk_md5ring_add_node(qk_md5ring *ring,
+                              const char *name,
+                              size_t name_len,
+                              uint32_t vnodes,
+                              uint32_t weight);
+
+/**
+ * Removes the named node. Only the keys it owned move.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * As `qk_md5ring_add_node()`.
+ */
+qk_status qk_md5ring_remove_node(qk_md5ring *ring, const char *name, size_t name_len);
+
+/**
+ * Sets the named node's weight (0 allowed), keeping its vnodes. Only keys
+ * moving to or from this node move.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
+ * `QK_ERR_INVALID_ARG` (too many points).
+ *
+ * # Safety
+ * As `qk_md5ring_add_node()`.
+ */
+qk_status qk_md5ring_set_weight(qk_md5ring *ring,
+                                const char *name,
+                                size_t name_len,
+                                uint32_t weight);
+
+/**
+ * Stores the named node's weight in `*weight_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `ring` is NULL or a live ring; `name` is NULL or points to `name_len`
+ * readable bytes; `weight_out` is NULL or writable.
+ */
+qk_status qk_md5ring_weight(const qk_md5ring *ring,
+                            const char *name,
+                            size_t name_len,
+                            uint32_t *weight_out);
+
+/**
+ * Stores the number of nodes in `*count_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `ring` is NULL or a live ring; `count_out` is NULL or writable.
+ */
+qk_status qk_md5ring_node_count(const qk_md5ring *ring, size_t *count_out);
+
+/**
+ * Stores the number of points in `*count_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * As `qk_md5ring_node_count()`.
+ */
+qk_status qk_md5ring_point_count(const qk_md5ring *ring, size_t *count_out);
+
+/**
+ * Stores the name of node `index` (NUL-terminated, borrowed from the ring
+ * until it is next mutated or freed) in `*name_out` and its length in
+ * `*name_len_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
+ *
+ * # Safety
+ * `ring` is NULL or a live ring; the out pointers are NULL or writable.
+ */
+qk_status qk_md5ring_node_name(const qk_md5ring *ring,
+                               size_t index,
+                               const char **name_out,
+                               size_t *name_len_out);
+
+/**
+ * Stores the index of the named node in `*index_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `ring` is NULL or a live ring; `name` is NULL or points to `name_len`
+ * readable bytes; `index_out` is NULL or writable.
+ */
+qk_status qk_md5ring_node_index(const qk_md5ring *ring,
+                                const char *name,
+                                size_t name_len,
+                                size_t *index_out);
+
+/**
+ * Stores the index of the node owning `key` (`key_len` bytes; NULL allowed
+ * when 0) in `*index_out`. uhashring hashes `str(key)` as UTF-8: pass
+ * those bytes for the same answer.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (no node holds a point).
+ *
+ * # Safety
+ * `ring` is NULL or a live ring; `key` is NULL or points to `key_len`
+ * readable bytes; `index_out` is NULL or writable.
+ */
+qk_status qk_md5ring_get_node(const qk_md5ring *ring,
+                              const uint8_t *key,
+                              size_t key_len,
+                              size_t *index_out);
+
+/**
+ * Stores the first `n` distinct nodes for `key`, in preference order, in
+ * `indices_out[0..n]` (NULL allowed when `n` is 0).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n`
+ * more than the nodes, or than the nodes that hold points).
+ *
+ * # Safety
+ * `ring` is NULL or a live ring; `key` is NULL or points to `key_len`
+ * readable bytes; `indices_out` is NULL or points to `n` writable `size_t`.
+ */
+qk_status qk_md5ring_get_nodes(const qk_md5ring *ring,
+                               const uint8_t *key,
+                               size_t key_len,
+                               size_t n,
+                               size_t *indices_out);
+
+/**
+ * Locates `count` keys: `indices_out[i]` becomes the owner of `keys[i]`
+ * (`key_lens[i]` bytes). The arrays may be NULL when `count` is 0.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+ *
+ * # Safety
+ * `ring` is NULL or a live ring; `keys` and `key_lens` are NULL or point
+ * to `count` readable elements, each key to its length in readable bytes;
+ * `indices_out` is NULL or points to `count` writable `size_t`.
+ */
+qk_status qk_md5ring_get_node_batch(const qk_md5ring *ring,
+                                    const uint8_t *const *keys,
+                                    const size_t *key_lens,
+                                    size_t count,
+                                    size_t *indices_out);
+
+/**
+ * Writes each node's exact fraction of the 2^128 circle to
+ * `shares_out[index]`; `cap` is the array's length.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < node count).
+ *
+ * # Safety
+ * `ring` is NULL or a live ring; `shares_out` is NULL or points to `cap`
+ * writable `double`.
+ */
+qk_status qk_md5ring_shares(const qk_md5ring *ring, double *shares_out, size_t cap);
+
+/**
+ * Writes md5(key), the key's 128-bit position, big-endian, to
+ * `hash_out[0..16]`. Thread-safe.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `key` is NULL or points to `key_len` readable bytes; `hash_out` is NULL
+ * or points to 16 writable bytes.
+ */
+qk_status qk_md5ring_hash(const uint8_t *key, size_t key_len, uint8_t *hash_out);
+
+/**
+ * Like `qk_md5ring_get_node()` for a key hashed with `qk_md5ring_hash()`
+ * (`hash[0..16]`, big-endian).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * # Safety
+ * `ring` is NULL or a live ring; `hash` is NULL or points to 16 readable
+ * bytes; `index_out` is NULL or writable.
+ */
+qk_status qk_md5ring_get_node_by_hash(const qk_md5ring *ring,
+                                      const uint8_t *hash,
+                                      size_t *index_out);
+
+/**
+ * Reads point `index` (`0..point_count`, ascending): its position,
+ * big-endian, to `point_out[0..16]` and its node's index to
+ * `*node_index_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= point_count`).
+ *
+ * # Safety
+ * `ring` is NULL or a live ring; `point_out` is NULL or points to 16
+ * writable bytes; `node_index_out` is NULL or writable.
+ */
+qk_status qk_md5ring_point(const qk_md5ring *ring,
+                           size_t index,
+                           uint8_t *point_out,
+                           size_t *node_index_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -43,6 +43,13 @@ pub fn md5(data: &[u8]) -> [u8; 16] {
     Md5::digest(data).into()
 }
 
+/// uhashring's default hash: MD5(data) as a big-endian 128-bit integer
+/// (Python's `int(md5(data).hexdigest(), 16)`).
+#[inline]
+pub fn md5_u128(data: &[u8]) -> u128 {
+    u128::from_be_bytes(md5(data))
+}
+
 /// ketama's hash: the little-endian u32 at `4*alignment` in MD5(data).
 /// `alignment` must be 0..=3.
 pub fn md5_u32(data: &[u8], alignment: usize) -> u32 {

@@ -38,5 +38,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<rings::Maglev>()?;
     m.add_function(wrap_pyfunction!(jump::jump_hash, m)?)?;
     m.add_function(wrap_pyfunction!(jump::jump_hash_batch, m)?)?;
+    m.add_class::<rings::Md5Ring>()?;
     Ok(())
 }

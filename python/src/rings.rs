@@ -10,8 +10,8 @@ use pyo3::types::{
 };
 use quorumkit::ring::{
     DEFAULT_TABLE_SIZE, DEFAULT_VNODES, HashRing as CoreHashRing, KetamaCompat,
-    KetamaRing as CoreKetamaRing, KetamaServer, Maglev as CoreMaglev, Placement,
-    Rendezvous as CoreRendezvous, Snapshot,
+    KetamaRing as CoreKetamaRing, KetamaServer, MD5_DEFAULT_VNODES, Maglev as CoreMaglev,
+    Md5Ring as CoreMd5Ring, Placement, Rendezvous as CoreRendezvous, Snapshot,
 };
 
 use crate::args::{WeightArg, f64_arg, int_in_range, key_bytes, str_arg, type_name, u32_arg};
@@ -61,6 +61,16 @@ macro_rules! ring_class {
             /// The node that owns `key`.
             fn get_node(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyString>> {
                 self.inner.get_node(py, key)
+            }
+
+            /// uhashring's lookup: the node for `str(key)` as UTF-8, or
+            /// None when no node holds a point.
+            fn locate_str(
+                &self,
+                py: Python<'_>,
+                key: &Bound<'_, PyAny>,
+            ) -> PyResult<Option<Py<PyString>>> {
+                self.inner.locate_str(py, key)
             }
 
             /// The first `n` distinct nodes for `key`, in preference order.
@@ -426,6 +436,157 @@ impl Maglev {
     }
 }
 
+ring_class!(Md5Ring, CoreMd5Ring, "Md5Ring", weights: u32, {
+    #[new]
+    #[pyo3(signature = (nodes=None, *, vnodes=None), text_signature = "(nodes=None, *, vnodes=160)")]
+    fn new(
+        py: Python<'_>,
+        nodes: Option<&Bound<'_, PyAny>>,
+        vnodes: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let vnodes = match vnodes {
+            Some(v) => u32_arg(v, "vnodes")?,
+            None => MD5_DEFAULT_VNODES,
+        };
+        let nodes = match nodes.filter(|n| !n.is_none()) {
+            Some(nodes) => node_weights(nodes, 1u32)?,
+            None => Vec::new(),
+        };
+        let ring = guard(py, || {
+            CoreMd5Ring::from_nodes(vnodes, nodes.iter().map(|(n, w)| (n, vnodes, *w)))
+        })?;
+        Ok(Md5Ring {
+            inner: Shared::new(py, ring),
+        })
+    }
+
+    /// Adds a node with `weight` (0 allowed: a member with no points) and
+    /// `vnodes` points per unit of weight (default: the ring's).
+    #[pyo3(signature = (name, weight=None, *, vnodes=None), text_signature = "($self, name, weight=1, *, vnodes=None)")]
+    fn add_node(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        weight: Option<&Bound<'_, PyAny>>,
+        vnodes: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let name = str_arg(name, "name")?;
+        let weight = weight.map_or(Ok(1), |w| u32_arg(w, "weight"))?;
+        let vnodes = vnodes.map(|v| u32_arg(v, "vnodes")).transpose()?;
+        self.inner.mutate(py, |r| {
+            let v = vnodes.unwrap_or(r.vnodes());
+            r.add_node_with_vnodes(&name, v, weight)
+        })
+    }
+
+    /// Sets the named node's weight and, if given, its vnodes.
+    #[pyo3(signature = (name, weight, *, vnodes=None))]
+    fn set_node(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        weight: &Bound<'_, PyAny>,
+        vnodes: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let name = str_arg(name, "name")?;
+        let weight = u32_arg(weight, "weight")?;
+        let vnodes = vnodes.map(|v| u32_arg(v, "vnodes")).transpose()?;
+        self.inner.mutate(py, |r| {
+            let v = match vnodes {
+                Some(v) => v,
+                None => {
+                    r.node_config(&name)
+                        .ok_or_else(|| quorumkit::Error::NodeNotFound(name.clone()))?
+                        .0
+                }
+            };
+            r.set_node(&name, v, weight)
+        })
+    }
+
+    /// The named node's vnodes.
+    fn node_vnodes(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<u32> {
+        let name = str_arg(name, "name")?;
+        let snap = self.inner.read();
+        guard(py, || {
+            snap.ring
+                .node_config(&name)
+                .map(|c| c.0)
+                .ok_or(quorumkit::Error::NodeNotFound(name.clone()))
+        })
+    }
+
+    /// Number of points on the ring.
+    #[getter]
+    fn point_count(&self) -> usize {
+        self.inner.read().ring.point_count()
+    }
+
+    /// The ring's vnodes per unit of weight for `add_node`.
+    #[getter]
+    fn vnodes(&self) -> u32 {
+        self.inner.read().ring.vnodes()
+    }
+
+    /// md5(key) as a 128-bit big-endian integer: the key's position.
+    #[staticmethod]
+    fn key_hash(key: &Bound<'_, PyAny>) -> PyResult<u128> {
+        Ok(CoreMd5Ring::key_hash(&crate::args::key_bytes(key)?))
+    }
+
+    /// Index, in ascending point order, of the first point greater than
+    /// the position `hash` (wrapping to 0): uhashring's `get_node_pos`.
+    fn point_index(&self, py: Python<'_>, hash: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let h = u128_arg(hash)?;
+        let snap = self.inner.read();
+        guard(py, || snap.ring.point_index(h))
+    }
+
+    /// Every point as (128-bit position, node name), ascending.
+    fn points<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let snap = self.inner.read();
+        let items = (0..snap.ring.point_count())
+            .map(|i| {
+                let (p, o) = snap.ring.point(i).expect("in range");
+                PyTuple::new(
+                    py,
+                    [
+                        p.into_pyobject(py)?.into_any(),
+                        snap.names[o].bind(py).clone().into_any(),
+                    ],
+                )
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+
+    fn __repr__(&self) -> String {
+        let s = self.inner.read();
+        format!(
+            "Md5Ring(nodes={}, points={}, vnodes={})",
+            s.ring.len(),
+            s.ring.point_count(),
+            s.ring.vnodes()
+        )
+    }
+});
+
+/// A 128-bit position: an int in 0..2^128.
+fn u128_arg(obj: &Bound<'_, PyAny>) -> PyResult<u128> {
+    if !obj.is_instance_of::<pyo3::types::PyInt>() {
+        return Err(type_error(format!(
+            "hash must be an int, not {}",
+            type_name(obj)
+        )));
+    }
+    obj.extract::<u128>().map_err(|_| {
+        invalid(
+            obj.py(),
+            format!("hash must be between 0 and 2**128 - 1, got {obj}"),
+        )
+    })
+}
+
 /// Rejects a lone str/bytes where a collection is expected (iterating it
 /// would silently give one node per character).
 pub fn reject_scalar(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
@@ -452,7 +613,6 @@ fn snapshot_bytes<'a>(data: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'
     )))
 }
 
-/// `HashRing(nodes)`: an iterable of names or a mapping name -> weight.
 /// `HashRing(nodes)` and friends: an iterable of names (weight `default`)
 /// or a mapping name -> weight.
 pub(crate) fn node_weights<W: WeightArg + Copy>(

@@ -135,6 +135,31 @@ where
         Ok(snap.names[i].clone_ref(py))
     }
 
+    /// uhashring's lookup rule: the key is `str(key)` as UTF-8 (a `str`
+    /// as is), and a ring where no node holds a point answers `None`.
+    #[inline]
+    pub fn locate_str(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Py<PyString>>> {
+        let owned;
+        let s = match key.cast_exact::<PyString>() {
+            Ok(s) => s,
+            Err(_) => {
+                owned = key.str()?;
+                &owned
+            }
+        };
+        let bytes = str_utf8(s)?;
+        let snap = self.read();
+        match snap.ring.locate(&bytes) {
+            Ok(i) => Ok(Some(snap.names[i].clone_ref(py))),
+            Err(quorumkit::Error::EmptyRing) => Ok(None),
+            Err(e) => Err(to_pyerr(py, e)),
+        }
+    }
+
     pub fn get_nodes<'py>(
         &self,
         py: Python<'py>,
@@ -339,6 +364,18 @@ impl SplitLocate for quorumkit::ring::KetamaRing {
     }
 }
 
+impl SplitLocate for quorumkit::ring::Md5Ring {
+    type Hash = u128;
+    #[inline]
+    fn hash_key(key: &[u8]) -> u128 {
+        quorumkit::ring::Md5Ring::key_hash(key)
+    }
+    #[inline]
+    fn locate_hashed(&self, h: u128) -> quorumkit::Result<usize> {
+        self.locate_hash(h)
+    }
+}
+
 impl SplitLocate for quorumkit::ring::Rendezvous {
     type Hash = u64;
     #[inline]
@@ -408,6 +445,19 @@ impl Reweigh for quorumkit::ring::Rendezvous {
     }
     fn weight_at(&self, index: usize) -> Option<f64> {
         self.node_weight_f64(index)
+    }
+}
+
+impl Reweigh for quorumkit::ring::Md5Ring {
+    type W = u32;
+    fn remove(&mut self, name: &str) -> quorumkit::Result<()> {
+        self.remove_node(name)
+    }
+    fn reweigh(&mut self, name: &str, weight: u32) -> quorumkit::Result<()> {
+        self.set_weight(name, weight)
+    }
+    fn weight_at(&self, index: usize) -> Option<u32> {
+        self.node_weight(index)
     }
 }
 

@@ -37,6 +37,7 @@ pub mod rendezvous;
 pub mod maglev;
 
 pub mod jump;
+pub mod md5ring;
 
 use std::ffi::{CStr, c_char};
 

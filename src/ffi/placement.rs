@@ -9,7 +9,7 @@ use std::ffi::{CString, c_char};
 use super::args::{Out, arg_key, arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, c_name};
 use super::boundary::{Failure, FfiResult};
 use crate::error::Result;
-use crate::ring::{HashRing, KetamaRing, Maglev, Placement, Rendezvous};
+use crate::ring::{HashRing, KetamaRing, Maglev, Md5Ring, Placement, Rendezvous};
 
 /// Removal, which every placement handle has beyond [`Placement`].
 pub(crate) trait Membership: Placement {
@@ -102,6 +102,28 @@ impl Reweigh for Maglev {
     }
     fn weight_at(&self, index: usize) -> Option<u32> {
         self.node_weight(index)
+    }
+}
+
+impl Membership for Md5Ring {
+    fn remove(&mut self, name: &str) -> Result<()> {
+        self.remove_node(name)
+    }
+}
+
+impl Reweigh for Md5Ring {
+    type W = u32;
+    fn reweigh(&mut self, name: &str, weight: u32) -> Result<()> {
+        self.set_weight(name, weight)
+    }
+    fn weight_at(&self, index: usize) -> Option<u32> {
+        self.node_weight(index)
+    }
+}
+
+impl Points for Md5Ring {
+    fn point_count(&self) -> usize {
+        Md5Ring::point_count(self)
     }
 }
 

@@ -16,6 +16,7 @@
 //! - [`Maglev`]: Maglev's prime-sized lookup table, integer weights.
 //! - [`jump_hash`]: jump consistent hash onto numbered buckets (no
 //!   [`Placement`]: it has no node names).
+//! - [`Md5Ring`]: uhashring 2.5's default placement (128-bit MD5 points).
 
 mod bounded;
 mod continuum;
@@ -23,6 +24,7 @@ mod hash_ring;
 mod jump;
 mod ketama;
 mod maglev;
+mod md5_ring;
 mod rendezvous;
 pub mod snapshot;
 
@@ -32,6 +34,7 @@ pub use hash_ring::{DEFAULT_VNODES, HashRing, MAX_POINTS_PER_NODE};
 pub use jump::{jump_hash, jump_hash_batch, jump_hash_key};
 pub use ketama::{KetamaCompat, KetamaRing, KetamaServer, MEMCACHED_DEFAULT_PORT};
 pub use maglev::{DEFAULT_TABLE_SIZE, MAGLEV_SKIP_SEED, MAX_TABLE_SIZE, Maglev, is_prime};
+pub use md5_ring::{MD5_DEFAULT_VNODES, Md5Ring, md5_vnode_hash};
 pub use rendezvous::{Rendezvous, rendezvous_node_hash, rendezvous_pair_hash, rendezvous_score};
 pub use snapshot::Snapshot;
 

@@ -44,5 +44,6 @@ void test_threads(void);
 void test_bounded(void);
 void test_snapshot(void);
 void test_algos(void);
+void test_md5ring(void);
 
 #endif

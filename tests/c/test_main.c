@@ -72,6 +72,7 @@ int main(void) {
     test_bounded();
     test_snapshot();
     test_algos();
+    test_md5ring();
     printf("c tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
