@@ -7,6 +7,9 @@
 //! - [`ring`]: consistent-hash placement — a virtual-node [`ring::HashRing`]
 //!   on xxh3-64 and a [`ring::KetamaRing`] that is bit-exact with
 //!   libmemcached and uhashring.
+//! - [`lease`]: lock leases — a pure [`lease::LeaseMachine`], the
+//!   thread-safe [`lease::LeaseTable`] with fair blocking and fencing
+//!   tokens, [`lease::Fence`] and auto-renewing [`lease::LeaseGuard`]s.
 //!
 //! Placement is stable: the hash functions in [`hash`] are fixed and
 //! documented, so a key lands on the same node on every platform, version
@@ -25,6 +28,7 @@
 
 pub mod error;
 pub mod hash;
+pub mod lease;
 pub mod ring;
 
 #[cfg(feature = "capi")]

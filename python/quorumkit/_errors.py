@@ -13,6 +13,11 @@ __all__ = [
     "EmptyRingError",
     "NodeNotFoundError",
     "NodeExistsError",
+    "LockTimeoutError",
+    "LockBusyError",
+    "LeaseExpiredError",
+    "NotHolderError",
+    "StaleTokenError",
 ]
 
 
@@ -35,3 +40,24 @@ class NodeNotFoundError(QuorumkitError, KeyError):
 
 class NodeExistsError(QuorumkitError, ValueError):
     """A node of that name is already in the ring."""
+
+
+class LockTimeoutError(QuorumkitError, TimeoutError):
+    """A blocking acquire's timeout passed before the lease was granted."""
+
+
+class LockBusyError(QuorumkitError, BlockingIOError):
+    """A try-acquire found the resource held, queued for, or in lock-delay."""
+
+
+class LeaseExpiredError(QuorumkitError):
+    """The lease expired before this renew or release."""
+
+
+class NotHolderError(QuorumkitError, PermissionError):
+    """The caller does not hold this lease: wrong owner, unknown token,
+    released already, or superseded by a later grant."""
+
+
+class StaleTokenError(QuorumkitError, ValueError):
+    """A fencing token older than the newest one the fence has seen."""

@@ -25,6 +25,16 @@ pub enum Kind {
     NodeNotFound,
     /// `NodeExistsError(QuorumkitError, ValueError)`.
     NodeExists,
+    /// `LockTimeoutError(QuorumkitError, TimeoutError)`.
+    LockTimeout,
+    /// `LockBusyError(QuorumkitError, BlockingIOError)`.
+    LockBusy,
+    /// `LeaseExpiredError(QuorumkitError)`.
+    LeaseExpired,
+    /// `NotHolderError(QuorumkitError, PermissionError)`.
+    NotHolder,
+    /// `StaleTokenError(QuorumkitError, ValueError)`.
+    StaleToken,
 }
 
 struct Classes {
@@ -33,6 +43,11 @@ struct Classes {
     empty: Py<PyType>,
     not_found: Py<PyType>,
     exists: Py<PyType>,
+    timeout: Py<PyType>,
+    busy: Py<PyType>,
+    expired: Py<PyType>,
+    not_holder: Py<PyType>,
+    stale: Py<PyType>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -49,6 +64,11 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             empty: get("EmptyRingError")?,
             not_found: get("NodeNotFoundError")?,
             exists: get("NodeExistsError")?,
+            timeout: get("LockTimeoutError")?,
+            busy: get("LockBusyError")?,
+            expired: get("LeaseExpiredError")?,
+            not_holder: get("NotHolderError")?,
+            stale: get("StaleTokenError")?,
         })
     })
 }
@@ -66,6 +86,11 @@ pub fn new_err(py: Python<'_>, kind: Kind, msg: impl Into<String>) -> PyErr {
         Kind::EmptyRing => &c.empty,
         Kind::NodeNotFound => &c.not_found,
         Kind::NodeExists => &c.exists,
+        Kind::LockTimeout => &c.timeout,
+        Kind::LockBusy => &c.busy,
+        Kind::LeaseExpired => &c.expired,
+        Kind::NotHolder => &c.not_holder,
+        Kind::StaleToken => &c.stale,
     };
     PyErr::from_type(ty.bind(py).clone(), msg.into())
 }
@@ -87,6 +112,11 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
         Error::EmptyRing => Kind::EmptyRing,
         Error::NodeNotFound(_) => Kind::NodeNotFound,
         Error::NodeExists(_) => Kind::NodeExists,
+        Error::Timeout { .. } => Kind::LockTimeout,
+        Error::Busy { .. } => Kind::LockBusy,
+        Error::LeaseExpired { .. } => Kind::LeaseExpired,
+        Error::NotHolder { .. } => Kind::NotHolder,
+        Error::StaleToken { .. } => Kind::StaleToken,
         // `Error` is non_exhaustive: a variant added later is still ours.
         _ => Kind::Base,
     };
