@@ -42,7 +42,7 @@ WARN=(-Wall -Wextra -Werror)
 INC=(-I"$ROOT/include" -I"$ROOT/bindings/cpp")
 LINK=(-L"$LIBDIR" -lquorumkit -Wl,-rpath,"$LIBDIR")
 C_SRC=("$ROOT"/tests/c/test_main.c "$ROOT"/tests/c/test_ring.c "$ROOT"/tests/c/test_ketama.c
-       "$ROOT"/tests/c/test_threads.c)
+       "$ROOT"/tests/c/test_threads.c "$ROOT"/tests/c/test_lease.c)
 
 # build VARIANT EXTRA_FLAGS...: the C and C++ test programs into $BUILD/VARIANT.
 build() {

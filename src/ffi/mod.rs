@@ -15,7 +15,8 @@
 //!
 //! Layout: `status` (codes), `boundary` (panic boundary, last error),
 //! `args` (checked argument conversions), `placement` (what every
-//! placement handle shares), then one file per component.
+//! placement handle shares), then one file per component (`ring`, `ketama`,
+//! `lease`).
 
 // The header lists items in this order: the basics first, then one
 // component after another.
@@ -29,6 +30,8 @@ pub(crate) mod placement;
 pub mod ring;
 
 pub mod ketama;
+
+pub mod lease;
 
 use std::ffi::{CStr, c_char};
 

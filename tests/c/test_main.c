@@ -67,6 +67,7 @@ int main(void) {
     test_ring();
     test_ketama();
     test_threads();
+    test_lease();
     printf("c tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
