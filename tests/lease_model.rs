@@ -60,8 +60,12 @@ fn op() -> impl Strategy<Value = (u64, Op)> {
             wait,
             timeout,
         });
-    let renew = (0..3usize, 0..3usize, 0..12u64, 1..40u64)
-        .prop_map(|(r, o, tok, ttl)| Op::Renew { r, o, tok, ttl });
+    let renew = (0..3usize, 0..3usize, 0..12u64, 1..40u64).prop_map(|(r, o, tok, ttl)| Op::Renew {
+        r,
+        o,
+        tok,
+        ttl,
+    });
     let release =
         (0..3usize, 0..3usize, 0..12u64).prop_map(|(r, o, tok)| Op::Release { r, o, tok });
     let cancel = (1..12u64).prop_map(|w| Op::Cancel { w });
@@ -173,7 +177,12 @@ impl Model {
                     cand.push((r.blocked_until, 2, 0));
                 }
                 for (t, c, k) in cand {
-                    if t <= self.now && best.as_ref().is_none_or(|b| (t, c, k) < (b.0, b.1, b.2))
+                    // The machine's order: time, then resource name, then
+                    // expiry < timeout < delay end, then token or id.
+                    if t <= self.now
+                        && best
+                            .as_ref()
+                            .is_none_or(|b| (t, name, c, k) < (b.0, &b.3, b.1, b.2))
                     {
                         best = Some((t, c, k, name.clone()));
                     }
@@ -213,7 +222,11 @@ impl Model {
         else {
             unreachable!()
         };
-        let mode = if shared { Mode::Shared } else { Mode::Exclusive };
+        let mode = if shared {
+            Mode::Shared
+        } else {
+            Mode::Exclusive
+        };
         let name = RES[r];
         let e = self.res.entry(name.into()).or_default();
         if e.queue.is_empty() && e.blocked_until <= self.now && fits(e, mode) {
@@ -238,7 +251,9 @@ impl Model {
             mode,
             deadline,
         });
-        Ok(AcquireOutcome::Queued(quorumkit::lease::WaiterId(self.waiter)))
+        Ok(AcquireOutcome::Queued(quorumkit::lease::WaiterId(
+            self.waiter,
+        )))
     }
 
     fn check_holder(&self, name: &str, owner: &str, tok: u64) -> Result<(), &'static str> {
@@ -321,7 +336,11 @@ fn run(delay: u64, ops: &[(u64, Op)]) -> Result<(), TestCaseError> {
                     resource: RES[*r],
                     owner: OWN[*o],
                     ttl_ns: *ttl,
-                    mode: if *shared { Mode::Shared } else { Mode::Exclusive },
+                    mode: if *shared {
+                        Mode::Shared
+                    } else {
+                        Mode::Exclusive
+                    },
                     wait: *wait,
                     deadline: timeout.map(|t| now + t),
                 };
@@ -440,9 +459,39 @@ proptest! {
 #[test]
 fn a_wrong_model_is_caught() {
     let ops = vec![
-        (0, Op::Acquire { r: 0, o: 0, ttl: 10, shared: true, wait: true, timeout: None }),
-        (0, Op::Acquire { r: 0, o: 1, ttl: 10, shared: false, wait: true, timeout: None }),
-        (0, Op::Acquire { r: 0, o: 2, ttl: 10, shared: true, wait: true, timeout: None }),
+        (
+            0,
+            Op::Acquire {
+                r: 0,
+                o: 0,
+                ttl: 10,
+                shared: true,
+                wait: true,
+                timeout: None,
+            },
+        ),
+        (
+            0,
+            Op::Acquire {
+                r: 0,
+                o: 1,
+                ttl: 10,
+                shared: false,
+                wait: true,
+                timeout: None,
+            },
+        ),
+        (
+            0,
+            Op::Acquire {
+                r: 0,
+                o: 2,
+                ttl: 10,
+                shared: true,
+                wait: true,
+                timeout: None,
+            },
+        ),
     ];
     run(0, &ops).unwrap();
     // The machine must queue the third (shared behind a queued exclusive).
@@ -453,7 +502,11 @@ fn a_wrong_model_is_caught() {
                 resource: "r0",
                 owner: OWN[*o],
                 ttl_ns: 10,
-                mode: if *shared { Mode::Shared } else { Mode::Exclusive },
+                mode: if *shared {
+                    Mode::Shared
+                } else {
+                    Mode::Exclusive
+                },
                 wait: true,
                 deadline: None,
             };
@@ -468,5 +521,8 @@ fn a_wrong_model_is_caught() {
         wait: true,
         deadline: None,
     };
-    assert!(matches!(m.acquire(0, req).unwrap(), AcquireOutcome::Queued(_)));
+    assert!(matches!(
+        m.acquire(0, req).unwrap(),
+        AcquireOutcome::Queued(_)
+    ));
 }

@@ -79,7 +79,11 @@ fn mutual_exclusion_under_stress() {
                 for _ in 0..ROUNDS {
                     let r = rng.below(RESOURCES);
                     let res = format!("res{r}");
-                    let mode = if rng.below(3) == 0 { Mode::Exclusive } else { Mode::Shared };
+                    let mode = if rng.below(3) == 0 {
+                        Mode::Exclusive
+                    } else {
+                        Mode::Shared
+                    };
                     let lease = match rng.below(4) {
                         0 => t.try_acquire(&res, &owner, Duration::from_secs(30), mode),
                         1 => t.acquire(
@@ -102,9 +106,8 @@ fn mutual_exclusion_under_stress() {
                         let mut o = occ[r as usize].lock().unwrap();
                         let bad = match mode {
                             Mode::Exclusive => {
-                                let bad = o.exclusive > 0
-                                    || o.shared > 0
-                                    || lease.token <= o.max_token;
+                                let bad =
+                                    o.exclusive > 0 || o.shared > 0 || lease.token <= o.max_token;
                                 o.exclusive += 1;
                                 o.max_exclusive_token = lease.token;
                                 bad
@@ -149,7 +152,10 @@ fn mutual_exclusion_under_stress() {
         tokens.len(),
         "seed {seed}: duplicate tokens"
     );
-    assert!(granted > THREADS * ROUNDS / 2, "seed {seed}: only {granted} grants");
+    assert!(
+        granted > THREADS * ROUNDS / 2,
+        "seed {seed}: only {granted} grants"
+    );
     for r in 0..RESOURCES {
         assert!(t.holders(&format!("res{r}")).is_empty());
     }
@@ -246,7 +252,10 @@ fn fenced_lock_set_loses_no_updates() {
     let seed = seed();
     let (value, done, refused) = lock_set(seed, true);
     assert_eq!(value, done, "seed {seed}: lost updates with the fence");
-    assert!(refused > 0, "seed {seed}: no pause ever overlapped another writer");
+    assert!(
+        refused > 0,
+        "seed {seed}: no pause ever overlapped another writer"
+    );
 }
 
 #[test]
@@ -265,14 +274,24 @@ fn unfenced_lock_set_loses_updates() {
 fn blocked_threads_are_served_fifo() {
     let t = table();
     let first = t
-        .acquire("r", "holder", Duration::from_secs(30), Mode::Exclusive, None)
+        .acquire(
+            "r",
+            "holder",
+            Duration::from_secs(30),
+            Mode::Exclusive,
+            None,
+        )
         .unwrap();
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut threads = vec![];
     for i in 0..6 {
         let (t2, order) = (t.clone(), order.clone());
         threads.push(std::thread::spawn(move || {
-            let mode = if i % 3 == 2 { Mode::Exclusive } else { Mode::Shared };
+            let mode = if i % 3 == 2 {
+                Mode::Exclusive
+            } else {
+                Mode::Shared
+            };
             let l = t2
                 .acquire("r", &format!("t{i}"), Duration::from_secs(30), mode, None)
                 .unwrap();
@@ -309,7 +328,13 @@ fn timer_grants_at_expiry_and_times_out_waiters() {
     let start = Instant::now();
     // Nobody releases: the timer thread grants b at a's expiry.
     let b = t
-        .acquire("r", "b", ttl, Mode::Exclusive, Some(Duration::from_secs(10)))
+        .acquire(
+            "r",
+            "b",
+            ttl,
+            Mode::Exclusive,
+            Some(Duration::from_secs(10)),
+        )
         .unwrap();
     let waited = start.elapsed();
     assert!(waited >= Duration::from_millis(25), "{waited:?}");
@@ -319,7 +344,13 @@ fn timer_grants_at_expiry_and_times_out_waiters() {
     // A waiter with a short timeout fails on time and leaves b alone.
     let start = Instant::now();
     let e = t
-        .acquire("r", "c", ttl, Mode::Exclusive, Some(Duration::from_millis(5)))
+        .acquire(
+            "r",
+            "c",
+            ttl,
+            Mode::Exclusive,
+            Some(Duration::from_millis(5)),
+        )
         .unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
     assert!(start.elapsed() >= Duration::from_millis(5));

@@ -11,6 +11,13 @@
 //! lock-delay, or leases that expired without release (kept so a late
 //! holder hears `LeaseExpired`, not `NotHolder`, until the resource is
 //! granted again). Idle entries are swept in amortized O(1).
+//!
+//! Timers: each resource is *armed* at most once in a min-heap, at its
+//! earliest pending deadline (holder expiry, waiter deadline, lock-delay
+//! end); a later deadline needs no heap entry, so the uncontended
+//! acquire/release path touches no heap. When an armed time comes, the
+//! resource's earliest due item is handled and the resource is re-armed, so
+//! items are handled in global (time, resource, kind, key) order.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -125,11 +132,28 @@ struct Resource {
     expired: Vec<Holder>,
     /// Lock-delay: nothing is granted before this time.
     blocked_until: u64,
+    /// A lock-delay end not yet handled (it lets waiters in).
+    delay_pending: bool,
+    /// The time of this resource's live heap entry, if any.
+    armed_at: Option<u64>,
     /// The last owner granted here: a repeat owner costs no allocation.
     last_owner: Option<Arc<str>>,
 }
 
 impl Resource {
+    fn new(name: Arc<str>) -> Self {
+        Resource {
+            name,
+            holders: Vec::new(),
+            queue: VecDeque::new(),
+            expired: Vec::new(),
+            blocked_until: 0,
+            delay_pending: false,
+            armed_at: None,
+            last_owner: None,
+        }
+    }
+
     fn idle(&self, now: u64) -> bool {
         self.holders.is_empty()
             && self.queue.is_empty()
@@ -154,21 +178,29 @@ impl Resource {
             Some(h) => mode == Mode::Shared && h.mode == Mode::Shared,
         }
     }
+
+    /// The earliest pending deadline.
+    fn next_deadline(&self) -> Option<u64> {
+        let holders = self.holders.iter().map(|h| h.expires_at);
+        let waiters = self.queue.iter().filter_map(|w| w.deadline);
+        let delay = self.delay_pending.then_some(self.blocked_until);
+        holders.chain(waiters).chain(delay).min()
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum TimerKind {
+/// What is due on a resource, in handling order at equal times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
     Expiry(u64),
     WaiterTimeout(WaiterId),
     DelayEnd,
 }
 
-/// A deadline in the heap; stale entries (renewed, released, granted) are
-/// skipped when popped rather than removed (cheaper than a search).
+/// A heap entry: look at `resource` at `at`. Stale entries (the resource
+/// was re-armed, or is gone) are skipped when popped.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Timer {
     at: u64,
-    kind: TimerKind,
     resource: Arc<str>,
 }
 
@@ -194,19 +226,149 @@ impl Tokens {
     }
 }
 
+/// Everything but the resources, so a resource and the rest can be
+/// borrowed mutably at once.
+#[derive(Debug)]
+struct Core {
+    now: u64,
+    delay_ns: u64,
+    tokens: Tokens,
+    next_waiter: u64,
+    /// Queued request -> its resource.
+    waiting: Map<WaiterId, Arc<str>>,
+    timers: BinaryHeap<Reverse<Timer>>,
+    events: Vec<Event>,
+    /// Record every event, or only those about queued requests.
+    all_events: bool,
+}
+
+impl Core {
+    fn arm(&mut self, r: &mut Resource, at: u64) {
+        if r.armed_at.is_none_or(|a| at < a) {
+            r.armed_at = Some(at);
+            self.timers.push(Reverse(Timer {
+                at,
+                resource: r.name.clone(),
+            }));
+        }
+    }
+
+    /// Adds a holder with a fresh token. A grant supersedes the resource's
+    /// expired leases (they become `NotHolder`).
+    fn grant(
+        &mut self,
+        r: &mut Resource,
+        owner: Arc<str>,
+        ttl_ns: u64,
+        mode: Mode,
+        waiter: Option<WaiterId>,
+    ) -> Lease {
+        r.expired.clear();
+        if r.last_owner
+            .as_ref()
+            .is_none_or(|o| !Arc::ptr_eq(o, &owner))
+        {
+            r.last_owner = Some(owner.clone());
+        }
+        let h = Holder {
+            token: self.tokens.next(),
+            owner,
+            mode,
+            expires_at: self.now.saturating_add(ttl_ns),
+        };
+        let lease = r.lease(&h);
+        self.arm(r, h.expires_at);
+        r.holders.push(h);
+        if self.all_events || waiter.is_some() {
+            self.events.push(Event::Granted {
+                waiter,
+                lease: lease.clone(),
+            });
+        }
+        lease
+    }
+
+    /// Grants the head of the queue: one exclusive request, or the run of
+    /// shared requests at the head, while compatible with the holders and
+    /// past any lock-delay.
+    fn pump(&mut self, r: &mut Resource) {
+        if r.blocked_until > self.now {
+            return;
+        }
+        while let Some(w) = r.queue.front() {
+            if !r.compatible(w.mode) {
+                break;
+            }
+            let w = r.queue.pop_front().expect("front");
+            self.waiting.remove(&w.id);
+            self.grant(r, w.owner, w.ttl_ns, w.mode, Some(w.id));
+        }
+    }
+
+    /// Handles the earliest item of `r` due by now, if any; returns whether
+    /// there was one.
+    fn handle_due(&mut self, r: &mut Resource) -> bool {
+        let now = self.now;
+        let holders = r
+            .holders
+            .iter()
+            .filter(|h| h.expires_at <= now)
+            .map(|h| (h.expires_at, Due::Expiry(h.token)));
+        let waiters = r.queue.iter().filter_map(|w| {
+            w.deadline
+                .filter(|&d| d <= now)
+                .map(|d| (d, Due::WaiterTimeout(w.id)))
+        });
+        let delay =
+            (r.delay_pending && r.blocked_until <= now).then_some((r.blocked_until, Due::DelayEnd));
+        let Some((at, due)) = holders.chain(waiters).chain(delay).min() else {
+            return false;
+        };
+        match due {
+            Due::Expiry(token) => {
+                let i = r
+                    .holders
+                    .iter()
+                    .position(|h| h.token == token)
+                    .expect("due");
+                let h = r.holders.remove(i);
+                if self.all_events {
+                    self.events.push(Event::Expired { lease: r.lease(&h) });
+                }
+                r.expired.push(h);
+                let end = at.saturating_add(self.delay_ns);
+                if self.delay_ns > 0 && end > r.blocked_until {
+                    r.blocked_until = end;
+                    r.delay_pending = true;
+                }
+            }
+            Due::WaiterTimeout(id) => {
+                r.queue.retain(|w| w.id != id);
+                self.waiting.remove(&id);
+                self.events.push(Event::TimedOut {
+                    waiter: id,
+                    resource: r.name.clone(),
+                });
+            }
+            Due::DelayEnd => r.delay_pending = false,
+        }
+        self.pump(r);
+        true
+    }
+
+    fn rearm(&mut self, r: &mut Resource) {
+        if let Some(at) = r.next_deadline() {
+            self.arm(r, at);
+        }
+    }
+}
+
 /// The lease state machine. See the module docs.
 #[derive(Debug)]
 pub struct LeaseMachine {
     config: LeaseConfig,
-    now: u64,
-    tokens: Tokens,
-    next_waiter: u64,
     resources: Map<Arc<str>, Resource>,
-    /// Queued request -> its resource.
-    waiting: Map<WaiterId, Arc<str>>,
-    timers: BinaryHeap<Reverse<Timer>>,
-    live_timers: usize,
-    events: Vec<Event>,
+    core: Core,
     ops_since_sweep: usize,
 }
 
@@ -234,6 +396,36 @@ fn not_holder(resource: &str, owner: &str, token: u64) -> Error {
     }
 }
 
+/// Finds the live lease `token` of `owner`, telling an expired one
+/// (`LeaseExpired`) from one that is not the caller's (`NotHolder`).
+fn find_held<'a>(
+    resources: &'a mut Map<Arc<str>, Resource>,
+    resource: &str,
+    owner: &str,
+    token: u64,
+) -> Result<(&'a mut Resource, usize)> {
+    let Some(r) = resources.get_mut(resource) else {
+        return Err(not_holder(resource, owner, token));
+    };
+    if let Some(i) = r
+        .holders
+        .iter()
+        .position(|h| h.token == token && &*h.owner == owner)
+    {
+        return Ok((r, i));
+    }
+    if r.expired
+        .iter()
+        .any(|h| h.token == token && &*h.owner == owner)
+    {
+        return Err(Error::LeaseExpired {
+            resource: resource.to_owned(),
+            token,
+        });
+    }
+    Err(not_holder(resource, owner, token))
+}
+
 impl LeaseMachine {
     /// An empty machine at time 0 whose first token is 1.
     pub fn new(config: LeaseConfig) -> Self {
@@ -249,16 +441,26 @@ impl LeaseMachine {
     fn with_tokens(config: LeaseConfig, tokens: Tokens) -> Self {
         LeaseMachine {
             config,
-            now: 0,
-            tokens,
-            next_waiter: 0,
             resources: Map::default(),
-            waiting: Map::default(),
-            timers: BinaryHeap::new(),
-            live_timers: 0,
-            events: Vec::new(),
+            core: Core {
+                now: 0,
+                delay_ns: config.lock_delay_ns,
+                tokens,
+                next_waiter: 0,
+                waiting: Map::default(),
+                timers: BinaryHeap::new(),
+                events: Vec::new(),
+                all_events: true,
+            },
             ops_since_sweep: 0,
         }
+    }
+
+    /// Whether to record every event (the default) or only those about
+    /// queued requests (`Granted` with a waiter, `TimedOut`): a driver that
+    /// only delivers outcomes to waiters saves the copies.
+    pub fn record_all_events(&mut self, all: bool) {
+        self.core.all_events = all;
     }
 
     /// The settings.
@@ -268,12 +470,12 @@ impl LeaseMachine {
 
     /// The latest time the machine has seen.
     pub fn now(&self) -> u64 {
-        self.now
+        self.core.now
     }
 
     /// The number of queued requests.
     pub fn waiting(&self) -> usize {
-        self.waiting.len()
+        self.core.waiting.len()
     }
 
     /// The live leases on `resource` (after advancing to `now`), in grant order.
@@ -295,17 +497,19 @@ impl LeaseMachine {
 
     /// Takes the events recorded since the last call, oldest first.
     pub fn drain_events(&mut self) -> std::vec::Drain<'_, Event> {
-        self.events.drain(..)
+        self.core.events.drain(..)
     }
 
-    /// The earliest time at which time alone changes the state (a lease
-    /// expiry, a lock-delay end, a queued request's deadline), if any.
+    /// When to call [`advance`](Self::advance) next: the earliest time at
+    /// which time alone may change the state (a lease expiry, a lock-delay
+    /// end, a queued request's deadline). It can be early (a lease renewed
+    /// since), never late.
     pub fn next_deadline(&mut self) -> Option<u64> {
-        while let Some(Reverse(t)) = self.timers.peek() {
+        while let Some(Reverse(t)) = self.core.timers.peek() {
             if self.timer_live(t) {
                 return Some(t.at);
             }
-            self.timers.pop();
+            self.core.timers.pop();
         }
         None
     }
@@ -319,22 +523,15 @@ impl LeaseMachine {
         check_name("owner", req.owner)?;
         check_ttl(req.ttl_ns)?;
         self.advance(now);
-        let now = self.now;
         self.maybe_sweep();
+        let now = self.core.now;
         let r = match self.resources.get_mut(req.resource) {
             Some(r) => r,
             None => {
                 let name: Arc<str> = Arc::from(req.resource);
                 self.resources
                     .entry(name.clone())
-                    .or_insert_with(|| Resource {
-                        name,
-                        holders: Vec::new(),
-                        queue: VecDeque::new(),
-                        expired: Vec::new(),
-                        blocked_until: 0,
-                        last_owner: None,
-                    })
+                    .or_insert_with(|| Resource::new(name))
             }
         };
         if r.queue.is_empty() && r.blocked_until <= now && r.compatible(req.mode) {
@@ -342,27 +539,14 @@ impl LeaseMachine {
                 Some(o) if &**o == req.owner => o.clone(),
                 _ => Arc::from(req.owner),
             };
-            let lease = grant(
-                r,
-                &mut self.tokens,
-                &mut self.timers,
-                &mut self.live_timers,
-                now,
-                owner,
-                req.ttl_ns,
-                req.mode,
-            );
-            self.events.push(Event::Granted {
-                waiter: None,
-                lease: lease.clone(),
-            });
+            let lease = self.core.grant(r, owner, req.ttl_ns, req.mode, None);
             return Ok(AcquireOutcome::Granted(lease));
         }
         if !req.wait || req.deadline.is_some_and(|d| d <= now) {
             return Ok(AcquireOutcome::Busy);
         }
-        self.next_waiter += 1;
-        let id = WaiterId(self.next_waiter);
+        self.core.next_waiter += 1;
+        let id = WaiterId(self.core.next_waiter);
         r.queue.push_back(Waiter {
             id,
             owner: Arc::from(req.owner),
@@ -370,11 +554,10 @@ impl LeaseMachine {
             mode: req.mode,
             deadline: req.deadline,
         });
-        let name = r.name.clone();
         if let Some(d) = req.deadline {
-            self.push_timer(d, TimerKind::WaiterTimeout(id), name.clone());
+            self.core.arm(r, d);
         }
-        self.waiting.insert(id, name);
+        self.core.waiting.insert(id, r.name.clone());
         Ok(AcquireOutcome::Queued(id))
     }
 
@@ -384,17 +567,13 @@ impl LeaseMachine {
     /// exclusive request may let shared requests behind it in.
     pub fn cancel(&mut self, now: u64, waiter: WaiterId) -> bool {
         self.advance(now);
-        let Some(name) = self.waiting.remove(&waiter) else {
+        let Some(name) = self.core.waiting.remove(&waiter) else {
             return false;
         };
         if let Some(r) = self.resources.get_mut(&*name) {
-            if let Some(i) = r.queue.iter().position(|w| w.id == waiter) {
-                if r.queue.remove(i).is_some_and(|w| w.deadline.is_some()) {
-                    self.live_timers = self.live_timers.saturating_sub(1);
-                }
-            }
+            r.queue.retain(|w| w.id != waiter);
+            self.core.pump(r);
         }
-        self.pump(&name);
         true
     }
 
@@ -411,26 +590,18 @@ impl LeaseMachine {
     ) -> Result<Lease> {
         check_ttl(ttl_ns)?;
         self.advance(now);
-        let now = self.now;
-        let r = self.find_held(resource, owner, token)?;
-        let h = r
-            .holders
-            .iter_mut()
-            .find(|h| h.token == token)
-            .expect("find_held found it");
-        h.expires_at = now.saturating_add(ttl_ns);
-        let h = h.clone();
-        let lease = r.lease(&h);
-        let name = r.name.clone();
-        // The old expiry timer goes stale (its time no longer matches).
-        self.timers.push(Reverse(Timer {
-            at: h.expires_at,
-            kind: TimerKind::Expiry(token),
-            resource: name,
-        }));
-        self.events.push(Event::Renewed {
-            lease: lease.clone(),
-        });
+        let (r, i) = find_held(&mut self.resources, resource, owner, token)?;
+        let at = self.core.now.saturating_add(ttl_ns);
+        r.holders[i].expires_at = at;
+        let lease = r.lease(&r.holders[i]);
+        // A shorter ttl may need an earlier look; a longer one is found
+        // when the armed time comes.
+        self.core.arm(r, at);
+        if self.core.all_events {
+            self.core.events.push(Event::Renewed {
+                lease: lease.clone(),
+            });
+        }
         Ok(lease)
     }
 
@@ -439,216 +610,69 @@ impl LeaseMachine {
     /// afterwards, so a second release answers `NotHolder`.
     pub fn release(&mut self, now: u64, resource: &str, owner: &str, token: u64) -> Result<()> {
         self.advance(now);
-        let r = self.find_held(resource, owner, token)?;
-        let i = r
-            .holders
-            .iter()
-            .position(|h| h.token == token)
-            .expect("held");
+        let (r, i) = find_held(&mut self.resources, resource, owner, token)?;
         let h = r.holders.remove(i);
-        let lease = r.lease(&h);
-        let name = r.name.clone();
-        self.live_timers = self.live_timers.saturating_sub(1);
-        self.events.push(Event::Released { lease });
-        self.pump(&name);
+        if self.core.all_events {
+            self.core
+                .events
+                .push(Event::Released { lease: r.lease(&h) });
+        }
+        if !r.queue.is_empty() {
+            self.core.pump(r);
+        }
         Ok(())
-    }
-
-    fn find_held(&mut self, resource: &str, owner: &str, token: u64) -> Result<&mut Resource> {
-        let Some(r) = self.resources.get_mut(resource) else {
-            return Err(not_holder(resource, owner, token));
-        };
-        if r.holders
-            .iter()
-            .any(|h| h.token == token && &*h.owner == owner)
-        {
-            return Ok(r);
-        }
-        if r.expired
-            .iter()
-            .any(|h| h.token == token && &*h.owner == owner)
-        {
-            return Err(Error::LeaseExpired {
-                resource: resource.to_owned(),
-                token,
-            });
-        }
-        Err(not_holder(resource, owner, token))
     }
 
     /// Moves time to `now`: expires leases (`expires_at <= now`), ends
     /// lock-delays, times out queued requests, and grants head waiters,
     /// in deadline order. Grants made here expire at `now + ttl`.
     pub fn advance(&mut self, now: u64) {
-        if now > self.now {
-            self.now = now;
+        if now > self.core.now {
+            self.core.now = now;
         }
-        let now = self.now;
-        while let Some(Reverse(t)) = self.timers.peek() {
+        let now = self.core.now;
+        while let Some(Reverse(t)) = self.core.timers.peek() {
             if t.at > now {
                 break;
             }
-            let Reverse(t) = self.timers.pop().expect("peeked");
-            if !self.timer_live(&t) {
+            let Reverse(t) = self.core.timers.pop().expect("peeked");
+            let Some(r) = self.resources.get_mut(&*t.resource) else {
+                continue;
+            };
+            if r.armed_at != Some(t.at) {
                 continue;
             }
-            self.live_timers = self.live_timers.saturating_sub(1);
-            match t.kind {
-                TimerKind::Expiry(token) => self.expire(&t.resource, token, t.at),
-                TimerKind::WaiterTimeout(id) => {
-                    self.waiting.remove(&id);
-                    if let Some(r) = self.resources.get_mut(&*t.resource) {
-                        r.queue.retain(|w| w.id != id);
-                    }
-                    self.events.push(Event::TimedOut {
-                        waiter: id,
-                        resource: t.resource.clone(),
-                    });
-                }
-                TimerKind::DelayEnd => {}
-            }
-            self.pump(&t.resource);
+            r.armed_at = None;
+            self.core.handle_due(r);
+            self.core.rearm(r);
         }
-        // `live_timers` is an estimate kept in O(1); compaction recounts it.
-        if self.timers.len() > 64 + 4 * self.live_timers {
+        if self.core.timers.len() > 64 + 2 * self.resources.len() {
             self.compact_timers();
         }
     }
 
-    fn expire(&mut self, resource: &str, token: u64, at: u64) {
-        let delay = self.config.lock_delay_ns;
-        let Some(r) = self.resources.get_mut(resource) else {
-            return;
-        };
-        let Some(i) = r.holders.iter().position(|h| h.token == token) else {
-            return;
-        };
-        let h = r.holders.remove(i);
-        let lease = r.lease(&h);
-        r.expired.push(h);
-        let mut delay_end = None;
-        if delay > 0 {
-            let end = at.saturating_add(delay);
-            if end > r.blocked_until {
-                r.blocked_until = end;
-                if end > self.now {
-                    delay_end = Some((end, r.name.clone()));
-                }
-            }
-        }
-        self.events.push(Event::Expired { lease });
-        if let Some((end, name)) = delay_end {
-            self.push_timer(end, TimerKind::DelayEnd, name);
-        }
-    }
-
-    /// Grants the head of `resource`'s queue: one exclusive request, or the
-    /// run of shared requests at the head, while compatible with the holders
-    /// and past any lock-delay.
-    fn pump(&mut self, resource: &str) {
-        let now = self.now;
-        let Some(r) = self.resources.get_mut(resource) else {
-            return;
-        };
-        if r.blocked_until > now {
-            return;
-        }
-        while let Some(w) = r.queue.front() {
-            if !r.compatible(w.mode) {
-                break;
-            }
-            let w = r.queue.pop_front().expect("front");
-            self.waiting.remove(&w.id);
-            if w.deadline.is_some() {
-                // Its timeout timer is now stale.
-                self.live_timers = self.live_timers.saturating_sub(1);
-            }
-            let lease = grant(
-                r,
-                &mut self.tokens,
-                &mut self.timers,
-                &mut self.live_timers,
-                now,
-                w.owner,
-                w.ttl_ns,
-                w.mode,
-            );
-            self.events.push(Event::Granted {
-                waiter: Some(w.id),
-                lease,
-            });
-        }
-    }
-
-    fn push_timer(&mut self, at: u64, kind: TimerKind, resource: Arc<str>) {
-        self.live_timers += 1;
-        self.timers.push(Reverse(Timer { at, kind, resource }));
-    }
-
     fn timer_live(&self, t: &Timer) -> bool {
-        let Some(r) = self.resources.get(&*t.resource) else {
-            return false;
-        };
-        match t.kind {
-            TimerKind::Expiry(token) => r
-                .holders
-                .iter()
-                .any(|h| h.token == token && h.expires_at == t.at),
-            TimerKind::WaiterTimeout(id) => self.waiting.contains_key(&id),
-            TimerKind::DelayEnd => r.blocked_until == t.at,
-        }
+        self.resources
+            .get(&*t.resource)
+            .is_some_and(|r| r.armed_at == Some(t.at))
     }
 
     fn compact_timers(&mut self) {
-        let timers = std::mem::take(&mut self.timers);
+        let timers = std::mem::take(&mut self.core.timers);
         let live: Vec<_> = timers
             .into_vec()
             .into_iter()
             .filter(|Reverse(t)| self.timer_live(t))
             .collect();
-        self.live_timers = live.len();
-        self.timers = BinaryHeap::from(live);
+        self.core.timers = BinaryHeap::from(live);
     }
 
     fn maybe_sweep(&mut self) {
         self.ops_since_sweep += 1;
         if self.ops_since_sweep > 1024.max(self.resources.len()) {
             self.ops_since_sweep = 0;
-            let now = self.now;
+            let now = self.core.now;
             self.resources.retain(|_, r| !r.idle(now));
         }
     }
-}
-
-/// Adds a holder to `r` with a fresh token; returns its lease. A grant
-/// supersedes the resource's expired leases (they become `NotHolder`).
-#[allow(clippy::too_many_arguments)]
-fn grant(
-    r: &mut Resource,
-    tokens: &mut Tokens,
-    timers: &mut BinaryHeap<Reverse<Timer>>,
-    live_timers: &mut usize,
-    now: u64,
-    owner: Arc<str>,
-    ttl_ns: u64,
-    mode: Mode,
-) -> Lease {
-    r.expired.clear();
-    r.last_owner = Some(owner.clone());
-    let token = tokens.next();
-    let h = Holder {
-        token,
-        owner,
-        mode,
-        expires_at: now.saturating_add(ttl_ns),
-    };
-    let lease = r.lease(&h);
-    *live_timers += 1;
-    timers.push(Reverse(Timer {
-        at: h.expires_at,
-        kind: TimerKind::Expiry(token),
-        resource: r.name.clone(),
-    }));
-    r.holders.push(h);
-    lease
 }

@@ -314,8 +314,11 @@ impl LeaseTable {
         let inner = Arc::new_cyclic(|me| Inner {
             shards: (0..SHARDS)
                 .map(|_| {
+                    let mut machine = LeaseMachine::with_shared_tokens(config, tokens.clone());
+                    // The table only delivers outcomes to queued requests.
+                    machine.record_all_events(false);
                     CachePadded::new(Mutex::new(Shard {
-                        machine: LeaseMachine::with_shared_tokens(config, tokens.clone()),
+                        machine,
                         slots: Map::default(),
                     }))
                 })
