@@ -134,8 +134,8 @@ struct Resource {
     blocked_until: u64,
     /// A lock-delay end not yet handled (it lets waiters in).
     delay_pending: bool,
-    /// The time of this resource's live heap entry, if any.
-    armed_at: Option<u64>,
+    /// The (time, sequence number) of this resource's live heap entry.
+    armed: Option<(u64, u64)>,
     /// The last owner granted here: a repeat owner costs no allocation.
     last_owner: Option<Arc<str>>,
 }
@@ -149,7 +149,7 @@ impl Resource {
             expired: Vec::new(),
             blocked_until: 0,
             delay_pending: false,
-            armed_at: None,
+            armed: None,
             last_owner: None,
         }
     }
@@ -202,6 +202,9 @@ enum Due {
 struct Timer {
     at: u64,
     resource: Arc<str>,
+    /// Tells this entry from an older one of the same resource and time
+    /// (the resource may be swept and made anew).
+    seq: u64,
 }
 
 /// Where tokens come from: the machine's own counter, or one shared by
@@ -237,6 +240,7 @@ struct Core {
     /// Queued request -> its resource.
     waiting: Map<WaiterId, Arc<str>>,
     timers: BinaryHeap<Reverse<Timer>>,
+    timer_seq: u64,
     events: Vec<Event>,
     /// Record every event, or only those about queued requests.
     all_events: bool,
@@ -244,11 +248,13 @@ struct Core {
 
 impl Core {
     fn arm(&mut self, r: &mut Resource, at: u64) {
-        if r.armed_at.is_none_or(|a| at < a) {
-            r.armed_at = Some(at);
+        if r.armed.is_none_or(|(a, _)| at < a) {
+            self.timer_seq += 1;
+            r.armed = Some((at, self.timer_seq));
             self.timers.push(Reverse(Timer {
                 at,
                 resource: r.name.clone(),
+                seq: self.timer_seq,
             }));
         }
     }
@@ -449,6 +455,7 @@ impl LeaseMachine {
                 next_waiter: 0,
                 waiting: Map::default(),
                 timers: BinaryHeap::new(),
+                timer_seq: 0,
                 events: Vec::new(),
                 all_events: true,
             },
@@ -639,10 +646,10 @@ impl LeaseMachine {
             let Some(r) = self.resources.get_mut(&*t.resource) else {
                 continue;
             };
-            if r.armed_at != Some(t.at) {
+            if r.armed != Some((t.at, t.seq)) {
                 continue;
             }
-            r.armed_at = None;
+            r.armed = None;
             self.core.handle_due(r);
             self.core.rearm(r);
         }
@@ -654,7 +661,7 @@ impl LeaseMachine {
     fn timer_live(&self, t: &Timer) -> bool {
         self.resources
             .get(&*t.resource)
-            .is_some_and(|r| r.armed_at == Some(t.at))
+            .is_some_and(|r| r.armed == Some((t.at, t.seq)))
     }
 
     fn compact_timers(&mut self) {
@@ -674,5 +681,45 @@ impl LeaseMachine {
             let now = self.core.now;
             self.resources.retain(|_, r| !r.idle(now));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(resource: &str) -> AcquireRequest<'_> {
+        AcquireRequest {
+            resource,
+            owner: "o",
+            ttl_ns: 10,
+            mode: Mode::Exclusive,
+            wait: false,
+            deadline: None,
+        }
+    }
+
+    #[test]
+    fn timer_heap_stays_small_at_a_constant_time() {
+        // Regression: a swept and re-made resource re-armed at the same
+        // time must not revive the old heap entry (the heap grew without
+        // bound and every command compacted it).
+        let mut m = LeaseMachine::new(LeaseConfig::default());
+        for _ in 0..150_000 {
+            let AcquireOutcome::Granted(l) = m.acquire(5, req("r")).unwrap() else {
+                panic!("busy")
+            };
+            m.release(5, "r", "o", l.token).unwrap();
+        }
+        assert!(m.core.timers.len() <= 66, "{}", m.core.timers.len());
+        // Many resources over time: stale entries are compacted away.
+        for i in 0..50_000u64 {
+            let name = format!("r{}", i % 500);
+            if let AcquireOutcome::Granted(l) = m.acquire(i, req(&name)).unwrap() {
+                m.release(i, &name, "o", l.token).unwrap();
+            }
+        }
+        assert!(m.core.timers.len() <= 64 + 2 * m.resources.len() + 1);
+        assert_eq!(m.next_deadline().map(|d| d >= 49_999), Some(true));
     }
 }
