@@ -1,4 +1,4 @@
-"""quorumkit: consistent hashing (and, later, lock leases and Paxos) from one Rust core.
+"""quorumkit: consistent hashing and lock leases (and, later, Paxos) from one Rust core.
 
 >>> import quorumkit as qk
 >>> ring = qk.HashRing(["cache-a", "cache-b", "cache-c"])
@@ -11,14 +11,24 @@ from __future__ import annotations
 from quorumkit._errors import (
     EmptyRingError,
     InvalidArgumentError,
+    LeaseExpiredError,
+    LockBusyError,
+    LockTimeoutError,
     NodeExistsError,
     NodeNotFoundError,
+    NotHolderError,
     QuorumkitError,
+    StaleTokenError,
 )
 from quorumkit._native import (
     RING_SEED,
+    Fence,
     HashRing,
     KetamaRing,
+    Lease,
+    LeaseContext,
+    LeaseTable,
+    ManualClock,
     __version__,
     ketama_hash,
     key_hash,
@@ -27,12 +37,22 @@ from quorumkit._native import (
 __all__ = [
     "RING_SEED",
     "EmptyRingError",
+    "Fence",
     "HashRing",
     "InvalidArgumentError",
     "KetamaRing",
+    "Lease",
+    "LeaseContext",
+    "LeaseExpiredError",
+    "LeaseTable",
+    "LockBusyError",
+    "LockTimeoutError",
+    "ManualClock",
     "NodeExistsError",
     "NodeNotFoundError",
+    "NotHolderError",
     "QuorumkitError",
+    "StaleTokenError",
     "__version__",
     "ketama_hash",
     "key_hash",

@@ -4,6 +4,7 @@
 
 mod args;
 mod errors;
+mod lease;
 mod rings;
 mod shared;
 
@@ -31,5 +32,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ketama_hash, m)?)?;
     m.add_class::<rings::HashRing>()?;
     m.add_class::<rings::KetamaRing>()?;
+    m.add_class::<lease::ManualClock>()?;
+    m.add_class::<lease::Lease>()?;
+    m.add_class::<lease::LeaseTable>()?;
+    m.add_class::<lease::LeaseContext>()?;
+    m.add_class::<lease::AsyncTicket>()?;
+    m.add_class::<lease::Fence>()?;
     Ok(())
 }
