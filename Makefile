@@ -85,6 +85,7 @@ py-test: sysdeps py-install
 # ---------------------------------------------------------------- bench
 bench: sysdeps py-install
 	cargo bench --bench ring
+	cargo bench --bench lease
 	$(PY) bench/ring_vs_peers.py
 	$(PY) bench/lease_vs_peers.py
 

@@ -3,7 +3,6 @@
 //! and the release-to-waiter hand-off between two blocked threads.
 
 use std::hint::black_box;
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -92,52 +91,62 @@ fn uncontended(c: &mut Criterion) {
     g.finish();
 }
 
-/// Two threads pass one exclusive lease back and forth; each iteration is
-/// one release -> blocked waiter wake-up -> grant.
+/// Hand-off latency: a thread blocked in `acquire` is granted when the
+/// holder releases; measured from just before `release` to just after the
+/// waiter's `acquire` returns. Returns the latencies of `n` hand-offs.
+fn handoffs(t: &LeaseTable, n: u64) -> Vec<Duration> {
+    let ttl = Duration::from_secs(60);
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (tx, rx) = std::sync::mpsc::channel::<Instant>();
+    let mut held = t.acquire("r", "main", ttl, Mode::Exclusive, None).unwrap();
+    let t2 = t.clone();
+    let helper = std::thread::spawn(move || {
+        for _ in 0..n {
+            // Only once main holds the lease again: every grant is a hand-off.
+            go_rx.recv().unwrap();
+            let l = t2
+                .acquire("r", "helper", ttl, Mode::Exclusive, None)
+                .unwrap();
+            tx.send(Instant::now()).unwrap();
+            t2.release(&l).unwrap();
+        }
+    });
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        go_tx.send(()).unwrap();
+        // The helper must be queued, so that the release is a hand-off.
+        while t.queue_len("r") == 0 {
+            std::thread::yield_now();
+        }
+        let t0 = Instant::now();
+        t.release(&held).unwrap();
+        let t1 = rx.recv().unwrap();
+        out.push(t1 - t0);
+        held = t.acquire("r", "main", ttl, Mode::Exclusive, None).unwrap();
+    }
+    t.release(&held).unwrap();
+    helper.join().unwrap();
+    out
+}
+
 fn handoff(c: &mut Criterion) {
+    let t = LeaseTable::new(MonotonicClock, LeaseConfig::default());
+    // Percentiles first (criterion reports means).
+    let mut lat = handoffs(&t, 5_000);
+    lat.sort();
+    let pct = |p: usize| lat[(lat.len() - 1) * p / 100];
+    println!(
+        "lease hand-off latency over {} hand-offs: p50 {:?}, p90 {:?}, p99 {:?}",
+        lat.len(),
+        pct(50),
+        pct(90),
+        pct(99)
+    );
     let mut g = c.benchmark_group("lease_handoff");
     g.sample_size(20);
     g.measurement_time(Duration::from_secs(3));
-    g.bench_function("table release->waiter hand-off", |b| {
-        b.iter_custom(|iters| {
-            let t = LeaseTable::new(MonotonicClock, LeaseConfig::default());
-            let ttl = Duration::from_secs(60);
-            let start = Arc::new(Barrier::new(2));
-            let first = t.acquire("r", "main", ttl, Mode::Exclusive, None).unwrap();
-            let (t2, s2) = (t.clone(), start.clone());
-            let helper = std::thread::spawn(move || {
-                s2.wait();
-                for _ in 0..iters {
-                    let l = t2
-                        .acquire("r", "helper", ttl, Mode::Exclusive, None)
-                        .unwrap();
-                    // Wait until main is queued so every grant is a hand-off.
-                    while t2.queue_len("r") == 0 {
-                        std::hint::spin_loop();
-                    }
-                    t2.release(&l).unwrap();
-                }
-            });
-            start.wait();
-            while t.queue_len("r") == 0 {
-                std::hint::spin_loop();
-            }
-            let begin = Instant::now();
-            t.release(&first).unwrap();
-            for i in 0..iters {
-                let l = t.acquire("r", "main", ttl, Mode::Exclusive, None).unwrap();
-                if i + 1 < iters {
-                    while t.queue_len("r") == 0 {
-                        std::hint::spin_loop();
-                    }
-                }
-                t.release(&l).unwrap();
-            }
-            let total = begin.elapsed();
-            helper.join().unwrap();
-            // Two hand-offs per iteration.
-            total / 2
-        })
+    g.bench_function("table release->blocked waiter hand-off", |b| {
+        b.iter_custom(|iters| handoffs(&t, iters).into_iter().sum())
     });
     g.finish();
 }
