@@ -87,6 +87,7 @@ bench: sysdeps py-install
 	cargo bench --bench ring
 	cargo bench --bench lease
 	$(PY) bench/ring_vs_peers.py
+	$(PY) bench/bounded_snapshot.py
 	$(PY) bench/lease_vs_peers.py
 
 clean:

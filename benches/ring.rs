@@ -14,7 +14,9 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use quorumkit::hash::key_hash;
 use quorumkit::ring::{
-    DEFAULT_VNODES, HashRing, KetamaCompat, KetamaRing, KetamaServer, Placement,
+    BoundedLoad, DEFAULT_TABLE_SIZE, DEFAULT_VNODES, HashRing, KetamaCompat, KetamaRing,
+    KetamaServer, Maglev, Placement, Rendezvous, SharedBoundedLoad, Snapshot, jump_hash,
+    jump_hash_key,
 };
 
 const SEED: u64 = 0x5eed_0000_0000_0001;
@@ -232,6 +234,151 @@ fn bench_membership(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_bounded(c: &mut Criterion) {
+    // Steady state: 10,000 keys held (100 per node on average), then each
+    // iteration acquires a fresh key and releases it. `ring_locate_16B` is
+    // the plain ring's lookup of the same keys, for the ratio.
+    let keys = random_keys(SEED ^ 4);
+    let r = ring(100, 1);
+    let mut g = c.benchmark_group("bounded/100x160/c1.25/held10000");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    g.bench_function("ring_locate_16B", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            black_box(r.locate(black_box(&keys[i])).unwrap())
+        })
+    });
+    let mut bl = BoundedLoad::new(r.clone(), 1.25).unwrap();
+    for k in 0..10_000u32 {
+        bl.acquire(&k.to_le_bytes()).unwrap();
+    }
+    g.bench_function("acquire_release_16B", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            let n = bl.acquire(black_box(&keys[i])).unwrap();
+            bl.release(n).unwrap();
+            black_box(n)
+        })
+    });
+    let shared = SharedBoundedLoad::new(bl.clone());
+    g.bench_function("shared_acquire_release_16B", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            let n = shared.acquire(black_box(&keys[i])).unwrap();
+            shared.release(n).unwrap();
+            black_box(n)
+        })
+    });
+    g.finish();
+}
+
+fn bench_snapshot(c: &mut Criterion) {
+    // decode rebuilds the points; `build_from_nodes` is that rebuild alone.
+    let r = ring(100, 1);
+    let bytes = r.to_snapshot();
+    let mut g = c.benchmark_group("snapshot/100x160");
+    g.bench_function("build_from_nodes", |b| b.iter(|| black_box(ring(100, 1))));
+    g.bench_function("encode", |b| b.iter(|| black_box(r.to_snapshot())));
+    g.bench_function("decode", |b| {
+        b.iter(|| black_box(HashRing::from_snapshot(black_box(&bytes)).unwrap()))
+    });
+    let k = KetamaRing::new(servers(100), KetamaCompat::Libmemcached).expect("ketama");
+    let kbytes = k.to_snapshot();
+    g.bench_function("ketama_encode", |b| b.iter(|| black_box(k.to_snapshot())));
+    g.bench_function("ketama_decode", |b| {
+        b.iter(|| black_box(KetamaRing::from_snapshot(black_box(&kbytes)).unwrap()))
+    });
+    g.finish();
+}
+
+/// Jump hash, Maglev and rendezvous: pre-hashed lookups, 16-byte keys,
+/// and Maglev's table build. Targets: jump at 1000 buckets <= 50 ns,
+/// Maglev lookup <= 5 ns.
+fn bench_algos(c: &mut Criterion) {
+    let hashes = random_hashes(SEED ^ 4);
+    let keys = random_keys(SEED ^ 5);
+    let nodes = || (0..100).map(|i| (format!("node-{i}"), 1u32));
+
+    let mut g = c.benchmark_group("jump");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    for buckets in [10u32, 1000, 1_000_000] {
+        g.bench_function(format!("jump_hash_{buckets}"), |b| {
+            b.iter(|| {
+                i = (i + 1) & MASK;
+                black_box(jump_hash(black_box(hashes[i]), buckets).unwrap())
+            })
+        });
+    }
+    g.bench_function("jump_hash_key_16B_1000", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            black_box(jump_hash_key(black_box(&keys[i]), 1000).unwrap())
+        })
+    });
+    g.finish();
+
+    let m = Maglev::from_nodes(DEFAULT_TABLE_SIZE, nodes()).expect("maglev");
+    let mut g = c.benchmark_group("maglev/100x65537");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("baseline_input_only", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            black_box(black_box(hashes[i]) >> 7)
+        })
+    });
+    g.bench_function("locate_hash", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            black_box(m.locate_hash(black_box(hashes[i])).unwrap())
+        })
+    });
+    g.bench_function("locate_16B", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            black_box(m.locate(black_box(&keys[i])).unwrap())
+        })
+    });
+    g.bench_function("build_100_nodes", |b| {
+        b.iter(|| black_box(Maglev::from_nodes(DEFAULT_TABLE_SIZE, nodes()).unwrap()))
+    });
+    g.bench_function("remove_node", |b| {
+        b.iter_batched_ref(
+            || m.clone(),
+            |m| m.remove_node("node-50").unwrap(),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+
+    let r = Rendezvous::from_nodes((0..100).map(|i| (format!("node-{i}"), 1.0 + (i % 3) as f64)))
+        .expect("rendezvous");
+    let mut g = c.benchmark_group("rendezvous/100");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("locate_hash", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            black_box(r.locate_hash(black_box(hashes[i])).unwrap())
+        })
+    });
+    g.bench_function("locate_16B", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            black_box(r.locate(black_box(&keys[i])).unwrap())
+        })
+    });
+    let mut out = Vec::with_capacity(3);
+    g.bench_function("locate_n3_16B", |b| {
+        b.iter(|| {
+            i = (i + 1) & MASK;
+            r.locate_n(black_box(&keys[i]), 3, &mut out).unwrap();
+            black_box(out[2])
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(30)
@@ -242,6 +389,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_prehashed, bench_keys, bench_ketama, bench_membership
+    targets = bench_prehashed, bench_keys, bench_ketama, bench_membership, bench_bounded,
+        bench_snapshot, bench_algos
 }
 criterion_main!(benches);

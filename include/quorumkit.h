@@ -31,6 +31,11 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
+ * The default table size, 65537.
+ */
+#define QK_MAGLEV_DEFAULT_TABLE_SIZE 65537
+
+/**
  * `qk_lease.mode`: one holder at a time.
  */
 #define QK_LEASE_EXCLUSIVE 0
@@ -44,6 +49,26 @@
  * A `timeout_ns` that waits as long as it takes.
  */
 #define QK_TIMEOUT_FOREVER UINT64_MAX
+
+/**
+ * A bounded-load balancer (Mirrokni, Thorup, Zadimoghaddam 2018; HAProxy
+ * `hash-balance-factor`): `qk_bounded_acquire()` gives a key to the first
+ * node clockwise from it on the ring whose load is below
+ * `ceil(c × (total_load + 1) × weight / total_weight)` and counts it;
+ * `qk_bounded_release()` gives the unit back. HAProxy's and Envoy's
+ * percentage `p` is `c = p / 100.0`.
+ *
+ * Ownership: the balancer owns its own copy of the ring it was made from.
+ *
+ * Thread safety: functions taking a `const qk_bounded *` may run
+ * concurrently from any number of threads — including acquire and
+ * release, which change the loads under an internal lock (so no node is
+ * ever over its capacity, whatever the interleaving). Functions taking a
+ * `qk_bounded *` (add_node, remove_node, free) need exclusive access.
+ *
+ * Create with `qk_bounded_new()`, destroy with `qk_bounded_free()`.
+ */
+typedef struct qk_bounded qk_bounded;
 
 /**
  * The highest fencing token seen per resource: a protected resource
@@ -82,6 +107,39 @@ typedef struct qk_ketama qk_ketama;
  * destroy with `qk_lease_table_free()`.
  */
 typedef struct qk_lease_table qk_lease_table;
+
+/**
+ * A Maglev lookup table (Eisenbud et al., NSDI 2016) of prime size over
+ * named backends with integer weights: a lookup is one table read; a
+ * membership change rebuilds the table (see the README, "Placement").
+ * `qk_maglev_diff()` of a copy (`qk_maglev_clone()`) before and after a
+ * change gives the fraction of keys that moved. Backends have dense
+ * indices `0..count` in insertion order; removing one shifts the later
+ * indices down by one.
+ *
+ * Thread safety: functions taking a `const qk_maglev *` only read and may
+ * run concurrently; functions taking a `qk_maglev *` (add, remove,
+ * set_weight, free) need exclusive access.
+ *
+ * Create with `qk_maglev_new()`, destroy with `qk_maglev_free()`.
+ */
+typedef struct qk_maglev qk_maglev;
+
+/**
+ * Weighted rendezvous (highest random weight) hashing with `double`
+ * weights: a node's expected share of keys is its weight over the sum of
+ * weights, and a membership change moves only the keys that must move
+ * (see the README, "Placement"). A lookup scores every node: O(nodes).
+ * Nodes have dense indices `0..count` in insertion order; removing a node
+ * shifts the later indices down by one.
+ *
+ * Thread safety: functions taking a `const qk_rendezvous *` only read and
+ * may run concurrently; functions taking a `qk_rendezvous *` (add,
+ * remove, set_weight, free) need exclusive access.
+ *
+ * Create with `qk_rendezvous_new()`, destroy with `qk_rendezvous_free()`.
+ */
+typedef struct qk_rendezvous qk_rendezvous;
 
 /**
  * A consistent-hash ring with weighted virtual nodes on xxh3-64 (see the
@@ -178,6 +236,17 @@ typedef struct {
  * can be relied on: the only safe thing to do with the handle is free it.
  */
 #define QK_ERR_PANIC 8
+
+/**
+ * Serialized data (a snapshot) is damaged: bad magic, truncated, trailing
+ * bytes, checksum mismatch, or fields no encoder writes.
+ */
+#define QK_ERR_CORRUPT 9
+
+/**
+ * A snapshot in a format version this library cannot read.
+ */
+#define QK_ERR_UNSUPPORTED_VERSION 10
 
 /**
  * A blocking acquire's timeout passed before the lease was granted.
@@ -459,6 +528,45 @@ qk_status qk_hash_key(const uint8_t *key, size_t key_len, uint64_t *hash_out);
 qk_status qk_ring_get_node_by_hash(const qk_ring *ring, uint64_t hash, size_t *index_out);
 
 /**
+ * Writes a snapshot of the ring (README, "Snapshot format": its
+ * membership in node order, versioned and checksummed) to `buf[0..cap]`
+ * and its length to `*len_out`.
+ *
+ * Two-call pattern: call with `cap` 0 (`buf` may then be NULL) to get
+ * `QK_ERR_BUFFER_TOO_SMALL` with the size needed in `*len_out`, allocate,
+ * call again. `*len_out` is written on success and on
+ * `QK_ERR_BUFFER_TOO_SMALL` only.
+ *
+ * Errors: `QK_ERR_NULL_ARG` (`ring`, `len_out`, or `buf` with `cap` > 0),
+ * `QK_ERR_BUFFER_TOO_SMALL`.
+ *
+ * # Safety
+ * `ring` is NULL or a live ring; `buf` is NULL or points to `cap`
+ * writable bytes; `len_out` is NULL or writable.
+ */
+qk_status qk_ring_snapshot(const qk_ring *ring, uint8_t *buf, size_t cap, size_t *len_out);
+
+/**
+ * Restores a ring from `len` bytes of a snapshot made by
+ * `qk_ring_snapshot()` (in any process, by any face of quorumkit) and
+ * stores it in `*ring_out`: the same nodes in the same order, the same
+ * placements. The points are rebuilt from the membership.
+ *
+ * Ownership: the caller owns the new ring (`qk_ring_free()`); `data` is
+ * only read.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_CORRUPT` (bad magic, truncated,
+ * trailing bytes, checksum mismatch, unknown kind, invalid fields),
+ * `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
+ * of another kind, e.g. a `qk_ketama`).
+ *
+ * # Safety
+ * `data` is NULL or points to `len` readable bytes; `ring_out` is NULL or
+ * writable.
+ */
+qk_status qk_ring_restore(const uint8_t *data, size_t len, qk_ring **ring_out);
+
+/**
  * Creates a continuum over `count` servers and stores it in `*ketama_out`.
  * Server `i` is `specs[i]` (`spec_lens[i]` bytes of UTF-8, `"host"`,
  * `"host:port"` or `"[v6addr]:port"`; the port defaults to 11211 and the
@@ -698,6 +806,755 @@ qk_status qk_ketama_point(const qk_ketama *ketama,
                           size_t index,
                           uint32_t *point_out,
                           size_t *server_index_out);
+
+/**
+ * Writes a snapshot of the continuum (README, "Snapshot format": its
+ * compat mode and servers in order, versioned and checksummed) to `buf[0..cap]`
+ * and its length to `*len_out`.
+ *
+ * Two-call pattern: call with `cap` 0 (`buf` may then be NULL) to get
+ * `QK_ERR_BUFFER_TOO_SMALL` with the size needed in `*len_out`, allocate,
+ * call again. `*len_out` is written on success and on
+ * `QK_ERR_BUFFER_TOO_SMALL` only.
+ *
+ * Errors: `QK_ERR_NULL_ARG` (`ketama`, `len_out`, or `buf` with `cap` > 0),
+ * `QK_ERR_BUFFER_TOO_SMALL`.
+ *
+ * # Safety
+ * `ketama` is NULL or a live continuum; `buf` is NULL or points to `cap`
+ * writable bytes; `len_out` is NULL or writable.
+ */
+qk_status qk_ketama_snapshot(const qk_ketama *ketama, uint8_t *buf, size_t cap, size_t *len_out);
+
+/**
+ * Restores a continuum from `len` bytes of a snapshot made by
+ * `qk_ketama_snapshot()` (in any process, by any face of quorumkit) and
+ * stores it in `*ketama_out`: the same compat mode and servers in the same order, the same
+ * placements. The points are rebuilt from the membership.
+ *
+ * Ownership: the caller owns the new continuum (`qk_ketama_free()`); `data` is
+ * only read.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_CORRUPT` (bad magic, truncated,
+ * trailing bytes, checksum mismatch, unknown kind, invalid fields),
+ * `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
+ * of another kind, e.g. a `qk_ring`).
+ *
+ * # Safety
+ * `data` is NULL or points to `len` readable bytes; `ketama_out` is NULL or
+ * writable.
+ */
+qk_status qk_ketama_restore(const uint8_t *data, size_t len, qk_ketama **ketama_out);
+
+/**
+ * Creates a balancer over a copy of `ring`'s nodes, weights and vnodes
+ * with balance factor `balance_factor` (finite and > 1, e.g. 1.25), every
+ * load 0, and stores it in `*bounded_out`.
+ *
+ * Ownership: the caller owns the new balancer (`qk_bounded_free()`). It
+ * copies the ring: later changes to `ring` do not affect it, and `ring`
+ * may be freed at once.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`balance_factor` not
+ * finite or <= 1).
+ *
+ * # Safety
+ * `ring` is NULL or a live ring; `bounded_out` is NULL or writable.
+ */
+qk_status qk_bounded_new(const qk_ring *ring, double balance_factor, qk_bounded **bounded_out);
+
+/**
+ * Frees a balancer. NULL is a no-op. Names borrowed from it become
+ * invalid.
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer, not used again after this call.
+ */
+void qk_bounded_free(qk_bounded *bounded);
+
+/**
+ * Assigns `key` (`key_len` bytes; `key` may be NULL when `key_len` is 0)
+ * to the first node clockwise from it whose load is below its capacity,
+ * increments that node's load and stores its index in `*index_out`.
+ * Thread-safe (internally locked).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer; `key` is NULL or points to
+ * `key_len` readable bytes; `index_out` is NULL or writable.
+ */
+qk_status qk_bounded_acquire(const qk_bounded *bounded,
+                             const uint8_t *key,
+                             size_t key_len,
+                             size_t *index_out);
+
+/**
+ * Gives back one unit of node `index`'s load. Thread-safe.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index` >= node count),
+ * `QK_ERR_INVALID_ARG` (the node's load is already 0).
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer.
+ */
+qk_status qk_bounded_release(const qk_bounded *bounded, size_t index);
+
+/**
+ * Writes each node's load to `loads_out[index]` for every node index and
+ * the total to `*total_out`, read together under the lock (a consistent
+ * picture). `cap` is the array's length; `loads_out` may be NULL when
+ * `cap` is 0 and the balancer has no nodes. Thread-safe.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < node count).
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer; `loads_out` is NULL or points to
+ * `cap` writable `uint64_t`; `total_out` is NULL or writable.
+ */
+qk_status qk_bounded_loads(const qk_bounded *bounded,
+                           uint64_t *loads_out,
+                           size_t cap,
+                           uint64_t *total_out);
+
+/**
+ * Stores node `index`'s capacity for the next placement,
+ * `ceil(c × (total_load + 1) × weight / total_weight)`, in
+ * `*capacity_out` (`UINT64_MAX` when it does not fit). Thread-safe.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index` >= node count).
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer; `capacity_out` is NULL or writable.
+ */
+qk_status qk_bounded_capacity(const qk_bounded *bounded, size_t index, uint64_t *capacity_out);
+
+/**
+ * Stores the balance factor `c` in `*factor_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer; `factor_out` is NULL or writable.
+ */
+qk_status qk_bounded_balance_factor(const qk_bounded *bounded, double *factor_out);
+
+/**
+ * Stores the number of nodes in `*count_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer; `count_out` is NULL or writable.
+ */
+qk_status qk_bounded_node_count(const qk_bounded *bounded, size_t *count_out);
+
+/**
+ * Stores the name of node `index` in `*name_out` (NUL-terminated) and its
+ * length in bytes in `*name_len_out`.
+ *
+ * Ownership: borrowed from the balancer, valid until its next
+ * `qk_bounded_add_node()`, `qk_bounded_remove_node()` or
+ * `qk_bounded_free()` (acquire and release do not invalidate it).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index` >= node count).
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer; the out pointers are NULL or
+ * writable.
+ */
+qk_status qk_bounded_node_name(const qk_bounded *bounded,
+                               size_t index,
+                               const char **name_out,
+                               size_t *name_len_out);
+
+/**
+ * Adds node `name` (UTF-8, `name_len` bytes) with `weight` (>= 1) and
+ * load 0. Other nodes keep their loads. Needs exclusive access.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
+ * `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight 0, too many
+ * points).
+ *
+ * # Safety
+ * `bounded` is NULL or a live balancer used by no other thread during the
+ * call; `name` is NULL or points to `name_len` readable bytes.
+ */
+qk_status qk_bounded_add_node(qk_bounded *bounded,
+                              const char *name,
+                              size_t name_len,
+                              uint32_t weight);
+
+/**
+ * Removes the named node. Its load is dropped (the keys it held have no
+ * node; re-acquire them) and stored in `*dropped_out`; the other nodes
+ * keep theirs and later indices shift down by one. Needs exclusive access.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * As `qk_bounded_add_node()`; `dropped_out` is NULL or writable.
+ */
+qk_status qk_bounded_remove_node(qk_bounded *bounded,
+                                 const char *name,
+                                 size_t name_len,
+                                 uint64_t *dropped_out);
+
+/**
+ * Creates an empty rendezvous placement and stores it in `*hrw_out`.
+ *
+ * Ownership: the caller owns it and must release it with
+ * `qk_rendezvous_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `hrw_out` is NULL or valid for writing a pointer.
+ */
+qk_status qk_rendezvous_new(qk_rendezvous **hrw_out);
+
+/**
+ * Frees a placement made by `qk_rendezvous_new()`. NULL is a no-op. Node
+ * names borrowed from it become invalid.
+ *
+ * # Safety
+ * `hrw` is NULL or live, not used again after this call.
+ */
+void qk_rendezvous_free(qk_rendezvous *hrw);
+
+/**
+ * Adds node `name` (`name_len` bytes of UTF-8, no NUL byte) with `weight`
+ * (positive and finite). Only the keys it now wins move, all to it.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
+ * `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight <= 0, NaN or
+ * infinite).
+ *
+ * # Safety
+ * `hrw` is NULL or live and used by no other thread during the call;
+ * `name` is NULL or points to `name_len` readable bytes.
+ */
+qk_status qk_rendezvous_add_node(qk_rendezvous *hrw,
+                                 const char *name,
+                                 size_t name_len,
+                                 double weight);
+
+/**
+ * Removes the named node. Only the keys it owned move.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * As `qk_rendezvous_add_node()`.
+ */
+qk_status qk_rendezvous_remove_node(qk_rendezvous *hrw, const char *name, size_t name_len);
+
+/**
+ * Sets the named node's weight (positive and finite). Only keys moving to
+ * or from this node move.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
+ * `QK_ERR_INVALID_ARG`.
+ *
+ * # Safety
+ * As `qk_rendezvous_add_node()`.
+ */
+qk_status qk_rendezvous_set_weight(qk_rendezvous *hrw,
+                                   const char *name,
+                                   size_t name_len,
+                                   double weight);
+
+/**
+ * Stores the named node's weight in `*weight_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `hrw` is NULL or live; `name` is NULL or points to `name_len` readable
+ * bytes; `weight_out` is NULL or writable.
+ */
+qk_status qk_rendezvous_weight(const qk_rendezvous *hrw,
+                               const char *name,
+                               size_t name_len,
+                               double *weight_out);
+
+/**
+ * Stores the number of nodes in `*count_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `hrw` is NULL or live; `count_out` is NULL or writable.
+ */
+qk_status qk_rendezvous_node_count(const qk_rendezvous *hrw, size_t *count_out);
+
+/**
+ * Stores the name of node `index` in `*name_out` (NUL-terminated) and its
+ * length in bytes, without the NUL, in `*name_len_out`.
+ *
+ * Ownership: borrowed from `hrw`: do not free it. Valid until `hrw` is
+ * next mutated or freed.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
+ *
+ * # Safety
+ * `hrw` is NULL or live; the out pointers are NULL or writable.
+ */
+qk_status qk_rendezvous_node_name(const qk_rendezvous *hrw,
+                                  size_t index,
+                                  const char **name_out,
+                                  size_t *name_len_out);
+
+/**
+ * Stores the index of the named node in `*index_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `hrw` is NULL or live; `name` is NULL or points to `name_len` readable
+ * bytes; `index_out` is NULL or writable.
+ */
+qk_status qk_rendezvous_node_index(const qk_rendezvous *hrw,
+                                   const char *name,
+                                   size_t name_len,
+                                   size_t *index_out);
+
+/**
+ * Stores the index of the node with the highest score for `key`
+ * (`key_len` bytes; `key` may be NULL when `key_len` is 0) in `*index_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * # Safety
+ * `hrw` is NULL or live; `key` is NULL or points to `key_len` readable
+ * bytes; `index_out` is NULL or writable.
+ */
+qk_status qk_rendezvous_get_node(const qk_rendezvous *hrw,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 size_t *index_out);
+
+/**
+ * Stores the indices of the `n` nodes with the highest scores for `key`,
+ * best first, in `indices_out[0..n]` (distinct; the first is what
+ * `qk_rendezvous_get_node()` returns). `indices_out` may be NULL when `n`
+ * is 0.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n` >
+ * node count).
+ *
+ * # Safety
+ * `hrw` is NULL or live; `key` is NULL or points to `key_len` readable
+ * bytes; `indices_out` is NULL or points to `n` writable `size_t`.
+ */
+qk_status qk_rendezvous_get_nodes(const qk_rendezvous *hrw,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  size_t n,
+                                  size_t *indices_out);
+
+/**
+ * Locates `count` keys at once: `indices_out[i]` becomes the index of the
+ * node owning `keys[i]` (`key_lens[i]` bytes). The arrays may be NULL
+ * when `count` is 0. Nothing is written on failure.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+ *
+ * # Safety
+ * `hrw` is NULL or live; `keys` and `key_lens` are NULL or point to
+ * `count` readable elements, each key to its length in readable bytes;
+ * `indices_out` is NULL or points to `count` writable `size_t`.
+ */
+qk_status qk_rendezvous_get_node_batch(const qk_rendezvous *hrw,
+                                       const uint8_t *const *keys,
+                                       const size_t *key_lens,
+                                       size_t count,
+                                       size_t *indices_out);
+
+/**
+ * Writes each node's expected share of keys, `weight / sum of weights`,
+ * to `shares_out[index]` (an expectation over keys, not a measured
+ * fraction). `cap` is the array's length.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < count).
+ *
+ * # Safety
+ * `hrw` is NULL or live; `shares_out` is NULL or points to `cap` writable
+ * `double`.
+ */
+qk_status qk_rendezvous_shares(const qk_rendezvous *hrw, double *shares_out, size_t cap);
+
+/**
+ * Like `qk_rendezvous_get_node()` for a key already hashed with
+ * `qk_hash_key()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * # Safety
+ * `hrw` is NULL or live; `index_out` is NULL or writable.
+ */
+qk_status qk_rendezvous_get_node_by_hash(const qk_rendezvous *hrw,
+                                         uint64_t hash,
+                                         size_t *index_out);
+
+/**
+ * Writes a snapshot of the placement (README, "Snapshot format": its nodes and weights in node order,
+ * versioned and checksummed) to `buf[0..cap]` and its length to
+ * `*len_out`.
+ *
+ * Two-call pattern: call with `cap` 0 (`buf` may then be NULL) to get
+ * `QK_ERR_BUFFER_TOO_SMALL` with the size needed in `*len_out`, allocate,
+ * call again. `*len_out` is written on success and on
+ * `QK_ERR_BUFFER_TOO_SMALL` only.
+ *
+ * Errors: `QK_ERR_NULL_ARG` (`hrw`, `len_out`, or `buf` with `cap` > 0),
+ * `QK_ERR_BUFFER_TOO_SMALL`.
+ *
+ * # Safety
+ * `hrw` is NULL or live; `buf` is NULL or points to `cap` writable
+ * bytes; `len_out` is NULL or writable.
+ */
+qk_status qk_rendezvous_snapshot(const qk_rendezvous *hrw,
+                                 uint8_t *buf,
+                                 size_t cap,
+                                 size_t *len_out);
+
+/**
+ * Restores a placement from `len` bytes of a snapshot made by
+ * `qk_rendezvous_snapshot()` (in any process, by any face of quorumkit) and
+ * stores it in `*hrw_out`: the same nodes and weights in the same order, the
+ * same placements. The scores are derived from them.
+ *
+ * Ownership: the caller owns the result (`qk_rendezvous_free()`); `data` is
+ * only read.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_CORRUPT` (bad magic, truncated,
+ * trailing bytes, checksum mismatch, unknown kind, invalid fields: empty, duplicate or NUL-holding names, weights that are not positive finite numbers),
+ * `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
+ * of another kind, e.g. a `qk_ring`).
+ *
+ * # Safety
+ * `data` is NULL or points to `len` readable bytes; `hrw_out` is NULL or
+ * writable.
+ */
+qk_status qk_rendezvous_restore(const uint8_t *data,
+                                size_t len,
+                                qk_rendezvous **hrw_out);
+
+/**
+ * Creates an empty table of `table_size` entries (a prime, at most 2^26;
+ * 0 means `QK_MAGLEV_DEFAULT_TABLE_SIZE`) and stores it in `*maglev_out`.
+ *
+ * Ownership: the caller owns it and must release it with `qk_maglev_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (not a prime, too large).
+ *
+ * # Safety
+ * `maglev_out` is NULL or valid for writing a pointer.
+ */
+qk_status qk_maglev_new(uint32_t table_size, qk_maglev **maglev_out);
+
+/**
+ * Stores a copy of `maglev` (same backends, same table) in `*copy_out`.
+ *
+ * Ownership: the caller owns the copy and must release it with
+ * `qk_maglev_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `copy_out` is NULL or valid for writing a
+ * pointer.
+ */
+qk_status qk_maglev_clone(const qk_maglev *maglev, qk_maglev **copy_out);
+
+/**
+ * Frees a table made by `qk_maglev_new()` or `qk_maglev_clone()`. NULL is
+ * a no-op. Names borrowed from it become invalid.
+ *
+ * # Safety
+ * `maglev` is NULL or live, not used again after this call.
+ */
+void qk_maglev_free(qk_maglev *maglev);
+
+/**
+ * Adds backend `name` (`name_len` bytes of UTF-8, no NUL byte) with
+ * `weight` (>= 1: it takes `weight` turns per round of the table fill)
+ * and rebuilds the table.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
+ * `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight 0, as many
+ * backends as table entries, weights summing to more than the table size).
+ *
+ * # Safety
+ * `maglev` is NULL or live and used by no other thread during the call;
+ * `name` is NULL or points to `name_len` readable bytes.
+ */
+qk_status qk_maglev_add_node(qk_maglev *maglev, const char *name, size_t name_len, uint32_t weight);
+
+/**
+ * Removes the named backend and rebuilds the table.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * As `qk_maglev_add_node()`.
+ */
+qk_status qk_maglev_remove_node(qk_maglev *maglev, const char *name, size_t name_len);
+
+/**
+ * Sets the named backend's weight (>= 1) and rebuilds the table.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
+ * `QK_ERR_INVALID_ARG` (weight 0, weights summing to more than the table).
+ *
+ * # Safety
+ * As `qk_maglev_add_node()`.
+ */
+qk_status qk_maglev_set_weight(qk_maglev *maglev,
+                               const char *name,
+                               size_t name_len,
+                               uint32_t weight);
+
+/**
+ * Stores the named backend's weight in `*weight_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `name` is NULL or points to `name_len`
+ * readable bytes; `weight_out` is NULL or writable.
+ */
+qk_status qk_maglev_weight(const qk_maglev *maglev,
+                           const char *name,
+                           size_t name_len,
+                           uint32_t *weight_out);
+
+/**
+ * Stores the number of backends in `*count_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `count_out` is NULL or writable.
+ */
+qk_status qk_maglev_node_count(const qk_maglev *maglev, size_t *count_out);
+
+/**
+ * Stores the table size in `*size_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `size_out` is NULL or writable.
+ */
+qk_status qk_maglev_table_size(const qk_maglev *maglev, uint32_t *size_out);
+
+/**
+ * Stores the name of backend `index` in `*name_out` (NUL-terminated) and
+ * its length in bytes, without the NUL, in `*name_len_out`.
+ *
+ * Ownership: borrowed from `maglev`: do not free it. Valid until `maglev`
+ * is next mutated or freed.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
+ *
+ * # Safety
+ * `maglev` is NULL or live; the out pointers are NULL or writable.
+ */
+qk_status qk_maglev_node_name(const qk_maglev *maglev,
+                              size_t index,
+                              const char **name_out,
+                              size_t *name_len_out);
+
+/**
+ * Stores the index of the named backend in `*index_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `name` is NULL or points to `name_len`
+ * readable bytes; `index_out` is NULL or writable.
+ */
+qk_status qk_maglev_node_index(const qk_maglev *maglev,
+                               const char *name,
+                               size_t name_len,
+                               size_t *index_out);
+
+/**
+ * Stores the index of the backend owning `key` (`key_len` bytes; `key`
+ * may be NULL when `key_len` is 0) in `*index_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `key` is NULL or points to `key_len` readable
+ * bytes; `index_out` is NULL or writable.
+ */
+qk_status qk_maglev_get_node(const qk_maglev *maglev,
+                             const uint8_t *key,
+                             size_t key_len,
+                             size_t *index_out);
+
+/**
+ * Stores the first `n` distinct backends met walking the table from the
+ * key's entry (wrapping) in `indices_out[0..n]`; the first is the owner.
+ * `indices_out` may be NULL when `n` is 0.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n` >
+ * backend count).
+ *
+ * # Safety
+ * `maglev` is NULL or live; `key` is NULL or points to `key_len` readable
+ * bytes; `indices_out` is NULL or points to `n` writable `size_t`.
+ */
+qk_status qk_maglev_get_nodes(const qk_maglev *maglev,
+                              const uint8_t *key,
+                              size_t key_len,
+                              size_t n,
+                              size_t *indices_out);
+
+/**
+ * Locates `count` keys at once: `indices_out[i]` becomes the index of the
+ * backend owning `keys[i]` (`key_lens[i]` bytes). The arrays may be NULL
+ * when `count` is 0. Nothing is written on failure.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+ *
+ * # Safety
+ * `maglev` is NULL or live; `keys` and `key_lens` are NULL or point to
+ * `count` readable elements, each key to its length in readable bytes;
+ * `indices_out` is NULL or points to `count` writable `size_t`.
+ */
+qk_status qk_maglev_get_node_batch(const qk_maglev *maglev,
+                                   const uint8_t *const *keys,
+                                   const size_t *key_lens,
+                                   size_t count,
+                                   size_t *indices_out);
+
+/**
+ * Writes each backend's exact fraction of the table entries to
+ * `shares_out[index]`. `cap` is the array's length.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < count).
+ *
+ * # Safety
+ * `maglev` is NULL or live; `shares_out` is NULL or points to `cap`
+ * writable `double`.
+ */
+qk_status qk_maglev_shares(const qk_maglev *maglev, double *shares_out, size_t cap);
+
+/**
+ * Like `qk_maglev_get_node()` for a key already hashed with
+ * `qk_hash_key()`: the owner of entry `hash mod table_size`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `index_out` is NULL or writable.
+ */
+qk_status qk_maglev_get_node_by_hash(const qk_maglev *maglev, uint64_t hash, size_t *index_out);
+
+/**
+ * Stores in `*fraction_out` the fraction of table entries whose backend
+ * (by name) differs between `a` and `b`: the share of keys that move from
+ * one to the other (1 when exactly one of them is empty).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (different table sizes).
+ *
+ * # Safety
+ * `a` and `b` are NULL or live (they may be the same table);
+ * `fraction_out` is NULL or writable.
+ */
+qk_status qk_maglev_diff(const qk_maglev *a, const qk_maglev *b, double *fraction_out);
+
+/**
+ * Writes a snapshot of the table (README, "Snapshot format": its backends and weights in backend order and the table size,
+ * versioned and checksummed) to `buf[0..cap]` and its length to
+ * `*len_out`.
+ *
+ * Two-call pattern: call with `cap` 0 (`buf` may then be NULL) to get
+ * `QK_ERR_BUFFER_TOO_SMALL` with the size needed in `*len_out`, allocate,
+ * call again. `*len_out` is written on success and on
+ * `QK_ERR_BUFFER_TOO_SMALL` only.
+ *
+ * Errors: `QK_ERR_NULL_ARG` (`maglev`, `len_out`, or `buf` with `cap` > 0),
+ * `QK_ERR_BUFFER_TOO_SMALL`.
+ *
+ * # Safety
+ * `maglev` is NULL or live; `buf` is NULL or points to `cap` writable
+ * bytes; `len_out` is NULL or writable.
+ */
+qk_status qk_maglev_snapshot(const qk_maglev *maglev,
+                             uint8_t *buf,
+                             size_t cap,
+                             size_t *len_out);
+
+/**
+ * Restores a table from `len` bytes of a snapshot made by
+ * `qk_maglev_snapshot()` (in any process, by any face of quorumkit) and
+ * stores it in `*maglev_out`: the same backends and weights, table size in the same order, the
+ * same placements. The table is rebuilt from them.
+ *
+ * Ownership: the caller owns the result (`qk_maglev_free()`); `data` is
+ * only read.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_CORRUPT` (bad magic, truncated,
+ * trailing bytes, checksum mismatch, unknown kind, invalid fields: a table size that is not a prime up to 2^26, empty, duplicate or NUL-holding names, weights 0 or summing to more than the table size),
+ * `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
+ * of another kind, e.g. a `qk_ring`).
+ *
+ * # Safety
+ * `data` is NULL or points to `len` readable bytes; `maglev_out` is NULL or
+ * writable.
+ */
+qk_status qk_maglev_restore(const uint8_t *data,
+                            size_t len,
+                            qk_maglev **maglev_out);
+
+/**
+ * Stores the bucket in `0 .. num_buckets` of the 64-bit `key` in
+ * `*bucket_out` (Lamping & Veach's jump consistent hash; the key is used
+ * as is, so integer keys give the same buckets as other implementations
+ * of the paper's algorithm).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`num_buckets` is 0).
+ *
+ * # Safety
+ * `bucket_out` is NULL or writable.
+ */
+qk_status qk_jump_hash(uint64_t key, uint32_t num_buckets, uint32_t *bucket_out);
+
+/**
+ * Like `qk_jump_hash()` for a byte key (`key_len` bytes; `key` may be
+ * NULL when `key_len` is 0), hashed first with `qk_hash_key()` (xxh3-64,
+ * quorumkit's fixed seed): the bucket is `qk_jump_hash(qk_hash_key(key))`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`num_buckets` is 0).
+ *
+ * # Safety
+ * `key` is NULL or points to `key_len` readable bytes; `bucket_out` is
+ * NULL or writable.
+ */
+qk_status qk_jump_hash_key(const uint8_t *key,
+                           size_t key_len,
+                           uint32_t num_buckets,
+                           uint32_t *bucket_out);
+
+/**
+ * `buckets_out[i] = qk_jump_hash(keys[i], num_buckets)` for `i < count`.
+ * The arrays may be NULL when `count` is 0. Nothing is written on failure.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`num_buckets` is 0).
+ *
+ * # Safety
+ * `keys` is NULL or points to `count` readable `uint64_t`; `buckets_out`
+ * is NULL or points to `count` writable `uint32_t`.
+ */
+qk_status qk_jump_hash_batch(const uint64_t *keys,
+                             size_t count,
+                             uint32_t num_buckets,
+                             uint32_t *buckets_out);
 
 /**
  * Creates a lease table on the library's monotonic clock (the clock of

@@ -42,14 +42,16 @@ WARN=(-Wall -Wextra -Werror)
 INC=(-I"$ROOT/include" -I"$ROOT/bindings/cpp")
 LINK=(-L"$LIBDIR" -lquorumkit -Wl,-rpath,"$LIBDIR")
 C_SRC=("$ROOT"/tests/c/test_main.c "$ROOT"/tests/c/test_ring.c "$ROOT"/tests/c/test_ketama.c
-       "$ROOT"/tests/c/test_threads.c "$ROOT"/tests/c/test_lease.c)
+       "$ROOT"/tests/c/test_threads.c "$ROOT"/tests/c/test_bounded.c "$ROOT"/tests/c/test_snapshot.c
+       "$ROOT"/tests/c/test_algos.c "$ROOT"/tests/c/test_lease.c)
 
 # build VARIANT EXTRA_FLAGS...: the C and C++ test programs into $BUILD/VARIANT.
 build() {
     local dir=$BUILD/$1
     shift
     mkdir -p "$dir"
-    gcc -std=c11 -pedantic -g "${WARN[@]}" "$@" "${INC[@]}" "${C_SRC[@]}" \
+    gcc -std=c11 -pedantic -g "${WARN[@]}" "$@" "${INC[@]}" -DQK_VECTORS_DIR="\"$ROOT/tests/vectors\"" \
+        "${C_SRC[@]}" \
         -o "$dir/test_c" "${LINK[@]}" -pthread -lm
     g++ -std=c++17 -pedantic -g "${WARN[@]}" "$@" "${INC[@]}" "$ROOT/tests/c/test_cpp.cpp" \
         -o "$dir/test_cpp" "${LINK[@]}"

@@ -19,6 +19,18 @@ pub enum Error {
     /// A node of that name is already in the ring.
     #[error("node already exists: {0:?}")]
     NodeExists(String),
+    /// Serialized data (a snapshot) is damaged: bad magic, truncated,
+    /// trailing bytes, checksum mismatch, or fields no encoder writes.
+    #[error("corrupt snapshot: {0}")]
+    Corrupt(String),
+    /// A snapshot in a format version this build cannot read.
+    #[error("unsupported snapshot format version {found} (this build reads version {supported})")]
+    UnsupportedVersion {
+        /// The version the data declares.
+        found: u16,
+        /// The version this build reads and writes.
+        supported: u16,
+    },
     /// A blocking acquire gave up: its timeout passed before the lease was
     /// granted (a timeout of zero fails at once when the lease is not free).
     #[error("timed out waiting for a lease on {resource:?}")]
@@ -70,5 +82,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidArgument(msg.into())
+    }
+
+    pub(crate) fn corrupt(msg: impl Into<String>) -> Self {
+        Error::Corrupt(msg.into())
     }
 }

@@ -6,7 +6,9 @@
 //!
 //! - [`ring`]: consistent-hash placement — a virtual-node [`ring::HashRing`]
 //!   on xxh3-64 and a [`ring::KetamaRing`] that is bit-exact with
-//!   libmemcached and uhashring.
+//!   libmemcached and uhashring; a [`ring::BoundedLoad`] balancer
+//!   (consistent hashing with bounded loads) and [`ring::snapshot`]s that
+//!   save and restore rings in a versioned binary format.
 //! - [`lease`]: lock leases — a pure [`lease::LeaseMachine`], the
 //!   thread-safe [`lease::LeaseTable`] with fair blocking and fencing
 //!   tokens, [`lease::Fence`] and auto-renewing [`lease::LeaseGuard`]s.

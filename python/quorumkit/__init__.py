@@ -9,6 +9,7 @@ True
 from __future__ import annotations
 
 from quorumkit._errors import (
+    CorruptSnapshotError,
     EmptyRingError,
     InvalidArgumentError,
     LeaseExpiredError,
@@ -19,23 +20,31 @@ from quorumkit._errors import (
     NotHolderError,
     QuorumkitError,
     StaleTokenError,
+    UnsupportedVersionError,
 )
 from quorumkit._native import (
     RING_SEED,
+    BoundedLoadBalancer,
     Fence,
     HashRing,
     KetamaRing,
     Lease,
     LeaseContext,
     LeaseTable,
+    Maglev,
     ManualClock,
+    RendezvousHash,
     __version__,
+    jump_hash,
+    jump_hash_batch,
     ketama_hash,
     key_hash,
 )
 
 __all__ = [
     "RING_SEED",
+    "BoundedLoadBalancer",
+    "CorruptSnapshotError",
     "EmptyRingError",
     "Fence",
     "HashRing",
@@ -47,13 +56,18 @@ __all__ = [
     "LeaseTable",
     "LockBusyError",
     "LockTimeoutError",
+    "Maglev",
     "ManualClock",
     "NodeExistsError",
     "NodeNotFoundError",
     "NotHolderError",
     "QuorumkitError",
+    "RendezvousHash",
     "StaleTokenError",
+    "UnsupportedVersionError",
     "__version__",
+    "jump_hash",
+    "jump_hash_batch",
     "ketama_hash",
     "key_hash",
 ]

@@ -13,6 +13,8 @@ __all__ = [
     "EmptyRingError",
     "NodeNotFoundError",
     "NodeExistsError",
+    "CorruptSnapshotError",
+    "UnsupportedVersionError",
     "LockTimeoutError",
     "LockBusyError",
     "LeaseExpiredError",
@@ -40,6 +42,15 @@ class NodeNotFoundError(QuorumkitError, KeyError):
 
 class NodeExistsError(QuorumkitError, ValueError):
     """A node of that name is already in the ring."""
+
+
+class CorruptSnapshotError(QuorumkitError, ValueError):
+    """Snapshot bytes are damaged: bad magic, truncated, trailing bytes,
+    checksum mismatch, or fields no encoder writes."""
+
+
+class UnsupportedVersionError(QuorumkitError, ValueError):
+    """A snapshot in a format version this build cannot read."""
 
 
 class LockTimeoutError(QuorumkitError, TimeoutError):

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use pyo3::exceptions::PyOverflowError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyInt, PyMemoryView, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyFloat, PyInt, PyMemoryView, PyString};
 
 use crate::errors::{invalid, type_error};
 
@@ -170,6 +170,39 @@ pub fn int_in_range(obj: &Bound<'_, PyAny>, what: &str, lo: i64, hi: i64) -> PyR
 /// A `u32` argument (weights, vnodes, ports after a narrower check).
 pub fn u32_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u32> {
     int_in_range(obj, what, 0, u32::MAX as i64).map(|v| v as u32)
+}
+
+/// A positive finite float weight: an `int` or a `float` (checked by the
+/// core, so its message names the bad value).
+pub fn f64_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<f64> {
+    if obj.is_instance_of::<PyFloat>() {
+        return obj.extract::<f64>();
+    }
+    if obj.is_instance_of::<PyInt>() {
+        // Ints beyond f64's range convert to inf, which the core rejects.
+        return Ok(obj.extract::<f64>().unwrap_or(f64::INFINITY));
+    }
+    Err(type_error(format!(
+        "{what} must be an int or a float, not {}",
+        type_name(obj)
+    )))
+}
+
+/// Conversion of a weight argument to the core's weight type.
+pub trait WeightArg: Sized {
+    fn from_py(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Self>;
+}
+
+impl WeightArg for u32 {
+    fn from_py(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u32> {
+        u32_arg(obj, what)
+    }
+}
+
+impl WeightArg for f64 {
+    fn from_py(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<f64> {
+        f64_arg(obj, what)
+    }
 }
 
 /// A non-negative count (`n`, `key_size`).

@@ -25,6 +25,10 @@ pub enum Kind {
     NodeNotFound,
     /// `NodeExistsError(QuorumkitError, ValueError)`.
     NodeExists,
+    /// `CorruptSnapshotError(QuorumkitError, ValueError)`.
+    Corrupt,
+    /// `UnsupportedVersionError(QuorumkitError, ValueError)`.
+    UnsupportedVersion,
     /// `LockTimeoutError(QuorumkitError, TimeoutError)`.
     LockTimeout,
     /// `LockBusyError(QuorumkitError, BlockingIOError)`.
@@ -43,6 +47,8 @@ struct Classes {
     empty: Py<PyType>,
     not_found: Py<PyType>,
     exists: Py<PyType>,
+    corrupt: Py<PyType>,
+    version: Py<PyType>,
     timeout: Py<PyType>,
     busy: Py<PyType>,
     expired: Py<PyType>,
@@ -64,6 +70,8 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             empty: get("EmptyRingError")?,
             not_found: get("NodeNotFoundError")?,
             exists: get("NodeExistsError")?,
+            corrupt: get("CorruptSnapshotError")?,
+            version: get("UnsupportedVersionError")?,
             timeout: get("LockTimeoutError")?,
             busy: get("LockBusyError")?,
             expired: get("LeaseExpiredError")?,
@@ -86,6 +94,8 @@ pub fn new_err(py: Python<'_>, kind: Kind, msg: impl Into<String>) -> PyErr {
         Kind::EmptyRing => &c.empty,
         Kind::NodeNotFound => &c.not_found,
         Kind::NodeExists => &c.exists,
+        Kind::Corrupt => &c.corrupt,
+        Kind::UnsupportedVersion => &c.version,
         Kind::LockTimeout => &c.timeout,
         Kind::LockBusy => &c.busy,
         Kind::LeaseExpired => &c.expired,
@@ -112,6 +122,8 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
         Error::EmptyRing => Kind::EmptyRing,
         Error::NodeNotFound(_) => Kind::NodeNotFound,
         Error::NodeExists(_) => Kind::NodeExists,
+        Error::Corrupt(_) => Kind::Corrupt,
+        Error::UnsupportedVersion { .. } => Kind::UnsupportedVersion,
         Error::Timeout { .. } => Kind::LockTimeout,
         Error::Busy { .. } => Kind::LockBusy,
         Error::LeaseExpired { .. } => Kind::LeaseExpired,

@@ -3,7 +3,9 @@
 //! `__init__.py` re-exports everything public from here.
 
 mod args;
+mod bounded;
 mod errors;
+mod jump;
 mod lease;
 mod rings;
 mod shared;
@@ -32,6 +34,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ketama_hash, m)?)?;
     m.add_class::<rings::HashRing>()?;
     m.add_class::<rings::KetamaRing>()?;
+    m.add_class::<bounded::BoundedLoadBalancer>()?;
+    m.add_class::<rings::RendezvousHash>()?;
+    m.add_class::<rings::Maglev>()?;
+    m.add_function(wrap_pyfunction!(jump::jump_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(jump::jump_hash_batch, m)?)?;
     m.add_class::<lease::ManualClock>()?;
     m.add_class::<lease::Lease>()?;
     m.add_class::<lease::LeaseTable>()?;

@@ -1,21 +1,30 @@
-//! The `HashRing` and `KetamaRing` classes. Their common methods are
-//! written once in `Shared` and listed once in `ring_class!`.
+//! The placement classes: `HashRing`, `KetamaRing`, `RendezvousHash` and
+//! `Maglev`. Their common methods are written once in `Shared` and listed
+//! once in `ring_class!` (membership and weights too, where their Python
+//! signatures agree: `weights: T` selects them).
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyIterator, PyList, PyMapping, PyString, PyTuple};
+use pyo3::types::{
+    PyByteArray, PyBytes, PyDict, PyIterator, PyList, PyMapping, PyMemoryView, PyString, PyTuple,
+    PyType,
+};
 use quorumkit::ring::{
-    DEFAULT_VNODES, HashRing as CoreHashRing, KetamaCompat, KetamaRing as CoreKetamaRing,
-    KetamaServer, Placement,
+    DEFAULT_TABLE_SIZE, DEFAULT_VNODES, HashRing as CoreHashRing, KetamaCompat,
+    KetamaRing as CoreKetamaRing, KetamaServer, Maglev as CoreMaglev, Placement,
+    Rendezvous as CoreRendezvous, Snapshot,
 };
 
-use crate::args::{int_in_range, str_arg, type_name, u32_arg};
+use crate::args::{WeightArg, f64_arg, int_in_range, key_bytes, str_arg, type_name, u32_arg};
 use crate::errors::{guard, invalid, type_error};
-use crate::shared::Shared;
+use crate::shared::{Reweigh, Shared};
 
-/// Defines a frozen pyclass over `Shared<$core>` with the methods both
-/// rings have, plus `$extra` methods.
+/// Defines a frozen pyclass over `Shared<$core>` with the lookups every
+/// placement has, with `weights: T` remove/set_weight/weight over
+/// [`Reweigh`], with `snapshot: "doc"` to_bytes/from_bytes/pickling over
+/// [`Snapshot`], plus `$extra` methods.
 macro_rules! ring_class {
-    ($cls:ident, $core:ty, $pyname:literal, { $($extra:tt)* }) => {
+    ($cls:ident, $core:ty, $pyname:literal, $(weights: $w:ty,)? $(snapshot: $snapdoc:literal,)?
+     { $($extra:tt)* }) => {
         #[pyclass(frozen, module = "quorumkit", name = $pyname)]
         pub struct $cls {
             inner: Shared<$core>,
@@ -23,10 +32,11 @@ macro_rules! ring_class {
 
         #[pymethods]
         impl $cls {
-            /// Removes the named node.
+            $(
+            /// Removes the named node; only the keys it owned move.
             fn remove_node(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<()> {
                 let name = str_arg(name, "name")?;
-                self.inner.mutate(py, |r| Self::core_remove(r, &name))
+                self.inner.mutate(py, |r| Reweigh::remove(r, &name))
             }
 
             /// Changes the named node's weight.
@@ -37,15 +47,16 @@ macro_rules! ring_class {
                 weight: &Bound<'_, PyAny>,
             ) -> PyResult<()> {
                 let name = str_arg(name, "name")?;
-                let weight = u32_arg(weight, "weight")?;
-                self.inner.mutate(py, |r| r.set_weight(&name, weight))
+                let weight = <$w as WeightArg>::from_py(weight, "weight")?;
+                self.inner.mutate(py, |r| Reweigh::reweigh(r, &name, weight))
             }
 
             /// The named node's weight.
-            fn weight(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<u32> {
+            fn weight(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<$w> {
                 let name = str_arg(name, "name")?;
-                self.inner.weight(py, &name)
+                self.inner.weight(py, &name, Reweigh::weight_at)
             }
+            )?
 
             /// The node that owns `key`.
             fn get_node(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyString>> {
@@ -84,12 +95,6 @@ macro_rules! ring_class {
                 self.inner.nodes(py)
             }
 
-            /// Number of points on the ring.
-            #[getter]
-            fn point_count(&self) -> usize {
-                self.inner.read().ring.point_count()
-            }
-
             fn __len__(&self) -> usize {
                 self.inner.len()
             }
@@ -102,12 +107,43 @@ macro_rules! ring_class {
                 self.inner.nodes(py)?.try_iter()
             }
 
+            $(
+            #[doc = $snapdoc]
+            fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+                let snap = self.inner.snapshot();
+                PyBytes::new(py, &snap.ring.to_snapshot())
+            }
+
+            /// Restores a ring from `to_bytes()` output.
+            #[classmethod]
+            fn from_bytes(
+                _cls: &Bound<'_, PyType>,
+                py: Python<'_>,
+                data: &Bound<'_, PyAny>,
+            ) -> PyResult<Self> {
+                let data = snapshot_bytes(data)?;
+                let ring = guard(py, || <$core as Snapshot>::from_snapshot(&data))?;
+                Ok(Self {
+                    inner: Shared::new(py, ring),
+                })
+            }
+
+            /// Pickles through `to_bytes` / `from_bytes`.
+            fn __reduce__<'py>(
+                slf: &Bound<'py, Self>,
+            ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+                let from = slf.get_type().getattr("from_bytes")?;
+                Ok((from, (slf.get().to_bytes(slf.py()),)))
+            }
+            )?
+
             $($extra)*
         }
     };
 }
 
-ring_class!(HashRing, CoreHashRing, "HashRing", {
+ring_class!(HashRing, CoreHashRing, "HashRing", weights: u32,
+    snapshot: "The ring as a snapshot: versioned, checksummed bytes (README, \"Snapshot format\") that `from_bytes` restores in any process and from C.", {
     #[new]
     #[pyo3(signature = (nodes=None, *, vnodes=None), text_signature = "(nodes=None, *, vnodes=160)")]
     fn new(
@@ -120,7 +156,7 @@ ring_class!(HashRing, CoreHashRing, "HashRing", {
             None => DEFAULT_VNODES,
         };
         let nodes = match nodes.filter(|n| !n.is_none()) {
-            Some(nodes) => node_weights(nodes)?,
+            Some(nodes) => node_weights(nodes, 1u32)?,
             None => Vec::new(),
         };
         let ring = guard(py, || CoreHashRing::from_nodes(vnodes, nodes))?;
@@ -142,6 +178,12 @@ ring_class!(HashRing, CoreHashRing, "HashRing", {
         self.inner.mutate(py, |r| r.add_node(&name, weight))
     }
 
+    /// Number of points on the ring.
+    #[getter]
+    fn point_count(&self) -> usize {
+        self.inner.read().ring.point_count()
+    }
+
     /// Virtual nodes per unit of weight.
     #[getter]
     fn vnodes(&self) -> u32 {
@@ -159,13 +201,8 @@ ring_class!(HashRing, CoreHashRing, "HashRing", {
     }
 });
 
-impl HashRing {
-    fn core_remove(r: &mut CoreHashRing, name: &str) -> quorumkit::Result<()> {
-        r.remove_node(name)
-    }
-}
-
-ring_class!(KetamaRing, CoreKetamaRing, "KetamaRing", {
+ring_class!(KetamaRing, CoreKetamaRing, "KetamaRing", weights: u32,
+    snapshot: "The ring as a snapshot: versioned, checksummed bytes (README, \"Snapshot format\") that `from_bytes` restores in any process and from C.", {
     #[new]
     #[pyo3(signature = (servers, *, compat=None), text_signature = "(servers, *, compat='libmemcached')")]
     fn new(
@@ -199,6 +236,12 @@ ring_class!(KetamaRing, CoreKetamaRing, "KetamaRing", {
         let weight = weight.map_or(Ok(1), |w| u32_arg(w, "weight"))?;
         let server = guard(py, || KetamaServer::parse(&spec, weight))?;
         self.inner.mutate(py, |r| r.add_server(server))
+    }
+
+    /// Number of points on the ring.
+    #[getter]
+    fn point_count(&self) -> usize {
+        self.inner.read().ring.point_count()
     }
 
     /// The continuum as (32-bit point, node name) in lookup order.
@@ -243,15 +286,149 @@ ring_class!(KetamaRing, CoreKetamaRing, "KetamaRing", {
     }
 });
 
-impl KetamaRing {
-    fn core_remove(r: &mut CoreKetamaRing, name: &str) -> quorumkit::Result<()> {
-        r.remove_server(name)
+ring_class!(RendezvousHash, CoreRendezvous, "RendezvousHash", weights: f64,
+    snapshot: "The placement as a snapshot: versioned, checksummed bytes (README, \"Snapshot format\") that `from_bytes` restores in any process and from C.", {
+    #[new]
+    #[pyo3(signature = (nodes=None))]
+    fn new(py: Python<'_>, nodes: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let nodes = match nodes.filter(|n| !n.is_none()) {
+            Some(nodes) => node_weights(nodes, 1.0f64)?,
+            None => Vec::new(),
+        };
+        let hrw = guard(py, || CoreRendezvous::from_nodes(nodes))?;
+        Ok(RendezvousHash {
+            inner: Shared::new(py, hrw),
+        })
+    }
+
+    /// Adds a node; only the keys it now wins move, all to it.
+    #[pyo3(signature = (name, weight=None), text_signature = "($self, name, weight=1.0)")]
+    fn add_node(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        weight: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let name = str_arg(name, "name")?;
+        let weight = weight.map_or(Ok(1.0), |w| f64_arg(w, "weight"))?;
+        self.inner.mutate(py, |r| r.add_node(&name, weight))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("RendezvousHash(nodes={})", self.inner.len())
+    }
+});
+
+ring_class!(Maglev, CoreMaglev, "Maglev",
+    snapshot: "The table as a snapshot: versioned, checksummed bytes (README, \"Snapshot format\"; backends, weights and table size: the table is rebuilt) that `from_bytes` restores in any process and from C.", {
+    #[new]
+    #[pyo3(
+        signature = (nodes=None, *, table_size=None),
+        text_signature = "(nodes=None, *, table_size=65537)"
+    )]
+    fn new(
+        py: Python<'_>,
+        nodes: Option<&Bound<'_, PyAny>>,
+        table_size: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let size = match table_size {
+            Some(t) => u32_arg(t, "table_size")?,
+            None => DEFAULT_TABLE_SIZE,
+        };
+        let nodes = match nodes.filter(|n| !n.is_none()) {
+            Some(nodes) => node_weights(nodes, 1u32)?,
+            None => Vec::new(),
+        };
+        let m = guard(py, || CoreMaglev::from_nodes(size, nodes))?;
+        Ok(Maglev {
+            inner: Shared::new(py, m),
+        })
+    }
+
+    /// Adds a backend and rebuilds the table; returns the fraction of
+    /// table entries (keys) that changed backend.
+    #[pyo3(signature = (name, weight=None), text_signature = "($self, name, weight=1)")]
+    fn add_node(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        weight: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<f64> {
+        let name = str_arg(name, "name")?;
+        let weight = weight.map_or(Ok(1), |w| u32_arg(w, "weight"))?;
+        self.change(py, |m| m.add_node(&name, weight))
+    }
+
+    /// Removes a backend and rebuilds the table; returns the fraction of
+    /// table entries (keys) that changed backend.
+    fn remove_node(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<f64> {
+        let name = str_arg(name, "name")?;
+        self.change(py, |m| m.remove_node(&name))
+    }
+
+    /// Changes a backend's weight and rebuilds the table; returns the
+    /// fraction of table entries (keys) that changed backend.
+    fn set_weight(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        weight: &Bound<'_, PyAny>,
+    ) -> PyResult<f64> {
+        let name = str_arg(name, "name")?;
+        let weight = u32_arg(weight, "weight")?;
+        self.change(py, |m| m.set_weight(&name, weight))
+    }
+
+    /// The named backend's weight.
+    fn weight(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<u32> {
+        let name = str_arg(name, "name")?;
+        self.inner.weight(py, &name, |m, i| m.node_weight(i))
+    }
+
+    /// The fraction of table entries whose backend differs from `other`'s.
+    fn diff(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<f64> {
+        let other = other
+            .cast::<Maglev>()
+            .map_err(|_| type_error(format!("other must be a Maglev, not {}", type_name(other))))?;
+        let (a, b) = (self.inner.snapshot(), other.get().inner.snapshot());
+        guard(py, || a.ring.diff(&b.ring))
+    }
+
+    /// The number of table entries.
+    #[getter]
+    fn table_size(&self) -> u32 {
+        self.inner.read().ring.table_size()
+    }
+
+    fn __repr__(&self) -> String {
+        let s = self.inner.read();
+        format!(
+            "Maglev(nodes={}, table_size={})",
+            s.ring.len(),
+            s.ring.table_size()
+        )
+    }
+});
+
+impl Maglev {
+    /// Runs a table-rebuilding change and returns its disruption.
+    fn change(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut CoreMaglev) -> quorumkit::Result<f64>,
+    ) -> PyResult<f64> {
+        let mut moved = 0.0;
+        self.inner.mutate(py, |m| {
+            moved = f(m)?;
+            Ok(())
+        })?;
+        Ok(moved)
     }
 }
 
 /// Rejects a lone str/bytes where a collection is expected (iterating it
 /// would silently give one node per character).
-fn reject_scalar(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
+pub fn reject_scalar(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
     if obj.is_instance_of::<PyString>() || obj.is_instance_of::<pyo3::types::PyBytes>() {
         return Err(type_error(format!(
             "{what} must be a collection, not a single {}",
@@ -261,14 +438,33 @@ fn reject_scalar(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
     Ok(())
 }
 
+/// Snapshot input: bytes, bytearray or memoryview (not str).
+fn snapshot_bytes<'a>(data: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'a, [u8]>> {
+    if data.is_instance_of::<PyBytes>()
+        || data.is_instance_of::<PyByteArray>()
+        || data.is_instance_of::<PyMemoryView>()
+    {
+        return key_bytes(data);
+    }
+    Err(type_error(format!(
+        "a snapshot must be bytes, bytearray or memoryview, not {}",
+        type_name(data)
+    )))
+}
+
 /// `HashRing(nodes)`: an iterable of names or a mapping name -> weight.
-fn node_weights(nodes: &Bound<'_, PyAny>) -> PyResult<Vec<(String, u32)>> {
+/// `HashRing(nodes)` and friends: an iterable of names (weight `default`)
+/// or a mapping name -> weight.
+pub(crate) fn node_weights<W: WeightArg + Copy>(
+    nodes: &Bound<'_, PyAny>,
+    default: W,
+) -> PyResult<Vec<(String, W)>> {
     reject_scalar(nodes, "nodes")?;
     let mut out = Vec::new();
     if let Ok(m) = nodes.cast::<PyMapping>() {
         for item in m.items()?.iter() {
             let (k, v) = item.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()?;
-            out.push((str_arg(&k, "node name")?, u32_arg(&v, "weight")?));
+            out.push((str_arg(&k, "node name")?, W::from_py(&v, "weight")?));
         }
         return Ok(out);
     }
@@ -279,7 +475,7 @@ fn node_weights(nodes: &Bound<'_, PyAny>) -> PyResult<Vec<(String, u32)>> {
         ))
     })?;
     for name in it {
-        out.push((str_arg(&name?, "node name")?, 1));
+        out.push((str_arg(&name?, "node name")?, default));
     }
     Ok(out)
 }

@@ -1,4 +1,4 @@
-//! What `HashRing` and `KetamaRing` share: a thread-safe snapshot of a core
+//! What every placement class shares: a thread-safe snapshot of a core
 //! ring plus each node's name as a cached Python `str`, and every operation
 //! written once over the core's `Placement` trait.
 //!
@@ -110,16 +110,20 @@ where
         }
     }
 
-    pub fn weight(&self, py: Python<'_>, name: &str) -> PyResult<u32> {
+    /// The named node's weight, read with `get` (by node index).
+    pub fn weight<W>(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        get: impl FnOnce(&R, usize) -> Option<W>,
+    ) -> PyResult<W> {
         let snap = self.read();
         let idx = snap
             .ring
             .node_index(name)
             .ok_or_else(|| to_pyerr(py, quorumkit::Error::NodeNotFound(name.to_owned())))?;
         guard(py, || {
-            snap.ring
-                .node_weight(idx)
-                .ok_or(quorumkit::Error::NodeNotFound(name.to_owned()))
+            get(&snap.ring, idx).ok_or(quorumkit::Error::NodeNotFound(name.to_owned()))
         })
     }
 
@@ -332,6 +336,78 @@ impl SplitLocate for quorumkit::ring::KetamaRing {
     #[inline]
     fn locate_hashed(&self, h: u32) -> quorumkit::Result<usize> {
         self.locate_hash(h)
+    }
+}
+
+impl SplitLocate for quorumkit::ring::Rendezvous {
+    type Hash = u64;
+    #[inline]
+    fn hash_key(key: &[u8]) -> u64 {
+        quorumkit::hash::key_hash(key)
+    }
+    #[inline]
+    fn locate_hashed(&self, h: u64) -> quorumkit::Result<usize> {
+        self.locate_hash(h)
+    }
+}
+
+impl SplitLocate for quorumkit::ring::Maglev {
+    type Hash = u64;
+    #[inline]
+    fn hash_key(key: &[u8]) -> u64 {
+        quorumkit::hash::key_hash(key)
+    }
+    #[inline]
+    fn locate_hashed(&self, h: u64) -> quorumkit::Result<usize> {
+        self.locate_hash(h)
+    }
+}
+
+/// Removal and weights of type `W`, for placements whose Python methods
+/// `remove_node`, `set_weight` and `weight` share one signature.
+pub trait Reweigh: Placement {
+    type W;
+    fn remove(&mut self, name: &str) -> quorumkit::Result<()>;
+    fn reweigh(&mut self, name: &str, weight: Self::W) -> quorumkit::Result<()>;
+    fn weight_at(&self, index: usize) -> Option<Self::W>;
+}
+
+impl Reweigh for quorumkit::ring::HashRing {
+    type W = u32;
+    fn remove(&mut self, name: &str) -> quorumkit::Result<()> {
+        self.remove_node(name)
+    }
+    fn reweigh(&mut self, name: &str, weight: u32) -> quorumkit::Result<()> {
+        self.set_weight(name, weight)
+    }
+    fn weight_at(&self, index: usize) -> Option<u32> {
+        self.node_weight(index)
+    }
+}
+
+impl Reweigh for quorumkit::ring::KetamaRing {
+    type W = u32;
+    fn remove(&mut self, name: &str) -> quorumkit::Result<()> {
+        self.remove_server(name)
+    }
+    fn reweigh(&mut self, name: &str, weight: u32) -> quorumkit::Result<()> {
+        self.set_weight(name, weight)
+    }
+    fn weight_at(&self, index: usize) -> Option<u32> {
+        self.node_weight(index)
+    }
+}
+
+impl Reweigh for quorumkit::ring::Rendezvous {
+    type W = f64;
+    fn remove(&mut self, name: &str) -> quorumkit::Result<()> {
+        self.remove_node(name)
+    }
+    fn reweigh(&mut self, name: &str, weight: f64) -> quorumkit::Result<()> {
+        self.set_weight(name, weight)
+    }
+    fn weight_at(&self, index: usize) -> Option<f64> {
+        self.node_weight_f64(index)
     }
 }
 

@@ -21,6 +21,8 @@ def test_hierarchy() -> None:
     assert issubclass(EmptyRingError, QuorumkitError) and issubclass(EmptyRingError, LookupError)
     assert issubclass(NodeNotFoundError, QuorumkitError) and issubclass(NodeNotFoundError, KeyError)
     assert issubclass(NodeExistsError, QuorumkitError) and issubclass(NodeExistsError, ValueError)
+    for snap_err in (qk.CorruptSnapshotError, qk.UnsupportedVersionError):
+        assert issubclass(snap_err, QuorumkitError) and issubclass(snap_err, ValueError)
 
 
 def raises(exc: type[BaseException], builtin: type[BaseException], fn, *args, **kwargs) -> BaseException:

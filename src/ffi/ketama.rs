@@ -397,3 +397,53 @@ pub unsafe extern "C" fn qk_ketama_point(
         Ok(())
     })
 }
+
+/// Writes a snapshot of the continuum (README, "Snapshot format": its
+/// compat mode and servers in order, versioned and checksummed) to `buf[0..cap]`
+/// and its length to `*len_out`.
+///
+/// Two-call pattern: call with `cap` 0 (`buf` may then be NULL) to get
+/// `QK_ERR_BUFFER_TOO_SMALL` with the size needed in `*len_out`, allocate,
+/// call again. `*len_out` is written on success and on
+/// `QK_ERR_BUFFER_TOO_SMALL` only.
+///
+/// Errors: `QK_ERR_NULL_ARG` (`ketama`, `len_out`, or `buf` with `cap` > 0),
+/// `QK_ERR_BUFFER_TOO_SMALL`.
+///
+/// # Safety
+/// `ketama` is NULL or a live continuum; `buf` is NULL or points to `cap`
+/// writable bytes; `len_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ketama_snapshot(
+    ketama: *const qk_ketama,
+    buf: *mut u8,
+    cap: usize,
+    len_out: *mut usize,
+) -> qk_status {
+    boundary(|| unsafe { super::snapshot::snapshot(ketama, buf, cap, len_out) })
+}
+
+/// Restores a continuum from `len` bytes of a snapshot made by
+/// `qk_ketama_snapshot()` (in any process, by any face of quorumkit) and
+/// stores it in `*ketama_out`: the same compat mode and servers in the same order, the same
+/// placements. The points are rebuilt from the membership.
+///
+/// Ownership: the caller owns the new continuum (`qk_ketama_free()`); `data` is
+/// only read.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_CORRUPT` (bad magic, truncated,
+/// trailing bytes, checksum mismatch, unknown kind, invalid fields),
+/// `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
+/// of another kind, e.g. a `qk_ring`).
+///
+/// # Safety
+/// `data` is NULL or points to `len` readable bytes; `ketama_out` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ketama_restore(
+    data: *const u8,
+    len: usize,
+    ketama_out: *mut *mut qk_ketama,
+) -> qk_status {
+    boundary(|| unsafe { super::snapshot::restore(data, len, ketama_out, qk_ketama) })
+}

@@ -15,8 +15,7 @@
 //!
 //! Layout: `status` (codes), `boundary` (panic boundary, last error),
 //! `args` (checked argument conversions), `placement` (what every
-//! placement handle shares), then one file per component (`ring`, `ketama`,
-//! `lease`).
+//! placement handle shares), `snapshot` (save/restore bodies), then one file per component.
 
 // The header lists items in this order: the basics first, then one
 // component after another.
@@ -26,10 +25,18 @@ pub mod boundary;
 
 pub(crate) mod args;
 pub(crate) mod placement;
+pub(crate) mod snapshot;
 
 pub mod ring;
 
 pub mod ketama;
+
+pub mod bounded;
+pub mod rendezvous;
+
+pub mod maglev;
+
+pub mod jump;
 
 pub mod lease;
 

@@ -1,4 +1,5 @@
-//! What every placement handle (`qk_ring`, `qk_ketama`, later ones) shares:
+//! What every placement handle (`qk_ring`, `qk_ketama`, `qk_rendezvous`,
+//! `qk_maglev`) shares:
 //! a [`Handle`] around a core [`Placement`] that keeps C copies of the node
 //! names, and the bodies of the lookup and membership functions, written
 //! once over [`CHandle`] and called by each type's thin `extern "C"` shims.
@@ -8,12 +9,22 @@ use std::ffi::{CString, c_char};
 use super::args::{Out, arg_key, arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, c_name};
 use super::boundary::{Failure, FfiResult};
 use crate::error::Result;
-use crate::ring::{HashRing, KetamaRing, Placement};
+use crate::ring::{HashRing, KetamaRing, Maglev, Placement, Rendezvous};
 
-/// The membership operations the C API needs beyond [`Placement`].
+/// Removal, which every placement handle has beyond [`Placement`].
 pub(crate) trait Membership: Placement {
     fn remove(&mut self, name: &str) -> Result<()>;
-    fn reweigh(&mut self, name: &str, weight: u32) -> Result<()>;
+}
+
+/// Weights of type `W` (`uint32_t` or `double` in C).
+pub(crate) trait Reweigh: Membership {
+    type W: Copy;
+    fn reweigh(&mut self, name: &str, weight: Self::W) -> Result<()>;
+    fn weight_at(&self, index: usize) -> Option<Self::W>;
+}
+
+/// Placements made of points on a continuum.
+pub(crate) trait Points: Placement {
     fn point_count(&self) -> usize;
 }
 
@@ -21,9 +32,19 @@ impl Membership for HashRing {
     fn remove(&mut self, name: &str) -> Result<()> {
         self.remove_node(name)
     }
+}
+
+impl Reweigh for HashRing {
+    type W = u32;
     fn reweigh(&mut self, name: &str, weight: u32) -> Result<()> {
         self.set_weight(name, weight)
     }
+    fn weight_at(&self, index: usize) -> Option<u32> {
+        self.node_weight(index)
+    }
+}
+
+impl Points for HashRing {
     fn point_count(&self) -> usize {
         HashRing::point_count(self)
     }
@@ -33,11 +54,54 @@ impl Membership for KetamaRing {
     fn remove(&mut self, name: &str) -> Result<()> {
         self.remove_server(name)
     }
+}
+
+impl Reweigh for KetamaRing {
+    type W = u32;
     fn reweigh(&mut self, name: &str, weight: u32) -> Result<()> {
         self.set_weight(name, weight)
     }
+    fn weight_at(&self, index: usize) -> Option<u32> {
+        self.node_weight(index)
+    }
+}
+
+impl Points for KetamaRing {
     fn point_count(&self) -> usize {
         KetamaRing::point_count(self)
+    }
+}
+
+impl Membership for Rendezvous {
+    fn remove(&mut self, name: &str) -> Result<()> {
+        self.remove_node(name)
+    }
+}
+
+impl Reweigh for Rendezvous {
+    type W = f64;
+    fn reweigh(&mut self, name: &str, weight: f64) -> Result<()> {
+        self.set_weight(name, weight)
+    }
+    fn weight_at(&self, index: usize) -> Option<f64> {
+        self.node_weight_f64(index)
+    }
+}
+
+impl Membership for Maglev {
+    fn remove(&mut self, name: &str) -> Result<()> {
+        // The disruption is available to C through qk_maglev_diff().
+        self.remove_node(name).map(drop)
+    }
+}
+
+impl Reweigh for Maglev {
+    type W = u32;
+    fn reweigh(&mut self, name: &str, weight: u32) -> Result<()> {
+        self.set_weight(name, weight).map(drop)
+    }
+    fn weight_at(&self, index: usize) -> Option<u32> {
+        self.node_weight(index)
     }
 }
 
@@ -123,8 +187,11 @@ pub(crate) unsafe fn set_weight<H: CHandle>(
     h: *mut H,
     name: *const c_char,
     len: usize,
-    weight: u32,
-) -> FfiResult {
+    weight: <H::P as Reweigh>::W,
+) -> FfiResult
+where
+    H::P: Reweigh,
+{
     let (h, name) = unsafe { (handle_mut(h)?, arg_str(name, len, "name")?) };
     h.mutate(|p| p.reweigh(name, weight))
 }
@@ -139,8 +206,11 @@ pub(crate) unsafe fn weight<H: CHandle>(
     h: *const H,
     name: *const c_char,
     len: usize,
-    weight_out: *mut u32,
-) -> FfiResult {
+    weight_out: *mut <H::P as Reweigh>::W,
+) -> FfiResult
+where
+    H::P: Reweigh,
+{
     let (h, name, out) = unsafe {
         (
             handle(h)?,
@@ -150,7 +220,7 @@ pub(crate) unsafe fn weight<H: CHandle>(
     };
     let p = h.get();
     let i = index_of(p, name)?;
-    out.set(p.node_weight(i).expect("index from node_index"));
+    out.set(p.weight_at(i).expect("index from node_index"));
     Ok(())
 }
 
@@ -162,7 +232,10 @@ pub(crate) unsafe fn node_count<H: CHandle>(h: *const H, count_out: *mut usize) 
 }
 
 /// The number of points on the continuum.
-pub(crate) unsafe fn point_count<H: CHandle>(h: *const H, count_out: *mut usize) -> FfiResult {
+pub(crate) unsafe fn point_count<H: CHandle>(h: *const H, count_out: *mut usize) -> FfiResult
+where
+    H::P: Points,
+{
     let (h, out) = unsafe { (handle(h)?, Out::new(count_out, "count_out")?) };
     out.set(h.get().point_count());
     Ok(())

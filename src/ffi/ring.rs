@@ -313,3 +313,53 @@ pub unsafe extern "C" fn qk_ring_get_node_by_hash(
 ) -> qk_status {
     boundary(|| unsafe { common::locate_with(ring, index_out, |r| r.locate_hash(hash)) })
 }
+
+/// Writes a snapshot of the ring (README, "Snapshot format": its
+/// membership in node order, versioned and checksummed) to `buf[0..cap]`
+/// and its length to `*len_out`.
+///
+/// Two-call pattern: call with `cap` 0 (`buf` may then be NULL) to get
+/// `QK_ERR_BUFFER_TOO_SMALL` with the size needed in `*len_out`, allocate,
+/// call again. `*len_out` is written on success and on
+/// `QK_ERR_BUFFER_TOO_SMALL` only.
+///
+/// Errors: `QK_ERR_NULL_ARG` (`ring`, `len_out`, or `buf` with `cap` > 0),
+/// `QK_ERR_BUFFER_TOO_SMALL`.
+///
+/// # Safety
+/// `ring` is NULL or a live ring; `buf` is NULL or points to `cap`
+/// writable bytes; `len_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_snapshot(
+    ring: *const qk_ring,
+    buf: *mut u8,
+    cap: usize,
+    len_out: *mut usize,
+) -> qk_status {
+    boundary(|| unsafe { super::snapshot::snapshot(ring, buf, cap, len_out) })
+}
+
+/// Restores a ring from `len` bytes of a snapshot made by
+/// `qk_ring_snapshot()` (in any process, by any face of quorumkit) and
+/// stores it in `*ring_out`: the same nodes in the same order, the same
+/// placements. The points are rebuilt from the membership.
+///
+/// Ownership: the caller owns the new ring (`qk_ring_free()`); `data` is
+/// only read.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_CORRUPT` (bad magic, truncated,
+/// trailing bytes, checksum mismatch, unknown kind, invalid fields),
+/// `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
+/// of another kind, e.g. a `qk_ketama`).
+///
+/// # Safety
+/// `data` is NULL or points to `len` readable bytes; `ring_out` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_restore(
+    data: *const u8,
+    len: usize,
+    ring_out: *mut *mut qk_ring,
+) -> qk_status {
+    boundary(|| unsafe { super::snapshot::restore(data, len, ring_out, qk_ring) })
+}

@@ -36,7 +36,12 @@ pub const QK_ERR_BUFFER_TOO_SMALL: qk_status = 7;
 /// The library panicked (a bug in quorumkit). The call had no effect that
 /// can be relied on: the only safe thing to do with the handle is free it.
 pub const QK_ERR_PANIC: qk_status = 8;
-// 9-11 belong to the snapshot branch.
+/// Serialized data (a snapshot) is damaged: bad magic, truncated, trailing
+/// bytes, checksum mismatch, or fields no encoder writes.
+pub const QK_ERR_CORRUPT: qk_status = 9;
+/// A snapshot in a format version this library cannot read.
+pub const QK_ERR_UNSUPPORTED_VERSION: qk_status = 10;
+// 11 is reserved (snapshot branch).
 /// A blocking acquire's timeout passed before the lease was granted.
 pub const QK_ERR_TIMEOUT: qk_status = 12;
 /// The lease expired before this renew or release.
@@ -57,6 +62,8 @@ pub(crate) fn status_of(e: &Error) -> qk_status {
         Error::EmptyRing => QK_ERR_EMPTY,
         Error::NodeNotFound(_) => QK_ERR_NOT_FOUND,
         Error::NodeExists(_) => QK_ERR_ALREADY_EXISTS,
+        Error::Corrupt(_) => QK_ERR_CORRUPT,
+        Error::UnsupportedVersion { .. } => QK_ERR_UNSUPPORTED_VERSION,
         Error::Timeout { .. } => QK_ERR_TIMEOUT,
         Error::LeaseExpired { .. } => QK_ERR_LEASE_EXPIRED,
         Error::NotHolder { .. } => QK_ERR_NOT_HOLDER,
@@ -77,6 +84,8 @@ pub(crate) fn status_name(status: qk_status) -> &'static std::ffi::CStr {
         QK_ERR_ALREADY_EXISTS => c"already exists",
         QK_ERR_BUFFER_TOO_SMALL => c"buffer too small",
         QK_ERR_PANIC => c"internal panic",
+        QK_ERR_CORRUPT => c"corrupt data",
+        QK_ERR_UNSUPPORTED_VERSION => c"unsupported version",
         QK_ERR_TIMEOUT => c"timed out",
         QK_ERR_LEASE_EXPIRED => c"lease expired",
         QK_ERR_NOT_HOLDER => c"not the holder",
@@ -112,17 +121,22 @@ mod tests {
             QK_ERR_ALREADY_EXISTS,
             QK_ERR_BUFFER_TOO_SMALL,
             QK_ERR_PANIC,
+            QK_ERR_CORRUPT,
+            QK_ERR_UNSUPPORTED_VERSION,
             QK_ERR_TIMEOUT,
             QK_ERR_LEASE_EXPIRED,
             QK_ERR_NOT_HOLDER,
             QK_ERR_STALE_TOKEN,
             QK_ERR_BUSY,
         ];
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 15, 16]);
+        assert_eq!(
+            codes,
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16]
+        );
         for c in codes {
             assert_ne!(status_name(c), c"unknown status", "{c}");
         }
-        assert_eq!(status_name(9), c"unknown status");
+        assert_eq!(status_name(11), c"unknown status");
         assert_eq!(status_name(u32::MAX), c"unknown status");
     }
 
@@ -138,6 +152,14 @@ mod tests {
             QK_ERR_NOT_FOUND
         );
         assert_eq!(status_of(&Error::invalid("x")), QK_ERR_INVALID_ARG);
+        assert_eq!(status_of(&Error::corrupt("x")), QK_ERR_CORRUPT);
+        assert_eq!(
+            status_of(&Error::UnsupportedVersion {
+                found: 2,
+                supported: 1
+            }),
+            QK_ERR_UNSUPPORTED_VERSION
+        );
         let r = || "r".to_owned();
         assert_eq!(status_of(&Error::Timeout { resource: r() }), QK_ERR_TIMEOUT);
         assert_eq!(status_of(&Error::Busy { resource: r() }), QK_ERR_BUSY);

@@ -162,6 +162,19 @@ impl Continuum {
         self.owners[found]
     }
 
+    /// The continuum without `owner`'s points; with `renumber`, owners after
+    /// it shift down by one (the owner left the node list).
+    pub fn without_owner(&self, owner: u32, renumber: bool) -> Continuum {
+        let (pts, owners) = self
+            .points()
+            .iter()
+            .zip(self.owners())
+            .filter(|&(_, &o)| o != owner)
+            .map(|(&p, &o)| (p, if renumber && o > owner { o - 1 } else { o }))
+            .unzip();
+        Continuum::from_sorted(pts, owners)
+    }
+
     /// Walks the circle from the first point `>= h` and returns the first
     /// `n` distinct owners in order. `node_count` bounds the owner indices;
     /// `n` must not exceed the number of distinct owners.
@@ -183,6 +196,23 @@ impl Continuum {
                 }
             }
         }
+    }
+
+    /// Visits the owners of one full turn of points clockwise from the
+    /// first point `>= h` (an owner repeats once per point it holds) and
+    /// returns the first for which `stop` is true; `None` on an empty
+    /// continuum or when `stop` is never true.
+    pub fn walk(&self, h: u64, mut stop: impl FnMut(u32) -> bool) -> Option<u32> {
+        if self.is_empty() {
+            return None;
+        }
+        let start = self.position(h);
+        let owners = &self.owners[..self.len];
+        owners[start..]
+            .iter()
+            .chain(&owners[..start])
+            .copied()
+            .find(|&o| stop(o))
     }
 
     /// The exact fraction of the 2^64 circle each owner holds: point `i`
@@ -266,5 +296,21 @@ mod tests {
         assert_eq!(out, vec![2, 0, 1]);
         c.distinct_owners(5, 2, 3, &mut out);
         assert_eq!(out, vec![0, 1]);
+    }
+
+    #[test]
+    fn walk_visits_one_turn_from_the_key() {
+        let c = Continuum::from_sorted(vec![10, 20, 30, 40], vec![0, 0, 1, 2]);
+        let mut seen = Vec::new();
+        assert_eq!(
+            c.walk(25, |o| {
+                seen.push(o);
+                false
+            }),
+            None
+        );
+        assert_eq!(seen, vec![1, 2, 0, 0]);
+        assert_eq!(c.walk(41, |o| o == 1), Some(1));
+        assert_eq!(Continuum::default().walk(0, |_| true), None);
     }
 }

@@ -162,16 +162,7 @@ impl HashRing {
                 *v -= 1;
             }
         }
-        let gone = idx as u32;
-        let (pts, owners): (Vec<u64>, Vec<u32>) = self
-            .continuum
-            .points()
-            .iter()
-            .zip(self.continuum.owners())
-            .filter(|&(_, &o)| o != gone)
-            .map(|(&p, &o)| (p, if o > gone { o - 1 } else { o }))
-            .unzip();
-        self.continuum = Continuum::from_sorted(pts, owners);
+        self.continuum = self.continuum.without_owner(idx as u32, true);
         Ok(())
     }
 
@@ -187,17 +178,8 @@ impl HashRing {
             return Ok(());
         }
         self.nodes[idx].weight = weight;
-        let keep = idx as u32;
-        let (pts, owners): (Vec<u64>, Vec<u32>) = self
-            .continuum
-            .points()
-            .iter()
-            .zip(self.continuum.owners())
-            .filter(|&(_, &o)| o != keep)
-            .map(|(&p, &o)| (p, o))
-            .unzip();
-        self.continuum = Continuum::from_sorted(pts, owners);
-        self.merge_points(keep, count);
+        self.continuum = self.continuum.without_owner(idx as u32, false);
+        self.merge_points(idx as u32, count);
         Ok(())
     }
 

@@ -405,6 +405,13 @@ impl Placement for KetamaRing {
     }
 }
 
+impl super::Walk for KetamaRing {
+    fn walk(&self, key: &[u8], mut stop: impl FnMut(usize) -> bool) -> Option<usize> {
+        let h = self.probe(Self::key_hash(key));
+        super::bounded::walk_continuum(&self.continuum, h, &mut stop)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,14 +9,31 @@
 //!   weights, incremental membership changes.
 //! - [`KetamaRing`]: MD5 ketama, bit-exact with libmemcached 1.1.4
 //!   (weighted) or uhashring 2.5, chosen by [`KetamaCompat`].
+//! - [`BoundedLoad`]: consistent hashing with bounded loads over any
+//!   [`Walk`]able ring; [`SharedBoundedLoad`] for many threads.
+//! - [`snapshot`]: a versioned binary format to save and restore rings.
+//! - [`Rendezvous`]: weighted rendezvous (HRW) hashing, `f64` weights.
+//! - [`Maglev`]: Maglev's prime-sized lookup table, integer weights.
+//! - [`jump_hash`]: jump consistent hash onto numbered buckets (no
+//!   [`Placement`]: it has no node names).
 
+mod bounded;
 mod continuum;
 mod hash_ring;
+mod jump;
 mod ketama;
+mod maglev;
+mod rendezvous;
+pub mod snapshot;
 
+pub use bounded::{BoundedLoad, SharedBoundedLoad, Walk, check_balance_factor};
 pub use continuum::Continuum;
 pub use hash_ring::{DEFAULT_VNODES, HashRing, MAX_POINTS_PER_NODE};
+pub use jump::{jump_hash, jump_hash_batch, jump_hash_key};
 pub use ketama::{KetamaCompat, KetamaRing, KetamaServer, MEMCACHED_DEFAULT_PORT};
+pub use maglev::{DEFAULT_TABLE_SIZE, MAGLEV_SKIP_SEED, MAX_TABLE_SIZE, Maglev, is_prime};
+pub use rendezvous::{Rendezvous, rendezvous_node_hash, rendezvous_pair_hash, rendezvous_score};
+pub use snapshot::Snapshot;
 
 use crate::error::{Error, Result};
 
@@ -41,8 +58,14 @@ pub trait Placement {
         self.node_index(name).is_some()
     }
 
-    /// Weight of the node at `index`.
+    /// Weight of the node at `index`. Placements with fractional weights
+    /// ([`Rendezvous`]) give `None` for a weight that is not a whole `u32`.
     fn node_weight(&self, index: usize) -> Option<u32>;
+
+    /// Weight of the node at `index` as an `f64`, exact for every placement.
+    fn node_weight_f64(&self, index: usize) -> Option<f64> {
+        self.node_weight(index).map(f64::from)
+    }
 
     /// Index of the node that owns `key`. Fails with [`Error::EmptyRing`].
     fn locate(&self, key: &[u8]) -> Result<usize>;
@@ -51,7 +74,8 @@ pub trait Placement {
     /// first is `locate(key)`). Fails when `n` exceeds the node count.
     fn locate_n(&self, key: &[u8], n: usize, out: &mut Vec<usize>) -> Result<()>;
 
-    /// Each node's exact fraction of the hash space, by node index.
+    /// Each node's fraction of the hash space, by node index: exact for
+    /// rings and Maglev, the expected share `w / Σw` for [`Rendezvous`].
     fn shares(&self) -> Vec<f64>;
 
     /// Name of the node that owns `key`.

@@ -41,6 +41,9 @@ void check_status(qk_status got, qk_status want, const char *call, const char *f
 void test_ring(void);
 void test_ketama(void);
 void test_threads(void);
+void test_bounded(void);
+void test_snapshot(void);
+void test_algos(void);
 void test_lease(void);
 
 #endif

@@ -41,12 +41,14 @@ static void test_basics(void) {
     /* Status codes are ABI: their numbers and names. */
     CHECK(QK_OK == 0 && QK_ERR_NULL_ARG == 1 && QK_ERR_INVALID_ARG == 2 &&
           QK_ERR_INVALID_UTF8 == 3 && QK_ERR_EMPTY == 4 && QK_ERR_NOT_FOUND == 5 &&
-          QK_ERR_ALREADY_EXISTS == 6 && QK_ERR_BUFFER_TOO_SMALL == 7 && QK_ERR_PANIC == 8);
+          QK_ERR_ALREADY_EXISTS == 6 && QK_ERR_BUFFER_TOO_SMALL == 7 && QK_ERR_PANIC == 8 &&
+          QK_ERR_CORRUPT == 9 && QK_ERR_UNSUPPORTED_VERSION == 10);
     static const char *const names[] = {"ok",           "null argument",  "invalid argument",
                                         "invalid UTF-8", "empty ring",     "not found",
-                                        "already exists", "buffer too small", "internal panic"};
-    for (qk_status s = 0; s <= QK_ERR_PANIC; s++) CHECK(strcmp(qk_status_str(s), names[s]) == 0);
-    CHECK(strcmp(qk_status_str(9), "unknown status") == 0);
+                                        "already exists", "buffer too small", "internal panic",
+                                        "corrupt data",  "unsupported version"};
+    for (qk_status s = 0; s <= QK_ERR_UNSUPPORTED_VERSION; s++) CHECK(strcmp(qk_status_str(s), names[s]) == 0);
+    CHECK(strcmp(qk_status_str(11), "unknown status") == 0);
     CHECK(strcmp(qk_status_str(0xffffffffu), "unknown status") == 0);
 
     /* The last-error message: "" until a call fails, cleared by a success. */
@@ -67,6 +69,9 @@ int main(void) {
     test_ring();
     test_ketama();
     test_threads();
+    test_bounded();
+    test_snapshot();
+    test_algos();
     test_lease();
     printf("c tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
