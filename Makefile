@@ -11,8 +11,9 @@ PY        := $(VENV)/bin/python
 CBINDGEN_VERSION := 0.29.4
 CBINDGEN  := $(HOME)/.cargo/bin/cbindgen
 LIBDIR    := $(CURDIR)/target/release
-# Debian packages the C/C++ tests, the CMake example and the libmemcached oracle need.
-SYS_PKGS  := cmake valgrind pkg-config libmemcached-dev g++
+# Debian packages the C/C++ tests, the CMake example, the libmemcached oracle and
+# the lease benchmark's Redis peers (bench/lease_vs_peers.py) need.
+SYS_PKGS  := cmake valgrind pkg-config libmemcached-dev g++ redis-server
 
 export CARGO_TERM_COLOR := never
 
@@ -84,8 +85,10 @@ py-test: sysdeps py-install
 # ---------------------------------------------------------------- bench
 bench: sysdeps py-install
 	cargo bench --bench ring
+	cargo bench --bench lease
 	$(PY) bench/ring_vs_peers.py
 	$(PY) bench/bounded_snapshot.py
+	$(PY) bench/lease_vs_peers.py
 
 clean:
 	cargo clean

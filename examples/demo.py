@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""quorumkit in one minute: consistent hashing that moves only what it must.
+"""quorumkit in one minute: consistent hashing that moves only what it must,
+and lock leases whose fencing tokens stop a paused holder's late write.
 
 Run with `make demo` (builds the package first) or `.venv/bin/python examples/demo.py`.
 Exits non-zero if an invariant does not hold.
@@ -57,6 +58,62 @@ print(f"\n{k!r}")
 for key in ["user:42", "session:9f1c"]:
     print(f"  {key:<14} -> {k.get_node(key)}  (ketama hash {qk.ketama_hash(key):#010x})")
 check(k.get_node("user:42") in servers, "ketama lookups return one of the servers")
+
+# 5. Lock leases: an expiring lock with a fencing token. A holder that pauses
+#    past its TTL loses the lease; the protected store's Fence refuses its
+#    stale token. Waiters are served first come, first served.
+print("\nlock leases")
+clock = qk.ManualClock()  # time moves only when told to: the demo is deterministic
+table = qk.LeaseTable(clock)
+store, fence = {"balance": 100}, qk.Fence()
+
+
+def fenced_write(lease: qk.Lease, value: int) -> bool:
+    try:
+        fence.check("balance", lease.token)
+    except qk.StaleTokenError as e:
+        print(f"  store refuses {lease.owner}'s write: {e}")
+        return False
+    store["balance"] = value
+    return True
+
+
+a = table.acquire("balance", "worker-a", ttl=10.0)
+print(f"  {a!r}")
+seen = store["balance"]
+clock.advance(15.0)  # worker-a stalls (a GC pause) past its 10 s TTL ...
+check(a.lost, "worker-a's lease is lost after its TTL")
+b = table.acquire("balance", "worker-b", ttl=10.0, timeout=0)  # ... so worker-b gets it
+check(b.token > a.token, f"worker-b's token {b.token} is newer than worker-a's {a.token}")
+check(fenced_write(b, seen + 50), "worker-b's write goes through")
+check(not fenced_write(a, seen - 30), "worker-a's late write is rejected by the fence")
+check(store["balance"] == 150, "the balance keeps worker-b's update")
+
+# A fair hand-off: three threads queue while worker-b holds the lease; each
+# release wakes exactly the next one in arrival order.
+import threading  # noqa: E402
+
+order: list[str] = []
+
+
+def wait_turn(name: str) -> None:
+    lease = table.acquire("balance", name, ttl=10.0)
+    order.append(name)
+    table.release(lease)
+
+
+waiters = []
+for name in ["c", "d", "e"]:
+    t = threading.Thread(target=wait_turn, args=(f"worker-{name}",))
+    t.start()
+    waiters.append(t)
+    while table.queued("balance") < len(waiters):  # let it join the queue
+        threading.Event().wait(0.001)
+table.release(b)
+for t in waiters:
+    t.join()
+print(f"  hand-off order: {order}")
+check(order == ["worker-c", "worker-d", "worker-e"], "waiters are served in arrival order")
 
 if failures:
     print(f"\n{len(failures)} invariant(s) failed", file=sys.stderr)

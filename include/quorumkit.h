@@ -36,6 +36,21 @@
 #define QK_MAGLEV_DEFAULT_TABLE_SIZE 65537
 
 /**
+ * `qk_lease.mode`: one holder at a time.
+ */
+#define QK_LEASE_EXCLUSIVE 0
+
+/**
+ * `qk_lease.mode`: any number of shared holders, no exclusive one.
+ */
+#define QK_LEASE_SHARED 1
+
+/**
+ * A `timeout_ns` that waits as long as it takes.
+ */
+#define QK_TIMEOUT_FOREVER UINT64_MAX
+
+/**
  * A bounded-load balancer (Mirrokni, Thorup, Zadimoghaddam 2018; HAProxy
  * `hash-balance-factor`): `qk_bounded_acquire()` gives a key to the first
  * node clockwise from it on the ring whose load is below
@@ -56,6 +71,15 @@
 typedef struct qk_bounded qk_bounded;
 
 /**
+ * The highest fencing token seen per resource: a protected resource
+ * checks each request's token with `qk_fence_check()`. Thread-safe: every
+ * function taking a `const qk_fence *` may run concurrently.
+ *
+ * Create with `qk_fence_new()`, destroy with `qk_fence_free()`.
+ */
+typedef struct qk_fence qk_fence;
+
+/**
  * A ketama continuum over memcached servers. Servers have dense indices
  * `0..count` in the order given (the order breaks ties between equal
  * points); removing one shifts the later indices down by one. Every
@@ -67,6 +91,22 @@ typedef struct qk_bounded qk_bounded;
  * Create with `qk_ketama_new()`, destroy with `qk_ketama_free()`.
  */
 typedef struct qk_ketama qk_ketama;
+
+/**
+ * A thread-safe lease table (README, "Lock leases"): exclusive and shared
+ * leases with TTLs, strictly increasing fencing tokens, FIFO blocking
+ * acquire with timeouts, owner-checked renew and release, optional
+ * lock-delay.
+ *
+ * Thread safety: every function taking a `const qk_lease_table *` may run
+ * concurrently from any number of threads (blocking acquires wake one by
+ * one as leases are handed over). `qk_lease_table_free()` needs exclusive
+ * access: no other call, blocked or not, may use the table then.
+ *
+ * Create with `qk_lease_table_new()` or `qk_lease_table_new_manual()`,
+ * destroy with `qk_lease_table_free()`.
+ */
+typedef struct qk_lease_table qk_lease_table;
 
 /**
  * A Maglev lookup table (Eisenbud et al., NSDI 2016) of prime size over
@@ -146,6 +186,26 @@ typedef uint32_t qk_status;
 typedef uint32_t qk_ketama_compat;
 
 /**
+ * A granted lease as C sees it. The resource and owner are the ones
+ * passed to the call that granted it; pass them again to renew or release.
+ */
+typedef struct {
+    /**
+     * The fencing token: greater than every token the table granted before.
+     */
+    uint64_t token;
+    /**
+     * When the lease ends unless renewed, in nanoseconds of the table's
+     * clock (`qk_lease_table_now()`).
+     */
+    uint64_t expires_at_ns;
+    /**
+     * `QK_LEASE_EXCLUSIVE` or `QK_LEASE_SHARED`.
+     */
+    uint32_t mode;
+} qk_lease;
+
+/**
  * Success.
  */
 #define QK_OK 0
@@ -202,6 +262,32 @@ typedef uint32_t qk_ketama_compat;
  * A snapshot in a format version this library cannot read.
  */
 #define QK_ERR_UNSUPPORTED_VERSION 10
+
+/**
+ * A blocking acquire's timeout passed before the lease was granted.
+ */
+#define QK_ERR_TIMEOUT 12
+
+/**
+ * The lease expired before this renew or release.
+ */
+#define QK_ERR_LEASE_EXPIRED 13
+
+/**
+ * The caller does not hold this lease (wrong owner, unknown token,
+ * released, or superseded).
+ */
+#define QK_ERR_NOT_HOLDER 14
+
+/**
+ * A fencing token older than the newest one the fence has seen.
+ */
+#define QK_ERR_STALE_TOKEN 15
+
+/**
+ * A try-acquire found the resource held, queued for, or in lock-delay.
+ */
+#define QK_ERR_BUSY 16
 
 /**
  * libmemcached 1.1.4 with `MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED`.
@@ -1717,6 +1803,197 @@ qk_status qk_md5ring_point(const qk_md5ring *ring,
                            size_t index,
                            uint8_t *point_out,
                            size_t *node_index_out);
+
+/**
+ * Creates a lease table on the library's monotonic clock (the clock of
+ * `qk_lease_table_now()`; wall-clock changes do not affect it) and stores
+ * it in `*table_out`. `lock_delay_ns`: after a lease expires without
+ * release, its resource grants nothing for this long (0 = none).
+ *
+ * Ownership: the caller owns the table; free it with `qk_lease_table_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `table_out` is NULL or valid for writing a pointer.
+ */
+qk_status qk_lease_table_new(uint64_t lock_delay_ns, qk_lease_table **table_out);
+
+/**
+ * Creates a lease table on a manual clock that reads `start_ns` and moves
+ * only through `qk_lease_table_set_time()` (deterministic tests,
+ * simulations, a caller-owned clock). Otherwise as `qk_lease_table_new()`.
+ *
+ * # Safety
+ * As `qk_lease_table_new()`.
+ */
+qk_status qk_lease_table_new_manual(uint64_t lock_delay_ns,
+                                    uint64_t start_ns,
+                                    qk_lease_table **table_out);
+
+/**
+ * Frees a table. NULL is a no-op.
+ *
+ * # Safety
+ * `table` is NULL or a live table that no other thread uses (no blocked
+ * acquire either) and that is not used again.
+ */
+void qk_lease_table_free(qk_lease_table *table);
+
+/**
+ * Moves a manual table's clock to `now_ns`: expiries, lock-delay ends
+ * and timeouts up to then take effect and blocked acquires are granted or
+ * time out before this returns.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` if the table is not
+ * manual or `now_ns` is earlier than its current time.
+ *
+ * # Safety
+ * `table` is NULL or a live table.
+ */
+qk_status qk_lease_table_set_time(const qk_lease_table *table, uint64_t now_ns);
+
+/**
+ * Stores the table's clock reading (nanoseconds) in `*now_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `table` is NULL or a live table; `now_out` is NULL or writable.
+ */
+qk_status qk_lease_table_now(const qk_lease_table *table, uint64_t *now_out);
+
+/**
+ * Acquires a lease on `resource` for `owner`, blocking until it is granted
+ * or `timeout_ns` passes (`QK_TIMEOUT_FOREVER` waits as long as it takes;
+ * 0 fails at once unless the lease is free). Requests are served in
+ * arrival order; a shared request queued behind an exclusive one waits.
+ * The lease expires `ttl_ns` after it is granted. On success stores it in
+ * `*lease_out`. A failed or timed-out acquire changes no held lease.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
+ * (empty resource or owner, ttl_ns 0, unknown mode), `QK_ERR_TIMEOUT`.
+ *
+ * # Safety
+ * `table` is NULL or a live table; `resource` and `owner` are NULL or
+ * point to that many readable bytes; `lease_out` is NULL or writable.
+ */
+qk_status qk_lease_table_acquire(const qk_lease_table *table,
+                                 const char *resource,
+                                 size_t resource_len,
+                                 const char *owner,
+                                 size_t owner_len,
+                                 uint64_t ttl_ns,
+                                 uint32_t mode,
+                                 uint64_t timeout_ns,
+                                 qk_lease *lease_out);
+
+/**
+ * Grants the lease if it is free now; never waits, never queues.
+ *
+ * Errors: as `qk_lease_table_acquire()`, with `QK_ERR_BUSY` instead of
+ * `QK_ERR_TIMEOUT` when the resource is held, queued for or in lock-delay.
+ *
+ * # Safety
+ * As `qk_lease_table_acquire()`.
+ */
+qk_status qk_lease_table_try_acquire(const qk_lease_table *table,
+                                     const char *resource,
+                                     size_t resource_len,
+                                     const char *owner,
+                                     size_t owner_len,
+                                     uint64_t ttl_ns,
+                                     uint32_t mode,
+                                     qk_lease *lease_out);
+
+/**
+ * Extends the lease `token` on `resource` held by `owner` to now +
+ * `ttl_ns` and stores it in `*lease_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
+ * (ttl_ns 0), `QK_ERR_LEASE_EXPIRED` (it ran out first),
+ * `QK_ERR_NOT_HOLDER` (another owner, an unknown token, released, or
+ * superseded by a later grant).
+ *
+ * # Safety
+ * As `qk_lease_table_acquire()`.
+ */
+qk_status qk_lease_table_renew(const qk_lease_table *table,
+                               const char *resource,
+                               size_t resource_len,
+                               const char *owner,
+                               size_t owner_len,
+                               uint64_t token,
+                               uint64_t ttl_ns,
+                               qk_lease *lease_out);
+
+/**
+ * Ends the lease `token` on `resource` held by `owner` and grants the
+ * next waiters. Not idempotent: releasing again gives `QK_ERR_NOT_HOLDER`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_LEASE_EXPIRED`,
+ * `QK_ERR_NOT_HOLDER`.
+ *
+ * # Safety
+ * As `qk_lease_table_acquire()`.
+ */
+qk_status qk_lease_table_release(const qk_lease_table *table,
+                                 const char *resource,
+                                 size_t resource_len,
+                                 const char *owner,
+                                 size_t owner_len,
+                                 uint64_t token);
+
+/**
+ * Creates a fence that has seen no tokens and stores it in `*fence_out`.
+ *
+ * Ownership: the caller owns the fence; free it with `qk_fence_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `fence_out` is NULL or valid for writing a pointer.
+ */
+qk_status qk_fence_new(qk_fence **fence_out);
+
+/**
+ * Frees a fence. NULL is a no-op.
+ *
+ * # Safety
+ * `fence` is NULL or a live fence that no other thread uses and that is
+ * not used again.
+ */
+void qk_fence_free(qk_fence *fence);
+
+/**
+ * Accepts `token` for `resource` if it is at least the highest token
+ * seen for it, and records it (one atomic step); otherwise
+ * `QK_ERR_STALE_TOKEN` (the holder paused past its lease: refuse its write).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_STALE_TOKEN`.
+ *
+ * # Safety
+ * `fence` is NULL or a live fence; `resource` is NULL or points to
+ * `resource_len` readable bytes.
+ */
+qk_status qk_fence_check(const qk_fence *fence,
+                         const char *resource,
+                         size_t resource_len,
+                         uint64_t token);
+
+/**
+ * Stores the highest token seen for `resource` in `*token_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`
+ * (no token seen for it yet).
+ *
+ * # Safety
+ * As `qk_fence_check()`; `token_out` is NULL or writable.
+ */
+qk_status qk_fence_highest(const qk_fence *fence,
+                           const char *resource,
+                           size_t resource_len,
+                           uint64_t *token_out);
 
 #ifdef __cplusplus
 }  // extern "C"

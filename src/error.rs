@@ -31,6 +31,49 @@ pub enum Error {
         /// The version this build reads and writes.
         supported: u16,
     },
+    /// A blocking acquire gave up: its timeout passed before the lease was
+    /// granted (a timeout of zero fails at once when the lease is not free).
+    #[error("timed out waiting for a lease on {resource:?}")]
+    Timeout {
+        /// The resource that was asked for.
+        resource: String,
+    },
+    /// A try-acquire found the resource held, queued for, or in lock-delay.
+    #[error("resource {resource:?} is busy")]
+    Busy {
+        /// The resource that was asked for.
+        resource: String,
+    },
+    /// The lease's time ran out before this renew or release (and no one
+    /// has been granted the resource since).
+    #[error("lease {token} on {resource:?} has expired")]
+    LeaseExpired {
+        /// The lease's resource.
+        resource: String,
+        /// The lease's fencing token.
+        token: u64,
+    },
+    /// The caller does not hold this lease: wrong owner, unknown token,
+    /// released already, or superseded by a later grant.
+    #[error("{owner:?} does not hold lease {token} on {resource:?}")]
+    NotHolder {
+        /// The resource named in the call.
+        resource: String,
+        /// The owner named in the call.
+        owner: String,
+        /// The token named in the call.
+        token: u64,
+    },
+    /// A fencing token older than the newest one the fence has seen.
+    #[error("stale fencing token {token} for {resource:?}: {highest} was seen")]
+    StaleToken {
+        /// The protected resource.
+        resource: String,
+        /// The rejected token.
+        token: u64,
+        /// The highest token seen for the resource.
+        highest: u64,
+    },
 }
 
 /// `Result` with the crate's [`Error`].

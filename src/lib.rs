@@ -9,6 +9,9 @@
 //!   libmemcached and uhashring; a [`ring::BoundedLoad`] balancer
 //!   (consistent hashing with bounded loads) and [`ring::snapshot`]s that
 //!   save and restore rings in a versioned binary format.
+//! - [`lease`]: lock leases — a pure [`lease::LeaseMachine`], the
+//!   thread-safe [`lease::LeaseTable`] with fair blocking and fencing
+//!   tokens, [`lease::Fence`] and auto-renewing [`lease::LeaseGuard`]s.
 //!
 //! Placement is stable: the hash functions in [`hash`] are fixed and
 //! documented, so a key lands on the same node on every platform, version
@@ -27,6 +30,7 @@
 
 pub mod error;
 pub mod hash;
+pub mod lease;
 pub mod ring;
 
 #[cfg(feature = "capi")]

@@ -59,8 +59,15 @@ fn declared_names(header: &str) -> Vec<String> {
         if let Some(rest) = line.strip_prefix("#define ") {
             names.push(ident(rest));
         } else if let Some(rest) = line.strip_prefix("typedef ") {
-            let last = rest.trim_end_matches(';').rsplit(' ').next().unwrap();
-            names.push(ident(last));
+            // A struct typedef (`typedef struct {`) is named on its `} name;` line.
+            if !rest.ends_with('{') {
+                let last = rest.trim_end_matches(';').rsplit(' ').next().unwrap();
+                names.push(ident(last));
+            }
+        } else if let Some(rest) = line.strip_prefix("} ")
+            && let Some(name) = rest.strip_suffix(';')
+        {
+            names.push(ident(name));
         } else if line.starts_with(|c: char| c.is_ascii_alphabetic())
             && !line.starts_with("extern")
             && let Some(open) = line.find('(')
@@ -81,6 +88,7 @@ fn every_declaration_is_prefixed() {
     assert!(names.iter().any(|n| n == "qk_ring_new"), "{names:?}");
     assert!(names.iter().any(|n| n == "qk_ring"), "{names:?}");
     assert!(names.iter().any(|n| n == "QK_ERR_PANIC"), "{names:?}");
+    assert!(names.iter().any(|n| n == "qk_lease"), "{names:?}");
     let stray: Vec<_> = names
         .iter()
         .filter(|n| !(n.starts_with("qk_") || n.starts_with("QK_") || *n == "QUORUMKIT_H"))

@@ -15,6 +15,11 @@ __all__ = [
     "NodeExistsError",
     "CorruptSnapshotError",
     "UnsupportedVersionError",
+    "LockTimeoutError",
+    "LockBusyError",
+    "LeaseExpiredError",
+    "NotHolderError",
+    "StaleTokenError",
 ]
 
 
@@ -46,3 +51,24 @@ class CorruptSnapshotError(QuorumkitError, ValueError):
 
 class UnsupportedVersionError(QuorumkitError, ValueError):
     """A snapshot in a format version this build cannot read."""
+
+
+class LockTimeoutError(QuorumkitError, TimeoutError):
+    """A blocking acquire's timeout passed before the lease was granted."""
+
+
+class LockBusyError(QuorumkitError, BlockingIOError):
+    """A try-acquire found the resource held, queued for, or in lock-delay."""
+
+
+class LeaseExpiredError(QuorumkitError):
+    """The lease expired before this renew or release."""
+
+
+class NotHolderError(QuorumkitError, PermissionError):
+    """The caller does not hold this lease: wrong owner, unknown token,
+    released already, or superseded by a later grant."""
+
+
+class StaleTokenError(QuorumkitError, ValueError):
+    """A fencing token older than the newest one the fence has seen."""

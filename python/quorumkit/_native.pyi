@@ -1,18 +1,27 @@
 """Type stubs for quorumkit._native, the Rust extension (checked by mypy.stubtest)."""
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import final
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, final
 
 from typing_extensions import Buffer, Self, TypeAlias
 
+from quorumkit._asyncio import AsyncLeaseContext
+
 __all__ = [
     "BoundedLoadBalancer",
+    "Fence",
     "HashRing",
     "KetamaRing",
+    "Lease",
+    "LeaseContext",
+    "LeaseTable",
     "Maglev",
     "Md5Ring",
+    "ManualClock",
     "RING_SEED",
     "RendezvousHash",
+    "_Ticket",
     "__version__",
     "jump_hash",
     "jump_hash_batch",
@@ -243,3 +252,127 @@ class Md5Ring:
     def __len__(self) -> int: ...
     def __contains__(self, key: object, /) -> bool: ...
     def __iter__(self) -> Iterator[str]: ...
+# ---------------------------------------------------------------- leases
+
+@final
+class ManualClock:
+    """A monotonic clock that moves only when told to (seconds as floats).
+
+    Moving it drives every table on it before ``advance``/``set`` return:
+    expired leases are dropped, waiters granted, auto-renewals run.
+    """
+
+    def __new__(cls, start: float = 0.0) -> Self: ...
+    def now(self) -> float: ...
+    def advance(self, seconds: float) -> None: ...
+    def set(self, seconds: float) -> None: ...
+
+@final
+class Lease:
+    """A granted lease. ``expires_at`` is in seconds of its table's clock and
+    moves forward on renewal; ``token`` is the fencing token."""
+
+    @property
+    def resource(self) -> str: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def token(self) -> int: ...
+    @property
+    def shared(self) -> bool: ...
+    @property
+    def expires_at(self) -> float: ...
+    @property
+    def lost(self) -> bool: ...
+    def wait_lost(self, timeout: float | None = None) -> bool: ...
+
+@final
+class LeaseContext:
+    """``with table.lock(...) as lease``: acquires on entry, renews in the
+    background (``auto_renew``), releases on exit."""
+
+    def __enter__(self) -> Lease: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+@final
+class _Ticket:
+    """A queued asynchronous request (used by quorumkit._asyncio)."""
+
+    def cancel(self) -> bool: ...
+
+@final
+class LeaseTable:
+    """Expiring shared/exclusive locks with fencing tokens and FIFO waiters."""
+
+    def __new__(cls, clock: ManualClock | None = None, *, lock_delay: float = 0.0) -> Self: ...
+    @property
+    def clock(self) -> ManualClock | None: ...
+    @property
+    def lock_delay(self) -> float: ...
+    def now(self) -> float: ...
+    def acquire(
+        self,
+        resource: str,
+        owner: str,
+        ttl: float,
+        timeout: float | None = None,
+        shared: bool = False,
+    ) -> Lease: ...
+    def try_acquire(self, resource: str, owner: str, ttl: float, shared: bool = False) -> Lease | None: ...
+    def renew(self, lease: Lease, ttl: float) -> Lease: ...
+    def release(self, lease: Lease) -> None: ...
+    def queued(self, resource: str) -> int: ...
+    def lock(
+        self,
+        resource: str,
+        *,
+        owner: str,
+        ttl: float,
+        timeout: float | None = None,
+        shared: bool = False,
+        auto_renew: bool = True,
+    ) -> LeaseContext: ...
+    def acquire_async(
+        self,
+        resource: str,
+        owner: str,
+        ttl: float,
+        timeout: float | None = None,
+        shared: bool = False,
+    ) -> Coroutine[Any, Any, Lease]: ...
+    def lock_async(
+        self,
+        resource: str,
+        *,
+        owner: str,
+        ttl: float,
+        timeout: float | None = None,
+        shared: bool = False,
+        auto_renew: bool = True,
+    ) -> AsyncLeaseContext: ...
+    def _enqueue(
+        self,
+        resource: str,
+        owner: str,
+        ttl: float,
+        timeout: float | None,
+        shared: bool,
+        callback: Callable[[Lease | BaseException], object],
+    ) -> Lease | _Ticket: ...
+    def _start_renewal(self, lease: Lease, ttl: float) -> None: ...
+    def _finish(self, lease: Lease, raise_errors: bool) -> None: ...
+
+@final
+class Fence:
+    """Highest fencing token seen per resource: what a protected resource
+    checks before acting for a lease holder."""
+
+    def __new__(cls) -> Self: ...
+    def check(self, resource: str, token: int) -> None: ...
+    def highest(self, resource: str) -> int | None: ...
+    def __len__(self) -> int: ...

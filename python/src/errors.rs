@@ -29,6 +29,16 @@ pub enum Kind {
     Corrupt,
     /// `UnsupportedVersionError(QuorumkitError, ValueError)`.
     UnsupportedVersion,
+    /// `LockTimeoutError(QuorumkitError, TimeoutError)`.
+    LockTimeout,
+    /// `LockBusyError(QuorumkitError, BlockingIOError)`.
+    LockBusy,
+    /// `LeaseExpiredError(QuorumkitError)`.
+    LeaseExpired,
+    /// `NotHolderError(QuorumkitError, PermissionError)`.
+    NotHolder,
+    /// `StaleTokenError(QuorumkitError, ValueError)`.
+    StaleToken,
 }
 
 struct Classes {
@@ -39,6 +49,11 @@ struct Classes {
     exists: Py<PyType>,
     corrupt: Py<PyType>,
     version: Py<PyType>,
+    timeout: Py<PyType>,
+    busy: Py<PyType>,
+    expired: Py<PyType>,
+    not_holder: Py<PyType>,
+    stale: Py<PyType>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -57,6 +72,11 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             exists: get("NodeExistsError")?,
             corrupt: get("CorruptSnapshotError")?,
             version: get("UnsupportedVersionError")?,
+            timeout: get("LockTimeoutError")?,
+            busy: get("LockBusyError")?,
+            expired: get("LeaseExpiredError")?,
+            not_holder: get("NotHolderError")?,
+            stale: get("StaleTokenError")?,
         })
     })
 }
@@ -76,6 +96,11 @@ pub fn new_err(py: Python<'_>, kind: Kind, msg: impl Into<String>) -> PyErr {
         Kind::NodeExists => &c.exists,
         Kind::Corrupt => &c.corrupt,
         Kind::UnsupportedVersion => &c.version,
+        Kind::LockTimeout => &c.timeout,
+        Kind::LockBusy => &c.busy,
+        Kind::LeaseExpired => &c.expired,
+        Kind::NotHolder => &c.not_holder,
+        Kind::StaleToken => &c.stale,
     };
     PyErr::from_type(ty.bind(py).clone(), msg.into())
 }
@@ -99,6 +124,11 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
         Error::NodeExists(_) => Kind::NodeExists,
         Error::Corrupt(_) => Kind::Corrupt,
         Error::UnsupportedVersion { .. } => Kind::UnsupportedVersion,
+        Error::Timeout { .. } => Kind::LockTimeout,
+        Error::Busy { .. } => Kind::LockBusy,
+        Error::LeaseExpired { .. } => Kind::LeaseExpired,
+        Error::NotHolder { .. } => Kind::NotHolder,
+        Error::StaleToken { .. } => Kind::StaleToken,
         // `Error` is non_exhaustive: a variant added later is still ours.
         _ => Kind::Base,
     };

@@ -6,6 +6,7 @@ mod args;
 mod bounded;
 mod errors;
 mod jump;
+mod lease;
 mod rings;
 mod shared;
 
@@ -39,5 +40,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(jump::jump_hash, m)?)?;
     m.add_function(wrap_pyfunction!(jump::jump_hash_batch, m)?)?;
     m.add_class::<rings::Md5Ring>()?;
+    m.add_class::<lease::ManualClock>()?;
+    m.add_class::<lease::Lease>()?;
+    m.add_class::<lease::LeaseTable>()?;
+    m.add_class::<lease::LeaseContext>()?;
+    m.add_class::<lease::AsyncTicket>()?;
+    m.add_class::<lease::Fence>()?;
     Ok(())
 }

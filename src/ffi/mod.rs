@@ -39,6 +39,8 @@ pub mod maglev;
 pub mod jump;
 pub mod md5ring;
 
+pub mod lease;
+
 use std::ffi::{CStr, c_char};
 
 const VERSION_C: &CStr =

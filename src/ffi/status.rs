@@ -41,6 +41,18 @@ pub const QK_ERR_PANIC: qk_status = 8;
 pub const QK_ERR_CORRUPT: qk_status = 9;
 /// A snapshot in a format version this library cannot read.
 pub const QK_ERR_UNSUPPORTED_VERSION: qk_status = 10;
+// 11 is reserved (snapshot branch).
+/// A blocking acquire's timeout passed before the lease was granted.
+pub const QK_ERR_TIMEOUT: qk_status = 12;
+/// The lease expired before this renew or release.
+pub const QK_ERR_LEASE_EXPIRED: qk_status = 13;
+/// The caller does not hold this lease (wrong owner, unknown token,
+/// released, or superseded).
+pub const QK_ERR_NOT_HOLDER: qk_status = 14;
+/// A fencing token older than the newest one the fence has seen.
+pub const QK_ERR_STALE_TOKEN: qk_status = 15;
+/// A try-acquire found the resource held, queued for, or in lock-delay.
+pub const QK_ERR_BUSY: qk_status = 16;
 
 /// The status code of a core error.
 pub(crate) fn status_of(e: &Error) -> qk_status {
@@ -52,6 +64,11 @@ pub(crate) fn status_of(e: &Error) -> qk_status {
         Error::NodeExists(_) => QK_ERR_ALREADY_EXISTS,
         Error::Corrupt(_) => QK_ERR_CORRUPT,
         Error::UnsupportedVersion { .. } => QK_ERR_UNSUPPORTED_VERSION,
+        Error::Timeout { .. } => QK_ERR_TIMEOUT,
+        Error::LeaseExpired { .. } => QK_ERR_LEASE_EXPIRED,
+        Error::NotHolder { .. } => QK_ERR_NOT_HOLDER,
+        Error::StaleToken { .. } => QK_ERR_STALE_TOKEN,
+        Error::Busy { .. } => QK_ERR_BUSY,
     }
 }
 
@@ -69,6 +86,11 @@ pub(crate) fn status_name(status: qk_status) -> &'static std::ffi::CStr {
         QK_ERR_PANIC => c"internal panic",
         QK_ERR_CORRUPT => c"corrupt data",
         QK_ERR_UNSUPPORTED_VERSION => c"unsupported version",
+        QK_ERR_TIMEOUT => c"timed out",
+        QK_ERR_LEASE_EXPIRED => c"lease expired",
+        QK_ERR_NOT_HOLDER => c"not the holder",
+        QK_ERR_STALE_TOKEN => c"stale token",
+        QK_ERR_BUSY => c"busy",
         _ => c"unknown status",
     }
 }
@@ -101,8 +123,16 @@ mod tests {
             QK_ERR_PANIC,
             QK_ERR_CORRUPT,
             QK_ERR_UNSUPPORTED_VERSION,
+            QK_ERR_TIMEOUT,
+            QK_ERR_LEASE_EXPIRED,
+            QK_ERR_NOT_HOLDER,
+            QK_ERR_STALE_TOKEN,
+            QK_ERR_BUSY,
         ];
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(
+            codes,
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16]
+        );
         for c in codes {
             assert_ne!(status_name(c), c"unknown status", "{c}");
         }
@@ -130,5 +160,27 @@ mod tests {
             }),
             QK_ERR_UNSUPPORTED_VERSION
         );
+        let r = || "r".to_owned();
+        assert_eq!(status_of(&Error::Timeout { resource: r() }), QK_ERR_TIMEOUT);
+        assert_eq!(status_of(&Error::Busy { resource: r() }), QK_ERR_BUSY);
+        assert_eq!(
+            status_of(&Error::LeaseExpired {
+                resource: r(),
+                token: 1
+            }),
+            QK_ERR_LEASE_EXPIRED
+        );
+        let nh = Error::NotHolder {
+            resource: r(),
+            owner: r(),
+            token: 1,
+        };
+        assert_eq!(status_of(&nh), QK_ERR_NOT_HOLDER);
+        let st = Error::StaleToken {
+            resource: r(),
+            token: 1,
+            highest: 2,
+        };
+        assert_eq!(status_of(&st), QK_ERR_STALE_TOKEN);
     }
 }

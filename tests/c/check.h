@@ -45,5 +45,6 @@ void test_bounded(void);
 void test_snapshot(void);
 void test_algos(void);
 void test_md5ring(void);
+void test_lease(void);
 
 #endif

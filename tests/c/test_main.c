@@ -73,6 +73,7 @@ int main(void) {
     test_snapshot();
     test_algos();
     test_md5ring();
+    test_lease();
     printf("c tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -1,0 +1,432 @@
+//! `qk_lease_table` and `qk_fence`: lock leases ([`LeaseTable`], [`Fence`]).
+//!
+//! Resource and owner names travel with every call (a plain `qk_lease`
+//! cannot own strings safely); the struct carries the token, the expiry and
+//! the mode.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use super::args::{Out, arg_ref, arg_str, free_boxed, hand_out};
+use super::boundary::{Failure, FfiResult, boundary, catch_or};
+use super::status::qk_status;
+use crate::lease::{Fence, Lease, LeaseConfig, LeaseTable, ManualClock, Mode, MonotonicClock};
+
+/// `qk_lease.mode`: one holder at a time.
+pub const QK_LEASE_EXCLUSIVE: u32 = 0;
+/// `qk_lease.mode`: any number of shared holders, no exclusive one.
+pub const QK_LEASE_SHARED: u32 = 1;
+/// A `timeout_ns` that waits as long as it takes.
+pub const QK_TIMEOUT_FOREVER: u64 = u64::MAX;
+
+/// A granted lease as C sees it. The resource and owner are the ones
+/// passed to the call that granted it; pass them again to renew or release.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct qk_lease {
+    /// The fencing token: greater than every token the table granted before.
+    pub token: u64,
+    /// When the lease ends unless renewed, in nanoseconds of the table's
+    /// clock (`qk_lease_table_now()`).
+    pub expires_at_ns: u64,
+    /// `QK_LEASE_EXCLUSIVE` or `QK_LEASE_SHARED`.
+    pub mode: u32,
+}
+
+impl From<Lease> for qk_lease {
+    fn from(l: Lease) -> Self {
+        qk_lease {
+            token: l.token,
+            expires_at_ns: l.expires_at,
+            mode: match l.mode {
+                Mode::Exclusive => QK_LEASE_EXCLUSIVE,
+                Mode::Shared => QK_LEASE_SHARED,
+            },
+        }
+    }
+}
+
+/// A thread-safe lease table (README, "Lock leases"): exclusive and shared
+/// leases with TTLs, strictly increasing fencing tokens, FIFO blocking
+/// acquire with timeouts, owner-checked renew and release, optional
+/// lock-delay.
+///
+/// Thread safety: every function taking a `const qk_lease_table *` may run
+/// concurrently from any number of threads (blocking acquires wake one by
+/// one as leases are handed over). `qk_lease_table_free()` needs exclusive
+/// access: no other call, blocked or not, may use the table then.
+///
+/// Create with `qk_lease_table_new()` or `qk_lease_table_new_manual()`,
+/// destroy with `qk_lease_table_free()`.
+#[allow(non_camel_case_types)]
+pub struct qk_lease_table {
+    table: LeaseTable,
+    manual: Option<ManualClock>,
+}
+
+/// The highest fencing token seen per resource: a protected resource
+/// checks each request's token with `qk_fence_check()`. Thread-safe: every
+/// function taking a `const qk_fence *` may run concurrently.
+///
+/// Create with `qk_fence_new()`, destroy with `qk_fence_free()`.
+#[allow(non_camel_case_types)]
+pub struct qk_fence(Fence);
+
+fn mode_of(mode: u32) -> FfiResult<Mode> {
+    match mode {
+        QK_LEASE_EXCLUSIVE => Ok(Mode::Exclusive),
+        QK_LEASE_SHARED => Ok(Mode::Shared),
+        m => Err(Failure::invalid(format!(
+            "mode {m} is neither QK_LEASE_EXCLUSIVE nor QK_LEASE_SHARED"
+        ))),
+    }
+}
+
+/// Creates a lease table on the library's monotonic clock (the clock of
+/// `qk_lease_table_now()`; wall-clock changes do not affect it) and stores
+/// it in `*table_out`. `lock_delay_ns`: after a lease expires without
+/// release, its resource grants nothing for this long (0 = none).
+///
+/// Ownership: the caller owns the table; free it with `qk_lease_table_free()`.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `table_out` is NULL or valid for writing a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_lease_table_new(
+    lock_delay_ns: u64,
+    table_out: *mut *mut qk_lease_table,
+) -> qk_status {
+    boundary(|| {
+        let out = unsafe { Out::new(table_out, "table_out") }?;
+        let config = LeaseConfig { lock_delay_ns };
+        hand_out(
+            out,
+            qk_lease_table {
+                table: LeaseTable::new(MonotonicClock, config),
+                manual: None,
+            },
+        );
+        Ok(())
+    })
+}
+
+/// Creates a lease table on a manual clock that reads `start_ns` and moves
+/// only through `qk_lease_table_set_time()` (deterministic tests,
+/// simulations, a caller-owned clock). Otherwise as `qk_lease_table_new()`.
+///
+/// # Safety
+/// As `qk_lease_table_new()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_lease_table_new_manual(
+    lock_delay_ns: u64,
+    start_ns: u64,
+    table_out: *mut *mut qk_lease_table,
+) -> qk_status {
+    boundary(|| {
+        let out = unsafe { Out::new(table_out, "table_out") }?;
+        let clock = ManualClock::new(start_ns);
+        let config = LeaseConfig { lock_delay_ns };
+        hand_out(
+            out,
+            qk_lease_table {
+                table: LeaseTable::new(&clock, config),
+                manual: Some(clock),
+            },
+        );
+        Ok(())
+    })
+}
+
+/// Frees a table. NULL is a no-op.
+///
+/// # Safety
+/// `table` is NULL or a live table that no other thread uses (no blocked
+/// acquire either) and that is not used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_lease_table_free(table: *mut qk_lease_table) {
+    catch_or((), || unsafe { free_boxed(table) })
+}
+
+/// Moves a manual table's clock to `now_ns`: expiries, lock-delay ends
+/// and timeouts up to then take effect and blocked acquires are granted or
+/// time out before this returns.
+///
+/// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` if the table is not
+/// manual or `now_ns` is earlier than its current time.
+///
+/// # Safety
+/// `table` is NULL or a live table.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_lease_table_set_time(
+    table: *const qk_lease_table,
+    now_ns: u64,
+) -> qk_status {
+    boundary(|| {
+        let t = unsafe { arg_ref(table, "table") }?;
+        match &t.manual {
+            Some(c) => Ok(c.set(now_ns)?),
+            None => Err(Failure::invalid(
+                "the table runs on the monotonic clock (use qk_lease_table_new_manual)",
+            )),
+        }
+    })
+}
+
+/// Stores the table's clock reading (nanoseconds) in `*now_out`.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `table` is NULL or a live table; `now_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_lease_table_now(
+    table: *const qk_lease_table,
+    now_out: *mut u64,
+) -> qk_status {
+    boundary(|| {
+        let (t, out) = unsafe { (arg_ref(table, "table")?, Out::new(now_out, "now_out")?) };
+        out.set(t.table.now_ns());
+        Ok(())
+    })
+}
+
+struct Names<'a> {
+    table: &'a qk_lease_table,
+    resource: &'a str,
+    owner: &'a str,
+}
+
+/// # Safety
+/// As the callers' contracts.
+unsafe fn names<'a>(
+    table: *const qk_lease_table,
+    resource: *const c_char,
+    resource_len: usize,
+    owner: *const c_char,
+    owner_len: usize,
+) -> FfiResult<Names<'a>> {
+    unsafe {
+        Ok(Names {
+            table: arg_ref(table, "table")?,
+            resource: arg_str(resource, resource_len, "resource")?,
+            owner: arg_str(owner, owner_len, "owner")?,
+        })
+    }
+}
+
+/// Acquires a lease on `resource` for `owner`, blocking until it is granted
+/// or `timeout_ns` passes (`QK_TIMEOUT_FOREVER` waits as long as it takes;
+/// 0 fails at once unless the lease is free). Requests are served in
+/// arrival order; a shared request queued behind an exclusive one waits.
+/// The lease expires `ttl_ns` after it is granted. On success stores it in
+/// `*lease_out`. A failed or timed-out acquire changes no held lease.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
+/// (empty resource or owner, ttl_ns 0, unknown mode), `QK_ERR_TIMEOUT`.
+///
+/// # Safety
+/// `table` is NULL or a live table; `resource` and `owner` are NULL or
+/// point to that many readable bytes; `lease_out` is NULL or writable.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn qk_lease_table_acquire(
+    table: *const qk_lease_table,
+    resource: *const c_char,
+    resource_len: usize,
+    owner: *const c_char,
+    owner_len: usize,
+    ttl_ns: u64,
+    mode: u32,
+    timeout_ns: u64,
+    lease_out: *mut qk_lease,
+) -> qk_status {
+    boundary(|| {
+        let n = unsafe { names(table, resource, resource_len, owner, owner_len) }?;
+        let out = unsafe { Out::new(lease_out, "lease_out") }?;
+        let timeout = (timeout_ns != QK_TIMEOUT_FOREVER).then(|| Duration::from_nanos(timeout_ns));
+        let lease = n.table.table.acquire(
+            n.resource,
+            n.owner,
+            Duration::from_nanos(ttl_ns),
+            mode_of(mode)?,
+            timeout,
+        )?;
+        out.set(lease.into());
+        Ok(())
+    })
+}
+
+/// Grants the lease if it is free now; never waits, never queues.
+///
+/// Errors: as `qk_lease_table_acquire()`, with `QK_ERR_BUSY` instead of
+/// `QK_ERR_TIMEOUT` when the resource is held, queued for or in lock-delay.
+///
+/// # Safety
+/// As `qk_lease_table_acquire()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_lease_table_try_acquire(
+    table: *const qk_lease_table,
+    resource: *const c_char,
+    resource_len: usize,
+    owner: *const c_char,
+    owner_len: usize,
+    ttl_ns: u64,
+    mode: u32,
+    lease_out: *mut qk_lease,
+) -> qk_status {
+    boundary(|| {
+        let n = unsafe { names(table, resource, resource_len, owner, owner_len) }?;
+        let out = unsafe { Out::new(lease_out, "lease_out") }?;
+        let lease = n.table.table.try_acquire(
+            n.resource,
+            n.owner,
+            Duration::from_nanos(ttl_ns),
+            mode_of(mode)?,
+        )?;
+        out.set(lease.into());
+        Ok(())
+    })
+}
+
+/// Extends the lease `token` on `resource` held by `owner` to now +
+/// `ttl_ns` and stores it in `*lease_out`.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
+/// (ttl_ns 0), `QK_ERR_LEASE_EXPIRED` (it ran out first),
+/// `QK_ERR_NOT_HOLDER` (another owner, an unknown token, released, or
+/// superseded by a later grant).
+///
+/// # Safety
+/// As `qk_lease_table_acquire()`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn qk_lease_table_renew(
+    table: *const qk_lease_table,
+    resource: *const c_char,
+    resource_len: usize,
+    owner: *const c_char,
+    owner_len: usize,
+    token: u64,
+    ttl_ns: u64,
+    lease_out: *mut qk_lease,
+) -> qk_status {
+    boundary(|| {
+        let n = unsafe { names(table, resource, resource_len, owner, owner_len) }?;
+        let out = unsafe { Out::new(lease_out, "lease_out") }?;
+        let lease =
+            n.table
+                .table
+                .renew_token(n.resource, n.owner, token, Duration::from_nanos(ttl_ns))?;
+        out.set(lease.into());
+        Ok(())
+    })
+}
+
+/// Ends the lease `token` on `resource` held by `owner` and grants the
+/// next waiters. Not idempotent: releasing again gives `QK_ERR_NOT_HOLDER`.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_LEASE_EXPIRED`,
+/// `QK_ERR_NOT_HOLDER`.
+///
+/// # Safety
+/// As `qk_lease_table_acquire()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_lease_table_release(
+    table: *const qk_lease_table,
+    resource: *const c_char,
+    resource_len: usize,
+    owner: *const c_char,
+    owner_len: usize,
+    token: u64,
+) -> qk_status {
+    boundary(|| {
+        let n = unsafe { names(table, resource, resource_len, owner, owner_len) }?;
+        Ok(n.table.table.release_token(n.resource, n.owner, token)?)
+    })
+}
+
+/// Creates a fence that has seen no tokens and stores it in `*fence_out`.
+///
+/// Ownership: the caller owns the fence; free it with `qk_fence_free()`.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `fence_out` is NULL or valid for writing a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_fence_new(fence_out: *mut *mut qk_fence) -> qk_status {
+    boundary(|| {
+        let out = unsafe { Out::new(fence_out, "fence_out") }?;
+        hand_out(out, qk_fence(Fence::new()));
+        Ok(())
+    })
+}
+
+/// Frees a fence. NULL is a no-op.
+///
+/// # Safety
+/// `fence` is NULL or a live fence that no other thread uses and that is
+/// not used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_fence_free(fence: *mut qk_fence) {
+    catch_or((), || unsafe { free_boxed(fence) })
+}
+
+/// Accepts `token` for `resource` if it is at least the highest token
+/// seen for it, and records it (one atomic step); otherwise
+/// `QK_ERR_STALE_TOKEN` (the holder paused past its lease: refuse its write).
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_STALE_TOKEN`.
+///
+/// # Safety
+/// `fence` is NULL or a live fence; `resource` is NULL or points to
+/// `resource_len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_fence_check(
+    fence: *const qk_fence,
+    resource: *const c_char,
+    resource_len: usize,
+    token: u64,
+) -> qk_status {
+    boundary(|| {
+        let (f, r) = unsafe {
+            (
+                arg_ref(fence, "fence")?,
+                arg_str(resource, resource_len, "resource")?,
+            )
+        };
+        Ok(f.0.check(r, token)?)
+    })
+}
+
+/// Stores the highest token seen for `resource` in `*token_out`.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`
+/// (no token seen for it yet).
+///
+/// # Safety
+/// As `qk_fence_check()`; `token_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_fence_highest(
+    fence: *const qk_fence,
+    resource: *const c_char,
+    resource_len: usize,
+    token_out: *mut u64,
+) -> qk_status {
+    boundary(|| {
+        let (f, r, out) = unsafe {
+            (
+                arg_ref(fence, "fence")?,
+                arg_str(resource, resource_len, "resource")?,
+                Out::new(token_out, "token_out")?,
+            )
+        };
+        let h =
+            f.0.highest(r)
+                .ok_or_else(|| Failure::not_found(format!("no token seen for {r:?}")))?;
+        out.set(h);
+        Ok(())
+    })
+}
