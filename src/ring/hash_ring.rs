@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::{Continuum, Placement, check_name, check_replicas};
+use super::{Continuum, Membership, Placement, check_name, check_replicas};
 use crate::error::{Error, Result};
 use crate::hash::{key_hash, vnode_hash};
 
@@ -231,6 +231,22 @@ impl HashRing {
     /// Nodes and weights in index order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
         self.nodes.iter().map(|n| (n.name.as_str(), n.weight))
+    }
+}
+
+impl Membership for HashRing {
+    type Weight = u32;
+
+    fn remove_node(&mut self, name: &str) -> Result<()> {
+        HashRing::remove_node(self, name)
+    }
+
+    fn set_weight(&mut self, name: &str, weight: u32) -> Result<()> {
+        HashRing::set_weight(self, name, weight)
+    }
+
+    fn weight_at(&self, index: usize) -> Option<u32> {
+        self.node_weight(index)
     }
 }
 

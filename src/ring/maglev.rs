@@ -25,7 +25,7 @@ use std::collections::HashMap;
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use super::{Placement, check_name, check_replicas};
+use super::{Membership, Placement, check_name, check_replicas};
 use crate::error::{Error, Result};
 use crate::hash::{RING_SEED, key_hash};
 
@@ -388,6 +388,22 @@ impl Maglev {
         }
         debug_assert_eq!(out.len(), n, "every backend owns at least one entry");
         Ok(())
+    }
+}
+
+impl Membership for Maglev {
+    type Weight = u32;
+
+    fn remove_node(&mut self, name: &str) -> Result<()> {
+        Maglev::remove_node(self, name).map(drop)
+    }
+
+    fn set_weight(&mut self, name: &str, weight: u32) -> Result<()> {
+        Maglev::set_weight(self, name, weight).map(drop)
+    }
+
+    fn weight_at(&self, index: usize) -> Option<u32> {
+        self.node_weight(index)
     }
 }
 

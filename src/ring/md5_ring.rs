@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use super::{Continuum, MAX_POINTS_PER_NODE, Placement, check_name, check_replicas};
+use super::{Continuum, MAX_POINTS_PER_NODE, Membership, Placement, check_name, check_replicas};
 use crate::error::{Error, Result};
 use crate::hash::md5_u128;
 
@@ -324,6 +324,22 @@ fn points_for(vnodes: u32, weight: u32) -> Result<u32> {
         )));
     }
     Ok(n as u32)
+}
+
+impl Membership for Md5Ring {
+    type Weight = u32;
+
+    fn remove_node(&mut self, name: &str) -> Result<()> {
+        Md5Ring::remove_node(self, name)
+    }
+
+    fn set_weight(&mut self, name: &str, weight: u32) -> Result<()> {
+        Md5Ring::set_weight(self, name, weight)
+    }
+
+    fn weight_at(&self, index: usize) -> Option<u32> {
+        self.node_weight(index)
+    }
 }
 
 impl Placement for Md5Ring {

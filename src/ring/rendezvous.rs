@@ -28,7 +28,7 @@ use std::collections::HashMap;
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use super::{Placement, check_name, check_replicas};
+use super::{Membership, Placement, check_name, check_replicas};
 use crate::error::{Error, Result};
 use crate::hash::{RING_SEED, key_hash};
 
@@ -409,6 +409,22 @@ impl Rendezvous {
         out.clear();
         out.extend(scored.iter().take(n).map(|&(_, i)| i));
         Ok(())
+    }
+}
+
+impl Membership for Rendezvous {
+    type Weight = f64;
+
+    fn remove_node(&mut self, name: &str) -> Result<()> {
+        Rendezvous::remove_node(self, name)
+    }
+
+    fn set_weight(&mut self, name: &str, weight: f64) -> Result<()> {
+        Rendezvous::set_weight(self, name, weight)
+    }
+
+    fn weight_at(&self, index: usize) -> Option<f64> {
+        self.node_weight_f64(index)
     }
 }
 
