@@ -25,6 +25,7 @@ mod jump;
 mod ketama;
 mod maglev;
 mod md5_ring;
+mod nodes;
 mod rendezvous;
 pub mod snapshot;
 
