@@ -16,6 +16,10 @@ LIBDIR    := $(CURDIR)/target/release
 SYS_PKGS  := cmake valgrind pkg-config libmemcached-dev g++ redis-server
 
 export CARGO_TERM_COLOR := never
+# proptest's seed: fixed so `make test` is repeatable; override it to explore
+# (`make rust-test PROPTEST_RNG_SEED=$$RANDOM`). A failure prints the minimal
+# input and is saved in tests/*.proptest-regressions, which is committed.
+export PROPTEST_RNG_SEED ?= 20261124
 
 .PHONY: all demo test lint rust-test header header-check c-test py-test bench \
         sysdeps venv cbindgen lib py-install clean

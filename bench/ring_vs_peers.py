@@ -98,6 +98,20 @@ class JumpRing:
         self.__init__(self.nodes[:-1])  # type: ignore[misc]
 
 
+class QkJumpRing(JumpRing):
+    """quorumkit's jump hash: bucket i is nodes[i]; str keys go through key_hash."""
+
+    def __init__(self, nodes: list[str]) -> None:
+        self.nodes = list(nodes)
+        self._n = len(self.nodes)
+        jh, names, n = qk.jump_hash, self.nodes, self._n
+        self.get_node = lambda key: names[jh(key, n)]
+
+    def get_node_batch(self, keys: list[str]) -> list[str]:
+        names = self.nodes
+        return [names[b] for b in qk.jump_hash_batch(keys, self._n)]
+
+
 QK_BATCH = lambda ring, keys: ring.get_node_batch(keys)  # noqa: E731
 
 
@@ -118,6 +132,12 @@ def quorumkit_rows(nodes: list[str]) -> list[Impl]:
         Impl("quorumkit.compat.uhashring ketama", "ketama",
              lambda n: qk_uhashring.HashRing(n, hash_fn="ketama"),
              mutate("add_node"), mutate("remove_node"), same_as="uhashring ketama"),
+        Impl("quorumkit Maglev", "vnode", lambda n: qk.Maglev(n),
+             mutate("add_node"), mutate("remove_node"), QK_BATCH),
+        Impl("quorumkit RendezvousHash", "vnode", lambda n: qk.RendezvousHash(n),
+             mutate("add_node"), mutate("remove_node"), QK_BATCH),
+        Impl("quorumkit jump_hash", "vnode", QkJumpRing,
+             mutate("add_node"), mutate("remove_node"), QK_BATCH, remove_last=True),
     ]
 
 

@@ -650,6 +650,13 @@ impl LeaseMachine {
                 continue;
             }
             r.armed = None;
+            // An entry can be early (a lease renewed since it was armed):
+            // then re-arm at the true deadline, so that due work of all
+            // resources runs in time order, not in arming order.
+            if let Some(d) = r.next_deadline().filter(|&d| d > t.at) {
+                self.core.arm(r, d);
+                continue;
+            }
             self.core.handle_due(r);
             self.core.rearm(r);
         }
