@@ -9,20 +9,8 @@ use quorumkit::ring::{
     BoundedLoad, HashRing, KetamaCompat, KetamaRing, KetamaServer, Placement, SharedBoundedLoad,
 };
 
-/// splitmix64: a tiny seeded generator, so a failing seed replays exactly.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+mod common;
+use common::Rng;
 
 /// The rule written out naively over the ring's preference list of
 /// distinct nodes: capacities from the paper's formula with weights, the

@@ -13,20 +13,8 @@ use std::time::{Duration, Instant};
 use quorumkit::Error;
 use quorumkit::lease::{Enqueued, Fence, LeaseConfig, LeaseTable, Mode, MonotonicClock};
 
-/// splitmix64: a tiny seeded generator (no crate needed for a test stream).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+mod common;
+use common::Rng;
 
 fn seed() -> u64 {
     let s = std::env::var("LEASE_SEED")

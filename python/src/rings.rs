@@ -11,16 +11,16 @@ use pyo3::types::{
 use quorumkit::ring::{
     DEFAULT_TABLE_SIZE, DEFAULT_VNODES, HashRing as CoreHashRing, KetamaCompat,
     KetamaRing as CoreKetamaRing, KetamaServer, MD5_DEFAULT_VNODES, Maglev as CoreMaglev,
-    Md5Ring as CoreMd5Ring, Placement, Rendezvous as CoreRendezvous, Snapshot,
+    Md5Ring as CoreMd5Ring, Membership, Placement, Rendezvous as CoreRendezvous, Snapshot,
 };
 
 use crate::args::{WeightArg, f64_arg, int_in_range, key_bytes, str_arg, type_name, u32_arg};
 use crate::errors::{guard, invalid, type_error};
-use crate::shared::{Reweigh, Shared};
+use crate::shared::Shared;
 
 /// Defines a frozen pyclass over `Shared<$core>` with the lookups every
 /// placement has, with `weights: T` remove/set_weight/weight over
-/// [`Reweigh`], with `snapshot: "doc"` to_bytes/from_bytes/pickling over
+/// [`Membership`], with `snapshot: "doc"` to_bytes/from_bytes/pickling over
 /// [`Snapshot`], plus `$extra` methods.
 macro_rules! ring_class {
     ($cls:ident, $core:ty, $pyname:literal, $(weights: $w:ty,)? $(snapshot: $snapdoc:literal,)?
@@ -36,7 +36,7 @@ macro_rules! ring_class {
             /// Removes the named node; only the keys it owned move.
             fn remove_node(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<()> {
                 let name = str_arg(name, "name")?;
-                self.inner.mutate(py, |r| Reweigh::remove(r, &name))
+                self.inner.mutate(py, |r| Membership::remove_node(r, &name))
             }
 
             /// Changes the named node's weight.
@@ -48,13 +48,13 @@ macro_rules! ring_class {
             ) -> PyResult<()> {
                 let name = str_arg(name, "name")?;
                 let weight = <$w as WeightArg>::from_py(weight, "weight")?;
-                self.inner.mutate(py, |r| Reweigh::reweigh(r, &name, weight))
+                self.inner.mutate(py, |r| Membership::set_weight(r, &name, weight))
             }
 
             /// The named node's weight.
             fn weight(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<$w> {
                 let name = str_arg(name, "name")?;
-                self.inner.weight(py, &name, Reweigh::weight_at)
+                self.inner.weight(py, &name, Membership::weight_at)
             }
             )?
 

@@ -400,67 +400,6 @@ impl SplitLocate for quorumkit::ring::Maglev {
     }
 }
 
-/// Removal and weights of type `W`, for placements whose Python methods
-/// `remove_node`, `set_weight` and `weight` share one signature.
-pub trait Reweigh: Placement {
-    type W;
-    fn remove(&mut self, name: &str) -> quorumkit::Result<()>;
-    fn reweigh(&mut self, name: &str, weight: Self::W) -> quorumkit::Result<()>;
-    fn weight_at(&self, index: usize) -> Option<Self::W>;
-}
-
-impl Reweigh for quorumkit::ring::HashRing {
-    type W = u32;
-    fn remove(&mut self, name: &str) -> quorumkit::Result<()> {
-        self.remove_node(name)
-    }
-    fn reweigh(&mut self, name: &str, weight: u32) -> quorumkit::Result<()> {
-        self.set_weight(name, weight)
-    }
-    fn weight_at(&self, index: usize) -> Option<u32> {
-        self.node_weight(index)
-    }
-}
-
-impl Reweigh for quorumkit::ring::KetamaRing {
-    type W = u32;
-    fn remove(&mut self, name: &str) -> quorumkit::Result<()> {
-        self.remove_server(name)
-    }
-    fn reweigh(&mut self, name: &str, weight: u32) -> quorumkit::Result<()> {
-        self.set_weight(name, weight)
-    }
-    fn weight_at(&self, index: usize) -> Option<u32> {
-        self.node_weight(index)
-    }
-}
-
-impl Reweigh for quorumkit::ring::Rendezvous {
-    type W = f64;
-    fn remove(&mut self, name: &str) -> quorumkit::Result<()> {
-        self.remove_node(name)
-    }
-    fn reweigh(&mut self, name: &str, weight: f64) -> quorumkit::Result<()> {
-        self.set_weight(name, weight)
-    }
-    fn weight_at(&self, index: usize) -> Option<f64> {
-        self.node_weight_f64(index)
-    }
-}
-
-impl Reweigh for quorumkit::ring::Md5Ring {
-    type W = u32;
-    fn remove(&mut self, name: &str) -> quorumkit::Result<()> {
-        self.remove_node(name)
-    }
-    fn reweigh(&mut self, name: &str, weight: u32) -> quorumkit::Result<()> {
-        self.set_weight(name, weight)
-    }
-    fn weight_at(&self, index: usize) -> Option<u32> {
-        self.node_weight(index)
-    }
-}
-
 /// Keys hashed per block before their lookups.
 const HASH_BLOCK: usize = 256;
 

@@ -9,39 +9,11 @@ use std::ffi::{CString, c_char};
 use super::args::{Out, arg_key, arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, c_name};
 use super::boundary::{Failure, FfiResult};
 use crate::error::Result;
-use crate::ring::{HashRing, KetamaRing, Maglev, Md5Ring, Placement, Rendezvous};
-
-/// Removal, which every placement handle has beyond [`Placement`].
-pub(crate) trait Membership: Placement {
-    fn remove(&mut self, name: &str) -> Result<()>;
-}
-
-/// Weights of type `W` (`uint32_t` or `double` in C).
-pub(crate) trait Reweigh: Membership {
-    type W: Copy;
-    fn reweigh(&mut self, name: &str, weight: Self::W) -> Result<()>;
-    fn weight_at(&self, index: usize) -> Option<Self::W>;
-}
+use crate::ring::{HashRing, KetamaRing, Md5Ring, Membership, Placement};
 
 /// Placements made of points on a continuum.
 pub(crate) trait Points: Placement {
     fn point_count(&self) -> usize;
-}
-
-impl Membership for HashRing {
-    fn remove(&mut self, name: &str) -> Result<()> {
-        self.remove_node(name)
-    }
-}
-
-impl Reweigh for HashRing {
-    type W = u32;
-    fn reweigh(&mut self, name: &str, weight: u32) -> Result<()> {
-        self.set_weight(name, weight)
-    }
-    fn weight_at(&self, index: usize) -> Option<u32> {
-        self.node_weight(index)
-    }
 }
 
 impl Points for HashRing {
@@ -50,74 +22,9 @@ impl Points for HashRing {
     }
 }
 
-impl Membership for KetamaRing {
-    fn remove(&mut self, name: &str) -> Result<()> {
-        self.remove_server(name)
-    }
-}
-
-impl Reweigh for KetamaRing {
-    type W = u32;
-    fn reweigh(&mut self, name: &str, weight: u32) -> Result<()> {
-        self.set_weight(name, weight)
-    }
-    fn weight_at(&self, index: usize) -> Option<u32> {
-        self.node_weight(index)
-    }
-}
-
 impl Points for KetamaRing {
     fn point_count(&self) -> usize {
         KetamaRing::point_count(self)
-    }
-}
-
-impl Membership for Rendezvous {
-    fn remove(&mut self, name: &str) -> Result<()> {
-        self.remove_node(name)
-    }
-}
-
-impl Reweigh for Rendezvous {
-    type W = f64;
-    fn reweigh(&mut self, name: &str, weight: f64) -> Result<()> {
-        self.set_weight(name, weight)
-    }
-    fn weight_at(&self, index: usize) -> Option<f64> {
-        self.node_weight_f64(index)
-    }
-}
-
-impl Membership for Maglev {
-    fn remove(&mut self, name: &str) -> Result<()> {
-        // The disruption is available to C through qk_maglev_diff().
-        self.remove_node(name).map(drop)
-    }
-}
-
-impl Reweigh for Maglev {
-    type W = u32;
-    fn reweigh(&mut self, name: &str, weight: u32) -> Result<()> {
-        self.set_weight(name, weight).map(drop)
-    }
-    fn weight_at(&self, index: usize) -> Option<u32> {
-        self.node_weight(index)
-    }
-}
-
-impl Membership for Md5Ring {
-    fn remove(&mut self, name: &str) -> Result<()> {
-        self.remove_node(name)
-    }
-}
-
-impl Reweigh for Md5Ring {
-    type W = u32;
-    fn reweigh(&mut self, name: &str, weight: u32) -> Result<()> {
-        self.set_weight(name, weight)
-    }
-    fn weight_at(&self, index: usize) -> Option<u32> {
-        self.node_weight(index)
     }
 }
 
@@ -201,7 +108,7 @@ pub(crate) unsafe fn handle_mut<'a, H: CHandle + 'a>(h: *mut H) -> FfiResult<&'a
 /// Removes the named node.
 pub(crate) unsafe fn remove<H: CHandle>(h: *mut H, name: *const c_char, len: usize) -> FfiResult {
     let (h, name) = unsafe { (handle_mut(h)?, arg_str(name, len, "name")?) };
-    h.mutate(|p| p.remove(name))
+    h.mutate(|p| p.remove_node(name))
 }
 
 /// Sets the named node's weight.
@@ -209,13 +116,10 @@ pub(crate) unsafe fn set_weight<H: CHandle>(
     h: *mut H,
     name: *const c_char,
     len: usize,
-    weight: <H::P as Reweigh>::W,
-) -> FfiResult
-where
-    H::P: Reweigh,
-{
+    weight: <H::P as Membership>::Weight,
+) -> FfiResult {
     let (h, name) = unsafe { (handle_mut(h)?, arg_str(name, len, "name")?) };
-    h.mutate(|p| p.reweigh(name, weight))
+    h.mutate(|p| p.set_weight(name, weight))
 }
 
 fn index_of<P: Placement>(p: &P, name: &str) -> FfiResult<usize> {
@@ -228,11 +132,8 @@ pub(crate) unsafe fn weight<H: CHandle>(
     h: *const H,
     name: *const c_char,
     len: usize,
-    weight_out: *mut <H::P as Reweigh>::W,
-) -> FfiResult
-where
-    H::P: Reweigh,
-{
+    weight_out: *mut <H::P as Membership>::Weight,
+) -> FfiResult {
     let (h, name, out) = unsafe {
         (
             handle(h)?,

@@ -9,7 +9,7 @@
 
 use super::args::{Out, arg_key, arg_slice_mut, hand_out};
 use super::boundary::{Failure, FfiResult};
-use super::placement::{CHandle, Handle, Membership, handle};
+use super::placement::{CHandle, Handle, handle};
 use super::status::QK_ERR_BUFFER_TOO_SMALL;
 use crate::ring::Snapshot;
 
@@ -54,7 +54,7 @@ pub(crate) unsafe fn restore<H>(
 ) -> FfiResult
 where
     H: CHandle,
-    H::P: Snapshot + Membership,
+    H::P: Snapshot,
 {
     let (data, out) = unsafe { (arg_key(data, len, "data")?, Out::new(out, "out")?) };
     let p = H::P::from_snapshot(data)?;

@@ -7,9 +7,8 @@
 //! ordered by node name (bytewise), so placement never depends on the order
 //! nodes were added in.
 
-use std::collections::HashMap;
-
-use super::{Continuum, Placement, check_name, check_replicas};
+use super::nodes::{Named, NodeSet};
+use super::{Continuum, Membership, Placement, check_name, check_replicas};
 use crate::error::{Error, Result};
 use crate::hash::{key_hash, vnode_hash};
 
@@ -25,13 +24,18 @@ struct Node {
     weight: u32,
 }
 
+impl Named for Node {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// A weighted virtual-node ring. Lookups take `&self` and are safe to run
 /// from many threads at once; membership changes take `&mut self`.
 #[derive(Debug, Clone)]
 pub struct HashRing {
     vnodes: u32,
-    nodes: Vec<Node>,
-    by_name: HashMap<String, usize>,
+    nodes: NodeSet<Node>,
     continuum: Continuum,
 }
 
@@ -46,8 +50,7 @@ impl HashRing {
     pub fn new() -> Self {
         HashRing {
             vnodes: DEFAULT_VNODES,
-            nodes: Vec::new(),
-            by_name: HashMap::new(),
+            nodes: NodeSet::default(),
             continuum: Continuum::default(),
         }
     }
@@ -75,15 +78,11 @@ impl HashRing {
             let name = name.as_ref();
             check_name(name)?;
             let count = ring.points_for(weight)?;
-            if ring.by_name.contains_key(name) {
-                return Err(Error::NodeExists(name.to_owned()));
-            }
-            let idx = ring.nodes.len() as u32;
-            ring.by_name.insert(name.to_owned(), idx as usize);
-            ring.nodes.push(Node {
+            ring.nodes.check_absent(name)?;
+            let idx = ring.nodes.push(Node {
                 name: name.to_owned(),
                 weight,
-            });
+            }) as u32;
             points.extend((0..count).map(|i| (vnode_hash(name, i), idx)));
         }
         let names = &ring.nodes;
@@ -113,7 +112,7 @@ impl HashRing {
 
     /// Weight of the named node.
     pub fn weight(&self, name: &str) -> Option<u32> {
-        self.by_name.get(name).map(|&i| self.nodes[i].weight)
+        self.nodes.by_name(name).map(|n| n.weight)
     }
 
     fn points_for(&self, weight: u32) -> Result<u32> {
@@ -132,9 +131,7 @@ impl HashRing {
     /// Adds a node. Only the keys that now belong to it move.
     pub fn add_node(&mut self, name: &str, weight: u32) -> Result<()> {
         check_name(name)?;
-        if self.by_name.contains_key(name) {
-            return Err(Error::NodeExists(name.to_owned()));
-        }
+        self.nodes.check_absent(name)?;
         let count = self.points_for(weight)?;
         let idx = self.nodes.len();
         if idx >= u32::MAX as usize {
@@ -144,24 +141,13 @@ impl HashRing {
             name: name.to_owned(),
             weight,
         });
-        self.by_name.insert(name.to_owned(), idx);
         self.merge_points(idx as u32, count);
         Ok(())
     }
 
     /// Removes a node. Only the keys it owned move.
     pub fn remove_node(&mut self, name: &str) -> Result<()> {
-        let idx = *self
-            .by_name
-            .get(name)
-            .ok_or_else(|| Error::NodeNotFound(name.to_owned()))?;
-        self.nodes.remove(idx);
-        self.by_name.remove(name);
-        for v in self.by_name.values_mut() {
-            if *v > idx {
-                *v -= 1;
-            }
-        }
+        let idx = self.nodes.remove(name)?;
         self.continuum = self.continuum.without_owner(idx as u32, true);
         Ok(())
     }
@@ -169,10 +155,7 @@ impl HashRing {
     /// Changes a node's weight. Virtual node `i` has the same position at
     /// every weight, so only keys moving to or from this node move.
     pub fn set_weight(&mut self, name: &str, weight: u32) -> Result<()> {
-        let idx = *self
-            .by_name
-            .get(name)
-            .ok_or_else(|| Error::NodeNotFound(name.to_owned()))?;
+        let idx = self.nodes.find(name)?;
         let count = self.points_for(weight)?;
         if self.nodes[idx].weight == weight {
             return Ok(());
@@ -234,17 +217,33 @@ impl HashRing {
     }
 }
 
+impl Membership for HashRing {
+    type Weight = u32;
+
+    fn remove_node(&mut self, name: &str) -> Result<()> {
+        HashRing::remove_node(self, name)
+    }
+
+    fn set_weight(&mut self, name: &str, weight: u32) -> Result<()> {
+        HashRing::set_weight(self, name, weight)
+    }
+
+    fn weight_at(&self, index: usize) -> Option<u32> {
+        self.node_weight(index)
+    }
+}
+
 impl Placement for HashRing {
     fn len(&self) -> usize {
         self.nodes.len()
     }
 
     fn node_name(&self, index: usize) -> Option<&str> {
-        self.nodes.get(index).map(|n| n.name.as_str())
+        self.nodes.name(index)
     }
 
     fn node_index(&self, name: &str) -> Option<usize> {
-        self.by_name.get(name).copied()
+        self.nodes.position(name)
     }
 
     fn node_weight(&self, index: usize) -> Option<u32> {

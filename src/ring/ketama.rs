@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use super::{Continuum, Placement, check_name, check_replicas};
+use super::{Continuum, Membership, Placement, check_name, check_replicas};
 use crate::error::{Error, Result};
 use crate::hash::{digest_u32, md5, md5_u32};
 
@@ -357,6 +357,22 @@ impl KetamaRing {
                 Err(e)
             }
         }
+    }
+}
+
+impl Membership for KetamaRing {
+    type Weight = u32;
+
+    fn remove_node(&mut self, name: &str) -> Result<()> {
+        self.remove_server(name)
+    }
+
+    fn set_weight(&mut self, name: &str, weight: u32) -> Result<()> {
+        KetamaRing::set_weight(self, name, weight)
+    }
+
+    fn weight_at(&self, index: usize) -> Option<u32> {
+        self.node_weight(index)
     }
 }
 

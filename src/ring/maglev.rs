@@ -21,11 +21,10 @@
 //! - filling stops when all `M` entries are claimed; a key goes to
 //!   `table[key_hash(key) mod M]`.
 
-use std::collections::HashMap;
-
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use super::{Placement, check_name, check_replicas};
+use super::nodes::{Named, NodeSet};
+use super::{Membership, Placement, check_name, check_replicas};
 use crate::error::{Error, Result};
 use crate::hash::{RING_SEED, key_hash};
 
@@ -94,14 +93,19 @@ struct Backend {
     weight: u32,
 }
 
+impl Named for Backend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// A Maglev lookup table over named, weighted backends. Lookups take
 /// `&self`; membership changes take `&mut self` and rebuild the table.
 #[derive(Debug, Clone)]
 pub struct Maglev {
     size: u32,
     fast: FastMod,
-    backends: Vec<Backend>,
-    by_name: HashMap<String, usize>,
+    backends: NodeSet<Backend>,
     /// `table[slot]` = backend index; empty when there are no backends.
     table: Vec<u32>,
 }
@@ -134,8 +138,7 @@ impl Maglev {
         Ok(Maglev {
             size,
             fast: FastMod::new(size as u64),
-            backends: Vec::new(),
-            by_name: HashMap::new(),
+            backends: NodeSet::default(),
             table: Vec::new(),
         })
     }
@@ -167,7 +170,7 @@ impl Maglev {
 
     /// The named backend's weight.
     pub fn weight(&self, name: &str) -> Option<u32> {
-        self.by_name.get(name).map(|&i| self.backends[i].weight)
+        self.backends.by_name(name).map(|b| b.weight)
     }
 
     /// Backends and weights in index order.
@@ -180,10 +183,7 @@ impl Maglev {
         if weight == 0 {
             return Err(Error::invalid("weight must be at least 1"));
         }
-        if self.by_name.contains_key(name) {
-            return Err(Error::NodeExists(name.to_owned()));
-        }
-        self.by_name.insert(name.to_owned(), self.backends.len());
+        self.backends.check_absent(name)?;
         self.backends.push(Backend {
             name: name.to_owned(),
             weight,
@@ -267,7 +267,6 @@ impl Maglev {
             size: self.size,
             fast: self.fast,
             backends: self.backends.clone(),
-            by_name: self.by_name.clone(),
             table: Vec::new(),
         };
         f(&mut next)?;
@@ -287,19 +286,8 @@ impl Maglev {
     /// Removes a backend and rebuilds the table; later indices shift down
     /// by one. Returns the fraction of entries that changed backend.
     pub fn remove_node(&mut self, name: &str) -> Result<f64> {
-        if !self.by_name.contains_key(name) {
-            return Err(Error::NodeNotFound(name.to_owned()));
-        }
-        self.change(|m| {
-            let idx = m.by_name.remove(name).expect("checked above");
-            m.backends.remove(idx);
-            for v in m.by_name.values_mut() {
-                if *v > idx {
-                    *v -= 1;
-                }
-            }
-            Ok(())
-        })
+        self.backends.find(name)?;
+        self.change(|m| m.backends.remove(name).map(drop))
     }
 
     /// Changes a backend's weight and rebuilds the table. Returns the
@@ -308,10 +296,7 @@ impl Maglev {
         if weight == 0 {
             return Err(Error::invalid("weight must be at least 1"));
         }
-        let idx = *self
-            .by_name
-            .get(name)
-            .ok_or_else(|| Error::NodeNotFound(name.to_owned()))?;
+        let idx = self.backends.find(name)?;
         self.change(|m| {
             m.backends[idx].weight = weight;
             Ok(())
@@ -339,7 +324,7 @@ impl Maglev {
         let map: Vec<u32> = self
             .backends
             .iter()
-            .map(|b| other.by_name.get(&b.name).map_or(EMPTY, |&i| i as u32))
+            .map(|b| other.backends.position(&b.name).map_or(EMPTY, |i| i as u32))
             .collect();
         let changed = self
             .table
@@ -391,17 +376,33 @@ impl Maglev {
     }
 }
 
+impl Membership for Maglev {
+    type Weight = u32;
+
+    fn remove_node(&mut self, name: &str) -> Result<()> {
+        Maglev::remove_node(self, name).map(drop)
+    }
+
+    fn set_weight(&mut self, name: &str, weight: u32) -> Result<()> {
+        Maglev::set_weight(self, name, weight).map(drop)
+    }
+
+    fn weight_at(&self, index: usize) -> Option<u32> {
+        self.node_weight(index)
+    }
+}
+
 impl Placement for Maglev {
     fn len(&self) -> usize {
         self.backends.len()
     }
 
     fn node_name(&self, index: usize) -> Option<&str> {
-        self.backends.get(index).map(|b| b.name.as_str())
+        self.backends.name(index)
     }
 
     fn node_index(&self, name: &str) -> Option<usize> {
-        self.by_name.get(name).copied()
+        self.backends.position(name)
     }
 
     fn node_weight(&self, index: usize) -> Option<u32> {

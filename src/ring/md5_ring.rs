@@ -20,9 +20,8 @@
 //! equal the key's (in practice never more than one), so the answer is the
 //! exact 128-bit `bisect_right`.
 
-use std::collections::HashMap;
-
-use super::{Continuum, MAX_POINTS_PER_NODE, Placement, check_name, check_replicas};
+use super::nodes::{Named, NodeSet};
+use super::{Continuum, MAX_POINTS_PER_NODE, Membership, Placement, check_name, check_replicas};
 use crate::error::{Error, Result};
 use crate::hash::md5_u128;
 
@@ -36,13 +35,18 @@ struct Node {
     weight: u32,
 }
 
+impl Named for Node {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// uhashring's default ring. Lookups take `&self` and may run from many
 /// threads at once; membership changes take `&mut self`.
 #[derive(Debug, Clone)]
 pub struct Md5Ring {
     vnodes: u32,
-    nodes: Vec<Node>,
-    by_name: HashMap<String, usize>,
+    nodes: NodeSet<Node>,
     /// Top 64 bits of each point, ascending, with the owners.
     hi: Continuum,
     /// Low 64 bits of each point, in the same order.
@@ -65,8 +69,7 @@ impl Md5Ring {
     pub fn new() -> Self {
         Md5Ring {
             vnodes: MD5_DEFAULT_VNODES,
-            nodes: Vec::new(),
-            by_name: HashMap::new(),
+            nodes: NodeSet::default(),
             hi: Continuum::default(),
             lo: Vec::new(),
         }
@@ -91,7 +94,6 @@ impl Md5Ring {
         for (name, vnodes, weight) in nodes {
             let name = name.as_ref();
             ring.check_new(name, vnodes, weight)?;
-            ring.by_name.insert(name.to_owned(), ring.nodes.len());
             ring.nodes.push(Node {
                 name: name.to_owned(),
                 vnodes,
@@ -104,9 +106,7 @@ impl Md5Ring {
 
     fn check_new(&self, name: &str, vnodes: u32, weight: u32) -> Result<()> {
         check_name(name)?;
-        if self.by_name.contains_key(name) {
-            return Err(Error::NodeExists(name.to_owned()));
-        }
+        self.nodes.check_absent(name)?;
         points_for(vnodes, weight)?;
         Ok(())
     }
@@ -118,9 +118,7 @@ impl Md5Ring {
 
     /// The named node's (vnodes, weight).
     pub fn node_config(&self, name: &str) -> Option<(u32, u32)> {
-        self.by_name
-            .get(name)
-            .map(|&i| (self.nodes[i].vnodes, self.nodes[i].weight))
+        self.nodes.by_name(name).map(|n| (n.vnodes, n.weight))
     }
 
     /// Total number of points.
@@ -155,13 +153,12 @@ impl Md5Ring {
         if self.nodes.len() >= u32::MAX as usize {
             return Err(Error::invalid("too many nodes"));
         }
-        self.by_name.insert(name.to_owned(), self.nodes.len());
-        self.nodes.push(Node {
+        let idx = self.nodes.push(Node {
             name: name.to_owned(),
             vnodes,
             weight,
         });
-        self.merge(self.nodes.len() - 1);
+        self.merge(idx);
         Ok(())
     }
 
@@ -169,7 +166,7 @@ impl Md5Ring {
     /// `i` sits at the same position whatever the count, so only keys
     /// moving to or from this node move.
     pub fn set_node(&mut self, name: &str, vnodes: u32, weight: u32) -> Result<()> {
-        let idx = self.index(name)?;
+        let idx = self.nodes.find(name)?;
         points_for(vnodes, weight)?;
         let n = &mut self.nodes[idx];
         if (n.vnodes, n.weight) == (vnodes, weight) {
@@ -183,31 +180,17 @@ impl Md5Ring {
 
     /// Sets the named node's weight, keeping its vnodes.
     pub fn set_weight(&mut self, name: &str, weight: u32) -> Result<()> {
-        let vnodes = self.nodes[self.index(name)?].vnodes;
+        let vnodes = self.nodes[self.nodes.find(name)?].vnodes;
         self.set_node(name, vnodes, weight)
     }
 
     /// Removes the named node; only the keys it owned move, later node
     /// indices shift down by one.
     pub fn remove_node(&mut self, name: &str) -> Result<()> {
-        let idx = self.index(name)?;
-        self.nodes.remove(idx);
-        self.by_name.remove(name);
-        for v in self.by_name.values_mut() {
-            if *v > idx {
-                *v -= 1;
-            }
-        }
+        let idx = self.nodes.remove(name)?;
         let gone = idx as u32;
         self.retain(|o| o != gone, |o| if o > gone { o - 1 } else { o });
         Ok(())
-    }
-
-    fn index(&self, name: &str) -> Result<usize> {
-        self.by_name
-            .get(name)
-            .copied()
-            .ok_or_else(|| Error::NodeNotFound(name.to_owned()))
     }
 
     /// Keeps the points whose owner passes `keep`, renumbering owners.
@@ -326,17 +309,33 @@ fn points_for(vnodes: u32, weight: u32) -> Result<u32> {
     Ok(n as u32)
 }
 
+impl Membership for Md5Ring {
+    type Weight = u32;
+
+    fn remove_node(&mut self, name: &str) -> Result<()> {
+        Md5Ring::remove_node(self, name)
+    }
+
+    fn set_weight(&mut self, name: &str, weight: u32) -> Result<()> {
+        Md5Ring::set_weight(self, name, weight)
+    }
+
+    fn weight_at(&self, index: usize) -> Option<u32> {
+        self.node_weight(index)
+    }
+}
+
 impl Placement for Md5Ring {
     fn len(&self) -> usize {
         self.nodes.len()
     }
 
     fn node_name(&self, index: usize) -> Option<&str> {
-        self.nodes.get(index).map(|n| n.name.as_str())
+        self.nodes.name(index)
     }
 
     fn node_index(&self, name: &str) -> Option<usize> {
-        self.by_name.get(name).copied()
+        self.nodes.position(name)
     }
 
     fn node_weight(&self, index: usize) -> Option<u32> {

@@ -25,6 +25,7 @@ mod jump;
 mod ketama;
 mod maglev;
 mod md5_ring;
+mod nodes;
 mod rendezvous;
 pub mod snapshot;
 
@@ -117,6 +118,27 @@ pub trait Placement {
     fn node_names(&self) -> Vec<&str> {
         (0..self.len()).filter_map(|i| self.node_name(i)).collect()
     }
+}
+
+/// Membership changes every named placement supports beyond [`Placement`]:
+/// removing a node and changing its weight. Types whose inherent methods
+/// report more (Maglev's disruption) or are named for their domain
+/// (`KetamaRing::remove_server`) keep them; this trait delegates to them so
+/// generic code (the C and Python bindings) is written once.
+pub trait Membership: Placement {
+    /// The weight type: `u32`, or `f64` for [`Rendezvous`].
+    type Weight: Copy;
+
+    /// Removes the named node; later node indices shift down by one.
+    /// Fails with [`Error::NodeNotFound`].
+    fn remove_node(&mut self, name: &str) -> Result<()>;
+
+    /// Changes the named node's weight. Fails with [`Error::NodeNotFound`]
+    /// or on a weight the placement does not accept.
+    fn set_weight(&mut self, name: &str, weight: Self::Weight) -> Result<()>;
+
+    /// Weight of the node at `index`, exact in [`Self::Weight`].
+    fn weight_at(&self, index: usize) -> Option<Self::Weight>;
 }
 
 /// Validates a preference-list length against the node count.

@@ -24,11 +24,11 @@
 //! one `ln` per distinct weight, not per node (see [`Groups`]).
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use super::{Placement, check_name, check_replicas};
+use super::nodes::{Named, NodeSet};
+use super::{Membership, Placement, check_name, check_replicas};
 use crate::error::{Error, Result};
 use crate::hash::{RING_SEED, key_hash};
 
@@ -39,12 +39,17 @@ struct Node {
     hash: u64,
 }
 
+impl Named for Node {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// Weighted rendezvous hashing over named nodes with positive, finite
 /// `f64` weights. Lookups take `&self`; membership changes `&mut self`.
 #[derive(Debug, Clone, Default)]
 pub struct Rendezvous {
-    nodes: Vec<Node>,
-    by_name: HashMap<String, usize>,
+    nodes: NodeSet<Node>,
     /// Derived from `nodes` after every change: the lookup's layout.
     groups: Groups,
 }
@@ -240,13 +245,10 @@ impl Rendezvous {
     fn push(&mut self, name: &str, weight: f64) -> Result<()> {
         check_name(name)?;
         check_weight(weight)?;
-        if self.by_name.contains_key(name) {
-            return Err(Error::NodeExists(name.to_owned()));
-        }
+        self.nodes.check_absent(name)?;
         if self.nodes.len() >= u32::MAX as usize {
             return Err(Error::invalid("too many nodes"));
         }
-        self.by_name.insert(name.to_owned(), self.nodes.len());
         self.nodes.push(Node {
             name: name.to_owned(),
             weight,
@@ -269,16 +271,7 @@ impl Rendezvous {
     /// Removes a node; only the keys it owned move. Later indices shift
     /// down by one.
     pub fn remove_node(&mut self, name: &str) -> Result<()> {
-        let idx = self
-            .by_name
-            .remove(name)
-            .ok_or_else(|| Error::NodeNotFound(name.to_owned()))?;
-        self.nodes.remove(idx);
-        for v in self.by_name.values_mut() {
-            if *v > idx {
-                *v -= 1;
-            }
-        }
+        self.nodes.remove(name)?;
         self.regroup();
         Ok(())
     }
@@ -286,10 +279,7 @@ impl Rendezvous {
     /// Changes a node's weight; only keys moving to or from it move.
     pub fn set_weight(&mut self, name: &str, weight: f64) -> Result<()> {
         check_weight(weight)?;
-        let idx = *self
-            .by_name
-            .get(name)
-            .ok_or_else(|| Error::NodeNotFound(name.to_owned()))?;
+        let idx = self.nodes.find(name)?;
         self.nodes[idx].weight = weight;
         self.regroup();
         Ok(())
@@ -297,7 +287,7 @@ impl Rendezvous {
 
     /// The named node's weight.
     pub fn weight(&self, name: &str) -> Option<f64> {
-        self.by_name.get(name).map(|&i| self.nodes[i].weight)
+        self.nodes.by_name(name).map(|n| n.weight)
     }
 
     /// Nodes and weights in index order.
@@ -412,17 +402,33 @@ impl Rendezvous {
     }
 }
 
+impl Membership for Rendezvous {
+    type Weight = f64;
+
+    fn remove_node(&mut self, name: &str) -> Result<()> {
+        Rendezvous::remove_node(self, name)
+    }
+
+    fn set_weight(&mut self, name: &str, weight: f64) -> Result<()> {
+        Rendezvous::set_weight(self, name, weight)
+    }
+
+    fn weight_at(&self, index: usize) -> Option<f64> {
+        self.node_weight_f64(index)
+    }
+}
+
 impl Placement for Rendezvous {
     fn len(&self) -> usize {
         self.nodes.len()
     }
 
     fn node_name(&self, index: usize) -> Option<&str> {
-        self.nodes.get(index).map(|n| n.name.as_str())
+        self.nodes.name(index)
     }
 
     fn node_index(&self, name: &str) -> Option<usize> {
-        self.by_name.get(name).copied()
+        self.nodes.position(name)
     }
 
     /// The weight when it is a whole number in `u32` range, else `None`:
