@@ -74,6 +74,17 @@ pub enum Error {
         /// The highest token seen for the resource.
         highest: u64,
     },
+    /// A time earlier than one already seen for the same node (times must
+    /// come from a monotonic clock).
+    #[error("time went backwards for {node:?}: {now_ns} ns is before the last heartbeat at {last_ns} ns")]
+    NotMonotonic {
+        /// The node named in the call.
+        node: String,
+        /// Its last heartbeat.
+        last_ns: u64,
+        /// The rejected time.
+        now_ns: u64,
+    },
 }
 
 /// `Result` with the crate's [`Error`].

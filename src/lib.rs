@@ -12,6 +12,8 @@
 //! - [`lease`]: lock leases — a pure [`lease::LeaseMachine`], the
 //!   thread-safe [`lease::LeaseTable`] with fair blocking and fencing
 //!   tokens, [`lease::Fence`] and auto-renewing [`lease::LeaseGuard`]s.
+//! - [`detect`]: a phi-accrual [`detect::FailureDetector`] (sans-IO: time
+//!   is passed in as nanoseconds).
 //!
 //! Placement is stable: the hash functions in [`hash`] are fixed and
 //! documented, so a key lands on the same node on every platform, version
@@ -28,6 +30,7 @@
 //! assert_eq!(ring.get_nodes(b"user:42", 2).unwrap().len(), 2);
 //! ```
 
+pub mod detect;
 pub mod error;
 pub mod hash;
 pub mod lease;

@@ -53,6 +53,10 @@ pub const QK_ERR_NOT_HOLDER: qk_status = 14;
 pub const QK_ERR_STALE_TOKEN: qk_status = 15;
 /// A try-acquire found the resource held, queued for, or in lock-delay.
 pub const QK_ERR_BUSY: qk_status = 16;
+// 17–19 belong to the lease branch, 20–23 to the ring-algorithms branch.
+/// A time earlier than one already seen for the same node (failure
+/// detector times must come from a monotonic clock).
+pub const QK_ERR_NOT_MONOTONIC: qk_status = 24;
 
 /// The status code of a core error.
 pub(crate) fn status_of(e: &Error) -> qk_status {
@@ -69,6 +73,7 @@ pub(crate) fn status_of(e: &Error) -> qk_status {
         Error::NotHolder { .. } => QK_ERR_NOT_HOLDER,
         Error::StaleToken { .. } => QK_ERR_STALE_TOKEN,
         Error::Busy { .. } => QK_ERR_BUSY,
+        Error::NotMonotonic { .. } => QK_ERR_NOT_MONOTONIC,
     }
 }
 
@@ -91,6 +96,7 @@ pub(crate) fn status_name(status: qk_status) -> &'static std::ffi::CStr {
         QK_ERR_NOT_HOLDER => c"not the holder",
         QK_ERR_STALE_TOKEN => c"stale token",
         QK_ERR_BUSY => c"busy",
+        QK_ERR_NOT_MONOTONIC => c"time went backwards",
         _ => c"unknown status",
     }
 }
@@ -128,10 +134,11 @@ mod tests {
             QK_ERR_NOT_HOLDER,
             QK_ERR_STALE_TOKEN,
             QK_ERR_BUSY,
+            QK_ERR_NOT_MONOTONIC,
         ];
         assert_eq!(
             codes,
-            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16]
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 24]
         );
         for c in codes {
             assert_ne!(status_name(c), c"unknown status", "{c}");
@@ -182,5 +189,11 @@ mod tests {
             highest: 2,
         };
         assert_eq!(status_of(&st), QK_ERR_STALE_TOKEN);
+        let nm = Error::NotMonotonic {
+            node: r(),
+            last_ns: 2,
+            now_ns: 1,
+        };
+        assert_eq!(status_of(&nm), QK_ERR_NOT_MONOTONIC);
     }
 }
