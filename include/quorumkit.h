@@ -21,6 +21,7 @@
 #ifndef QUORUMKIT_H
 #define QUORUMKIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,18 @@
 #define QK_VERSION_MINOR 1
 #define QK_VERSION_PATCH 0
 #define QK_VERSION_STRING "0.1.0"
+
+/**
+ * The largest number of samples a window may keep.
+ */
+#define MAX_WINDOW (1 << 16)
+
+/**
+ * Intervals longer than this (2^55 ns, about 417 days) are recorded as
+ * this, so a full window's sum of squares (at most 2^16 · 2^110 = 2^126)
+ * fits in u128.
+ */
+#define MAX_INTERVAL_NS (1 << 55)
 
 /**
  * The default table size, 65537.
@@ -69,6 +82,19 @@
  * Create with `qk_bounded_new()`, destroy with `qk_bounded_free()`.
  */
 typedef struct qk_bounded qk_bounded;
+
+/**
+ * A registry of monitored nodes, each with a sliding window of heartbeat
+ * inter-arrival times and a suspicion level φ (README, "Failure
+ * detection").
+ *
+ * Thread safety: none inside. Calls on one detector must not overlap
+ * (functions taking a `const qk_detector *` may overlap each other, but
+ * not a call taking `qk_detector *`).
+ *
+ * Create with `qk_detector_new()`, destroy with `qk_detector_free()`.
+ */
+typedef struct qk_detector qk_detector;
 
 /**
  * The highest fencing token seen per resource: a protected resource
@@ -288,6 +314,12 @@ typedef struct {
  * A try-acquire found the resource held, queued for, or in lock-delay.
  */
 #define QK_ERR_BUSY 16
+
+/**
+ * A time earlier than one already seen for the same node (failure
+ * detector times must come from a monotonic clock).
+ */
+#define QK_ERR_NOT_MONOTONIC 24
 
 /**
  * libmemcached 1.1.4 with `MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED`.
@@ -1994,6 +2026,103 @@ qk_status qk_fence_highest(const qk_fence *fence,
                            const char *resource,
                            size_t resource_len,
                            uint64_t *token_out);
+
+/**
+ * Creates a detector and stores it in `*detector_out`. Akka's defaults
+ * are `threshold` 8.0, `max_samples` 1000, `min_std_dev_ns` 100 ms,
+ * `acceptable_pause_ns` 3 s, `first_heartbeat_estimate_ns` 1 s.
+ *
+ * Ownership: the caller owns the detector; free it with `qk_detector_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` if `threshold` is not
+ * finite and > 0, `max_samples` is not in 1..=65536, or `min_std_dev_ns`
+ * or `first_heartbeat_estimate_ns` is 0.
+ *
+ * # Safety
+ * `detector_out` is NULL or valid for writing a pointer.
+ */
+qk_status qk_detector_new(double threshold,
+                          size_t max_samples,
+                          uint64_t min_std_dev_ns,
+                          uint64_t acceptable_pause_ns,
+                          uint64_t first_heartbeat_estimate_ns,
+                          qk_detector **detector_out);
+
+/**
+ * Frees a detector. NULL is a no-op.
+ *
+ * # Safety
+ * `detector` is NULL or a live detector that is not used again.
+ */
+void qk_detector_free(qk_detector *detector);
+
+/**
+ * Records a heartbeat from the node `name` (`name_len` bytes of UTF-8) at
+ * `now_ns`; the first one registers the node.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`; `QK_ERR_NOT_MONOTONIC`
+ * if `now_ns` is before the node's last heartbeat (nothing changes).
+ *
+ * # Safety
+ * `detector` is NULL or a live detector; `name` is NULL or points to
+ * `name_len` readable bytes.
+ */
+qk_status qk_detector_heartbeat(qk_detector *detector,
+                                const char *name,
+                                size_t name_len,
+                                uint64_t now_ns);
+
+/**
+ * Stores the node's suspicion level φ at `now_ns` in `*phi_out` (≥ 0; may
+ * be infinite long after the last heartbeat).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`; `QK_ERR_NOT_FOUND` for
+ * a node never heard from or removed; `QK_ERR_NOT_MONOTONIC` if `now_ns`
+ * is before its last heartbeat.
+ *
+ * # Safety
+ * `detector` is NULL or a live detector; `name` as in
+ * `qk_detector_heartbeat()`; `phi_out` is NULL or writable.
+ */
+qk_status qk_detector_phi(const qk_detector *detector,
+                          const char *name,
+                          size_t name_len,
+                          uint64_t now_ns,
+                          double *phi_out);
+
+/**
+ * Stores in `*available_out` whether the node's φ at `now_ns` is below
+ * the threshold. Errors as `qk_detector_phi()`.
+ *
+ * # Safety
+ * As `qk_detector_phi()`, with `available_out` NULL or writable.
+ */
+qk_status qk_detector_is_available(const qk_detector *detector,
+                                   const char *name,
+                                   size_t name_len,
+                                   uint64_t now_ns,
+                                   bool *available_out);
+
+/**
+ * Stops monitoring the node.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`; `QK_ERR_NOT_FOUND` if
+ * it was not monitored.
+ *
+ * # Safety
+ * As `qk_detector_heartbeat()`.
+ */
+qk_status qk_detector_remove(qk_detector *detector, const char *name, size_t name_len);
+
+/**
+ * Stores the number of monitored nodes in `*len_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `detector` is NULL or a live detector; `len_out` is NULL or writable.
+ */
+qk_status qk_detector_len(const qk_detector *detector, size_t *len_out);
 
 #ifdef __cplusplus
 }  // extern "C"

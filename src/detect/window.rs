@@ -87,6 +87,7 @@ impl Window {
     }
 
     /// How many samples the window holds.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.samples.len()
     }

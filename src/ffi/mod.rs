@@ -41,6 +41,8 @@ pub mod md5ring;
 
 pub mod lease;
 
+pub mod detect;
+
 use std::ffi::{CStr, c_char};
 
 const VERSION_C: &CStr =

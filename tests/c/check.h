@@ -46,5 +46,6 @@ void test_snapshot(void);
 void test_algos(void);
 void test_md5ring(void);
 void test_lease(void);
+void test_detect(void);
 
 #endif

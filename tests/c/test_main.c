@@ -74,6 +74,7 @@ int main(void) {
     test_algos();
     test_md5ring();
     test_lease();
+    test_detect();
     printf("c tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

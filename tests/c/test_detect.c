@@ -1,0 +1,136 @@
+/* The phi-accrual failure detector through the C API: every function, good
+ * and bad arguments (NULL, invalid UTF-8, bad config, unknown node, time
+ * going backwards), and φ values computed by hand (see src/detect/tests.rs
+ * for the arithmetic). */
+#include <math.h>
+#include <stdbool.h>
+
+#include "check.h"
+
+#define SEC 1000000000ull
+#define MS 1000000ull
+
+static const char BAD_UTF8[] = {'n', (char)0xff};
+
+static qk_detector *make_default(void) {
+    qk_detector *d = NULL;
+    REQUIRE(qk_detector_new(8.0, 1000, 100 * MS, 3 * SEC, SEC, &d) == QK_OK && d != NULL);
+    return d;
+}
+
+static void test_detect_config(void) {
+    CHECK(QK_ERR_NOT_MONOTONIC == 24);
+    CHECK(strcmp(qk_status_str(QK_ERR_NOT_MONOTONIC), "time went backwards") == 0);
+    CHECK(strcmp(qk_status_str(23), "unknown status") == 0);
+    CHECK(strcmp(qk_status_str(25), "unknown status") == 0);
+
+    qk_detector *d = (qk_detector *)0x1;
+    CHECK_ERR(qk_detector_new(8.0, 1000, 100 * MS, 3 * SEC, SEC, NULL), QK_ERR_NULL_ARG);
+    /* Bad configs leave the out-parameter alone. */
+    CHECK_ERR(qk_detector_new(0.0, 1000, 100 * MS, 3 * SEC, SEC, &d), QK_ERR_INVALID_ARG);
+    CHECK(strstr(qk_last_error_message(), "threshold") != NULL);
+    CHECK_ERR(qk_detector_new(-1.0, 1000, 100 * MS, 3 * SEC, SEC, &d), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_detector_new(NAN, 1000, 100 * MS, 3 * SEC, SEC, &d), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_detector_new(INFINITY, 1000, 100 * MS, 3 * SEC, SEC, &d), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_detector_new(8.0, 0, 100 * MS, 3 * SEC, SEC, &d), QK_ERR_INVALID_ARG);
+    CHECK(strstr(qk_last_error_message(), "max_samples") != NULL);
+    CHECK_ERR(qk_detector_new(8.0, 65537, 100 * MS, 3 * SEC, SEC, &d), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_detector_new(8.0, 1000, 0, 3 * SEC, SEC, &d), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_detector_new(8.0, 1000, 100 * MS, 3 * SEC, 0, &d), QK_ERR_INVALID_ARG);
+    CHECK(d == (qk_detector *)0x1);
+    qk_detector_free(NULL);
+}
+
+static void test_detect_regular(void) {
+    qk_detector *d = make_default();
+    size_t n = SENTINEL_SIZE;
+    CHECK_OK(qk_detector_len(d, &n));
+    CHECK(n == 0);
+    for (uint64_t i = 0; i < 10; i++) CHECK_OK(qk_detector_heartbeat(d, STR("a"), i * SEC));
+    CHECK_OK(qk_detector_len(d, &n));
+    CHECK(n == 1);
+
+    /* Window 0.75, 1.25 and nine 1 s: mean 1 s, std 0.1066004 s; mean' 4 s. */
+    uint64_t last = 9 * SEC;
+    double phi = -1.0;
+    CHECK_OK(qk_detector_phi(d, STR("a"), last + SEC, &phi));
+    CHECK(phi == 0.0);
+    CHECK_OK(qk_detector_phi(d, STR("a"), last + 4 * SEC, &phi));
+    CHECK(fabs(phi - 0.3010299956639812) < 1e-9); /* y = 0: log10 2 */
+    CHECK_OK(qk_detector_phi(d, STR("a"), last + 4200 * MS, &phi));
+    CHECK(fabs(phi - 1.5175254409299836) < 1e-9); /* y = 1.876170 */
+    bool up = false;
+    /* φ crosses 8 at Δt = 4.5570920 s. */
+    CHECK_OK(qk_detector_is_available(d, STR("a"), last + 4555 * MS, &up));
+    CHECK(up);
+    CHECK_OK(qk_detector_is_available(d, STR("a"), last + 4559 * MS, &up));
+    CHECK(!up);
+    /* Long silence: φ is infinite. */
+    CHECK_OK(qk_detector_phi(d, STR("a"), UINT64_MAX, &phi));
+    CHECK(isinf(phi) && phi > 0);
+    qk_detector_free(d);
+}
+
+static void test_detect_errors(void) {
+    qk_detector *d = make_default();
+    double phi = 42.0;
+    bool up = true;
+    size_t n = SENTINEL_SIZE;
+
+    /* Unknown node. */
+    CHECK_ERR(qk_detector_phi(d, STR("x"), 0, &phi), QK_ERR_NOT_FOUND);
+    CHECK_ERR(qk_detector_is_available(d, STR("x"), 0, &up), QK_ERR_NOT_FOUND);
+    CHECK_ERR(qk_detector_remove(d, STR("x")), QK_ERR_NOT_FOUND);
+    CHECK(phi == 42.0 && up);
+
+    /* Time going backwards changes nothing. */
+    CHECK_OK(qk_detector_heartbeat(d, STR("a"), 10 * SEC));
+    CHECK_ERR(qk_detector_heartbeat(d, STR("a"), 9 * SEC), QK_ERR_NOT_MONOTONIC);
+    CHECK(strstr(qk_last_error_message(), "backwards") != NULL);
+    CHECK_ERR(qk_detector_phi(d, STR("a"), 9 * SEC, &phi), QK_ERR_NOT_MONOTONIC);
+    CHECK_ERR(qk_detector_is_available(d, STR("a"), 9 * SEC, &up), QK_ERR_NOT_MONOTONIC);
+    CHECK(phi == 42.0 && up);
+    CHECK_OK(qk_detector_phi(d, STR("a"), 10 * SEC, &phi));
+    CHECK(phi == 0.0);
+
+    /* NULL pointers. */
+    CHECK_ERR(qk_detector_heartbeat(NULL, STR("a"), 0), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_detector_heartbeat(d, NULL, 1, 0), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_detector_phi(NULL, STR("a"), 0, &phi), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_detector_phi(d, NULL, 1, 0, &phi), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_detector_phi(d, STR("a"), 20 * SEC, NULL), QK_ERR_NULL_ARG);
+    CHECK(strstr(qk_last_error_message(), "phi_out") != NULL);
+    CHECK_ERR(qk_detector_is_available(NULL, STR("a"), 0, &up), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_detector_is_available(d, NULL, 1, 0, &up), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_detector_is_available(d, STR("a"), 20 * SEC, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_detector_remove(NULL, STR("a")), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_detector_remove(d, NULL, 1), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_detector_len(NULL, &n), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_detector_len(d, NULL), QK_ERR_NULL_ARG);
+
+    /* Invalid UTF-8. */
+    CHECK_ERR(qk_detector_heartbeat(d, BAD_UTF8, 2, 0), QK_ERR_INVALID_UTF8);
+    CHECK_ERR(qk_detector_phi(d, BAD_UTF8, 2, 0, &phi), QK_ERR_INVALID_UTF8);
+    CHECK_ERR(qk_detector_is_available(d, BAD_UTF8, 2, 0, &up), QK_ERR_INVALID_UTF8);
+    CHECK_ERR(qk_detector_remove(d, BAD_UTF8, 2), QK_ERR_INVALID_UTF8);
+    CHECK(phi == 0.0 && up);
+    CHECK_OK(qk_detector_len(d, &n));
+    CHECK(n == 1);
+
+    /* Remove, then the node is unknown again. */
+    CHECK_OK(qk_detector_remove(d, STR("a")));
+    CHECK_ERR(qk_detector_phi(d, STR("a"), 10 * SEC, &phi), QK_ERR_NOT_FOUND);
+    CHECK_OK(qk_detector_len(d, &n));
+    CHECK(n == 0);
+    /* The empty name is a name. */
+    CHECK_OK(qk_detector_heartbeat(d, "", 0, 0));
+    CHECK_OK(qk_detector_is_available(d, "", 0, SEC, &up));
+    CHECK(up);
+    qk_detector_free(d);
+}
+
+void test_detect(void) {
+    test_detect_config();
+    test_detect_regular();
+    test_detect_errors();
+}
