@@ -76,7 +76,9 @@ pub enum Error {
     },
     /// A time earlier than one already seen for the same node (times must
     /// come from a monotonic clock).
-    #[error("time went backwards for {node:?}: {now_ns} ns is before the last heartbeat at {last_ns} ns")]
+    #[error(
+        "time went backwards for {node:?}: {now_ns} ns is before the last heartbeat at {last_ns} ns"
+    )]
     NotMonotonic {
         /// The node named in the call.
         node: String,

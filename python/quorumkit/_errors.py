@@ -20,6 +20,7 @@ __all__ = [
     "LeaseExpiredError",
     "NotHolderError",
     "StaleTokenError",
+    "NonMonotonicTimeError",
 ]
 
 
@@ -72,3 +73,8 @@ class NotHolderError(QuorumkitError, PermissionError):
 
 class StaleTokenError(QuorumkitError, ValueError):
     """A fencing token older than the newest one the fence has seen."""
+
+
+class NonMonotonicTimeError(QuorumkitError, ValueError):
+    """A time earlier than one already seen for the same node: failure
+    detector times must come from a monotonic clock."""

@@ -39,6 +39,8 @@ pub enum Kind {
     NotHolder,
     /// `StaleTokenError(QuorumkitError, ValueError)`.
     StaleToken,
+    /// `NonMonotonicTimeError(QuorumkitError, ValueError)`.
+    NotMonotonic,
 }
 
 struct Classes {
@@ -54,6 +56,7 @@ struct Classes {
     expired: Py<PyType>,
     not_holder: Py<PyType>,
     stale: Py<PyType>,
+    not_monotonic: Py<PyType>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -77,6 +80,7 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             expired: get("LeaseExpiredError")?,
             not_holder: get("NotHolderError")?,
             stale: get("StaleTokenError")?,
+            not_monotonic: get("NonMonotonicTimeError")?,
         })
     })
 }
@@ -101,6 +105,7 @@ pub fn new_err(py: Python<'_>, kind: Kind, msg: impl Into<String>) -> PyErr {
         Kind::LeaseExpired => &c.expired,
         Kind::NotHolder => &c.not_holder,
         Kind::StaleToken => &c.stale,
+        Kind::NotMonotonic => &c.not_monotonic,
     };
     PyErr::from_type(ty.bind(py).clone(), msg.into())
 }
@@ -129,6 +134,7 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
         Error::LeaseExpired { .. } => Kind::LeaseExpired,
         Error::NotHolder { .. } => Kind::NotHolder,
         Error::StaleToken { .. } => Kind::StaleToken,
+        Error::NotMonotonic { .. } => Kind::NotMonotonic,
         // `Error` is non_exhaustive: a variant added later is still ours.
         _ => Kind::Base,
     };

@@ -37,7 +37,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 // ---------------------------------------------------------------- arguments
 
 /// A number of seconds (int or float, not bool): finite and >= 0.
-fn seconds_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<f64> {
+pub(crate) fn seconds_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<f64> {
     let ok_type = (obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>())
         && !obj.is_instance_of::<PyBool>();
     if !ok_type {
@@ -58,7 +58,7 @@ fn seconds_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<f64> {
 
 /// Seconds to nanoseconds (rounded, at least 1 for a positive value);
 /// `InvalidArgument` beyond u64 nanoseconds (584 years) or infinite.
-fn to_ns(py: Python<'_>, s: f64, what: &str) -> PyResult<u64> {
+pub(crate) fn to_ns(py: Python<'_>, s: f64, what: &str) -> PyResult<u64> {
     let ns = (s * 1e9).round();
     if !ns.is_finite() || ns >= u64::MAX as f64 {
         return Err(invalid(
@@ -122,7 +122,7 @@ fn mode_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Mode> {
     }
 }
 
-fn secs(ns: u64) -> f64 {
+pub(crate) fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 

@@ -4,6 +4,7 @@
 
 mod args;
 mod bounded;
+mod detect;
 mod errors;
 mod jump;
 mod lease;
@@ -46,5 +47,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lease::LeaseContext>()?;
     m.add_class::<lease::AsyncTicket>()?;
     m.add_class::<lease::Fence>()?;
+    m.add_class::<detect::FailureDetector>()?;
     Ok(())
 }

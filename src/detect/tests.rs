@@ -185,14 +185,38 @@ fn bad_inputs() {
 fn bad_configs() {
     let ok = DetectorConfig::default();
     let bad = [
-        DetectorConfig { threshold: 0.0, ..ok },
-        DetectorConfig { threshold: -1.0, ..ok },
-        DetectorConfig { threshold: f64::NAN, ..ok },
-        DetectorConfig { threshold: f64::INFINITY, ..ok },
-        DetectorConfig { max_samples: 0, ..ok },
-        DetectorConfig { max_samples: window::MAX_WINDOW + 1, ..ok },
-        DetectorConfig { min_std_dev_ns: 0, ..ok },
-        DetectorConfig { first_heartbeat_estimate_ns: 0, ..ok },
+        DetectorConfig {
+            threshold: 0.0,
+            ..ok
+        },
+        DetectorConfig {
+            threshold: -1.0,
+            ..ok
+        },
+        DetectorConfig {
+            threshold: f64::NAN,
+            ..ok
+        },
+        DetectorConfig {
+            threshold: f64::INFINITY,
+            ..ok
+        },
+        DetectorConfig {
+            max_samples: 0,
+            ..ok
+        },
+        DetectorConfig {
+            max_samples: window::MAX_WINDOW + 1,
+            ..ok
+        },
+        DetectorConfig {
+            min_std_dev_ns: 0,
+            ..ok
+        },
+        DetectorConfig {
+            first_heartbeat_estimate_ns: 0,
+            ..ok
+        },
     ];
     for c in bad {
         assert!(
@@ -202,14 +226,26 @@ fn bad_configs() {
     }
     // Edges that are fine: one sample, no pause, the largest window.
     for c in [
-        DetectorConfig { max_samples: 1, ..ok },
-        DetectorConfig { acceptable_pause_ns: 0, ..ok },
-        DetectorConfig { max_samples: window::MAX_WINDOW, ..ok },
+        DetectorConfig {
+            max_samples: 1,
+            ..ok
+        },
+        DetectorConfig {
+            acceptable_pause_ns: 0,
+            ..ok
+        },
+        DetectorConfig {
+            max_samples: window::MAX_WINDOW,
+            ..ok
+        },
     ] {
         FailureDetector::new(c).unwrap();
     }
     // One sample: the seeds leave [1.25 s] behind, std = the floor.
-    let mut d = det(DetectorConfig { max_samples: 1, ..ok });
+    let mut d = det(DetectorConfig {
+        max_samples: 1,
+        ..ok
+    });
     d.heartbeat("a", 0).unwrap();
     assert_eq!(d.intervals("a").unwrap(), [1250 * MS]);
 }
