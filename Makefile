@@ -90,6 +90,7 @@ py-test: sysdeps py-install
 bench: sysdeps py-install
 	cargo bench --bench ring
 	cargo bench --bench lease
+	cargo bench --bench detect
 	$(PY) bench/ring_vs_peers.py
 	$(PY) bench/bounded_snapshot.py
 	$(PY) bench/lease_vs_peers.py
