@@ -60,7 +60,7 @@ fn detect(c: &mut Criterion) {
     }
 
     // Baseline: φ from a window re-summed per query (1000 samples).
-    let (d, names, t) = warmed(1);
+    let (d, names, _) = warmed(1);
     let window: Vec<u64> = d.intervals(&names[0]).unwrap();
     let cfg = DetectorConfig::default();
     g.bench_function("phi, re-summing the 1000-sample window (baseline)", |b| {
@@ -77,7 +77,6 @@ fn detect(c: &mut Criterion) {
             ))
         })
     });
-    let _ = t;
     g.finish();
 }
 
