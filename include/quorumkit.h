@@ -32,18 +32,6 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
- * The largest number of samples a window may keep.
- */
-#define MAX_WINDOW (1 << 16)
-
-/**
- * Intervals longer than this (2^55 ns, about 417 days) are recorded as
- * this, so a full window's sum of squares (at most 2^16 · 2^110 = 2^126)
- * fits in u128.
- */
-#define MAX_INTERVAL_NS (1 << 55)
-
-/**
  * The default table size, 65537.
  */
 #define QK_MAGLEV_DEFAULT_TABLE_SIZE 65537
