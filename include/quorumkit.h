@@ -52,6 +52,13 @@
 #define QK_TIMEOUT_FOREVER UINT64_MAX
 
 /**
+ * A ballot: ordered by round, then by the proposing node's id, so two
+ * proposers never use the same ballot. `Ballot::ZERO` is below every ballot a
+ * proposer uses (rounds start at 1).
+ */
+typedef struct Ballot Ballot;
+
+/**
  * A bounded-load balancer (Mirrokni, Thorup, Zadimoghaddam 2018; HAProxy
  * `hash-balance-factor`): `qk_bounded_acquire()` gives a key to the first
  * node clockwise from it on the ring whose load is below
@@ -219,6 +226,8 @@ typedef struct {
     uint32_t mode;
 } qk_lease;
 
+
+
 /**
  * Success.
  */
@@ -302,6 +311,17 @@ typedef struct {
  * A try-acquire found the resource held, queued for, or in lock-delay.
  */
 #define QK_ERR_BUSY 16
+
+/**
+ * Durable storage failed (I/O error). A Paxos node that hits one stops:
+ * every later call on it returns this code; free it and restart it.
+ */
+#define QK_ERR_STORAGE 17
+
+/**
+ * The operation needs the leader and this node is not it.
+ */
+#define QK_ERR_NOT_LEADER 18
 
 /**
  * A time earlier than one already seen for the same node (failure

@@ -87,6 +87,17 @@ pub enum Error {
         /// The rejected time.
         now_ns: u64,
     },
+    /// Durable storage failed (an I/O error reading, writing or syncing).
+    /// A Paxos node that hits one stops: every later call returns this error.
+    #[error("storage failure: {0}")]
+    Storage(String),
+    /// The operation needs the leader and this node is not it; `leader` is
+    /// the leader this node knows of, if any.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader this node follows, if it knows one.
+        leader: Option<u32>,
+    },
 }
 
 /// `Result` with the crate's [`Error`].
@@ -95,6 +106,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidArgument(msg.into())
+    }
+
+    #[allow(dead_code)] // the file store (paxos) uses it
+    pub(crate) fn storage(msg: impl Into<String>) -> Self {
+        Error::Storage(msg.into())
     }
 
     pub(crate) fn corrupt(msg: impl Into<String>) -> Self {

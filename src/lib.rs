@@ -14,6 +14,9 @@
 //!   tokens, [`lease::Fence`] and auto-renewing [`lease::LeaseGuard`]s.
 //! - [`detect`]: a phi-accrual [`detect::FailureDetector`] (sans-IO: time
 //!   is passed in as nanoseconds).
+//! - [`paxos`]: single-decree Paxos and Multi-Paxos as sans-IO state
+//!   machines with durable storage and a versioned wire format.
+//! - [`sim`]: a deterministic, fault-injecting simulator and its checkers.
 //!
 //! Placement is stable: the hash functions in [`hash`] are fixed and
 //! documented, so a key lands on the same node on every platform, version
@@ -34,7 +37,10 @@ pub mod detect;
 pub mod error;
 pub mod hash;
 pub mod lease;
+pub mod paxos;
 pub mod ring;
+pub mod rng;
+pub mod sim;
 
 #[cfg(feature = "capi")]
 pub mod ffi;

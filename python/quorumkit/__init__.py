@@ -19,8 +19,10 @@ from quorumkit._errors import (
     NodeNotFoundError,
     NonMonotonicTimeError,
     NotHolderError,
+    NotLeaderError,
     QuorumkitError,
     StaleTokenError,
+    StorageError,
     UnsupportedVersionError,
 )
 from quorumkit._native import (
@@ -67,9 +69,11 @@ __all__ = [
     "NodeNotFoundError",
     "NonMonotonicTimeError",
     "NotHolderError",
+    "NotLeaderError",
     "QuorumkitError",
     "RendezvousHash",
     "StaleTokenError",
+    "StorageError",
     "UnsupportedVersionError",
     "__version__",
     "jump_hash",

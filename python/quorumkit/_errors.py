@@ -21,6 +21,8 @@ __all__ = [
     "NotHolderError",
     "StaleTokenError",
     "NonMonotonicTimeError",
+    "StorageError",
+    "NotLeaderError",
 ]
 
 
@@ -78,3 +80,12 @@ class StaleTokenError(QuorumkitError, ValueError):
 class NonMonotonicTimeError(QuorumkitError, ValueError):
     """A time earlier than one already seen for the same node: failure
     detector times must come from a monotonic clock."""
+
+
+class StorageError(QuorumkitError, OSError):
+    """Durable storage failed (an I/O error). A Paxos node that hits one
+    stops: every later call on it raises this error."""
+
+
+class NotLeaderError(QuorumkitError):
+    """The operation needs the leader and this node is not it."""

@@ -41,6 +41,10 @@ pub enum Kind {
     StaleToken,
     /// `NonMonotonicTimeError(QuorumkitError, ValueError)`.
     NotMonotonic,
+    /// `StorageError(QuorumkitError, OSError)`.
+    Storage,
+    /// `NotLeaderError(QuorumkitError)`.
+    NotLeader,
 }
 
 struct Classes {
@@ -57,6 +61,8 @@ struct Classes {
     not_holder: Py<PyType>,
     stale: Py<PyType>,
     not_monotonic: Py<PyType>,
+    storage: Py<PyType>,
+    not_leader: Py<PyType>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -81,6 +87,8 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             not_holder: get("NotHolderError")?,
             stale: get("StaleTokenError")?,
             not_monotonic: get("NonMonotonicTimeError")?,
+            storage: get("StorageError")?,
+            not_leader: get("NotLeaderError")?,
         })
     })
 }
@@ -106,6 +114,8 @@ pub fn new_err(py: Python<'_>, kind: Kind, msg: impl Into<String>) -> PyErr {
         Kind::NotHolder => &c.not_holder,
         Kind::StaleToken => &c.stale,
         Kind::NotMonotonic => &c.not_monotonic,
+        Kind::Storage => &c.storage,
+        Kind::NotLeader => &c.not_leader,
     };
     PyErr::from_type(ty.bind(py).clone(), msg.into())
 }
@@ -135,6 +145,8 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
         Error::NotHolder { .. } => Kind::NotHolder,
         Error::StaleToken { .. } => Kind::StaleToken,
         Error::NotMonotonic { .. } => Kind::NotMonotonic,
+        Error::Storage(_) => Kind::Storage,
+        Error::NotLeader { .. } => Kind::NotLeader,
         // `Error` is non_exhaustive: a variant added later is still ours.
         _ => Kind::Base,
     };

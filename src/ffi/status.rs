@@ -53,7 +53,12 @@ pub const QK_ERR_NOT_HOLDER: qk_status = 14;
 pub const QK_ERR_STALE_TOKEN: qk_status = 15;
 /// A try-acquire found the resource held, queued for, or in lock-delay.
 pub const QK_ERR_BUSY: qk_status = 16;
-// 17–19 belong to the lease branch, 20–23 to the ring-algorithms branch.
+/// Durable storage failed (I/O error). A Paxos node that hits one stops:
+/// every later call on it returns this code; free it and restart it.
+pub const QK_ERR_STORAGE: qk_status = 17;
+/// The operation needs the leader and this node is not it.
+pub const QK_ERR_NOT_LEADER: qk_status = 18;
+// 19–23 are reserved for transactions (two-phase commit).
 /// A time earlier than one already seen for the same node (failure
 /// detector times must come from a monotonic clock).
 pub const QK_ERR_NOT_MONOTONIC: qk_status = 24;
@@ -74,6 +79,8 @@ pub(crate) fn status_of(e: &Error) -> qk_status {
         Error::StaleToken { .. } => QK_ERR_STALE_TOKEN,
         Error::Busy { .. } => QK_ERR_BUSY,
         Error::NotMonotonic { .. } => QK_ERR_NOT_MONOTONIC,
+        Error::Storage(_) => QK_ERR_STORAGE,
+        Error::NotLeader { .. } => QK_ERR_NOT_LEADER,
     }
 }
 
@@ -97,6 +104,8 @@ pub(crate) fn status_name(status: qk_status) -> &'static std::ffi::CStr {
         QK_ERR_STALE_TOKEN => c"stale token",
         QK_ERR_BUSY => c"busy",
         QK_ERR_NOT_MONOTONIC => c"time went backwards",
+        QK_ERR_STORAGE => c"storage failure",
+        QK_ERR_NOT_LEADER => c"not the leader",
         _ => c"unknown status",
     }
 }
@@ -134,11 +143,15 @@ mod tests {
             QK_ERR_NOT_HOLDER,
             QK_ERR_STALE_TOKEN,
             QK_ERR_BUSY,
+            QK_ERR_STORAGE,
+            QK_ERR_NOT_LEADER,
             QK_ERR_NOT_MONOTONIC,
         ];
         assert_eq!(
             codes,
-            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 24]
+            [
+                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 24
+            ]
         );
         for c in codes {
             assert_ne!(status_name(c), c"unknown status", "{c}");
@@ -195,5 +208,10 @@ mod tests {
             now_ns: 1,
         };
         assert_eq!(status_of(&nm), QK_ERR_NOT_MONOTONIC);
+        assert_eq!(status_of(&Error::storage("disk")), QK_ERR_STORAGE);
+        assert_eq!(
+            status_of(&Error::NotLeader { leader: Some(2) }),
+            QK_ERR_NOT_LEADER
+        );
     }
 }

@@ -1,0 +1,15 @@
+//! Paxos: single-decree Paxos and Multi-Paxos as sans-IO state machines.
+//!
+//! Nodes take messages, ticks and proposals with the current time passed in,
+//! and hand back records to persist, messages to send and decided values; no
+//! sockets, threads or clocks inside, randomness only from a seed.
+
+pub mod ballot;
+pub mod message;
+pub mod node;
+pub mod storage;
+
+pub use ballot::{Ballot, NodeId, Slot};
+pub use message::{AcceptedEntry, Batch, Command, Envelope, Message};
+pub use node::{Config, Node, Output};
+pub use storage::{MemoryStorage, Record, Storage};

@@ -1,0 +1,6 @@
+//! Deterministic simulation: everything driven by one seed, so a failing run
+//! prints its seed and replays exactly.
+
+pub mod net;
+
+pub use net::{NetConfig, NetStats, Network};
