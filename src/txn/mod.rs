@@ -18,6 +18,9 @@ pub mod paxos_commit;
 pub mod record;
 pub mod wire;
 
+#[cfg(test)]
+mod tests;
+
 pub use coordinator::Coordinator;
 pub use ids::{ProcessId, TxnId};
 pub use message::{Message, PaxosMsg};

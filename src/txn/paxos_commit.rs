@@ -475,6 +475,11 @@ impl<S: TxnStorage> PcParticipant<S> {
         })
     }
 
+    /// This participant's id.
+    pub fn id(&self) -> ProcessId {
+        self.id
+    }
+
     /// Handles `message` from `from`.
     pub fn step(&mut self, from: ProcessId, message: Message, _now: u64) -> Result<()> {
         self.io.check()?;
