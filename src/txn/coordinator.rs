@@ -220,6 +220,11 @@ impl<S: TxnStorage> Coordinator<S> {
         self.io.out.pop_front()
     }
 
+    /// The output `poll` would return next, left in place.
+    pub fn peek(&self) -> Option<&Output> {
+        self.io.out.front()
+    }
+
     /// The earliest time `tick` has work to do, if any.
     pub fn next_deadline(&self) -> Option<u64> {
         self.txns
