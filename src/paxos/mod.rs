@@ -7,6 +7,7 @@
 pub mod ballot;
 pub mod message;
 pub mod node;
+pub mod single;
 pub mod storage;
 
 pub use ballot::{Ballot, NodeId, Slot};
