@@ -9,9 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyInt, PyString};
 use quorumkit::sim::txn::{CommitSim, Protocol, SimConfig, random_run};
-use quorumkit::txn::{
-    Coordinator, MemoryTxnStorage, Output, Participant, TxnConfig, TxnId, wire,
-};
+use quorumkit::txn::{Coordinator, MemoryTxnStorage, Output, Participant, TxnConfig, TxnId, wire};
 
 use crate::args::{type_name, u32_arg};
 use crate::errors::{guard, invalid, type_error};
@@ -41,7 +39,10 @@ fn txn_arg(obj: &Bound<'_, PyAny>) -> PyResult<TxnId> {
 
 fn seed_arg(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
     if !obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyBool>() {
-        return Err(type_error(format!("seed must be an int, not {}", type_name(obj))));
+        return Err(type_error(format!(
+            "seed must be an int, not {}",
+            type_name(obj)
+        )));
     }
     obj.extract::<u64>()
         .map_err(|_| invalid(obj.py(), format!("seed must be in 0..2**64, got {obj}")))
@@ -55,10 +56,17 @@ fn bool_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<bool> {
 
 fn ids_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u32>> {
     if obj.is_instance_of::<PyString>() {
-        return Err(type_error(format!("{what} must be a list of ints, not str")));
+        return Err(type_error(format!(
+            "{what} must be a list of ints, not str"
+        )));
     }
     obj.try_iter()
-        .map_err(|_| type_error(format!("{what} must be a list of ints, not {}", type_name(obj))))?
+        .map_err(|_| {
+            type_error(format!(
+                "{what} must be a list of ints, not {}",
+                type_name(obj)
+            ))
+        })?
         .map(|x| u32_arg(&x?, what))
         .collect()
 }
@@ -123,7 +131,10 @@ impl TxnOutput {
 
     fn __repr__(&self) -> String {
         match self.kind {
-            "persisted" => format!("TxnOutput(persisted, records={})", self.records.unwrap_or(0)),
+            "persisted" => format!(
+                "TxnOutput(persisted, records={})",
+                self.records.unwrap_or(0)
+            ),
             "send" => format!(
                 "TxnOutput(send, to={}, txn={}, {} bytes)",
                 self.to.unwrap_or(0),
@@ -134,7 +145,11 @@ impl TxnOutput {
             _ => format!(
                 "TxnOutput(outcome, txn={}, commit={})",
                 self.txn.unwrap_or(0),
-                if self.commit == Some(true) { "True" } else { "False" }
+                if self.commit == Some(true) {
+                    "True"
+                } else {
+                    "False"
+                }
             ),
         }
     }
@@ -200,7 +215,9 @@ impl TwoPhaseCommitCoordinator {
         let id = u32_arg(id, "id")?;
         let config = config(vote_timeout, retry_interval, None)?;
         let now = now.map(|n| ns(n, "now")).transpose()?.unwrap_or(0);
-        let machine = guard(py, || Coordinator::new(id, config, MemoryTxnStorage::new(), now))?;
+        let machine = guard(py, || {
+            Coordinator::new(id, config, MemoryTxnStorage::new(), now)
+        })?;
         Ok(Self(Mutex::new(CoordState {
             id,
             config,
@@ -277,7 +294,9 @@ impl TwoPhaseCommitCoordinator {
         let now = ns(now, "now")?;
         let mut s = lock(&self.0);
         let (id, config) = (s.id, s.config);
-        let placeholder = guard(py, || Coordinator::new(id, config, MemoryTxnStorage::new(), 0))?;
+        let placeholder = guard(py, || {
+            Coordinator::new(id, config, MemoryTxnStorage::new(), 0)
+        })?;
         let mut disk = std::mem::replace(&mut s.machine, placeholder).into_storage();
         disk.crash();
         s.machine = guard(py, || Coordinator::new(id, config, disk, now))?;
@@ -320,7 +339,9 @@ impl TwoPhaseCommitParticipant {
         let id = u32_arg(id, "id")?;
         let config = config(vote_timeout, retry_interval, cooperative)?;
         let now = now.map(|n| ns(n, "now")).transpose()?.unwrap_or(0);
-        let machine = guard(py, || Participant::new(id, config, MemoryTxnStorage::new(), now))?;
+        let machine = guard(py, || {
+            Participant::new(id, config, MemoryTxnStorage::new(), now)
+        })?;
         Ok(Self(Mutex::new(PartState {
             id,
             config,
@@ -399,7 +420,9 @@ impl TwoPhaseCommitParticipant {
         let now = ns(now, "now")?;
         let mut s = lock(&self.0);
         let (id, config) = (s.id, s.config);
-        let placeholder = guard(py, || Participant::new(id, config, MemoryTxnStorage::new(), 0))?;
+        let placeholder = guard(py, || {
+            Participant::new(id, config, MemoryTxnStorage::new(), 0)
+        })?;
         let mut disk = std::mem::replace(&mut s.machine, placeholder).into_storage();
         disk.crash();
         s.machine = guard(py, || Participant::new(id, config, disk, now))?;
@@ -613,7 +636,12 @@ impl CommitSimulation {
     ) -> PyResult<Bound<'py, PyDict>> {
         let name: String = protocol
             .cast::<PyString>()
-            .map_err(|_| type_error(format!("protocol must be a str, not {}", type_name(protocol))))?
+            .map_err(|_| {
+                type_error(format!(
+                    "protocol must be a str, not {}",
+                    type_name(protocol)
+                ))
+            })?
             .to_string();
         let f = f.map(|x| u32_arg(x, "f")).transpose()?.unwrap_or(1) as usize;
         if f > 3 {

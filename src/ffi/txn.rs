@@ -11,9 +11,7 @@ use super::args::{Out, arg_mut, arg_ref, arg_slice, arg_slice_mut, free_boxed, h
 use super::boundary::{Failure, FfiResult, boundary, catch_or};
 use super::status::{QK_ERR_BUFFER_TOO_SMALL, qk_status};
 use crate::sim::txn::{CommitSim, Protocol, SimConfig};
-use crate::txn::{
-    Coordinator, MemoryTxnStorage, Output, Participant, TxnConfig, wire,
-};
+use crate::txn::{Coordinator, MemoryTxnStorage, Output, Participant, TxnConfig, wire};
 
 /// `qk_txn_output.kind`: the machine persisted `records` records; the
 /// messages after it may now be sent.
@@ -770,7 +768,10 @@ pub unsafe extern "C" fn qk_txn_sim_state(
 /// # Safety
 /// `sim` is NULL or live; `safe_out` is NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn qk_txn_sim_check(sim: *const qk_txn_sim, safe_out: *mut bool) -> qk_status {
+pub unsafe extern "C" fn qk_txn_sim_check(
+    sim: *const qk_txn_sim,
+    safe_out: *mut bool,
+) -> qk_status {
     boundary(|| {
         let s = unsafe { arg_ref(sim, "sim") }?;
         let out = unsafe { Out::new(safe_out, "safe_out") }?;

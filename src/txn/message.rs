@@ -71,7 +71,7 @@ pub enum PaxosMsg {
         /// The highest-ballot value it accepted, if any.
         accepted: Option<(Ballot, bool)>,
     },
-    /// Phase 2a: accept `prepared` in `ballot` (ballot 0 comes only from the
+    /// Phase 2a: accept `prepared` in `ballot` (round 1 comes only from the
     /// instance's own participant).
     Accept {
         /// The ballot.

@@ -4,10 +4,12 @@
 //! Each participant's Prepared/Aborted decision is the value of its own
 //! single-decree Paxos instance, run on 2F+1 acceptors; the transaction
 //! commits iff every instance chooses Prepared. The participant proposes
-//! its vote itself in ballot 0 (no phase 1: it is the only proposer of
-//! ballot 0, and acceptors take ballot-0 proposals only from the
-//! instance's own participant), so with no failures a commit costs one
-//! message delay more than the votes. Acceptors send phase 2b messages to
+//! its vote itself in its instance's lowest ballot without phase 1 (Gray
+//! and Lamport's ballot 0; round 1 here, as `paxos::single` never accepts
+//! `Ballot::ZERO`): it is the only proposer of that ballot, acceptors take
+//! it only from the instance's own participant, and recovery ballots are
+//! all higher. With no failures a commit costs one message delay more
+//! than the votes. Acceptors send phase 2b messages to
 //! the coordinator and to every participant, which learn each instance
 //! from a majority. When that stalls — the coordinator died, messages were
 //! lost, a participant never voted — any participant in doubt and the
@@ -16,9 +18,11 @@
 //! With at most F acceptors down, the outcome is reached without the
 //! coordinator: no blocking.
 //!
-//! The per-instance Paxos roles are [`crate::paxos::single`]'s.
+//! The per-instance Paxos roles — acceptor, recovery proposer, learner —
+//! are [`crate::paxos::single`]'s; this module only routes their messages
+//! by (transaction, participant) and persists their records.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::ids::{ProcessId, TxnId};
 use super::message::{Message, PaxosMsg};
@@ -26,93 +30,102 @@ use super::output::{Io, Output, TxnConfig, check_members};
 use super::participant::TxnState;
 use super::record::{Record, TxnStorage};
 use crate::error::{Error, Result};
-use crate::paxos::Ballot;
+use crate::paxos::{Ballot, Record as PaxosRecord, single};
 use crate::rng::SplitMix64;
 
 type Instance = (TxnId, ProcessId);
 
-/// A majority of `n` acceptors.
-fn majority(n: usize) -> usize {
-    n / 2 + 1
+/// An instance's value as `paxos::single` carries it: one byte, 1 =
+/// Prepared, 0 = Aborted.
+fn value(prepared: bool) -> Vec<u8> {
+    vec![prepared as u8]
 }
 
-/// A learner of one instance: counts phase 2b messages per ballot.
-#[derive(Debug, Clone, Default)]
-struct Learner {
-    votes: BTreeMap<Ballot, (bool, BTreeSet<ProcessId>)>,
-    chosen: Option<bool>,
-}
-
-impl Learner {
-    fn on_accepted(&mut self, from: ProcessId, ballot: Ballot, value: bool, quorum: usize) {
-        if self.chosen.is_some() {
-            return;
-        }
-        let e = self
-            .votes
-            .entry(ballot)
-            .or_insert_with(|| (value, BTreeSet::new()));
-        if e.0 == value {
-            e.1.insert(from);
-            if e.1.len() >= quorum {
-                self.chosen = Some(value);
-            }
-        }
+/// The instance value in `v`, if it is one (only 0 and 1 are).
+fn prepared_of(v: &[u8]) -> Option<bool> {
+    match v {
+        [0] => Some(false),
+        [1] => Some(true),
+        _ => None,
     }
 }
 
-/// A recovery proposer for one instance (phase 1, then phase 2).
-#[derive(Debug, Clone)]
-struct Proposer {
-    ballot: Ballot,
-    promises: BTreeMap<ProcessId, Option<(Ballot, bool)>>,
-    proposed: bool,
+/// The ballot in which participant `rm` proposes its own vote without
+/// phase 1 (Gray and Lamport's ballot 0; `paxos::single`'s acceptors never
+/// accept `Ballot::ZERO`, so round 1 plays its part). Skipping phase 1 is
+/// safe because no lower ballot is ever used in instance `rm`: round-1
+/// ballots of other nodes are refused there, and recovery ballots start
+/// above [`RECOVERY_FLOOR`].
+fn fast_ballot(rm: ProcessId) -> Ballot {
+    Ballot::new(1, rm)
 }
 
-impl Proposer {
-    /// The value to propose once a quorum promised: the highest-ballot
-    /// accepted value, or Aborted when none was accepted.
-    fn on_promise(
-        &mut self,
-        from: ProcessId,
-        ballot: Ballot,
-        accepted: Option<(Ballot, bool)>,
-        quorum: usize,
-    ) -> Option<bool> {
-        if ballot != self.ballot || self.proposed {
-            return None;
-        }
-        self.promises.insert(from, accepted);
-        if self.promises.len() < quorum {
-            return None;
-        }
-        self.proposed = true;
-        Some(
-            self.promises
-                .values()
-                .flatten()
-                .max_by_key(|(b, _)| *b)
-                .map(|(_, v)| *v)
-                .unwrap_or(false),
-        )
+/// Every recovery proposer observes this first, so its ballots are in
+/// round 2 or above: above every participant's fast ballot.
+const RECOVERY_FLOOR: Ballot = Ballot::new(1, ProcessId::MAX);
+
+/// `paxos::single`'s message for one of ours.
+fn to_single(m: PaxosMsg) -> single::Msg {
+    match m {
+        PaxosMsg::Prepare { ballot } => single::Msg::Prepare { ballot },
+        PaxosMsg::Promise { ballot, accepted } => single::Msg::Promise {
+            ballot,
+            accepted: accepted.map(|(b, v)| (b, value(v))),
+        },
+        PaxosMsg::Accept { ballot, prepared } => single::Msg::Accept {
+            ballot,
+            value: value(prepared),
+        },
+        PaxosMsg::Accepted { ballot, prepared } => single::Msg::Accepted {
+            ballot,
+            value: value(prepared),
+        },
+        PaxosMsg::Nack { ballot, promised } => single::Msg::Nack { ballot, promised },
     }
 }
 
-/// What a coordinator or participant knows of one transaction's instances.
+/// Ours for `paxos::single`'s; `None` if a value is not an instance value
+/// (no role here produces one).
+fn from_single(m: single::Msg) -> Option<PaxosMsg> {
+    Some(match m {
+        single::Msg::Prepare { ballot } => PaxosMsg::Prepare { ballot },
+        single::Msg::Promise { ballot, accepted } => PaxosMsg::Promise {
+            ballot,
+            accepted: match accepted {
+                None => None,
+                Some((b, v)) => Some((b, prepared_of(&v)?)),
+            },
+        },
+        single::Msg::Accept { ballot, value } => PaxosMsg::Accept {
+            ballot,
+            prepared: prepared_of(&value)?,
+        },
+        single::Msg::Accepted { ballot, value } => PaxosMsg::Accepted {
+            ballot,
+            prepared: prepared_of(&value)?,
+        },
+        single::Msg::Nack { ballot, promised } => PaxosMsg::Nack { ballot, promised },
+    })
+}
+
+/// What a coordinator or participant knows of one transaction's instances:
+/// a `paxos::single` learner per instance, and a recovery proposer for each
+/// instance it is recovering.
 #[derive(Debug, Clone)]
 struct Tracker {
     participants: Vec<ProcessId>,
     acceptors: Vec<ProcessId>,
-    learners: BTreeMap<ProcessId, Learner>,
-    proposers: BTreeMap<ProcessId, Proposer>,
+    learners: BTreeMap<ProcessId, single::Learner>,
+    proposers: BTreeMap<ProcessId, single::Proposer>,
 }
 
 impl Tracker {
     fn new(participants: Vec<ProcessId>, acceptors: Vec<ProcessId>) -> Self {
+        let q = single::majority(acceptors.len());
         Tracker {
             learners: participants
                 .iter()
-                .map(|p| (*p, Learner::default()))
+                .map(|p| (*p, single::Learner::new(q)))
                 .collect(),
             participants,
             acceptors,
@@ -120,12 +133,16 @@ impl Tracker {
         }
     }
 
+    fn chosen(&self, rm: ProcessId) -> Option<bool> {
+        self.learners.get(&rm)?.chosen().and_then(prepared_of)
+    }
+
     /// Commit iff every instance chose Prepared; abort as soon as one
     /// chose Aborted.
     fn outcome(&self) -> Option<bool> {
         let mut all = true;
-        for l in self.learners.values() {
-            match l.chosen {
+        for &rm in self.learners.keys() {
+            match self.chosen(rm) {
                 Some(false) => return Some(false),
                 Some(true) => {}
                 None => all = false,
@@ -134,89 +151,92 @@ impl Tracker {
         all.then_some(true)
     }
 
-    /// Handles a Paxos message about instance `rm`; returns the messages
-    /// to send (phase 2a after a quorum of promises).
+    /// Handles a Paxos message from acceptor `from` about instance `rm`;
+    /// returns the phase 2a message to send to every acceptor when it
+    /// completes a recovery proposer's phase 1. `hi` keeps the highest
+    /// round heard of, for the next ballot.
     fn on_paxos(
         &mut self,
         from: ProcessId,
         rm: ProcessId,
         msg: PaxosMsg,
         hi: &mut u64,
-    ) -> Vec<PaxosMsg> {
-        let q = majority(self.acceptors.len());
+    ) -> Option<PaxosMsg> {
         if !self.acceptors.contains(&from) {
-            return Vec::new();
+            return None;
         }
         match msg {
             PaxosMsg::Accepted { ballot, prepared } => {
                 if let Some(l) = self.learners.get_mut(&rm) {
-                    l.on_accepted(from, ballot, prepared, q);
+                    l.on_accepted(from, ballot, value(prepared));
                 }
+                None
             }
-            PaxosMsg::Promise { ballot, accepted } => {
-                if let Some(p) = self.proposers.get_mut(&rm)
-                    && let Some(v) = p.on_promise(from, ballot, accepted, q)
-                {
-                    return vec![PaxosMsg::Accept {
-                        ballot,
-                        prepared: v,
-                    }];
+            PaxosMsg::Promise { .. } | PaxosMsg::Nack { .. } => {
+                if let PaxosMsg::Nack { promised, .. } = msg {
+                    *hi = (*hi).max(promised.round);
                 }
+                let p = self.proposers.get_mut(&rm)?;
+                p.on_message(from, &to_single(msg)).and_then(from_single)
             }
-            PaxosMsg::Nack { promised, .. } => *hi = (*hi).max(promised.round),
-            _ => {}
+            _ => None,
         }
-        Vec::new()
     }
 
     /// Instances with no chosen value.
     fn undecided(&self) -> Vec<ProcessId> {
         self.learners
-            .iter()
-            .filter(|(_, l)| l.chosen.is_none())
-            .map(|(k, _)| *k)
+            .keys()
+            .copied()
+            .filter(|rm| self.chosen(*rm).is_none())
             .collect()
     }
 }
 
-/// Shared by the coordinator and participants: starting recovery of every
-/// undecided instance of `txn` with a fresh ballot, persisted first so it
-/// is never reused after a restart.
+/// Starts a recovery ballot for every undecided instance of `txn`: a
+/// `paxos::single` proposer whose own value is Aborted (or, for the
+/// caller's own instance, its vote), with a ballot above every one it used
+/// before — persisted before the Prepare leaves, so a restart never
+/// reuses it.
 fn start_recovery<S: TxnStorage>(
     io: &mut Io<S>,
     me: ProcessId,
     txn: TxnId,
     t: &mut Tracker,
     hi: &mut u64,
+    my_vote: Option<bool>,
 ) -> Result<()> {
     let undecided = t.undecided();
     if undecided.is_empty() {
         return Ok(());
     }
-    *hi += 1;
-    let ballot = Ballot::new(*hi, me);
-    for &rm in &undecided {
+    let q = single::majority(t.acceptors.len());
+    let mut prepares = Vec::new();
+    for rm in undecided {
+        let p = t
+            .proposers
+            .entry(rm)
+            .or_insert_with(|| single::Proposer::new(me, q));
+        p.observe(RECOVERY_FLOOR);
+        p.observe(Ballot::new(*hi, ProcessId::MAX));
+        let own = if rm == me {
+            my_vote.unwrap_or(false)
+        } else {
+            false
+        };
+        let msg = p.start(value(own));
+        let ballot = p.ballot();
+        *hi = (*hi).max(ballot.round);
         io.record(Record::Promise { txn, rm, ballot });
+        prepares.push((rm, msg));
     }
     io.flush()?;
-    for rm in undecided {
-        t.proposers.insert(
-            rm,
-            Proposer {
-                ballot,
-                promises: BTreeMap::new(),
-                proposed: false,
-            },
-        );
+    for (rm, msg) in prepares {
+        let Some(msg) = from_single(msg) else {
+            continue;
+        };
         for &a in &t.acceptors {
-            io.send(
-                a,
-                Message::Paxos {
-                    txn,
-                    rm,
-                    msg: PaxosMsg::Prepare { ballot },
-                },
-            );
+            io.send(a, Message::Paxos { txn, rm, msg });
         }
     }
     Ok(())
@@ -335,7 +355,7 @@ impl<S: TxnStorage> PcCoordinator<S> {
                 if t.decision.is_some() {
                     return Ok(());
                 }
-                for m in t.tracker.on_paxos(from, rm, msg, &mut self.round) {
+                if let Some(m) = t.tracker.on_paxos(from, rm, msg, &mut self.round) {
                     for &a in &t.tracker.acceptors {
                         self.io.send(a, Message::Paxos { txn, rm, msg: m });
                     }
@@ -372,7 +392,14 @@ impl<S: TxnStorage> PcCoordinator<S> {
         for txn in due {
             let t = self.txns.get_mut(&txn).expect("listed");
             t.next = now.saturating_add(jitter(&mut self.rng, self.config.retry_interval));
-            start_recovery(&mut self.io, self.id, txn, &mut t.tracker, &mut self.round)?;
+            start_recovery(
+                &mut self.io,
+                self.id,
+                txn,
+                &mut t.tracker,
+                &mut self.round,
+                None,
+            )?;
         }
         Ok(())
     }
@@ -420,7 +447,7 @@ enum PState {
 }
 
 /// A Paxos Commit participant (resource manager). It proposes its vote in
-/// ballot 0 of its own instance, learns every instance from the
+/// the fast ballot of its own instance, learns every instance from the
 /// acceptors, and when in doubt leads recovery of the undecided instances.
 #[derive(Debug)]
 pub struct PcParticipant<S: TxnStorage> {
@@ -526,7 +553,7 @@ impl<S: TxnStorage> PcParticipant<S> {
                 else {
                     return Ok(());
                 };
-                for m in tracker.on_paxos(from, rm, msg, &mut self.round) {
+                if let Some(m) = tracker.on_paxos(from, rm, msg, &mut self.round) {
                     for &a in &tracker.acceptors {
                         self.io.send(a, Message::Paxos { txn, rm, msg: m });
                     }
@@ -541,7 +568,7 @@ impl<S: TxnStorage> PcParticipant<S> {
     }
 
     /// Votes on `txn`, which must be awaiting a vote: persists the vote and
-    /// proposes it (Prepared or Aborted) in ballot 0 of its own instance.
+    /// proposes it (Prepared or Aborted) in the fast ballot of its own instance.
     ///
     /// Errors: `InvalidArgument` if `txn` is not awaiting a vote; `Storage`.
     pub fn vote(&mut self, txn: TxnId, yes: bool, now: u64) -> Result<()> {
@@ -590,7 +617,7 @@ impl<S: TxnStorage> PcParticipant<S> {
                     txn,
                     rm: self.id,
                     msg: PaxosMsg::Accept {
-                        ballot: Ballot::ZERO,
+                        ballot: fast_ballot(self.id),
                         prepared: yes,
                     },
                 },
@@ -629,7 +656,14 @@ impl<S: TxnStorage> PcParticipant<S> {
             };
             *next = now.saturating_add(jitter(&mut self.rng, self.config.retry_interval));
             let (coordinator, yes, acceptors) = (*coordinator, *yes, tracker.acceptors.clone());
-            start_recovery(&mut self.io, self.id, txn, tracker, &mut self.round)?;
+            start_recovery(
+                &mut self.io,
+                self.id,
+                txn,
+                tracker,
+                &mut self.round,
+                Some(yes),
+            )?;
             self.propose_vote(txn, yes, &acceptors);
             self.io.send(coordinator, Message::DecisionRequest { txn });
         }
@@ -668,16 +702,9 @@ impl<S: TxnStorage> PcParticipant<S> {
     }
 }
 
-/// One instance's acceptor state.
-#[derive(Debug, Clone, Copy, Default)]
-struct AcceptorState {
-    promised: Ballot,
-    accepted: Option<(Ballot, bool)>,
-}
-
-/// A Paxos Commit acceptor: one single-decree acceptor per instance
-/// (transaction, participant), persisting promises and accepts before it
-/// answers. It sends phase 2b messages to the proposer and to the
+/// A Paxos Commit acceptor: one `paxos::single` acceptor per instance
+/// (transaction, participant), persisting the records it asks for before
+/// answering. It sends phase 2b messages to the proposer and to the
 /// transaction's coordinator and participants when it knows them (from the
 /// coordinator's Prepare; not durable: after a restart it answers the
 /// proposer only, and recovery fills the gap).
@@ -685,33 +712,38 @@ struct AcceptorState {
 pub struct PcAcceptor<S: TxnStorage> {
     id: ProcessId,
     io: Io<S>,
-    instances: BTreeMap<Instance, AcceptorState>,
+    instances: BTreeMap<Instance, single::Acceptor>,
     listeners: BTreeMap<TxnId, Vec<ProcessId>>,
 }
 
 impl<S: TxnStorage> PcAcceptor<S> {
     /// An acceptor `id` on `storage`, recovering its promises and accepts.
     pub fn new(id: ProcessId, mut storage: S) -> Result<Self> {
-        let mut instances: BTreeMap<Instance, AcceptorState> = BTreeMap::new();
+        let mut per: BTreeMap<Instance, Vec<PaxosRecord>> = BTreeMap::new();
         for r in storage.load()? {
             match r {
                 Record::Promise { txn, rm, ballot } => {
-                    let s = instances.entry((txn, rm)).or_default();
-                    s.promised = s.promised.max(ballot);
+                    per.entry((txn, rm))
+                        .or_default()
+                        .push(PaxosRecord::Promise { ballot });
                 }
                 Record::Accept {
                     txn,
                     rm,
                     ballot,
                     prepared,
-                } => {
-                    let s = instances.entry((txn, rm)).or_default();
-                    s.promised = s.promised.max(ballot);
-                    s.accepted = Some((ballot, prepared));
-                }
+                } => per.entry((txn, rm)).or_default().push(PaxosRecord::Accept {
+                    slot: 0,
+                    ballot,
+                    batch: vec![value(prepared)],
+                }),
                 _ => {}
             }
         }
+        let instances = per
+            .into_iter()
+            .map(|(k, rs)| Ok((k, single::Acceptor::restore(&rs)?)))
+            .collect::<Result<_>>()?;
         Ok(PcAcceptor {
             id,
             io: Io::new(storage),
@@ -750,62 +782,57 @@ impl<S: TxnStorage> PcAcceptor<S> {
         rm: ProcessId,
         msg: PaxosMsg,
     ) -> Result<()> {
-        let s = self.instances.entry((txn, rm)).or_default();
-        let reply = |m| Message::Paxos { txn, rm, msg: m };
         match msg {
-            PaxosMsg::Prepare { ballot } => {
-                if ballot.round == 0 {
-                    return Ok(()); // ballot 0 belongs to the participant, without phase 1
-                }
-                if ballot < s.promised {
-                    let promised = s.promised;
-                    self.io
-                        .send(from, reply(PaxosMsg::Nack { ballot, promised }));
-                    return Ok(());
-                }
-                let accepted = s.accepted;
-                if ballot > s.promised {
-                    s.promised = ballot;
-                    self.io.record(Record::Promise { txn, rm, ballot });
-                    self.io.flush()?;
-                }
-                self.io
-                    .send(from, reply(PaxosMsg::Promise { ballot, accepted }));
+            // Round 1 is the participant's own, without phase 1.
+            PaxosMsg::Prepare { ballot } if ballot.round <= 1 => return Ok(()),
+            PaxosMsg::Accept { ballot, .. }
+                if ballot.round <= 1 && (ballot != fast_ballot(rm) || from != rm) =>
+            {
+                return Ok(());
             }
-            PaxosMsg::Accept { ballot, prepared } => {
-                if ballot == Ballot::ZERO && from != rm {
-                    return Ok(()); // only the participant proposes in ballot 0
-                }
-                if ballot < s.promised {
-                    let promised = s.promised;
-                    self.io
-                        .send(from, reply(PaxosMsg::Nack { ballot, promised }));
-                    return Ok(());
-                }
-                if s.accepted.is_some_and(|(b, _)| b == ballot) {
-                    // A repeat: answer again with what was accepted.
-                } else {
-                    s.promised = ballot;
-                    s.accepted = Some((ballot, prepared));
-                    self.io.record(Record::Accept {
-                        txn,
-                        rm,
-                        ballot,
-                        prepared,
-                    });
-                    self.io.flush()?;
-                }
-                let (ballot, prepared) = s.accepted.expect("accepted above");
-                let mut to: Vec<ProcessId> = self.listeners.get(&txn).cloned().unwrap_or_default();
-                if !to.contains(&from) {
-                    to.push(from);
-                }
-                for p in to {
-                    self.io
-                        .send(p, reply(PaxosMsg::Accepted { ballot, prepared }));
-                }
+            PaxosMsg::Prepare { .. } | PaxosMsg::Accept { .. } => {}
+            _ => return Ok(()),
+        }
+        let acceptor = self.instances.entry((txn, rm)).or_default();
+        let Some((record, reply)) = acceptor.on_message(&to_single(msg)) else {
+            return Ok(());
+        };
+        match record {
+            Some(PaxosRecord::Promise { ballot }) => {
+                self.io.record(Record::Promise { txn, rm, ballot });
+            }
+            Some(PaxosRecord::Accept { ballot, batch, .. }) => {
+                let prepared = batch.first().and_then(|v| prepared_of(v)).unwrap_or(false);
+                self.io.record(Record::Accept {
+                    txn,
+                    rm,
+                    ballot,
+                    prepared,
+                });
             }
             _ => {}
+        }
+        self.io.flush()?;
+        let Some(reply) = from_single(reply) else {
+            return Ok(());
+        };
+        let mut to = vec![from];
+        if matches!(reply, PaxosMsg::Accepted { .. }) {
+            for &p in self.listeners.get(&txn).into_iter().flatten() {
+                if !to.contains(&p) {
+                    to.push(p);
+                }
+            }
+        }
+        for p in to {
+            self.io.send(
+                p,
+                Message::Paxos {
+                    txn,
+                    rm,
+                    msg: reply,
+                },
+            );
         }
         Ok(())
     }
