@@ -135,9 +135,10 @@ fn txn(c: &mut Criterion) {
     g.bench_function("2pc transaction (3 participants, messages encoded)", |b| {
         b.iter(|| black_box(two_phase(true)))
     });
-    g.bench_function("paxos commit transaction (3 participants, 3 acceptors)", |b| {
-        b.iter(|| black_box(paxos_commit()))
-    });
+    g.bench_function(
+        "paxos commit transaction (3 participants, 3 acceptors)",
+        |b| b.iter(|| black_box(paxos_commit())),
+    );
     g.finish();
 }
 

@@ -345,7 +345,7 @@ impl<S: TxnStorage> PcCoordinator<S> {
     }
 
     /// Handles `message` from `from`.
-    pub fn step(&mut self, from: ProcessId, message: Message, now: u64) -> Result<()> {
+    pub fn step(&mut self, from: ProcessId, message: Message, _now: u64) -> Result<()> {
         self.io.check()?;
         match message {
             Message::Paxos { txn, rm, msg } => {
@@ -375,7 +375,6 @@ impl<S: TxnStorage> PcCoordinator<S> {
             }
             _ => {}
         }
-        let _ = now;
         Ok(())
     }
 
@@ -767,6 +766,29 @@ impl<S: TxnStorage> PcAcceptor<S> {
                 ..
             } => {
                 participants.push(from);
+                // Votes that arrived before the Prepare were answered to
+                // their proposer only: tell everyone else now.
+                for ((_, rm), a) in self.instances.range((txn, 0)..=(txn, ProcessId::MAX)) {
+                    let Some((ballot, v)) = a.accepted() else {
+                        continue;
+                    };
+                    let Some(prepared) = prepared_of(v) else {
+                        continue;
+                    };
+                    for &p in &participants {
+                        self.io.send(
+                            p,
+                            Message::Paxos {
+                                txn,
+                                rm: *rm,
+                                msg: PaxosMsg::Accepted {
+                                    ballot: *ballot,
+                                    prepared,
+                                },
+                            },
+                        );
+                    }
+                }
                 self.listeners.insert(txn, participants);
             }
             Message::Paxos { txn, rm, msg } => self.on_paxos(from, txn, rm, msg)?,

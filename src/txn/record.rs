@@ -46,7 +46,9 @@ pub enum Record {
         /// Commit or abort.
         commit: bool,
     },
-    /// Paxos Commit acceptor: it promised `ballot` in instance (`txn`, `rm`).
+    /// Paxos Commit: an acceptor promised `ballot` in instance (`txn`,
+    /// `rm`); in a coordinator's or participant's records, it claimed
+    /// `ballot` for a recovery proposal there (so it never reuses it).
     Promise {
         /// The transaction.
         txn: TxnId,
