@@ -86,6 +86,16 @@ fn two_phase_commit_blocks_where_paxos_commit_decides() {
 }
 
 #[test]
+fn paxos_commit_tolerates_f_acceptor_failures() {
+    for f in 0..=2 {
+        let r = blocking_scenario(Protocol::PaxosCommit { f }, 5, 10_000_000_000);
+        assert!(r.in_doubt.is_empty(), "f = {f}: {r:?}");
+        assert_eq!(r.stats.crashes, 1 + f as u64);
+        assert!(r.outcomes.iter().all(|(_, o)| *o == Some(true)), "{r:?}");
+    }
+}
+
+#[test]
 fn replay() {
     let Ok(seed) = std::env::var("TXN_SIM_SEED") else {
         return;
@@ -98,4 +108,28 @@ fn replay() {
     let r = random_run(protocol, seed);
     println!("{r:#?}");
     assert!(r.violation.is_none());
+}
+
+#[test]
+fn paxos_commit_needs_a_majority_of_acceptors() {
+    use quorumkit::sim::txn::{CommitSim, SimConfig};
+    // F + 1 = 2 of 3 acceptors down: no instance can be chosen, so the
+    // participants wait (safely) — until one acceptor comes back.
+    let mut sim = CommitSim::new(SimConfig::new(PC, 3), 9).unwrap();
+    let acc = sim.acceptors();
+    sim.crash(acc[0]).unwrap();
+    sim.crash(acc[1]).unwrap();
+    sim.crash_coordinator_after_votes(true);
+    sim.begin(1, &[true, true, true]).unwrap();
+    sim.run_for(5_000_000_000);
+    assert_eq!(sim.in_doubt(1), vec![1, 2, 3]);
+    sim.restart(acc[1]).unwrap();
+    sim.run_for(5_000_000_000);
+    assert!(sim.in_doubt(1).is_empty());
+    assert!(
+        sim.participants()
+            .iter()
+            .all(|p| sim.outcome(*p, 1) == Some(true))
+    );
+    sim.check().unwrap();
 }

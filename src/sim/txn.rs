@@ -769,15 +769,17 @@ pub struct BlockingReport {
 
 /// Three participants all vote yes on one transaction, and the coordinator
 /// crashes for good the moment the last vote is cast, before it can
-/// announce anything; for Paxos Commit (F = 1, three acceptors) one
-/// acceptor is down from the start as well. Runs `duration` nanoseconds on
-/// a reliable network: two-phase commit stays blocked (every participant
-/// in doubt: none can decide, and cooperative termination cannot help when
+/// announce anything; for Paxos Commit with 2F+1 acceptors, F acceptors
+/// are down from the start as well. Runs `duration` nanoseconds on a
+/// reliable network: two-phase commit stays blocked (every participant in
+/// doubt: none can decide, and cooperative termination cannot help when
 /// all voted yes), Paxos Commit decides commit everywhere.
 pub fn blocking_scenario(protocol: Protocol, seed: u64, duration: u64) -> BlockingReport {
     let mut sim = CommitSim::new(SimConfig::new(protocol, 3), seed).expect("valid config");
-    if let Some(&a) = sim.acceptors().first() {
-        sim.crash(a).expect("acceptor is up");
+    if let Protocol::PaxosCommit { f } = protocol {
+        for a in sim.acceptors().into_iter().take(f) {
+            sim.crash(a).expect("acceptor is up");
+        }
     }
     sim.crash_coordinator_after_votes(true);
     sim.begin(1, &[true, true, true])
