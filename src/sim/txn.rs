@@ -700,6 +700,8 @@ pub fn random_run(protocol: Protocol, seed: u64) -> RunReport {
                 // The coordinator may be down: then the transaction never begins.
                 let _ = sim.begin(arg, &votes);
             }
+            // Crash windows of one process may overlap: crashing a process
+            // that is down, or restarting one that is up, is skipped.
             1 => {
                 let _ = sim.crash(arg as ProcessId);
             }

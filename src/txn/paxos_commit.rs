@@ -55,14 +55,16 @@ fn prepared_of(v: &[u8]) -> Option<bool> {
 /// accept `Ballot::ZERO`, so round 1 plays its part). Skipping phase 1 is
 /// safe because no lower ballot is ever used in instance `rm`: round-1
 /// ballots of other nodes are refused there, and recovery ballots start
-/// above [`RECOVERY_FLOOR`].
+/// above [`recovery_floor`].
 fn fast_ballot(rm: ProcessId) -> Ballot {
     Ballot::new(1, rm)
 }
 
 /// Every recovery proposer observes this first, so its ballots are in
 /// round 2 or above: above every participant's fast ballot.
-const RECOVERY_FLOOR: Ballot = Ballot::new(1, ProcessId::MAX);
+fn recovery_floor() -> Ballot {
+    Ballot::new(1, ProcessId::MAX)
+}
 
 /// `paxos::single`'s message for one of ours.
 fn to_single(m: PaxosMsg) -> single::Msg {
@@ -217,7 +219,7 @@ fn start_recovery<S: TxnStorage>(
             .proposers
             .entry(rm)
             .or_insert_with(|| single::Proposer::new(me, q));
-        p.observe(RECOVERY_FLOOR);
+        p.observe(recovery_floor());
         p.observe(Ballot::new(*hi, ProcessId::MAX));
         let own = if rm == me {
             my_vote.unwrap_or(false)
