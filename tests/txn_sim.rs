@@ -3,7 +3,7 @@
 //! violations, replayable by seed, and the blocking comparison.
 //!
 //! Replay one run: `TXN_SIM_SEED=<seed> TXN_SIM_PROTOCOL=2pc|paxos-commit
-//! cargo test --test txn_sim replay -- --nocapture`.
+//! cargo test --test txn_sim replay -- --exact --nocapture`.
 
 use quorumkit::sim::txn::{Protocol, RunReport, blocking_scenario, random_run};
 
@@ -12,13 +12,14 @@ const PC: Protocol = Protocol::PaxosCommit { f: 1 };
 
 fn many(protocol: Protocol, base: u64) {
     let mut totals = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut restarts = 0u64;
     for i in 0..RUNS {
         let seed = base.wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let r: RunReport = random_run(protocol, seed);
         if let Some(v) = &r.violation {
             panic!(
                 "{v}\nseed {seed} ({}); replay: TXN_SIM_SEED={seed} TXN_SIM_PROTOCOL={} \
-                 cargo test --test txn_sim replay -- --nocapture\n{r:?}",
+                 cargo test --test txn_sim replay -- --exact --nocapture\n{r:?}",
                 protocol.name(),
                 protocol.name()
             );
@@ -26,12 +27,14 @@ fn many(protocol: Protocol, base: u64) {
         totals.0 += r.committed;
         totals.1 += r.aborted;
         totals.2 += r.stats.crashes;
+        restarts += r.stats.restarts;
         totals.3 += r.stats.net.lost;
         totals.4 += r.stats.net.duplicated;
         totals.5 += r.stats.net.sent;
     }
     println!(
-        "{}: {RUNS} runs, {} committed, {} aborted, {} crashes, {} messages sent, {} lost, {} duplicated",
+        "{}: {RUNS} runs, {} committed, {} aborted, {} crashes, {restarts} restarts, \
+         {} messages sent, {} lost, {} duplicated",
         protocol.name(),
         totals.0,
         totals.1,
