@@ -841,3 +841,43 @@ fn wire_version_is_one() {
     assert_eq!(WIRE_VERSION, 1);
     assert_eq!(wire::TAG_ENVELOPE, 0x10);
 }
+
+/// Every example encoding in docs/WIRE.md ("Examples") is a valid encoding
+/// that decodes and re-encodes to itself, so the document cannot drift from
+/// the code unnoticed.
+#[test]
+fn the_examples_in_wire_md_decode() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/WIRE.md")).unwrap();
+    let section = doc.split("## 8. Examples").nth(1).unwrap();
+    let section = section.split("## 9.").next().unwrap();
+    let mut seen = 0;
+    for line in section.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let hex = cells[cells.len() - 2];
+        let Some(hex) = hex.strip_prefix('`').and_then(|h| h.strip_suffix('`')) else {
+            continue;
+        };
+        let bytes: Vec<u8> = hex
+            .split_whitespace()
+            .map(|h| u8::from_str_radix(h, 16).unwrap())
+            .collect();
+        let again = match bytes[1] {
+            0x01..=0x0A => encode_to_vec(&decode(&bytes).unwrap()),
+            0x10 => {
+                let mut b = Vec::new();
+                encode_envelope(&decode_envelope(&bytes).unwrap(), &mut b);
+                b
+            }
+            0x20..=0x23 => {
+                let mut b = Vec::new();
+                encode_record(&decode_record(&bytes).unwrap(), &mut b);
+                b
+            }
+            _ => single_bytes(&decode_single(&bytes).unwrap()),
+        };
+        assert_eq!(again, bytes, "{line}");
+        seen += 1;
+    }
+    assert_eq!(seen, 21);
+}
