@@ -356,9 +356,9 @@ impl<'a> Reader<'a> {
     #[inline(never)]
     fn varint_slow(&mut self, what: &str, max_len: usize, bits: u32) -> Result<u64> {
         let start = self.pos;
+        let bytes = &self.buf[start..];
         let mut v: u64 = 0;
-        for i in 0..max_len {
-            let b = self.u8(what)?;
+        for (i, &b) in bytes.iter().take(max_len).enumerate() {
             let shift = 7 * i as u32;
             let group = u64::from(b & 0x7f);
             if b & 0x80 == 0 {
@@ -373,9 +373,13 @@ impl<'a> Reader<'a> {
                         "wire: varint at byte {start} overflows u{bits} (reading {what})"
                     )));
                 }
+                self.pos = start + i + 1;
                 return Ok(v | (group << shift));
             }
             v |= group << shift;
+        }
+        if bytes.len() < max_len {
+            return Err(truncated(self.buf.len(), what));
         }
         Err(Error::corrupt(format!(
             "wire: varint at byte {start} is longer than {max_len} bytes (reading {what})"
