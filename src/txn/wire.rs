@@ -1,7 +1,7 @@
 //! A small versioned byte encoding of [`Message`], so C and Python callers
 //! (and any transport) can carry transaction messages.
 //!
-//! Layout: a version byte ([`WIRE_VERSION`]), a tag byte, the transaction
+//! Layout: a version byte ([`TXN_WIRE_VERSION`]), a tag byte, the transaction
 //! id (u64), then the variant's fields; integers little-endian, bools one
 //! byte (0 or 1), lists a u32 count then u32 ids, ballots u64 round + u32
 //! node. Tags: 1 Prepare (participants, acceptors), 2 Vote (yes),
@@ -18,11 +18,11 @@ use crate::error::{Error, Result};
 use crate::paxos::Ballot;
 
 /// The encoding's version, the first byte of every message.
-pub const WIRE_VERSION: u8 = 1;
+pub const TXN_WIRE_VERSION: u8 = 1;
 
 /// The bytes of `message`.
 pub fn encode(message: &Message) -> Vec<u8> {
-    let mut b = vec![WIRE_VERSION];
+    let mut b = vec![TXN_WIRE_VERSION];
     let txn = message.txn();
     match message {
         Message::Prepare {
@@ -161,10 +161,10 @@ impl Reader<'_> {
 pub fn decode(bytes: &[u8]) -> Result<Message> {
     let mut r = Reader { b: bytes };
     let version = r.u8()?;
-    if version != WIRE_VERSION {
+    if version != TXN_WIRE_VERSION {
         return Err(Error::UnsupportedVersion {
             found: version as u16,
-            supported: WIRE_VERSION as u16,
+            supported: TXN_WIRE_VERSION as u16,
         });
     }
     let tag = r.u8()?;
@@ -337,7 +337,7 @@ mod tests {
             let n = rng.below(40) as usize;
             let mut g: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
             if !g.is_empty() && rng.chance(500_000) {
-                g[0] = WIRE_VERSION;
+                g[0] = TXN_WIRE_VERSION;
             }
             let _ = decode(&g);
         }
