@@ -97,6 +97,8 @@ impl Cluster {
                         self.decided[i].len() as u64,
                         "gap or repeat at node {id}"
                     );
+                    let first = self.chosen.entry(slot).or_insert_with(|| batch.clone());
+                    assert_eq!(*first, batch, "two values decided for slot {slot}");
                     self.decided[i].push(batch);
                 }
                 Output::LeaderChanged { leader, ballot } => {
