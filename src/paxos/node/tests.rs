@@ -1316,3 +1316,63 @@ fn lossy_reordering_network_keeps_agreement() {
         assert!(!cmds.is_empty(), "seed {seed}: nothing decided");
     }
 }
+
+#[test]
+fn partitioned_leader_yields_after_its_lease() {
+    for seed in 0..8u64 {
+        let mut c = Cluster::new(3, seed, |_| {});
+        let l = c.elect();
+        let lid = c.configs[l].id;
+        for k in 0..10 {
+            c.propose(l, cmd(k));
+        }
+        c.run_for(30 * MS);
+        assert!(c.node(l).has_read_lease(c.now));
+        let cut_at = c.now;
+        c.drop = Some(Box::new(move |e: &Envelope| e.from == lid || e.to == lid));
+        c.propose(l, b"lost?".to_vec());
+        // `advance` checks at every step that at most one node holds a read
+        // lease and that it is not behind anyone.
+        assert!(
+            c.run_until(10_000, |c| c
+                .alive()
+                .iter()
+                .any(|&i| i != l && c.node(i).is_leader())),
+            "seed {seed}"
+        );
+        let lease = c.configs[0].lease_duration;
+        assert!(
+            c.now >= cut_at + lease - c.configs[0].heartbeat_interval,
+            "seed {seed}"
+        );
+        assert!(!c.node(l).has_read_lease(c.now), "seed {seed}");
+        let l2 = c.leader_changes[(l + 1) % 3].last().unwrap().0.unwrap();
+        let l2 = (l2 - 1) as usize;
+        for k in 10..20 {
+            c.propose(l2, cmd(k));
+        }
+        c.run_for(50 * MS);
+        // The old leader still thinks it leads until it hears otherwise.
+        c.drop = None;
+        c.run_for(300 * MS);
+        assert!(!c.node(l).is_leader(), "seed {seed}");
+        assert_eq!(c.node(l).leader(), Some(c.configs[l2].id), "seed {seed}");
+        c.check_agreement();
+        let want: Vec<Command> = (0..20).map(cmd).collect();
+        for i in 0..3 {
+            let got: Vec<Command> = c
+                .commands(i)
+                .into_iter()
+                .filter(|x| x[..] != b"lost?"[..])
+                .collect();
+            assert_eq!(got, want, "seed {seed} node {}", i + 1);
+            assert!(
+                c.commands(i)
+                    .iter()
+                    .filter(|x| x[..] == b"lost?"[..])
+                    .count()
+                    <= 1
+            );
+        }
+    }
+}
