@@ -1512,3 +1512,36 @@ fn higher_nack_makes_a_leader_step_down() {
     }
     assert!(n.ballot() > Ballot::new(b.round + 9, 3));
 }
+
+#[test]
+fn clone_and_fingerprint_track_the_state() {
+    let mut a = follower(2, 3);
+    let b = a.clone();
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    assert!(format!("{a:?}").contains("promised"));
+    let ballot = Ballot { round: 3, node: 1 };
+    a.step(
+        1,
+        Message::Prepare {
+            ballot,
+            first_slot: 0,
+        },
+        MS,
+    )
+    .unwrap();
+    assert_ne!(a.fingerprint(), b.fingerprint());
+    // The clone evolves alone: the same input brings it to the same state.
+    let mut c = b.clone();
+    c.step(
+        1,
+        Message::Prepare {
+            ballot,
+            first_slot: 0,
+        },
+        MS,
+    )
+    .unwrap();
+    assert_eq!(a.fingerprint(), c.fingerprint());
+    assert_eq!(b.promised(), Ballot::ZERO);
+    assert_eq!(c.promised(), ballot);
+}
