@@ -14,6 +14,7 @@
 use std::fmt::Write as _;
 
 use crate::error::{Error, Result};
+use crate::paxos::wire;
 use crate::paxos::{
     Ballot, Batch, Command, Config, Envelope, MemoryStorage, Message, Node, NodeId, Output, Slot,
 };
@@ -22,31 +23,26 @@ use crate::rng::SplitMix64;
 use super::check::{Checkers, Violation, ViolationKind};
 use super::net::{NetConfig, NetStats, Network};
 
-/// What the network carries: the encoded message, as a real transport would.
-type Packet = Message;
+/// What the network carries: the envelope encoded by [`wire`], as a real
+/// transport would carry it; it is decoded on delivery.
+type Packet = Vec<u8>;
 
-fn encode_packet(message: &Message) -> Packet {
-    message.clone()
+fn encode_packet(envelope: &Envelope) -> Packet {
+    let mut out = Vec::with_capacity(32);
+    wire::encode_envelope(envelope, &mut out);
+    out
 }
 
-fn decode_packet(packet: Packet) -> std::result::Result<Message, String> {
-    Ok(packet)
-}
-
-fn packet_digest(packet: &Packet) -> u64 {
-    // A cheap fingerprint of the message kind for the trace digest.
-    match packet {
-        Message::Prepare { .. } => 1,
-        Message::Promise { .. } => 2,
-        Message::Accept { .. } => 3,
-        Message::Accepted { .. } => 4,
-        Message::Nack { .. } => 5,
-        Message::Heartbeat { .. } => 6,
-        Message::HeartbeatAck { .. } => 7,
-        Message::Forward { .. } => 8,
-        Message::CatchUpRequest { .. } => 9,
-        Message::CatchUp { .. } => 10,
+/// The message in `packet`, which the network carried from `from` to `to`.
+fn decode_packet(packet: &[u8], from: NodeId, to: NodeId) -> std::result::Result<Message, String> {
+    let env = wire::decode_envelope(packet).map_err(|e| e.to_string())?;
+    if (env.from, env.to) != (from, to) {
+        return Err(format!(
+            "the envelope says {} -> {}, the network carried it {from} -> {to}",
+            env.from, env.to
+        ));
     }
+    Ok(env.message)
 }
 
 /// What the simulator needs of a replica: [`Node`]'s interface over
@@ -347,7 +343,7 @@ impl<N: SimNode> PaxosCluster<N> {
 
     /// What node `i` reads on its own clock now.
     pub fn local_time(&self, i: NodeId) -> u64 {
-        self.now + self.replicas[i as usize].offset
+        self.now.saturating_add(self.replicas[i as usize].offset)
     }
 
     fn node_config(&self, id: NodeId) -> Config {
@@ -777,10 +773,16 @@ impl<N: SimNode> PaxosCluster<N> {
         let Some((from, to, packet)) = self.net.deliver_due(self.now) else {
             return;
         };
-        let h = packet_digest(&packet);
-        self.note(9, from as u64 | ((to as u64) << 16), h, || {
-            format!("deliver {from} -> {to}: {packet:?}")
-        });
+        let h = xxhash_rust::xxh3::xxh3_64(&packet);
+        self.note(
+            9,
+            from as u64 | ((to as u64) << 16),
+            h,
+            || match wire::decode_envelope(&packet) {
+                Ok(env) => format!("deliver {from} -> {to}: {:?}", env.message),
+                Err(e) => format!("deliver {from} -> {to}: undecodable: {e}"),
+            },
+        );
         if (to as usize) >= self.replicas.len() {
             self.fail(Violation::new(
                 ViolationKind::Wire,
@@ -791,7 +793,7 @@ impl<N: SimNode> PaxosCluster<N> {
             ));
             return;
         }
-        let message = match decode_packet(packet) {
+        let message = match decode_packet(&packet, from, to) {
             Ok(m) => m,
             Err(e) => {
                 self.fail(Violation::new(
@@ -830,7 +832,8 @@ impl<N: SimNode> PaxosCluster<N> {
             let Some(out) = node.poll() else { break };
             match out {
                 Output::Persisted { .. } => {}
-                Output::Send(Envelope { from, to, message }) => {
+                Output::Send(envelope) => {
+                    let (from, to) = (envelope.from, envelope.to);
                     if from != i {
                         self.fail(Violation::new(
                             ViolationKind::Wire,
@@ -841,7 +844,7 @@ impl<N: SimNode> PaxosCluster<N> {
                         ));
                         continue;
                     }
-                    let packet = encode_packet(&message);
+                    let packet = encode_packet(&envelope);
                     self.net.send(self.now, from, to, packet);
                 }
                 Output::Decided { slot, batch } => {
@@ -874,8 +877,9 @@ impl<N: SimNode> PaxosCluster<N> {
         let r = &mut self.replicas[i as usize];
         if let Some(node) = &r.node {
             let local = node.next_deadline();
-            // Back on the simulation clock; a deadline already past is due now.
-            r.deadline = Some(local.saturating_sub(r.offset).max(self.now));
+            // Back on the simulation clock; a deadline already past is due
+            // now, and u64::MAX means no timer.
+            r.deadline = (local != u64::MAX).then(|| local.saturating_sub(r.offset).max(self.now));
             self.stats.max_commit = self.stats.max_commit.max(node.commit_index());
         }
         self.update_leader();
@@ -895,7 +899,7 @@ impl<N: SimNode> PaxosCluster<N> {
         let mut holders = Vec::new();
         for (i, r) in self.replicas.iter().enumerate() {
             if let Some(n) = &r.node
-                && n.has_read_lease(self.now + r.offset)
+                && n.has_read_lease(self.now.saturating_add(r.offset))
             {
                 holders.push(i as NodeId);
             }
