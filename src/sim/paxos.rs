@@ -220,6 +220,8 @@ pub struct SimStats {
     pub leader_changes: u64,
     /// Times the read lease passed to a new holder.
     pub lease_grants: u64,
+    /// Commands required decided everywhere in time (liveness checks).
+    pub liveness_checks: u64,
     /// Highest commit index seen.
     pub max_commit: u64,
 }
@@ -657,6 +659,7 @@ impl<N: SimNode> PaxosCluster<N> {
     /// retry a lost `Forward`).
     pub fn expect_decided(&mut self, command: Command, within: u64) {
         let nodes = self.alive();
+        self.stats.liveness_checks += 1;
         self.checkers
             .liveness
             .expect(command, nodes, self.now, self.now.saturating_add(within));

@@ -33,6 +33,10 @@ pub struct FaultPlan {
     pub heal: u32,
     /// Weight of new random network settings.
     pub net_change: u32,
+    /// Weight of a calm spell: heal, stop losing messages, bring a majority
+    /// up (others stay down), wait, then require a command proposed at a
+    /// running node to be decided on every running node in time.
+    pub calm: u32,
     /// The most loss a network setting draws, per million.
     pub max_loss_per_million: u32,
     /// The most duplication a network setting draws, per million.
@@ -55,6 +59,7 @@ impl Default for FaultPlan {
             partition: 5,
             heal: 6,
             net_change: 5,
+            calm: 2,
             max_loss_per_million: 100_000,
             max_duplicate_per_million: 50_000,
             trace: false,
@@ -159,6 +164,31 @@ pub fn run_random_on<N: SimNode>(
     (r, c)
 }
 
+/// Heal, stop loss and duplication, wait out elections and leases, then
+/// propose a fresh command at each node of `at` and require each decided on
+/// every running node within the liveness bound. Returns how long it took.
+fn probe<N: SimNode>(c: &mut PaxosCluster<N>, at: &[NodeId]) -> Result<u64, Violation> {
+    c.heal();
+    let mut net = c.net_config().clone();
+    net.loss_per_million = 0;
+    net.duplicate_per_million = 0;
+    c.set_net(net).expect("a valid network");
+    let node = c.config().node.clone();
+    c.run_for(3 * node.election_timeout + node.lease_duration)?;
+    let bound = 10 * node.election_timeout + 2 * node.lease_duration;
+    let start = c.now();
+    for &i in at {
+        // Expect first: a leader may decide its own proposal at once.
+        let cmd = c.new_command();
+        c.expect_decided(cmd.clone(), bound);
+        c.propose(Some(i), cmd).expect("a running node");
+    }
+    let done = c.run_until(start + bound + 1, |c| c.checkers().liveness.satisfied())?;
+    c.check()?;
+    debug_assert!(done, "an unmet expectation fails check()");
+    Ok(c.now() - start)
+}
+
 fn drive<N: SimNode>(
     c: &mut PaxosCluster<N>,
     seed: u64,
@@ -173,6 +203,7 @@ fn drive<N: SimNode>(
         plan.partition,
         plan.heal,
         plan.net_change,
+        plan.calm,
     ];
     let total: u64 = weights.iter().map(|&w| w as u64).sum();
     loop {
@@ -227,39 +258,29 @@ fn drive<N: SimNode>(
                 }
             }
             4 => c.heal(),
-            _ => {
+            5 => {
                 let net = random_net(&mut rng, plan);
                 c.set_net(net).expect("a valid network");
+            }
+            _ => {
+                let mut down: Vec<NodeId> = (0..n as NodeId).filter(|&i| !c.is_alive(i)).collect();
+                while c.alive().len() <= n / 2 {
+                    let k = rng.below(down.len() as u64) as usize;
+                    c.restart(down.swap_remove(k)).expect("a valid node");
+                }
+                let at = c.alive()[rng.below(c.alive().len() as u64) as usize];
+                probe(c, &[at])?;
             }
         }
         c.check()?;
     }
 
-    // Settle: every node up, every link back, no loss; then wait out any
-    // lease and election before asking for progress.
-    c.heal();
+    // Settle: every node up, every link back, no loss; then every node
+    // proposes and every node must decide it all.
     for i in 0..n as NodeId {
         c.restart(i).expect("a valid node");
     }
-    let mut net = c.net_config().clone();
-    net.loss_per_million = 0;
-    net.duplicate_per_million = 0;
-    c.set_net(net).expect("a valid network");
-    let node = c.config().node.clone();
-    c.run_for(3 * node.election_timeout + node.lease_duration)?;
-
-    let bound = 10 * node.election_timeout + 2 * node.lease_duration;
-    let start = c.now();
-    for i in 0..n as NodeId {
-        // Expect first: a leader may decide its own proposal at once.
-        let cmd = c.new_command();
-        c.expect_decided(cmd.clone(), bound);
-        c.propose(Some(i), cmd).expect("every node is up");
-    }
-    let done = c.run_until(start + bound + 1, |c| c.checkers().liveness.satisfied())?;
-    c.check()?;
-    debug_assert!(done, "an unmet expectation fails check()");
-    let settle_time = c.now() - start;
+    let settle_time = probe(c, &(0..n as NodeId).collect::<Vec<_>>())?;
     let final_log_len = (0..n as NodeId)
         .map(|i| c.checkers().delivery.delivered(i))
         .min()
