@@ -24,6 +24,11 @@ pub enum ViolationKind {
     Liveness,
     /// Two nodes held a read lease at the same moment.
     Lease,
+    /// A node held the read lease while missing a slot another node had
+    /// already delivered (a read from its state would be stale), or a
+    /// command was decided in a slot before one delivered before it was
+    /// proposed.
+    Linearizability,
     /// A message's bytes did not decode (or a node sent a malformed envelope).
     Wire,
     /// A node returned an error for an input it should have accepted.
@@ -40,6 +45,7 @@ impl fmt::Display for ViolationKind {
             ViolationKind::Order => "in-order delivery",
             ViolationKind::Liveness => "liveness",
             ViolationKind::Lease => "lease exclusivity",
+            ViolationKind::Linearizability => "linearizability",
             ViolationKind::Wire => "wire",
             ViolationKind::Node => "node error",
             ViolationKind::Stuck => "stuck",
@@ -393,6 +399,84 @@ impl LeaseExclusive {
     }
 }
 
+/// Linearizability of the log and of lease reads:
+/// - a command proposed after slot `s` was delivered somewhere is decided
+///   in a slot after `s` (real-time order);
+/// - a node holding the read lease has delivered every slot delivered
+///   anywhere (else a read served from its state misses a write a client
+///   already saw).
+#[derive(Debug, Default)]
+pub struct Linearizable {
+    /// Slots delivered anywhere: every slot below this.
+    delivered: Slot,
+    /// command → `delivered` when it was proposed.
+    floor: HashMap<Command, Slot>,
+}
+
+impl Linearizable {
+    /// A checker that has seen nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A client proposed `command`.
+    pub fn proposed(&mut self, command: &Command) {
+        self.floor.entry(command.clone()).or_insert(self.delivered);
+    }
+
+    /// `node` delivered `batch` for `slot` at `time`.
+    pub fn decided(
+        &mut self,
+        node: NodeId,
+        slot: Slot,
+        batch: &Batch,
+        time: u64,
+    ) -> Result<(), Violation> {
+        for c in batch {
+            if let Some(&floor) = self.floor.get(c)
+                && slot < floor
+            {
+                return Err(Violation::new(
+                    ViolationKind::Linearizability,
+                    time,
+                    Some(node),
+                    Some(slot),
+                    format!(
+                        "command {:?} was proposed after slot {} was delivered, yet decided                          in slot {slot}",
+                        String::from_utf8_lossy(c),
+                        floor - 1
+                    ),
+                ));
+            }
+        }
+        self.delivered = self.delivered.max(slot + 1);
+        Ok(())
+    }
+
+    /// Every slot below this was delivered somewhere.
+    pub fn delivered(&self) -> Slot {
+        self.delivered
+    }
+
+    /// `node` holds the read lease at `time` having delivered `delivered`
+    /// slots.
+    pub fn lease_read(&self, node: NodeId, delivered: Slot, time: u64) -> Result<(), Violation> {
+        if delivered < self.delivered {
+            return Err(Violation::new(
+                ViolationKind::Linearizability,
+                time,
+                Some(node),
+                Some(delivered),
+                format!(
+                    "node {node} holds the read lease having delivered slots below {delivered},                      but slots below {} were delivered elsewhere: a lease read would be stale",
+                    self.delivered
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// All the checkers, fed together; violations come out stamped with `seed`.
 #[derive(Debug, Default)]
 pub struct Checkers {
@@ -407,6 +491,8 @@ pub struct Checkers {
     pub liveness: Liveness,
     /// Lease exclusivity.
     pub lease: LeaseExclusive,
+    /// Real-time order and fresh lease reads.
+    pub linearizable: Linearizable,
 }
 
 impl Checkers {
@@ -421,6 +507,7 @@ impl Checkers {
     /// A client proposed `command`.
     pub fn proposed(&mut self, command: &Command) {
         self.validity.proposed(command);
+        self.linearizable.proposed(command);
     }
 
     /// `node` (re)started.
@@ -442,17 +529,32 @@ impl Checkers {
             .decided(node, slot, time)
             .and_then(|()| self.agreement.decided(node, slot, batch, time))
             .and_then(|()| self.validity.decided(node, slot, batch, time))
+            .and_then(|()| self.linearizable.decided(node, slot, batch, time))
             .map_err(|v| v.with_seed(seed))?;
         self.liveness.decided(node, batch);
         Ok(())
     }
 
-    /// `holders` hold the read lease at `time`.
-    pub fn lease_holders(&mut self, holders: &[NodeId], time: u64) -> Result<(), Violation> {
+    /// `holders` hold the read lease at `time`: exclusive, and (with
+    /// `fresh`) each has delivered every slot delivered anywhere.
+    pub fn lease_holders(
+        &mut self,
+        holders: &[NodeId],
+        fresh: bool,
+        time: u64,
+    ) -> Result<(), Violation> {
         let seed = self.seed;
         self.lease
             .holders(holders, time)
-            .map_err(|v| v.with_seed(seed))
+            .map_err(|v| v.with_seed(seed))?;
+        if fresh {
+            for &h in holders {
+                self.linearizable
+                    .lease_read(h, self.delivery.delivered(h), time)
+                    .map_err(|v| v.with_seed(seed))?;
+            }
+        }
+        Ok(())
     }
 
     /// Fails if a liveness deadline passed by `now`.
@@ -543,6 +645,23 @@ mod tests {
         assert_eq!(l.grants(), 2);
         let v = l.holders(&[1, 2], 4).unwrap_err();
         assert_eq!(v.kind, ViolationKind::Lease);
+    }
+
+    #[test]
+    fn linearizable_orders_by_real_time_and_wants_fresh_leaseholders() {
+        let mut l = Linearizable::new();
+        l.proposed(&b"a".to_vec());
+        l.decided(0, 0, &b(&["a"]), 1).unwrap();
+        l.decided(0, 1, &b(&[]), 1).unwrap();
+        assert_eq!(l.delivered(), 2);
+        // Proposed after slots 0 and 1 were delivered: slot 1 is too early.
+        l.proposed(&b"b".to_vec());
+        let v = l.decided(1, 1, &b(&["b"]), 2).unwrap_err();
+        assert_eq!((v.kind, v.slot), (ViolationKind::Linearizability, Some(1)));
+        l.decided(1, 2, &b(&["b"]), 2).unwrap();
+        l.lease_read(1, 3, 3).unwrap();
+        let v = l.lease_read(2, 2, 3).unwrap_err();
+        assert_eq!((v.kind, v.node), (ViolationKind::Linearizability, Some(2)));
     }
 
     #[test]

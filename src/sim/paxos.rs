@@ -133,6 +133,9 @@ pub struct SimConfig {
     pub max_skew: u64,
     /// Check lease exclusivity after every event.
     pub check_leases: bool,
+    /// Also check that a lease holder has delivered every slot delivered
+    /// anywhere (lease reads are linearizable).
+    pub check_lease_reads: bool,
     /// Keep a readable trace of every event (see [`PaxosCluster::trace`]).
     pub trace: bool,
 }
@@ -159,6 +162,7 @@ impl SimConfig {
             max_skew: node.max_clock_drift,
             node,
             check_leases: true,
+            check_lease_reads: true,
             trace: false,
         }
     }
@@ -907,7 +911,8 @@ impl<N: SimNode> PaxosCluster<N> {
                 holders.push(i as NodeId);
             }
         }
-        if let Err(v) = self.checkers.lease_holders(&holders, self.now) {
+        let fresh = self.config.check_lease_reads;
+        if let Err(v) = self.checkers.lease_holders(&holders, fresh, self.now) {
             self.fail(v);
         }
     }
