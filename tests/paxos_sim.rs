@@ -257,6 +257,9 @@ fn a_minority_partition_stalls_and_the_majority_goes_on() {
     assert!(others[1..].contains(&majority_leader), "{:#?}", c.status());
     let m = propose_and_wait_on(&mut c, majority_leader, &others[1..]);
     c.heal();
+    // The old leader learns it was deposed (a command it took as leader
+    // just before may be dropped: clients retry), then forwards.
+    c.run_for(1_000_000_000).unwrap();
     let after = propose_and_wait(&mut c, Some(l));
     assert!(c.is_decided_on(&m, &c.alive()));
     assert!(c.is_decided_on(&after, &c.alive()));

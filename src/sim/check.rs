@@ -442,7 +442,8 @@ impl Linearizable {
                     Some(node),
                     Some(slot),
                     format!(
-                        "command {:?} was proposed after slot {} was delivered, yet decided                          in slot {slot}",
+                        "command {:?} was proposed after slot {} was delivered, yet decided \
+                         in slot {slot}",
                         String::from_utf8_lossy(c),
                         floor - 1
                     ),
@@ -468,7 +469,8 @@ impl Linearizable {
                 Some(node),
                 Some(delivered),
                 format!(
-                    "node {node} holds the read lease having delivered slots below {delivered},                      but slots below {} were delivered elsewhere: a lease read would be stale",
+                    "node {node} holds the read lease having delivered slots below {delivered}, \
+                         but slots below {} were delivered elsewhere: a lease read would be stale",
                     self.delivered
                 ),
             ));

@@ -277,15 +277,24 @@ impl PaxosCluster {
 impl<N: SimNode> PaxosCluster<N> {
     /// Start `config.n` replicas of type `N` at time 0.
     pub fn start(config: SimConfig) -> Result<Self> {
-        if config.n == 0 || config.n > 1024 {
+        if config.n == 0 || config.n > 64 {
             return Err(Error::InvalidArgument(format!(
-                "a simulated cluster has 1 to 1024 nodes, not {}",
+                "a simulated cluster has 1 to 64 nodes, not {}",
                 config.n
             )));
         }
         if config.net.min_delay > config.net.max_delay {
             return Err(Error::InvalidArgument(
                 "network min_delay exceeds max_delay".into(),
+            ));
+        }
+        let mut probe = config.node.clone();
+        probe.id = 0;
+        probe.members = (0..config.n as NodeId).collect();
+        probe.validate()?;
+        if config.max_skew > config.node.max_clock_drift {
+            return Err(Error::InvalidArgument(
+                "max_skew exceeds the nodes' max_clock_drift".into(),
             ));
         }
         let mut rng = SplitMix64::new(config.seed);
@@ -863,8 +872,25 @@ impl<N: SimNode> PaxosCluster<N> {
                             super::check::show_batch(&batch)
                         )
                     });
+                    let twice = self.checkers.validity.duplicates();
                     if let Err(v) = self.checkers.decided(i, slot, &batch, self.now) {
                         self.fail(v);
+                    } else if self.checkers.validity.duplicates() > twice
+                        && self.net.stats().duplicated == 0
+                    {
+                        // Without a duplicated message (a `Forward` twice),
+                        // nothing may be decided twice: at most once.
+                        self.fail(Violation::new(
+                            ViolationKind::Validity,
+                            self.now,
+                            Some(i),
+                            Some(slot),
+                            format!(
+                                "a command of {} was already decided in another slot, and \
+                                 no message was duplicated",
+                                super::check::show_batch(&batch)
+                            ),
+                        ));
                     }
                 }
                 Output::LeaderChanged { leader, ballot } => {
