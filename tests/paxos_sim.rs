@@ -124,7 +124,9 @@ fn seeds_3() {
     seeds_part(3);
 }
 
-/// Replays one seed (`QK_SIM_SEED`, default `QK_SIM_SEED_BASE`) with a trace.
+/// Replays one seed (`QK_SIM_SEED`, default `QK_SIM_SEED_BASE`); prints the
+/// last `QK_SIM_TRACE_LINES` (400) events of the trace when it fails, or
+/// always with `QK_SIM_TRACE=1`.
 #[test]
 fn replay() {
     let seed = env_u64("QK_SIM_SEED", env_u64("QK_SIM_SEED_BASE", 0));
@@ -136,7 +138,14 @@ fn replay() {
     let keep = env_u64("QK_SIM_TRACE_LINES", 400) as usize;
     let trace = cluster.trace();
     match result {
-        Ok(r) => eprintln!("seed {seed}: ok: {r:?}"),
+        Ok(r) => {
+            if std::env::var_os("QK_SIM_TRACE").is_some() {
+                for line in &trace[trace.len().saturating_sub(keep)..] {
+                    eprintln!("{line}");
+                }
+            }
+            eprintln!("seed {seed}: ok: {r:?}")
+        }
         Err(v) => {
             for line in &trace[trace.len().saturating_sub(keep)..] {
                 eprintln!("{line}");
