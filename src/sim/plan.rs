@@ -10,7 +10,7 @@ use crate::rng::SplitMix64;
 
 use super::check::Violation;
 use super::net::NetConfig;
-use super::paxos::{PaxosCluster, SimConfig, SimNode, SimStats};
+use super::paxos::{PaxosCluster, SimConfig, SimNode, SimStats, rate_bound};
 
 /// What a random run may do, and how often. Weights are relative.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +155,7 @@ pub fn random_config(seed: u64, plan: &FaultPlan) -> SimConfig {
     node.max_batch = rng.between(1, 8) as usize;
     node.max_inflight = rng.between(1, 8) as usize;
     cfg.max_skew = rng.between(0, node.max_clock_drift);
+    cfg.max_rate_ppm = rng.between(0, rate_bound(node) as u64) as u32;
     let election_timeout = node.election_timeout;
     cfg.net = random_net(&mut rng, plan, election_timeout);
     cfg.trace = plan.trace;
