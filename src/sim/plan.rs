@@ -49,12 +49,12 @@ pub struct FaultPlan {
 }
 
 impl Default for FaultPlan {
-    /// Sizes 1 to 5 (mostly 3 and 5), 2 s of faults with an action every
+    /// Sizes 1 to 7 (mostly 3 and 5), 2 s of faults with an action every
     /// 10 ms on average, up to 10 % loss and 5 % duplication, one network
     /// setting in ten slower than the election timeout.
     fn default() -> Self {
         FaultPlan {
-            sizes: vec![1, 2, 3, 3, 3, 4, 5, 5, 5],
+            sizes: vec![1, 2, 3, 3, 3, 4, 5, 5, 5, 7],
             duration: 2_000_000_000,
             mean_gap: 10_000_000,
             propose: 60,
