@@ -185,9 +185,9 @@ pub fn run_random_on<N: SimNode>(
 }
 
 /// Heal, stop loss and duplication, wait out elections, leases and the
-/// backlog, then
-/// propose a fresh command at each node of `at` and require each decided on
-/// every running node within the liveness bound. Returns how long it took.
+/// backlog, then propose a fresh command at each node of `at` and require
+/// each decided on every running node within the liveness bound
+/// (10 election timeouts + 2 leases). Returns how long that took.
 fn probe<N: SimNode>(c: &mut PaxosCluster<N>, at: &[NodeId]) -> Result<u64, Violation> {
     c.heal();
     let node = c.config().node.clone();
