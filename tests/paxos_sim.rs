@@ -203,11 +203,7 @@ fn propose_and_wait(c: &mut PaxosCluster, at: Option<NodeId>) -> Command {
     let cmd = c.new_command();
     c.expect_decided(cmd.clone(), 2_000_000_000);
     c.propose(at, cmd.clone()).unwrap();
-    let nodes = c.alive();
-    let ok = c
-        .run_until(c.now() + 2_000_000_001, |c| c.is_decided_on(&cmd, &nodes))
-        .unwrap();
-    assert!(ok);
+    assert!(c.run_until_decided(&cmd, 2_000_000_000).unwrap());
     cmd
 }
 

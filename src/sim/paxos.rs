@@ -700,16 +700,27 @@ impl<N: SimNode> PaxosCluster<N> {
             .collect()
     }
 
-    /// Whether every node in `nodes` delivered `command`.
+    /// Whether every node in `nodes` delivered `command` (in its current
+    /// incarnation; a restarted node must deliver it again).
     pub fn is_decided_on(&self, command: &[u8], nodes: &[NodeId]) -> bool {
-        nodes.iter().all(|&i| {
-            (0..self.checkers.delivery.delivered(i)).any(|s| {
-                self.checkers
-                    .agreement
-                    .value(s)
-                    .is_some_and(|b| b.iter().any(|c| c == command))
-            })
+        // Delivery is in order from slot 0, so a node delivered the command
+        // once it delivered past the first slot it was decided in.
+        self.checkers.validity.slot_of(command).is_some_and(|s| {
+            nodes
+                .iter()
+                .all(|&i| self.checkers.delivery.delivered(i) > s)
         })
+    }
+
+    /// Run until every running node delivered `command`, for at most
+    /// `within` nanoseconds; `Ok(false)` if time ran out first.
+    pub fn run_until_decided(
+        &mut self,
+        command: &[u8],
+        within: u64,
+    ) -> std::result::Result<bool, Violation> {
+        let deadline = self.now.saturating_add(within);
+        self.run_until(deadline, |c| c.is_decided_on(command, &c.alive()))
     }
 
     /// Counters so far.
