@@ -137,6 +137,7 @@ fn replay() {
     let (result, cluster) = run_random_in(seed, &plan);
     let keep = env_u64("QK_SIM_TRACE_LINES", 400) as usize;
     let trace = cluster.trace();
+    eprintln!("seed {seed}: {:?}", cluster.config());
     match result {
         Ok(r) => {
             if std::env::var_os("QK_SIM_TRACE").is_some() {

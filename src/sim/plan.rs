@@ -8,7 +8,7 @@
 use crate::paxos::NodeId;
 use crate::rng::SplitMix64;
 
-use super::check::Violation;
+use super::check::{Violation, ViolationKind};
 use super::net::NetConfig;
 use super::paxos::{PaxosCluster, SimConfig, SimNode, SimStats, rate_bound};
 
@@ -212,6 +212,27 @@ fn probe<N: SimNode>(c: &mut PaxosCluster<N>, at: &[NodeId]) -> Result<u64, Viol
     }
     let bound = 10 * node.election_timeout + 2 * node.lease_duration;
     let start = c.now();
+    // A command taken by a leader that is then deposed may be dropped (the
+    // node's documented at-most-once semantics: clients retry), so propose
+    // once every running node follows one leader.
+    let stable = c.run_until(start + bound, |c| {
+        let l = c.leader();
+        l.is_some() && c.status().iter().all(|s| !s.alive || s.leader == l)
+    })?;
+    if !stable {
+        return Err(Violation::new(
+            ViolationKind::Liveness,
+            c.now(),
+            None,
+            None,
+            format!(
+                "no leader that every running node follows {bound} ns after the cluster \
+                 healed and settled: {:?}",
+                c.status()
+            ),
+        )
+        .with_seed(c.config().seed));
+    }
     for &i in at {
         // Expect first: a leader may decide its own proposal at once.
         let cmd = c.new_command();
