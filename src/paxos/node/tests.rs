@@ -1316,3 +1316,194 @@ fn lossy_reordering_network_keeps_agreement() {
         assert!(!cmds.is_empty(), "seed {seed}: nothing decided");
     }
 }
+
+#[test]
+fn partitioned_leader_yields_after_its_lease() {
+    for seed in 0..8u64 {
+        let mut c = Cluster::new(3, seed, |_| {});
+        let l = c.elect();
+        let lid = c.configs[l].id;
+        for k in 0..10 {
+            c.propose(l, cmd(k));
+        }
+        c.run_for(30 * MS);
+        assert!(c.node(l).has_read_lease(c.now));
+        let cut_at = c.now;
+        c.drop = Some(Box::new(move |e: &Envelope| e.from == lid || e.to == lid));
+        c.propose(l, b"lost?".to_vec());
+        // `advance` checks at every step that at most one node holds a read
+        // lease and that it is not behind anyone.
+        assert!(
+            c.run_until(10_000, |c| c
+                .alive()
+                .iter()
+                .any(|&i| i != l && c.node(i).is_leader())),
+            "seed {seed}"
+        );
+        let lease = c.configs[0].lease_duration;
+        assert!(
+            c.now >= cut_at + lease - c.configs[0].heartbeat_interval,
+            "seed {seed}"
+        );
+        assert!(!c.node(l).has_read_lease(c.now), "seed {seed}");
+        let l2 = c.leader_changes[(l + 1) % 3].last().unwrap().0.unwrap();
+        let l2 = (l2 - 1) as usize;
+        for k in 10..20 {
+            c.propose(l2, cmd(k));
+        }
+        c.run_for(50 * MS);
+        // The old leader still thinks it leads until it hears otherwise.
+        c.drop = None;
+        c.run_for(300 * MS);
+        assert!(!c.node(l).is_leader(), "seed {seed}");
+        assert_eq!(c.node(l).leader(), Some(c.configs[l2].id), "seed {seed}");
+        c.check_agreement();
+        let want: Vec<Command> = (0..20).map(cmd).collect();
+        for i in 0..3 {
+            let got: Vec<Command> = c
+                .commands(i)
+                .into_iter()
+                .filter(|x| x[..] != b"lost?"[..])
+                .collect();
+            assert_eq!(got, want, "seed {seed} node {}", i + 1);
+            assert!(
+                c.commands(i)
+                    .iter()
+                    .filter(|x| x[..] == b"lost?"[..])
+                    .count()
+                    <= 1
+            );
+        }
+    }
+}
+
+#[test]
+fn far_future_accept_is_not_taken_and_triggers_catch_up() {
+    let mut n = follower(2, 3);
+    let b = Ballot::new(1, 1);
+    n.step(
+        1,
+        Message::Accept {
+            ballot: b,
+            first_slot: MIN_WINDOW,
+            batches: vec![vec![b"far".to_vec()]],
+            commit: 5,
+        },
+        MS,
+    )
+    .unwrap();
+    let msgs = sends(&outputs(&mut n));
+    assert_eq!(msgs, vec![Message::CatchUpRequest { first_slot: 0 }]);
+    assert!(n.accepted(MIN_WINDOW).is_none());
+    assert!(n.log.len() < 16);
+    assert_eq!(n.leader(), Some(1));
+    assert_eq!(n.known_commit(), 5);
+    // At most one request per heartbeat interval.
+    let hb = n.config().heartbeat_interval;
+    for t in [MS + 1, MS + hb - 1] {
+        n.step(
+            1,
+            Message::Heartbeat {
+                ballot: b,
+                commit: 5,
+                seq: t,
+            },
+            t,
+        )
+        .unwrap();
+        let msgs = sends(&outputs(&mut n));
+        assert!(
+            !msgs
+                .iter()
+                .any(|m| matches!(m, Message::CatchUpRequest { .. }))
+        );
+    }
+    assert!(n.next_deadline() <= MS + hb);
+    n.tick(MS + hb).unwrap();
+    assert_eq!(
+        sends(&outputs(&mut n)),
+        vec![Message::CatchUpRequest { first_slot: 0 }]
+    );
+    // The reply fills the log, persisted as Chosen records, and delivers.
+    n.step(
+        1,
+        Message::CatchUp {
+            first_slot: 0,
+            batches: (0..5).map(|k| vec![cmd(k)]).collect(),
+            commit: 5,
+        },
+        MS + hb + 1,
+    )
+    .unwrap();
+    let outs = outputs(&mut n);
+    assert_eq!(outs[0], Output::Persisted { records: 6 }); // 5 Chosen + Commit
+    assert_eq!(n.commit_index(), 5);
+    assert!(matches!(
+        n.storage().records().last(),
+        Some(Record::Commit { commit: 5 })
+    ));
+}
+
+#[test]
+fn lost_accepts_are_retransmitted() {
+    let mut c = Cluster::new(3, 4, |_| {});
+    let l = c.elect();
+    let mut dropped = 0;
+    c.drop = Some(Box::new(move |e: &Envelope| {
+        if matches!(e.message, Message::Accept { .. }) && dropped < 2 {
+            dropped += 1;
+            return true;
+        }
+        false
+    }));
+    let syncs = c.node(l).storage().syncs();
+    c.propose(l, b"again".to_vec());
+    assert_eq!(c.node(l).storage().syncs(), syncs + 1);
+    c.deliver_all();
+    assert!(!c.commands(l).contains(&b"again".to_vec()));
+    let hb = c.configs[0].heartbeat_interval;
+    c.run_for(3 * hb + 1);
+    for i in 0..3 {
+        assert_eq!(c.commands(i), vec![b"again".to_vec()]);
+    }
+}
+
+#[test]
+fn higher_nack_makes_a_leader_step_down() {
+    let (mut n, t) = lone_leader(cfg(1, 3, 2));
+    let b = n.ballot();
+    outputs(&mut n);
+    // A nack for some other ballot, or with a lower promise, is ignored.
+    n.step(
+        2,
+        Message::Nack {
+            ballot: Ballot::new(b.round + 7, 1),
+            promised: Ballot::new(b.round + 9, 3),
+        },
+        t,
+    )
+    .unwrap();
+    assert!(n.is_leader());
+    n.step(
+        2,
+        Message::Nack {
+            ballot: b,
+            promised: Ballot::new(b.round + 5, 3),
+        },
+        t + 1,
+    )
+    .unwrap();
+    assert!(!n.is_leader());
+    assert_eq!(n.leader(), None);
+    assert!(outputs(&mut n).contains(&Output::LeaderChanged {
+        leader: None,
+        ballot: Ballot::new(b.round + 5, 3)
+    }));
+    // Its next candidacy outbids every ballot it heard of.
+    let mut t = t + 1;
+    while !n.is_candidate() {
+        t = n.next_deadline().max(t + 1);
+        n.tick(t).unwrap();
+    }
+    assert!(n.ballot() > Ballot::new(b.round + 9, 3));
+}
