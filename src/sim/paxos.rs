@@ -1125,6 +1125,14 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_can_move_between_threads() {
+        // The C and Python faces hold clusters behind handles.
+        fn send<T: Send + 'static>() {}
+        send::<PaxosCluster>();
+        send::<Violation>();
+    }
+
+    #[test]
     fn skewed_clocks_are_monotonic_and_deadlines_map_back_exactly() {
         let mut rng = SplitMix64::new(9);
         for rate_ppm in [-450_000, -90_000, -1, 0, 1, 7, 45_000, 450_000] {
