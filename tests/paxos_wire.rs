@@ -13,8 +13,8 @@ use proptest::prelude::*;
 use quorumkit::Error;
 use quorumkit::paxos::single::Msg;
 use quorumkit::paxos::wire::{
-    self, WIRE_VERSION, decode, decode_envelope, decode_record, decode_single, encode,
-    encode_envelope, encode_record, encode_single, encode_to_vec,
+    WIRE_VERSION, decode, decode_envelope, decode_record, decode_single, encode, encode_envelope,
+    encode_record, encode_single, encode_to_vec,
 };
 use quorumkit::paxos::{AcceptedEntry, Ballot, Batch, Envelope, Message, Record};
 
@@ -839,7 +839,6 @@ proptest! {
 #[test]
 fn wire_version_is_one() {
     assert_eq!(WIRE_VERSION, 1);
-    assert_eq!(wire::TAG_ENVELOPE, 0x10);
 }
 
 /// Every example encoding in docs/WIRE.md ("Examples") is a valid encoding

@@ -34,46 +34,49 @@ use crate::error::{Error, Result};
 /// encoding).
 pub const WIRE_VERSION: u8 = 1;
 
+// The tag byte of each kind (docs/WIRE.md, section 2). Not public: the
+// document is the reference, and public constants would reach the C header.
+
 /// Tag of [`Message::Prepare`].
-pub const TAG_PREPARE: u8 = 0x01;
+const TAG_PREPARE: u8 = 0x01;
 /// Tag of [`Message::Promise`].
-pub const TAG_PROMISE: u8 = 0x02;
+const TAG_PROMISE: u8 = 0x02;
 /// Tag of [`Message::Accept`].
-pub const TAG_ACCEPT: u8 = 0x03;
+const TAG_ACCEPT: u8 = 0x03;
 /// Tag of [`Message::Accepted`].
-pub const TAG_ACCEPTED: u8 = 0x04;
+const TAG_ACCEPTED: u8 = 0x04;
 /// Tag of [`Message::Nack`].
-pub const TAG_NACK: u8 = 0x05;
+const TAG_NACK: u8 = 0x05;
 /// Tag of [`Message::Heartbeat`].
-pub const TAG_HEARTBEAT: u8 = 0x06;
+const TAG_HEARTBEAT: u8 = 0x06;
 /// Tag of [`Message::HeartbeatAck`].
-pub const TAG_HEARTBEAT_ACK: u8 = 0x07;
+const TAG_HEARTBEAT_ACK: u8 = 0x07;
 /// Tag of [`Message::Forward`].
-pub const TAG_FORWARD: u8 = 0x08;
+const TAG_FORWARD: u8 = 0x08;
 /// Tag of [`Message::CatchUpRequest`].
-pub const TAG_CATCH_UP_REQUEST: u8 = 0x09;
+const TAG_CATCH_UP_REQUEST: u8 = 0x09;
 /// Tag of [`Message::CatchUp`].
-pub const TAG_CATCH_UP: u8 = 0x0A;
+const TAG_CATCH_UP: u8 = 0x0A;
 /// Tag of an [`Envelope`]: `from`, `to`, then the message's tag and fields.
-pub const TAG_ENVELOPE: u8 = 0x10;
+const TAG_ENVELOPE: u8 = 0x10;
 /// Tag of [`Record::Promise`].
-pub const TAG_RECORD_PROMISE: u8 = 0x20;
+const TAG_RECORD_PROMISE: u8 = 0x20;
 /// Tag of [`Record::Accept`].
-pub const TAG_RECORD_ACCEPT: u8 = 0x21;
+const TAG_RECORD_ACCEPT: u8 = 0x21;
 /// Tag of [`Record::Chosen`].
-pub const TAG_RECORD_CHOSEN: u8 = 0x22;
+const TAG_RECORD_CHOSEN: u8 = 0x22;
 /// Tag of [`Record::Commit`].
-pub const TAG_RECORD_COMMIT: u8 = 0x23;
+const TAG_RECORD_COMMIT: u8 = 0x23;
 /// Tag of the single-decree [`Msg::Prepare`].
-pub const TAG_SINGLE_PREPARE: u8 = 0x30;
+const TAG_SINGLE_PREPARE: u8 = 0x30;
 /// Tag of the single-decree [`Msg::Promise`].
-pub const TAG_SINGLE_PROMISE: u8 = 0x31;
+const TAG_SINGLE_PROMISE: u8 = 0x31;
 /// Tag of the single-decree [`Msg::Accept`].
-pub const TAG_SINGLE_ACCEPT: u8 = 0x32;
+const TAG_SINGLE_ACCEPT: u8 = 0x32;
 /// Tag of the single-decree [`Msg::Accepted`].
-pub const TAG_SINGLE_ACCEPTED: u8 = 0x33;
+const TAG_SINGLE_ACCEPTED: u8 = 0x33;
 /// Tag of the single-decree [`Msg::Nack`].
-pub const TAG_SINGLE_NACK: u8 = 0x34;
+const TAG_SINGLE_NACK: u8 = 0x34;
 
 /// The longest varint of a `u64` (10 bytes: 9 × 7 bits, then 1 bit).
 const MAX_VARINT64: usize = 10;
