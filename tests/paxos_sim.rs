@@ -144,11 +144,12 @@ fn seeds_found_by_soak() {
 #[test]
 #[ignore = "node livelock: a rejoining candidate deposes every new leader"]
 fn seeds_found_by_soak_livelock() {
-    let seed = 1_061_305;
-    if let Err(v) = run_random(seed, &FaultPlan::default()) {
-        panic!(
-            "{v}\n    replay: QK_SIM_SEED={seed} cargo test --test paxos_sim replay -- --nocapture"
-        );
+    for seed in [1_061_305, 20_073_266] {
+        if let Err(v) = run_random(seed, &FaultPlan::default()) {
+            panic!(
+                "{v}\n    replay: QK_SIM_SEED={seed} cargo test --test paxos_sim replay -- --nocapture"
+            );
+        }
     }
 }
 
