@@ -348,6 +348,8 @@ const MUTE: u8 = 4;
 
 /// Followers send as someone else.
 const IMPOSTOR: u8 = 5;
+/// Followers ask to be ticked again at the same instant, forever.
+const SPINNER: u8 = 6;
 
 const POLL: u64 = 20_000_000;
 
@@ -505,6 +507,8 @@ impl<const MODE: u8> SimNode for Sequencer<MODE> {
     fn next_deadline(&self) -> u64 {
         if self.id == 0 {
             u64::MAX
+        } else if MODE == SPINNER {
+            self.now
         } else {
             (self.now / POLL + 1) * POLL
         }
@@ -637,4 +641,13 @@ fn a_node_that_sends_as_another_is_caught() {
         found.get(&ViolationKind::Wire.to_string()) >= Some(&7),
         "{found:?}"
     );
+}
+
+#[test]
+fn a_timer_that_never_moves_on_is_caught() {
+    let mut c = PaxosCluster::<Sequencer<SPINNER>>::start(SimConfig::new(2, 8)).unwrap();
+    let v = c.run_for(1_000_000).unwrap_err();
+    assert_eq!(v.kind, ViolationKind::Stuck, "{v}");
+    assert_eq!(c.check().unwrap_err(), v);
+    assert_eq!(c.step().unwrap_err(), v);
 }
