@@ -271,7 +271,8 @@ pub struct Node<S: Storage> {
     role: Role,
     /// The ballot this node stood for election with (or leads in).
     ballot: Ballot,
-    /// The highest ballot heard of (from nacks), so the next one exceeds it.
+    /// The highest ballot heard of (in any message), so the next one
+    /// exceeds it.
     highest_seen: Ballot,
     leader: Option<NodeId>,
     leader_ballot: Ballot,
@@ -926,6 +927,7 @@ impl<S: Storage> Node<S> {
         if from == self.config.id || self.position(from).is_none() {
             return Ok(());
         }
+        self.note_ballots(&message);
         match message {
             Message::Prepare { ballot, first_slot } => self.on_prepare(from, ballot, first_slot),
             Message::Promise {
@@ -967,6 +969,30 @@ impl<S: Storage> Node<S> {
                 batches,
                 commit,
             } => self.on_catch_up(from, first_slot, batches, commit),
+        }
+    }
+
+    /// Remembers the highest plausible ballot any message names, refused
+    /// prepares included, so this node's next election outbids it: a
+    /// candidate that picked a ballot below one it had just refused would
+    /// win and at once be deposed by that ballot's holder, again and again.
+    fn note_ballots(&mut self, message: &Message) {
+        let (a, b) = match message {
+            Message::Prepare { ballot, .. }
+            | Message::Promise { ballot, .. }
+            | Message::Accept { ballot, .. }
+            | Message::Accepted { ballot, .. }
+            | Message::Heartbeat { ballot, .. }
+            | Message::HeartbeatAck { ballot, .. } => (*ballot, Ballot::ZERO),
+            Message::Nack { ballot, promised } => (*ballot, *promised),
+            Message::Forward { .. } | Message::CatchUpRequest { .. } | Message::CatchUp { .. } => {
+                return;
+            }
+        };
+        for x in [a, b] {
+            if x > self.highest_seen && self.valid_ballot(x) {
+                self.highest_seen = x;
+            }
         }
     }
 
