@@ -155,6 +155,14 @@ fn arb_message() -> impl Strategy<Value = Message> {
         (arb_ballot(), arb_u64()).prop_map(|(ballot, seq)| Message::HeartbeatAck { ballot, seq }),
         arb_batch().prop_map(|commands| Message::Forward { commands }),
         arb_u64().prop_map(|first_slot| Message::CatchUpRequest { first_slot }),
+        arb_ballot().prop_map(|ballot| Message::PreVote { ballot }),
+        (arb_ballot(), any::<bool>(), arb_ballot()).prop_map(|(ballot, granted, promised)| {
+            Message::PreVoteReply {
+                ballot,
+                granted,
+                promised,
+            }
+        }),
         (arb_u64(), arb_batches(), arb_u64()).prop_map(|(first_slot, batches, commit)| {
             Message::CatchUp {
                 first_slot,
@@ -210,7 +218,7 @@ fn single_bytes(m: &Msg) -> Vec<u8> {
 /// valid version byte and a known tag, then small varint-ish bytes.
 fn arb_wireish() -> impl Strategy<Value = Vec<u8>> {
     let tag = prop_oneof![
-        1u8..=0x0A,
+        1u8..=0x0C,
         Just(0x10u8),
         0x20u8..=0x23,
         0x30u8..=0x34,
@@ -468,6 +476,20 @@ fn golden_bytes_pin_the_format() {
             },
             vec![0x01, 0x0A, 0x00, 0x01, 0x00, 0x01],
         ),
+        (
+            Message::PreVote {
+                ballot: ballot(4, 2),
+            },
+            vec![0x01, 0x0B, 0x04, 0x02],
+        ),
+        (
+            Message::PreVoteReply {
+                ballot: ballot(4, 2),
+                granted: true,
+                promised: ballot(3, 1),
+            },
+            vec![0x01, 0x0C, 0x04, 0x02, 0x01, 0x03, 0x01],
+        ),
     ];
     for (m, want) in &cases {
         assert_eq!(&encode_to_vec(m), want, "{m:?}");
@@ -653,7 +675,7 @@ fn malformed_inputs_get_precise_errors() {
     };
     assert!(corrupt(&[]).contains("truncated at byte 0"));
     assert!(corrupt(&[1]).contains("truncated at byte 1"));
-    assert!(corrupt(&[1, 0x0B]).contains("tag 0x0b at byte 1 is not a known tag"));
+    assert!(corrupt(&[1, 0x0D]).contains("tag 0x0d at byte 1 is not a known tag"));
     assert!(corrupt(&[1, 0x00]).contains("tag 0x00"));
     // Trailing bytes after a complete CatchUpRequest.
     assert!(corrupt(&[1, 0x09, 0x05, 0x00]).contains("1 trailing bytes"));
@@ -862,7 +884,7 @@ fn the_examples_in_wire_md_decode() {
             .map(|h| u8::from_str_radix(h, 16).unwrap())
             .collect();
         let again = match bytes[1] {
-            0x01..=0x0A => encode_to_vec(&decode(&bytes).unwrap()),
+            0x01..=0x0C => encode_to_vec(&decode(&bytes).unwrap()),
             0x10 => {
                 let mut b = Vec::new();
                 encode_envelope(&decode_envelope(&bytes).unwrap(), &mut b);
@@ -878,5 +900,5 @@ fn the_examples_in_wire_md_decode() {
         assert_eq!(again, bytes, "{line}");
         seen += 1;
     }
-    assert_eq!(seen, 21);
+    assert_eq!(seen, 23);
 }

@@ -108,6 +108,24 @@ pub enum Message {
         /// The sender's commit index.
         commit: Slot,
     },
+    /// Pre-vote: a node whose election timer ran out asks whether the
+    /// receiver would promise `ballot`, before it raises any promise. Nothing
+    /// is promised or persisted on either side.
+    PreVote {
+        /// The ballot the sender would stand with.
+        ballot: Ballot,
+    },
+    /// The answer to a pre-vote.
+    PreVoteReply {
+        /// The ballot of the pre-vote.
+        ballot: Ballot,
+        /// The receiver would promise it: `ballot` is above its promise, it
+        /// has not heard from a leader within the election timeout, and no
+        /// lease binds it to another node.
+        granted: bool,
+        /// The receiver's promise (so the sender can outbid it next time).
+        promised: Ballot,
+    },
 }
 
 /// A message with its sender and destination, as a node emits it.

@@ -27,10 +27,14 @@
 //! - `Forward` messages carry no ids: a transport that duplicates one makes
 //!   its commands proposed twice. Replicated state machines that care
 //!   deduplicate by a command id of their own.
-//! - There is no pre-vote: a node cut off from the leader (but not from the
-//!   others) stands for election with a higher ballot, and the leader steps
-//!   down when its accepts are refused. Leases keep the others from
-//!   promising while the leader is healthy, which bounds the disruption.
+//! - Elections start with a pre-vote (Raft's PreVote): a node whose timer
+//!   runs out asks whether the others would promise; they say yes only if
+//!   they have not heard a leader within `election_timeout` and no lease
+//!   binds them. Only with a majority's yes does it raise its ballot, so a
+//!   node returning from a partition does not depose a healthy leader. A
+//!   leader that hears no majority for an election timeout steps down
+//!   (CheckQuorum), so this stickiness cannot outlive a cut-off leader. A
+//!   candidate's ballot exceeds every ballot it has heard of.
 //! - A leader's proposal queue is not bounded for `propose` (the caller
 //!   paces it); forwarded commands beyond 100,000 queued are dropped.
 //! - The whole log is kept in memory; a follower more than 2^18 slots (or
@@ -278,6 +282,12 @@ pub struct Node<S: Storage> {
     leader_ballot: Ballot,
     election_deadline: u64,
     election: Option<Election>,
+    /// A pre-vote in progress: the ballot asked about and the member
+    /// positions that granted it.
+    prevote: Option<(Ballot, u64)>,
+    /// When this node last heard a leader it follows (accept or heartbeat):
+    /// within an election timeout of that it refuses pre-votes.
+    leader_heard_at: Option<u64>,
 
     // Leader.
     queue: VecDeque<Command>,
@@ -289,6 +299,11 @@ pub struct Node<S: Storage> {
     /// (seq, sent at, acks).
     hb_sent: VecDeque<(u64, u64, u64)>,
     lease_until: u64,
+    /// Member positions heard in this ballot since the last quorum check.
+    quorum_heard: u64,
+    /// A leader that has not heard a majority since the last check by then
+    /// steps down (so stickiness cannot keep a cut-off leader forever).
+    quorum_check_at: u64,
     /// Lease reads wait until the slots re-proposed at election are chosen.
     lease_ready_slot: Slot,
 
@@ -349,6 +364,8 @@ impl<S: Storage> Node<S> {
             leader_ballot: Ballot::ZERO,
             election_deadline: now,
             election: None,
+            prevote: None,
+            leader_heard_at: None,
             queue: VecDeque::new(),
             next_slot: 0,
             inflight: VecDeque::new(),
@@ -356,6 +373,8 @@ impl<S: Storage> Node<S> {
             hb_seq: 0,
             hb_sent: VecDeque::new(),
             lease_until: 0,
+            quorum_heard: 0,
+            quorum_check_at: now,
             lease_ready_slot: 0,
             forward: Vec::new(),
             lease_promise_to: None,
@@ -468,7 +487,7 @@ impl<S: Storage> Node<S> {
             return u64::MAX;
         }
         let d = match self.role {
-            Role::Leader => self.next_heartbeat,
+            Role::Leader => self.next_heartbeat.min(self.quorum_check_at),
             _ => {
                 let mut d = self.election_deadline;
                 if self.commit < self.known_commit && self.leader.is_some() {
@@ -603,6 +622,8 @@ impl<S: Storage> Node<S> {
             leader_ballot,
             election_deadline,
             election,
+            prevote,
+            leader_heard_at,
             queue,
             next_slot,
             inflight,
@@ -610,6 +631,8 @@ impl<S: Storage> Node<S> {
             hb_seq,
             hb_sent,
             lease_until,
+            quorum_heard,
+            quorum_check_at,
             lease_ready_slot,
             forward,
             lease_promise_to,
@@ -639,6 +662,7 @@ impl<S: Storage> Node<S> {
         )
             .hash(&mut h);
         (restart_block_until, known_commit, catchup_due, records).hash(&mut h);
+        (prevote, leader_heard_at, quorum_heard, quorum_check_at).hash(&mut h);
         h.finish()
     }
 
@@ -833,6 +857,7 @@ impl<S: Storage> Node<S> {
         }
         self.role = Role::Follower;
         self.election = None;
+        self.prevote = None;
         self.reset_election_timer();
     }
 
@@ -842,6 +867,8 @@ impl<S: Storage> Node<S> {
             self.become_follower();
         }
         self.set_leader(Some(b.node), b);
+        self.prevote = None;
+        self.leader_heard_at = Some(self.now);
         self.reset_election_timer();
     }
 
@@ -906,6 +933,18 @@ impl<S: Storage> Node<S> {
         let now = self.now;
         match self.role {
             Role::Leader => {
+                if now >= self.quorum_check_at {
+                    if (self.quorum_heard.count_ones() as usize) < self.majority {
+                        // CheckQuorum: cut off from a majority for a whole
+                        // election timeout; let the others elect.
+                        let b = self.ballot;
+                        self.become_follower();
+                        self.set_leader(None, b);
+                        return Ok(());
+                    }
+                    self.quorum_heard = 1u64 << self.me;
+                    self.quorum_check_at = now.saturating_add(self.config.election_timeout);
+                }
                 if now >= self.next_heartbeat {
                     self.send_heartbeat();
                     self.retransmit();
@@ -914,7 +953,7 @@ impl<S: Storage> Node<S> {
             }
             Role::Follower | Role::Candidate => {
                 if now >= self.election_deadline {
-                    self.start_election()?;
+                    self.start_prevote()?;
                 } else if let Some(l) = self.leader {
                     self.maybe_catch_up(l);
                 }
@@ -969,6 +1008,13 @@ impl<S: Storage> Node<S> {
                 batches,
                 commit,
             } => self.on_catch_up(from, first_slot, batches, commit),
+            Message::PreVote { ballot } => {
+                self.on_prevote(from, ballot);
+                Ok(())
+            }
+            Message::PreVoteReply {
+                ballot, granted, ..
+            } => self.on_prevote_reply(from, ballot, granted),
         }
     }
 
@@ -985,6 +1031,9 @@ impl<S: Storage> Node<S> {
             | Message::Heartbeat { ballot, .. }
             | Message::HeartbeatAck { ballot, .. } => (*ballot, Ballot::ZERO),
             Message::Nack { ballot, promised } => (*ballot, *promised),
+            // A pre-vote's ballot is nobody's promise yet.
+            Message::PreVoteReply { promised, .. } => (*promised, Ballot::ZERO),
+            Message::PreVote { .. } => return,
             Message::Forward { .. } | Message::CatchUpRequest { .. } | Message::CatchUp { .. } => {
                 return;
             }
@@ -1097,6 +1146,74 @@ impl<S: Storage> Node<S> {
         Ok(())
     }
 
+    /// The election timer ran out: first ask the others whether they
+    /// would promise (pre-vote), raising nothing, so a node that cannot win
+    /// (cut off, or the others still hear a leader) never bumps its ballot
+    /// and cannot depose a healthy leader when it returns.
+    fn start_prevote(&mut self) -> Result<()> {
+        let block = self.lease_block_end();
+        if self.now < block {
+            // A lease (or a restart) forbids helping any election yet.
+            let jitter = self.rng.below(self.config.heartbeat_interval);
+            self.election_deadline = block.saturating_add(jitter);
+            return Ok(());
+        }
+        if self.majority == 1 {
+            return self.start_election();
+        }
+        let base = self.promised.max(self.highest_seen).max(self.ballot);
+        if base.round >= MAX_ROUND {
+            self.reset_election_timer();
+            return Ok(());
+        }
+        let b = base.next_for(self.config.id);
+        self.prevote = Some((b, 1u64 << self.me));
+        self.reset_election_timer();
+        self.broadcast(Message::PreVote { ballot: b });
+        Ok(())
+    }
+
+    /// Whether this node heard a leader within the (minimum) election
+    /// timeout, or leads itself: then it will not help elect another.
+    fn hears_leader(&self) -> bool {
+        self.role == Role::Leader
+            || self.leader_heard_at.is_some_and(|t| {
+                self.leader.is_some() && self.now < t.saturating_add(self.config.election_timeout)
+            })
+    }
+
+    fn on_prevote(&mut self, from: NodeId, b: Ballot) {
+        if !self.valid_ballot(b) || b.node != from {
+            return;
+        }
+        let granted = b > self.promised && !self.hears_leader() && !self.lease_blocks(from);
+        let promised = self.promised;
+        self.send(
+            from,
+            Message::PreVoteReply {
+                ballot: b,
+                granted,
+                promised,
+            },
+        );
+    }
+
+    fn on_prevote_reply(&mut self, from: NodeId, b: Ballot, granted: bool) -> Result<()> {
+        let bit = 1u64 << self.position(from).unwrap_or(0);
+        let Some((asked, votes)) = self.prevote.as_mut() else {
+            return Ok(());
+        };
+        if !granted || *asked != b || self.role == Role::Leader {
+            return Ok(());
+        }
+        *votes |= bit;
+        if votes.count_ones() as usize >= self.majority {
+            self.prevote = None;
+            return self.start_election();
+        }
+        Ok(())
+    }
+
     fn start_election(&mut self) -> Result<()> {
         let block = self.lease_block_end();
         if self.now < block {
@@ -1180,6 +1297,8 @@ impl<S: Storage> Node<S> {
         self.lease_ready_slot = end;
         self.lease_until = 0;
         self.hb_sent.clear();
+        self.quorum_heard = self_bit;
+        self.quorum_check_at = now.saturating_add(self.config.election_timeout);
         self.set_leader(Some(self.config.id), b);
         let mut first = start;
         while first < end {
@@ -1419,6 +1538,7 @@ impl<S: Storage> Node<S> {
             return Ok(());
         }
         let bit = 1u64 << self.position(from).unwrap_or(0);
+        self.quorum_heard |= bit;
         let start = first_slot.max(self.commit);
         let end = first_slot.saturating_add(count).min(self.next_slot);
         for slot in start..end {
@@ -1470,10 +1590,14 @@ impl<S: Storage> Node<S> {
     }
 
     fn on_heartbeat_ack(&mut self, from: NodeId, b: Ballot, seq: u64) {
-        if self.role != Role::Leader || b != self.ballot || self.config.lease_duration == 0 {
+        if self.role != Role::Leader || b != self.ballot {
             return;
         }
         let bit = 1u64 << self.position(from).unwrap_or(0);
+        self.quorum_heard |= bit;
+        if self.config.lease_duration == 0 {
+            return;
+        }
         let Some(h) = self.hb_sent.iter_mut().find(|h| h.0 == seq) else {
             return;
         };

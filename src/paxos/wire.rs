@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! byte 0   format version (WIRE_VERSION = 1)
-//! byte 1   tag: what follows (0x01..=0x0A messages, 0x10 envelope,
+//! byte 1   tag: what follows (0x01..=0x0C messages, 0x10 envelope,
 //!          0x20..=0x23 records, 0x30..=0x34 single-decree messages)
 //! byte 2.. the fields, in declaration order, nothing after the last
 //! ```
@@ -57,6 +57,10 @@ const TAG_FORWARD: u8 = 0x08;
 const TAG_CATCH_UP_REQUEST: u8 = 0x09;
 /// Tag of [`Message::CatchUp`].
 const TAG_CATCH_UP: u8 = 0x0A;
+/// Tag of [`Message::PreVote`].
+const TAG_PRE_VOTE: u8 = 0x0B;
+/// Tag of [`Message::PreVoteReply`].
+const TAG_PRE_VOTE_REPLY: u8 = 0x0C;
 /// Tag of an [`Envelope`]: `from`, `to`, then the message's tag and fields.
 const TAG_ENVELOPE: u8 = 0x10;
 /// Tag of [`Record::Promise`].
@@ -213,6 +217,20 @@ fn put_message(out: &mut Vec<u8>, msg: &Message) {
             put_varint(out, *first_slot);
             put_batches(out, batches);
             put_varint(out, *commit);
+        }
+        Message::PreVote { ballot } => {
+            out.push(TAG_PRE_VOTE);
+            put_ballot(out, *ballot);
+        }
+        Message::PreVoteReply {
+            ballot,
+            granted,
+            promised,
+        } => {
+            out.push(TAG_PRE_VOTE_REPLY);
+            put_ballot(out, *ballot);
+            out.push(u8::from(*granted));
+            put_ballot(out, *promised);
         }
     }
 }
@@ -562,6 +580,14 @@ impl<'a> Reader<'a> {
                 batches: self.batches()?,
                 commit: self.u64("CatchUp.commit")?,
             },
+            TAG_PRE_VOTE => Message::PreVote {
+                ballot: self.ballot("PreVote.ballot")?,
+            },
+            TAG_PRE_VOTE_REPLY => Message::PreVoteReply {
+                ballot: self.ballot("PreVoteReply.ballot")?,
+                granted: self.bool("PreVoteReply.granted")?,
+                promised: self.ballot("PreVoteReply.promised")?,
+            },
             other => return Err(unknown_tag(at, other, "a message")),
         })
     }
@@ -570,7 +596,7 @@ impl<'a> Reader<'a> {
 /// What a tag is, for the message of a decoder that expected another kind.
 fn tag_kind(tag: u8) -> &'static str {
     match tag {
-        TAG_PREPARE..=TAG_CATCH_UP => "a message",
+        TAG_PREPARE..=TAG_PRE_VOTE_REPLY => "a message",
         TAG_ENVELOPE => "an envelope",
         TAG_RECORD_PROMISE..=TAG_RECORD_COMMIT => "a record",
         TAG_SINGLE_PREPARE..=TAG_SINGLE_NACK => "a single-decree message",

@@ -850,11 +850,32 @@ fn follower_lease_refuses_other_candidates() {
 }
 
 /// Drive a lone node (id 1 of 3) into leadership; returns (node, now).
+/// Ticks `n` at `t` (its election timer due) and grants its pre-vote from
+/// member 2: returns the outputs after which it stands (sends prepares).
+fn stand(n: &mut Node<MemoryStorage>, t: u64) -> Vec<Output> {
+    n.tick(t).unwrap();
+    let outs = outputs(n);
+    let Some(Message::PreVote { ballot }) = sends(&outs).first().cloned() else {
+        panic!("no pre-vote: {outs:?}");
+    };
+    assert!(!n.is_candidate(), "a pre-vote raises nothing");
+    n.step(
+        2,
+        Message::PreVoteReply {
+            ballot,
+            granted: true,
+            promised: Ballot::ZERO,
+        },
+        t,
+    )
+    .unwrap();
+    outputs(n)
+}
+
 fn lone_leader(c: Config) -> (Node<MemoryStorage>, u64) {
     let mut n = Node::new(c, MemoryStorage::new(), 0).unwrap();
     let t = n.next_deadline();
-    n.tick(t).unwrap();
-    let outs = outputs(&mut n);
+    let outs = stand(&mut n, t);
     let ballot = match sends(&outs).first() {
         Some(Message::Prepare { ballot, .. }) => *ballot,
         m => panic!("{m:?}"),
@@ -995,7 +1016,7 @@ fn restart_never_reuses_a_ballot() {
     let t = 10_000 * MS + 10 * n.config().lease_duration;
     n.tick(t).unwrap();
     let t = n.next_deadline();
-    n.tick(t).unwrap();
+    stand(&mut n, t);
     assert!(n.is_candidate());
     assert!(n.ballot() > b);
 }
@@ -1506,11 +1527,14 @@ fn higher_nack_makes_a_leader_step_down() {
     }));
     // Its next candidacy outbids every ballot it heard of.
     let mut t = t + 1;
-    while !n.is_candidate() {
+    let asked = loop {
         t = n.next_deadline().max(t + 1);
         n.tick(t).unwrap();
-    }
-    assert!(n.ballot() > Ballot::new(b.round + 9, 3));
+        if let Some(b) = election_ballot(&outputs(&mut n)) {
+            break b;
+        }
+    };
+    assert!(asked > Ballot::new(b.round + 9, 3));
 }
 
 #[test]
@@ -1550,7 +1574,7 @@ fn clone_and_fingerprint_track_the_state() {
 /// prepare).
 fn election_ballot(outs: &[Output]) -> Option<Ballot> {
     sends(outs).into_iter().find_map(|m| match m {
-        Message::Prepare { ballot, .. } => Some(ballot),
+        Message::Prepare { ballot, .. } | Message::PreVote { ballot } => Some(ballot),
         _ => None,
     })
 }
@@ -1600,4 +1624,49 @@ fn candidate_outbids_a_prepare_it_refused_under_lease() {
         assert!(t < 10_000 * MS, "never stood for election");
     };
     assert!(ballot > high, "{ballot:?} <= {high:?}");
+}
+
+#[test]
+fn prevote_is_refused_while_a_leader_is_heard_and_a_cut_off_leader_steps_down() {
+    let mut n = follower(2, 3);
+    let leader = Ballot { round: 1, node: 1 };
+    let hb = Message::Heartbeat {
+        ballot: leader,
+        commit: 0,
+        seq: 1,
+    };
+    n.step(1, hb, MS).unwrap();
+    outputs(&mut n);
+    let ask = Ballot { round: 2, node: 3 };
+    n.step(3, Message::PreVote { ballot: ask }, 2 * MS).unwrap();
+    let outs = outputs(&mut n);
+    assert!(
+        sends(&outs).contains(&Message::PreVoteReply {
+            ballot: ask,
+            granted: false,
+            promised: leader
+        }),
+        "{outs:?}"
+    );
+    assert_eq!(n.promised(), leader, "a pre-vote raises nothing");
+    // An election timeout after the last heartbeat it grants.
+    let t = MS + n.config().election_timeout;
+    n.step(3, Message::PreVote { ballot: ask }, t).unwrap();
+    assert!(sends(&outputs(&mut n)).contains(&Message::PreVoteReply {
+        ballot: ask,
+        granted: true,
+        promised: leader
+    }));
+    // A leader that hears nobody steps down within two election timeouts.
+    let (mut l, t) = lone_leader(cfg(1, 3, 4));
+    let mut now = t;
+    while l.is_leader() {
+        now = l.next_deadline().max(now + 1);
+        assert!(
+            now <= t + 2 * l.config().election_timeout,
+            "never stepped down"
+        );
+        l.tick(now).unwrap();
+    }
+    assert_eq!(l.leader(), None);
 }
