@@ -699,9 +699,10 @@ impl<S: Storage> Node<S> {
                 || self.commit - self.commit_persisted >= COMMIT_RECORD_EVERY
                 || self.now >= self.commit_record_due)
         {
-            self.persist(&Record::Commit {
+            self.storage.append_owned(Record::Commit {
                 commit: self.commit,
             })?;
+            self.records += 1;
             self.commit_persisted = self.commit;
             self.commit_record_due = self.now.saturating_add(self.config.heartbeat_interval);
         }
@@ -804,7 +805,8 @@ impl<S: Storage> Node<S> {
     fn raise_promise(&mut self, b: Ballot) -> Result<()> {
         if b > self.promised {
             self.promised = b;
-            self.persist(&Record::Promise { ballot: b })?;
+            self.storage.append_owned(Record::Promise { ballot: b })?;
+            self.records += 1;
         }
         Ok(())
     }

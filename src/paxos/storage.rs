@@ -50,6 +50,11 @@ pub enum Record {
 pub trait Storage {
     /// Add a record; it need not be durable until `sync`.
     fn append(&mut self, record: &Record) -> Result<()>;
+    /// Add a record the caller no longer needs (a store that keeps records
+    /// as values takes it without a copy). Same contract as `append`.
+    fn append_owned(&mut self, record: Record) -> Result<()> {
+        self.append(&record)
+    }
     /// Make every appended record durable.
     fn sync(&mut self) -> Result<()>;
     /// The durable records, in append order (a node calls this once, when
@@ -95,6 +100,11 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    fn append_owned(&mut self, record: Record) -> Result<()> {
+        self.records.push(record);
+        Ok(())
+    }
+
     fn sync(&mut self) -> Result<()> {
         self.synced = self.records.len();
         self.syncs += 1;
@@ -109,6 +119,9 @@ impl Storage for MemoryStorage {
 impl<S: Storage + ?Sized> Storage for Box<S> {
     fn append(&mut self, record: &Record) -> Result<()> {
         (**self).append(record)
+    }
+    fn append_owned(&mut self, record: Record) -> Result<()> {
+        (**self).append_owned(record)
     }
     fn sync(&mut self) -> Result<()> {
         (**self).sync()
