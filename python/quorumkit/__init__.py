@@ -21,6 +21,7 @@ from quorumkit._errors import (
     NotHolderError,
     NotLeaderError,
     QuorumkitError,
+    SimulationViolation,
     StaleTokenError,
     StorageError,
     UnsupportedVersionError,
@@ -37,6 +38,8 @@ from quorumkit._native import (
     LeaseTable,
     Maglev,
     ManualClock,
+    PaxosCluster,
+    PaxosNode,
     RendezvousHash,
     Md5Ring,
     __version__,
@@ -45,6 +48,9 @@ from quorumkit._native import (
     ketama_hash,
     key_hash,
 )
+
+# The simulated cluster under its generic name.
+Simulation = PaxosCluster
 
 __all__ = [
     "RING_SEED",
@@ -70,8 +76,12 @@ __all__ = [
     "NonMonotonicTimeError",
     "NotHolderError",
     "NotLeaderError",
+    "PaxosCluster",
+    "PaxosNode",
     "QuorumkitError",
     "RendezvousHash",
+    "SimulationViolation",
+    "Simulation",
     "StaleTokenError",
     "StorageError",
     "UnsupportedVersionError",
