@@ -21,7 +21,7 @@ export CARGO_TERM_COLOR := never
 # input and is saved in tests/*.proptest-regressions, which is committed.
 export PROPTEST_RNG_SEED ?= 20261124
 
-.PHONY: all demo test lint rust-test header header-check c-test py-test bench \
+.PHONY: all demo test lint rust-test header header-check c-test py-test bench soak \
         sysdeps venv cbindgen lib py-install clean
 
 all: lib py-install
@@ -85,6 +85,14 @@ c-test: sysdeps lib
 py-test: sysdeps py-install
 	cd python && $(PY) -m pytest -q tests
 	cd python && $(PY) -m mypy.stubtest quorumkit --allowlist stubtest-allowlist.txt
+
+# Many more seeded Paxos simulations than `make test` runs (release build).
+# Start elsewhere with SOAK_BASE; a failing seed prints its replay command.
+SOAK_SEEDS ?= 100000
+SOAK_BASE  ?= 1000000
+soak:
+	QK_SIM_SEEDS=$(SOAK_SEEDS) QK_SIM_SEED_BASE=$(SOAK_BASE) \
+	  cargo test --release --test paxos_sim seeds_ -- --nocapture
 
 # ---------------------------------------------------------------- bench
 bench: sysdeps py-install

@@ -108,7 +108,6 @@ impl Error {
         Error::InvalidArgument(msg.into())
     }
 
-    #[allow(dead_code)] // the file store (paxos) uses it
     pub(crate) fn storage(msg: impl Into<String>) -> Self {
         Error::Storage(msg.into())
     }

@@ -5,11 +5,14 @@
 //! sockets, threads or clocks inside, randomness only from a seed.
 
 pub mod ballot;
+pub mod file_storage;
 pub mod message;
 pub mod node;
 pub mod storage;
+pub mod wire;
 
 pub use ballot::{Ballot, NodeId, Slot};
+pub use file_storage::FileStorage;
 pub use message::{AcceptedEntry, Batch, Command, Envelope, Message};
 pub use node::{Config, Node, Output};
 pub use storage::{MemoryStorage, Record, Storage};

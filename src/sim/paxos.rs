@@ -1,0 +1,951 @@
+//! A simulated Multi-Paxos cluster: real [`Node`]s on in-memory storage,
+//! wired through the fault-injecting [`Network`], on a simulated clock, with
+//! every decision fed to the [`check`](super::check) checkers.
+//!
+//! Node ids are `0..n`, and a node's id is its index in every method here.
+//! Everything, from network faults to each node's election jitter and clock
+//! offset, follows from `SimConfig::seed`: one seed replays one run exactly.
+//!
+//! Time: the simulation's clock is `now()` (nanoseconds from 0). Node `i`
+//! reads its own clock as `now + offset_i`, where the offsets differ by at
+//! most `max_skew` between any two nodes (constant offsets: each node's clock
+//! stays monotonic and runs at the true rate).
+
+use std::fmt::Write as _;
+
+use crate::error::{Error, Result};
+use crate::paxos::wire;
+use crate::paxos::{
+    Ballot, Batch, Command, Config, Envelope, MemoryStorage, Message, Node, NodeId, Output, Slot,
+};
+use crate::rng::SplitMix64;
+
+use super::check::{Checkers, Violation, ViolationKind};
+use super::net::{NetConfig, NetStats, Network};
+
+/// What the network carries: the envelope encoded by [`wire`], as a real
+/// transport would carry it; it is decoded on delivery.
+type Packet = Vec<u8>;
+
+fn encode_packet(envelope: &Envelope) -> Packet {
+    let mut out = Vec::with_capacity(32);
+    wire::encode_envelope(envelope, &mut out);
+    out
+}
+
+/// The message in `packet`, which the network carried from `from` to `to`.
+fn decode_packet(packet: &[u8], from: NodeId, to: NodeId) -> std::result::Result<Message, String> {
+    let env = wire::decode_envelope(packet).map_err(|e| e.to_string())?;
+    if (env.from, env.to) != (from, to) {
+        return Err(format!(
+            "the envelope says {} -> {}, the network carried it {from} -> {to}",
+            env.from, env.to
+        ));
+    }
+    Ok(env.message)
+}
+
+/// What the simulator needs of a replica: [`Node`]'s interface over
+/// [`MemoryStorage`]. The simulator runs real `Node`s; tests implement it
+/// for deliberately broken replicas to show the checkers catch them.
+pub trait SimNode: Sized {
+    /// Start (or restart) from `storage` at local time `now`.
+    fn start(config: Config, storage: MemoryStorage, now: u64) -> Result<Self>;
+    /// Handle a message from `from`.
+    fn step(&mut self, from: NodeId, message: Message, now: u64) -> Result<()>;
+    /// Let time pass.
+    fn tick(&mut self, now: u64) -> Result<()>;
+    /// Propose a command.
+    fn propose(&mut self, command: Command, now: u64) -> Result<()>;
+    /// The next output.
+    fn poll(&mut self) -> Option<Output>;
+    /// When `tick` is next due (local time).
+    fn next_deadline(&self) -> u64;
+    /// The leader it follows.
+    fn leader(&self) -> Option<NodeId>;
+    /// Whether it leads.
+    fn is_leader(&self) -> bool;
+    /// Whether it holds the read lease at local time `now`.
+    fn has_read_lease(&self, now: u64) -> bool;
+    /// Every slot below this is chosen and delivered.
+    fn commit_index(&self) -> Slot;
+    /// Its ballot.
+    fn ballot(&self) -> Ballot;
+    /// Stop, handing back the storage.
+    fn into_storage(self) -> MemoryStorage;
+}
+
+impl SimNode for Node<MemoryStorage> {
+    fn start(config: Config, storage: MemoryStorage, now: u64) -> Result<Self> {
+        Node::new(config, storage, now)
+    }
+    fn step(&mut self, from: NodeId, message: Message, now: u64) -> Result<()> {
+        Node::step(self, from, message, now)
+    }
+    fn tick(&mut self, now: u64) -> Result<()> {
+        Node::tick(self, now)
+    }
+    fn propose(&mut self, command: Command, now: u64) -> Result<()> {
+        Node::propose(self, command, now)
+    }
+    fn poll(&mut self) -> Option<Output> {
+        Node::poll(self)
+    }
+    fn next_deadline(&self) -> u64 {
+        Node::next_deadline(self)
+    }
+    fn leader(&self) -> Option<NodeId> {
+        Node::leader(self)
+    }
+    fn is_leader(&self) -> bool {
+        Node::is_leader(self)
+    }
+    fn has_read_lease(&self, now: u64) -> bool {
+        Node::has_read_lease(self, now)
+    }
+    fn commit_index(&self) -> Slot {
+        Node::commit_index(self)
+    }
+    fn ballot(&self) -> Ballot {
+        Node::ballot(self)
+    }
+    fn into_storage(self) -> MemoryStorage {
+        Node::into_storage(self)
+    }
+}
+
+/// How to build a simulated cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    /// How many replicas (ids `0..n`).
+    pub n: usize,
+    /// Drives everything random: network faults, election jitter (each
+    /// node's `Config::seed` is derived from it), clock offsets, commands.
+    pub seed: u64,
+    /// Delays, loss and duplication.
+    pub net: NetConfig,
+    /// The replicas' configuration; `id`, `members` and `seed` are filled
+    /// in per node.
+    pub node: Config,
+    /// The largest difference between two nodes' clocks (each node gets a
+    /// constant offset drawn within it). Keep it at most
+    /// `node.max_clock_drift` for the lease's drift bound to hold.
+    pub max_skew: u64,
+    /// Check lease exclusivity after every event.
+    pub check_leases: bool,
+    /// Also check that a lease holder has delivered every slot delivered
+    /// anywhere (lease reads are linearizable).
+    pub check_lease_reads: bool,
+    /// Keep a readable trace of every event (see [`PaxosCluster::trace`]).
+    pub trace: bool,
+}
+
+impl SimConfig {
+    /// `n` replicas with simulation-friendly timing: heartbeat 10 ms,
+    /// election timeout 100 ms, lease 100 ms, drift 10 ms (and that much
+    /// clock skew), a network delaying 1–5 ms without loss.
+    pub fn new(n: usize, seed: u64) -> Self {
+        let mut node = Config::new(0, Vec::new());
+        node.heartbeat_interval = 10_000_000;
+        node.election_timeout = 100_000_000;
+        node.lease_duration = 100_000_000;
+        node.max_clock_drift = 10_000_000;
+        SimConfig {
+            n,
+            seed,
+            net: NetConfig {
+                min_delay: 1_000_000,
+                max_delay: 5_000_000,
+                loss_per_million: 0,
+                duplicate_per_million: 0,
+            },
+            max_skew: node.max_clock_drift,
+            node,
+            check_leases: true,
+            check_lease_reads: true,
+            trace: false,
+        }
+    }
+}
+
+/// One node as [`PaxosCluster::status`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The node's id.
+    pub id: NodeId,
+    /// Running (not crashed).
+    pub alive: bool,
+    /// Times it was started (1 for a node never restarted).
+    pub incarnation: u32,
+    /// The leader it follows (itself when it leads), if any (None when down).
+    pub leader: Option<NodeId>,
+    /// Whether it leads.
+    pub is_leader: bool,
+    /// Its ballot (round, node).
+    pub ballot: (u64, NodeId),
+    /// Every slot below this is chosen and delivered.
+    pub commit_index: u64,
+    /// Slots it delivered in its current incarnation.
+    pub decided: u64,
+}
+
+/// What happened during a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Network counters (sent, delivered, lost, duplicated, cut).
+    pub net: NetStats,
+    /// Messages that arrived at a node that was down.
+    pub to_down_node: u64,
+    /// Events processed (deliveries and timer ticks).
+    pub events: u64,
+    /// Timer ticks.
+    pub ticks: u64,
+    /// Commands proposed by clients.
+    pub proposals: u64,
+    /// Slots decided, counted per node and incarnation.
+    pub decisions: u64,
+    /// Distinct commands decided somewhere.
+    pub commands_decided: u64,
+    /// Decisions of a command already decided in another slot.
+    pub duplicate_decisions: u64,
+    /// Crashes.
+    pub crashes: u64,
+    /// Restarts.
+    pub restarts: u64,
+    /// Partitions imposed.
+    pub partitions: u64,
+    /// Heals.
+    pub heals: u64,
+    /// Changes of network settings.
+    pub net_changes: u64,
+    /// Times a node won an election (reported itself leader).
+    pub elections: u64,
+    /// Times the cluster's leader (see [`PaxosCluster::leader`]) changed.
+    pub leader_changes: u64,
+    /// Times the read lease passed to a new holder.
+    pub lease_grants: u64,
+    /// Commands required decided everywhere in time (liveness checks).
+    pub liveness_checks: u64,
+    /// Highest commit index seen.
+    pub max_commit: u64,
+}
+
+struct Replica<N> {
+    node: Option<N>,
+    /// Storage of a crashed node, kept for its restart.
+    parked: Option<MemoryStorage>,
+    offset: u64,
+    /// Next tick due, on the simulation clock (None when down).
+    deadline: Option<u64>,
+    incarnation: u32,
+    leader_view: Option<NodeId>,
+}
+
+/// A simulated Multi-Paxos cluster of real [`Node`]s (or of any
+/// [`SimNode`]). See the module docs.
+pub struct PaxosCluster<N: SimNode = Node<MemoryStorage>> {
+    config: SimConfig,
+    replicas: Vec<Replica<N>>,
+    net: Network<Packet>,
+    rng: SplitMix64,
+    now: u64,
+    checkers: Checkers,
+    violation: Option<Violation>,
+    stats: SimStats,
+    next_command: u64,
+    leader: Option<NodeId>,
+    digest: u64,
+    trace: Vec<String>,
+    same_time_events: u64,
+}
+
+/// Events processed at one instant before the run counts as stuck.
+const STUCK_EVENTS: u64 = 200_000;
+
+fn mix(h: u64, x: u64) -> u64 {
+    let mut r = SplitMix64::new(h ^ x.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    r.next_u64()
+}
+
+impl PaxosCluster {
+    /// Start `config.n` real [`Node`]s at time 0.
+    pub fn new(config: SimConfig) -> Result<Self> {
+        Self::start(config)
+    }
+}
+
+impl<N: SimNode> PaxosCluster<N> {
+    /// Start `config.n` replicas of type `N` at time 0.
+    pub fn start(config: SimConfig) -> Result<Self> {
+        if config.n == 0 || config.n > 1024 {
+            return Err(Error::InvalidArgument(format!(
+                "a simulated cluster has 1 to 1024 nodes, not {}",
+                config.n
+            )));
+        }
+        if config.net.min_delay > config.net.max_delay {
+            return Err(Error::InvalidArgument(
+                "network min_delay exceeds max_delay".into(),
+            ));
+        }
+        let mut rng = SplitMix64::new(config.seed);
+        let net_seed = rng.next_u64();
+        // Offsets in [base - skew/2, base + skew/2]: any two differ by at
+        // most max_skew, and base keeps every node's clock above zero.
+        let base = config.max_skew;
+        let replicas = (0..config.n)
+            .map(|_| {
+                let offset = base - config.max_skew / 2 + rng.between(0, config.max_skew);
+                Replica {
+                    node: None,
+                    parked: Some(MemoryStorage::new()),
+                    offset,
+                    deadline: None,
+                    incarnation: 0,
+                    leader_view: None,
+                }
+            })
+            .collect();
+        let mut cluster = PaxosCluster {
+            net: Network::new(config.net.clone(), net_seed),
+            checkers: Checkers::new(config.seed),
+            replicas,
+            rng,
+            now: 0,
+            violation: None,
+            stats: SimStats::default(),
+            next_command: 0,
+            leader: None,
+            digest: config.seed,
+            trace: Vec::new(),
+            same_time_events: 0,
+            config,
+        };
+        for i in 0..cluster.config.n {
+            cluster.boot(i as NodeId);
+        }
+        Ok(cluster)
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// How many replicas.
+    pub fn len(&self) -> usize {
+        self.replicas.len()
+    }
+
+    /// Always false: a cluster has at least one replica.
+    pub fn is_empty(&self) -> bool {
+        self.replicas.is_empty()
+    }
+
+    /// Simulated time, nanoseconds since the run began.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// What node `i` reads on its own clock now.
+    pub fn local_time(&self, i: NodeId) -> u64 {
+        self.now.saturating_add(self.replicas[i as usize].offset)
+    }
+
+    fn node_config(&self, id: NodeId) -> Config {
+        let mut c = self.config.node.clone();
+        c.id = id;
+        c.members = (0..self.config.n as NodeId).collect();
+        c.seed = mix(self.config.seed, 0x5eed_0000 + id as u64);
+        c
+    }
+
+    fn boot(&mut self, id: NodeId) {
+        let config = self.node_config(id);
+        let local = self.local_time(id);
+        let r = &mut self.replicas[id as usize];
+        let storage = r.parked.take().expect("a down node keeps its storage");
+        r.incarnation += 1;
+        self.checkers.started(id);
+        match N::start(config, storage, local) {
+            Ok(node) => {
+                self.replicas[id as usize].node = Some(node);
+                self.note(2, id as u64, 0, || format!("start node {id}"));
+                self.drain(id);
+            }
+            Err(e) => self.fail(Violation::new(
+                ViolationKind::Node,
+                self.now,
+                Some(id),
+                None,
+                format!("Node::new failed: {e}"),
+            )),
+        }
+    }
+
+    fn check_id(&self, i: NodeId) -> Result<()> {
+        if (i as usize) < self.replicas.len() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "no node {i} in a cluster of {}",
+                self.replicas.len()
+            )))
+        }
+    }
+
+    /// Whether node `i` is running.
+    pub fn is_alive(&self, i: NodeId) -> bool {
+        self.replicas
+            .get(i as usize)
+            .is_some_and(|r| r.node.is_some())
+    }
+
+    /// The running nodes' ids.
+    pub fn alive(&self) -> Vec<NodeId> {
+        (0..self.replicas.len() as NodeId)
+            .filter(|&i| self.is_alive(i))
+            .collect()
+    }
+
+    /// A fresh command no client proposed before (`c<seed>-<k>`).
+    pub fn new_command(&mut self) -> Command {
+        self.next_command += 1;
+        format!("c{}-{}", self.config.seed, self.next_command).into_bytes()
+    }
+
+    /// Propose `command` at node `target`, or at a random running node when
+    /// `None`; returns the node it went to. Fails if the target is down or
+    /// unknown, or every node is down. Commands should be unique (see
+    /// [`new_command`](Self::new_command)): validity is checked by content.
+    pub fn propose(&mut self, target: Option<NodeId>, command: Command) -> Result<NodeId> {
+        let id = match target {
+            Some(i) => {
+                self.check_id(i)?;
+                i
+            }
+            None => {
+                let alive = self.alive();
+                if alive.is_empty() {
+                    return Err(Error::InvalidArgument("every node is down".into()));
+                }
+                alive[self.rng.below(alive.len() as u64) as usize]
+            }
+        };
+        if !self.is_alive(id) {
+            return Err(Error::InvalidArgument(format!("node {id} is down")));
+        }
+        self.checkers.proposed(&command);
+        self.stats.proposals += 1;
+        let h = xxhash_rust::xxh3::xxh3_64(&command);
+        self.note(3, id as u64, h, || {
+            format!(
+                "propose {:?} at node {id}",
+                String::from_utf8_lossy(&command)
+            )
+        });
+        let local = self.local_time(id);
+        let node = self.replicas[id as usize].node.as_mut().expect("alive");
+        if let Err(e) = node.propose(command, local) {
+            self.fail(Violation::new(
+                ViolationKind::Node,
+                self.now,
+                Some(id),
+                None,
+                format!("propose failed: {e}"),
+            ));
+        }
+        self.drain(id);
+        Ok(id)
+    }
+
+    /// Propose a fresh command (see [`new_command`](Self::new_command)) and
+    /// return it with the node it went to.
+    pub fn propose_new(&mut self, target: Option<NodeId>) -> Result<(NodeId, Command)> {
+        let c = self.new_command();
+        let id = self.propose(target, c.clone())?;
+        Ok((id, c))
+    }
+
+    /// Crash node `i`: its volatile state is gone, records it appended but
+    /// did not sync are lost, and messages in flight to or from it vanish.
+    /// Crashing a node that is down does nothing.
+    pub fn crash(&mut self, i: NodeId) -> Result<()> {
+        self.check_id(i)?;
+        let r = &mut self.replicas[i as usize];
+        let Some(node) = r.node.take() else {
+            return Ok(());
+        };
+        let mut storage = node.into_storage();
+        storage.crash();
+        r.parked = Some(storage);
+        r.deadline = None;
+        r.leader_view = None;
+        self.net.drop_node(i);
+        self.stats.crashes += 1;
+        self.checkers.liveness.clear();
+        self.note(4, i as u64, 0, || format!("crash node {i}"));
+        self.update_leader();
+        Ok(())
+    }
+
+    /// Restart node `i` from its storage. Restarting a running node does nothing.
+    pub fn restart(&mut self, i: NodeId) -> Result<()> {
+        self.check_id(i)?;
+        if self.is_alive(i) {
+            return Ok(());
+        }
+        self.stats.restarts += 1;
+        self.boot(i);
+        self.update_leader();
+        Ok(())
+    }
+
+    /// Split the network into `groups` of node ids (nodes in no group can
+    /// still reach everyone); lasts until [`heal`](Self::heal).
+    pub fn partition(&mut self, groups: &[Vec<NodeId>]) -> Result<()> {
+        for g in groups {
+            for &i in g {
+                self.check_id(i)?;
+            }
+        }
+        self.net.partition(groups);
+        self.stats.partitions += 1;
+        self.checkers.liveness.clear();
+        self.note(5, groups.len() as u64, 0, || {
+            format!("partition {groups:?}")
+        });
+        Ok(())
+    }
+
+    /// Reconnect every node.
+    pub fn heal(&mut self) {
+        self.net.heal();
+        self.stats.heals += 1;
+        self.note(6, 0, 0, || "heal".to_string());
+    }
+
+    /// Whether nodes `a` and `b` can exchange messages now.
+    pub fn connected(&self, a: NodeId, b: NodeId) -> bool {
+        self.net.connected(a, b)
+    }
+
+    /// Change the network's delays, loss and duplication from now on.
+    pub fn set_net(&mut self, net: NetConfig) -> Result<()> {
+        if net.min_delay > net.max_delay {
+            return Err(Error::InvalidArgument(
+                "network min_delay exceeds max_delay".into(),
+            ));
+        }
+        self.note(7, net.loss_per_million as u64, net.max_delay, || {
+            format!("network {net:?}")
+        });
+        if net.loss_per_million > 0 {
+            self.checkers.liveness.clear();
+        }
+        self.net.set_config(net);
+        self.stats.net_changes += 1;
+        Ok(())
+    }
+
+    /// The network's current settings.
+    pub fn net_config(&self) -> &NetConfig {
+        self.net.config()
+    }
+
+    /// The leader: among running nodes that lead, the one with the highest
+    /// ballot.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.replicas
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.node.as_ref().map(|n| (i, n)))
+            .filter(|(_, n)| n.is_leader())
+            .max_by_key(|(_, n)| n.ballot())
+            .map(|(i, _)| i as NodeId)
+    }
+
+    /// Every node's state.
+    pub fn status(&self) -> Vec<NodeStatus> {
+        self.replicas
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let id = i as NodeId;
+                let decided = self.checkers.delivery.delivered(id);
+                match &r.node {
+                    Some(n) => {
+                        let b = n.ballot();
+                        NodeStatus {
+                            id,
+                            alive: true,
+                            incarnation: r.incarnation,
+                            leader: n.leader(),
+                            is_leader: n.is_leader(),
+                            ballot: (b.round, b.node),
+                            commit_index: n.commit_index(),
+                            decided,
+                        }
+                    }
+                    None => NodeStatus {
+                        id,
+                        alive: false,
+                        incarnation: r.incarnation,
+                        leader: None,
+                        is_leader: false,
+                        ballot: (0, 0),
+                        commit_index: 0,
+                        decided,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// The log node `i` delivered in its current incarnation: the batch of
+    /// every slot from 0, in order (the checker keeps each slot's value).
+    pub fn decided(&self, i: NodeId) -> Vec<Batch> {
+        let upto = self.checkers.delivery.delivered(i);
+        (0..upto)
+            .map(|s| {
+                self.checkers
+                    .agreement
+                    .value(s)
+                    .cloned()
+                    .expect("a delivered slot is recorded")
+            })
+            .collect()
+    }
+
+    /// Whether every node in `nodes` delivered `command`.
+    pub fn is_decided_on(&self, command: &[u8], nodes: &[NodeId]) -> bool {
+        nodes.iter().all(|&i| {
+            (0..self.checkers.delivery.delivered(i)).any(|s| {
+                self.checkers
+                    .agreement
+                    .value(s)
+                    .is_some_and(|b| b.iter().any(|c| c == command))
+            })
+        })
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SimStats {
+        let mut s = self.stats;
+        s.net = self.net.stats();
+        s.commands_decided = self.checkers.validity.decided_commands() as u64;
+        s.duplicate_decisions = self.checkers.validity.duplicates();
+        s.lease_grants = self.checkers.lease.grants();
+        s
+    }
+
+    /// A fingerprint of every event so far: equal seeds give equal digests.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// The readable trace (empty unless `SimConfig::trace`).
+    pub fn trace(&self) -> &[String] {
+        &self.trace
+    }
+
+    /// The checkers (for their counters).
+    pub fn checkers(&self) -> &Checkers {
+        &self.checkers
+    }
+
+    /// Expect `command` (call this before proposing it: a leader may decide
+    /// its own proposal at once) decided on every running node
+    /// within `within` nanoseconds; [`check`](Self::check) fails once the
+    /// deadline passes without it. Crashes and partitions cancel
+    /// expectations (liveness holds only while the cluster is healthy), and
+    /// so does a network setting that loses messages (a node does not
+    /// retry a lost `Forward`).
+    pub fn expect_decided(&mut self, command: Command, within: u64) {
+        let nodes = self.alive();
+        self.stats.liveness_checks += 1;
+        self.checkers
+            .liveness
+            .expect(command, nodes, self.now, self.now.saturating_add(within));
+    }
+
+    /// The first violation any checker found, or a liveness deadline that
+    /// passed.
+    pub fn check(&self) -> std::result::Result<(), Violation> {
+        if let Some(v) = &self.violation {
+            return Err(v.clone());
+        }
+        self.checkers.check(self.now)
+    }
+
+    fn fail(&mut self, v: Violation) {
+        if self.violation.is_none() {
+            let v = v.with_seed(self.config.seed);
+            if self.config.trace {
+                self.trace.push(format!("VIOLATION {v}"));
+            }
+            self.violation = Some(v);
+        }
+    }
+
+    fn note(&mut self, kind: u64, a: u64, b: u64, text: impl FnOnce() -> String) {
+        self.digest = mix(self.digest, kind ^ (a << 8) ^ (b << 24) ^ (self.now << 1));
+        if self.config.trace {
+            let mut line = String::new();
+            let _ = write!(line, "{:>12} ", self.now);
+            line.push_str(&text());
+            self.trace.push(line);
+        }
+    }
+
+    /// The earliest pending event: (time, Some(node) for its timer or None
+    /// for a message arrival).
+    fn next_event(&self) -> Option<(u64, Option<NodeId>)> {
+        let mut best = self.net.next_arrival().map(|t| (t, None));
+        for (i, r) in self.replicas.iter().enumerate() {
+            if let Some(d) = r.deadline
+                && best.is_none_or(|(t, _)| d < t)
+            {
+                best = Some((d, Some(i as NodeId)));
+            }
+        }
+        best.map(|(t, n)| (t.max(self.now), n))
+    }
+
+    /// When the next event happens, if anything is pending.
+    pub fn next_event_time(&self) -> Option<u64> {
+        self.next_event().map(|(t, _)| t)
+    }
+
+    /// Process the next event (a message arrival or a node's timer),
+    /// advancing the clock to it. `Ok(false)` when nothing is pending.
+    pub fn step(&mut self) -> std::result::Result<bool, Violation> {
+        self.step_until(u64::MAX)
+    }
+
+    /// Process the next event if it happens by `limit`.
+    fn step_until(&mut self, limit: u64) -> std::result::Result<bool, Violation> {
+        self.check()?;
+        let Some((t, timer)) = self.next_event() else {
+            return Ok(false);
+        };
+        if t > limit {
+            return Ok(false);
+        }
+        if t == self.now {
+            self.same_time_events += 1;
+            if self.same_time_events > STUCK_EVENTS {
+                self.fail(Violation::new(
+                    ViolationKind::Stuck,
+                    self.now,
+                    timer,
+                    None,
+                    format!("{STUCK_EVENTS} events at one instant: time does not advance"),
+                ));
+                return self.check().map(|()| true);
+            }
+        } else {
+            self.same_time_events = 0;
+        }
+        self.now = t;
+        self.stats.events += 1;
+        match timer {
+            Some(i) => self.tick(i),
+            None => self.deliver(),
+        }
+        if self.config.check_leases {
+            self.check_leases();
+        }
+        self.check().map(|()| true)
+    }
+
+    fn tick(&mut self, i: NodeId) {
+        self.stats.ticks += 1;
+        let local = self.local_time(i);
+        self.note(8, i as u64, 0, || format!("tick node {i}"));
+        let node = self.replicas[i as usize].node.as_mut().expect("alive");
+        if let Err(e) = node.tick(local) {
+            self.fail(Violation::new(
+                ViolationKind::Node,
+                self.now,
+                Some(i),
+                None,
+                format!("tick failed: {e}"),
+            ));
+        }
+        self.drain(i);
+    }
+
+    fn deliver(&mut self) {
+        let Some((from, to, packet)) = self.net.deliver_due(self.now) else {
+            return;
+        };
+        let h = xxhash_rust::xxh3::xxh3_64(&packet);
+        self.note(
+            9,
+            from as u64 | ((to as u64) << 16),
+            h,
+            || match wire::decode_envelope(&packet) {
+                Ok(env) => format!("deliver {from} -> {to}: {:?}", env.message),
+                Err(e) => format!("deliver {from} -> {to}: undecodable: {e}"),
+            },
+        );
+        if (to as usize) >= self.replicas.len() {
+            self.fail(Violation::new(
+                ViolationKind::Wire,
+                self.now,
+                Some(from),
+                None,
+                format!("node {from} sent a message to unknown node {to}"),
+            ));
+            return;
+        }
+        let message = match decode_packet(&packet, from, to) {
+            Ok(m) => m,
+            Err(e) => {
+                self.fail(Violation::new(
+                    ViolationKind::Wire,
+                    self.now,
+                    Some(to),
+                    None,
+                    format!("message from {from} does not decode: {e}"),
+                ));
+                return;
+            }
+        };
+        let local = self.local_time(to);
+        let Some(node) = self.replicas[to as usize].node.as_mut() else {
+            self.stats.to_down_node += 1;
+            return;
+        };
+        if let Err(e) = node.step(from, message, local) {
+            self.fail(Violation::new(
+                ViolationKind::Node,
+                self.now,
+                Some(to),
+                None,
+                format!("step of a message from {from} failed: {e}"),
+            ));
+        }
+        self.drain(to);
+    }
+
+    /// Carry out node `i`'s outputs: send, record decisions, track leaders.
+    fn drain(&mut self, i: NodeId) {
+        loop {
+            let Some(node) = self.replicas[i as usize].node.as_mut() else {
+                return;
+            };
+            let Some(out) = node.poll() else { break };
+            match out {
+                Output::Persisted { .. } => {}
+                Output::Send(envelope) => {
+                    let (from, to) = (envelope.from, envelope.to);
+                    if from != i {
+                        self.fail(Violation::new(
+                            ViolationKind::Wire,
+                            self.now,
+                            Some(i),
+                            None,
+                            format!("node {i} sent a message as node {from}"),
+                        ));
+                        continue;
+                    }
+                    let packet = encode_packet(&envelope);
+                    self.net.send(self.now, from, to, packet);
+                }
+                Output::Decided { slot, batch } => {
+                    self.stats.decisions += 1;
+                    let h = batch.len() as u64;
+                    self.note(10, i as u64 | (slot << 16), h, || {
+                        format!(
+                            "node {i} decided slot {slot}: {}",
+                            super::check::show_batch(&batch)
+                        )
+                    });
+                    if let Err(v) = self.checkers.decided(i, slot, &batch, self.now) {
+                        self.fail(v);
+                    }
+                }
+                Output::LeaderChanged { leader, ballot } => {
+                    self.note(
+                        11,
+                        i as u64 | ((leader.unwrap_or(u32::MAX) as u64) << 16),
+                        0,
+                        || format!("node {i} follows {leader:?} at ballot {ballot}"),
+                    );
+                    if leader == Some(i) {
+                        self.stats.elections += 1;
+                    }
+                    self.replicas[i as usize].leader_view = leader;
+                }
+            }
+        }
+        let r = &mut self.replicas[i as usize];
+        if let Some(node) = &r.node {
+            let local = node.next_deadline();
+            // Back on the simulation clock; a deadline already past is due
+            // now, and u64::MAX means no timer.
+            r.deadline = (local != u64::MAX).then(|| local.saturating_sub(r.offset).max(self.now));
+            self.stats.max_commit = self.stats.max_commit.max(node.commit_index());
+        }
+        self.update_leader();
+    }
+
+    fn update_leader(&mut self) {
+        let l = self.leader();
+        if l != self.leader {
+            if l.is_some() {
+                self.stats.leader_changes += 1;
+            }
+            self.leader = l;
+        }
+    }
+
+    fn check_leases(&mut self) {
+        let mut holders = Vec::new();
+        for (i, r) in self.replicas.iter().enumerate() {
+            if let Some(n) = &r.node
+                && n.has_read_lease(self.now.saturating_add(r.offset))
+            {
+                holders.push(i as NodeId);
+            }
+        }
+        let fresh = self.config.check_lease_reads;
+        if let Err(v) = self.checkers.lease_holders(&holders, fresh, self.now) {
+            self.fail(v);
+        }
+    }
+
+    /// Process every event up to `deadline` (absolute), then set the clock
+    /// to it.
+    pub fn run_until_time(&mut self, deadline: u64) -> std::result::Result<(), Violation> {
+        while self.step_until(deadline)? {}
+        self.now = self.now.max(deadline);
+        self.check()
+    }
+
+    /// Run for `duration` nanoseconds of simulated time.
+    pub fn run_for(&mut self, duration: u64) -> std::result::Result<(), Violation> {
+        self.run_until_time(self.now.saturating_add(duration))
+    }
+
+    /// Run until `done` holds (checked after every event; `Ok(true)`) or
+    /// `deadline` passes (`Ok(false)`).
+    pub fn run_until(
+        &mut self,
+        deadline: u64,
+        mut done: impl FnMut(&Self) -> bool,
+    ) -> std::result::Result<bool, Violation> {
+        loop {
+            if done(self) {
+                return Ok(true);
+            }
+            if !self.step_until(deadline)? {
+                self.now = self.now.max(deadline);
+                self.check()?;
+                return Ok(done(self));
+            }
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Seeded fault schedules: [`run_random`] builds a cluster from a seed and
+//! interleaves client proposals with crashes, restarts, partitions, heals
+//! and changes of network loss, duplication and delay; then it heals
+//! everything, lets the cluster settle, and checks that a command proposed
+//! at every node is decided everywhere (liveness) — safety is checked after
+//! every event throughout.
+
+use crate::paxos::NodeId;
+use crate::rng::SplitMix64;
+
+use super::check::Violation;
+use super::net::NetConfig;
+use super::paxos::{PaxosCluster, SimConfig, SimNode, SimStats};
+
+/// What a random run may do, and how often. Weights are relative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultPlan {
+    /// Cluster sizes to draw from.
+    pub sizes: Vec<usize>,
+    /// Simulated nanoseconds of faults and proposals before the final heal.
+    pub duration: u64,
+    /// Mean simulated nanoseconds between two actions.
+    pub mean_gap: u64,
+    /// Weight of proposing a command at a random running node.
+    pub propose: u32,
+    /// Weight of crashing a random running node (any number may be down).
+    pub crash: u32,
+    /// Weight of restarting a random crashed node.
+    pub restart: u32,
+    /// Weight of a new random partition.
+    pub partition: u32,
+    /// Weight of healing the network.
+    pub heal: u32,
+    /// Weight of new random network settings.
+    pub net_change: u32,
+    /// Weight of a calm spell: heal, stop losing messages, bring a majority
+    /// up (others stay down), wait, then require a command proposed at a
+    /// running node to be decided on every running node in time.
+    pub calm: u32,
+    /// The most loss a network setting draws, per million.
+    pub max_loss_per_million: u32,
+    /// The most duplication a network setting draws, per million.
+    pub max_duplicate_per_million: u32,
+    /// Keep a readable trace (slow; for replaying one seed).
+    pub trace: bool,
+}
+
+impl Default for FaultPlan {
+    /// Sizes 1 to 5 (mostly 3 and 5), 1.5 s of faults with an action every
+    /// 10 ms on average, up to 10 % loss and 5 % duplication.
+    fn default() -> Self {
+        FaultPlan {
+            sizes: vec![1, 2, 3, 3, 3, 4, 5, 5, 5],
+            duration: 1_500_000_000,
+            mean_gap: 10_000_000,
+            propose: 60,
+            crash: 6,
+            restart: 8,
+            partition: 5,
+            heal: 6,
+            net_change: 5,
+            calm: 2,
+            max_loss_per_million: 100_000,
+            max_duplicate_per_million: 50_000,
+            trace: false,
+        }
+    }
+}
+
+/// What one random run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// Cluster size.
+    pub n: usize,
+    /// Counters (faults injected, messages, decisions).
+    pub stats: SimStats,
+    /// Fingerprint of every event (equal seeds, equal digests).
+    pub digest: u64,
+    /// Simulated time at the end.
+    pub end_time: u64,
+    /// How long the final commands took to be decided everywhere.
+    pub settle_time: u64,
+    /// Slots every running node delivered by the end.
+    pub final_log_len: u64,
+}
+
+fn random_net(rng: &mut SplitMix64, plan: &FaultPlan) -> NetConfig {
+    let min_delay = rng.between(100_000, 3_000_000);
+    let max_delay = min_delay + rng.between(0, 15_000_000);
+    let lossy = rng.chance(700_000);
+    NetConfig {
+        min_delay,
+        max_delay,
+        loss_per_million: if lossy {
+            rng.between(0, plan.max_loss_per_million as u64) as u32
+        } else {
+            0
+        },
+        duplicate_per_million: if rng.chance(500_000) {
+            rng.between(0, plan.max_duplicate_per_million as u64) as u32
+        } else {
+            0
+        },
+    }
+}
+
+fn random_groups(rng: &mut SplitMix64, n: usize) -> Vec<Vec<NodeId>> {
+    let mut ids: Vec<NodeId> = (0..n as NodeId).collect();
+    for i in (1..ids.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        ids.swap(i, j);
+    }
+    let groups = rng.between(2, 3.min(n.max(2)) as u64) as usize;
+    let mut out = vec![Vec::new(); groups];
+    for (k, id) in ids.into_iter().enumerate() {
+        // The first `groups` ids seed one group each; the rest land anywhere.
+        let g = if k < groups {
+            k
+        } else {
+            rng.below(groups as u64) as usize
+        };
+        out[g].push(id);
+    }
+    out
+}
+
+/// The cluster `run_random` builds for `seed` under `plan`.
+pub fn random_config(seed: u64, plan: &FaultPlan) -> SimConfig {
+    let mut rng = SplitMix64::new(seed ^ 0x706c_616e_5f63_6667);
+    let n = plan.sizes[rng.below(plan.sizes.len().max(1) as u64) as usize];
+    let mut cfg = SimConfig::new(n, seed);
+    cfg.node.max_batch = rng.between(1, 8) as usize;
+    cfg.node.max_inflight = rng.between(1, 8) as usize;
+    if rng.chance(200_000) {
+        cfg.node.lease_duration = 0;
+    }
+    cfg.max_skew = rng.between(0, cfg.node.max_clock_drift);
+    cfg.net = random_net(&mut rng, plan);
+    cfg.trace = plan.trace;
+    cfg
+}
+
+/// Run the random schedule of `seed` under `plan`: faults, then a heal and
+/// the liveness check. The first violation of any checker ends the run.
+pub fn run_random(seed: u64, plan: &FaultPlan) -> Result<RunReport, Violation> {
+    run_random_in(seed, plan).0
+}
+
+/// [`run_random`], also handing back the cluster (for its trace and status).
+pub fn run_random_in(seed: u64, plan: &FaultPlan) -> (Result<RunReport, Violation>, PaxosCluster) {
+    run_random_on(seed, plan)
+}
+
+/// [`run_random_in`] on replicas of type `N`.
+pub fn run_random_on<N: SimNode>(
+    seed: u64,
+    plan: &FaultPlan,
+) -> (Result<RunReport, Violation>, PaxosCluster<N>) {
+    let cfg = random_config(seed, plan);
+    let mut c = PaxosCluster::<N>::start(cfg).expect("a valid random configuration");
+    let r = drive(&mut c, seed, plan);
+    (r, c)
+}
+
+/// Heal, stop loss and duplication, wait out elections and leases, then
+/// propose a fresh command at each node of `at` and require each decided on
+/// every running node within the liveness bound. Returns how long it took.
+fn probe<N: SimNode>(c: &mut PaxosCluster<N>, at: &[NodeId]) -> Result<u64, Violation> {
+    c.heal();
+    let mut net = c.net_config().clone();
+    net.loss_per_million = 0;
+    net.duplicate_per_million = 0;
+    c.set_net(net).expect("a valid network");
+    let node = c.config().node.clone();
+    c.run_for(3 * node.election_timeout + node.lease_duration)?;
+    let bound = 10 * node.election_timeout + 2 * node.lease_duration;
+    let start = c.now();
+    for &i in at {
+        // Expect first: a leader may decide its own proposal at once.
+        let cmd = c.new_command();
+        c.expect_decided(cmd.clone(), bound);
+        c.propose(Some(i), cmd).expect("a running node");
+    }
+    let done = c.run_until(start + bound + 1, |c| c.checkers().liveness.satisfied())?;
+    c.check()?;
+    debug_assert!(done, "an unmet expectation fails check()");
+    Ok(c.now() - start)
+}
+
+fn drive<N: SimNode>(
+    c: &mut PaxosCluster<N>,
+    seed: u64,
+    plan: &FaultPlan,
+) -> Result<RunReport, Violation> {
+    let mut rng = SplitMix64::new(seed ^ 0x6661_756c_7473_2121);
+    let n = c.len();
+    let weights = [
+        plan.propose,
+        plan.crash,
+        plan.restart,
+        plan.partition,
+        plan.heal,
+        plan.net_change,
+        plan.calm,
+    ];
+    let total: u64 = weights.iter().map(|&w| w as u64).sum();
+    loop {
+        let gap = rng.between(1, 2 * plan.mean_gap.max(1));
+        let t = c.now() + gap;
+        if t > plan.duration {
+            break;
+        }
+        c.run_until_time(t)?;
+        if total == 0 {
+            continue;
+        }
+        let mut pick = rng.below(total);
+        let mut action = 0;
+        while pick >= weights[action] as u64 {
+            pick -= weights[action] as u64;
+            action += 1;
+        }
+        match action {
+            0 => {
+                // Sometimes a burst, so batching and pipelining get exercised.
+                let k = if rng.chance(100_000) {
+                    rng.between(2, 20)
+                } else {
+                    1
+                };
+                for _ in 0..k {
+                    if c.alive().is_empty() {
+                        break;
+                    }
+                    c.propose_new(None).expect("a running node");
+                }
+            }
+            1 => {
+                let alive = c.alive();
+                if !alive.is_empty() {
+                    let i = alive[rng.below(alive.len() as u64) as usize];
+                    c.crash(i).expect("a valid node");
+                }
+            }
+            2 => {
+                let down: Vec<NodeId> = (0..n as NodeId).filter(|&i| !c.is_alive(i)).collect();
+                if !down.is_empty() {
+                    let i = down[rng.below(down.len() as u64) as usize];
+                    c.restart(i).expect("a valid node");
+                }
+            }
+            3 => {
+                if n > 1 {
+                    let groups = random_groups(&mut rng, n);
+                    c.partition(&groups).expect("valid groups");
+                }
+            }
+            4 => c.heal(),
+            5 => {
+                let net = random_net(&mut rng, plan);
+                c.set_net(net).expect("a valid network");
+            }
+            _ => {
+                let mut down: Vec<NodeId> = (0..n as NodeId).filter(|&i| !c.is_alive(i)).collect();
+                while c.alive().len() <= n / 2 {
+                    let k = rng.below(down.len() as u64) as usize;
+                    c.restart(down.swap_remove(k)).expect("a valid node");
+                }
+                let at = c.alive()[rng.below(c.alive().len() as u64) as usize];
+                probe(c, &[at])?;
+            }
+        }
+        c.check()?;
+    }
+
+    // Settle: every node up, every link back, no loss; then every node
+    // proposes and every node must decide it all.
+    for i in 0..n as NodeId {
+        c.restart(i).expect("a valid node");
+    }
+    let settle_time = probe(c, &(0..n as NodeId).collect::<Vec<_>>())?;
+    let final_log_len = (0..n as NodeId)
+        .map(|i| c.checkers().delivery.delivered(i))
+        .min()
+        .unwrap_or(0);
+    Ok(RunReport {
+        seed,
+        n,
+        stats: c.stats(),
+        digest: c.digest(),
+        end_time: c.now(),
+        settle_time,
+        final_log_len,
+    })
+}
