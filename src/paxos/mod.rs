@@ -8,6 +8,7 @@ pub mod ballot;
 pub mod file_storage;
 pub mod message;
 pub mod node;
+pub mod single;
 pub mod storage;
 pub mod wire;
 
