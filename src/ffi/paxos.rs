@@ -276,7 +276,7 @@ pub unsafe extern "C" fn qk_paxos_node_new_file(
         let out = unsafe { Out::new(node_out, "node_out") }?;
         let config = unsafe { config_of(c) }?;
         // Validate the config before touching the file system.
-        Node::new(config.clone(), MemoryStorage::new(), now_ns)?;
+        config.validate()?;
         let storage = FileStorage::open(&path)?;
         new_node(config, Box::new(storage), now_ns, out)
     })

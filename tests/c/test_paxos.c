@@ -386,11 +386,16 @@ static void test_paxos_errors(void) {
 
     /* Calls on a node: NULL handles and out-parameters, garbage bytes. */
     CHECK_OK(qk_paxos_node_new_memory(&cfg, 0, &n));
-    uint8_t garbage[] = {0xff, 0x00, 0x13, 0x37, 0xee};
+    /* Version byte 1, then an unknown tag; and a future version. */
+    uint8_t garbage[] = {0x01, 0xee, 0x13, 0x37, 0xff};
+    uint8_t future[] = {0xff, 0x01, 0x00};
     CHECK_ERR(qk_paxos_node_step(NULL, 2, garbage, sizeof garbage, 0), QK_ERR_NULL_ARG);
     CHECK_ERR(qk_paxos_node_step(n, 2, NULL, 3, 0), QK_ERR_NULL_ARG);
     CHECK_ERR(qk_paxos_node_step(n, 2, garbage, sizeof garbage, 0), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_paxos_node_step(n, 2, garbage, 3, 0), QK_ERR_CORRUPT);
     CHECK_ERR(qk_paxos_node_step(n, 2, NULL, 0, 0), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_paxos_node_step(n, 2, future, sizeof future, 0), QK_ERR_UNSUPPORTED_VERSION);
+
     CHECK_ERR(qk_paxos_node_tick(NULL, 0), QK_ERR_NULL_ARG);
     CHECK_ERR(qk_paxos_node_propose(NULL, KEY("x"), 0), QK_ERR_NULL_ARG);
     CHECK_ERR(qk_paxos_node_propose(n, NULL, 1, 0), QK_ERR_NULL_ARG);
