@@ -124,7 +124,8 @@ def paxos_part() -> None:
         c.propose(f"set x={k}")
     decided = c.run_until(lambda cl: len(cl.decided()) == 5, timeout=5.0)
     old = c.leader()
-    print(f"  t={c.now:.3f}s leader: node {old}; decided: {[v.decode() for v in c.decided()]}")
+    print(f"  t={c.now:.3f}s leader: node {old}; decided (proposed at random replicas, one order for all): "
+          f"{[v.decode() for v in c.decided()]}")
     check(decided and old is not None, "five commands are decided under one leader")
     assert old is not None
     c.crash(old)

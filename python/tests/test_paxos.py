@@ -165,7 +165,8 @@ def test_node_bad_inputs(tmp_path: Path) -> None:
     assert (n.id, n.members, n.path, n.leader, n.is_leader, n.commit_index) == (1, [1, 2, 3], None, None, False, 0)
     assert 0.5 <= n.next_deadline < 1.0
     assert repr(n) == "PaxosNode(id=1, members=[1, 2, 3], leader=None, commit_index=0)"
-    assert n.poll() == [] or all(o[0] in ("persisted", "leader") for o in n.poll())
+    assert all(o[0] in ("persisted", "leader") for o in n.poll())
+    assert n.poll() == []
     # Config errors.
     raises(InvalidArgumentError, PaxosNode, 7, [1, 2, 3])
     raises(InvalidArgumentError, PaxosNode, 1, [])
@@ -190,8 +191,9 @@ def test_node_bad_inputs(tmp_path: Path) -> None:
     raises(InvalidArgumentError, PaxosNode, 9, [1, 2, 3], path=tmp_path / "unused.log")
     assert not (tmp_path / "unused.log").exists()
     # Calls.
-    e = raises(CorruptSnapshotError, n.step, 2, b"\xff\x00garbage", 0.0)
+    e = raises(CorruptSnapshotError, n.step, 2, b"\x01\xeegarbage", 0.0)
     assert isinstance(e, ValueError)
+    raises(qk.UnsupportedVersionError, n.step, 2, b"\xff\x01", 0.0)
     raises(CorruptSnapshotError, n.step, 2, b"", 0.0)
     raises(CorruptSnapshotError, n.step, 2, bytearray(b"\x01\xff"), 0.0)
     raises(TypeError, n.step, 2, "text", 0.0)
