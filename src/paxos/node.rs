@@ -24,6 +24,17 @@
 //! - Messages from ids outside `members`, and messages whose ballots,
 //!   senders or slots are implausible, are ignored (`Ok`), never trusted.
 //! - A leader's read lease: see [`Node::has_read_lease`].
+//! - `Forward` messages carry no ids: a transport that duplicates one makes
+//!   its commands proposed twice. Replicated state machines that care
+//!   deduplicate by a command id of their own.
+//! - There is no pre-vote: a node cut off from the leader (but not from the
+//!   others) stands for election with a higher ballot, and the leader steps
+//!   down when its accepts are refused. Leases keep the others from
+//!   promising while the leader is healthy, which bounds the disruption.
+//! - A leader's proposal queue is not bounded for `propose` (the caller
+//!   paces it); forwarded commands beyond 100,000 queued are dropped.
+//! - The whole log is kept in memory; a follower more than 2^18 slots (or
+//!   4 × `max_inflight`) behind ignores accepts and catches up first.
 
 use std::collections::{BTreeMap, VecDeque};
 
