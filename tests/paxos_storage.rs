@@ -139,6 +139,26 @@ fn records_survive_reopening_in_order() {
 }
 
 #[test]
+fn the_file_layout_matches_docs_wire_md() {
+    // docs/WIRE.md, "Record file": the example file, byte for byte.
+    let path = TempPath::new("layout");
+    write_store(
+        &path,
+        &[Record::Accept {
+            slot: 1,
+            ballot: b(1, 2),
+            batch: vec![b"set".to_vec()],
+        }],
+    );
+    let want: [u8; 24] = [
+        0x51, 0x4B, 0x50, 0x58, 0x01, 0x00, 0x0A, 0x00, 0x00, 0x00, 0x19, 0x45, 0x57, 0x88, 0x01,
+        0x21, 0x01, 0x01, 0x02, 0x01, 0x03, 0x73, 0x65, 0x74,
+    ];
+    assert_eq!(std::fs::read(&*path).unwrap(), want);
+    assert_eq!(crc32fast::hash(b"123456789"), 0xCBF4_3926);
+}
+
+#[test]
 fn load_includes_appends_not_yet_synced() {
     let path = TempPath::new("load-buffered");
     let recs = sample_records(3);

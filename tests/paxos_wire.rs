@@ -11,9 +11,10 @@ use std::cell::Cell;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use quorumkit::Error;
+use quorumkit::paxos::single::Msg;
 use quorumkit::paxos::wire::{
-    self, WIRE_VERSION, decode, decode_envelope, decode_record, encode, encode_envelope,
-    encode_record, encode_to_vec,
+    WIRE_VERSION, decode, decode_envelope, decode_record, decode_single, encode, encode_envelope,
+    encode_record, encode_single, encode_to_vec,
 };
 use quorumkit::paxos::{AcceptedEntry, Ballot, Batch, Envelope, Message, Record};
 
@@ -185,10 +186,36 @@ fn arb_record() -> impl Strategy<Value = Record> {
     ]
 }
 
+fn arb_single() -> impl Strategy<Value = Msg> {
+    prop_oneof![
+        arb_ballot().prop_map(|ballot| Msg::Prepare { ballot }),
+        (
+            arb_ballot(),
+            proptest::option::of((arb_ballot(), arb_command()))
+        )
+            .prop_map(|(ballot, accepted)| Msg::Promise { ballot, accepted }),
+        (arb_ballot(), arb_command()).prop_map(|(ballot, value)| Msg::Accept { ballot, value }),
+        (arb_ballot(), arb_command()).prop_map(|(ballot, value)| Msg::Accepted { ballot, value }),
+        (arb_ballot(), arb_ballot()).prop_map(|(ballot, promised)| Msg::Nack { ballot, promised }),
+    ]
+}
+
+fn single_bytes(m: &Msg) -> Vec<u8> {
+    let mut b = Vec::new();
+    encode_single(m, &mut b);
+    b
+}
+
 /// Bytes that look like encodings more often than uniform noise would: a
 /// valid version byte and a known tag, then small varint-ish bytes.
 fn arb_wireish() -> impl Strategy<Value = Vec<u8>> {
-    let tag = prop_oneof![1u8..=0x0A, Just(0x10u8), 0x20u8..=0x23, any::<u8>()];
+    let tag = prop_oneof![
+        1u8..=0x0A,
+        Just(0x10u8),
+        0x20u8..=0x23,
+        0x30u8..=0x34,
+        any::<u8>()
+    ];
     let body = vec(prop_oneof![4 => 0u8..4, 1 => any::<u8>()], 0..40);
     prop_oneof![
         vec(any::<u8>(), 0..64),
@@ -494,6 +521,87 @@ fn golden_bytes_pin_the_format() {
         assert_eq!(&b, want, "{r:?}");
         assert_eq!(&decode_record(want).unwrap(), r);
     }
+
+    let singles: Vec<(Msg, Vec<u8>)> = vec![
+        (
+            Msg::Prepare {
+                ballot: ballot(4, 2),
+            },
+            vec![0x01, 0x30, 0x04, 0x02],
+        ),
+        (
+            Msg::Promise {
+                ballot: ballot(4, 2),
+                accepted: None,
+            },
+            vec![0x01, 0x31, 0x04, 0x02, 0x00],
+        ),
+        (
+            Msg::Promise {
+                ballot: ballot(4, 2),
+                accepted: Some((ballot(3, 1), b"v".to_vec())),
+            },
+            vec![0x01, 0x31, 0x04, 0x02, 0x01, 0x03, 0x01, 0x01, 0x76],
+        ),
+        (
+            Msg::Accept {
+                ballot: ballot(4, 2),
+                value: b"v".to_vec(),
+            },
+            vec![0x01, 0x32, 0x04, 0x02, 0x01, 0x76],
+        ),
+        (
+            Msg::Accepted {
+                ballot: ballot(4, 2),
+                value: vec![],
+            },
+            vec![0x01, 0x33, 0x04, 0x02, 0x00],
+        ),
+        (
+            Msg::Nack {
+                ballot: ballot(4, 2),
+                promised: ballot(5, 0),
+            },
+            vec![0x01, 0x34, 0x04, 0x02, 0x05, 0x00],
+        ),
+    ];
+    for (m, want) in &singles {
+        assert_eq!(&single_bytes(m), want, "{m:?}");
+        assert_eq!(&decode_single(want).unwrap(), m);
+    }
+}
+
+#[test]
+fn single_decree_messages_are_distinct_from_multi_paxos_ones() {
+    let prep = single_bytes(&Msg::Prepare {
+        ballot: ballot(1, 1),
+    });
+    assert!(
+        matches!(decode(&prep), Err(Error::Corrupt(m)) if m.contains("is a single-decree message, expected a message"))
+    );
+    let multi = encode_to_vec(&Message::Prepare {
+        ballot: ballot(1, 1),
+        first_slot: 0,
+    });
+    assert!(
+        matches!(decode_single(&multi), Err(Error::Corrupt(m)) if m.contains("is a message, expected a single-decree message"))
+    );
+    // A presence flag other than 0 or 1.
+    assert!(
+        matches!(decode_single(&[1, 0x31, 1, 1, 2]), Err(Error::Corrupt(m)) if m.contains("not a bool"))
+    );
+    let mut b = single_bytes(&Msg::Nack {
+        ballot: ballot(1, 1),
+        promised: ballot(2, 2),
+    });
+    b[0] = 2;
+    assert_eq!(
+        decode_single(&b).unwrap_err(),
+        Error::UnsupportedVersion {
+            found: 2,
+            supported: 1
+        }
+    );
 }
 
 #[test]
@@ -510,6 +618,7 @@ fn other_versions_are_unsupported() {
             assert_eq!(decode(&bytes).unwrap_err(), want);
             assert_eq!(decode_envelope(&bytes).unwrap_err(), want);
             assert_eq!(decode_record(&bytes).unwrap_err(), want);
+            assert_eq!(decode_single(&bytes).unwrap_err(), want);
         }
     }
 }
@@ -667,6 +776,16 @@ proptest! {
     }
 
     #[test]
+    fn single_decree_messages_round_trip(m in arb_single()) {
+        let bytes = single_bytes(&m);
+        prop_assert_eq!(decode_single(&bytes)?, m);
+        check_truncations(&bytes, decode_single);
+        let mut more = bytes.clone();
+        more.push(0);
+        prop_assert!(is_corrupt(&decode_single(&more)));
+    }
+
+    #[test]
     fn random_bit_flips_never_panic(m in arb_message(), flips in vec(any::<u32>(), 1..4)) {
         let mut b = encode_to_vec(&m);
         for f in flips {
@@ -707,7 +826,12 @@ proptest! {
         if let Ok(e) = e {
             let mut b = Vec::new();
             encode_envelope(&e, &mut b);
-            prop_assert_eq!(b, bytes);
+            prop_assert_eq!(b, bytes.clone());
+        }
+        let (m, peak) = peak_during(|| decode_single(&bytes));
+        prop_assert!(peak <= alloc_bound(bytes.len()));
+        if let Ok(m) = m {
+            prop_assert_eq!(single_bytes(&m), bytes);
         }
     }
 }
@@ -715,5 +839,44 @@ proptest! {
 #[test]
 fn wire_version_is_one() {
     assert_eq!(WIRE_VERSION, 1);
-    assert_eq!(wire::TAG_ENVELOPE, 0x10);
+}
+
+/// Every example encoding in docs/WIRE.md ("Examples") is a valid encoding
+/// that decodes and re-encodes to itself, so the document cannot drift from
+/// the code unnoticed.
+#[test]
+fn the_examples_in_wire_md_decode() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/WIRE.md")).unwrap();
+    let section = doc.split("## 8. Examples").nth(1).unwrap();
+    let section = section.split("## 9.").next().unwrap();
+    let mut seen = 0;
+    for line in section.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let hex = cells[cells.len() - 2];
+        let Some(hex) = hex.strip_prefix('`').and_then(|h| h.strip_suffix('`')) else {
+            continue;
+        };
+        let bytes: Vec<u8> = hex
+            .split_whitespace()
+            .map(|h| u8::from_str_radix(h, 16).unwrap())
+            .collect();
+        let again = match bytes[1] {
+            0x01..=0x0A => encode_to_vec(&decode(&bytes).unwrap()),
+            0x10 => {
+                let mut b = Vec::new();
+                encode_envelope(&decode_envelope(&bytes).unwrap(), &mut b);
+                b
+            }
+            0x20..=0x23 => {
+                let mut b = Vec::new();
+                encode_record(&decode_record(&bytes).unwrap(), &mut b);
+                b
+            }
+            _ => single_bytes(&decode_single(&bytes).unwrap()),
+        };
+        assert_eq!(again, bytes, "{line}");
+        seen += 1;
+    }
+    assert_eq!(seen, 21);
 }

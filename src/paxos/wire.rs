@@ -6,7 +6,7 @@
 //! ```text
 //! byte 0   format version (WIRE_VERSION = 1)
 //! byte 1   tag: what follows (0x01..=0x0A messages, 0x10 envelope,
-//!          0x20..=0x23 records)
+//!          0x20..=0x23 records, 0x30..=0x34 single-decree messages)
 //! byte 2.. the fields, in declaration order, nothing after the last
 //! ```
 //!
@@ -26,6 +26,7 @@
 
 use super::ballot::{Ballot, NodeId};
 use super::message::{AcceptedEntry, Batch, Command, Envelope, Message};
+use super::single::Msg;
 use super::storage::Record;
 use crate::error::{Error, Result};
 
@@ -33,36 +34,49 @@ use crate::error::{Error, Result};
 /// encoding).
 pub const WIRE_VERSION: u8 = 1;
 
+// The tag byte of each kind (docs/WIRE.md, section 2). Not public: the
+// document is the reference, and public constants would reach the C header.
+
 /// Tag of [`Message::Prepare`].
-pub const TAG_PREPARE: u8 = 0x01;
+const TAG_PREPARE: u8 = 0x01;
 /// Tag of [`Message::Promise`].
-pub const TAG_PROMISE: u8 = 0x02;
+const TAG_PROMISE: u8 = 0x02;
 /// Tag of [`Message::Accept`].
-pub const TAG_ACCEPT: u8 = 0x03;
+const TAG_ACCEPT: u8 = 0x03;
 /// Tag of [`Message::Accepted`].
-pub const TAG_ACCEPTED: u8 = 0x04;
+const TAG_ACCEPTED: u8 = 0x04;
 /// Tag of [`Message::Nack`].
-pub const TAG_NACK: u8 = 0x05;
+const TAG_NACK: u8 = 0x05;
 /// Tag of [`Message::Heartbeat`].
-pub const TAG_HEARTBEAT: u8 = 0x06;
+const TAG_HEARTBEAT: u8 = 0x06;
 /// Tag of [`Message::HeartbeatAck`].
-pub const TAG_HEARTBEAT_ACK: u8 = 0x07;
+const TAG_HEARTBEAT_ACK: u8 = 0x07;
 /// Tag of [`Message::Forward`].
-pub const TAG_FORWARD: u8 = 0x08;
+const TAG_FORWARD: u8 = 0x08;
 /// Tag of [`Message::CatchUpRequest`].
-pub const TAG_CATCH_UP_REQUEST: u8 = 0x09;
+const TAG_CATCH_UP_REQUEST: u8 = 0x09;
 /// Tag of [`Message::CatchUp`].
-pub const TAG_CATCH_UP: u8 = 0x0A;
+const TAG_CATCH_UP: u8 = 0x0A;
 /// Tag of an [`Envelope`]: `from`, `to`, then the message's tag and fields.
-pub const TAG_ENVELOPE: u8 = 0x10;
+const TAG_ENVELOPE: u8 = 0x10;
 /// Tag of [`Record::Promise`].
-pub const TAG_RECORD_PROMISE: u8 = 0x20;
+const TAG_RECORD_PROMISE: u8 = 0x20;
 /// Tag of [`Record::Accept`].
-pub const TAG_RECORD_ACCEPT: u8 = 0x21;
+const TAG_RECORD_ACCEPT: u8 = 0x21;
 /// Tag of [`Record::Chosen`].
-pub const TAG_RECORD_CHOSEN: u8 = 0x22;
+const TAG_RECORD_CHOSEN: u8 = 0x22;
 /// Tag of [`Record::Commit`].
-pub const TAG_RECORD_COMMIT: u8 = 0x23;
+const TAG_RECORD_COMMIT: u8 = 0x23;
+/// Tag of the single-decree [`Msg::Prepare`].
+const TAG_SINGLE_PREPARE: u8 = 0x30;
+/// Tag of the single-decree [`Msg::Promise`].
+const TAG_SINGLE_PROMISE: u8 = 0x31;
+/// Tag of the single-decree [`Msg::Accept`].
+const TAG_SINGLE_ACCEPT: u8 = 0x32;
+/// Tag of the single-decree [`Msg::Accepted`].
+const TAG_SINGLE_ACCEPTED: u8 = 0x33;
+/// Tag of the single-decree [`Msg::Nack`].
+const TAG_SINGLE_NACK: u8 = 0x34;
 
 /// The longest varint of a `u64` (10 bytes: 9 × 7 bits, then 1 bit).
 const MAX_VARINT64: usize = 10;
@@ -255,6 +269,44 @@ pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends the encoding of a single-decree message to `out`.
+pub fn encode_single(msg: &Msg, out: &mut Vec<u8>) {
+    out.push(WIRE_VERSION);
+    match msg {
+        Msg::Prepare { ballot } => {
+            out.push(TAG_SINGLE_PREPARE);
+            put_ballot(out, *ballot);
+        }
+        Msg::Promise { ballot, accepted } => {
+            out.push(TAG_SINGLE_PROMISE);
+            put_ballot(out, *ballot);
+            match accepted {
+                None => out.push(0),
+                Some((b, value)) => {
+                    out.push(1);
+                    put_ballot(out, *b);
+                    put_bytes(out, value);
+                }
+            }
+        }
+        Msg::Accept { ballot, value } => {
+            out.push(TAG_SINGLE_ACCEPT);
+            put_ballot(out, *ballot);
+            put_bytes(out, value);
+        }
+        Msg::Accepted { ballot, value } => {
+            out.push(TAG_SINGLE_ACCEPTED);
+            put_ballot(out, *ballot);
+            put_bytes(out, value);
+        }
+        Msg::Nack { ballot, promised } => {
+            out.push(TAG_SINGLE_NACK);
+            put_ballot(out, *ballot);
+            put_ballot(out, *promised);
+        }
+    }
+}
+
 // ---------------------------------------------------------------- decoding
 
 /// A cursor over the input; every read checks the bytes left.
@@ -307,9 +359,9 @@ impl<'a> Reader<'a> {
     #[inline(never)]
     fn varint_slow(&mut self, what: &str, max_len: usize, bits: u32) -> Result<u64> {
         let start = self.pos;
+        let bytes = &self.buf[start..];
         let mut v: u64 = 0;
-        for i in 0..max_len {
-            let b = self.u8(what)?;
+        for (i, &b) in bytes.iter().take(max_len).enumerate() {
             let shift = 7 * i as u32;
             let group = u64::from(b & 0x7f);
             if b & 0x80 == 0 {
@@ -324,9 +376,13 @@ impl<'a> Reader<'a> {
                         "wire: varint at byte {start} overflows u{bits} (reading {what})"
                     )));
                 }
+                self.pos = start + i + 1;
                 return Ok(v | (group << shift));
             }
             v |= group << shift;
+        }
+        if bytes.len() < max_len {
+            return Err(truncated(self.buf.len(), what));
         }
         Err(Error::corrupt(format!(
             "wire: varint at byte {start} is longer than {max_len} bytes (reading {what})"
@@ -517,6 +573,7 @@ fn tag_kind(tag: u8) -> &'static str {
         TAG_PREPARE..=TAG_CATCH_UP => "a message",
         TAG_ENVELOPE => "an envelope",
         TAG_RECORD_PROMISE..=TAG_RECORD_COMMIT => "a record",
+        TAG_SINGLE_PREPARE..=TAG_SINGLE_NACK => "a single-decree message",
         _ => "not a known tag",
     }
 }
@@ -577,6 +634,44 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record> {
         other => return Err(unknown_tag(at, other, "a record")),
     };
     r.finish(record, "record")
+}
+
+/// Decodes one single-decree message: exactly the bytes [`encode_single`]
+/// writes.
+pub fn decode_single(bytes: &[u8]) -> Result<Msg> {
+    let mut r = Reader::new(bytes);
+    r.version()?;
+    let at = r.pos;
+    let tag = r.u8("a single-decree message tag")?;
+    let msg = match tag {
+        TAG_SINGLE_PREPARE => Msg::Prepare {
+            ballot: r.ballot("single Prepare.ballot")?,
+        },
+        TAG_SINGLE_PROMISE => {
+            let ballot = r.ballot("single Promise.ballot")?;
+            let accepted = if r.bool("single Promise.accepted presence")? {
+                let b = r.ballot("single Promise.accepted ballot")?;
+                Some((b, r.bytes("single Promise.accepted value")?))
+            } else {
+                None
+            };
+            Msg::Promise { ballot, accepted }
+        }
+        TAG_SINGLE_ACCEPT => Msg::Accept {
+            ballot: r.ballot("single Accept.ballot")?,
+            value: r.bytes("single Accept.value")?,
+        },
+        TAG_SINGLE_ACCEPTED => Msg::Accepted {
+            ballot: r.ballot("single Accepted.ballot")?,
+            value: r.bytes("single Accepted.value")?,
+        },
+        TAG_SINGLE_NACK => Msg::Nack {
+            ballot: r.ballot("single Nack.ballot")?,
+            promised: r.ballot("single Nack.promised")?,
+        },
+        other => return Err(unknown_tag(at, other, "a single-decree message")),
+    };
+    r.finish(msg, "single-decree message")
 }
 
 #[cfg(test)]
@@ -674,6 +769,11 @@ mod tests {
             TAG_RECORD_ACCEPT,
             TAG_RECORD_CHOSEN,
             TAG_RECORD_COMMIT,
+            TAG_SINGLE_PREPARE,
+            TAG_SINGLE_PROMISE,
+            TAG_SINGLE_ACCEPT,
+            TAG_SINGLE_ACCEPTED,
+            TAG_SINGLE_NACK,
         ];
         let mut sorted = tags.to_vec();
         sorted.sort_unstable();
