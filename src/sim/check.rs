@@ -236,6 +236,11 @@ impl Validity {
         Ok(())
     }
 
+    /// The first slot `command` was decided in, if it was.
+    pub fn slot_of(&self, command: &[u8]) -> Option<Slot> {
+        self.decided_in.get(command).copied()
+    }
+
     /// Distinct commands decided so far.
     pub fn decided_commands(&self) -> usize {
         self.decided_in.len()
@@ -442,7 +447,8 @@ impl Linearizable {
                     Some(node),
                     Some(slot),
                     format!(
-                        "command {:?} was proposed after slot {} was delivered, yet decided                          in slot {slot}",
+                        "command {:?} was proposed after slot {} was delivered, yet decided \
+                         in slot {slot}",
                         String::from_utf8_lossy(c),
                         floor - 1
                     ),
@@ -468,7 +474,8 @@ impl Linearizable {
                 Some(node),
                 Some(delivered),
                 format!(
-                    "node {node} holds the read lease having delivered slots below {delivered},                      but slots below {} were delivered elsewhere: a lease read would be stale",
+                    "node {node} holds the read lease having delivered slots below {delivered}, \
+                         but slots below {} were delivered elsewhere: a lease read would be stale",
                     self.delivered
                 ),
             ));
@@ -599,6 +606,10 @@ mod tests {
         v.decided(0, 2, &b(&["b", "a"]), 1).unwrap();
         assert_eq!(v.duplicates(), 1);
         assert_eq!(v.decided_commands(), 2);
+        assert_eq!(
+            (v.slot_of(b"a"), v.slot_of(b"b"), v.slot_of(b"c")),
+            (Some(0), Some(2), None)
+        );
         let e = v.decided(0, 3, &b(&["forged"]), 7).unwrap_err();
         assert_eq!(e.kind, ViolationKind::Validity);
         assert_eq!(e.slot, Some(3));

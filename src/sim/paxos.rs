@@ -7,9 +7,31 @@
 //! offset, follows from `SimConfig::seed`: one seed replays one run exactly.
 //!
 //! Time: the simulation's clock is `now()` (nanoseconds from 0). Node `i`
-//! reads its own clock as `now + offset_i`, where the offsets differ by at
-//! most `max_skew` between any two nodes (constant offsets: each node's clock
-//! stays monotonic and runs at the true rate).
+//! reads its own clock as `offset_i + now * (1 + rate_i)`: the offsets differ
+//! by at most `max_skew` between any two nodes, the rates (parts per
+//! million) by at most `max_rate_ppm`, so over one lease two clocks drift
+//! apart by at most `max_rate_ppm * lease_duration / 10^6`, which
+//! [`PaxosCluster::new`] requires to stay within the nodes'
+//! `max_clock_drift`. Every node's clock is monotonic.
+//!
+//! ```
+//! use quorumkit::sim::{PaxosCluster, SimConfig};
+//!
+//! let mut c = PaxosCluster::new(SimConfig::new(3, 42)).unwrap();
+//! c.run_for(1_000_000_000).unwrap(); // one simulated second: an election
+//! let leader = c.leader().expect("a leader");
+//! let (_, cmd) = c.propose_new(None).unwrap();
+//! c.run_for(100_000_000).unwrap();
+//! assert!(c.is_decided_on(&cmd, &c.alive()));
+//!
+//! c.crash(leader).unwrap();
+//! c.run_for(1_000_000_000).unwrap();
+//! assert!(c.leader().is_some_and(|l| l != leader));
+//! c.restart(leader).unwrap();
+//! c.run_for(1_000_000_000).unwrap();
+//! assert_eq!(c.decided(leader).concat(), vec![cmd]);
+//! c.check().unwrap(); // no checker found a violation
+//! ```
 
 use std::fmt::Write as _;
 
@@ -131,6 +153,9 @@ pub struct SimConfig {
     /// constant offset drawn within it). Keep it at most
     /// `node.max_clock_drift` for the lease's drift bound to hold.
     pub max_skew: u64,
+    /// The largest difference between two nodes' clock rates, in parts per
+    /// million (each node's rate is drawn within ±half of it).
+    pub max_rate_ppm: u32,
     /// Check lease exclusivity after every event.
     pub check_leases: bool,
     /// Also check that a lease holder has delivered every slot delivered
@@ -143,7 +168,8 @@ pub struct SimConfig {
 impl SimConfig {
     /// `n` replicas with simulation-friendly timing: heartbeat 10 ms,
     /// election timeout 100 ms, lease 100 ms, drift 10 ms (and that much
-    /// clock skew), a network delaying 1–5 ms without loss.
+    /// clock skew, and rates 9 % apart: 90 % of the drift over one lease),
+    /// a network delaying 1–5 ms without loss.
     pub fn new(n: usize, seed: u64) -> Self {
         let mut node = Config::new(0, Vec::new());
         node.heartbeat_interval = 10_000_000;
@@ -160,12 +186,23 @@ impl SimConfig {
                 duplicate_per_million: 0,
             },
             max_skew: node.max_clock_drift,
+            max_rate_ppm: rate_bound(&node),
             node,
             check_leases: true,
             check_lease_reads: true,
             trace: false,
         }
     }
+}
+
+/// Clock rates that drift apart by 90 % of `max_clock_drift` over one lease
+/// (5 % when leases are off).
+pub fn rate_bound(node: &Config) -> u32 {
+    if node.lease_duration == 0 {
+        return 50_000;
+    }
+    let ppm = node.max_clock_drift as u128 * 900_000 / node.lease_duration as u128;
+    ppm.min(200_000) as u32
 }
 
 /// One node as [`PaxosCluster::status`] reports it.
@@ -181,6 +218,8 @@ pub struct NodeStatus {
     pub leader: Option<NodeId>,
     /// Whether it leads.
     pub is_leader: bool,
+    /// Whether it holds the read lease now (on its own clock).
+    pub read_lease: bool,
     /// Its ballot (round, node).
     pub ballot: (u64, NodeId),
     /// Every slot below this is chosen and delivered.
@@ -235,10 +274,31 @@ struct Replica<N> {
     /// Storage of a crashed node, kept for its restart.
     parked: Option<MemoryStorage>,
     offset: u64,
+    /// Clock rate offset, parts per million (may be negative).
+    rate_ppm: i64,
     /// Next tick due, on the simulation clock (None when down).
     deadline: Option<u64>,
     incarnation: u32,
     leader_view: Option<NodeId>,
+}
+
+impl<N> Replica<N> {
+    /// The node's clock at simulation time `t`: offset + ⌊t·(10^6 + rate)/10^6⌋.
+    fn local(&self, t: u64) -> u64 {
+        let scaled = t as u128 * (1_000_000 + self.rate_ppm) as u128 / 1_000_000;
+        (self.offset as u128 + scaled).min(u64::MAX as u128) as u64
+    }
+
+    /// The first simulation time at which the node's clock reads `local`.
+    fn global(&self, local: u64) -> u64 {
+        let Some(x) = local.checked_sub(self.offset) else {
+            return 0;
+        };
+        let rate = (1_000_000 + self.rate_ppm) as u128;
+        // ⌈x·10^6/rate⌉: the least t with t·rate/10^6 ≥ x.
+        let t = (x as u128 * 1_000_000).div_ceil(rate);
+        t.min(u64::MAX as u128) as u64
+    }
 }
 
 /// A simulated Multi-Paxos cluster of real [`Node`]s (or of any
@@ -277,9 +337,9 @@ impl PaxosCluster {
 impl<N: SimNode> PaxosCluster<N> {
     /// Start `config.n` replicas of type `N` at time 0.
     pub fn start(config: SimConfig) -> Result<Self> {
-        if config.n == 0 || config.n > 1024 {
+        if config.n == 0 || config.n > 64 {
             return Err(Error::InvalidArgument(format!(
-                "a simulated cluster has 1 to 1024 nodes, not {}",
+                "a simulated cluster has 1 to 64 nodes, not {}",
                 config.n
             )));
         }
@@ -287,6 +347,24 @@ impl<N: SimNode> PaxosCluster<N> {
             return Err(Error::InvalidArgument(
                 "network min_delay exceeds max_delay".into(),
             ));
+        }
+        let mut probe = config.node.clone();
+        probe.id = 0;
+        probe.members = (0..config.n as NodeId).collect();
+        probe.validate()?;
+        if config.max_skew > config.node.max_clock_drift {
+            return Err(Error::InvalidArgument(
+                "max_skew exceeds the nodes' max_clock_drift".into(),
+            ));
+        }
+        let lease_drift = config.max_rate_ppm as u128 * config.node.lease_duration as u128;
+        if config.max_rate_ppm > 500_000
+            || lease_drift > config.node.max_clock_drift as u128 * 1_000_000
+        {
+            return Err(Error::InvalidArgument(format!(
+                "clock rates {} ppm apart drift more than max_clock_drift over a lease",
+                config.max_rate_ppm
+            )));
         }
         let mut rng = SplitMix64::new(config.seed);
         let net_seed = rng.next_u64();
@@ -296,10 +374,13 @@ impl<N: SimNode> PaxosCluster<N> {
         let replicas = (0..config.n)
             .map(|_| {
                 let offset = base - config.max_skew / 2 + rng.between(0, config.max_skew);
+                let half = config.max_rate_ppm as i64 / 2;
+                let rate_ppm = rng.between(0, 2 * half as u64) as i64 - half;
                 Replica {
                     node: None,
                     parked: Some(MemoryStorage::new()),
                     offset,
+                    rate_ppm,
                     deadline: None,
                     incarnation: 0,
                     leader_view: None,
@@ -349,7 +430,7 @@ impl<N: SimNode> PaxosCluster<N> {
 
     /// What node `i` reads on its own clock now.
     pub fn local_time(&self, i: NodeId) -> u64 {
-        self.now.saturating_add(self.replicas[i as usize].offset)
+        self.replicas[i as usize].local(self.now)
     }
 
     fn node_config(&self, id: NodeId) -> Config {
@@ -582,6 +663,7 @@ impl<N: SimNode> PaxosCluster<N> {
                             incarnation: r.incarnation,
                             leader: n.leader(),
                             is_leader: n.is_leader(),
+                            read_lease: n.has_read_lease(r.local(self.now)),
                             ballot: (b.round, b.node),
                             commit_index: n.commit_index(),
                             decided,
@@ -593,6 +675,7 @@ impl<N: SimNode> PaxosCluster<N> {
                         incarnation: r.incarnation,
                         leader: None,
                         is_leader: false,
+                        read_lease: false,
                         ballot: (0, 0),
                         commit_index: 0,
                         decided,
@@ -617,16 +700,27 @@ impl<N: SimNode> PaxosCluster<N> {
             .collect()
     }
 
-    /// Whether every node in `nodes` delivered `command`.
+    /// Whether every node in `nodes` delivered `command` (in its current
+    /// incarnation; a restarted node must deliver it again).
     pub fn is_decided_on(&self, command: &[u8], nodes: &[NodeId]) -> bool {
-        nodes.iter().all(|&i| {
-            (0..self.checkers.delivery.delivered(i)).any(|s| {
-                self.checkers
-                    .agreement
-                    .value(s)
-                    .is_some_and(|b| b.iter().any(|c| c == command))
-            })
+        // Delivery is in order from slot 0, so a node delivered the command
+        // once it delivered past the first slot it was decided in.
+        self.checkers.validity.slot_of(command).is_some_and(|s| {
+            nodes
+                .iter()
+                .all(|&i| self.checkers.delivery.delivered(i) > s)
         })
+    }
+
+    /// Run until every running node delivered `command`, for at most
+    /// `within` nanoseconds; `Ok(false)` if time ran out first.
+    pub fn run_until_decided(
+        &mut self,
+        command: &[u8],
+        within: u64,
+    ) -> std::result::Result<bool, Violation> {
+        let deadline = self.now.saturating_add(within);
+        self.run_until(deadline, |c| c.is_decided_on(command, &c.alive()))
     }
 
     /// Counters so far.
@@ -863,8 +957,25 @@ impl<N: SimNode> PaxosCluster<N> {
                             super::check::show_batch(&batch)
                         )
                     });
+                    let twice = self.checkers.validity.duplicates();
                     if let Err(v) = self.checkers.decided(i, slot, &batch, self.now) {
                         self.fail(v);
+                    } else if self.checkers.validity.duplicates() > twice
+                        && self.net.stats().duplicated == 0
+                    {
+                        // Without a duplicated message (a `Forward` twice),
+                        // nothing may be decided twice: at most once.
+                        self.fail(Violation::new(
+                            ViolationKind::Validity,
+                            self.now,
+                            Some(i),
+                            Some(slot),
+                            format!(
+                                "a command of {} was already decided in another slot, and \
+                                 no message was duplicated",
+                                super::check::show_batch(&batch)
+                            ),
+                        ));
                     }
                 }
                 Output::LeaderChanged { leader, ballot } => {
@@ -886,7 +997,7 @@ impl<N: SimNode> PaxosCluster<N> {
             let local = node.next_deadline();
             // Back on the simulation clock; a deadline already past is due
             // now, and u64::MAX means no timer.
-            r.deadline = (local != u64::MAX).then(|| local.saturating_sub(r.offset).max(self.now));
+            r.deadline = (local != u64::MAX).then(|| r.global(local).max(self.now));
             self.stats.max_commit = self.stats.max_commit.max(node.commit_index());
         }
         self.update_leader();
@@ -906,7 +1017,7 @@ impl<N: SimNode> PaxosCluster<N> {
         let mut holders = Vec::new();
         for (i, r) in self.replicas.iter().enumerate() {
             if let Some(n) = &r.node
-                && n.has_read_lease(self.now.saturating_add(r.offset))
+                && n.has_read_lease(r.local(self.now))
             {
                 holders.push(i as NodeId);
             }
@@ -946,6 +1057,100 @@ impl<N: SimNode> PaxosCluster<N> {
                 self.check()?;
                 return Ok(done(self));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Changes node `i`'s clock rate from now on, keeping its clock
+    /// continuous (the rate may only go down, so the offset stays positive),
+    /// ignoring the drift bound.
+    fn slow_down(c: &mut PaxosCluster, i: usize, rate_ppm: i64) {
+        let now = c.now();
+        let r = &mut c.replicas[i];
+        assert!(rate_ppm <= r.rate_ppm);
+        let local = r.local(now);
+        r.rate_ppm = rate_ppm;
+        r.offset = 0;
+        r.offset = local - r.local(now);
+        assert_eq!(r.local(now), local);
+        let d = r.node.as_ref().unwrap().next_deadline();
+        r.deadline = Some(r.global(d).max(now));
+    }
+
+    #[test]
+    fn clocks_drifting_past_the_bound_break_lease_exclusivity() {
+        // A leader whose clock runs at 40 % of the true rate keeps its
+        // lease long after its followers' promises ran out; cut off, it
+        // still holds it when the others elect a leader of their own.
+        let mut cfg = SimConfig::new(3, 5);
+        cfg.net = NetConfig::reliable(1_000_000);
+        let mut c = PaxosCluster::new(cfg).unwrap();
+        c.run_for(2_000_000_000).unwrap();
+        let l = c.leader().unwrap();
+        slow_down(&mut c, l as usize, -600_000);
+        c.run_for(100_000_000).unwrap();
+        assert!(c.status()[l as usize].read_lease);
+        let others: Vec<NodeId> = (0..3).filter(|&i| i != l).collect();
+        c.partition(&[vec![l], others]).unwrap();
+        let v = c.run_for(2_000_000_000).unwrap_err();
+        assert_eq!((v.kind, v.seed), (ViolationKind::Lease, 5), "{v}");
+    }
+
+    #[test]
+    fn clocks_drifting_within_the_bound_keep_leases_exclusive() {
+        for seed in 0..20 {
+            let mut cfg = SimConfig::new(3, seed);
+            cfg.net = NetConfig::reliable(1_000_000);
+            let half = cfg.max_rate_ppm as i64 / 2;
+            let mut c = PaxosCluster::new(cfg).unwrap();
+            c.run_for(2_000_000_000).unwrap();
+            let l = c.leader().unwrap();
+            for i in 0..3 {
+                let target = if i == l as usize { -half } else { half };
+                if target <= c.replicas[i].rate_ppm {
+                    slow_down(&mut c, i, target);
+                }
+            }
+            c.run_for(100_000_000).unwrap();
+            let others: Vec<NodeId> = (0..3).filter(|&i| i != l).collect();
+            c.partition(&[vec![l], others]).unwrap();
+            c.run_for(2_000_000_000).unwrap();
+            assert!(c.leader().is_some_and(|n| n != l));
+            c.check().unwrap();
+        }
+    }
+
+    #[test]
+    fn skewed_clocks_are_monotonic_and_deadlines_map_back_exactly() {
+        let mut rng = SplitMix64::new(9);
+        for rate_ppm in [-450_000, -90_000, -1, 0, 1, 7, 45_000, 450_000] {
+            let r: Replica<()> = Replica {
+                node: None,
+                parked: None,
+                offset: rng.between(0, 1 << 30),
+                rate_ppm,
+                deadline: None,
+                incarnation: 0,
+                leader_view: None,
+            };
+            let mut last = 0;
+            for _ in 0..2000 {
+                let t = rng.between(0, 1 << 40);
+                let l = r.local(t);
+                let g = r.global(l);
+                // The first instant the clock shows l: not after t, and it
+                // does show l then (and not a moment before).
+                assert!(g <= t && r.local(g) == l, "rate {rate_ppm} t {t}");
+                assert!(g == 0 || r.local(g - 1) < l);
+                let d = l + rng.between(0, 1 << 20);
+                assert!(r.local(r.global(d)) >= d);
+                last = last.max(l);
+            }
+            assert!(r.local(0) <= r.local(1) && r.local(1 << 41) >= last);
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::rng::SplitMix64;
 
 use super::check::Violation;
 use super::net::NetConfig;
-use super::paxos::{PaxosCluster, SimConfig, SimNode, SimStats};
+use super::paxos::{PaxosCluster, SimConfig, SimNode, SimStats, rate_bound};
 
 /// What a random run may do, and how often. Weights are relative.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,17 +41,21 @@ pub struct FaultPlan {
     pub max_loss_per_million: u32,
     /// The most duplication a network setting draws, per million.
     pub max_duplicate_per_million: u32,
+    /// Chance per million that new network settings delay messages up to
+    /// twice the election timeout.
+    pub slow_net_per_million: u32,
     /// Keep a readable trace (slow; for replaying one seed).
     pub trace: bool,
 }
 
 impl Default for FaultPlan {
-    /// Sizes 1 to 5 (mostly 3 and 5), 1.5 s of faults with an action every
-    /// 10 ms on average, up to 10 % loss and 5 % duplication.
+    /// Sizes 1 to 7 (mostly 3 and 5), 2 s of faults with an action every
+    /// 10 ms on average, up to 10 % loss and 5 % duplication, one network
+    /// setting in ten slower than the election timeout.
     fn default() -> Self {
         FaultPlan {
-            sizes: vec![1, 2, 3, 3, 3, 4, 5, 5, 5],
-            duration: 1_500_000_000,
+            sizes: vec![1, 2, 3, 3, 3, 4, 5, 5, 5, 7],
+            duration: 2_000_000_000,
             mean_gap: 10_000_000,
             propose: 60,
             crash: 6,
@@ -62,6 +66,7 @@ impl Default for FaultPlan {
             calm: 2,
             max_loss_per_million: 100_000,
             max_duplicate_per_million: 50_000,
+            slow_net_per_million: 100_000,
             trace: false,
         }
     }
@@ -86,9 +91,16 @@ pub struct RunReport {
     pub final_log_len: u64,
 }
 
-fn random_net(rng: &mut SplitMix64, plan: &FaultPlan) -> NetConfig {
+fn random_net(rng: &mut SplitMix64, plan: &FaultPlan, election_timeout: u64) -> NetConfig {
     let min_delay = rng.between(100_000, 3_000_000);
-    let max_delay = min_delay + rng.between(0, 15_000_000);
+    // Now and then a network slower than the election timeout: leaders are
+    // deposed by their own slow heartbeats and candidates duel.
+    let spread = if rng.chance(plan.slow_net_per_million) {
+        2 * election_timeout
+    } else {
+        15_000_000
+    };
+    let max_delay = min_delay + rng.between(0, spread);
     let lossy = rng.chance(700_000);
     NetConfig {
         min_delay,
@@ -131,13 +143,21 @@ pub fn random_config(seed: u64, plan: &FaultPlan) -> SimConfig {
     let mut rng = SplitMix64::new(seed ^ 0x706c_616e_5f63_6667);
     let n = plan.sizes[rng.below(plan.sizes.len().max(1) as u64) as usize];
     let mut cfg = SimConfig::new(n, seed);
-    cfg.node.max_batch = rng.between(1, 8) as usize;
-    cfg.node.max_inflight = rng.between(1, 8) as usize;
-    if rng.chance(200_000) {
-        cfg.node.lease_duration = 0;
-    }
-    cfg.max_skew = rng.between(0, cfg.node.max_clock_drift);
-    cfg.net = random_net(&mut rng, plan);
+    let node = &mut cfg.node;
+    node.heartbeat_interval = rng.between(3_000_000, 20_000_000);
+    node.election_timeout = node.heartbeat_interval * rng.between(3, 15);
+    node.max_clock_drift = rng.between(0, 10_000_000);
+    node.lease_duration = if rng.chance(200_000) {
+        0
+    } else {
+        node.max_clock_drift + rng.between(1, 2 * node.election_timeout)
+    };
+    node.max_batch = rng.between(1, 8) as usize;
+    node.max_inflight = rng.between(1, 8) as usize;
+    cfg.max_skew = rng.between(0, node.max_clock_drift);
+    cfg.max_rate_ppm = rng.between(0, rate_bound(node) as u64) as u32;
+    let election_timeout = node.election_timeout;
+    cfg.net = random_net(&mut rng, plan, election_timeout);
     cfg.trace = plan.trace;
     cfg
 }
@@ -164,17 +184,31 @@ pub fn run_random_on<N: SimNode>(
     (r, c)
 }
 
-/// Heal, stop loss and duplication, wait out elections and leases, then
-/// propose a fresh command at each node of `at` and require each decided on
-/// every running node within the liveness bound. Returns how long it took.
+/// Heal, stop loss and duplication, wait out elections, leases and the
+/// backlog, then propose a fresh command at each node of `at` and require
+/// each decided on every running node within the liveness bound
+/// (10 election timeouts + 2 leases). Returns how long that took.
 fn probe<N: SimNode>(c: &mut PaxosCluster<N>, at: &[NodeId]) -> Result<u64, Violation> {
     c.heal();
+    let node = c.config().node.clone();
     let mut net = c.net_config().clone();
     net.loss_per_million = 0;
     net.duplicate_per_million = 0;
+    // Round trips well inside the election timeout, or no leader lasts.
+    net.max_delay = net.max_delay.min(node.election_timeout / 4);
+    net.min_delay = net.min_delay.min(net.max_delay);
     c.set_net(net).expect("a valid network");
-    let node = c.config().node.clone();
     c.run_for(3 * node.election_timeout + node.lease_duration)?;
+    // Let the backlog of earlier commands drain (with one slot in flight a
+    // leader orders one command per round trip): wait until a whole
+    // election timeout passes without a decision, or give up after 100.
+    for _ in 0..100 {
+        let before = c.stats().decisions;
+        c.run_for(node.election_timeout)?;
+        if c.stats().decisions == before {
+            break;
+        }
+    }
     let bound = 10 * node.election_timeout + 2 * node.lease_duration;
     let start = c.now();
     for &i in at {
@@ -259,7 +293,7 @@ fn drive<N: SimNode>(
             }
             4 => c.heal(),
             5 => {
-                let net = random_net(&mut rng, plan);
+                let net = random_net(&mut rng, plan, c.config().node.election_timeout);
                 c.set_net(net).expect("a valid network");
             }
             _ => {
