@@ -101,7 +101,9 @@ impl ValueFormatter for CpuFormatter {
 
     fn scale_throughputs(&self, typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
         let n = match *t {
-            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => n as f64,
+            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => {
+                n as f64
+            }
         };
         let per_s = n * 1e9 / typical;
         let (div, unit) = match per_s {

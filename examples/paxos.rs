@@ -64,7 +64,10 @@ fn main() -> quorumkit::Result<()> {
         }
     }
     let leader = nodes[0].leader().unwrap();
-    println!("leader {leader}; every replica decided {:?}", show(&logs[0]));
+    println!(
+        "leader {leader}; every replica decided {:?}",
+        show(&logs[0])
+    );
     assert!(logs.iter().all(|l| *l == logs[0]));
 
     // --- The simulator: 3 replicas, a lossy network, a crash; checkers watch.

@@ -558,3 +558,107 @@ pub unsafe extern "C" fn qk_paxos_node_commit_index(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::status::{QK_ERR_CORRUPT, QK_OK};
+
+    /// Every output of `node`, DECIDED ones as (slot, index, count, bytes).
+    fn drain(node: *mut qk_paxos_node) -> Vec<(u32, u64, u64, u64, Vec<u8>)> {
+        let mut all = Vec::new();
+        loop {
+            let mut o = qk_paxos_output::empty(u32::MAX);
+            let mut has = false;
+            // SAFETY: a live node and writable outputs.
+            assert_eq!(unsafe { qk_paxos_node_poll(node, &mut o, &mut has) }, QK_OK);
+            if !has {
+                return all;
+            }
+            let data = if o.data.is_null() {
+                assert_eq!(o.data_len, 0);
+                Vec::new()
+            } else {
+                // SAFETY: borrowed from the node until its next call.
+                unsafe { std::slice::from_raw_parts(o.data, o.data_len) }.to_vec()
+            };
+            all.push((o.kind, o.slot, o.index, o.count, data));
+        }
+    }
+
+    #[test]
+    fn a_batch_comes_out_one_command_at_a_time() {
+        let members = [4u32];
+        let mut cfg = std::mem::MaybeUninit::uninit();
+        let mut node: *mut qk_paxos_node = std::ptr::null_mut();
+        // SAFETY: valid pointers throughout; the node is freed at the end.
+        unsafe {
+            assert_eq!(
+                qk_paxos_config_init(4, members.as_ptr(), 1, cfg.as_mut_ptr()),
+                QK_OK
+            );
+            let mut cfg = cfg.assume_init();
+            cfg.max_batch = 8;
+            assert_eq!(qk_paxos_node_new_memory(&cfg, 0, &mut node), QK_OK);
+            // Held until the lone member elects itself, then batched together.
+            for c in [&b"a"[..], b"", b"ccc"] {
+                assert_eq!(qk_paxos_node_propose(node, c.as_ptr(), c.len(), 0), QK_OK);
+            }
+            let mut outputs = drain(node);
+            let mut now = 0;
+            for _ in 0..100 {
+                let mut is_leader = false;
+                assert_eq!(qk_paxos_node_is_leader(node, &mut is_leader), QK_OK);
+                let decided = outputs.iter().filter(|o| o.0 == QK_PAXOS_OUTPUT_DECIDED);
+                if is_leader && decided.filter(|o| o.3 > 0).count() == 3 {
+                    break;
+                }
+                assert_eq!(qk_paxos_node_next_deadline(node, &mut now), QK_OK);
+                assert_eq!(qk_paxos_node_tick(node, now), QK_OK);
+                outputs.extend(drain(node));
+            }
+            let garbage = [1u8, 0xee];
+            assert_eq!(
+                qk_paxos_node_step(node, 4, garbage.as_ptr(), 2, now),
+                QK_ERR_CORRUPT
+            );
+            qk_paxos_node_free(node);
+
+            // Slots in order; within a slot, indexes 0..count in order; a
+            // no-op slot is one output with count 0 and no bytes.
+            let decided: Vec<_> = outputs
+                .iter()
+                .filter(|o| o.0 == QK_PAXOS_OUTPUT_DECIDED)
+                .collect();
+            let mut expect = (0u64, 0u64);
+            let mut commands = Vec::new();
+            for &&(_, slot, index, count, ref data) in &decided {
+                assert_eq!((slot, index), expect, "{decided:?}");
+                if count == 0 {
+                    assert!(data.is_empty());
+                    expect = (slot + 1, 0);
+                } else {
+                    commands.push(data.clone());
+                    expect = if index + 1 == count {
+                        (slot + 1, 0)
+                    } else {
+                        (slot, index + 1)
+                    };
+                }
+            }
+            assert_eq!(commands, [b"a".to_vec(), Vec::new(), b"ccc".to_vec()]);
+            // The three went into one slot (count 3).
+            assert!(decided.iter().any(|o| o.3 == 3 && o.2 == 2));
+            assert!(
+                outputs
+                    .iter()
+                    .any(|o| o.0 == QK_PAXOS_OUTPUT_LEADER_CHANGED)
+            );
+            assert!(
+                outputs
+                    .iter()
+                    .any(|o| o.0 == QK_PAXOS_OUTPUT_PERSISTED && o.3 > 0)
+            );
+        }
+    }
+}
