@@ -1376,3 +1376,134 @@ fn partitioned_leader_yields_after_its_lease() {
         }
     }
 }
+
+#[test]
+fn far_future_accept_is_not_taken_and_triggers_catch_up() {
+    let mut n = follower(2, 3);
+    let b = Ballot::new(1, 1);
+    n.step(
+        1,
+        Message::Accept {
+            ballot: b,
+            first_slot: MIN_WINDOW,
+            batches: vec![vec![b"far".to_vec()]],
+            commit: 5,
+        },
+        MS,
+    )
+    .unwrap();
+    let msgs = sends(&outputs(&mut n));
+    assert_eq!(msgs, vec![Message::CatchUpRequest { first_slot: 0 }]);
+    assert!(n.accepted(MIN_WINDOW).is_none());
+    assert!(n.log.len() < 16);
+    assert_eq!(n.leader(), Some(1));
+    assert_eq!(n.known_commit(), 5);
+    // At most one request per heartbeat interval.
+    let hb = n.config().heartbeat_interval;
+    for t in [MS + 1, MS + hb - 1] {
+        n.step(
+            1,
+            Message::Heartbeat {
+                ballot: b,
+                commit: 5,
+                seq: t,
+            },
+            t,
+        )
+        .unwrap();
+        let msgs = sends(&outputs(&mut n));
+        assert!(
+            !msgs
+                .iter()
+                .any(|m| matches!(m, Message::CatchUpRequest { .. }))
+        );
+    }
+    assert!(n.next_deadline() <= MS + hb);
+    n.tick(MS + hb).unwrap();
+    assert_eq!(
+        sends(&outputs(&mut n)),
+        vec![Message::CatchUpRequest { first_slot: 0 }]
+    );
+    // The reply fills the log, persisted as Chosen records, and delivers.
+    n.step(
+        1,
+        Message::CatchUp {
+            first_slot: 0,
+            batches: (0..5).map(|k| vec![cmd(k)]).collect(),
+            commit: 5,
+        },
+        MS + hb + 1,
+    )
+    .unwrap();
+    let outs = outputs(&mut n);
+    assert_eq!(outs[0], Output::Persisted { records: 6 }); // 5 Chosen + Commit
+    assert_eq!(n.commit_index(), 5);
+    assert!(matches!(
+        n.storage().records().last(),
+        Some(Record::Commit { commit: 5 })
+    ));
+}
+
+#[test]
+fn lost_accepts_are_retransmitted() {
+    let mut c = Cluster::new(3, 4, |_| {});
+    let l = c.elect();
+    let mut dropped = 0;
+    c.drop = Some(Box::new(move |e: &Envelope| {
+        if matches!(e.message, Message::Accept { .. }) && dropped < 2 {
+            dropped += 1;
+            return true;
+        }
+        false
+    }));
+    let syncs = c.node(l).storage().syncs();
+    c.propose(l, b"again".to_vec());
+    assert_eq!(c.node(l).storage().syncs(), syncs + 1);
+    c.deliver_all();
+    assert!(!c.commands(l).contains(&b"again".to_vec()));
+    let hb = c.configs[0].heartbeat_interval;
+    c.run_for(3 * hb + 1);
+    for i in 0..3 {
+        assert_eq!(c.commands(i), vec![b"again".to_vec()]);
+    }
+}
+
+#[test]
+fn higher_nack_makes_a_leader_step_down() {
+    let (mut n, t) = lone_leader(cfg(1, 3, 2));
+    let b = n.ballot();
+    outputs(&mut n);
+    // A nack for some other ballot, or with a lower promise, is ignored.
+    n.step(
+        2,
+        Message::Nack {
+            ballot: Ballot::new(b.round + 7, 1),
+            promised: Ballot::new(b.round + 9, 3),
+        },
+        t,
+    )
+    .unwrap();
+    assert!(n.is_leader());
+    n.step(
+        2,
+        Message::Nack {
+            ballot: b,
+            promised: Ballot::new(b.round + 5, 3),
+        },
+        t + 1,
+    )
+    .unwrap();
+    assert!(!n.is_leader());
+    assert_eq!(n.leader(), None);
+    assert!(outputs(&mut n).contains(&Output::LeaderChanged {
+        leader: None,
+        ballot: Ballot::new(b.round + 5, 3)
+    }));
+    // Its next candidacy outbids every ballot it heard of.
+    let mut t = t + 1;
+    while !n.is_candidate() {
+        t = n.next_deadline().max(t + 1);
+        n.tick(t).unwrap();
+    }
+    assert!(n.ballot() > Ballot::new(b.round + 9, 3));
+}
