@@ -19,7 +19,8 @@ pub struct FaultPlan {
     pub sizes: Vec<usize>,
     /// Simulated nanoseconds of faults and proposals before the final heal.
     pub duration: u64,
-    /// Mean simulated nanoseconds between two actions.
+    /// Mean simulated nanoseconds between two actions (each run scales it
+    /// by a factor drawn from 1/4 to 2).
     pub mean_gap: u64,
     /// Weight of proposing a command at a random running node.
     pub propose: u32,
@@ -240,8 +241,10 @@ fn drive<N: SimNode>(
         plan.calm,
     ];
     let total: u64 = weights.iter().map(|&w| w as u64).sum();
+    // Some runs are storms (actions 4x as often), some are gentle (half).
+    let mean_gap = (plan.mean_gap.max(4) / 4) * rng.between(1, 8);
     loop {
-        let gap = rng.between(1, 2 * plan.mean_gap.max(1));
+        let gap = rng.between(1, 2 * mean_gap);
         let t = c.now() + gap;
         if t > plan.duration {
             break;
