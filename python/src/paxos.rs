@@ -10,7 +10,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
+    PyType,
+};
 use quorumkit::paxos::{Config, FileStorage, MemoryStorage, Node, NodeId, Output, Storage, wire};
 use quorumkit::sim::{PaxosCluster as SimCluster, SimConfig, Violation};
 
@@ -33,18 +36,18 @@ fn bytes_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(b.as_bytes().to_vec());
     }
-    if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyInt>() {
-        return Err(type_error(format!(
-            "{what} must be bytes, not {}",
-            type_name(obj)
-        )));
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(b.to_vec());
     }
-    obj.extract::<Vec<u8>>().map_err(|_| {
-        type_error(format!(
-            "{what} must be bytes (or bytearray, memoryview), not {}",
-            type_name(obj)
-        ))
-    })
+    if obj.is_instance_of::<PyMemoryView>() {
+        // bytes(memoryview) copies its contents (any contiguous buffer).
+        let b = obj.py().get_type::<PyBytes>().call1((obj,))?;
+        return Ok(b.cast::<PyBytes>()?.as_bytes().to_vec());
+    }
+    Err(type_error(format!(
+        "{what} must be bytes (or bytearray, memoryview), not {}",
+        type_name(obj)
+    )))
 }
 
 /// A cluster command: bytes-like, or a str (encoded as UTF-8).

@@ -204,6 +204,7 @@ def test_node_bad_inputs(tmp_path: Path) -> None:
     raises(TypeError, n.tick, None)
     raises(TypeError, n.propose, "text", 0.0)
     raises(TypeError, n.propose, 5, 0.0)
+    raises(TypeError, n.propose, [1, 2, 3], 0.0)
     raises(InvalidArgumentError, n.propose, b"x", float("nan"))
     raises(InvalidArgumentError, n.has_read_lease, -1)
     n.propose(memoryview(b"held"), 0.0)  # held until a leader is known
