@@ -119,13 +119,20 @@ impl qk_paxos_output {
 /// destroy with `qk_paxos_node_free()`.
 #[allow(non_camel_case_types)]
 pub struct qk_paxos_node {
-    node: Node<Box<dyn Storage + Send>>,
+    node: Node<Box<dyn Storage + Send + Sync>>,
     /// The bytes of the last SEND output (reused to avoid allocating).
     send_buf: Vec<u8>,
     /// A decided slot being handed out command by command: the slot, its
     /// batch and the index of the next command.
     decided: Option<(Slot, Batch, usize)>,
 }
+
+// The thread-safety promise in the doc of `qk_paxos_node`: a node may move
+// between threads, and calls on a `const qk_paxos_node *` may overlap.
+const _: () = {
+    const fn thread_safe<T: Send + Sync>() {}
+    thread_safe::<qk_paxos_node>();
+};
 
 /// The core configuration a C config describes.
 ///
@@ -187,7 +194,7 @@ pub unsafe extern "C" fn qk_paxos_config_init(
 
 fn new_node(
     config: Config,
-    storage: Box<dyn Storage + Send>,
+    storage: Box<dyn Storage + Send + Sync>,
     now_ns: u64,
     out: Out<*mut qk_paxos_node>,
 ) -> FfiResult {
