@@ -52,13 +52,6 @@
 #define QK_TIMEOUT_FOREVER UINT64_MAX
 
 /**
- * A ballot: ordered by round, then by the proposing node's id, so two
- * proposers never use the same ballot. `Ballot::ZERO` is below every ballot a
- * proposer uses (rounds start at 1).
- */
-typedef struct Ballot Ballot;
-
-/**
  * A bounded-load balancer (Mirrokni, Thorup, Zadimoghaddam 2018; HAProxy
  * `hash-balance-factor`): `qk_bounded_acquire()` gives a key to the first
  * node clockwise from it on the ring whose load is below

@@ -19,12 +19,14 @@ pub enum Error {
     /// A node of that name is already in the ring.
     #[error("node already exists: {0:?}")]
     NodeExists(String),
-    /// Serialized data (a snapshot) is damaged: bad magic, truncated,
-    /// trailing bytes, checksum mismatch, or fields no encoder writes.
-    #[error("corrupt snapshot: {0}")]
+    /// Serialized data (a ring snapshot, a Paxos wire message or record
+    /// file) is damaged: bad magic, truncated, trailing bytes, checksum
+    /// mismatch, or fields no encoder writes.
+    #[error("corrupt data: {0}")]
     Corrupt(String),
-    /// A snapshot in a format version this build cannot read.
-    #[error("unsupported snapshot format version {found} (this build reads version {supported})")]
+    /// Data (a snapshot, a wire message, a record file) in a format version
+    /// this build cannot read.
+    #[error("unsupported format version {found} (this build reads version {supported})")]
     UnsupportedVersion {
         /// The version the data declares.
         found: u16,
@@ -108,7 +110,6 @@ impl Error {
         Error::InvalidArgument(msg.into())
     }
 
-    #[allow(dead_code)] // the file store (paxos) uses it
     pub(crate) fn storage(msg: impl Into<String>) -> Self {
         Error::Storage(msg.into())
     }
