@@ -1,20 +1,78 @@
 //! The Multi-Paxos replica as a sans-IO state machine.
 //!
-//! SKELETON: the interface other modules build on. Bodies are filled in by
-//! the Multi-Paxos implementation branch.
-#![allow(unused_variables, dead_code)]
+//! Every replica is proposer, acceptor and learner. One leader, elected with
+//! ballots (phase 1 for every slot at once), proposes commands in slots of a
+//! log (phase 2 only, pipelined and batched); followers accept, learn the
+//! leader's commit index from its accepts and heartbeats, and catch up on
+//! slots they missed by asking for chosen values.
+//!
+//! # Driving a node
+//! Call [`Node::step`] for each message, [`Node::tick`] at
+//! [`Node::next_deadline`], and [`Node::propose`] for commands; after every
+//! call drain [`Node::poll`]. The outputs of one call come in this order:
+//! `Persisted` (the storage was synced: the records of the call are
+//! durable), then the `Send`s (which may only leave after that), then the
+//! `Decided` values in slot order, then `LeaderChanged`.
+//!
+//! # Semantics worth knowing
+//! - Commands are delivered at most once: a command forwarded to, or queued
+//!   at, a leader that then fails may be lost (as with Raft clients that do
+//!   not retry). Applications that need exactly-once add ids and retry.
+//! - The application state is volatile: a restarted node re-delivers
+//!   `Decided` for every slot from 0 (the log is kept whole, in memory and in
+//!   storage; there is no compaction or snapshotting).
+//! - Messages from ids outside `members`, and messages whose ballots,
+//!   senders or slots are implausible, are ignored (`Ok`), never trusted.
+//! - A leader's read lease: see [`Node::has_read_lease`].
+//! - `Forward` messages carry no ids: a transport that duplicates one makes
+//!   its commands proposed twice. Replicated state machines that care
+//!   deduplicate by a command id of their own.
+//! - There is no pre-vote: a node cut off from the leader (but not from the
+//!   others) stands for election with a higher ballot, and the leader steps
+//!   down when its accepts are refused. Leases keep the others from
+//!   promising while the leader is healthy, which bounds the disruption.
+//! - A leader's proposal queue is not bounded for `propose` (the caller
+//!   paces it); forwarded commands beyond 100,000 queued are dropped.
+//! - The whole log is kept in memory; a follower more than 2^18 slots (or
+//!   4 × `max_inflight`) behind ignores accepts and catches up first.
+
+use std::collections::{BTreeMap, VecDeque};
 
 use super::ballot::{Ballot, NodeId, Slot};
-use super::message::{Batch, Command, Envelope, Message};
-use super::storage::Storage;
-use crate::error::Result;
+use super::message::{AcceptedEntry, Batch, Command, Envelope, Message};
+use super::storage::{Record, Storage};
+use crate::error::{Error, Result};
+use crate::rng::SplitMix64;
+
+/// Ballot rounds above this are refused, so `next_for` never overflows.
+const MAX_ROUND: u64 = u64::MAX >> 2;
+/// Acks are kept in a `u64` bit set per slot.
+const MAX_MEMBERS: usize = 64;
+/// A node holds log entries at most this many slots past its commit index
+/// (at least; 4 × `max_inflight` when that is larger). Bounds what a
+/// message can make it allocate.
+const MIN_WINDOW: u64 = 1 << 18;
+/// Slots per catch-up reply.
+const CATCHUP_CHUNK: u64 = 1024;
+/// Slots per accept message when a new leader re-proposes.
+const ACCEPT_CHUNK: u64 = 1024;
+/// Commands a follower holds while no leader is known, and commands a
+/// leader queues from forwards.
+const MAX_PENDING: usize = 100_000;
+/// A `Commit` record is written at the end of a call that persisted
+/// anything anyway, once the commit index moved this far, or when one
+/// heartbeat interval passed since the last.
+const COMMIT_RECORD_EVERY: u64 = 1024;
+/// Heartbeats whose acks a leader still counts.
+const HEARTBEAT_HISTORY: usize = 64;
 
 /// How a replica behaves. Times are nanoseconds on the caller's clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// This replica's id; must be in `members`.
     pub id: NodeId,
-    /// Every replica of the cluster (distinct ids), this one included.
+    /// Every replica of the cluster (distinct ids, at most 64), this one
+    /// included.
     pub members: Vec<NodeId>,
     /// How often a leader sends heartbeats.
     pub heartbeat_interval: u64,
@@ -53,6 +111,62 @@ impl Config {
             seed: 0,
         }
     }
+
+    /// Checks the rules `Node::new` enforces.
+    pub fn validate(&self) -> Result<()> {
+        if self.members.is_empty() {
+            return Err(Error::invalid("paxos config: members is empty"));
+        }
+        if self.members.len() > MAX_MEMBERS {
+            return Err(Error::invalid(format!(
+                "paxos config: {} members, at most {MAX_MEMBERS} are supported",
+                self.members.len()
+            )));
+        }
+        for (i, m) in self.members.iter().enumerate() {
+            if self.members[..i].contains(m) {
+                return Err(Error::invalid(format!(
+                    "paxos config: member {m} is listed twice"
+                )));
+            }
+        }
+        if !self.members.contains(&self.id) {
+            return Err(Error::invalid(format!(
+                "paxos config: id {} is not among the members",
+                self.id
+            )));
+        }
+        if self.heartbeat_interval == 0 {
+            return Err(Error::invalid(
+                "paxos config: heartbeat_interval must be > 0",
+            ));
+        }
+        if self.election_timeout <= self.heartbeat_interval {
+            return Err(Error::invalid(
+                "paxos config: election_timeout must exceed heartbeat_interval",
+            ));
+        }
+        if self.election_timeout > u64::MAX / 4 {
+            return Err(Error::invalid(
+                "paxos config: election_timeout is too large",
+            ));
+        }
+        if self.max_batch == 0 {
+            return Err(Error::invalid("paxos config: max_batch must be >= 1"));
+        }
+        if self.max_inflight == 0 {
+            return Err(Error::invalid("paxos config: max_inflight must be >= 1"));
+        }
+        if self.max_inflight > 1 << 20 {
+            return Err(Error::invalid("paxos config: max_inflight must be <= 2^20"));
+        }
+        if self.lease_duration > 0 && self.max_clock_drift >= self.lease_duration {
+            return Err(Error::invalid(
+                "paxos config: max_clock_drift must be below lease_duration",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What a node asks its driver to do, in the order `poll` returns them.
@@ -83,69 +197,318 @@ pub enum Output {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// One log slot as this acceptor knows it.
+#[derive(Debug, Clone, Default)]
+struct Entry {
+    /// The ballot of the last accept (`ZERO`: none).
+    ballot: Ballot,
+    batch: Batch,
+    /// Known chosen (then `batch` is the chosen value).
+    chosen: bool,
+}
+
+impl Entry {
+    fn present(&self) -> bool {
+        self.chosen || self.ballot != Ballot::ZERO
+    }
+}
+
+/// A leader's view of one slot it proposed.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    /// Member positions that accepted it in the leader's ballot.
+    acks: u64,
+    /// When the accept was last sent.
+    sent_at: u64,
+}
+
+/// A candidate's phase 1.
+#[derive(Debug, Default)]
+struct Election {
+    /// Member positions that promised.
+    promises: u64,
+    /// Per slot: the highest-ballot accepted value reported (or a chosen one).
+    merged: BTreeMap<Slot, (Ballot, Batch, bool)>,
+}
+
 /// A Multi-Paxos replica: proposer, acceptor and learner in one.
 pub struct Node<S: Storage> {
     config: Config,
     storage: S,
+    /// This node's position in `members` (its ack bit).
+    me: usize,
+    majority: usize,
+    /// See [`MIN_WINDOW`].
+    window: u64,
+    rng: SplitMix64,
+    /// Set after a storage failure: every later call fails with it.
+    stopped: Option<String>,
+    /// The last `now` seen.
+    now: u64,
+
+    // Acceptor and learner (durable through records).
+    promised: Ballot,
+    log: Vec<Entry>,
+    commit: Slot,
+    commit_persisted: Slot,
+    /// A `Commit` record is due by then even in a call that persists
+    /// nothing else (so a follower that learns its commit from heartbeats
+    /// still replays it after a restart).
+    commit_record_due: u64,
+
+    // Role.
+    role: Role,
+    /// The ballot this node stood for election with (or leads in).
+    ballot: Ballot,
+    /// The highest ballot heard of (from nacks), so the next one exceeds it.
+    highest_seen: Ballot,
+    leader: Option<NodeId>,
+    leader_ballot: Ballot,
+    election_deadline: u64,
+    election: Option<Election>,
+
+    // Leader.
+    queue: VecDeque<Command>,
+    next_slot: Slot,
+    /// Slots `commit..next_slot`.
+    inflight: VecDeque<InFlight>,
+    next_heartbeat: u64,
+    hb_seq: u64,
+    /// (seq, sent at, acks).
+    hb_sent: VecDeque<(u64, u64, u64)>,
+    lease_until: u64,
+    /// Lease reads wait until the slots re-proposed at election are chosen.
+    lease_ready_slot: Slot,
+
+    // Follower.
+    forward: Vec<Command>,
+    lease_promise_to: Option<NodeId>,
+    lease_promise_until: u64,
+    restart_block_until: u64,
+    /// The highest commit index heard from a leader or peer.
+    known_commit: Slot,
+    catchup_due: u64,
+
+    // Outputs of the current call, then the queue `poll` drains.
+    records: usize,
+    sends: Vec<Envelope>,
+    decided: Vec<Output>,
+    leader_changes: Vec<Output>,
+    out: VecDeque<Output>,
 }
 
 impl<S: Storage> Node<S> {
     /// Start (or restart) a replica: replays `storage`'s records, so a
     /// restarted acceptor keeps every promise and accept it acknowledged.
-    pub fn new(config: Config, storage: S, now: u64) -> Result<Self> {
-        unimplemented!("Multi-Paxos node")
+    ///
+    /// Every slot below the restored commit index is re-delivered as
+    /// `Decided` (from slot 0, ready to `poll`): the application rebuilds its
+    /// state by replay. A node with records (a restart) refuses to promise
+    /// any candidate for `lease_duration`, as it may have granted a lease it
+    /// no longer remembers.
+    pub fn new(config: Config, mut storage: S, now: u64) -> Result<Self> {
+        config.validate()?;
+        let me = config
+            .members
+            .iter()
+            .position(|&m| m == config.id)
+            .unwrap_or(0);
+        let majority = config.members.len() / 2 + 1;
+        let window = MIN_WINDOW.max(4 * config.max_inflight as u64);
+        let mix = (config.id as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let records = storage.load()?;
+        let restarted = !records.is_empty();
+        let mut node = Node {
+            me,
+            majority,
+            window,
+            rng: SplitMix64::new(config.seed ^ mix),
+            stopped: None,
+            now,
+            promised: Ballot::ZERO,
+            log: Vec::new(),
+            commit: 0,
+            commit_persisted: 0,
+            commit_record_due: now,
+            role: Role::Follower,
+            ballot: Ballot::ZERO,
+            highest_seen: Ballot::ZERO,
+            leader: None,
+            leader_ballot: Ballot::ZERO,
+            election_deadline: now,
+            election: None,
+            queue: VecDeque::new(),
+            next_slot: 0,
+            inflight: VecDeque::new(),
+            next_heartbeat: now,
+            hb_seq: 0,
+            hb_sent: VecDeque::new(),
+            lease_until: 0,
+            lease_ready_slot: 0,
+            forward: Vec::new(),
+            lease_promise_to: None,
+            lease_promise_until: 0,
+            restart_block_until: 0,
+            known_commit: 0,
+            catchup_due: now,
+            records: 0,
+            sends: Vec::new(),
+            decided: Vec::new(),
+            leader_changes: Vec::new(),
+            out: VecDeque::new(),
+            config,
+            storage,
+        };
+        node.replay(records)?;
+        if restarted {
+            node.restart_block_until = now.saturating_add(node.config.lease_duration);
+        }
+        node.election_deadline = now.saturating_add(node.election_timeout());
+        node.out.extend(node.decided.drain(..));
+        Ok(node)
     }
 
-    /// Handle a message from `from`.
+    fn replay(&mut self, records: Vec<Record>) -> Result<()> {
+        let mut commit_rec: Slot = 0;
+        for record in records {
+            match record {
+                Record::Promise { ballot } => self.promised = self.promised.max(ballot),
+                Record::Accept {
+                    slot,
+                    ballot,
+                    batch,
+                } => {
+                    self.check_replayed_slot(slot, commit_rec)?;
+                    let e = self.entry_mut(slot);
+                    if !e.chosen {
+                        e.batch = batch;
+                    }
+                    e.ballot = ballot;
+                }
+                Record::Chosen { slot, batch } => {
+                    self.check_replayed_slot(slot, commit_rec)?;
+                    let e = self.entry_mut(slot);
+                    e.batch = batch;
+                    e.chosen = true;
+                }
+                Record::Commit { commit } => commit_rec = commit_rec.max(commit),
+            }
+        }
+        if commit_rec > self.log.len() as u64 {
+            return Err(Error::corrupt(format!(
+                "paxos storage: commit {commit_rec} but only {} slots recorded",
+                self.log.len()
+            )));
+        }
+        for s in 0..commit_rec as usize {
+            if !self.log[s].present() {
+                return Err(Error::corrupt(format!(
+                    "paxos storage: commit {commit_rec} but slot {s} has no value"
+                )));
+            }
+            self.log[s].chosen = true;
+        }
+        self.advance_commit();
+        self.commit_persisted = commit_rec;
+        self.known_commit = self.commit;
+        self.highest_seen = self.promised;
+        Ok(())
+    }
+
+    fn check_replayed_slot(&self, slot: Slot, commit_rec: Slot) -> Result<()> {
+        let cap = commit_rec.saturating_add(4 * self.window);
+        if slot >= cap {
+            return Err(Error::corrupt(format!(
+                "paxos storage: record for slot {slot} far past commit {commit_rec}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Handle a message from `from`. Messages from non-members, and messages
+    /// from this node's own id, are ignored.
     pub fn step(&mut self, from: NodeId, message: Message, now: u64) -> Result<()> {
-        unimplemented!()
+        self.run(now, |n| n.on_message(from, message))
     }
 
     /// Let time pass: heartbeats, election timeouts, lease expiry, retries.
     pub fn tick(&mut self, now: u64) -> Result<()> {
-        unimplemented!()
+        self.run(now, |n| n.on_tick())
     }
 
     /// Propose a command: batched into a slot at the leader, forwarded by a
-    /// follower that knows the leader, otherwise held until one is known.
+    /// follower that knows the leader, otherwise held until one is known
+    /// (at most 100,000 commands; beyond that `Error::NotLeader{leader:
+    /// None}`).
     pub fn propose(&mut self, command: Command, now: u64) -> Result<()> {
-        unimplemented!()
+        self.run(now, |n| n.on_propose(command))
     }
 
     /// The next output, or `None` when there is nothing to do.
     pub fn poll(&mut self) -> Option<Output> {
-        unimplemented!()
+        self.out.pop_front()
     }
 
-    /// When `tick` must next be called (absolute, on the caller's clock).
+    /// When `tick` must next be called (absolute, on the caller's clock;
+    /// never before the last `now` seen). `u64::MAX` once stopped.
     pub fn next_deadline(&self) -> u64 {
-        unimplemented!()
+        if self.stopped.is_some() {
+            return u64::MAX;
+        }
+        let d = match self.role {
+            Role::Leader => self.next_heartbeat,
+            _ => {
+                let mut d = self.election_deadline;
+                if self.commit < self.known_commit && self.leader.is_some() {
+                    d = d.min(self.catchup_due);
+                }
+                d
+            }
+        };
+        d.max(self.now)
     }
 
     /// The leader this node follows (itself when it leads), if any.
     pub fn leader(&self) -> Option<NodeId> {
-        unimplemented!()
+        self.leader
     }
 
     /// Whether this node is the leader (it finished phase 1).
     pub fn is_leader(&self) -> bool {
-        unimplemented!()
+        self.role == Role::Leader
     }
 
     /// Whether this node leads and holds a majority's lease at `now`, so it
     /// may answer reads from its own state.
+    ///
+    /// The lease runs to `t + lease_duration - max_clock_drift` for the
+    /// latest heartbeat sent at `t` that a majority (this node included)
+    /// acknowledged; it also waits until every slot the node re-proposed on
+    /// election is chosen (so its state includes every earlier write).
+    /// Never true when `lease_duration` is 0.
     pub fn has_read_lease(&self, now: u64) -> bool {
-        unimplemented!()
+        self.role == Role::Leader
+            && self.stopped.is_none()
+            && self.config.lease_duration > 0
+            && now < self.lease_until
+            && self.commit >= self.lease_ready_slot
     }
 
     /// Every slot below this is chosen and delivered.
     pub fn commit_index(&self) -> Slot {
-        unimplemented!()
+        self.commit
     }
 
     /// The node's current ballot (promised or led).
     pub fn ballot(&self) -> Ballot {
-        unimplemented!()
+        self.promised.max(self.ballot)
     }
 
     /// The configuration.
@@ -162,4 +525,949 @@ impl<S: Storage> Node<S> {
     pub fn into_storage(self) -> S {
         self.storage
     }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// Every member of the cluster.
+    pub fn members(&self) -> &[NodeId] {
+        &self.config.members
+    }
+
+    /// Whether a storage failure stopped the node.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.is_some()
+    }
+
+    /// Whether the node is standing for election (phase 1 in progress).
+    pub fn is_candidate(&self) -> bool {
+        self.role == Role::Candidate
+    }
+
+    /// Commands waiting here: queued at a leader for a slot, or held by a
+    /// follower that knows no leader.
+    pub fn pending_commands(&self) -> usize {
+        self.queue.len() + self.forward.len()
+    }
+
+    /// The highest ballot this acceptor promised (durable).
+    pub fn promised(&self) -> Ballot {
+        self.promised
+    }
+
+    /// The highest commit index this node has heard of (its own or a
+    /// leader's); above `commit_index` while it catches up.
+    pub fn known_commit(&self) -> Slot {
+        self.known_commit.max(self.commit)
+    }
+
+    /// The ballot and value this acceptor holds for `slot`, and whether it
+    /// knows the value is chosen; `None` when it accepted nothing there.
+    pub fn accepted(&self, slot: Slot) -> Option<(Ballot, &Batch, bool)> {
+        let e = self.log.get(usize::try_from(slot).ok()?)?;
+        e.present().then_some((e.ballot, &e.batch, e.chosen))
+    }
+
+    // ------------------------------------------------------------ plumbing
+
+    fn run(&mut self, now: u64, f: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
+        if let Some(msg) = &self.stopped {
+            return Err(Error::Storage(msg.clone()));
+        }
+        self.now = now;
+        let result = f(self);
+        let result = match result {
+            Err(e @ Error::Storage(_)) => Err(e),
+            other => self.finish().and(other),
+        };
+        if let Err(Error::Storage(m)) = &result {
+            let msg = format!("node stopped after a storage failure: {m}");
+            self.stopped = Some(msg.clone());
+            self.records = 0;
+            self.sends.clear();
+            self.decided.clear();
+            self.leader_changes.clear();
+            self.out.clear();
+            return Err(Error::Storage(msg));
+        }
+        result
+    }
+
+    /// Ends a call: sync once, then hand out Persisted, Sends, Decided,
+    /// LeaderChanged in that order.
+    fn finish(&mut self) -> Result<()> {
+        if self.commit > self.commit_persisted
+            && (self.records > 0
+                || self.commit - self.commit_persisted >= COMMIT_RECORD_EVERY
+                || self.now >= self.commit_record_due)
+        {
+            self.persist(&Record::Commit {
+                commit: self.commit,
+            })?;
+            self.commit_persisted = self.commit;
+            self.commit_record_due = self.now.saturating_add(self.config.heartbeat_interval);
+        }
+        if self.records > 0 {
+            self.storage.sync()?;
+            self.out.push_back(Output::Persisted {
+                records: self.records,
+            });
+            self.records = 0;
+        }
+        self.out.extend(self.sends.drain(..).map(Output::Send));
+        self.out.extend(self.decided.drain(..));
+        self.out.extend(self.leader_changes.drain(..));
+        Ok(())
+    }
+
+    fn persist(&mut self, record: &Record) -> Result<()> {
+        self.storage.append(record)?;
+        self.records += 1;
+        Ok(())
+    }
+
+    fn send(&mut self, to: NodeId, message: Message) {
+        self.sends.push(Envelope {
+            from: self.config.id,
+            to,
+            message,
+        });
+    }
+
+    /// Sends `message` to every other member, cloning it once per member
+    /// but the last.
+    fn broadcast(&mut self, message: Message) {
+        let id = self.config.id;
+        let mut last = None;
+        for i in 0..self.config.members.len() {
+            let to = self.config.members[i];
+            if to == id {
+                continue;
+            }
+            if let Some(prev) = last.replace(to) {
+                self.send(prev, message.clone());
+            }
+        }
+        if let Some(to) = last {
+            self.send(to, message);
+        }
+    }
+
+    fn position(&self, id: NodeId) -> Option<usize> {
+        self.config.members.iter().position(|&m| m == id)
+    }
+
+    fn valid_ballot(&self, b: Ballot) -> bool {
+        b.round >= 1 && b.round <= MAX_ROUND && self.position(b.node).is_some()
+    }
+
+    fn election_timeout(&mut self) -> u64 {
+        let t = self.config.election_timeout;
+        self.rng.between(t, 2 * t - 1)
+    }
+
+    fn reset_election_timer(&mut self) {
+        self.election_deadline = self.now.saturating_add(self.election_timeout());
+    }
+
+    /// The entry for `slot`, growing the log; callers keep `slot` within
+    /// the window.
+    fn entry_mut(&mut self, slot: Slot) -> &mut Entry {
+        let i = slot as usize;
+        if i >= self.log.len() {
+            self.log.resize_with(i + 1, Entry::default);
+        }
+        &mut self.log[i]
+    }
+
+    fn in_window(&self, slot: Slot) -> bool {
+        slot < self.commit.saturating_add(self.window)
+    }
+
+    /// Accept `batch` for `slot` in `ballot`, durably.
+    fn accept_local(&mut self, slot: Slot, ballot: Ballot, batch: Batch) -> Result<()> {
+        // Move the batch through the record instead of cloning it.
+        let record = Record::Accept {
+            slot,
+            ballot,
+            batch,
+        };
+        self.persist(&record)?;
+        if let Record::Accept { batch, .. } = record {
+            let e = self.entry_mut(slot);
+            e.ballot = ballot;
+            if !e.chosen {
+                e.batch = batch;
+            }
+        }
+        Ok(())
+    }
+
+    fn raise_promise(&mut self, b: Ballot) -> Result<()> {
+        if b > self.promised {
+            self.promised = b;
+            self.persist(&Record::Promise { ballot: b })?;
+        }
+        Ok(())
+    }
+
+    /// Deliver every chosen slot from the commit index on, in order.
+    fn advance_commit(&mut self) {
+        while let Some(e) = self.log.get(self.commit as usize) {
+            if !e.chosen {
+                break;
+            }
+            self.decided.push(Output::Decided {
+                slot: self.commit,
+                batch: e.batch.clone(),
+            });
+            self.commit += 1;
+            if self.role == Role::Leader {
+                self.inflight.pop_front();
+            }
+        }
+        if self.next_slot < self.commit {
+            self.next_slot = self.commit;
+        }
+        self.known_commit = self.known_commit.max(self.commit);
+    }
+
+    fn set_leader(&mut self, leader: Option<NodeId>, ballot: Ballot) {
+        if self.leader != leader || (leader.is_some() && self.leader_ballot != ballot) {
+            self.leader = leader;
+            self.leader_ballot = ballot;
+            self.leader_changes
+                .push(Output::LeaderChanged { leader, ballot });
+        }
+        if let Some(l) = leader {
+            if l != self.config.id && !self.forward.is_empty() {
+                let commands = std::mem::take(&mut self.forward);
+                self.send(l, Message::Forward { commands });
+            }
+        }
+    }
+
+    fn become_follower(&mut self) {
+        if self.role == Role::Leader {
+            // Queued commands go to the next leader.
+            let queued: Vec<Command> = self.queue.drain(..).collect();
+            let room = MAX_PENDING.saturating_sub(self.forward.len());
+            self.forward.extend(queued.into_iter().take(room));
+            self.inflight.clear();
+            self.hb_sent.clear();
+            self.lease_until = 0;
+        }
+        self.role = Role::Follower;
+        self.election = None;
+        self.reset_election_timer();
+    }
+
+    /// `b` (above or at our promise) is a leader's ballot we heard from.
+    fn follow(&mut self, b: Ballot) {
+        if self.role != Role::Follower {
+            self.become_follower();
+        }
+        self.set_leader(Some(b.node), b);
+        self.reset_election_timer();
+    }
+
+    /// Whether a promise to `candidate` must be refused for a lease.
+    fn lease_blocks(&self, candidate: NodeId) -> bool {
+        self.now < self.restart_block_until
+            || (self.now < self.lease_promise_until
+                && self.lease_promise_to.is_some_and(|l| l != candidate))
+    }
+
+    fn lease_block_end(&self) -> u64 {
+        let mut end = self.restart_block_until;
+        if self.lease_promise_to.is_some_and(|l| l != self.config.id) {
+            end = end.max(self.lease_promise_until);
+        }
+        end
+    }
+
+    fn maybe_catch_up(&mut self, target: NodeId) {
+        if self.commit < self.known_commit
+            && self.now >= self.catchup_due
+            && target != self.config.id
+        {
+            self.send(
+                target,
+                Message::CatchUpRequest {
+                    first_slot: self.commit,
+                },
+            );
+            self.catchup_due = self.now.saturating_add(self.config.heartbeat_interval);
+        }
+    }
+
+    // ------------------------------------------------------------ events
+
+    fn on_propose(&mut self, command: Command) -> Result<()> {
+        match (self.role, self.leader) {
+            (Role::Leader, _) => {
+                self.queue.push_back(command);
+                self.flush()
+            }
+            (_, Some(l)) if l != self.config.id => {
+                self.send(
+                    l,
+                    Message::Forward {
+                        commands: vec![command],
+                    },
+                );
+                Ok(())
+            }
+            _ => {
+                if self.forward.len() >= MAX_PENDING {
+                    return Err(Error::NotLeader { leader: None });
+                }
+                self.forward.push(command);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_tick(&mut self) -> Result<()> {
+        let now = self.now;
+        match self.role {
+            Role::Leader => {
+                if now >= self.next_heartbeat {
+                    self.send_heartbeat();
+                    self.retransmit();
+                }
+                self.flush()
+            }
+            Role::Follower | Role::Candidate => {
+                if now >= self.election_deadline {
+                    self.start_election()?;
+                } else if let Some(l) = self.leader {
+                    self.maybe_catch_up(l);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn on_message(&mut self, from: NodeId, message: Message) -> Result<()> {
+        if from == self.config.id || self.position(from).is_none() {
+            return Ok(());
+        }
+        match message {
+            Message::Prepare { ballot, first_slot } => self.on_prepare(from, ballot, first_slot),
+            Message::Promise {
+                ballot,
+                accepted,
+                commit,
+            } => self.on_promise(from, ballot, accepted, commit),
+            Message::Accept {
+                ballot,
+                first_slot,
+                batches,
+                commit,
+            } => self.on_accept(from, ballot, first_slot, batches, commit),
+            Message::Accepted {
+                ballot,
+                first_slot,
+                count,
+            } => self.on_accepted(from, ballot, first_slot, count),
+            Message::Nack { ballot, promised } => {
+                self.on_nack(ballot, promised);
+                Ok(())
+            }
+            Message::Heartbeat {
+                ballot,
+                commit,
+                seq,
+            } => self.on_heartbeat(from, ballot, commit, seq),
+            Message::HeartbeatAck { ballot, seq } => {
+                self.on_heartbeat_ack(from, ballot, seq);
+                Ok(())
+            }
+            Message::Forward { commands } => self.on_forward(from, commands),
+            Message::CatchUpRequest { first_slot } => {
+                self.on_catch_up_request(from, first_slot);
+                Ok(())
+            }
+            Message::CatchUp {
+                first_slot,
+                batches,
+                commit,
+            } => self.on_catch_up(from, first_slot, batches, commit),
+        }
+    }
+
+    fn on_prepare(&mut self, from: NodeId, b: Ballot, first_slot: Slot) -> Result<()> {
+        if !self.valid_ballot(b) || b.node != from {
+            return Ok(());
+        }
+        if b < self.promised || self.lease_blocks(b.node) {
+            let promised = self.promised;
+            self.send(
+                from,
+                Message::Nack {
+                    ballot: b,
+                    promised,
+                },
+            );
+            return Ok(());
+        }
+        self.raise_promise(b)?;
+        if self.role != Role::Follower && self.ballot < b {
+            self.become_follower();
+        }
+        if self.leader.is_some_and(|l| l != b.node) {
+            self.set_leader(None, b);
+        }
+        self.reset_election_timer();
+        let commit = self.commit;
+        let start = first_slot.min(self.log.len() as u64) as usize;
+        let accepted = self.log[start..]
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.present())
+            .map(|(i, e)| {
+                let slot = (start + i) as u64;
+                AcceptedEntry {
+                    slot,
+                    ballot: e.ballot,
+                    batch: e.batch.clone(),
+                    chosen: e.chosen || slot < commit,
+                }
+            })
+            .collect();
+        self.send(
+            from,
+            Message::Promise {
+                ballot: b,
+                accepted,
+                commit,
+            },
+        );
+        Ok(())
+    }
+
+    fn on_promise(
+        &mut self,
+        from: NodeId,
+        b: Ballot,
+        accepted: Vec<AcceptedEntry>,
+        their_commit: Slot,
+    ) -> Result<()> {
+        if their_commit > self.known_commit {
+            self.known_commit = their_commit;
+            self.maybe_catch_up(from);
+        }
+        if self.role != Role::Candidate || b != self.ballot {
+            return Ok(());
+        }
+        let bit = 1u64 << self.position(from).unwrap_or(0);
+        let commit = self.commit;
+        let window_end = self.commit.saturating_add(self.window);
+        if accepted.iter().any(|e| e.slot >= window_end) {
+            // Implausible (or this node is too far behind to lead): ignore.
+            return Ok(());
+        }
+        let Some(election) = self.election.as_mut() else {
+            return Ok(());
+        };
+        if election.promises & bit != 0 {
+            return Ok(());
+        }
+        election.promises |= bit;
+        for e in accepted {
+            if e.slot < commit {
+                continue;
+            }
+            match election.merged.get_mut(&e.slot) {
+                None => {
+                    election
+                        .merged
+                        .insert(e.slot, (e.ballot, e.batch, e.chosen));
+                }
+                Some(have) => {
+                    if !have.2 && (e.chosen || e.ballot > have.0) {
+                        *have = (e.ballot, e.batch, e.chosen);
+                    }
+                }
+            }
+        }
+        if election.promises.count_ones() as usize >= self.majority {
+            self.become_leader()?;
+        }
+        Ok(())
+    }
+
+    fn start_election(&mut self) -> Result<()> {
+        let block = self.lease_block_end();
+        if self.now < block {
+            // A lease (or a restart) forbids helping any election yet.
+            let jitter = self.rng.below(self.config.heartbeat_interval);
+            self.election_deadline = block.saturating_add(jitter);
+            return Ok(());
+        }
+        let base = self.promised.max(self.highest_seen).max(self.ballot);
+        if base.round >= MAX_ROUND {
+            self.reset_election_timer();
+            return Ok(());
+        }
+        let b = base.next_for(self.config.id);
+        self.raise_promise(b)?;
+        self.role = Role::Candidate;
+        self.ballot = b;
+        self.set_leader(None, b);
+        let commit = self.commit;
+        let mut election = Election {
+            promises: 1u64 << self.me,
+            merged: BTreeMap::new(),
+        };
+        for (i, e) in self.log.iter().enumerate().skip(commit as usize) {
+            if e.present() {
+                election
+                    .merged
+                    .insert(i as u64, (e.ballot, e.batch.clone(), e.chosen));
+            }
+        }
+        self.election = Some(election);
+        self.reset_election_timer();
+        if self.majority == 1 {
+            return self.become_leader();
+        }
+        self.broadcast(Message::Prepare {
+            ballot: b,
+            first_slot: commit,
+        });
+        Ok(())
+    }
+
+    fn become_leader(&mut self) -> Result<()> {
+        let Some(mut election) = self.election.take() else {
+            return Ok(());
+        };
+        let b = self.ballot;
+        let now = self.now;
+        self.role = Role::Leader;
+        let start = self.commit;
+        let own_end = self
+            .log
+            .iter()
+            .rposition(Entry::present)
+            .map_or(0, |i| i as u64 + 1);
+        let merged_end = election.merged.keys().next_back().map_or(0, |&s| s + 1);
+        let end = start.max(own_end).max(merged_end);
+        self.inflight.clear();
+        let self_bit = 1u64 << self.me;
+        // Re-propose every slot from the commit index on in the new ballot:
+        // chosen or highest-ballot values, no-ops in the holes.
+        for slot in start..end {
+            let own_chosen = self.log.get(slot as usize).is_some_and(|e| e.chosen);
+            let (batch, chosen) = if own_chosen {
+                (self.log[slot as usize].batch.clone(), true)
+            } else if let Some((_, batch, chosen)) = election.merged.remove(&slot) {
+                (batch, chosen)
+            } else {
+                (Batch::new(), false)
+            };
+            self.accept_local(slot, b, batch)?;
+            if chosen || self.majority == 1 {
+                self.entry_mut(slot).chosen = true;
+            }
+            self.inflight.push_back(InFlight {
+                acks: self_bit,
+                sent_at: now,
+            });
+        }
+        self.next_slot = end;
+        self.lease_ready_slot = end;
+        self.lease_until = 0;
+        self.hb_sent.clear();
+        self.set_leader(Some(self.config.id), b);
+        let mut first = start;
+        while first < end {
+            let last = end.min(first + ACCEPT_CHUNK);
+            let batches = self.log[first as usize..last as usize]
+                .iter()
+                .map(|e| e.batch.clone())
+                .collect();
+            let commit = self.commit;
+            self.broadcast(Message::Accept {
+                ballot: b,
+                first_slot: first,
+                batches,
+                commit,
+            });
+            first = last;
+        }
+        self.advance_commit();
+        self.send_heartbeat();
+        let held = std::mem::take(&mut self.forward);
+        self.queue.extend(held);
+        self.flush()
+    }
+
+    /// Leader: put queued commands into new slots while the window allows.
+    fn flush(&mut self) -> Result<()> {
+        while self.role == Role::Leader && !self.queue.is_empty() {
+            let b = self.ballot;
+            let now = self.now;
+            let first = self.next_slot;
+            let self_bit = 1u64 << self.me;
+            let mut batches = Vec::new();
+            while !self.queue.is_empty()
+                && self.next_slot - self.commit < self.config.max_inflight as u64
+            {
+                let n = self.config.max_batch.min(self.queue.len());
+                let batch: Batch = self.queue.drain(..n).collect();
+                batches.push(batch.clone());
+                let slot = self.next_slot;
+                self.accept_local(slot, b, batch)?;
+                if self.majority == 1 {
+                    self.entry_mut(slot).chosen = true;
+                }
+                self.inflight.push_back(InFlight {
+                    acks: self_bit,
+                    sent_at: now,
+                });
+                self.next_slot += 1;
+            }
+            if batches.is_empty() {
+                break;
+            }
+            let commit = self.commit;
+            self.broadcast(Message::Accept {
+                ballot: b,
+                first_slot: first,
+                batches,
+                commit,
+            });
+            if self.majority == 1 {
+                self.advance_commit();
+            } else {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn send_heartbeat(&mut self) {
+        let now = self.now;
+        self.hb_seq += 1;
+        let seq = self.hb_seq;
+        self.hb_sent.push_back((seq, now, 1u64 << self.me));
+        while self.hb_sent.len() > HEARTBEAT_HISTORY {
+            self.hb_sent.pop_front();
+        }
+        if self.config.lease_duration > 0 {
+            // The leader's own ack: it too will not help elect another.
+            self.lease_promise_to = Some(self.config.id);
+            self.lease_promise_until = now.saturating_add(self.config.lease_duration);
+            if self.majority == 1 {
+                self.extend_lease(now);
+            }
+        }
+        self.next_heartbeat = now.saturating_add(self.config.heartbeat_interval);
+        let (ballot, commit) = (self.ballot, self.commit);
+        self.broadcast(Message::Heartbeat {
+            ballot,
+            commit,
+            seq,
+        });
+    }
+
+    fn extend_lease(&mut self, sent_at: u64) {
+        let until = sent_at
+            .saturating_add(self.config.lease_duration)
+            .saturating_sub(self.config.max_clock_drift);
+        self.lease_until = self.lease_until.max(until);
+    }
+
+    /// Leader: resend accepts unchosen for two heartbeat intervals to the
+    /// followers that have not acknowledged them.
+    fn retransmit(&mut self) {
+        let rto = 2 * self.config.heartbeat_interval;
+        let now = self.now;
+        let mut due: Vec<(Slot, u64)> = Vec::new();
+        for (i, f) in self.inflight.iter_mut().enumerate() {
+            let slot = self.commit + i as u64;
+            if self.log[slot as usize].chosen || now.saturating_sub(f.sent_at) < rto {
+                continue;
+            }
+            f.sent_at = now;
+            due.push((slot, f.acks));
+        }
+        if due.is_empty() {
+            return;
+        }
+        let (b, commit) = (self.ballot, self.commit);
+        for p in 0..self.config.members.len() {
+            if p == self.me {
+                continue;
+            }
+            let to = self.config.members[p];
+            let mut run: Option<(Slot, Vec<Batch>)> = None;
+            for &(slot, acks) in &due {
+                if acks & (1u64 << p) != 0 {
+                    continue;
+                }
+                let batch = self.log[slot as usize].batch.clone();
+                match &mut run {
+                    Some((first, batches)) if *first + batches.len() as u64 == slot => {
+                        batches.push(batch)
+                    }
+                    _ => {
+                        if let Some((first_slot, batches)) = run.replace((slot, vec![batch])) {
+                            self.send(
+                                to,
+                                Message::Accept {
+                                    ballot: b,
+                                    first_slot,
+                                    batches,
+                                    commit,
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+            if let Some((first_slot, batches)) = run {
+                self.send(
+                    to,
+                    Message::Accept {
+                        ballot: b,
+                        first_slot,
+                        batches,
+                        commit,
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_accept(
+        &mut self,
+        from: NodeId,
+        b: Ballot,
+        first_slot: Slot,
+        batches: Vec<Batch>,
+        leader_commit: Slot,
+    ) -> Result<()> {
+        if !self.valid_ballot(b) || b.node != from {
+            return Ok(());
+        }
+        if b < self.promised {
+            let promised = self.promised;
+            self.send(
+                from,
+                Message::Nack {
+                    ballot: b,
+                    promised,
+                },
+            );
+            return Ok(());
+        }
+        self.raise_promise(b)?;
+        self.follow(b);
+        let mut count = 0u64;
+        for (i, batch) in batches.into_iter().enumerate() {
+            let Some(slot) = first_slot.checked_add(i as u64) else {
+                break;
+            };
+            if !self.in_window(slot) {
+                break;
+            }
+            if slot >= self.commit {
+                let known = self
+                    .log
+                    .get(slot as usize)
+                    .is_some_and(|e| e.chosen || e.ballot == b);
+                if !known {
+                    self.accept_local(slot, b, batch)?;
+                }
+            }
+            count += 1;
+        }
+        if count > 0 {
+            self.send(
+                from,
+                Message::Accepted {
+                    ballot: b,
+                    first_slot,
+                    count,
+                },
+            );
+        }
+        self.learn_commit(from, b, leader_commit);
+        Ok(())
+    }
+
+    /// The leader of ballot `b` says every slot below `leader_commit` is
+    /// chosen: the ones this node accepted in `b` hold the chosen value.
+    fn learn_commit(&mut self, from: NodeId, b: Ballot, leader_commit: Slot) {
+        self.known_commit = self.known_commit.max(leader_commit);
+        let upto = leader_commit.min(self.log.len() as u64);
+        for slot in self.commit..upto {
+            let e = &mut self.log[slot as usize];
+            if e.ballot == b {
+                e.chosen = true;
+            }
+        }
+        self.advance_commit();
+        self.maybe_catch_up(from);
+    }
+
+    fn on_accepted(&mut self, from: NodeId, b: Ballot, first_slot: Slot, count: u64) -> Result<()> {
+        if self.role != Role::Leader || b != self.ballot {
+            return Ok(());
+        }
+        let bit = 1u64 << self.position(from).unwrap_or(0);
+        let start = first_slot.max(self.commit);
+        let end = first_slot.saturating_add(count).min(self.next_slot);
+        for slot in start..end {
+            let f = &mut self.inflight[(slot - self.commit) as usize];
+            f.acks |= bit;
+            if f.acks.count_ones() as usize >= self.majority {
+                self.log[slot as usize].chosen = true;
+            }
+        }
+        self.advance_commit();
+        self.flush()
+    }
+
+    fn on_nack(&mut self, b: Ballot, promised: Ballot) {
+        if !self.valid_ballot(promised) {
+            return;
+        }
+        self.highest_seen = self.highest_seen.max(promised);
+        if self.role != Role::Follower && b == self.ballot && promised > self.ballot {
+            self.become_follower();
+            self.set_leader(None, promised);
+        }
+    }
+
+    fn on_heartbeat(&mut self, from: NodeId, b: Ballot, commit: Slot, seq: u64) -> Result<()> {
+        if !self.valid_ballot(b) || b.node != from {
+            return Ok(());
+        }
+        if b < self.promised {
+            let promised = self.promised;
+            self.send(
+                from,
+                Message::Nack {
+                    ballot: b,
+                    promised,
+                },
+            );
+            return Ok(());
+        }
+        self.raise_promise(b)?;
+        self.follow(b);
+        if self.config.lease_duration > 0 {
+            self.lease_promise_to = Some(b.node);
+            self.lease_promise_until = self.now.saturating_add(self.config.lease_duration);
+        }
+        self.send(from, Message::HeartbeatAck { ballot: b, seq });
+        self.learn_commit(from, b, commit);
+        Ok(())
+    }
+
+    fn on_heartbeat_ack(&mut self, from: NodeId, b: Ballot, seq: u64) {
+        if self.role != Role::Leader || b != self.ballot || self.config.lease_duration == 0 {
+            return;
+        }
+        let bit = 1u64 << self.position(from).unwrap_or(0);
+        let Some(h) = self.hb_sent.iter_mut().find(|h| h.0 == seq) else {
+            return;
+        };
+        h.2 |= bit;
+        if h.2.count_ones() as usize >= self.majority {
+            let sent_at = h.1;
+            self.extend_lease(sent_at);
+        }
+    }
+
+    fn on_forward(&mut self, from: NodeId, commands: Vec<Command>) -> Result<()> {
+        match (self.role, self.leader) {
+            (Role::Leader, _) => {
+                let room = MAX_PENDING.saturating_sub(self.queue.len());
+                self.queue.extend(commands.into_iter().take(room));
+                self.flush()
+            }
+            (_, Some(l)) if l != from && l != self.config.id => {
+                self.send(l, Message::Forward { commands });
+                Ok(())
+            }
+            _ => {
+                let room = MAX_PENDING.saturating_sub(self.forward.len());
+                self.forward.extend(commands.into_iter().take(room));
+                Ok(())
+            }
+        }
+    }
+
+    fn on_catch_up_request(&mut self, from: NodeId, first_slot: Slot) {
+        if first_slot >= self.commit {
+            return;
+        }
+        let end = self.commit.min(first_slot.saturating_add(CATCHUP_CHUNK));
+        let batches = self.log[first_slot as usize..end as usize]
+            .iter()
+            .map(|e| e.batch.clone())
+            .collect();
+        let commit = self.commit;
+        self.send(
+            from,
+            Message::CatchUp {
+                first_slot,
+                batches,
+                commit,
+            },
+        );
+    }
+
+    fn on_catch_up(
+        &mut self,
+        from: NodeId,
+        first_slot: Slot,
+        batches: Vec<Batch>,
+        their_commit: Slot,
+    ) -> Result<()> {
+        if self.role == Role::Leader {
+            // A leader's commit index is its own to advance.
+            return Ok(());
+        }
+        for (i, batch) in batches.into_iter().enumerate() {
+            let Some(slot) = first_slot.checked_add(i as u64) else {
+                break;
+            };
+            if slot < self.commit {
+                continue;
+            }
+            if !self.in_window(slot) {
+                break;
+            }
+            if self.log.get(slot as usize).is_some_and(|e| e.chosen) {
+                continue;
+            }
+            let record = Record::Chosen { slot, batch };
+            self.persist(&record)?;
+            if let Record::Chosen { batch, .. } = record {
+                let e = self.entry_mut(slot);
+                e.batch = batch;
+                e.chosen = true;
+            }
+        }
+        self.advance_commit();
+        self.known_commit = self.known_commit.max(their_commit);
+        if self.commit < their_commit {
+            // More to fetch: ask again at once (replies drive this loop).
+            self.catchup_due = self.now;
+            self.maybe_catch_up(from);
+        }
+        Ok(())
+    }
 }
+
+#[cfg(test)]
+mod tests;
