@@ -998,7 +998,22 @@ impl<N: SimNode> PaxosCluster<N> {
             // Back on the simulation clock; a deadline already past is due
             // now, and u64::MAX means no timer.
             r.deadline = (local != u64::MAX).then(|| r.global(local).max(self.now));
-            self.stats.max_commit = self.stats.max_commit.max(node.commit_index());
+            let commit = node.commit_index();
+            self.stats.max_commit = self.stats.max_commit.max(commit);
+            let delivered = self.checkers.delivery.delivered(i);
+            if commit > delivered {
+                // `commit_index`: every slot below it is chosen and delivered.
+                self.fail(Violation::new(
+                    ViolationKind::Order,
+                    self.now,
+                    Some(i),
+                    Some(delivered),
+                    format!(
+                        "node {i} reports commit index {commit} but delivered slots below \
+                         {delivered}"
+                    ),
+                ));
+            }
         }
         self.update_leader();
     }
@@ -1122,6 +1137,14 @@ mod tests {
             assert!(c.leader().is_some_and(|n| n != l));
             c.check().unwrap();
         }
+    }
+
+    #[test]
+    fn a_cluster_can_move_between_threads() {
+        // The C and Python faces hold clusters behind handles.
+        fn send<T: Send + 'static>() {}
+        send::<PaxosCluster>();
+        send::<Violation>();
     }
 
     #[test]
