@@ -11,6 +11,7 @@ mod lease;
 mod paxos;
 mod rings;
 mod shared;
+mod txn;
 
 use pyo3::prelude::*;
 
@@ -51,5 +52,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<detect::FailureDetector>()?;
     m.add_class::<paxos::PaxosNode>()?;
     m.add_class::<paxos::PaxosCluster>()?;
+    m.add_class::<txn::TxnOutput>()?;
+    m.add_class::<txn::TwoPhaseCommitCoordinator>()?;
+    m.add_class::<txn::TwoPhaseCommitParticipant>()?;
+    m.add_class::<txn::CommitSimulation>()?;
     Ok(())
 }

@@ -48,5 +48,6 @@ void test_md5ring(void);
 void test_lease(void);
 void test_detect(void);
 void test_paxos(void);
+void test_txn(void);
 
 #endif
