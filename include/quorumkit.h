@@ -52,6 +52,70 @@
 #define QK_TIMEOUT_FOREVER UINT64_MAX
 
 /**
+ * `qk_txn_output.kind`: the machine persisted `records` records; the
+ * messages after it may now be sent.
+ */
+#define QK_TXN_OUTPUT_PERSISTED 1
+
+/**
+ * `qk_txn_output.kind`: send the `message_len` bytes written to the
+ * buffer to process `to`.
+ */
+#define QK_TXN_OUTPUT_SEND 2
+
+/**
+ * `qk_txn_output.kind`: a participant asks its application for a vote on
+ * `txn` (answer with `qk_txn_participant_vote()`).
+ */
+#define QK_TXN_OUTPUT_VOTE_REQUESTED 3
+
+/**
+ * `qk_txn_output.kind`: `txn` is decided; `commit` says how.
+ */
+#define QK_TXN_OUTPUT_OUTCOME 4
+
+/**
+ * Transaction states (`qk_txn_participant_state()`, `qk_txn_sim_state()`):
+ * never heard of.
+ */
+#define QK_TXN_UNKNOWN 0
+
+/**
+ * Asked to prepare, not voted yet.
+ */
+#define QK_TXN_AWAITING_VOTE 1
+
+/**
+ * Voted yes, outcome unknown (in doubt).
+ */
+#define QK_TXN_PREPARED 2
+
+/**
+ * Committed.
+ */
+#define QK_TXN_COMMITTED 3
+
+/**
+ * Aborted.
+ */
+#define QK_TXN_ABORTED 4
+
+/**
+ * `qk_txn_coordinator_decision()`: not decided yet.
+ */
+#define QK_TXN_UNDECIDED -1
+
+/**
+ * `qk_txn_sim_new()` protocol: two-phase commit.
+ */
+#define QK_TXN_PROTOCOL_2PC 0
+
+/**
+ * `qk_txn_sim_new()` protocol: Paxos Commit.
+ */
+#define QK_TXN_PROTOCOL_PAXOS_COMMIT 1
+
+/**
  * A bounded-load balancer (Mirrokni, Thorup, Zadimoghaddam 2018; HAProxy
  * `hash-balance-factor`): `qk_bounded_acquire()` gives a key to the first
  * node clockwise from it on the ring whose load is below
@@ -185,6 +249,34 @@ typedef struct qk_rendezvous qk_rendezvous;
 typedef struct qk_ring qk_ring;
 
 /**
+ * A two-phase commit coordinator (README, "Transactions").
+ *
+ * Thread safety: none inside; calls on one handle must not overlap.
+ * Create with `qk_txn_coordinator_new()`, destroy with
+ * `qk_txn_coordinator_free()`.
+ */
+typedef struct qk_txn_coordinator qk_txn_coordinator;
+
+/**
+ * A two-phase commit participant.
+ *
+ * Thread safety: none inside; calls on one handle must not overlap.
+ * Create with `qk_txn_participant_new()`, destroy with
+ * `qk_txn_participant_free()`.
+ */
+typedef struct qk_txn_participant qk_txn_participant;
+
+/**
+ * An in-process simulation of one coordinator (process 0), participants
+ * 1..=n and, for Paxos Commit, acceptors n+1..=n+2F+1, on a seeded
+ * network.
+ *
+ * Thread safety: none inside. Create with `qk_txn_sim_new()`, destroy
+ * with `qk_txn_sim_free()`.
+ */
+typedef struct qk_txn_sim qk_txn_sim;
+
+/**
  * The result of every fallible `qk_` function: `QK_OK` (0) or one of the
  * `QK_ERR_*` codes. `qk_status_str()` names a code and
  * `qk_last_error_message()` gives the details of the calling thread's most
@@ -218,6 +310,94 @@ typedef struct {
      */
     uint32_t mode;
 } qk_lease;
+
+/**
+ * Timing of a coordinator or participant, in nanoseconds.
+ */
+typedef struct {
+    /**
+     * A coordinator aborts a transaction without all votes after this
+     * long; a participant in doubt starts asking after it.
+     */
+    uint64_t vote_timeout_ns;
+    /**
+     * How often unanswered requests are repeated.
+     */
+    uint64_t retry_interval_ns;
+    /**
+     * Whether a participant in doubt also asks its peers.
+     */
+    bool cooperative;
+} qk_txn_config;
+
+/**
+ * One output of a coordinator or participant (see `QK_TXN_OUTPUT_*`);
+ * fields that do not apply to `kind` are 0.
+ */
+typedef struct {
+    /**
+     * One of `QK_TXN_OUTPUT_*`.
+     */
+    uint32_t kind;
+    /**
+     * SEND: the receiver.
+     */
+    uint32_t to;
+    /**
+     * VOTE_REQUESTED, OUTCOME, SEND: the transaction.
+     */
+    uint64_t txn;
+    /**
+     * PERSISTED: how many records.
+     */
+    uint32_t records;
+    /**
+     * OUTCOME: commit (true) or abort (false).
+     */
+    bool commit;
+    /**
+     * SEND: how many bytes of the message were written to the buffer.
+     */
+    size_t message_len;
+} qk_txn_output;
+
+/**
+ * What a simulation injected and decided.
+ */
+typedef struct {
+    /**
+     * Process crashes.
+     */
+    uint64_t crashes;
+    /**
+     * Process restarts.
+     */
+    uint64_t restarts;
+    /**
+     * Messages sent.
+     */
+    uint64_t sent;
+    /**
+     * Messages delivered.
+     */
+    uint64_t delivered;
+    /**
+     * Messages lost (at random or with a crashed process).
+     */
+    uint64_t lost;
+    /**
+     * Messages duplicated.
+     */
+    uint64_t duplicated;
+    /**
+     * Transactions committed.
+     */
+    uint64_t committed;
+    /**
+     * Transactions aborted.
+     */
+    uint64_t aborted;
+} qk_txn_stats;
 
 
 
@@ -2124,6 +2304,363 @@ qk_status qk_detector_remove(qk_detector *detector, const char *name, size_t nam
  * `detector` is NULL or a live detector; `len_out` is NULL or writable.
  */
 qk_status qk_detector_len(const qk_detector *detector, size_t *len_out);
+
+/**
+ * Creates a coordinator `id` with `config` and stores it in
+ * `*coordinator_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` if a time in `config` is 0.
+ *
+ * # Safety
+ * `config` is NULL or readable; `coordinator_out` is NULL or writable.
+ */
+qk_status qk_txn_coordinator_new(uint32_t id,
+                                 const qk_txn_config *config,
+                                 uint64_t now_ns,
+                                 qk_txn_coordinator **coordinator_out);
+
+/**
+ * Frees a coordinator. NULL is a no-op.
+ *
+ * # Safety
+ * `coordinator` is NULL or a live coordinator that is not used again.
+ */
+void qk_txn_coordinator_free(qk_txn_coordinator *coordinator);
+
+/**
+ * Begins `txn` among the `participants_len` participants at
+ * `participants`: records it, then queues a Prepare to each (poll them).
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for an empty list,
+ * duplicate ids, the coordinator's own id, or a transaction id in use.
+ *
+ * # Safety
+ * `coordinator` is NULL or live; `participants` is NULL or points to
+ * `participants_len` ids.
+ */
+qk_status qk_txn_coordinator_begin(qk_txn_coordinator *coordinator,
+                                   uint64_t txn,
+                                   const uint32_t *participants,
+                                   size_t participants_len,
+                                   uint64_t now_ns);
+
+/**
+ * Hands the coordinator the message of `message_len` bytes at `message`
+ * from process `from`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_CORRUPT` or
+ * `QK_ERR_UNSUPPORTED_VERSION` for bytes that are not a message (nothing
+ * changes).
+ *
+ * # Safety
+ * `coordinator` is NULL or live; `message` is NULL or points to
+ * `message_len` readable bytes.
+ */
+qk_status qk_txn_coordinator_step(qk_txn_coordinator *coordinator,
+                                  uint32_t from,
+                                  const uint8_t *message,
+                                  size_t message_len,
+                                  uint64_t now_ns);
+
+/**
+ * Advances the coordinator's time to `now_ns`: aborts transactions whose
+ * vote timeout passed and repeats unanswered Prepares.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `coordinator` is NULL or live.
+ */
+qk_status qk_txn_coordinator_tick(qk_txn_coordinator *coordinator, uint64_t now_ns);
+
+/**
+ * Takes the coordinator's next output: `*has_output_out` is false when
+ * there is none; otherwise `*output_out` describes it and, for
+ * `QK_TXN_OUTPUT_SEND`, the message's bytes are in `buf`. 64 bytes plus 4
+ * per participant always suffice.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_BUFFER_TOO_SMALL` if the message does
+ * not fit in `buf_len` bytes (the output stays queued; the message says
+ * the size needed).
+ *
+ * # Safety
+ * `coordinator` is NULL or live; `buf` is NULL or points to `buf_len`
+ * writable bytes; the out-parameters are NULL or writable.
+ */
+qk_status qk_txn_coordinator_poll(qk_txn_coordinator *coordinator,
+                                  uint8_t *buf,
+                                  size_t buf_len,
+                                  qk_txn_output *output_out,
+                                  bool *has_output_out);
+
+/**
+ * Stores the decision on `txn` in `*decision_out`: 1 commit, 0 abort,
+ * `QK_TXN_UNDECIDED` (-1) while votes are awaited.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for a transaction this
+ * coordinator does not know.
+ *
+ * # Safety
+ * `coordinator` is NULL or live; `decision_out` is NULL or writable.
+ */
+qk_status qk_txn_coordinator_decision(const qk_txn_coordinator *coordinator,
+                                      uint64_t txn,
+                                      int32_t *decision_out);
+
+/**
+ * Stores in `*deadline_out` the earliest time `qk_txn_coordinator_tick()`
+ * has work to do, and in `*has_deadline_out` whether there is one.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `coordinator` is NULL or live; the out-parameters are NULL or writable.
+ */
+qk_status qk_txn_coordinator_next_deadline(const qk_txn_coordinator *coordinator,
+                                           uint64_t *deadline_out,
+                                           bool *has_deadline_out);
+
+/**
+ * Crashes and restarts the coordinator from its records at `now_ns`:
+ * queued outputs are lost, undecided transactions are aborted.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `coordinator` is NULL or live.
+ */
+qk_status qk_txn_coordinator_restart(qk_txn_coordinator *coordinator, uint64_t now_ns);
+
+/**
+ * Creates a participant `id` with `config` and stores it in
+ * `*participant_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` if a time in `config` is 0.
+ *
+ * # Safety
+ * `config` is NULL or readable; `participant_out` is NULL or writable.
+ */
+qk_status qk_txn_participant_new(uint32_t id,
+                                 const qk_txn_config *config,
+                                 uint64_t now_ns,
+                                 qk_txn_participant **participant_out);
+
+/**
+ * Frees a participant. NULL is a no-op.
+ *
+ * # Safety
+ * `participant` is NULL or a live participant that is not used again.
+ */
+void qk_txn_participant_free(qk_txn_participant *participant);
+
+/**
+ * Hands the participant the message of `message_len` bytes at `message`
+ * from process `from`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_CORRUPT` or
+ * `QK_ERR_UNSUPPORTED_VERSION` for bytes that are not a message.
+ *
+ * # Safety
+ * As `qk_txn_coordinator_step()`.
+ */
+qk_status qk_txn_participant_step(qk_txn_participant *participant,
+                                  uint32_t from,
+                                  const uint8_t *message,
+                                  size_t message_len,
+                                  uint64_t now_ns);
+
+/**
+ * Votes on `txn`, which must be awaiting a vote (after a
+ * `QK_TXN_OUTPUT_VOTE_REQUESTED`). Yes records the vote and queues it;
+ * the participant is then in doubt until it learns the outcome. No
+ * aborts at once.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` if `txn` is not
+ * awaiting a vote.
+ *
+ * # Safety
+ * `participant` is NULL or live.
+ */
+qk_status qk_txn_participant_vote(qk_txn_participant *participant,
+                                  uint64_t txn,
+                                  bool yes,
+                                  uint64_t now_ns);
+
+/**
+ * Advances the participant's time to `now_ns`: transactions in doubt ask
+ * for the outcome.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `participant` is NULL or live.
+ */
+qk_status qk_txn_participant_tick(qk_txn_participant *participant, uint64_t now_ns);
+
+/**
+ * Takes the participant's next output, as `qk_txn_coordinator_poll()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL`.
+ *
+ * # Safety
+ * As `qk_txn_coordinator_poll()`.
+ */
+qk_status qk_txn_participant_poll(qk_txn_participant *participant,
+                                  uint8_t *buf,
+                                  size_t buf_len,
+                                  qk_txn_output *output_out,
+                                  bool *has_output_out);
+
+/**
+ * Stores where the participant stands on `txn` in `*state_out` (one of
+ * `QK_TXN_UNKNOWN` .. `QK_TXN_ABORTED`).
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `participant` is NULL or live; `state_out` is NULL or writable.
+ */
+qk_status qk_txn_participant_state(const qk_txn_participant *participant,
+                                   uint64_t txn,
+                                   uint32_t *state_out);
+
+/**
+ * Stores in `*deadline_out` the earliest time `qk_txn_participant_tick()`
+ * has work to do, and in `*has_deadline_out` whether there is one.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `participant` is NULL or live; the out-parameters are NULL or writable.
+ */
+qk_status qk_txn_participant_next_deadline(const qk_txn_participant *participant,
+                                           uint64_t *deadline_out,
+                                           bool *has_deadline_out);
+
+/**
+ * Crashes and restarts the participant from its records at `now_ns`:
+ * queued outputs and unvoted requests are lost; a yes vote without a
+ * known outcome is in doubt again.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `participant` is NULL or live.
+ */
+qk_status qk_txn_participant_restart(qk_txn_participant *participant, uint64_t now_ns);
+
+/**
+ * Creates a simulation of `protocol` (`QK_TXN_PROTOCOL_2PC` or
+ * `QK_TXN_PROTOCOL_PAXOS_COMMIT`, which uses 2`f`+1 acceptors; `f` is
+ * ignored for 2PC) with `participants` participants on a reliable network
+ * with 1–5 ms delays, and stores it in `*sim_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for an unknown
+ * protocol, participants outside 1..=64 or `f` above 3.
+ *
+ * # Safety
+ * `sim_out` is NULL or writable.
+ */
+qk_status qk_txn_sim_new(uint32_t protocol,
+                         size_t participants,
+                         size_t f,
+                         uint64_t seed,
+                         qk_txn_sim **sim_out);
+
+/**
+ * Frees a simulation. NULL is a no-op.
+ *
+ * # Safety
+ * `sim` is NULL or a live simulation that is not used again.
+ */
+void qk_txn_sim_free(qk_txn_sim *sim);
+
+/**
+ * Begins `txn`; participant `i` + 1 will vote `votes[i]` (one per
+ * participant).
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for the wrong number of
+ * votes, a transaction id in use, or a crashed coordinator.
+ *
+ * # Safety
+ * `sim` is NULL or live; `votes` is NULL or points to `votes_len` bools.
+ */
+qk_status qk_txn_sim_begin(qk_txn_sim *sim, uint64_t txn, const bool *votes, size_t votes_len);
+
+/**
+ * Crashes process `id` (its synced records survive).
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for an unknown or
+ * crashed process.
+ *
+ * # Safety
+ * `sim` is NULL or live.
+ */
+qk_status qk_txn_sim_crash(qk_txn_sim *sim, uint32_t id);
+
+/**
+ * Restarts crashed process `id` from its records.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for an unknown or
+ * running process.
+ *
+ * # Safety
+ * `sim` is NULL or live.
+ */
+qk_status qk_txn_sim_restart(qk_txn_sim *sim, uint32_t id);
+
+/**
+ * Crash the coordinator for good the moment every participant of a
+ * transaction has voted yes (the classic blocking case of 2PC).
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `sim` is NULL or live.
+ */
+qk_status qk_txn_sim_crash_coordinator_after_votes(qk_txn_sim *sim, bool on);
+
+/**
+ * Runs the simulation for `duration_ns` of simulated time.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `sim` is NULL or live.
+ */
+qk_status qk_txn_sim_run(qk_txn_sim *sim, uint64_t duration_ns);
+
+/**
+ * Stores where participant `id` stands on `txn` in `*state_out`
+ * (`QK_TXN_UNKNOWN` for a crashed process or a non-participant).
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `sim` is NULL or live; `state_out` is NULL or writable.
+ */
+qk_status qk_txn_sim_state(const qk_txn_sim *sim, uint32_t id, uint64_t txn, uint32_t *state_out);
+
+/**
+ * Stores in `*safe_out` whether every safety property (atomicity,
+ * validity, Paxos agreement) held so far in the run.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `sim` is NULL or live; `safe_out` is NULL or writable.
+ */
+qk_status qk_txn_sim_check(const qk_txn_sim *sim, bool *safe_out);
+
+/**
+ * Stores what the simulation injected and decided in `*stats_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `sim` is NULL or live; `stats_out` is NULL or writable.
+ */
+qk_status qk_txn_sim_stats(const qk_txn_sim *sim, qk_txn_stats *stats_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -17,6 +17,8 @@
 //! - [`paxos`]: single-decree Paxos and Multi-Paxos as sans-IO state
 //!   machines with durable storage and a versioned wire format.
 //! - [`sim`]: a deterministic, fault-injecting simulator and its checkers.
+//! - [`txn`]: atomic commitment — two-phase commit and Paxos Commit as
+//!   sans-IO state machines, with simulations of their failures.
 //!
 //! Placement is stable: the hash functions in [`hash`] are fixed and
 //! documented, so a key lands on the same node on every platform, version
@@ -41,6 +43,7 @@ pub mod paxos;
 pub mod ring;
 pub mod rng;
 pub mod sim;
+pub mod txn;
 
 #[cfg(feature = "capi")]
 pub mod ffi;

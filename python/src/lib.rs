@@ -10,6 +10,7 @@ mod jump;
 mod lease;
 mod rings;
 mod shared;
+mod txn;
 
 use pyo3::prelude::*;
 
@@ -48,5 +49,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lease::AsyncTicket>()?;
     m.add_class::<lease::Fence>()?;
     m.add_class::<detect::FailureDetector>()?;
+    m.add_class::<txn::TxnOutput>()?;
+    m.add_class::<txn::TwoPhaseCommitCoordinator>()?;
+    m.add_class::<txn::TwoPhaseCommitParticipant>()?;
+    m.add_class::<txn::CommitSimulation>()?;
     Ok(())
 }

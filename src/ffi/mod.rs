@@ -43,6 +43,8 @@ pub mod lease;
 
 pub mod detect;
 
+pub mod txn;
+
 use std::ffi::{CStr, c_char};
 
 const VERSION_C: &CStr =

@@ -2,5 +2,6 @@
 //! prints its seed and replays exactly.
 
 pub mod net;
+pub mod txn;
 
 pub use net::{NetConfig, NetStats, Network};

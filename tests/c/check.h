@@ -47,5 +47,6 @@ void test_algos(void);
 void test_md5ring(void);
 void test_lease(void);
 void test_detect(void);
+void test_txn(void);
 
 #endif
