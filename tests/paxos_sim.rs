@@ -138,11 +138,10 @@ fn seeds_found_by_soak() {
     }
 }
 
-/// A livelock of the node: a candidate that rejoins with a higher ballot
-/// deposes every new leader while the others' leases keep it from winning
-/// (see the bug notes); ignored until the node breaks the cycle.
+/// A livelock the node once had: a candidate that rejoined with a higher
+/// ballot deposed every new leader while the others' leases kept it from
+/// winning (each new leader picked a ballot below one it had refused).
 #[test]
-#[ignore = "node livelock: a rejoining candidate deposes every new leader"]
 fn seeds_found_by_soak_livelock() {
     for seed in [1_061_305, 20_073_266] {
         if let Err(v) = run_random(seed, &FaultPlan::default()) {

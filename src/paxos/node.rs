@@ -67,7 +67,7 @@ const COMMIT_RECORD_EVERY: u64 = 1024;
 const HEARTBEAT_HISTORY: usize = 64;
 
 /// How a replica behaves. Times are nanoseconds on the caller's clock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Config {
     /// This replica's id; must be in `members`.
     pub id: NodeId,
@@ -197,7 +197,7 @@ pub enum Output {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Role {
     Follower,
     Candidate,
@@ -205,7 +205,7 @@ enum Role {
 }
 
 /// One log slot as this acceptor knows it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Hash)]
 struct Entry {
     /// The ballot of the last accept (`ZERO`: none).
     ballot: Ballot,
@@ -221,7 +221,7 @@ impl Entry {
 }
 
 /// A leader's view of one slot it proposed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Hash)]
 struct InFlight {
     /// Member positions that accepted it in the leader's ballot.
     acks: u64,
@@ -230,7 +230,7 @@ struct InFlight {
 }
 
 /// A candidate's phase 1.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, Hash)]
 struct Election {
     /// Member positions that promised.
     promises: u64,
@@ -239,6 +239,10 @@ struct Election {
 }
 
 /// A Multi-Paxos replica: proposer, acceptor and learner in one.
+///
+/// `Clone` and `Debug` (when the storage has them) copy or show the whole
+/// state, timers included; model checkers use them.
+#[derive(Debug, Clone)]
 pub struct Node<S: Storage> {
     config: Config,
     storage: S,
@@ -267,7 +271,8 @@ pub struct Node<S: Storage> {
     role: Role,
     /// The ballot this node stood for election with (or leads in).
     ballot: Ballot,
-    /// The highest ballot heard of (from nacks), so the next one exceeds it.
+    /// The highest ballot heard of (in any message), so the next one
+    /// exceeds it.
     highest_seen: Ballot,
     leader: Option<NodeId>,
     leader_ballot: Ballot,
@@ -570,6 +575,73 @@ impl<S: Storage> Node<S> {
         e.present().then_some((e.ballot, &e.batch, e.chosen))
     }
 
+    /// A hash of the whole protocol state (timers included), leaving out
+    /// the storage and the outputs not yet polled: equal states hash
+    /// equally. For model checkers.
+    #[doc(hidden)]
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        // Destructured so that a new field cannot be forgotten here.
+        let Node {
+            config,
+            storage: _,
+            me,
+            majority,
+            window,
+            rng,
+            stopped,
+            now,
+            promised,
+            log,
+            commit,
+            commit_persisted,
+            commit_record_due,
+            role,
+            ballot,
+            highest_seen,
+            leader,
+            leader_ballot,
+            election_deadline,
+            election,
+            queue,
+            next_slot,
+            inflight,
+            next_heartbeat,
+            hb_seq,
+            hb_sent,
+            lease_until,
+            lease_ready_slot,
+            forward,
+            lease_promise_to,
+            lease_promise_until,
+            restart_block_until,
+            known_commit,
+            catchup_due,
+            records,
+            sends: _,
+            decided: _,
+            leader_changes: _,
+            out: _,
+        } = self;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (config, me, majority, window).hash(&mut h);
+        // splitmix64's step is a bijection of its state.
+        rng.clone().next_u64().hash(&mut h);
+        (stopped, now, promised, log, commit, commit_persisted).hash(&mut h);
+        (commit_record_due, role, ballot, highest_seen, leader).hash(&mut h);
+        (leader_ballot, election_deadline, election, queue, next_slot).hash(&mut h);
+        (inflight, next_heartbeat, hb_seq, hb_sent, lease_until).hash(&mut h);
+        (
+            lease_ready_slot,
+            forward,
+            lease_promise_to,
+            lease_promise_until,
+        )
+            .hash(&mut h);
+        (restart_block_until, known_commit, catchup_due, records).hash(&mut h);
+        h.finish()
+    }
+
     // ------------------------------------------------------------ plumbing
 
     fn run(&mut self, now: u64, f: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
@@ -855,6 +927,7 @@ impl<S: Storage> Node<S> {
         if from == self.config.id || self.position(from).is_none() {
             return Ok(());
         }
+        self.note_ballots(&message);
         match message {
             Message::Prepare { ballot, first_slot } => self.on_prepare(from, ballot, first_slot),
             Message::Promise {
@@ -896,6 +969,30 @@ impl<S: Storage> Node<S> {
                 batches,
                 commit,
             } => self.on_catch_up(from, first_slot, batches, commit),
+        }
+    }
+
+    /// Remembers the highest plausible ballot any message names, refused
+    /// prepares included, so this node's next election outbids it: a
+    /// candidate that picked a ballot below one it had just refused would
+    /// win and at once be deposed by that ballot's holder, again and again.
+    fn note_ballots(&mut self, message: &Message) {
+        let (a, b) = match message {
+            Message::Prepare { ballot, .. }
+            | Message::Promise { ballot, .. }
+            | Message::Accept { ballot, .. }
+            | Message::Accepted { ballot, .. }
+            | Message::Heartbeat { ballot, .. }
+            | Message::HeartbeatAck { ballot, .. } => (*ballot, Ballot::ZERO),
+            Message::Nack { ballot, promised } => (*ballot, *promised),
+            Message::Forward { .. } | Message::CatchUpRequest { .. } | Message::CatchUp { .. } => {
+                return;
+            }
+        };
+        for x in [a, b] {
+            if x > self.highest_seen && self.valid_ballot(x) {
+                self.highest_seen = x;
+            }
         }
     }
 

@@ -1512,3 +1512,92 @@ fn higher_nack_makes_a_leader_step_down() {
     }
     assert!(n.ballot() > Ballot::new(b.round + 9, 3));
 }
+
+#[test]
+fn clone_and_fingerprint_track_the_state() {
+    let mut a = follower(2, 3);
+    let b = a.clone();
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    assert!(format!("{a:?}").contains("promised"));
+    let ballot = Ballot { round: 3, node: 1 };
+    a.step(
+        1,
+        Message::Prepare {
+            ballot,
+            first_slot: 0,
+        },
+        MS,
+    )
+    .unwrap();
+    assert_ne!(a.fingerprint(), b.fingerprint());
+    // The clone evolves alone: the same input brings it to the same state.
+    let mut c = b.clone();
+    c.step(
+        1,
+        Message::Prepare {
+            ballot,
+            first_slot: 0,
+        },
+        MS,
+    )
+    .unwrap();
+    assert_eq!(a.fingerprint(), c.fingerprint());
+    assert_eq!(b.promised(), Ballot::ZERO);
+    assert_eq!(c.promised(), ballot);
+}
+
+/// The ballot of the first election message in `outs` (a pre-vote or a
+/// prepare).
+fn election_ballot(outs: &[Output]) -> Option<Ballot> {
+    sends(outs).into_iter().find_map(|m| match m {
+        Message::Prepare { ballot, .. } => Some(ballot),
+        _ => None,
+    })
+}
+
+#[test]
+fn candidate_outbids_a_prepare_it_refused_under_lease() {
+    let mut n = Node::new(cfg(2, 3, 7), MemoryStorage::new(), 0).unwrap();
+    let leader = Ballot { round: 1, node: 1 };
+    n.step(
+        1,
+        Message::Heartbeat {
+            ballot: leader,
+            commit: 0,
+            seq: 1,
+        },
+        MS,
+    )
+    .unwrap();
+    let high = Ballot { round: 9, node: 3 };
+    n.step(
+        3,
+        Message::Prepare {
+            ballot: high,
+            first_slot: 0,
+        },
+        2 * MS,
+    )
+    .unwrap();
+    let outs = outputs(&mut n);
+    assert!(
+        sends(&outs)
+            .iter()
+            .any(|m| matches!(m, Message::Nack { ballot, .. } if *ballot == high)),
+        "{outs:?}"
+    );
+    assert_eq!(n.promised(), leader);
+    // The leader goes quiet: once the lease and the timer run out this node
+    // stands, above the ballot it refused.
+    let mut t = 2 * MS;
+    let ballot = loop {
+        t = n.next_deadline().max(t + 1);
+        n.tick(t).unwrap();
+        let outs = outputs(&mut n);
+        if let Some(b) = election_ballot(&outs) {
+            break b;
+        }
+        assert!(t < 10_000 * MS, "never stood for election");
+    };
+    assert!(ballot > high, "{ballot:?} <= {high:?}");
+}
