@@ -99,10 +99,12 @@ bench: sysdeps py-install
 	cargo bench --bench ring
 	cargo bench --bench lease
 	cargo bench --bench detect
+	cargo bench --bench paxos
 	cargo bench --bench txn
 	$(PY) bench/ring_vs_peers.py
 	$(PY) bench/bounded_snapshot.py
 	$(PY) bench/lease_vs_peers.py
+	$(PY) bench/paxos_bench.py
 
 clean:
 	cargo clean

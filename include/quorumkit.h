@@ -52,6 +52,31 @@
 #define QK_TIMEOUT_FOREVER UINT64_MAX
 
 /**
+ * `qk_paxos_output.kind`: send `data` (a wire-encoded message) to the
+ * replica `to`.
+ */
+#define QK_PAXOS_OUTPUT_SEND 0
+
+/**
+ * `qk_paxos_output.kind`: command `index` of the `count` commands chosen
+ * for `slot` is `data`. Slots come in order with no gaps; a no-op slot
+ * comes as one output with `count` 0 and no data.
+ */
+#define QK_PAXOS_OUTPUT_DECIDED 1
+
+/**
+ * `qk_paxos_output.kind`: the node appended `count` records to its storage
+ * and synced it (informational: the node has already done it).
+ */
+#define QK_PAXOS_OUTPUT_PERSISTED 2
+
+/**
+ * `qk_paxos_output.kind`: the node now follows `leader` (itself when it
+ * was elected), or no one when `has_leader` is false.
+ */
+#define QK_PAXOS_OUTPUT_LEADER_CHANGED 3
+
+/**
  * `qk_txn_output.kind`: the machine persisted `records` records; the
  * messages after it may now be sent.
  */
@@ -219,6 +244,19 @@ typedef struct qk_maglev qk_maglev;
 typedef struct qk_md5ring qk_md5ring;
 
 /**
+ * A Multi-Paxos replica (README, "Paxos"): proposer, acceptor and learner
+ * in one, on memory or file storage.
+ *
+ * Thread safety: none inside. Calls on one node must not overlap (the
+ * functions taking a `const qk_paxos_node *` may overlap each other, but
+ * not a call taking `qk_paxos_node *`). Different nodes are independent.
+ *
+ * Create with `qk_paxos_node_new_memory()` or `qk_paxos_node_new_file()`,
+ * destroy with `qk_paxos_node_free()`.
+ */
+typedef struct qk_paxos_node qk_paxos_node;
+
+/**
  * Weighted rendezvous (highest random weight) hashing with `double`
  * weights: a node's expected share of keys is its weight over the sum of
  * weights, and a membership change moves only the keys that must move
@@ -310,6 +348,107 @@ typedef struct {
      */
     uint32_t mode;
 } qk_lease;
+
+/**
+ * How a replica behaves. Fill it with `qk_paxos_config_init()` (defaults)
+ * and change what you need. Times are nanoseconds.
+ */
+typedef struct {
+    /**
+     * This replica's id; must be one of `members`.
+     */
+    uint32_t id;
+    /**
+     * Every replica's id (distinct), this one included. Read during
+     * `qk_paxos_node_new_*()` only: the node keeps a copy.
+     */
+    const uint32_t *members;
+    /**
+     * How many ids `members` holds.
+     */
+    size_t members_len;
+    /**
+     * How often a leader sends heartbeats (> 0). Default 50 ms.
+     */
+    uint64_t heartbeat_interval_ns;
+    /**
+     * A follower that hears no leader for a time drawn from
+     * [timeout, 2 × timeout) stands for election; must exceed the
+     * heartbeat interval. Default 500 ms.
+     */
+    uint64_t election_timeout_ns;
+    /**
+     * How long a follower's heartbeat acknowledgement promises not to help
+     * elect another leader (the read lease); 0 disables leases. Default 1 s.
+     */
+    uint64_t lease_duration_ns;
+    /**
+     * The most two replicas' clocks may drift apart over one lease.
+     * Default 50 ms.
+     */
+    uint64_t max_clock_drift_ns;
+    /**
+     * At most this many commands per slot (1 = no batching). Default 64.
+     */
+    size_t max_batch;
+    /**
+     * At most this many slots proposed and not yet chosen. Default 64.
+     */
+    size_t max_inflight;
+    /**
+     * Seeds the election-timeout jitter (give each replica its own).
+     */
+    uint64_t seed;
+} qk_paxos_config;
+
+/**
+ * One thing the node asks its driver to do (see `qk_paxos_node_poll()`).
+ */
+typedef struct {
+    /**
+     * One of `QK_PAXOS_OUTPUT_SEND`, `_DECIDED`, `_PERSISTED`, `_LEADER_CHANGED`.
+     */
+    uint32_t kind;
+    /**
+     * SEND: the destination replica.
+     */
+    uint32_t to;
+    /**
+     * DECIDED: the slot.
+     */
+    uint64_t slot;
+    /**
+     * DECIDED: the command's position in its slot (0-based).
+     */
+    uint64_t index;
+    /**
+     * DECIDED: how many commands the slot holds (0 for a no-op slot).
+     * PERSISTED: how many records were synced.
+     */
+    uint64_t count;
+    /**
+     * LEADER_CHANGED: the leader, when `has_leader`.
+     */
+    uint32_t leader;
+    /**
+     * LEADER_CHANGED: whether there is a leader.
+     */
+    bool has_leader;
+    /**
+     * LEADER_CHANGED: the leader's ballot round.
+     */
+    uint64_t ballot_round;
+    /**
+     * SEND: the message bytes; DECIDED: the command bytes. Borrowed from
+     * the node: valid until the next call that takes this node (copy them
+     * to keep them). NULL when `data_len` is 0.
+     */
+    const uint8_t *data;
+    /**
+     * The length of `data`.
+     */
+    size_t data_len;
+} qk_paxos_output;
 
 /**
  * Timing of a coordinator or participant, in nanoseconds.
@@ -2304,6 +2443,195 @@ qk_status qk_detector_remove(qk_detector *detector, const char *name, size_t nam
  * `detector` is NULL or a live detector; `len_out` is NULL or writable.
  */
 qk_status qk_detector_len(const qk_detector *detector, size_t *len_out);
+
+/**
+ * Fills `*config_out` with the defaults for replica `id` of `members`
+ * (`members_len` ids; the pointer is stored, not copied, so it must stay
+ * valid until the node is created): heartbeat 50 ms, election timeout
+ * 500 ms, lease 1 s, drift 50 ms, batch 64, 64 slots in flight, seed 0.
+ * Nothing is validated here; `qk_paxos_node_new_*()` does that.
+ *
+ * Errors: `QK_ERR_NULL_ARG` (`config_out`, or `members` with
+ * `members_len` > 0).
+ *
+ * # Safety
+ * `members` is NULL or points to `members_len` ids; `config_out` is NULL
+ * or writable.
+ */
+qk_status qk_paxos_config_init(uint32_t id,
+                               const uint32_t *members,
+                               size_t members_len,
+                               qk_paxos_config *config_out);
+
+/**
+ * Creates a replica on memory storage (lost when it is freed) at time
+ * `now_ns` and stores it in `*node_out`.
+ *
+ * Ownership: the caller owns the node; free it with `qk_paxos_node_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for a bad config (`id`
+ * not in `members`, duplicate members, a zero heartbeat interval, an
+ * election timeout not above it, a zero `max_batch` or `max_inflight`).
+ *
+ * # Safety
+ * `config` is NULL or a valid config whose `members` points to
+ * `members_len` ids; `node_out` is NULL or writable.
+ */
+qk_status qk_paxos_node_new_memory(const qk_paxos_config *config,
+                                   uint64_t now_ns,
+                                   qk_paxos_node **node_out);
+
+/**
+ * Creates a replica whose state lives in the file at `path` (a
+ * NUL-terminated string), created if missing, at time `now_ns`, and stores
+ * it in `*node_out`. Opening an existing file restarts the replica from
+ * it: it keeps every promise and accept it made, and re-delivers the
+ * commands it knew to be chosen (DECIDED from slot 0) before catching up.
+ * One node at a time may use a file.
+ *
+ * Ownership: the caller owns the node; free it with `qk_paxos_node_free()`.
+ *
+ * Errors: as `qk_paxos_node_new_memory()`, and `QK_ERR_STORAGE` when the
+ * file cannot be created, read or written, `QK_ERR_CORRUPT` when it is not
+ * a quorumkit record file, `QK_ERR_UNSUPPORTED_VERSION` for a newer format.
+ *
+ * # Safety
+ * As `qk_paxos_node_new_memory()`; `path` is NULL or a NUL-terminated string.
+ */
+qk_status qk_paxos_node_new_file(const qk_paxos_config *config,
+                                 const char *path,
+                                 uint64_t now_ns,
+                                 qk_paxos_node **node_out);
+
+/**
+ * Frees a node (its file, if any, stays). NULL is a no-op.
+ *
+ * # Safety
+ * `node` is NULL or a live node that is not used again.
+ */
+void qk_paxos_node_free(qk_paxos_node *node);
+
+/**
+ * Hands the node a message from replica `from`: `len` bytes of the wire
+ * format, as a `QK_PAXOS_OUTPUT_SEND` of that replica produced them. Then
+ * drain `qk_paxos_node_poll()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_CORRUPT` when the bytes are not a
+ * message (nothing changes); `QK_ERR_UNSUPPORTED_VERSION` for a newer wire
+ * format; `QK_ERR_STORAGE` when storage failed (the node is stopped).
+ *
+ * # Safety
+ * `node` is NULL or a live node; `bytes` is NULL or points to `len`
+ * readable bytes.
+ */
+qk_status qk_paxos_node_step(qk_paxos_node *node,
+                             uint32_t from,
+                             const uint8_t *bytes,
+                             size_t len,
+                             uint64_t now_ns);
+
+/**
+ * Lets time pass to `now_ns`: heartbeats, elections, retries. Call it when
+ * `qk_paxos_node_next_deadline()` passes (calling it early is harmless),
+ * then drain `qk_paxos_node_poll()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_STORAGE` (the node is stopped).
+ *
+ * # Safety
+ * `node` is NULL or a live node.
+ */
+qk_status qk_paxos_node_tick(qk_paxos_node *node, uint64_t now_ns);
+
+/**
+ * Proposes the command `cmd` (`len` bytes, copied): the leader puts it in
+ * a slot, a follower forwards it to the leader it knows, or holds it until
+ * one is elected. It is chosen when a `QK_PAXOS_OUTPUT_DECIDED` carries it
+ * (a command may be lost if the node it went to crashes: retry on a
+ * timeout, and make commands idempotent or carry an id).
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_STORAGE` (the node is stopped).
+ *
+ * # Safety
+ * `node` is NULL or a live node; `cmd` is NULL or points to `len` bytes.
+ */
+qk_status qk_paxos_node_propose(qk_paxos_node *node,
+                                const uint8_t *cmd,
+                                size_t len,
+                                uint64_t now_ns);
+
+/**
+ * Takes the node's next output: stores it in `*output_out` and true in
+ * `*has_out`, or false in `*has_out` (and leaves `*output_out` alone) when
+ * there is nothing to do. Outputs come in the order they must be acted on;
+ * call it until `*has_out` is false after every step, tick and propose.
+ *
+ * Lifetime: `output_out->data` points into the node and stays valid only
+ * until the next call that takes this node (any `qk_paxos_node_*`
+ * function); copy the bytes to keep them.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `node` is NULL or a live node; `output_out` and `has_out` are NULL or
+ * writable.
+ */
+qk_status qk_paxos_node_poll(qk_paxos_node *node, qk_paxos_output *output_out, bool *has_out);
+
+/**
+ * Stores in `*deadline_out` when `qk_paxos_node_tick()` must next be
+ * called (absolute nanoseconds on the caller's clock).
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `node` is NULL or a live node; `deadline_out` is NULL or writable.
+ */
+qk_status qk_paxos_node_next_deadline(const qk_paxos_node *node, uint64_t *deadline_out);
+
+/**
+ * Stores in `*has_out` whether the node knows a leader and, if it does,
+ * its id in `*leader_out` (itself when it leads; left alone otherwise).
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `node` is NULL or a live node; `leader_out` and `has_out` are NULL or
+ * writable.
+ */
+qk_status qk_paxos_node_leader(const qk_paxos_node *node, uint32_t *leader_out, bool *has_out);
+
+/**
+ * Stores in `*is_leader_out` whether the node leads (it won phase 1 with
+ * its ballot).
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `node` is NULL or a live node; `is_leader_out` is NULL or writable.
+ */
+qk_status qk_paxos_node_is_leader(const qk_paxos_node *node, bool *is_leader_out);
+
+/**
+ * Stores in `*lease_out` whether the node leads and holds a majority's
+ * lease at `now_ns`, so it may answer reads from its own state.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `node` is NULL or a live node; `lease_out` is NULL or writable.
+ */
+qk_status qk_paxos_node_has_read_lease(const qk_paxos_node *node, uint64_t now_ns, bool *lease_out);
+
+/**
+ * Stores the commit index in `*commit_out`: every slot below it is chosen
+ * and was delivered through `QK_PAXOS_OUTPUT_DECIDED`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `node` is NULL or a live node; `commit_out` is NULL or writable.
+ */
+qk_status qk_paxos_node_commit_index(const qk_paxos_node *node, uint64_t *commit_out);
 
 /**
  * Creates a coordinator `id` with `config` and stores it in

@@ -21,6 +21,7 @@ from quorumkit._errors import (
     NotHolderError,
     NotLeaderError,
     QuorumkitError,
+    SimulationViolation,
     StaleTokenError,
     StorageError,
     UnsupportedVersionError,
@@ -38,6 +39,8 @@ from quorumkit._native import (
     LeaseTable,
     Maglev,
     ManualClock,
+    PaxosCluster,
+    PaxosNode,
     RendezvousHash,
     Md5Ring,
     TwoPhaseCommitCoordinator,
@@ -49,6 +52,9 @@ from quorumkit._native import (
     ketama_hash,
     key_hash,
 )
+
+# The simulated cluster under its generic name.
+Simulation = PaxosCluster
 
 __all__ = [
     "RING_SEED",
@@ -75,8 +81,12 @@ __all__ = [
     "NonMonotonicTimeError",
     "NotHolderError",
     "NotLeaderError",
+    "PaxosCluster",
+    "PaxosNode",
     "QuorumkitError",
     "RendezvousHash",
+    "SimulationViolation",
+    "Simulation",
     "StaleTokenError",
     "StorageError",
     "TwoPhaseCommitCoordinator",

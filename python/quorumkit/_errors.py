@@ -23,6 +23,7 @@ __all__ = [
     "NonMonotonicTimeError",
     "StorageError",
     "NotLeaderError",
+    "SimulationViolation",
 ]
 
 
@@ -89,3 +90,18 @@ class StorageError(QuorumkitError, OSError):
 
 class NotLeaderError(QuorumkitError):
     """The operation needs the leader and this node is not it."""
+
+
+class SimulationViolation(QuorumkitError, AssertionError):
+    """A simulated cluster (``PaxosCluster``) broke a property its checkers
+    watch: agreement, validity, in-order delivery, lease exclusivity,
+    liveness. Attributes: ``kind`` (the property), ``seed`` (replays the
+    run), ``time`` (simulated seconds), ``node`` and ``slot`` (or None),
+    ``detail``."""
+
+    kind: str
+    seed: int
+    time: float
+    node: int | None
+    slot: int | None
+    detail: str

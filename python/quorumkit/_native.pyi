@@ -1,8 +1,10 @@
 """Type stubs for quorumkit._native, the Rust extension (checked by mypy.stubtest)."""
 
+import os
+import pathlib
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, final
+from typing import Any, Literal, final
 
 from typing_extensions import Buffer, Self, TypeAlias
 
@@ -21,6 +23,8 @@ __all__ = [
     "Maglev",
     "Md5Ring",
     "ManualClock",
+    "PaxosCluster",
+    "PaxosNode",
     "RING_SEED",
     "RendezvousHash",
     "TwoPhaseCommitCoordinator",
@@ -528,3 +532,100 @@ class CommitSimulation:
     def stats(self) -> dict[str, int]: ...
     @staticmethod
     def random_run(protocol: str, seed: int, *, f: int = 1) -> dict[str, Any]: ...
+
+# One output of PaxosNode.poll().
+_PaxosOutput: TypeAlias = (
+    tuple[Literal["send"], int, bytes]
+    | tuple[Literal["decided"], int, list[bytes]]
+    | tuple[Literal["persisted"], int]
+    | tuple[Literal["leader"], int | None]
+)
+
+@final
+class PaxosNode:
+    """One Multi-Paxos replica, driven by its caller: feed it messages
+    (``step``), time (``tick``) and commands (``propose``); after each call
+    take what it asks for from ``poll()``. ``now`` is float seconds of a
+    monotonic clock; messages are bytes of the wire format."""
+
+    def __new__(
+        cls,
+        id: int,
+        members: Iterable[int],
+        *,
+        heartbeat_interval: float = 0.05,
+        election_timeout: float = 0.5,
+        lease_duration: float = 1.0,
+        max_clock_drift: float = 0.05,
+        max_batch: int = 64,
+        max_inflight: int = 64,
+        seed: int = 0,
+        path: str | os.PathLike[str] | None = None,
+        now: float = 0.0,
+    ) -> Self: ...
+    @property
+    def id(self) -> int: ...
+    @property
+    def members(self) -> list[int]: ...
+    @property
+    def path(self) -> pathlib.Path | None: ...
+    def step(self, sender: int, data: Buffer, now: float) -> None: ...
+    def tick(self, now: float) -> None: ...
+    def propose(self, command: Buffer, now: float) -> None: ...
+    def poll(self) -> list[_PaxosOutput]: ...
+    @property
+    def next_deadline(self) -> float: ...
+    @property
+    def leader(self) -> int | None: ...
+    @property
+    def is_leader(self) -> bool: ...
+    @property
+    def ballot(self) -> tuple[int, int]: ...
+    @property
+    def commit_index(self) -> int: ...
+    def has_read_lease(self, now: float) -> bool: ...
+
+@final
+class PaxosCluster:
+    """A simulated Multi-Paxos cluster of ``n`` replicas (ids ``0..n``) on a
+    simulated clock and a faulty network (delay, ``loss``, ``duplicate``),
+    with crashes, restarts and partitions; the safety checkers (agreement,
+    validity, in-order delivery, lease exclusivity) watch every event. One
+    ``seed`` replays one run exactly. Times are simulated seconds."""
+
+    def __new__(
+        cls,
+        n: int = 3,
+        *,
+        seed: int = 0,
+        loss: float = 0.0,
+        duplicate: float = 0.0,
+        min_delay: float = 0.001,
+        max_delay: float = 0.005,
+        max_batch: int = 64,
+    ) -> Self: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def now(self) -> float: ...
+    def __len__(self) -> int: ...
+    def propose(self, value: str | Buffer, node: int | None = None) -> int: ...
+    def run_for(self, seconds: float) -> None: ...
+    def run_until(
+        self,
+        predicate: Callable[[PaxosCluster], object] | None = None,
+        *,
+        time: float | None = None,
+        timeout: float | None = None,
+    ) -> bool: ...
+    def run_until_decided(self, value: str | Buffer, *, timeout: float | None = None) -> bool: ...
+    def crash(self, i: int) -> None: ...
+    def restart(self, i: int) -> None: ...
+    def partition(self, *groups: Iterable[int]) -> None: ...
+    def heal(self) -> None: ...
+    def leader(self) -> int | None: ...
+    def status(self) -> dict[str, Any]: ...
+    def decided(self, i: int | None = None) -> list[bytes]: ...
+    def check(self) -> None: ...
+    def stats(self) -> dict[str, int]: ...
+    def digest(self) -> int: ...

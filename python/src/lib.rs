@@ -8,6 +8,7 @@ mod detect;
 mod errors;
 mod jump;
 mod lease;
+mod paxos;
 mod rings;
 mod shared;
 mod txn;
@@ -49,6 +50,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lease::AsyncTicket>()?;
     m.add_class::<lease::Fence>()?;
     m.add_class::<detect::FailureDetector>()?;
+    m.add_class::<paxos::PaxosNode>()?;
+    m.add_class::<paxos::PaxosCluster>()?;
     m.add_class::<txn::TxnOutput>()?;
     m.add_class::<txn::TwoPhaseCommitCoordinator>()?;
     m.add_class::<txn::TwoPhaseCommitParticipant>()?;

@@ -43,6 +43,7 @@ pub mod lease;
 
 pub mod detect;
 
+pub mod paxos;
 pub mod txn;
 
 use std::ffi::{CStr, c_char};

@@ -327,6 +327,13 @@ impl Proposer {
         }
     }
 
+    /// Renames the acceptors whose promises were counted: a model checker's
+    /// symmetry reduction permutes interchangeable acceptors.
+    #[doc(hidden)]
+    pub fn rename_acceptors(&mut self, rename: impl Fn(NodeId) -> NodeId) {
+        self.promises = self.promises.iter().map(|&a| rename(a)).collect();
+    }
+
     /// Notes a ballot heard of elsewhere, so the next prepare exceeds it.
     pub fn observe(&mut self, ballot: Ballot) {
         self.highest_seen = self.highest_seen.max(ballot);

@@ -12,6 +12,7 @@
 //!   lease reads) and liveness once the cluster is healthy.
 //! - [`plan`]: [`run_random`], a seeded schedule of proposals and faults
 //!   ending in a heal and a liveness check.
+//! - [`txn`]: simulated atomic commitment (two-phase commit, Paxos Commit).
 //!
 //! `cargo test --test paxos_sim` runs 2,000 seeds (`QK_SIM_SEEDS`,
 //! `QK_SIM_SEED_BASE`), `make soak` 100,000 in release; a failure prints

@@ -47,6 +47,7 @@ void test_algos(void);
 void test_md5ring(void);
 void test_lease(void);
 void test_detect(void);
+void test_paxos(void);
 void test_txn(void);
 
 #endif

@@ -75,6 +75,7 @@ int main(void) {
     test_md5ring();
     test_lease();
     test_detect();
+    test_paxos();
     test_txn();
     printf("c tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -1,0 +1,721 @@
+//! `PaxosNode` and `PaxosCluster`: the Python face of `quorumkit::paxos`
+//! and `quorumkit::sim`. Times are float seconds at this boundary (as in
+//! `FailureDetector`) and nanoseconds inside; messages and commands are
+//! bytes. A `PaxosNode` is driven by the caller (it owns the sockets and the
+//! clock); a `PaxosCluster` is a whole simulated cluster on a simulated
+//! clock, with faults and the safety checkers.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
+    PyType,
+};
+use quorumkit::paxos::{Config, FileStorage, MemoryStorage, Node, NodeId, Output, Storage, wire};
+use quorumkit::sim::{PaxosCluster as SimCluster, SimConfig, Violation};
+
+use crate::args::{count_arg, int_in_range, type_name, u32_arg};
+use crate::errors::{guard, invalid, type_error};
+use crate::lease::{seconds_arg, secs, to_ns};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Seconds (int or float, >= 0, finite) as nanoseconds.
+fn ns_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
+    let s = seconds_arg(obj, what)?;
+    to_ns(obj.py(), s, what)
+}
+
+/// A command or message: bytes, bytearray or memoryview (copied).
+fn bytes_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(b.to_vec());
+    }
+    if obj.is_instance_of::<PyMemoryView>() {
+        // bytes(memoryview) copies its contents (any contiguous buffer).
+        let b = obj.py().get_type::<PyBytes>().call1((obj,))?;
+        return Ok(b.cast::<PyBytes>()?.as_bytes().to_vec());
+    }
+    Err(type_error(format!(
+        "{what} must be bytes (or bytearray, memoryview), not {}",
+        type_name(obj)
+    )))
+}
+
+/// A cluster command: bytes-like, or a str (encoded as UTF-8).
+fn command_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(s.to_str()?.as_bytes().to_vec());
+    }
+    bytes_arg(obj, "value")
+}
+
+/// A node id (an int in the u32 range).
+fn node_id_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<NodeId> {
+    if obj.is_instance_of::<PyBool>() {
+        return Err(type_error(format!("{what} must be an int, not bool")));
+    }
+    u32_arg(obj, what)
+}
+
+/// A probability in [0, 1] as parts per million.
+fn per_million_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u32> {
+    let ok = (obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>())
+        && !obj.is_instance_of::<PyBool>();
+    if !ok {
+        return Err(type_error(format!(
+            "{what} must be a probability (float), not {}",
+            type_name(obj)
+        )));
+    }
+    let p: f64 = obj.extract()?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(invalid(
+            obj.py(),
+            format!("{what} must be between 0 and 1, got {p}"),
+        ));
+    }
+    Ok((p * 1e6).round() as u32)
+}
+
+fn output_tuple<'py>(py: Python<'py>, o: Output) -> PyResult<Bound<'py, PyTuple>> {
+    match o {
+        Output::Send(env) => {
+            let bytes = PyBytes::new(py, &wire::encode_to_vec(&env.message));
+            ("send", env.to, bytes).into_pyobject(py)
+        }
+        Output::Decided { slot, batch } => {
+            let cmds = PyList::new(py, batch.iter().map(|c| PyBytes::new(py, c)))?;
+            ("decided", slot, cmds).into_pyobject(py)
+        }
+        Output::Persisted { records } => ("persisted", records).into_pyobject(py),
+        Output::LeaderChanged { leader, .. } => ("leader", leader).into_pyobject(py),
+    }
+    .map(|t| t.into_any().cast_into::<PyTuple>().expect("a tuple"))
+}
+
+type DynNode = Node<Box<dyn Storage + Send>>;
+
+/// One Multi-Paxos replica, driven by its caller: feed it messages
+/// (``step``), time (``tick``) and commands (``propose``); after each call
+/// take what it asks for from ``poll()``. ``now`` is float seconds of a
+/// monotonic clock; messages are bytes of the wire format.
+#[pyclass(frozen, module = "quorumkit", name = "PaxosNode")]
+pub struct PaxosNode {
+    node: Mutex<DynNode>,
+    config: Config,
+    path: Option<PathBuf>,
+}
+
+impl PaxosNode {
+    /// Runs `f` on the node; file-backed nodes release the GIL (a sync may
+    /// wait for the disk).
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut DynNode) -> quorumkit::Result<T> + Send,
+    ) -> PyResult<T> {
+        if self.path.is_some() {
+            let r = py.detach(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut lock(&self.node))))
+            });
+            match r {
+                Ok(r) => guard(py, || r),
+                Err(payload) => Err(crate::errors::panic_err(py, payload)),
+            }
+        } else {
+            guard(py, || f(&mut lock(&self.node)))
+        }
+    }
+}
+
+#[pymethods]
+impl PaxosNode {
+    #[new]
+    #[pyo3(
+        signature = (id, members, *, heartbeat_interval=None, election_timeout=None, lease_duration=None, max_clock_drift=None, max_batch=None, max_inflight=None, seed=None, path=None, now=None),
+        text_signature = "(id, members, *, heartbeat_interval=0.05, election_timeout=0.5, lease_duration=1.0, max_clock_drift=0.05, max_batch=64, max_inflight=64, seed=0, path=None, now=0.0)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        id: &Bound<'_, PyAny>,
+        members: &Bound<'_, PyAny>,
+        heartbeat_interval: Option<&Bound<'_, PyAny>>,
+        election_timeout: Option<&Bound<'_, PyAny>>,
+        lease_duration: Option<&Bound<'_, PyAny>>,
+        max_clock_drift: Option<&Bound<'_, PyAny>>,
+        max_batch: Option<&Bound<'_, PyAny>>,
+        max_inflight: Option<&Bound<'_, PyAny>>,
+        seed: Option<&Bound<'_, PyAny>>,
+        path: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let id = node_id_arg(id, "id")?;
+        if members.is_instance_of::<PyString>() || members.is_instance_of::<PyBytes>() {
+            return Err(type_error("members must be a sequence of ints"));
+        }
+        let mut ids = Vec::new();
+        for m in members.try_iter().map_err(|_| {
+            type_error(format!(
+                "members must be a sequence of ints, not {}",
+                type_name(members)
+            ))
+        })? {
+            ids.push(node_id_arg(&m?, "members[i]")?);
+        }
+        let mut c = Config::new(id, ids);
+        if let Some(v) = heartbeat_interval {
+            c.heartbeat_interval = ns_arg(v, "heartbeat_interval")?;
+        }
+        if let Some(v) = election_timeout {
+            c.election_timeout = ns_arg(v, "election_timeout")?;
+        }
+        if let Some(v) = lease_duration {
+            c.lease_duration = ns_arg(v, "lease_duration")?;
+        }
+        if let Some(v) = max_clock_drift {
+            c.max_clock_drift = ns_arg(v, "max_clock_drift")?;
+        }
+        if let Some(v) = max_batch {
+            c.max_batch = count_arg(v, "max_batch")?;
+        }
+        if let Some(v) = max_inflight {
+            c.max_inflight = count_arg(v, "max_inflight")?;
+        }
+        if let Some(v) = seed {
+            c.seed = int_in_range(v, "seed", 0, i64::MAX)? as u64;
+        }
+        let now = match now {
+            Some(v) => ns_arg(v, "now")?,
+            None => 0,
+        };
+        let path: Option<PathBuf> = match path {
+            Some(p) if !p.is_none() => Some(p.extract().map_err(|_| {
+                type_error(format!(
+                    "path must be a str or os.PathLike, not {}",
+                    type_name(p)
+                ))
+            })?),
+            _ => None,
+        };
+        let node = match &path {
+            None => guard(py, || {
+                Node::new(
+                    c.clone(),
+                    Box::new(MemoryStorage::new()) as Box<dyn Storage + Send>,
+                    now,
+                )
+            })?,
+            Some(p) => {
+                // Check the config before creating a file for it.
+                guard(py, || {
+                    Node::new(c.clone(), MemoryStorage::new(), now).map(|_| ())
+                })?;
+                let (c2, p2) = (c.clone(), p.clone());
+                let r = py.detach(move || {
+                    let storage = FileStorage::open(&p2)?;
+                    Node::new(c2, Box::new(storage) as Box<dyn Storage + Send>, now)
+                });
+                guard(py, || r)?
+            }
+        };
+        Ok(PaxosNode {
+            node: Mutex::new(node),
+            config: c,
+            path,
+        })
+    }
+
+    /// This replica's id.
+    #[getter]
+    fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// Every replica's id.
+    #[getter]
+    fn members(&self) -> Vec<NodeId> {
+        self.config.members.clone()
+    }
+
+    /// The storage file, or ``None`` for memory storage.
+    #[getter]
+    fn path(&self) -> Option<PathBuf> {
+        self.path.clone()
+    }
+
+    /// Handles ``data`` (a wire-encoded message) from replica ``sender``.
+    /// ``CorruptSnapshotError`` when the bytes are not a message.
+    fn step(
+        &self,
+        py: Python<'_>,
+        sender: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let from = node_id_arg(sender, "sender")?;
+        let now = ns_arg(now, "now")?;
+        let msg = match data.cast::<PyBytes>() {
+            Ok(b) => guard(py, || wire::decode(b.as_bytes()))?,
+            Err(_) => {
+                let v = bytes_arg(data, "data")?;
+                guard(py, || wire::decode(&v))?
+            }
+        };
+        self.with(py, move |n| n.step(from, msg, now))
+    }
+
+    /// Lets time pass to ``now``: heartbeats, elections, retries. Call it
+    /// when ``next_deadline`` passes.
+    fn tick(&self, py: Python<'_>, now: &Bound<'_, PyAny>) -> PyResult<()> {
+        let now = ns_arg(now, "now")?;
+        self.with(py, move |n| n.tick(now))
+    }
+
+    /// Proposes ``command`` (bytes): put in a slot by the leader, forwarded
+    /// by a follower that knows one, else held until one is elected.
+    fn propose(
+        &self,
+        py: Python<'_>,
+        command: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let cmd = bytes_arg(command, "command")?;
+        let now = ns_arg(now, "now")?;
+        self.with(py, move |n| n.propose(cmd, now))
+    }
+
+    /// Everything the node asks for, in order: ``("send", to, data)``,
+    /// ``("decided", slot, [command, ...])`` (an empty list for a no-op
+    /// slot), ``("persisted", records)``, ``("leader", leader_or_None)``.
+    fn poll<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let outputs: Vec<Output> = {
+            let mut n = lock(&self.node);
+            std::iter::from_fn(|| n.poll()).collect()
+        };
+        let list = PyList::empty(py);
+        for o in outputs {
+            list.append(output_tuple(py, o)?)?;
+        }
+        Ok(list)
+    }
+
+    /// When ``tick`` must next be called, in seconds.
+    #[getter]
+    fn next_deadline(&self) -> f64 {
+        secs(lock(&self.node).next_deadline())
+    }
+
+    /// The leader this node follows (itself when it leads), or ``None``.
+    #[getter]
+    fn leader(&self) -> Option<NodeId> {
+        lock(&self.node).leader()
+    }
+
+    /// Whether this node leads.
+    #[getter]
+    fn is_leader(&self) -> bool {
+        lock(&self.node).is_leader()
+    }
+
+    /// The node's ballot as ``(round, node)``.
+    #[getter]
+    fn ballot(&self) -> (u64, NodeId) {
+        let b = lock(&self.node).ballot();
+        (b.round, b.node)
+    }
+
+    /// Every slot below this is chosen and was delivered.
+    #[getter]
+    fn commit_index(&self) -> u64 {
+        lock(&self.node).commit_index()
+    }
+
+    /// Whether this node leads and holds a majority's lease at ``now``, so
+    /// it may answer reads from its own state.
+    fn has_read_lease(&self, now: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let now = ns_arg(now, "now")?;
+        Ok(lock(&self.node).has_read_lease(now))
+    }
+
+    fn __repr__(&self) -> String {
+        let n = lock(&self.node);
+        format!(
+            "PaxosNode(id={}, members={:?}, leader={}, commit_index={})",
+            self.config.id,
+            self.config.members,
+            n.leader()
+                .map_or_else(|| "None".to_owned(), |l| l.to_string()),
+            n.commit_index()
+        )
+    }
+}
+
+// ---------------------------------------------------------------- cluster
+
+static VIOLATION: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// `SimulationViolation(msg)` with the violation's fields as attributes.
+fn violation_err(py: Python<'_>, v: Violation) -> PyErr {
+    let make = || -> PyResult<PyErr> {
+        let ty = VIOLATION.get_or_try_init(py, || -> PyResult<_> {
+            Ok(py
+                .import("quorumkit._errors")?
+                .getattr("SimulationViolation")?
+                .cast_into::<PyType>()?
+                .unbind())
+        })?;
+        let e = ty.bind(py).call1((v.to_string(),))?;
+        e.setattr("kind", v.kind.to_string())?;
+        e.setattr("seed", v.seed)?;
+        e.setattr("time", secs(v.time))?;
+        e.setattr("node", v.node)?;
+        e.setattr("slot", v.slot)?;
+        e.setattr("detail", v.detail)?;
+        Ok(PyErr::from_value(e))
+    };
+    make().unwrap_or_else(|e| e)
+}
+
+fn sim<T>(py: Python<'_>, r: std::result::Result<T, Violation>) -> PyResult<T> {
+    r.map_err(|v| violation_err(py, v))
+}
+
+/// A simulated Multi-Paxos cluster of ``n`` replicas (ids ``0..n``) on a
+/// simulated clock and a faulty network (delay, ``loss``, ``duplicate``),
+/// with crashes, restarts and partitions; the safety checkers (agreement,
+/// validity, in-order delivery, lease exclusivity) watch every event. One
+/// ``seed`` replays one run exactly. Times are simulated seconds.
+#[pyclass(frozen, module = "quorumkit", name = "PaxosCluster")]
+pub struct PaxosCluster {
+    sim: Mutex<SimCluster>,
+    seed: u64,
+}
+
+impl PaxosCluster {
+    fn node_arg(&self, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<NodeId> {
+        let i = node_id_arg(obj, what)?;
+        let n = lock(&self.sim).len();
+        if (i as usize) >= n {
+            return Err(invalid(
+                obj.py(),
+                format!("{what}: no node {i} in a cluster of {n}"),
+            ));
+        }
+        Ok(i)
+    }
+}
+
+#[pymethods]
+impl PaxosCluster {
+    #[new]
+    #[pyo3(
+        signature = (n=None, *, seed=None, loss=None, duplicate=None, min_delay=None, max_delay=None, max_batch=None),
+        text_signature = "(n=3, *, seed=0, loss=0.0, duplicate=0.0, min_delay=0.001, max_delay=0.005, max_batch=64)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        n: Option<&Bound<'_, PyAny>>,
+        seed: Option<&Bound<'_, PyAny>>,
+        loss: Option<&Bound<'_, PyAny>>,
+        duplicate: Option<&Bound<'_, PyAny>>,
+        min_delay: Option<&Bound<'_, PyAny>>,
+        max_delay: Option<&Bound<'_, PyAny>>,
+        max_batch: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let n = match n {
+            Some(v) => count_arg(v, "n")?,
+            None => 3,
+        };
+        let seed = match seed {
+            Some(v) => int_in_range(v, "seed", 0, i64::MAX)? as u64,
+            None => 0,
+        };
+        let mut c = SimConfig::new(n, seed);
+        if let Some(v) = loss {
+            c.net.loss_per_million = per_million_arg(v, "loss")?;
+        }
+        if let Some(v) = duplicate {
+            c.net.duplicate_per_million = per_million_arg(v, "duplicate")?;
+        }
+        if let Some(v) = min_delay {
+            c.net.min_delay = ns_arg(v, "min_delay")?;
+        }
+        if let Some(v) = max_delay {
+            c.net.max_delay = ns_arg(v, "max_delay")?;
+        }
+        if let Some(v) = max_batch {
+            c.node.max_batch = count_arg(v, "max_batch")?;
+        }
+        if c.net.min_delay > c.net.max_delay {
+            return Err(invalid(py, "min_delay must not exceed max_delay"));
+        }
+        let sim = guard(py, || SimCluster::new(c))?;
+        Ok(PaxosCluster {
+            sim: Mutex::new(sim),
+            seed,
+        })
+    }
+
+    /// The seed this run follows.
+    #[getter]
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Simulated time, in seconds.
+    #[getter]
+    fn now(&self) -> f64 {
+        secs(lock(&self.sim).now())
+    }
+
+    fn __len__(&self) -> usize {
+        lock(&self.sim).len()
+    }
+
+    /// Proposes ``value`` (bytes, or str as UTF-8) at ``node``, or at a
+    /// random running node; returns the node it went to. Values should be
+    /// unique: the validity checker matches decided commands by content.
+    #[pyo3(signature = (value, node=None))]
+    fn propose(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        node: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<NodeId> {
+        let cmd = command_arg(value)?;
+        let target = match node {
+            Some(n) if !n.is_none() => Some(self.node_arg(n, "node")?),
+            _ => None,
+        };
+        guard(py, || lock(&self.sim).propose(target, cmd))
+    }
+
+    /// Runs for ``seconds`` of simulated time. ``SimulationViolation`` if a
+    /// checker fails.
+    fn run_for(&self, py: Python<'_>, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+        let d = ns_arg(seconds, "seconds")?;
+        let r = py.detach(|| lock(&self.sim).run_for(d));
+        sim(py, r)
+    }
+
+    /// Runs until ``predicate(cluster)`` is true (checked after every event)
+    /// or ``timeout`` simulated seconds pass; returns whether it became
+    /// true. Without a predicate, runs until the simulated time ``time``.
+    #[pyo3(signature = (predicate=None, *, time=None, timeout=None))]
+    fn run_until(
+        slf: &Bound<'_, Self>,
+        predicate: Option<&Bound<'_, PyAny>>,
+        time: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let py = slf.py();
+        let this = slf.get();
+        let now = lock(&this.sim).now();
+        let deadline = match (time, timeout) {
+            (Some(t), None) => ns_arg(t, "time")?,
+            (None, Some(t)) => now.saturating_add(ns_arg(t, "timeout")?),
+            (None, None) => now.saturating_add(10_000_000_000),
+            (Some(_), Some(_)) => return Err(invalid(py, "give time or timeout, not both")),
+        };
+        let Some(pred) = predicate.filter(|p| !p.is_none()) else {
+            if time.is_none() {
+                return Err(invalid(py, "run_until needs a predicate or a time"));
+            }
+            let r = py.detach(|| lock(&this.sim).run_until_time(deadline));
+            sim(py, r)?;
+            return Ok(true);
+        };
+        if !pred.is_callable() {
+            return Err(type_error("predicate must be callable"));
+        }
+        loop {
+            if pred.call1((slf,))?.is_truthy()? {
+                return Ok(true);
+            }
+            let mut s = lock(&this.sim);
+            match s.next_event_time() {
+                Some(t) if t <= deadline => {
+                    let r = s.step();
+                    drop(s);
+                    sim(py, r)?;
+                }
+                _ => {
+                    let r = s.run_until_time(deadline);
+                    drop(s);
+                    sim(py, r)?;
+                    return pred.call1((slf,))?.is_truthy();
+                }
+            }
+        }
+    }
+
+    /// Runs until every running node delivered ``value`` or ``timeout``
+    /// simulated seconds pass; returns whether it was.
+    #[pyo3(signature = (value, *, timeout=None))]
+    fn run_until_decided(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let cmd = command_arg(value)?;
+        let within = match timeout {
+            Some(t) => ns_arg(t, "timeout")?,
+            None => 10_000_000_000,
+        };
+        let r = py.detach(|| {
+            let mut s = lock(&self.sim);
+            let deadline = s.now().saturating_add(within);
+            s.run_until(deadline, |c| c.is_decided_on(&cmd, &c.alive()))
+        });
+        sim(py, r)
+    }
+
+    /// Crashes node ``i``: it loses its volatile state and unsynced records
+    /// (a crashed node does nothing until ``restart``).
+    fn crash(&self, py: Python<'_>, i: &Bound<'_, PyAny>) -> PyResult<()> {
+        let i = self.node_arg(i, "i")?;
+        guard(py, || lock(&self.sim).crash(i))
+    }
+
+    /// Restarts node ``i`` from its storage.
+    fn restart(&self, py: Python<'_>, i: &Bound<'_, PyAny>) -> PyResult<()> {
+        let i = self.node_arg(i, "i")?;
+        guard(py, || lock(&self.sim).restart(i))
+    }
+
+    /// Splits the network into the given groups of node ids (e.g.
+    /// ``partition([0], [1, 2])``) until ``heal()``.
+    #[pyo3(signature = (*groups))]
+    fn partition(&self, py: Python<'_>, groups: &Bound<'_, PyTuple>) -> PyResult<()> {
+        let mut gs = Vec::new();
+        for g in groups.iter() {
+            if g.is_instance_of::<PyString>() || g.is_instance_of::<PyBytes>() {
+                return Err(type_error("each group must be a sequence of node ids"));
+            }
+            let mut ids = Vec::new();
+            for i in g.try_iter().map_err(|_| {
+                type_error(format!(
+                    "each group must be a sequence of node ids, not {}",
+                    type_name(&g)
+                ))
+            })? {
+                ids.push(self.node_arg(&i?, "node")?);
+            }
+            gs.push(ids);
+        }
+        guard(py, || lock(&self.sim).partition(&gs))
+    }
+
+    /// Reconnects every node.
+    fn heal(&self) {
+        lock(&self.sim).heal()
+    }
+
+    /// The leader (the running leader with the highest ballot), or ``None``.
+    fn leader(&self) -> Option<NodeId> {
+        lock(&self.sim).leader()
+    }
+
+    /// The cluster's state: ``{"time", "leader", "nodes": [{"id", "alive",
+    /// "leader", "is_leader", "ballot", "commit_index", "decided"}, ...]}``.
+    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = lock(&self.sim);
+        let d = PyDict::new(py);
+        d.set_item("time", secs(s.now()))?;
+        d.set_item("leader", s.leader())?;
+        let nodes = PyList::empty(py);
+        for st in s.status() {
+            let n = PyDict::new(py);
+            n.set_item("id", st.id)?;
+            n.set_item("alive", st.alive)?;
+            n.set_item("leader", st.leader)?;
+            n.set_item("is_leader", st.is_leader)?;
+            n.set_item("ballot", st.ballot)?;
+            n.set_item("commit_index", st.commit_index)?;
+            n.set_item("decided", st.decided)?;
+            nodes.append(n)?;
+        }
+        d.set_item("nodes", nodes)?;
+        Ok(d)
+    }
+
+    /// The commands node ``i`` delivered, in order (no-op slots skipped);
+    /// without ``i``, those of the node that delivered the most (every
+    /// node's log is a prefix of it).
+    #[pyo3(signature = (i=None))]
+    fn decided<'py>(
+        &self,
+        py: Python<'py>,
+        i: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let who = match i {
+            Some(v) if !v.is_none() => Some(self.node_arg(v, "i")?),
+            _ => None,
+        };
+        let s = lock(&self.sim);
+        let who = who.unwrap_or_else(|| {
+            s.status()
+                .iter()
+                .max_by_key(|st| (st.decided, std::cmp::Reverse(st.id)))
+                .map_or(0, |st| st.id)
+        });
+        let log = s.decided(who);
+        PyList::new(py, log.iter().flatten().map(|c| PyBytes::new(py, c)))
+    }
+
+    /// Raises ``SimulationViolation`` if any checker found a violation.
+    fn check(&self, py: Python<'_>) -> PyResult<()> {
+        let r = lock(&self.sim).check();
+        sim(py, r)
+    }
+
+    /// Counters of the run so far, as a dict.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let st = lock(&self.sim).stats();
+        let d = PyDict::new(py);
+        d.set_item("sent", st.net.sent)?;
+        d.set_item("delivered", st.net.delivered)?;
+        d.set_item("lost", st.net.lost)?;
+        d.set_item("duplicated", st.net.duplicated)?;
+        d.set_item("cut", st.net.cut)?;
+        d.set_item("events", st.events)?;
+        d.set_item("proposals", st.proposals)?;
+        d.set_item("decisions", st.decisions)?;
+        d.set_item("commands_decided", st.commands_decided)?;
+        d.set_item("crashes", st.crashes)?;
+        d.set_item("restarts", st.restarts)?;
+        d.set_item("elections", st.elections)?;
+        d.set_item("leader_changes", st.leader_changes)?;
+        d.set_item("max_commit", st.max_commit)?;
+        Ok(d)
+    }
+
+    /// A fingerprint of every event so far: equal seeds give equal digests.
+    fn digest(&self) -> u64 {
+        lock(&self.sim).digest()
+    }
+
+    fn __repr__(&self) -> String {
+        let s = lock(&self.sim);
+        format!(
+            "PaxosCluster(n={}, seed={}, time={}, leader={})",
+            s.len(),
+            self.seed,
+            secs(s.now()),
+            s.leader()
+                .map_or_else(|| "None".to_owned(), |l| l.to_string())
+        )
+    }
+}

@@ -1,0 +1,347 @@
+"""qk.PaxosNode and qk.PaxosCluster: three replicas driven from Python over
+bytes (a little in-test network and a fake clock), crash and restart on file
+storage, a simulated cluster with faults held to its checkers, bad inputs
+raising the exact quorumkit class, and determinism by seed."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+import quorumkit as qk
+from quorumkit import (
+    CorruptSnapshotError,
+    InvalidArgumentError,
+    PaxosCluster,
+    PaxosNode,
+    QuorumkitError,
+    SimulationViolation,
+    StorageError,
+)
+
+MEMBERS = [1, 2, 3]
+
+
+def raises(exc: type[BaseException], fn: Callable[..., Any], *args: Any, **kw: Any) -> BaseException:
+    with pytest.raises(exc) as info:
+        fn(*args, **kw)
+    assert type(info.value) is exc, f"{type(info.value)} is not exactly {exc}"
+    return info.value
+
+
+class Net:
+    """Three PaxosNodes, a FIFO network of (from, to, bytes), a fake clock
+    moved to the earliest next_deadline."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.now = 0.0
+        self.nodes: dict[int, PaxosNode | None] = {}
+        self.logs: dict[int, list[bytes]] = {}
+        self.slots: dict[int, int] = {}
+        self.queue: deque[tuple[int, int, bytes]] = deque()
+        for i in MEMBERS:
+            self.start(i)
+
+    def start(self, i: int) -> None:
+        path = self.path if (i == 3 and self.path is not None) else None
+        self.nodes[i] = PaxosNode(i, MEMBERS, seed=100 + i, max_batch=4, path=path, now=self.now)
+        self.logs[i] = []
+        self.slots[i] = 0
+        self.drain(i)
+
+    def crash(self, i: int) -> None:
+        self.nodes[i] = None
+
+    def drain(self, i: int) -> None:
+        node = self.nodes[i]
+        assert node is not None
+        for out in node.poll():
+            if out[0] == "send":
+                _, to, data = out
+                assert isinstance(data, bytes) and to in MEMBERS and to != i
+                self.queue.append((i, to, data))
+            elif out[0] == "decided":
+                _, slot, cmds = out
+                assert slot == self.slots[i], (i, slot, self.slots[i])
+                self.slots[i] += 1
+                self.logs[i].extend(cmds)
+            elif out[0] == "persisted":
+                assert out[1] > 0
+            else:
+                assert out[0] == "leader"
+                assert out[1] is None or out[1] in MEMBERS
+
+    def deliver(self) -> None:
+        while self.queue:
+            frm, to, data = self.queue.popleft()
+            node = self.nodes[to]
+            if node is not None:
+                node.step(frm, data, self.now)
+                self.drain(to)
+
+    def advance(self) -> None:
+        live = [(i, n) for i, n in self.nodes.items() if n is not None]
+        self.now = max(self.now, min(n.next_deadline for _, n in live))
+        for i, n in live:
+            if n.next_deadline <= self.now:
+                n.tick(self.now)
+                self.drain(i)
+
+    def run_until(self, done: Callable[[], bool], limit: float = 60.0) -> None:
+        end = self.now + limit
+        while self.now <= end:
+            self.deliver()
+            if done():
+                return
+            self.advance()
+        raise AssertionError("condition not reached")
+
+    def leader(self) -> int | None:
+        live = {i: n for i, n in self.nodes.items() if n is not None}
+        leaders = [i for i, n in live.items() if n.is_leader]
+        if len(leaders) != 1:
+            return None
+        if all(n.leader == leaders[0] for n in live.values()):
+            return leaders[0]
+        return None
+
+    def propose(self, i: int, cmd: bytes) -> None:
+        node = self.nodes[i]
+        assert node is not None
+        node.propose(cmd, self.now)
+        self.drain(i)
+
+
+def test_three_nodes_over_bytes(tmp_path: Path) -> None:
+    net = Net(tmp_path / "node3.log")
+    net.run_until(lambda: net.leader() is not None)
+    leader = net.leader()
+    assert leader is not None
+    follower = next(i for i in MEMBERS if i != leader)
+    for k in range(5):
+        net.propose(leader, b"a%d" % k)
+        net.propose(follower, b"b%d" % k)
+    net.run_until(lambda: all(len(log) >= 10 for log in net.logs.values()))
+    log = net.logs[1]
+    assert net.logs[2] == log and net.logs[3] == log
+    assert sorted(log) == sorted([b"a%d" % k for k in range(5)] + [b"b%d" % k for k in range(5)])
+    assert [c for c in log if c.startswith(b"a")] == [b"a%d" % k for k in range(5)]
+    for i, n in net.nodes.items():
+        assert n is not None and n.commit_index == net.slots[i] >= 3  # max_batch 4
+        assert n.is_leader == (i == leader)
+        assert n.ballot[1] == leader
+    # The leader acquires the read lease; followers never hold it.
+    net.run_until(lambda: (l := net.leader()) is not None and net.nodes[l].has_read_lease(net.now))  # type: ignore[union-attr]
+    leader = net.leader()
+    for i, n in net.nodes.items():
+        assert n is not None and n.has_read_lease(net.now) == (i == leader)
+
+    # Crash the replica on file storage, decide more without it, restart it
+    # from the same file: it delivers the whole log again and catches up.
+    before = list(net.logs[3])
+    net.crash(3)
+    net.run_until(lambda: net.leader() is not None)
+    leader = net.leader()
+    assert leader is not None
+    for k in range(3):
+        net.propose(leader, b"c%d" % k)
+    net.run_until(lambda: all(len(net.logs[i]) >= 13 for i in (1, 2)))
+    net.start(3)
+    node3 = net.nodes[3]
+    assert node3 is not None and node3.path == tmp_path / "node3.log"
+    net.run_until(lambda: len(net.logs[3]) >= 13)
+    net.deliver()
+    assert net.logs[3] == net.logs[1] == net.logs[2]
+    assert net.logs[3][: len(before)] == before
+
+
+def test_node_bad_inputs(tmp_path: Path) -> None:
+    n = PaxosNode(1, [1, 2, 3])
+    assert (n.id, n.members, n.path, n.leader, n.is_leader, n.commit_index) == (1, [1, 2, 3], None, None, False, 0)
+    assert 0.5 <= n.next_deadline < 1.0
+    assert repr(n) == "PaxosNode(id=1, members=[1, 2, 3], leader=None, commit_index=0)"
+    assert all(o[0] in ("persisted", "leader") for o in n.poll())
+    assert n.poll() == []
+    # Config errors.
+    raises(InvalidArgumentError, PaxosNode, 7, [1, 2, 3])
+    raises(InvalidArgumentError, PaxosNode, 1, [])
+    raises(InvalidArgumentError, PaxosNode, 1, [1, 1, 2])
+    raises(InvalidArgumentError, PaxosNode, 1, [1, 2, 3], heartbeat_interval=0)
+    raises(InvalidArgumentError, PaxosNode, 1, [1, 2, 3], heartbeat_interval=-1.0)
+    raises(InvalidArgumentError, PaxosNode, 1, [1, 2, 3], now=-1.0)
+    raises(InvalidArgumentError, PaxosNode, -1, [1, 2, 3])
+    raises(InvalidArgumentError, PaxosNode, 1, [1, 2, 2**32])
+    raises(TypeError, PaxosNode, "1", [1, 2, 3])
+    raises(TypeError, PaxosNode, 1, "123")
+    raises(TypeError, PaxosNode, 1, [1, 2, "3"])
+    raises(TypeError, PaxosNode, 1, 5)
+    raises(TypeError, PaxosNode, 1, [1, 2, 3], path=5)
+    raises(TypeError, PaxosNode, 1, [1, 2, 3], heartbeat_interval="fast")
+    # Storage: a directory that does not exist; a file that is not a log.
+    e = raises(StorageError, PaxosNode, 1, [1, 2, 3], path=tmp_path / "missing" / "n.log")
+    assert isinstance(e, OSError) and isinstance(e, QuorumkitError)
+    junk = tmp_path / "junk.log"
+    junk.write_bytes(b"not a paxos log")
+    raises(CorruptSnapshotError, PaxosNode, 1, [1, 2, 3], path=junk)
+    raises(InvalidArgumentError, PaxosNode, 9, [1, 2, 3], path=tmp_path / "unused.log")
+    assert not (tmp_path / "unused.log").exists()
+    # Calls.
+    e = raises(CorruptSnapshotError, n.step, 2, b"\x01\xeegarbage", 0.0)
+    assert isinstance(e, ValueError)
+    raises(qk.UnsupportedVersionError, n.step, 2, b"\xff\x01", 0.0)
+    raises(CorruptSnapshotError, n.step, 2, b"", 0.0)
+    raises(CorruptSnapshotError, n.step, 2, bytearray(b"\x01\xff"), 0.0)
+    raises(TypeError, n.step, 2, "text", 0.0)
+    raises(TypeError, n.step, 2, None, 0.0)
+    raises(TypeError, n.step, "2", b"", 0.0)
+    raises(InvalidArgumentError, n.step, -2, b"", 0.0)
+    raises(InvalidArgumentError, n.tick, -0.5)
+    raises(TypeError, n.tick, None)
+    raises(TypeError, n.propose, "text", 0.0)
+    raises(TypeError, n.propose, 5, 0.0)
+    raises(TypeError, n.propose, [1, 2, 3], 0.0)
+    raises(InvalidArgumentError, n.propose, b"x", float("nan"))
+    raises(InvalidArgumentError, n.has_read_lease, -1)
+    n.propose(memoryview(b"held"), 0.0)  # held until a leader is known
+
+
+def test_messages_survive_a_round_trip_between_nodes() -> None:
+    # A single-member cluster elects itself and decides alone.
+    n = PaxosNode(5, [5], election_timeout=0.2, heartbeat_interval=0.01)
+    now = 0.0
+    while not n.is_leader:
+        now = max(now, n.next_deadline)
+        n.tick(now)
+        n.poll()
+        assert now < 10
+    n.propose(b"solo", now)
+    outs = n.poll()
+    assert ("decided", 0, [b"solo"]) in outs or any(o[0] == "decided" and b"solo" in o[2] for o in outs)  # type: ignore[operator]
+    assert n.commit_index >= 1
+
+
+def test_cluster_basics_and_old_snippet() -> None:
+    c = qk.PaxosCluster(3, seed=1)
+    assert qk.Simulation is PaxosCluster
+    assert len(c) == 3 and c.seed == 1 and c.now == 0.0
+    c.propose(b"value1")
+    assert c.run_until_decided(b"value1")
+    st = c.status()
+    assert st["leader"] in (0, 1, 2)
+    assert [n["id"] for n in st["nodes"]] == [0, 1, 2]
+    assert all(n["alive"] and n["leader"] == st["leader"] for n in st["nodes"])
+    assert sum(n["is_leader"] for n in st["nodes"]) == 1
+    assert c.decided() == [b"value1"]
+    for i in range(3):
+        assert c.decided(i) == [b"value1"]
+    c.propose("value2", node=0)  # str as UTF-8
+    assert c.run_until_decided("value2")
+    assert c.decided() == [b"value1", b"value2"]
+    c.check()
+    s = c.stats()
+    assert s["proposals"] == 2 and s["commands_decided"] == 2 and s["sent"] > 0
+    assert repr(c).startswith("PaxosCluster(n=3, seed=1, time=")
+
+
+def test_cluster_faults_leader_crash() -> None:
+    # No duplication: a duplicated Forward may decide a command twice (at-least-once).
+    c = PaxosCluster(5, seed=7, loss=0.01)
+    assert c.run_until(lambda cl: cl.leader() is not None, timeout=5.0)
+    for k in range(10):
+        c.propose(b"before-%d" % k)
+    c.run_for(1.0)
+    old = c.leader()
+    assert old is not None
+    c.crash(old)
+    assert c.run_until(lambda cl: cl.leader() not in (None, old), timeout=5.0)
+    new = c.leader()
+    assert new is not None and new != old
+    c.partition([0, 1], [2, 3, 4])
+    c.run_for(0.5)
+    c.heal()
+    c.restart(old)
+    for k in range(10):
+        c.propose(b"after-%d" % k)
+    c.run_for(3.0)
+    c.check()
+    log = c.decided()
+    assert len(log) == len(set(log))  # no command decided twice
+    assert all(x.startswith((b"before-", b"after-")) for x in log)
+    assert sum(x.startswith(b"after-") for x in log) >= 1
+    st = c.status()
+    assert st["nodes"][old]["alive"]
+    assert c.stats()["crashes"] == 1 and c.stats()["restarts"] == 1
+
+
+def test_cluster_is_deterministic_by_seed() -> None:
+    def run(seed: int) -> tuple[int, list[bytes], int | None]:
+        c = PaxosCluster(3, seed=seed, loss=0.05, duplicate=0.05)
+        for k in range(20):
+            c.propose(b"v%d" % k)
+            c.run_for(0.01)
+        c.crash(0)
+        c.run_for(1.0)
+        return c.digest(), c.decided(), c.leader()
+
+    assert run(11) == run(11)
+    assert run(11)[0] != run(12)[0]
+
+
+def test_cluster_bad_inputs() -> None:
+    raises(InvalidArgumentError, PaxosCluster, 0)
+    raises(InvalidArgumentError, PaxosCluster, -1)
+    raises(InvalidArgumentError, PaxosCluster, 3, loss=1.5)
+    raises(InvalidArgumentError, PaxosCluster, 3, loss=-0.1)
+    raises(InvalidArgumentError, PaxosCluster, 3, min_delay=0.01, max_delay=0.001)
+    raises(InvalidArgumentError, PaxosCluster, 3, min_delay=-1)
+    raises(TypeError, PaxosCluster, "3")
+    raises(TypeError, PaxosCluster, 3, seed="x")
+    c = PaxosCluster(3)
+    raises(InvalidArgumentError, c.crash, 3)
+    raises(InvalidArgumentError, c.restart, -1)
+    raises(InvalidArgumentError, c.partition, [0], [5])
+    raises(InvalidArgumentError, c.propose, b"x", 9)
+    raises(InvalidArgumentError, c.decided, 3)
+    raises(InvalidArgumentError, c.run_for, -1.0)
+    raises(InvalidArgumentError, c.run_until)
+    raises(TypeError, c.run_until, 5)
+    raises(TypeError, c.propose, 5)
+    raises(TypeError, c.partition, "01")
+    raises(TypeError, c.crash, "0")
+    c.crash(0)
+    raises(InvalidArgumentError, c.propose, b"x", 0)  # node 0 is down
+
+
+def test_violation_class() -> None:
+    assert issubclass(SimulationViolation, QuorumkitError)
+    assert issubclass(SimulationViolation, AssertionError)
+    assert qk.SimulationViolation is SimulationViolation
+    assert "SimulationViolation" in qk.__all__ and "PaxosNode" in qk.__all__
+
+
+def test_the_same_file_restarts_a_single_node(tmp_path: Path) -> None:
+    path = str(tmp_path / "solo.log")
+    n = PaxosNode(1, [1], election_timeout=0.2, heartbeat_interval=0.01, path=path)
+    now = 0.0
+    while not n.is_leader:
+        now = max(now, n.next_deadline)
+        n.tick(now)
+        n.poll()
+    for k in range(3):
+        n.propose(b"x%d" % k, now)
+    first = [c for o in n.poll() if o[0] == "decided" for c in o[2]]  # type: ignore[union-attr]
+    assert first == [b"x0", b"x1", b"x2"]
+    assert os.path.getsize(path) > 0
+    del n
+    n2 = PaxosNode(1, [1], election_timeout=0.2, heartbeat_interval=0.01, path=path, now=now)
+    again = [c for o in n2.poll() if o[0] == "decided" for c in o[2]]  # type: ignore[union-attr]
+    while len(again) < 3 and now < 30:
+        now = max(now, n2.next_deadline)
+        n2.tick(now)
+        again += [c for o in n2.poll() if o[0] == "decided" for c in o[2]]  # type: ignore[union-attr]
+    assert again == first

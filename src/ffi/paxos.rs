@@ -1,0 +1,671 @@
+//! `qk_paxos_node`: a Multi-Paxos replica ([`Node`]) for a C event loop.
+//!
+//! The node is sans-IO: the caller owns the sockets and the clock. It feeds
+//! the node wire-encoded messages (`qk_paxos_node_step`), the time
+//! (`qk_paxos_node_tick` when `qk_paxos_node_next_deadline` passes) and
+//! client commands (`qk_paxos_node_propose`), and after each call drains
+//! `qk_paxos_node_poll` for what to do: bytes to send, commands decided,
+//! leader changes. Times are u64 nanoseconds of a monotonic clock the caller
+//! owns; messages are the bytes of the wire format (docs/WIRE.md).
+
+use std::ffi::{CStr, c_char};
+use std::path::PathBuf;
+
+use super::args::{Out, arg_key, arg_mut, arg_ref, arg_slice, free_boxed, hand_out};
+use super::boundary::{Failure, FfiResult, boundary, catch_or};
+use super::status::qk_status;
+use crate::paxos::{Batch, Config, FileStorage, MemoryStorage, Node, Output, Slot, Storage, wire};
+
+/// `qk_paxos_output.kind`: send `data` (a wire-encoded message) to the
+/// replica `to`.
+pub const QK_PAXOS_OUTPUT_SEND: u32 = 0;
+/// `qk_paxos_output.kind`: command `index` of the `count` commands chosen
+/// for `slot` is `data`. Slots come in order with no gaps; a no-op slot
+/// comes as one output with `count` 0 and no data.
+pub const QK_PAXOS_OUTPUT_DECIDED: u32 = 1;
+/// `qk_paxos_output.kind`: the node appended `count` records to its storage
+/// and synced it (informational: the node has already done it).
+pub const QK_PAXOS_OUTPUT_PERSISTED: u32 = 2;
+/// `qk_paxos_output.kind`: the node now follows `leader` (itself when it
+/// was elected), or no one when `has_leader` is false.
+pub const QK_PAXOS_OUTPUT_LEADER_CHANGED: u32 = 3;
+
+/// How a replica behaves. Fill it with `qk_paxos_config_init()` (defaults)
+/// and change what you need. Times are nanoseconds.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct qk_paxos_config {
+    /// This replica's id; must be one of `members`.
+    pub id: u32,
+    /// Every replica's id (distinct), this one included. Read during
+    /// `qk_paxos_node_new_*()` only: the node keeps a copy.
+    pub members: *const u32,
+    /// How many ids `members` holds.
+    pub members_len: usize,
+    /// How often a leader sends heartbeats (> 0). Default 50 ms.
+    pub heartbeat_interval_ns: u64,
+    /// A follower that hears no leader for a time drawn from
+    /// [timeout, 2 × timeout) stands for election; must exceed the
+    /// heartbeat interval. Default 500 ms.
+    pub election_timeout_ns: u64,
+    /// How long a follower's heartbeat acknowledgement promises not to help
+    /// elect another leader (the read lease); 0 disables leases. Default 1 s.
+    pub lease_duration_ns: u64,
+    /// The most two replicas' clocks may drift apart over one lease.
+    /// Default 50 ms.
+    pub max_clock_drift_ns: u64,
+    /// At most this many commands per slot (1 = no batching). Default 64.
+    pub max_batch: usize,
+    /// At most this many slots proposed and not yet chosen. Default 64.
+    pub max_inflight: usize,
+    /// Seeds the election-timeout jitter (give each replica its own).
+    pub seed: u64,
+}
+
+/// One thing the node asks its driver to do (see `qk_paxos_node_poll()`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct qk_paxos_output {
+    /// One of `QK_PAXOS_OUTPUT_SEND`, `_DECIDED`, `_PERSISTED`, `_LEADER_CHANGED`.
+    pub kind: u32,
+    /// SEND: the destination replica.
+    pub to: u32,
+    /// DECIDED: the slot.
+    pub slot: u64,
+    /// DECIDED: the command's position in its slot (0-based).
+    pub index: u64,
+    /// DECIDED: how many commands the slot holds (0 for a no-op slot).
+    /// PERSISTED: how many records were synced.
+    pub count: u64,
+    /// LEADER_CHANGED: the leader, when `has_leader`.
+    pub leader: u32,
+    /// LEADER_CHANGED: whether there is a leader.
+    pub has_leader: bool,
+    /// LEADER_CHANGED: the leader's ballot round.
+    pub ballot_round: u64,
+    /// SEND: the message bytes; DECIDED: the command bytes. Borrowed from
+    /// the node: valid until the next call that takes this node (copy them
+    /// to keep them). NULL when `data_len` is 0.
+    pub data: *const u8,
+    /// The length of `data`.
+    pub data_len: usize,
+}
+
+impl qk_paxos_output {
+    fn empty(kind: u32) -> Self {
+        qk_paxos_output {
+            kind,
+            to: 0,
+            slot: 0,
+            index: 0,
+            count: 0,
+            leader: 0,
+            has_leader: false,
+            ballot_round: 0,
+            data: std::ptr::null(),
+            data_len: 0,
+        }
+    }
+}
+
+/// A Multi-Paxos replica (README, "Paxos"): proposer, acceptor and learner
+/// in one, on memory or file storage.
+///
+/// Thread safety: none inside. Calls on one node must not overlap (the
+/// functions taking a `const qk_paxos_node *` may overlap each other, but
+/// not a call taking `qk_paxos_node *`). Different nodes are independent.
+///
+/// Create with `qk_paxos_node_new_memory()` or `qk_paxos_node_new_file()`,
+/// destroy with `qk_paxos_node_free()`.
+#[allow(non_camel_case_types)]
+pub struct qk_paxos_node {
+    node: Node<Box<dyn Storage + Send + Sync>>,
+    /// The bytes of the last SEND output (reused to avoid allocating).
+    send_buf: Vec<u8>,
+    /// A decided slot being handed out command by command: the slot, its
+    /// batch and the index of the next command.
+    decided: Option<(Slot, Batch, usize)>,
+}
+
+// The thread-safety promise in the doc of `qk_paxos_node`: a node may move
+// between threads, and calls on a `const qk_paxos_node *` may overlap.
+const _: () = {
+    const fn thread_safe<T: Send + Sync>() {}
+    thread_safe::<qk_paxos_node>();
+};
+
+/// The core configuration a C config describes.
+///
+/// # Safety
+/// `c.members` is NULL or points to `c.members_len` readable ids.
+unsafe fn config_of(c: &qk_paxos_config) -> FfiResult<Config> {
+    let members = unsafe { arg_slice(c.members, c.members_len, "config->members") }?;
+    Ok(Config {
+        id: c.id,
+        members: members.to_vec(),
+        heartbeat_interval: c.heartbeat_interval_ns,
+        election_timeout: c.election_timeout_ns,
+        lease_duration: c.lease_duration_ns,
+        max_clock_drift: c.max_clock_drift_ns,
+        max_batch: c.max_batch,
+        max_inflight: c.max_inflight,
+        seed: c.seed,
+    })
+}
+
+/// Fills `*config_out` with the defaults for replica `id` of `members`
+/// (`members_len` ids; the pointer is stored, not copied, so it must stay
+/// valid until the node is created): heartbeat 50 ms, election timeout
+/// 500 ms, lease 1 s, drift 50 ms, batch 64, 64 slots in flight, seed 0.
+/// Nothing is validated here; `qk_paxos_node_new_*()` does that.
+///
+/// Errors: `QK_ERR_NULL_ARG` (`config_out`, or `members` with
+/// `members_len` > 0).
+///
+/// # Safety
+/// `members` is NULL or points to `members_len` ids; `config_out` is NULL
+/// or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_config_init(
+    id: u32,
+    members: *const u32,
+    members_len: usize,
+    config_out: *mut qk_paxos_config,
+) -> qk_status {
+    boundary(|| {
+        unsafe { arg_slice(members, members_len, "members") }?;
+        let out = unsafe { Out::new(config_out, "config_out") }?;
+        let d = Config::new(id, Vec::new());
+        out.set(qk_paxos_config {
+            id,
+            members,
+            members_len,
+            heartbeat_interval_ns: d.heartbeat_interval,
+            election_timeout_ns: d.election_timeout,
+            lease_duration_ns: d.lease_duration,
+            max_clock_drift_ns: d.max_clock_drift,
+            max_batch: d.max_batch,
+            max_inflight: d.max_inflight,
+            seed: d.seed,
+        });
+        Ok(())
+    })
+}
+
+fn new_node(
+    config: Config,
+    storage: Box<dyn Storage + Send + Sync>,
+    now_ns: u64,
+    out: Out<*mut qk_paxos_node>,
+) -> FfiResult {
+    let node = Node::new(config, storage, now_ns)?;
+    hand_out(
+        out,
+        qk_paxos_node {
+            node,
+            send_buf: Vec::new(),
+            decided: None,
+        },
+    );
+    Ok(())
+}
+
+/// Creates a replica on memory storage (lost when it is freed) at time
+/// `now_ns` and stores it in `*node_out`.
+///
+/// Ownership: the caller owns the node; free it with `qk_paxos_node_free()`.
+///
+/// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for a bad config (`id`
+/// not in `members`, duplicate members, a zero heartbeat interval, an
+/// election timeout not above it, a zero `max_batch` or `max_inflight`).
+///
+/// # Safety
+/// `config` is NULL or a valid config whose `members` points to
+/// `members_len` ids; `node_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_new_memory(
+    config: *const qk_paxos_config,
+    now_ns: u64,
+    node_out: *mut *mut qk_paxos_node,
+) -> qk_status {
+    boundary(|| {
+        let c = unsafe { arg_ref(config, "config") }?;
+        let out = unsafe { Out::new(node_out, "node_out") }?;
+        let config = unsafe { config_of(c) }?;
+        new_node(config, Box::new(MemoryStorage::new()), now_ns, out)
+    })
+}
+
+/// The path a NUL-terminated C string names (any bytes on Unix).
+fn path_of(p: &CStr) -> FfiResult<PathBuf> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Ok(PathBuf::from(std::ffi::OsStr::from_bytes(p.to_bytes())))
+    }
+    #[cfg(not(unix))]
+    {
+        p.to_str()
+            .map(PathBuf::from)
+            .map_err(|e| Failure::utf8("path", e))
+    }
+}
+
+/// Creates a replica whose state lives in the file at `path` (a
+/// NUL-terminated string), created if missing, at time `now_ns`, and stores
+/// it in `*node_out`. Opening an existing file restarts the replica from
+/// it: it keeps every promise and accept it made, and re-delivers the
+/// commands it knew to be chosen (DECIDED from slot 0) before catching up.
+/// One node at a time may use a file.
+///
+/// Ownership: the caller owns the node; free it with `qk_paxos_node_free()`.
+///
+/// Errors: as `qk_paxos_node_new_memory()`, and `QK_ERR_STORAGE` when the
+/// file cannot be created, read or written, `QK_ERR_CORRUPT` when it is not
+/// a quorumkit record file, `QK_ERR_UNSUPPORTED_VERSION` for a newer format.
+///
+/// # Safety
+/// As `qk_paxos_node_new_memory()`; `path` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_new_file(
+    config: *const qk_paxos_config,
+    path: *const c_char,
+    now_ns: u64,
+    node_out: *mut *mut qk_paxos_node,
+) -> qk_status {
+    boundary(|| {
+        let c = unsafe { arg_ref(config, "config") }?;
+        if path.is_null() {
+            return Err(Failure::null("path"));
+        }
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        let path = path_of(unsafe { CStr::from_ptr(path) })?;
+        let out = unsafe { Out::new(node_out, "node_out") }?;
+        let config = unsafe { config_of(c) }?;
+        // Validate the config before touching the file system.
+        config.validate()?;
+        let storage = FileStorage::open(&path)?;
+        new_node(config, Box::new(storage), now_ns, out)
+    })
+}
+
+/// Frees a node (its file, if any, stays). NULL is a no-op.
+///
+/// # Safety
+/// `node` is NULL or a live node that is not used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_free(node: *mut qk_paxos_node) {
+    catch_or((), || unsafe { free_boxed(node) })
+}
+
+/// Hands the node a message from replica `from`: `len` bytes of the wire
+/// format, as a `QK_PAXOS_OUTPUT_SEND` of that replica produced them. Then
+/// drain `qk_paxos_node_poll()`.
+///
+/// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_CORRUPT` when the bytes are not a
+/// message (nothing changes); `QK_ERR_UNSUPPORTED_VERSION` for a newer wire
+/// format; `QK_ERR_STORAGE` when storage failed (the node is stopped).
+///
+/// # Safety
+/// `node` is NULL or a live node; `bytes` is NULL or points to `len`
+/// readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_step(
+    node: *mut qk_paxos_node,
+    from: u32,
+    bytes: *const u8,
+    len: usize,
+    now_ns: u64,
+) -> qk_status {
+    boundary(|| {
+        let n = unsafe { arg_mut(node, "node") }?;
+        let bytes = unsafe { arg_key(bytes, len, "bytes") }?;
+        let message = wire::decode(bytes)?;
+        Ok(n.node.step(from, message, now_ns)?)
+    })
+}
+
+/// Lets time pass to `now_ns`: heartbeats, elections, retries. Call it when
+/// `qk_paxos_node_next_deadline()` passes (calling it early is harmless),
+/// then drain `qk_paxos_node_poll()`.
+///
+/// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_STORAGE` (the node is stopped).
+///
+/// # Safety
+/// `node` is NULL or a live node.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_tick(node: *mut qk_paxos_node, now_ns: u64) -> qk_status {
+    boundary(|| {
+        let n = unsafe { arg_mut(node, "node") }?;
+        Ok(n.node.tick(now_ns)?)
+    })
+}
+
+/// Proposes the command `cmd` (`len` bytes, copied): the leader puts it in
+/// a slot, a follower forwards it to the leader it knows, or holds it until
+/// one is elected. It is chosen when a `QK_PAXOS_OUTPUT_DECIDED` carries it
+/// (a command may be lost if the node it went to crashes: retry on a
+/// timeout, and make commands idempotent or carry an id).
+///
+/// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_STORAGE` (the node is stopped).
+///
+/// # Safety
+/// `node` is NULL or a live node; `cmd` is NULL or points to `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_propose(
+    node: *mut qk_paxos_node,
+    cmd: *const u8,
+    len: usize,
+    now_ns: u64,
+) -> qk_status {
+    boundary(|| {
+        let n = unsafe { arg_mut(node, "node") }?;
+        let cmd = unsafe { arg_key(cmd, len, "cmd") }?;
+        Ok(n.node.propose(cmd.to_vec(), now_ns)?)
+    })
+}
+
+/// Takes the node's next output: stores it in `*output_out` and true in
+/// `*has_out`, or false in `*has_out` (and leaves `*output_out` alone) when
+/// there is nothing to do. Outputs come in the order they must be acted on;
+/// call it until `*has_out` is false after every step, tick and propose.
+///
+/// Lifetime: `output_out->data` points into the node and stays valid only
+/// until the next call that takes this node (any `qk_paxos_node_*`
+/// function); copy the bytes to keep them.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `node` is NULL or a live node; `output_out` and `has_out` are NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_poll(
+    node: *mut qk_paxos_node,
+    output_out: *mut qk_paxos_output,
+    has_out: *mut bool,
+) -> qk_status {
+    boundary(|| {
+        let n = unsafe { arg_mut(node, "node") }?;
+        let out = unsafe { Out::new(output_out, "output_out") }?;
+        let has = unsafe { Out::new(has_out, "has_out") }?;
+        match next_output(n) {
+            Some(o) => {
+                out.set(o);
+                has.set(true);
+            }
+            None => has.set(false),
+        }
+        Ok(())
+    })
+}
+
+/// The next output in C form; a decided batch is handed out one command at
+/// a time from `n.decided`.
+fn next_output(n: &mut qk_paxos_node) -> Option<qk_paxos_output> {
+    if let Some((slot, batch, next)) = &mut n.decided {
+        if *next < batch.len() {
+            let i = *next;
+            *next += 1;
+            let cmd = &batch[i];
+            let mut o = qk_paxos_output::empty(QK_PAXOS_OUTPUT_DECIDED);
+            o.slot = *slot;
+            o.index = i as u64;
+            o.count = batch.len() as u64;
+            o.data = if cmd.is_empty() {
+                std::ptr::null()
+            } else {
+                cmd.as_ptr()
+            };
+            o.data_len = cmd.len();
+            return Some(o);
+        }
+        n.decided = None;
+    }
+    match n.node.poll()? {
+        Output::Send(env) => {
+            n.send_buf.clear();
+            wire::encode(&env.message, &mut n.send_buf);
+            let mut o = qk_paxos_output::empty(QK_PAXOS_OUTPUT_SEND);
+            o.to = env.to;
+            o.data = n.send_buf.as_ptr();
+            o.data_len = n.send_buf.len();
+            Some(o)
+        }
+        Output::Decided { slot, batch } => {
+            if batch.is_empty() {
+                let mut o = qk_paxos_output::empty(QK_PAXOS_OUTPUT_DECIDED);
+                o.slot = slot;
+                return Some(o);
+            }
+            n.decided = Some((slot, batch, 0));
+            next_output(n)
+        }
+        Output::Persisted { records } => {
+            let mut o = qk_paxos_output::empty(QK_PAXOS_OUTPUT_PERSISTED);
+            o.count = records as u64;
+            Some(o)
+        }
+        Output::LeaderChanged { leader, ballot } => {
+            let mut o = qk_paxos_output::empty(QK_PAXOS_OUTPUT_LEADER_CHANGED);
+            o.leader = leader.unwrap_or(0);
+            o.has_leader = leader.is_some();
+            o.ballot_round = ballot.round;
+            Some(o)
+        }
+    }
+}
+
+/// Stores in `*deadline_out` when `qk_paxos_node_tick()` must next be
+/// called (absolute nanoseconds on the caller's clock).
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `node` is NULL or a live node; `deadline_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_next_deadline(
+    node: *const qk_paxos_node,
+    deadline_out: *mut u64,
+) -> qk_status {
+    boundary(|| {
+        let n = unsafe { arg_ref(node, "node") }?;
+        let out = unsafe { Out::new(deadline_out, "deadline_out") }?;
+        out.set(n.node.next_deadline());
+        Ok(())
+    })
+}
+
+/// Stores in `*has_out` whether the node knows a leader and, if it does,
+/// its id in `*leader_out` (itself when it leads; left alone otherwise).
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `node` is NULL or a live node; `leader_out` and `has_out` are NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_leader(
+    node: *const qk_paxos_node,
+    leader_out: *mut u32,
+    has_out: *mut bool,
+) -> qk_status {
+    boundary(|| {
+        let n = unsafe { arg_ref(node, "node") }?;
+        let leader = unsafe { Out::new(leader_out, "leader_out") }?;
+        let has = unsafe { Out::new(has_out, "has_out") }?;
+        match n.node.leader() {
+            Some(l) => {
+                leader.set(l);
+                has.set(true);
+            }
+            None => has.set(false),
+        }
+        Ok(())
+    })
+}
+
+/// Stores in `*is_leader_out` whether the node leads (it won phase 1 with
+/// its ballot).
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `node` is NULL or a live node; `is_leader_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_is_leader(
+    node: *const qk_paxos_node,
+    is_leader_out: *mut bool,
+) -> qk_status {
+    boundary(|| {
+        let n = unsafe { arg_ref(node, "node") }?;
+        let out = unsafe { Out::new(is_leader_out, "is_leader_out") }?;
+        out.set(n.node.is_leader());
+        Ok(())
+    })
+}
+
+/// Stores in `*lease_out` whether the node leads and holds a majority's
+/// lease at `now_ns`, so it may answer reads from its own state.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `node` is NULL or a live node; `lease_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_has_read_lease(
+    node: *const qk_paxos_node,
+    now_ns: u64,
+    lease_out: *mut bool,
+) -> qk_status {
+    boundary(|| {
+        let n = unsafe { arg_ref(node, "node") }?;
+        let out = unsafe { Out::new(lease_out, "lease_out") }?;
+        out.set(n.node.has_read_lease(now_ns));
+        Ok(())
+    })
+}
+
+/// Stores the commit index in `*commit_out`: every slot below it is chosen
+/// and was delivered through `QK_PAXOS_OUTPUT_DECIDED`.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `node` is NULL or a live node; `commit_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_commit_index(
+    node: *const qk_paxos_node,
+    commit_out: *mut u64,
+) -> qk_status {
+    boundary(|| {
+        let n = unsafe { arg_ref(node, "node") }?;
+        let out = unsafe { Out::new(commit_out, "commit_out") }?;
+        out.set(n.node.commit_index());
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::status::{QK_ERR_CORRUPT, QK_OK};
+
+    /// Every output of `node`, DECIDED ones as (slot, index, count, bytes).
+    fn drain(node: *mut qk_paxos_node) -> Vec<(u32, u64, u64, u64, Vec<u8>)> {
+        let mut all = Vec::new();
+        loop {
+            let mut o = qk_paxos_output::empty(u32::MAX);
+            let mut has = false;
+            // SAFETY: a live node and writable outputs.
+            assert_eq!(unsafe { qk_paxos_node_poll(node, &mut o, &mut has) }, QK_OK);
+            if !has {
+                return all;
+            }
+            let data = if o.data.is_null() {
+                assert_eq!(o.data_len, 0);
+                Vec::new()
+            } else {
+                // SAFETY: borrowed from the node until its next call.
+                unsafe { std::slice::from_raw_parts(o.data, o.data_len) }.to_vec()
+            };
+            all.push((o.kind, o.slot, o.index, o.count, data));
+        }
+    }
+
+    #[test]
+    fn a_batch_comes_out_one_command_at_a_time() {
+        let members = [4u32];
+        let mut cfg = std::mem::MaybeUninit::uninit();
+        let mut node: *mut qk_paxos_node = std::ptr::null_mut();
+        // SAFETY: valid pointers throughout; the node is freed at the end.
+        unsafe {
+            assert_eq!(
+                qk_paxos_config_init(4, members.as_ptr(), 1, cfg.as_mut_ptr()),
+                QK_OK
+            );
+            let mut cfg = cfg.assume_init();
+            cfg.max_batch = 8;
+            assert_eq!(qk_paxos_node_new_memory(&cfg, 0, &mut node), QK_OK);
+            // Held until the lone member elects itself, then batched together.
+            for c in [&b"a"[..], b"", b"ccc"] {
+                assert_eq!(qk_paxos_node_propose(node, c.as_ptr(), c.len(), 0), QK_OK);
+            }
+            let mut outputs = drain(node);
+            let mut now = 0;
+            for _ in 0..100 {
+                let mut is_leader = false;
+                assert_eq!(qk_paxos_node_is_leader(node, &mut is_leader), QK_OK);
+                let decided = outputs.iter().filter(|o| o.0 == QK_PAXOS_OUTPUT_DECIDED);
+                if is_leader && decided.filter(|o| o.3 > 0).count() == 3 {
+                    break;
+                }
+                assert_eq!(qk_paxos_node_next_deadline(node, &mut now), QK_OK);
+                assert_eq!(qk_paxos_node_tick(node, now), QK_OK);
+                outputs.extend(drain(node));
+            }
+            let garbage = [1u8, 0xee];
+            assert_eq!(
+                qk_paxos_node_step(node, 4, garbage.as_ptr(), 2, now),
+                QK_ERR_CORRUPT
+            );
+            qk_paxos_node_free(node);
+
+            // Slots in order; within a slot, indexes 0..count in order; a
+            // no-op slot is one output with count 0 and no bytes.
+            let decided: Vec<_> = outputs
+                .iter()
+                .filter(|o| o.0 == QK_PAXOS_OUTPUT_DECIDED)
+                .collect();
+            let mut expect = (0u64, 0u64);
+            let mut commands = Vec::new();
+            for &&(_, slot, index, count, ref data) in &decided {
+                assert_eq!((slot, index), expect, "{decided:?}");
+                if count == 0 {
+                    assert!(data.is_empty());
+                    expect = (slot + 1, 0);
+                } else {
+                    commands.push(data.clone());
+                    expect = if index + 1 == count {
+                        (slot + 1, 0)
+                    } else {
+                        (slot, index + 1)
+                    };
+                }
+            }
+            assert_eq!(commands, [b"a".to_vec(), Vec::new(), b"ccc".to_vec()]);
+            // The three went into one slot (count 3).
+            assert!(decided.iter().any(|o| o.3 == 3 && o.2 == 2));
+            assert!(
+                outputs
+                    .iter()
+                    .any(|o| o.0 == QK_PAXOS_OUTPUT_LEADER_CHANGED)
+            );
+            assert!(
+                outputs
+                    .iter()
+                    .any(|o| o.0 == QK_PAXOS_OUTPUT_PERSISTED && o.3 > 0)
+            );
+        }
+    }
+}

@@ -1,0 +1,441 @@
+/* Multi-Paxos through the C API: three replicas in one process, driven the
+ * way a C event loop over sockets would drive them: a little network (a
+ * queue of copied (from, to, bytes) messages), a fake clock moved to the
+ * earliest qk_paxos_node_next_deadline(), and qk_paxos_node_poll() drained
+ * after every call. Elects a leader, decides commands proposed at the
+ * leader and at a follower in the same order everywhere, crashes and
+ * restarts a replica on file storage, and walks every error path. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "check.h"
+
+#define NODES 3
+#define MAX_LOG 64
+#define CMD_MAX 16
+#define MS 1000000ull
+
+static const uint32_t MEMBERS[NODES] = {1, 2, 3};
+
+typedef struct {
+    uint32_t from, to;
+    uint8_t *bytes;
+    size_t len;
+} packet;
+
+typedef struct {
+    qk_paxos_node *node[NODES];
+    uint64_t now;
+    /* The network: packets in flight, in send order. */
+    packet *queue;
+    size_t queue_len, queue_cap;
+    /* What each replica delivered since it (re)started, in order. */
+    char log[NODES][MAX_LOG][CMD_MAX];
+    size_t log_len[NODES];
+    uint64_t next_slot[NODES];
+    uint64_t persisted[NODES];
+    int leader_changes[NODES];
+    int order_errors;
+    char path[128];
+} cluster;
+
+static int index_of(uint32_t id) {
+    for (int i = 0; i < NODES; i++)
+        if (MEMBERS[i] == id) return i;
+    return -1;
+}
+
+static void enqueue(cluster *c, uint32_t from, uint32_t to, const uint8_t *bytes, size_t len) {
+    if (c->queue_len == c->queue_cap) {
+        c->queue_cap = c->queue_cap ? 2 * c->queue_cap : 64;
+        c->queue = realloc(c->queue, c->queue_cap * sizeof(packet));
+        REQUIRE(c->queue != NULL);
+    }
+    /* The bytes are borrowed until the next call on the node: copy them. */
+    uint8_t *copy = malloc(len ? len : 1);
+    REQUIRE(copy != NULL);
+    memcpy(copy, bytes, len);
+    c->queue[c->queue_len++] = (packet){from, to, copy, len};
+}
+
+/* Acts on every output of replica i. */
+static void drain(cluster *c, int i) {
+    qk_paxos_output o;
+    bool has = true;
+    while (has) {
+        REQUIRE(qk_paxos_node_poll(c->node[i], &o, &has) == QK_OK);
+        if (!has) break;
+        switch (o.kind) {
+        case QK_PAXOS_OUTPUT_SEND:
+            CHECK(o.data != NULL && o.data_len > 0);
+            CHECK(index_of(o.to) >= 0 && o.to != MEMBERS[i]);
+            enqueue(c, MEMBERS[i], o.to, o.data, o.data_len);
+            break;
+        case QK_PAXOS_OUTPUT_DECIDED:
+            /* Slots in order, no gaps; a slot's commands by index. */
+            if (o.slot != c->next_slot[i] || (o.count > 0 && o.index >= o.count))
+                c->order_errors++;
+            if (o.count == 0) {
+                if (o.data_len != 0) c->order_errors++;
+                c->next_slot[i]++;
+                break;
+            }
+            REQUIRE(c->log_len[i] < MAX_LOG && o.data_len < CMD_MAX);
+            memcpy(c->log[i][c->log_len[i]], o.data, o.data_len);
+            c->log[i][c->log_len[i]][o.data_len] = '\0';
+            c->log_len[i]++;
+            if (o.index + 1 == o.count) c->next_slot[i]++;
+            break;
+        case QK_PAXOS_OUTPUT_PERSISTED:
+            CHECK(o.count > 0);
+            c->persisted[i] += o.count;
+            break;
+        case QK_PAXOS_OUTPUT_LEADER_CHANGED:
+            CHECK(!o.has_leader || index_of(o.leader) >= 0);
+            c->leader_changes[i]++;
+            break;
+        default:
+            CHECK(!"unknown output kind");
+        }
+    }
+}
+
+/* Delivers every packet in flight (and what they cause) to running replicas. */
+static void deliver_all(cluster *c) {
+    size_t head = 0;
+    while (head < c->queue_len) {
+        packet p = c->queue[head++];
+        int to = index_of(p.to);
+        if (to >= 0 && c->node[to] != NULL) {
+            CHECK_OK(qk_paxos_node_step(c->node[to], p.from, p.bytes, p.len, c->now));
+            drain(c, to);
+        }
+        free(p.bytes);
+    }
+    c->queue_len = 0;
+}
+
+/* Moves the clock to the earliest deadline and ticks the replicas due. */
+static void advance(cluster *c) {
+    uint64_t next = UINT64_MAX;
+    for (int i = 0; i < NODES; i++) {
+        if (c->node[i] == NULL) continue;
+        uint64_t d = SENTINEL_U64;
+        CHECK_OK(qk_paxos_node_next_deadline(c->node[i], &d));
+        if (d < next) next = d;
+    }
+    REQUIRE(next != UINT64_MAX);
+    if (next > c->now) c->now = next;
+    for (int i = 0; i < NODES; i++) {
+        if (c->node[i] == NULL) continue;
+        uint64_t d = 0;
+        CHECK_OK(qk_paxos_node_next_deadline(c->node[i], &d));
+        if (d <= c->now) {
+            CHECK_OK(qk_paxos_node_tick(c->node[i], c->now));
+            drain(c, i);
+        }
+    }
+}
+
+typedef bool (*predicate)(cluster *c, const void *arg);
+
+/* Runs until `done` holds; false if it does not within 60 s of fake time. */
+static bool run_until(cluster *c, predicate done, const void *arg) {
+    uint64_t limit = c->now + 60000 * MS;
+    for (int steps = 0; steps < 100000 && c->now <= limit; steps++) {
+        deliver_all(c);
+        if (done(c, arg)) return true;
+        advance(c);
+    }
+    return false;
+}
+
+static bool is_leader(cluster *c, int i) {
+    bool l = false;
+    if (c->node[i] == NULL) return false;
+    CHECK_OK(qk_paxos_node_is_leader(c->node[i], &l));
+    return l;
+}
+
+/* The index of the leader every running replica follows, or -1. */
+static int agreed_leader(cluster *c) {
+    int leader = -1;
+    for (int i = 0; i < NODES; i++)
+        if (is_leader(c, i)) leader = i;
+    if (leader < 0) return -1;
+    for (int i = 0; i < NODES; i++) {
+        if (c->node[i] == NULL) continue;
+        uint32_t l = SENTINEL_U32;
+        bool has = false;
+        CHECK_OK(qk_paxos_node_leader(c->node[i], &l, &has));
+        if (!has || l != MEMBERS[leader]) return -1;
+    }
+    return leader;
+}
+
+static bool leader_known(cluster *c, const void *arg) {
+    (void)arg;
+    return agreed_leader(c) >= 0;
+}
+
+/* Every running replica delivered at least *(size_t *)arg commands. */
+static bool all_delivered(cluster *c, const void *arg) {
+    size_t want = *(const size_t *)arg;
+    for (int i = 0; i < NODES; i++)
+        if (c->node[i] != NULL && c->log_len[i] < want) return false;
+    return true;
+}
+
+static bool leader_has_lease(cluster *c, const void *arg) {
+    (void)arg;
+    int l = agreed_leader(c);
+    bool lease = false;
+    if (l < 0) return false;
+    CHECK_OK(qk_paxos_node_has_read_lease(c->node[l], c->now, &lease));
+    return lease;
+}
+
+static void config_for(int i, qk_paxos_config *cfg) {
+    REQUIRE(qk_paxos_config_init(MEMBERS[i], MEMBERS, NODES, cfg) == QK_OK);
+    cfg->seed = 1000 + (uint64_t)i;
+    cfg->max_batch = 4;
+}
+
+/* Replica i starts (or restarts): memory storage, or the file for the last. */
+static void start(cluster *c, int i) {
+    qk_paxos_config cfg;
+    config_for(i, &cfg);
+    c->log_len[i] = 0;
+    c->next_slot[i] = 0;
+    if (i == NODES - 1)
+        CHECK_OK(qk_paxos_node_new_file(&cfg, c->path, c->now, &c->node[i]));
+    else
+        CHECK_OK(qk_paxos_node_new_memory(&cfg, c->now, &c->node[i]));
+    REQUIRE(c->node[i] != NULL);
+    drain(c, i);
+}
+
+static void crash(cluster *c, int i) {
+    qk_paxos_node_free(c->node[i]);
+    c->node[i] = NULL;
+}
+
+static size_t count_of(cluster *c, int i, const char *cmd) {
+    size_t n = 0;
+    for (size_t k = 0; k < c->log_len[i]; k++) n += strcmp(c->log[i][k], cmd) == 0;
+    return n;
+}
+
+static size_t position_of(cluster *c, int i, const char *cmd) {
+    for (size_t k = 0; k < c->log_len[i]; k++)
+        if (strcmp(c->log[i][k], cmd) == 0) return k;
+    return SIZE_MAX;
+}
+
+static bool same_log(cluster *c, int a, int b) {
+    if (c->log_len[a] != c->log_len[b]) return false;
+    for (size_t k = 0; k < c->log_len[a]; k++)
+        if (strcmp(c->log[a][k], c->log[b][k]) != 0) return false;
+    return true;
+}
+
+static void propose(cluster *c, int i, const char *cmd) {
+    CHECK_OK(qk_paxos_node_propose(c->node[i], KEY(cmd), c->now));
+    drain(c, i);
+}
+
+static void test_paxos_cluster(void) {
+    static cluster c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.path, sizeof c.path, "/tmp/qk_test_paxos_%ld.log", (long)getpid());
+    unlink(c.path);
+    for (int i = 0; i < NODES; i++) start(&c, i);
+
+    /* A leader is elected and every replica follows it. */
+    REQUIRE(run_until(&c, leader_known, NULL));
+    int leader = agreed_leader(&c);
+    int follower = (leader + 1) % NODES;
+    for (int i = 0; i < NODES; i++) {
+        CHECK(is_leader(&c, i) == (i == leader));
+        CHECK(c.leader_changes[i] >= 1);
+    }
+    /* The persisted promise reached storage before the votes went out. */
+    CHECK(c.persisted[leader] > 0);
+
+    /* Commands proposed at the leader and at a follower: every replica
+     * delivers all of them once, in one order, the leader's in its order. */
+    char cmd[CMD_MAX];
+    for (int k = 0; k < 5; k++) {
+        snprintf(cmd, sizeof cmd, "a%d", k);
+        propose(&c, leader, cmd);
+        snprintf(cmd, sizeof cmd, "b%d", k);
+        propose(&c, follower, cmd);
+    }
+    size_t want = 10;
+    REQUIRE(run_until(&c, all_delivered, &want));
+    deliver_all(&c);
+    CHECK(c.log_len[0] == 10);
+    CHECK(same_log(&c, 0, 1) && same_log(&c, 0, 2));
+    for (int k = 0; k < 5; k++) {
+        snprintf(cmd, sizeof cmd, "a%d", k);
+        CHECK(count_of(&c, 0, cmd) == 1);
+        if (k > 0) {
+            char prev[CMD_MAX];
+            snprintf(prev, sizeof prev, "a%d", k - 1);
+            CHECK(position_of(&c, 0, prev) < position_of(&c, 0, cmd));
+        }
+        snprintf(cmd, sizeof cmd, "b%d", k);
+        CHECK(count_of(&c, 0, cmd) == 1);
+    }
+    /* max_batch 4 and 5 commands at the leader: at least 3 slots. */
+    for (int i = 0; i < NODES; i++) {
+        uint64_t ci = SENTINEL_U64;
+        CHECK_OK(qk_paxos_node_commit_index(c.node[i], &ci));
+        CHECK(ci == c.next_slot[i] && ci >= 3);
+    }
+    /* Followers never hold the read lease; the leader gets it. */
+    REQUIRE(run_until(&c, leader_has_lease, NULL));
+    leader = agreed_leader(&c);
+    for (int i = 0; i < NODES; i++) {
+        bool lease = true;
+        CHECK_OK(qk_paxos_node_has_read_lease(c.node[i], c.now, &lease));
+        CHECK(lease == (i == leader));
+    }
+
+    /* Crash the replica on file storage (a follower or the leader), decide
+     * more without it, restart it from its file: it delivers the whole log
+     * again, in the same order, and catches up. */
+    int f = NODES - 1;
+    crash(&c, f);
+    char before[MAX_LOG][CMD_MAX];
+    memcpy(before, c.log[f], sizeof before);
+    size_t before_len = c.log_len[f];
+    REQUIRE(run_until(&c, leader_known, NULL));
+    leader = agreed_leader(&c);
+    for (int k = 0; k < 3; k++) {
+        snprintf(cmd, sizeof cmd, "c%d", k);
+        propose(&c, leader, cmd);
+    }
+    want = 13;
+    REQUIRE(run_until(&c, all_delivered, &want));
+    start(&c, f);
+    REQUIRE(run_until(&c, all_delivered, &want));
+    deliver_all(&c);
+    int other = (f + 1) % NODES;
+    CHECK(c.log_len[f] == 13);
+    CHECK(same_log(&c, f, other));
+    for (size_t k = 0; k < before_len; k++) CHECK(strcmp(before[k], c.log[f][k]) == 0);
+    CHECK(c.order_errors == 0);
+
+    for (int i = 0; i < NODES; i++) crash(&c, i);
+    for (size_t k = 0; k < c.queue_len; k++) free(c.queue[k].bytes);
+    free(c.queue);
+    unlink(c.path);
+}
+
+static void test_paxos_errors(void) {
+    CHECK(QK_PAXOS_OUTPUT_SEND == 0 && QK_PAXOS_OUTPUT_DECIDED == 1 &&
+          QK_PAXOS_OUTPUT_PERSISTED == 2 && QK_PAXOS_OUTPUT_LEADER_CHANGED == 3);
+    qk_paxos_config cfg;
+    CHECK_ERR(qk_paxos_config_init(1, MEMBERS, NODES, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_config_init(1, NULL, NODES, &cfg), QK_ERR_NULL_ARG);
+    CHECK_OK(qk_paxos_config_init(1, MEMBERS, NODES, &cfg));
+    CHECK(cfg.id == 1 && cfg.members == MEMBERS && cfg.members_len == NODES);
+    CHECK(cfg.heartbeat_interval_ns == 50 * MS && cfg.election_timeout_ns == 500 * MS);
+    CHECK(cfg.lease_duration_ns == 1000 * MS && cfg.max_clock_drift_ns == 50 * MS);
+    CHECK(cfg.max_batch == 64 && cfg.max_inflight == 64 && cfg.seed == 0);
+
+    /* Creation: NULL arguments, bad configs; the out-parameter is kept. */
+    qk_paxos_node *n = (qk_paxos_node *)0x1;
+    CHECK_ERR(qk_paxos_node_new_memory(NULL, 0, &n), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_new_memory(&cfg, 0, NULL), QK_ERR_NULL_ARG);
+    qk_paxos_config bad = cfg;
+    bad.id = 7;
+    CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n), QK_ERR_INVALID_ARG);
+    bad = cfg;
+    bad.heartbeat_interval_ns = 0;
+    CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n), QK_ERR_INVALID_ARG);
+    bad = cfg;
+    bad.members = NULL;
+    CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n), QK_ERR_NULL_ARG);
+    bad.members_len = 0;
+    CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n), QK_ERR_INVALID_ARG);
+    CHECK(n == (qk_paxos_node *)0x1);
+
+    /* File storage: NULL path, a directory that does not exist, a file
+     * that is not a record file. */
+    char path[128], junk[128];
+    snprintf(path, sizeof path, "/tmp/qk_test_paxos_missing_%ld/node.log", (long)getpid());
+    CHECK_ERR(qk_paxos_node_new_file(&cfg, NULL, 0, &n), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_new_file(NULL, path, 0, &n), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_new_file(&cfg, path, 0, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_new_file(&cfg, path, 0, &n), QK_ERR_STORAGE);
+    CHECK(strstr(qk_last_error_message(), "qk_test_paxos_missing") != NULL);
+    snprintf(junk, sizeof junk, "/tmp/qk_test_paxos_junk_%ld.log", (long)getpid());
+    FILE *fp = fopen(junk, "wb");
+    REQUIRE(fp != NULL);
+    fputs("not a paxos log", fp);
+    fclose(fp);
+    CHECK_ERR(qk_paxos_node_new_file(&cfg, junk, 0, &n), QK_ERR_CORRUPT);
+    bad = cfg;
+    bad.id = 7;
+    CHECK_ERR(qk_paxos_node_new_file(&bad, junk, 0, &n), QK_ERR_INVALID_ARG);
+    unlink(junk);
+    CHECK(n == (qk_paxos_node *)0x1);
+
+    /* Calls on a node: NULL handles and out-parameters, garbage bytes. */
+    CHECK_OK(qk_paxos_node_new_memory(&cfg, 0, &n));
+    /* Version byte 1, then an unknown tag; and a future version. */
+    uint8_t garbage[] = {0x01, 0xee, 0x13, 0x37, 0xff};
+    uint8_t future[] = {0xff, 0x01, 0x00};
+    CHECK_ERR(qk_paxos_node_step(NULL, 2, garbage, sizeof garbage, 0), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_step(n, 2, NULL, 3, 0), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_step(n, 2, garbage, sizeof garbage, 0), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_paxos_node_step(n, 2, garbage, 3, 0), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_paxos_node_step(n, 2, NULL, 0, 0), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_paxos_node_step(n, 2, future, sizeof future, 0), QK_ERR_UNSUPPORTED_VERSION);
+
+    CHECK_ERR(qk_paxos_node_tick(NULL, 0), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_propose(NULL, KEY("x"), 0), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_propose(n, NULL, 1, 0), QK_ERR_NULL_ARG);
+    qk_paxos_output o;
+    bool has = true;
+    CHECK_ERR(qk_paxos_node_poll(NULL, &o, &has), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_poll(n, NULL, &has), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_poll(n, &o, NULL), QK_ERR_NULL_ARG);
+    uint64_t u = SENTINEL_U64;
+    uint32_t l = SENTINEL_U32;
+    CHECK_ERR(qk_paxos_node_next_deadline(NULL, &u), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_next_deadline(n, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_leader(NULL, &l, &has), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_leader(n, NULL, &has), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_leader(n, &l, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_is_leader(NULL, &has), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_is_leader(n, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_has_read_lease(NULL, 0, &has), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_has_read_lease(n, 0, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_commit_index(NULL, &u), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_commit_index(n, NULL), QK_ERR_NULL_ARG);
+    CHECK(u == SENTINEL_U64 && l == SENTINEL_U32);
+
+    /* A fresh follower: no leader, no lease, nothing committed, a deadline
+     * (its election timeout) ahead. */
+    CHECK_OK(qk_paxos_node_leader(n, &l, &has));
+    CHECK(!has && l == SENTINEL_U32);
+    CHECK_OK(qk_paxos_node_is_leader(n, &has));
+    CHECK(!has);
+    CHECK_OK(qk_paxos_node_has_read_lease(n, 0, &has));
+    CHECK(!has);
+    CHECK_OK(qk_paxos_node_commit_index(n, &u));
+    CHECK(u == 0);
+    CHECK_OK(qk_paxos_node_next_deadline(n, &u));
+    CHECK(u >= 500 * MS && u < 1000 * MS);
+    qk_paxos_node_free(n);
+    qk_paxos_node_free(NULL);
+}
+
+void test_paxos(void) {
+    test_paxos_errors();
+    test_paxos_cluster();
+}
