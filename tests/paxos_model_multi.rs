@@ -379,12 +379,13 @@ impl Model for MultiModel {
     }
 }
 
-/// Every behaviour of up to `QK_MULTI_DEPTH` steps (default 10): the
+/// Every behaviour of up to `QK_MULTI_DEPTH` steps (default 12; the node's
+/// pre-vote round trip puts a second election 4 steps deeper): the
 /// complete state space of this configuration is too large to finish in a
 /// test (641 k states by depth 11 and growing), so this is a bounded check.
 #[test]
 fn multi_paxos_node_agrees_under_competing_leaders_and_a_crash() {
-    let depth: usize = std::env::var("QK_MULTI_DEPTH").map_or(10, |v| v.parse().expect("a depth"));
+    let depth: usize = std::env::var("QK_MULTI_DEPTH").map_or(12, |v| v.parse().expect("a depth"));
     let t = Instant::now();
     let model = MultiModel { ticks: 2, drops: 0 };
     let checker = model
