@@ -333,6 +333,12 @@ struct Sequencer<const MODE: u8> {
     delivered: Slot,
     out: Vec<Output>,
     now: u64,
+    /// The seq of this node's next `Forward` (from the start time, so a
+    /// restarted node does not reuse one).
+    next_seq: u64,
+    /// Node 0: the `(sender, seq)` of every `Forward` ordered (a duplicate
+    /// is ordered once).
+    seen: std::collections::HashSet<(NodeId, u64)>,
 }
 
 const CORRECT: u8 = 0;
@@ -424,6 +430,8 @@ impl<const MODE: u8> SimNode for Sequencer<MODE> {
             delivered: 0,
             out: Vec::new(),
             now,
+            next_seq: now.wrapping_mul(1 << 16),
+            seen: Default::default(),
             storage: MemoryStorage::new(),
         };
         for r in storage.load()? {
@@ -439,7 +447,10 @@ impl<const MODE: u8> SimNode for Sequencer<MODE> {
     fn step(&mut self, from: NodeId, message: Message, now: u64) -> quorumkit::Result<()> {
         self.now = now;
         match message {
-            Message::Forward { commands } if self.id == 0 => self.order(commands),
+            // A duplicate fails the guard and is ignored below.
+            Message::Forward { seq, commands } if self.id == 0 && self.seen.insert((from, seq)) => {
+                self.order(commands)
+            }
             Message::CatchUp {
                 first_slot,
                 batches,
@@ -485,9 +496,11 @@ impl<const MODE: u8> SimNode for Sequencer<MODE> {
         if self.id == 0 {
             self.order(vec![command]);
         } else {
+            self.next_seq += 1;
             self.send(
                 0,
                 Message::Forward {
+                    seq: self.next_seq,
                     commands: vec![command],
                 },
             );

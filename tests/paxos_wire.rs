@@ -153,7 +153,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
             }
         }),
         (arb_ballot(), arb_u64()).prop_map(|(ballot, seq)| Message::HeartbeatAck { ballot, seq }),
-        arb_batch().prop_map(|commands| Message::Forward { commands }),
+        (arb_u64(), arb_batch()).prop_map(|(seq, commands)| Message::Forward { seq, commands }),
         arb_u64().prop_map(|first_slot| Message::CatchUpRequest { first_slot }),
         arb_ballot().prop_map(|ballot| Message::PreVote { ballot }),
         (arb_ballot(), any::<bool>(), arb_ballot()).prop_map(|(ballot, granted, promised)| {
@@ -305,9 +305,13 @@ fn every_variant() -> Vec<Message> {
             seq: 99,
         },
         Message::Forward {
+            seq: u64::MAX,
             commands: vec![b"a".to_vec(), vec![], vec![0xFF; 1000]],
         },
-        Message::Forward { commands: vec![] },
+        Message::Forward {
+            seq: 0,
+            commands: vec![],
+        },
         Message::CatchUpRequest { first_slot: 128 },
         Message::CatchUp {
             first_slot: 3,
@@ -460,9 +464,10 @@ fn golden_bytes_pin_the_format() {
         ),
         (
             Message::Forward {
+                seq: 300,
                 commands: vec![b"hi".to_vec()],
             },
-            vec![0x01, 0x08, 0x01, 0x02, 0x68, 0x69],
+            vec![0x01, 0x08, 0xAC, 0x02, 0x01, 0x02, 0x68, 0x69],
         ),
         (
             Message::CatchUpRequest { first_slot: 16_384 },
@@ -687,8 +692,8 @@ fn malformed_inputs_get_precise_errors() {
     );
     // A command length past the end.
     assert!(
-        corrupt(&[1, 0x08, 0x01, 0x05, 0x61])
-            .contains("length 5 at byte 3 exceeds the 1 bytes left")
+        corrupt(&[1, 0x08, 0x00, 0x01, 0x05, 0x61])
+            .contains("length 5 at byte 4 exceeds the 1 bytes left")
     );
     // A chosen flag that is not 0 or 1.
     assert!(
@@ -729,10 +734,10 @@ fn huge_counts_are_refused_before_allocating() {
         vec![
             1, 0x03, 1, 1, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40,
         ],
-        vec![1, 0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0, 0],
+        vec![1, 0x08, 0x00, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0, 0],
         vec![1, 0x02, 1, 1, 0x02, 0, 0, 0, 0, 0, 0, 0, 0],
         vec![
-            1, 0x08, 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
+            1, 0x08, 0x00, 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
         ],
     ];
     for bytes in inputs {

@@ -249,7 +249,6 @@ def test_cluster_basics_and_old_snippet() -> None:
 
 
 def test_cluster_faults_leader_crash() -> None:
-    # No duplication: a duplicated Forward may decide a command twice (at-least-once).
     c = PaxosCluster(5, seed=7, loss=0.01)
     assert c.run_until(lambda cl: cl.leader() is not None, timeout=5.0)
     for k in range(10):

@@ -91,6 +91,11 @@ pub enum Message {
     },
     /// Commands proposed at a non-leader, passed to the leader it knows.
     Forward {
+        /// The sender's sequence number for this `Forward` (a per-sender
+        /// counter from a random start, one per message): receivers drop a
+        /// seq they have seen from that sender, so a duplicated `Forward`
+        /// is proposed once.
+        seq: u64,
         /// The commands, in the order they were proposed.
         commands: Vec<Command>,
     },

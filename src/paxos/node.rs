@@ -15,18 +15,20 @@
 //! `Decided` values in slot order, then `LeaderChanged`.
 //!
 //! # Semantics worth knowing
-//! - Commands are delivered at most once: a command forwarded to, or queued
-//!   at, a leader that then fails may be lost (as with Raft clients that do
-//!   not retry). Applications that need exactly-once add ids and retry.
+//! - Commands are delivered at most once while they are not lost: a command
+//!   forwarded to, or queued at, a leader that then fails may be lost (as
+//!   with Raft clients that do not retry). Applications that need
+//!   exactly-once add ids and retry. A `Forward` the transport duplicates
+//!   is dropped (each carries a per-sender sequence number; every receiver
+//!   keeps a window of the last 1024 per sender, in memory only). The one
+//!   remaining exception: a receiver that restarts between two copies of a
+//!   `Forward` has forgotten the first and proposes it again.
 //! - The application state is volatile: a restarted node re-delivers
 //!   `Decided` for every slot from 0 (the log is kept whole, in memory and in
 //!   storage; there is no compaction or snapshotting).
 //! - Messages from ids outside `members`, and messages whose ballots,
 //!   senders or slots are implausible, are ignored (`Ok`), never trusted.
 //! - A leader's read lease: see [`Node::has_read_lease`].
-//! - `Forward` messages carry no ids: a transport that duplicates one makes
-//!   its commands proposed twice. Replicated state machines that care
-//!   deduplicate by a command id of their own.
 //! - Elections start with a pre-vote (Raft's PreVote): a node whose timer
 //!   runs out asks whether the others would promise; they say yes only if
 //!   they have not heard a leader within `election_timeout` and no lease
@@ -69,6 +71,71 @@ const MAX_PENDING: usize = 100_000;
 const COMMIT_RECORD_EVERY: u64 = 1024;
 /// Heartbeats whose acks a leader still counts.
 const HEARTBEAT_HISTORY: usize = 64;
+/// `Forward` sequence numbers a receiver remembers per sender.
+const FORWARD_WINDOW: u64 = 1024;
+
+/// The `Forward` sequence numbers seen from one sender: the highest, and a
+/// ring bitmap of the `FORWARD_WINDOW` seqs up to it (bit `seq % 1024`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ForwardWindow {
+    highest: u64,
+    seen: [u64; (FORWARD_WINDOW / 64) as usize],
+}
+
+impl ForwardWindow {
+    fn new(seq: u64) -> Self {
+        let mut w = ForwardWindow {
+            highest: seq,
+            seen: [0; (FORWARD_WINDOW / 64) as usize],
+        };
+        w.set(seq);
+        w
+    }
+
+    fn bit(seq: u64) -> (usize, u64) {
+        let i = seq % FORWARD_WINDOW;
+        ((i / 64) as usize, 1 << (i % 64))
+    }
+
+    fn set(&mut self, seq: u64) {
+        let (w, b) = Self::bit(seq);
+        self.seen[w] |= b;
+    }
+
+    fn clear(&mut self, seq: u64) {
+        let (w, b) = Self::bit(seq);
+        self.seen[w] &= !b;
+    }
+
+    /// Records `seq`; false if it was seen already. Seqs compare with
+    /// wrapping arithmetic (a sender starts at a random point). A seq more
+    /// than the window behind the highest is taken as a new incarnation of
+    /// the sender (which restarted from another random point), not as a
+    /// duplicate: dropping it could drop that sender's forwards for good.
+    /// Only a copy delayed past 1024 later forwards from its sender could
+    /// then be proposed twice.
+    fn accept(&mut self, seq: u64) -> bool {
+        let behind = self.highest.wrapping_sub(seq);
+        if behind < FORWARD_WINDOW {
+            let (w, b) = Self::bit(seq);
+            let fresh = self.seen[w] & b == 0;
+            self.seen[w] |= b;
+            return fresh;
+        }
+        let ahead = seq.wrapping_sub(self.highest);
+        if ahead < FORWARD_WINDOW {
+            // Forget the seqs that fall out of the window.
+            for s in 1..=ahead {
+                self.clear(self.highest.wrapping_add(s));
+            }
+            self.highest = seq;
+            self.set(seq);
+        } else {
+            *self = ForwardWindow::new(seq);
+        }
+        true
+    }
+}
 
 /// How a replica behaves. Times are nanoseconds on the caller's clock.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -309,6 +376,11 @@ pub struct Node<S: Storage> {
 
     // Follower.
     forward: Vec<Command>,
+    /// The seq of the next `Forward` this node sends (random start, so a
+    /// restarted node does not reuse its previous incarnation's seqs).
+    forward_seq: u64,
+    /// Per member position: the `Forward` seqs seen from it (volatile).
+    forward_seen: Vec<Option<ForwardWindow>>,
     lease_promise_to: Option<NodeId>,
     lease_promise_until: u64,
     restart_block_until: u64,
@@ -377,6 +449,13 @@ impl<S: Storage> Node<S> {
             quorum_check_at: now,
             lease_ready_slot: 0,
             forward: Vec::new(),
+            // A separate generator, so the node's own draws are unchanged;
+            // `now` and the record count tell incarnations apart.
+            forward_seq: SplitMix64::new(
+                config.seed ^ mix ^ now.rotate_left(17) ^ (records.len() as u64).rotate_left(41),
+            )
+            .next_u64(),
+            forward_seen: vec![None; config.members.len()],
             lease_promise_to: None,
             lease_promise_until: 0,
             restart_block_until: 0,
@@ -635,6 +714,8 @@ impl<S: Storage> Node<S> {
             quorum_check_at,
             lease_ready_slot,
             forward,
+            forward_seq,
+            forward_seen,
             lease_promise_to,
             lease_promise_until,
             restart_block_until,
@@ -663,6 +744,7 @@ impl<S: Storage> Node<S> {
             .hash(&mut h);
         (restart_block_until, known_commit, catchup_due, records).hash(&mut h);
         (prevote, leader_heard_at, quorum_heard, quorum_check_at).hash(&mut h);
+        (forward_seq, forward_seen).hash(&mut h);
         h.finish()
     }
 
@@ -731,6 +813,13 @@ impl<S: Storage> Node<S> {
             to,
             message,
         });
+    }
+
+    /// Sends a `Forward` of `commands` to `to` with this node's next seq.
+    fn send_forward(&mut self, to: NodeId, commands: Vec<Command>) {
+        let seq = self.forward_seq;
+        self.forward_seq = seq.wrapping_add(1);
+        self.send(to, Message::Forward { seq, commands });
     }
 
     /// Sends `message` to every other member, cloning it once per member
@@ -842,7 +931,7 @@ impl<S: Storage> Node<S> {
         if let Some(l) = leader {
             if l != self.config.id && !self.forward.is_empty() {
                 let commands = std::mem::take(&mut self.forward);
-                self.send(l, Message::Forward { commands });
+                self.send_forward(l, commands);
             }
         }
     }
@@ -913,12 +1002,7 @@ impl<S: Storage> Node<S> {
                 self.flush()
             }
             (_, Some(l)) if l != self.config.id => {
-                self.send(
-                    l,
-                    Message::Forward {
-                        commands: vec![command],
-                    },
-                );
+                self.send_forward(l, vec![command]);
                 Ok(())
             }
             _ => {
@@ -1000,7 +1084,7 @@ impl<S: Storage> Node<S> {
                 self.on_heartbeat_ack(from, ballot, seq);
                 Ok(())
             }
-            Message::Forward { commands } => self.on_forward(from, commands),
+            Message::Forward { seq, commands } => self.on_forward(from, seq, commands),
             Message::CatchUpRequest { first_slot } => {
                 self.on_catch_up_request(from, first_slot);
                 Ok(())
@@ -1610,7 +1694,18 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    fn on_forward(&mut self, from: NodeId, commands: Vec<Command>) -> Result<()> {
+    fn on_forward(&mut self, from: NodeId, seq: u64, commands: Vec<Command>) -> Result<()> {
+        let Some(p) = self.position(from) else {
+            return Ok(());
+        };
+        match &mut self.forward_seen[p] {
+            Some(w) => {
+                if !w.accept(seq) {
+                    return Ok(()); // a duplicate: its commands were taken already
+                }
+            }
+            none => *none = Some(ForwardWindow::new(seq)),
+        }
         match (self.role, self.leader) {
             (Role::Leader, _) => {
                 let room = MAX_PENDING.saturating_sub(self.queue.len());
@@ -1618,7 +1713,7 @@ impl<S: Storage> Node<S> {
                 self.flush()
             }
             (_, Some(l)) if l != from && l != self.config.id => {
-                self.send(l, Message::Forward { commands });
+                self.send_forward(l, commands);
                 Ok(())
             }
             _ => {

@@ -200,8 +200,9 @@ fn put_message(out: &mut Vec<u8>, msg: &Message) {
             put_ballot(out, *ballot);
             put_varint(out, *seq);
         }
-        Message::Forward { commands } => {
+        Message::Forward { seq, commands } => {
             out.push(TAG_FORWARD);
+            put_varint(out, *seq);
             put_batch(out, commands);
         }
         Message::CatchUpRequest { first_slot } => {
@@ -570,6 +571,7 @@ impl<'a> Reader<'a> {
                 seq: self.u64("HeartbeatAck.seq")?,
             },
             TAG_FORWARD => Message::Forward {
+                seq: self.u64("Forward.seq")?,
                 commands: self.batch()?,
             },
             TAG_CATCH_UP_REQUEST => Message::CatchUpRequest {

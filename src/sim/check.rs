@@ -179,8 +179,9 @@ impl Agreement {
 
 /// Validity: every decided command was proposed by a client (no-ops, the
 /// empty batches, are fine). Also counts commands decided in more than one
-/// slot: a node does not promise exactly-once (a duplicated `Forward`
-/// proposes a command twice), so that is a statistic, not a violation.
+/// slot: a statistic here, as a node that restarts between two copies of a
+/// duplicated `Forward` proposes its commands twice (the cluster flags a
+/// double decision in a run without restarts).
 #[derive(Debug, Default)]
 pub struct Validity {
     proposed: HashSet<Command>,

@@ -7,7 +7,7 @@
 //!   (messages travel as `paxos::wire` bytes) with crashes, restarts and
 //!   skewed, drifting clocks.
 //! - [`check`]: the properties every run is held to — agreement, validity
-//!   (and at-most-once while no message is duplicated), in-order gap-free
+//!   (and at-most-once while no node restarts), in-order gap-free
 //!   delivery, lease exclusivity, linearizability (real-time order, fresh
 //!   lease reads) and liveness once the cluster is healthy.
 //! - [`plan`]: [`run_random`], a seeded schedule of proposals and faults

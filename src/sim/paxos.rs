@@ -961,10 +961,11 @@ impl<N: SimNode> PaxosCluster<N> {
                     if let Err(v) = self.checkers.decided(i, slot, &batch, self.now) {
                         self.fail(v);
                     } else if self.checkers.validity.duplicates() > twice
-                        && self.net.stats().duplicated == 0
+                        && self.stats.restarts == 0
                     {
-                        // Without a duplicated message (a `Forward` twice),
-                        // nothing may be decided twice: at most once.
+                        // Nodes drop duplicated `Forward`s, so nothing may be
+                        // decided twice: at most once. Only a receiver that
+                        // restarts between two copies forgets the first.
                         self.fail(Violation::new(
                             ViolationKind::Validity,
                             self.now,
@@ -972,7 +973,7 @@ impl<N: SimNode> PaxosCluster<N> {
                             Some(slot),
                             format!(
                                 "a command of {} was already decided in another slot, and \
-                                 no message was duplicated",
+                                 no node restarted",
                                 super::check::show_batch(&batch)
                             ),
                         ));
