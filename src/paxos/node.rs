@@ -1555,22 +1555,9 @@ impl<S: Storage> Node<S> {
         batches: Vec<Batch>,
         leader_commit: Slot,
     ) -> Result<()> {
-        if !self.valid_ballot(b) || b.node != from {
+        if !self.admit_leader(from, b)? {
             return Ok(());
         }
-        if b < self.promised {
-            let promised = self.promised;
-            self.send(
-                from,
-                Message::Nack {
-                    ballot: b,
-                    promised,
-                },
-            );
-            return Ok(());
-        }
-        self.raise_promise(b)?;
-        self.follow(b);
         let mut count = 0u64;
         for (i, batch) in batches.into_iter().enumerate() {
             let Some(slot) = first_slot.checked_add(i as u64) else {
@@ -1649,9 +1636,12 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    fn on_heartbeat(&mut self, from: NodeId, b: Ballot, commit: Slot, seq: u64) -> Result<()> {
+    /// The common gate of a leader's Accept and Heartbeat: ignore an
+    /// implausible or spoofed ballot, nack one below our promise, otherwise
+    /// promise it and follow its leader. True when the message is admitted.
+    fn admit_leader(&mut self, from: NodeId, b: Ballot) -> Result<bool> {
         if !self.valid_ballot(b) || b.node != from {
-            return Ok(());
+            return Ok(false);
         }
         if b < self.promised {
             let promised = self.promised;
@@ -1662,10 +1652,17 @@ impl<S: Storage> Node<S> {
                     promised,
                 },
             );
-            return Ok(());
+            return Ok(false);
         }
         self.raise_promise(b)?;
         self.follow(b);
+        Ok(true)
+    }
+
+    fn on_heartbeat(&mut self, from: NodeId, b: Ballot, commit: Slot, seq: u64) -> Result<()> {
+        if !self.admit_leader(from, b)? {
+            return Ok(());
+        }
         if self.config.lease_duration > 0 {
             self.lease_promise_to = Some(b.node);
             self.lease_promise_until = self.now.saturating_add(self.config.lease_duration);
