@@ -93,6 +93,18 @@ pub enum Error {
     /// A Paxos node that hits one stops: every later call returns this error.
     #[error("storage failure: {0}")]
     Storage(String),
+    /// A record file is damaged (not a torn final write): a checksum
+    /// mismatch or undecodable data with or without intact records after
+    /// it. The file was left untouched; the replica must not start on it
+    /// (`docs/PAXOS-STORAGE.md`).
+    #[error("storage corrupt: {0}")]
+    StorageCorrupt(String),
+    /// A record file is locked by another open storage (a live replica).
+    #[error("storage in use: {0}")]
+    StorageInUse(String),
+    /// A record file belongs to another cluster or replica.
+    #[error("storage mismatch: {0}")]
+    StorageMismatch(String),
     /// The operation needs the leader and this node is not it; `leader` is
     /// the leader this node knows of, if any.
     #[error("not the leader (leader: {leader:?})")]

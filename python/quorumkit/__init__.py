@@ -24,6 +24,9 @@ from quorumkit._errors import (
     SimulationViolation,
     StaleTokenError,
     StorageError,
+    StorageCorruptError,
+    StorageInUseError,
+    StorageMismatchError,
     UnsupportedVersionError,
 )
 from quorumkit._native import (
@@ -89,6 +92,9 @@ __all__ = [
     "Simulation",
     "StaleTokenError",
     "StorageError",
+    "StorageCorruptError",
+    "StorageInUseError",
+    "StorageMismatchError",
     "TwoPhaseCommitCoordinator",
     "TwoPhaseCommitParticipant",
     "TxnOutput",

@@ -22,6 +22,9 @@ __all__ = [
     "StaleTokenError",
     "NonMonotonicTimeError",
     "StorageError",
+    "StorageCorruptError",
+    "StorageInUseError",
+    "StorageMismatchError",
     "NotLeaderError",
     "SimulationViolation",
 ]
@@ -86,6 +89,21 @@ class NonMonotonicTimeError(QuorumkitError, ValueError):
 class StorageError(QuorumkitError, OSError):
     """Durable storage failed (an I/O error). A Paxos node that hits one
     stops: every later call on it raises this error."""
+
+
+class StorageCorruptError(StorageError):
+    """A Paxos record file is damaged: a checksum mismatch or undecodable
+    data, not a torn final write. The file was left untouched; do not start
+    the replica on it (docs/PAXOS-STORAGE.md says what to do)."""
+
+
+class StorageInUseError(StorageError):
+    """A Paxos record file is locked by another open node, in this process
+    or another."""
+
+
+class StorageMismatchError(StorageError, ValueError):
+    """A Paxos record file belongs to another cluster id or replica id."""
 
 
 class NotLeaderError(QuorumkitError):

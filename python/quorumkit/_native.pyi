@@ -546,7 +546,18 @@ class PaxosNode:
     """One Multi-Paxos replica, driven by its caller: feed it messages
     (``step``), time (``tick``) and commands (``propose``); after each call
     take what it asks for from ``poll()``. ``now`` is float seconds of a
-    monotonic clock; messages are bytes of the wire format."""
+    monotonic clock; messages are bytes of the wire format.
+
+    With ``path=`` the replica's records live in a file tied to
+    ``cluster_id`` and ``id`` and locked while the node lives: a second
+    node on the file raises ``StorageInUseError``, another cluster or id
+    ``StorageMismatchError``, a damaged file ``StorageCorruptError`` (the
+    file is left untouched; only a torn final write is repaired).
+    A slot is reported decided only once it is durable, so a restarted
+    node re-delivers at least every slot it delivered before.
+
+    Thread safety: safe to share between threads; calls are serialized by
+    an internal lock (file I/O releases the GIL)."""
 
     def __new__(
         cls,
@@ -562,7 +573,10 @@ class PaxosNode:
         seed: int = 0,
         path: str | os.PathLike[str] | None = None,
         now: float = 0.0,
+        cluster_id: int = 0,
     ) -> Self: ...
+    @property
+    def cluster_id(self) -> int: ...
     @property
     def id(self) -> int: ...
     @property

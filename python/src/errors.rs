@@ -45,6 +45,12 @@ pub enum Kind {
     Storage,
     /// `NotLeaderError(QuorumkitError)`.
     NotLeader,
+    /// `StorageCorruptError(StorageError)`.
+    StorageCorrupt,
+    /// `StorageInUseError(StorageError)`.
+    StorageInUse,
+    /// `StorageMismatchError(StorageError, ValueError)`.
+    StorageMismatch,
 }
 
 struct Classes {
@@ -63,6 +69,9 @@ struct Classes {
     not_monotonic: Py<PyType>,
     storage: Py<PyType>,
     not_leader: Py<PyType>,
+    storage_corrupt: Py<PyType>,
+    storage_in_use: Py<PyType>,
+    storage_mismatch: Py<PyType>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -89,6 +98,9 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             not_monotonic: get("NonMonotonicTimeError")?,
             storage: get("StorageError")?,
             not_leader: get("NotLeaderError")?,
+            storage_corrupt: get("StorageCorruptError")?,
+            storage_in_use: get("StorageInUseError")?,
+            storage_mismatch: get("StorageMismatchError")?,
         })
     })
 }
@@ -116,6 +128,9 @@ pub fn new_err(py: Python<'_>, kind: Kind, msg: impl Into<String>) -> PyErr {
         Kind::NotMonotonic => &c.not_monotonic,
         Kind::Storage => &c.storage,
         Kind::NotLeader => &c.not_leader,
+        Kind::StorageCorrupt => &c.storage_corrupt,
+        Kind::StorageInUse => &c.storage_in_use,
+        Kind::StorageMismatch => &c.storage_mismatch,
     };
     PyErr::from_type(ty.bind(py).clone(), msg.into())
 }
@@ -147,6 +162,9 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
         Error::NotMonotonic { .. } => Kind::NotMonotonic,
         Error::Storage(_) => Kind::Storage,
         Error::NotLeader { .. } => Kind::NotLeader,
+        Error::StorageCorrupt(_) => Kind::StorageCorrupt,
+        Error::StorageInUse(_) => Kind::StorageInUse,
+        Error::StorageMismatch(_) => Kind::StorageMismatch,
         // `Error` is non_exhaustive: a variant added later is still ours.
         _ => Kind::Base,
     };

@@ -14,7 +14,7 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
     PyType,
 };
-use quorumkit::paxos::{Config, FileStorage, MemoryStorage, Node, NodeId, Output, Storage, wire};
+use quorumkit::paxos::{Config, FileIdentity, FileStorage, MemoryStorage, Node, NodeId, Output, Storage, wire};
 use quorumkit::sim::{PaxosCluster as SimCluster, SimConfig, Violation};
 
 use crate::args::{count_arg, int_in_range, type_name, u32_arg};
@@ -141,8 +141,8 @@ impl PaxosNode {
 impl PaxosNode {
     #[new]
     #[pyo3(
-        signature = (id, members, *, heartbeat_interval=None, election_timeout=None, lease_duration=None, max_clock_drift=None, max_batch=None, max_inflight=None, seed=None, path=None, now=None),
-        text_signature = "(id, members, *, heartbeat_interval=0.05, election_timeout=0.5, lease_duration=1.0, max_clock_drift=0.05, max_batch=64, max_inflight=64, seed=0, path=None, now=0.0)"
+        signature = (id, members, *, heartbeat_interval=None, election_timeout=None, lease_duration=None, max_clock_drift=None, max_batch=None, max_inflight=None, seed=None, path=None, now=None, cluster_id=None),
+        text_signature = "(id, members, *, heartbeat_interval=0.05, election_timeout=0.5, lease_duration=1.0, max_clock_drift=0.05, max_batch=64, max_inflight=64, seed=0, path=None, now=0.0, cluster_id=0)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -158,6 +158,7 @@ impl PaxosNode {
         seed: Option<&Bound<'_, PyAny>>,
         path: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
+        cluster_id: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let id = node_id_arg(id, "id")?;
         if members.is_instance_of::<PyString>() || members.is_instance_of::<PyBytes>() {
@@ -194,6 +195,17 @@ impl PaxosNode {
         if let Some(v) = seed {
             c.seed = int_in_range(v, "seed", 0, i64::MAX)? as u64;
         }
+        if let Some(v) = cluster_id {
+            if !v.is_instance_of::<pyo3::types::PyInt>() {
+                return Err(type_error(format!(
+                    "cluster_id must be an int, not {}",
+                    type_name(v)
+                )));
+            }
+            c.cluster_id = v.extract::<u64>().map_err(|_| {
+                crate::errors::invalid(py, "cluster_id must be in [0, 2**64 - 1]")
+            })?;
+        }
         let now = match now {
             Some(v) => ns_arg(v, "now")?,
             None => 0,
@@ -222,7 +234,8 @@ impl PaxosNode {
                 })?;
                 let (c2, p2) = (c.clone(), p.clone());
                 let r = py.detach(move || {
-                    let storage = FileStorage::open(&p2)?;
+                    let identity = FileIdentity::new(c2.cluster_id, c2.id);
+                    let storage = FileStorage::open(&p2, identity)?;
                     Node::new(c2, Box::new(storage) as Box<dyn Storage + Send>, now)
                 });
                 guard(py, || r)?
@@ -233,6 +246,12 @@ impl PaxosNode {
             config: c,
             path,
         })
+    }
+
+    /// The cluster id its record file is tied to (0 unless given).
+    #[getter]
+    fn cluster_id(&self) -> u64 {
+        self.config.cluster_id
     }
 
     /// This replica's id.

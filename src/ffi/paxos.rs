@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use super::args::{Out, arg_key, arg_mut, arg_ref, arg_slice, free_boxed, hand_out};
 use super::boundary::{Failure, FfiResult, boundary, catch_or};
 use super::status::qk_status;
-use crate::paxos::{Batch, Config, FileStorage, MemoryStorage, Node, Output, Slot, Storage, wire};
+use crate::paxos::{Batch, Config, FileIdentity, FileStorage, MemoryStorage, Node, Output, Slot, Storage, wire};
 
 /// `qk_paxos_output.kind`: send `data` (a wire-encoded message) to the
 /// replica `to`.
@@ -60,6 +60,11 @@ pub struct qk_paxos_config {
     pub max_inflight: usize,
     /// Seeds the election-timeout jitter (give each replica its own).
     pub seed: u64,
+    /// The cluster this replica belongs to (any number, the same on every
+    /// replica; default 0). A record file records it with `id`, and
+    /// `qk_paxos_node_new_file()` refuses a file of another cluster or
+    /// replica (`QK_ERR_STORAGE_MISMATCH`).
+    pub cluster_id: u64,
 }
 
 /// One thing the node asks its driver to do (see `qk_paxos_node_poll()`).
@@ -150,6 +155,7 @@ unsafe fn config_of(c: &qk_paxos_config) -> FfiResult<Config> {
         max_batch: c.max_batch,
         max_inflight: c.max_inflight,
         seed: c.seed,
+        cluster_id: c.cluster_id,
     })
 }
 
@@ -187,6 +193,7 @@ pub unsafe extern "C" fn qk_paxos_config_init(
             max_batch: d.max_batch,
             max_inflight: d.max_inflight,
             seed: d.seed,
+            cluster_id: d.cluster_id,
         });
         Ok(())
     })
@@ -284,7 +291,7 @@ pub unsafe extern "C" fn qk_paxos_node_new_file(
         let config = unsafe { config_of(c) }?;
         // Validate the config before touching the file system.
         config.validate()?;
-        let storage = FileStorage::open(&path)?;
+        let storage = FileStorage::open(&path, FileIdentity::new(config.cluster_id, config.id))?;
         new_node(config, Box::new(storage), now_ns, out)
     })
 }

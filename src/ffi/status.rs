@@ -62,6 +62,15 @@ pub const QK_ERR_NOT_LEADER: qk_status = 18;
 /// A time earlier than one already seen for the same node (failure
 /// detector times must come from a monotonic clock).
 pub const QK_ERR_NOT_MONOTONIC: qk_status = 24;
+/// A Paxos record file is damaged (a checksum mismatch or undecodable data,
+/// not a torn final write). The file was left untouched; do not start the
+/// replica on it (docs/PAXOS-STORAGE.md says what to do).
+pub const QK_ERR_STORAGE_CORRUPT: qk_status = 25;
+/// A Paxos record file is locked by another open node (in this or another
+/// process).
+pub const QK_ERR_STORAGE_IN_USE: qk_status = 26;
+/// A Paxos record file belongs to another cluster id or replica id.
+pub const QK_ERR_STORAGE_MISMATCH: qk_status = 27;
 
 /// The status code of a core error.
 pub(crate) fn status_of(e: &Error) -> qk_status {
@@ -80,6 +89,9 @@ pub(crate) fn status_of(e: &Error) -> qk_status {
         Error::Busy { .. } => QK_ERR_BUSY,
         Error::NotMonotonic { .. } => QK_ERR_NOT_MONOTONIC,
         Error::Storage(_) => QK_ERR_STORAGE,
+        Error::StorageCorrupt(_) => QK_ERR_STORAGE_CORRUPT,
+        Error::StorageInUse(_) => QK_ERR_STORAGE_IN_USE,
+        Error::StorageMismatch(_) => QK_ERR_STORAGE_MISMATCH,
         Error::NotLeader { .. } => QK_ERR_NOT_LEADER,
     }
 }
@@ -106,6 +118,9 @@ pub(crate) fn status_name(status: qk_status) -> &'static std::ffi::CStr {
         QK_ERR_NOT_MONOTONIC => c"time went backwards",
         QK_ERR_STORAGE => c"storage failure",
         QK_ERR_NOT_LEADER => c"not the leader",
+        QK_ERR_STORAGE_CORRUPT => c"storage corrupt",
+        QK_ERR_STORAGE_IN_USE => c"storage in use",
+        QK_ERR_STORAGE_MISMATCH => c"storage belongs to another replica",
         _ => c"unknown status",
     }
 }
@@ -146,11 +161,14 @@ mod tests {
             QK_ERR_STORAGE,
             QK_ERR_NOT_LEADER,
             QK_ERR_NOT_MONOTONIC,
+            QK_ERR_STORAGE_CORRUPT,
+            QK_ERR_STORAGE_IN_USE,
+            QK_ERR_STORAGE_MISMATCH,
         ];
         assert_eq!(
             codes,
             [
-                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 24
+                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 24, 25, 26, 27
             ]
         );
         for c in codes {
@@ -162,6 +180,18 @@ mod tests {
 
     #[test]
     fn core_errors_map_to_codes() {
+        assert_eq!(
+            status_of(&Error::StorageCorrupt("x".into())),
+            QK_ERR_STORAGE_CORRUPT
+        );
+        assert_eq!(
+            status_of(&Error::StorageInUse("x".into())),
+            QK_ERR_STORAGE_IN_USE
+        );
+        assert_eq!(
+            status_of(&Error::StorageMismatch("x".into())),
+            QK_ERR_STORAGE_MISMATCH
+        );
         assert_eq!(status_of(&Error::EmptyRing), QK_ERR_EMPTY);
         assert_eq!(
             status_of(&Error::NodeExists("a".into())),

@@ -17,7 +17,7 @@ pub mod storage;
 pub mod wire;
 
 pub use ballot::{Ballot, NodeId, Slot};
-pub use file_storage::FileStorage;
+pub use file_storage::{FileIdentity, FileStorage};
 pub use message::{AcceptedEntry, Batch, Command, Envelope, Message};
 pub use node::{Config, Node, Output};
 pub use storage::{MemoryStorage, Record, Storage};

@@ -25,7 +25,12 @@
 //!   `Forward` has forgotten the first and proposes it again.
 //! - The application state is volatile: a restarted node re-delivers
 //!   `Decided` for every slot from 0 (the log is kept whole, in memory and in
-//!   storage; there is no compaction or snapshotting).
+//!   storage; there is no compaction or snapshotting). It re-delivers at
+//!   least every slot it delivered before the restart, with the same values,
+//!   before anything new: a slot is handed out as `Decided` only after a
+//!   `Commit` record covering it was synced (in the call's one sync, so a
+//!   call that decides something syncs even when it persisted nothing
+//!   else). Slots decided after that come in order as the node catches up.
 //! - Messages from ids outside `members`, and messages whose ballots,
 //!   senders or slots are implausible, are ignored (`Ok`), never trusted.
 //! - A leader's read lease: see [`Node::has_read_lease`].
@@ -65,10 +70,6 @@ const ACCEPT_CHUNK: u64 = 1024;
 /// Commands a follower holds while no leader is known, and commands a
 /// leader queues from forwards.
 const MAX_PENDING: usize = 100_000;
-/// A `Commit` record is written at the end of a call that persisted
-/// anything anyway, once the commit index moved this far, or when one
-/// heartbeat interval passed since the last.
-const COMMIT_RECORD_EVERY: u64 = 1024;
 /// Heartbeats whose acks a leader still counts.
 const HEARTBEAT_HISTORY: usize = 64;
 /// `Forward` sequence numbers a receiver remembers per sender.
@@ -164,6 +165,10 @@ pub struct Config {
     pub max_inflight: usize,
     /// Seeds the election-timeout jitter.
     pub seed: u64,
+    /// Which cluster this replica belongs to: any number the operator
+    /// picks, the same on every replica. A record file records it (with
+    /// `id`), and a node refuses a file of another cluster or replica.
+    pub cluster_id: u64,
 }
 
 impl Config {
@@ -180,6 +185,7 @@ impl Config {
             max_batch: 64,
             max_inflight: 64,
             seed: 0,
+            cluster_id: 0,
         }
     }
 
@@ -332,11 +338,9 @@ pub struct Node<S: Storage> {
     promised: Ballot,
     log: Vec<Entry>,
     commit: Slot,
+    /// The commit index of the last `Commit` record: every `Decided` handed
+    /// out is below it once the call that decided it has synced.
     commit_persisted: Slot,
-    /// A `Commit` record is due by then even in a call that persists
-    /// nothing else (so a follower that learns its commit from heartbeats
-    /// still replays it after a restart).
-    commit_record_due: u64,
 
     // Role.
     role: Role,
@@ -428,7 +432,6 @@ impl<S: Storage> Node<S> {
             log: Vec::new(),
             commit: 0,
             commit_persisted: 0,
-            commit_record_due: now,
             role: Role::Follower,
             ballot: Ballot::ZERO,
             highest_seen: Ballot::ZERO,
@@ -693,7 +696,6 @@ impl<S: Storage> Node<S> {
             log,
             commit,
             commit_persisted,
-            commit_record_due,
             role,
             ballot,
             highest_seen,
@@ -732,7 +734,7 @@ impl<S: Storage> Node<S> {
         // splitmix64's step is a bijection of its state.
         rng.clone().next_u64().hash(&mut h);
         (stopped, now, promised, log, commit, commit_persisted).hash(&mut h);
-        (commit_record_due, role, ballot, highest_seen, leader).hash(&mut h);
+        (role, ballot, highest_seen, leader).hash(&mut h);
         (leader_ballot, election_deadline, election, queue, next_slot).hash(&mut h);
         (inflight, next_heartbeat, hb_seq, hb_sent, lease_until).hash(&mut h);
         (
@@ -776,17 +778,15 @@ impl<S: Storage> Node<S> {
     /// Ends a call: sync once, then hand out Persisted, Sends, Decided,
     /// LeaderChanged in that order.
     fn finish(&mut self) -> Result<()> {
-        if self.commit > self.commit_persisted
-            && (self.records > 0
-                || self.commit - self.commit_persisted >= COMMIT_RECORD_EVERY
-                || self.now >= self.commit_record_due)
-        {
+        // A slot is handed out as `Decided` only with a durable `Commit`
+        // record covering it (synced below, before any output), so a
+        // restart re-delivers at least every slot delivered before it.
+        if self.commit > self.commit_persisted {
             self.storage.append_owned(Record::Commit {
                 commit: self.commit,
             })?;
             self.records += 1;
             self.commit_persisted = self.commit;
-            self.commit_record_due = self.now.saturating_add(self.config.heartbeat_interval);
         }
         if self.records > 0 {
             self.storage.sync()?;

@@ -35,6 +35,9 @@ pub enum ViolationKind {
     Node,
     /// Simulated time stopped advancing (a timer that never moves on).
     Stuck,
+    /// A restarted node did not re-deliver, at once, every slot it had
+    /// delivered before it crashed.
+    Durability,
 }
 
 impl fmt::Display for ViolationKind {
@@ -49,6 +52,7 @@ impl fmt::Display for ViolationKind {
             ViolationKind::Wire => "wire",
             ViolationKind::Node => "node error",
             ViolationKind::Stuck => "stuck",
+            ViolationKind::Durability => "durable delivery",
         };
         f.write_str(s)
     }

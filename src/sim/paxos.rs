@@ -447,12 +447,28 @@ impl<N: SimNode> PaxosCluster<N> {
         let r = &mut self.replicas[id as usize];
         let storage = r.parked.take().expect("a down node keeps its storage");
         r.incarnation += 1;
+        let before = self.checkers.delivery.delivered(id);
         self.checkers.started(id);
         match N::start(config, storage, local) {
             Ok(node) => {
                 self.replicas[id as usize].node = Some(node);
                 self.note(2, id as u64, 0, || format!("start node {id}"));
                 self.drain(id);
+                // What a node delivered was durable first: a restart hands
+                // all of it out again before anything else happens.
+                let again = self.checkers.delivery.delivered(id);
+                if again < before {
+                    self.fail(Violation::new(
+                        ViolationKind::Durability,
+                        self.now,
+                        Some(id),
+                        Some(again),
+                        format!(
+                            "node {id} re-delivered slots 0..{again} on restart but had \
+                             delivered 0..{before} before its crash"
+                        ),
+                    ));
+                }
             }
             Err(e) => self.fail(Violation::new(
                 ViolationKind::Node,
