@@ -1,7 +1,9 @@
 //! `paxos::FileStorage`: records survive reopening, unsynced ones may be
-//! lost but synced ones never are, and a torn or damaged tail — cut at every
-//! byte offset, or with bits flipped — is discarded and truncated so that
-//! later appends follow valid data.
+//! lost but synced ones never are, a torn final frame — cut at every byte
+//! offset — is discarded and truncated so that later appends follow valid
+//! data, and any other damage (flipped bits, zeroed sectors, garbage, in any
+//! frame) is refused with the file left untouched. The file is locked while
+//! open and tied to one cluster and replica id.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +13,17 @@ use proptest::prelude::*;
 use quorumkit::Error;
 use quorumkit::paxos::file_storage::{FILE_HEADER_LEN, FRAME_HEADER_LEN};
 use quorumkit::paxos::wire::encode_record;
-use quorumkit::paxos::{Ballot, FileStorage, Record, Storage};
+use quorumkit::paxos::{Ballot, FileIdentity, FileStorage, Record, Storage};
+
+/// The identity the tests' files belong to.
+const ID: FileIdentity = FileIdentity {
+    cluster_id: 7,
+    replica_id: 1,
+};
+
+fn open(path: impl AsRef<Path>) -> quorumkit::Result<FileStorage> {
+    FileStorage::open(path, ID)
+}
 
 /// A file path in the system temp directory, removed when dropped.
 struct TempPath(PathBuf);
@@ -85,7 +97,7 @@ fn frame_ends(records: &[Record]) -> Vec<u64> {
 }
 
 fn write_store(path: &Path, records: &[Record]) {
-    let mut s = FileStorage::open(path).unwrap();
+    let mut s = open(path).unwrap();
     for r in records {
         s.append(r).unwrap();
     }
@@ -93,7 +105,7 @@ fn write_store(path: &Path, records: &[Record]) {
 }
 
 fn reload(path: &Path) -> Vec<Record> {
-    FileStorage::open(path).unwrap().load().unwrap()
+    open(path).unwrap().load().unwrap()
 }
 
 fn file_len(path: &Path) -> u64 {
@@ -105,7 +117,7 @@ fn records_survive_reopening_in_order() {
     let path = TempPath::new("reopen");
     let recs = sample_records(10);
     {
-        let mut s = FileStorage::open(&*path).unwrap();
+        let mut s = open(&*path).unwrap();
         assert_eq!(s.path(), &*path);
         assert_eq!(s.load().unwrap(), vec![]);
         for r in &recs[..6] {
@@ -120,9 +132,9 @@ fn records_survive_reopening_in_order() {
         assert_eq!(s.len_bytes(), frame_ends(&recs[..6])[5]);
     }
     let bytes = std::fs::read(&*path).unwrap();
-    assert_eq!(&bytes[..6], b"QKPX\x01\x00");
+    assert_eq!(&bytes[..14], b"QKPX\x02\x00\x07\x00\x00\x00\x00\x00\x00\x00");
     {
-        let mut s = FileStorage::open(&*path).unwrap();
+        let mut s = open(&*path).unwrap();
         assert_eq!(s.record_count(), 6);
         assert_eq!(s.load().unwrap(), &recs[..6]);
         for r in &recs[6..] {
@@ -150,9 +162,10 @@ fn the_file_layout_matches_docs_wire_md() {
             batch: vec![b"set".to_vec()],
         }],
     );
-    let want: [u8; 24] = [
-        0x51, 0x4B, 0x50, 0x58, 0x01, 0x00, 0x0A, 0x00, 0x00, 0x00, 0x19, 0x45, 0x57, 0x88, 0x01,
-        0x21, 0x01, 0x01, 0x02, 0x01, 0x03, 0x73, 0x65, 0x74,
+    let want: [u8; 44] = [
+        0x51, 0x4B, 0x50, 0x58, 0x02, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+        0x00, 0x00, 0x00, 0xAC, 0x8E, 0xA8, 0x50, 0x0A, 0x00, 0x00, 0x00, 0x19, 0x45, 0x57, 0x88,
+        0x1E, 0x54, 0x3B, 0xB9, 0x01, 0x21, 0x01, 0x01, 0x02, 0x01, 0x03, 0x73, 0x65, 0x74,
     ];
     assert_eq!(std::fs::read(&*path).unwrap(), want);
     assert_eq!(crc32fast::hash(b"123456789"), 0xCBF4_3926);
@@ -162,7 +175,7 @@ fn the_file_layout_matches_docs_wire_md() {
 fn load_includes_appends_not_yet_synced() {
     let path = TempPath::new("load-buffered");
     let recs = sample_records(3);
-    let mut s = FileStorage::open(&*path).unwrap();
+    let mut s = open(&*path).unwrap();
     for r in &recs {
         s.append(r).unwrap();
     }
@@ -176,7 +189,7 @@ fn unsynced_appends_are_lost_on_drop_synced_ones_never() {
     let path = TempPath::new("crash");
     let recs = sample_records(8);
     {
-        let mut s = FileStorage::open(&*path).unwrap();
+        let mut s = open(&*path).unwrap();
         for r in &recs[..5] {
             s.append(r).unwrap();
         }
@@ -200,7 +213,7 @@ fn large_unsynced_runs_are_written_out_early_and_recover_as_a_prefix() {
         batch: vec![vec![i as u8; 10_000]],
     };
     {
-        let mut s = FileStorage::open(&*path).unwrap();
+        let mut s = open(&*path).unwrap();
         for i in 0..250 {
             s.append(&rec(i)).unwrap();
         }
@@ -235,7 +248,7 @@ fn a_cut_at_every_offset_of_the_tail_recovers_the_complete_records_before_it() {
         } else {
             ends[complete - 1]
         };
-        let mut s = FileStorage::open(&*path).unwrap();
+        let mut s = open(&*path).unwrap();
         assert_eq!(s.load().unwrap(), &recs[..complete], "cut at {cut}");
         // Truncated at the last whole frame (a cut inside the header
         // rewrites the header of an empty file).
@@ -256,28 +269,128 @@ fn a_cut_at_every_offset_of_the_tail_recovers_the_complete_records_before_it() {
     }
 }
 
-#[test]
-fn flipped_bits_in_the_last_frame_discard_it() {
-    let src = TempPath::new("flip-src");
-    let recs = sample_records(6);
+/// Whether `e` is a refusal to open a damaged file (the header's own
+/// refusals included, for damage inside the header).
+fn is_refusal(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::StorageCorrupt(_)
+            | Error::Corrupt(_)
+            | Error::UnsupportedVersion { .. }
+            | Error::StorageMismatch(_)
+    )
+}
+
+/// Opens `damaged` (written to `path`) and checks the rule: the open is
+/// refused and the file is byte for byte as it was, or (only when `torn_ok`)
+/// it opens and holds every record.
+fn assert_refused_untouched(path: &Path, damaged: &[u8], what: &str) {
+    std::fs::write(path, damaged).unwrap();
+    match open(path) {
+        Err(e) => assert!(is_refusal(&e), "{what}: {e:?}"),
+        Ok(s) => panic!(
+            "{what}: a damaged file opened ({} records, discarded {:?})",
+            s.record_count(),
+            s.last_discard()
+        ),
+    }
+    assert!(
+        std::fs::read(path).unwrap() == damaged,
+        "{what}: a refused open changed the file"
+    );
+}
+
+/// A log of many small frames of every kind (and one large one).
+fn generated_log() -> (Vec<Record>, Vec<u8>) {
+    let src = TempPath::new("gen");
+    let recs = sample_records(24);
     write_store(&src, &recs);
-    let full = std::fs::read(&*src).unwrap();
+    (recs, std::fs::read(&*src).unwrap())
+}
+
+#[test]
+fn every_single_bit_flip_anywhere_is_refused_untouched() {
+    let (recs, full) = generated_log();
     let ends = frame_ends(&recs);
-    let last_start = ends[ends.len() - 2] as usize;
+    assert_eq!(full.len() as u64, *ends.last().unwrap());
     let path = TempPath::new("flip");
-    for bit in last_start * 8..full.len() * 8 {
+    // Every bit of the file: header, every frame header, every payload.
+    for bit in 0..full.len() * 8 {
         let mut damaged = full.clone();
         damaged[bit / 8] ^= 1 << (bit % 8);
-        std::fs::write(&*path, &damaged).unwrap();
-        let mut s = FileStorage::open(&*path).unwrap();
-        assert_eq!(s.load().unwrap(), &recs[..recs.len() - 1], "bit {bit}");
-        assert!(s.last_discard().is_some());
-        assert_eq!(file_len(&path), last_start as u64);
+        assert_refused_untouched(&path, &damaged, &format!("bit {bit}"));
     }
 }
 
 #[test]
-fn damage_in_the_middle_ends_the_log_there() {
+fn every_zeroed_512_byte_sector_is_refused_untouched() {
+    let (recs, full) = generated_log();
+    let ends = frame_ends(&recs);
+    let path = TempPath::new("sector");
+    // Aligned sectors, and a sector starting at each frame (and inside
+    // each frame header), as far as the file reaches.
+    let mut starts: Vec<usize> = (0..full.len()).step_by(512).collect();
+    let mut frame_starts = vec![FILE_HEADER_LEN as usize];
+    frame_starts.extend(ends[..ends.len() - 1].iter().map(|&e| e as usize));
+    for f in frame_starts {
+        starts.extend([f, f + 4, f + 8, f + FRAME_HEADER_LEN]);
+    }
+    for at in starts.into_iter().filter(|&a| a < full.len()) {
+        let mut damaged = full.clone();
+        let end = (at + 512).min(damaged.len());
+        if damaged[at..end].iter().all(|&b| b == 0) {
+            continue; // nothing changes
+        }
+        damaged[at..end].fill(0);
+        assert_refused_untouched(&path, &damaged, &format!("zeroed sector at {at}"));
+    }
+}
+
+#[test]
+fn garbage_in_the_middle_and_a_bad_first_frame_are_refused_untouched() {
+    let (recs, full) = generated_log();
+    let ends = frame_ends(&recs);
+    let path = TempPath::new("garbage");
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut garbage = vec![0u8; 4096];
+    for g in garbage.iter_mut() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        *g = seed as u8;
+    }
+    // 4 KiB of garbage over the middle of the log.
+    let mut bigger = full.clone();
+    while bigger.len() < 3 * 4096 {
+        bigger.extend_from_slice(&full[FILE_HEADER_LEN as usize..]);
+    }
+    // (A log that long is valid first: every frame repeated.)
+    std::fs::write(&*path, &bigger).unwrap();
+    assert!(open(&*path).is_ok());
+    let mut damaged = bigger.clone();
+    damaged[4096..8192].copy_from_slice(&garbage);
+    assert_refused_untouched(&path, &damaged, "4 KiB of garbage at 4096");
+    // Garbage inserted between two frames.
+    let mid = ends[recs.len() / 2] as usize;
+    let mut inserted = full[..mid].to_vec();
+    inserted.extend_from_slice(&garbage);
+    inserted.extend_from_slice(&full[mid..]);
+    assert_refused_untouched(&path, &inserted, "4 KiB of garbage inserted");
+    // A bad payload checksum on the very first frame.
+    let mut first = full.clone();
+    first[FILE_HEADER_LEN as usize + 4] ^= 0x01;
+    std::fs::write(&*path, &first).unwrap();
+    match open(&*path) {
+        Err(Error::StorageCorrupt(m)) => {
+            assert!(m.contains("frame 0") && m.contains("byte 22"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&*path).unwrap(), first);
+}
+
+#[test]
+fn damage_in_the_middle_is_refused_naming_the_frame() {
     let path = TempPath::new("middle");
     let recs = sample_records(6);
     write_store(&path, &recs);
@@ -286,32 +399,43 @@ fn damage_in_the_middle_ends_the_log_there() {
     // Flip a payload byte of record 2 (its frame starts at ends[1]).
     bytes[ends[1] as usize + FRAME_HEADER_LEN + 1] ^= 0x40;
     std::fs::write(&*path, &bytes).unwrap();
-    let s = FileStorage::open(&*path).unwrap();
-    assert!(
-        s.last_discard().unwrap().contains("checksum mismatch"),
-        "{:?}",
-        s.last_discard()
-    );
-    drop(s);
-    assert_eq!(reload(&path), &recs[..2]);
-    assert_eq!(file_len(&path), ends[1]);
+    match open(&*path) {
+        Err(Error::StorageCorrupt(m)) => assert!(
+            m.contains("frame 2")
+                && m.contains(&format!("byte {}", ends[1]))
+                && m.contains("checksum mismatch")
+                && m.contains("untouched"),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&*path).unwrap(), bytes);
+}
+
+/// A frame (header with both checks, then the payload) as a writer makes it.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    f.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    let h = crc32fast::hash(&f);
+    f.extend_from_slice(&h.to_le_bytes());
+    f.extend_from_slice(payload);
+    f
 }
 
 #[test]
-fn a_valid_checksum_over_an_undecodable_payload_is_discarded() {
+fn a_valid_checksum_over_an_undecodable_payload_is_refused() {
     let path = TempPath::new("undecodable");
     let recs = sample_records(2);
     write_store(&path, &recs);
     let mut bytes = std::fs::read(&*path).unwrap();
-    let payload = [1u8, 0x7F]; // version 1, no such tag
-    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    bytes.extend_from_slice(&payload);
+    bytes.extend_from_slice(&frame(&[1u8, 0x7F])); // version 1, no such tag
     std::fs::write(&*path, &bytes).unwrap();
-    let s = FileStorage::open(&*path).unwrap();
-    assert!(s.last_discard().unwrap().contains("does not decode"));
-    drop(s);
-    assert_eq!(reload(&path), recs);
+    match open(&*path) {
+        Err(Error::StorageCorrupt(m)) => assert!(m.contains("does not decode"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&*path).unwrap(), bytes);
 }
 
 #[test]
@@ -323,7 +447,7 @@ fn a_file_that_is_not_ours_is_refused_untouched() {
         b"hello",
     ] {
         std::fs::write(&*path, content).unwrap();
-        match FileStorage::open(&*path) {
+        match open(&*path) {
             Err(Error::Corrupt(m)) => assert!(m.contains("not a record file"), "{m}"),
             other => panic!("{other:?}"),
         }
@@ -332,31 +456,124 @@ fn a_file_that_is_not_ours_is_refused_untouched() {
 }
 
 #[test]
-fn newer_formats_are_refused_untouched() {
+fn other_formats_are_refused_untouched() {
     let path = TempPath::new("version");
-    std::fs::write(&*path, b"QKPX\x02\x00more").unwrap();
-    assert_eq!(
-        FileStorage::open(&*path).unwrap_err(),
-        Error::UnsupportedVersion {
-            found: 2,
-            supported: 1
-        }
-    );
-    // An intact record (good checksum) in a newer wire version.
+    for (content, found) in [
+        (&b"QKPX\x03\x00more than a header's worth of bytes"[..], 3),
+        // Format 1 (no identity, no frame-header checks) is not read.
+        (b"QKPX\x01\x00\x0A\x00\x00\x00\x19\x45\x57\x88", 1),
+    ] {
+        std::fs::write(&*path, content).unwrap();
+        assert_eq!(
+            open(&*path).unwrap_err(),
+            Error::UnsupportedVersion {
+                found,
+                supported: 2
+            }
+        );
+        assert_eq!(std::fs::read(&*path).unwrap(), content);
+    }
+    // An intact record (good checksums) in a newer wire version.
     std::fs::remove_file(&*path).unwrap();
     let recs = sample_records(2);
     write_store(&path, &recs);
     let mut bytes = std::fs::read(&*path).unwrap();
-    let payload = [2u8, 0x20, 0x01, 0x01];
-    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    bytes.extend_from_slice(&payload);
+    bytes.extend_from_slice(&frame(&[2u8, 0x20, 0x01, 0x01]));
     std::fs::write(&*path, &bytes).unwrap();
     assert!(matches!(
-        FileStorage::open(&*path),
+        open(&*path),
         Err(Error::UnsupportedVersion { found: 2, .. })
     ));
     assert_eq!(std::fs::read(&*path).unwrap(), bytes);
+}
+
+#[test]
+fn a_file_of_another_cluster_or_replica_is_refused_untouched() {
+    let path = TempPath::new("identity");
+    write_store(&path, &sample_records(3));
+    let before = std::fs::read(&*path).unwrap();
+    for other in [FileIdentity::new(7, 2), FileIdentity::new(8, 1)] {
+        match FileStorage::open(&*path, other) {
+            Err(Error::StorageMismatch(m)) => assert!(
+                m.contains("replica 1 of cluster 0x7")
+                    && m.contains(&format!("not to replica {}", other.replica_id)),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read(&*path).unwrap(), before);
+    }
+    assert_eq!(reload(&path), sample_records(3));
+    // A torn header is only rewritten when it is a prefix of this
+    // replica's own header.
+    std::fs::write(&*path, &before[..16]).unwrap();
+    assert!(matches!(
+        FileStorage::open(&*path, FileIdentity::new(7, 2)),
+        Err(Error::StorageCorrupt(_))
+    ));
+    assert_eq!(std::fs::read(&*path).unwrap(), &before[..16]);
+    assert_eq!(reload(&path), vec![]);
+}
+
+#[test]
+fn a_second_open_is_refused_while_the_first_lives() {
+    let path = TempPath::new("lock");
+    let mut first = open(&*path).unwrap();
+    first.append(&Record::Commit { commit: 1 }).unwrap();
+    first.sync().unwrap();
+    match open(&*path) {
+        Err(Error::StorageInUse(m)) => assert!(m.contains("locked"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Also under another identity: the lock comes first, nothing is read.
+    assert!(matches!(
+        FileStorage::open(&*path, FileIdentity::new(1, 1)),
+        Err(Error::StorageInUse(_))
+    ));
+    drop(first);
+    assert_eq!(reload(&path), vec![Record::Commit { commit: 1 }]);
+}
+
+/// The child side of `a_lock_held_by_another_process_...`: opens the file
+/// named by the environment, says so, and waits to be killed.
+#[test]
+fn child_holds_a_record_file() {
+    let Ok(path) = std::env::var("QK_TEST_LOCK_CHILD") else {
+        return; // run as a normal test: nothing to do
+    };
+    let _s = open(&path).unwrap();
+    println!("locked {path}");
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(30));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_lock_held_by_another_process_refuses_the_open_until_it_is_killed() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let path = TempPath::new("lock-proc");
+    write_store(&path, &sample_records(2));
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_holds_a_record_file", "--nocapture", "--test-threads=1"])
+        .env("QK_TEST_LOCK_CHILD", &*path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !line.contains("locked") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the child ended early");
+        assert!(std::time::Instant::now() < deadline, "the child never locked");
+    }
+    assert!(matches!(open(&*path), Err(Error::StorageInUse(_))));
+    child.kill().unwrap(); // SIGKILL: the kernel drops its lock
+    child.wait().unwrap();
+    assert_eq!(reload(&path), sample_records(2));
 }
 
 #[test]
@@ -364,14 +581,14 @@ fn io_errors_are_storage_errors_naming_the_path() {
     let missing = std::env::temp_dir()
         .join(format!("quorumkit-no-such-dir-{}", std::process::id()))
         .join("log.qkpx");
-    match FileStorage::open(&missing) {
+    match open(&missing) {
         Err(Error::Storage(m)) => {
             assert!(m.contains("cannot open") && m.contains("log.qkpx"), "{m}")
         }
         other => panic!("{other:?}"),
     }
     let dir = std::env::temp_dir();
-    assert!(matches!(FileStorage::open(&dir), Err(Error::Storage(_))));
+    assert!(matches!(open(&dir), Err(Error::Storage(_))));
 }
 
 #[cfg(target_os = "linux")]
@@ -379,7 +596,7 @@ fn io_errors_are_storage_errors_naming_the_path() {
 fn a_device_that_fails_writes_is_a_storage_error() {
     // /dev/full opens, reads as empty here, and refuses the header write
     // (or the truncate before it).
-    match FileStorage::open("/dev/full") {
+    match open("/dev/full") {
         Err(Error::Storage(m)) => assert!(m.contains("/dev/full"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -402,7 +619,7 @@ proptest! {
         let mut all = Vec::new();
         let mut durable = (0usize, FILE_HEADER_LEN); // (records, bytes) at the last sync
         {
-            let mut s = FileStorage::open(&*path).unwrap();
+            let mut s = open(&*path).unwrap();
             for (i, (kind, size, sync)) in ops.iter().enumerate() {
                 let i = i as u64;
                 let r = match kind {
@@ -427,6 +644,18 @@ proptest! {
         let mut torn = full[..cut as usize].to_vec();
         torn.extend_from_slice(&garbage);
         std::fs::write(&*path, &torn).unwrap();
+        if !garbage.is_empty() {
+            // Garbage after the data is not a torn write: refused untouched
+            // unless it is too short to be a frame header (then cut).
+            match open(&*path) {
+                Err(e) => {
+                    prop_assert!(matches!(e, Error::StorageCorrupt(_)), "{e:?}");
+                    prop_assert!(std::fs::read(&*path).unwrap() == torn);
+                    return Ok(());
+                }
+                Ok(_) => {}
+            }
+        }
 
         let got = reload(&path);
         prop_assert!(got.len() >= durable.0, "lost synced records: {} < {}", got.len(), durable.0);
@@ -437,7 +666,7 @@ proptest! {
             prop_assert_eq!(got.len(), ends.iter().filter(|&&e| e <= cut).count());
         }
         // And the store keeps working after recovery.
-        let mut s = FileStorage::open(&*path).unwrap();
+        let mut s = open(&*path).unwrap();
         s.append(&Record::Commit { commit: 1 }).unwrap();
         s.sync().unwrap();
         drop(s);
