@@ -88,7 +88,7 @@ fn file(c: &mut Criterion) {
         batch: vec![vec![0x5A; 64]],
     };
     {
-        let mut s = FileStorage::open(&path).unwrap();
+        let mut s = FileStorage::open(&path, quorumkit::paxos::FileIdentity::new(0, 1)).unwrap();
         g.measurement_time(Duration::from_secs(3));
         g.bench_function("append accept 1x64B (buffered)", |b| {
             b.iter(|| s.append(black_box(&rec)).unwrap())

@@ -399,6 +399,13 @@ typedef struct {
      * Seeds the election-timeout jitter (give each replica its own).
      */
     uint64_t seed;
+    /**
+     * The cluster this replica belongs to (any number, the same on every
+     * replica; default 0). A record file records it with `id`, and
+     * `qk_paxos_node_new_file()` refuses a file of another cluster or
+     * replica (`QK_ERR_STORAGE_MISMATCH`).
+     */
+    uint64_t cluster_id;
 } qk_paxos_config;
 
 /**
@@ -640,6 +647,24 @@ typedef struct {
  * detector times must come from a monotonic clock).
  */
 #define QK_ERR_NOT_MONOTONIC 24
+
+/**
+ * A Paxos record file is damaged (a checksum mismatch or undecodable data,
+ * not a torn final write). The file was left untouched; do not start the
+ * replica on it (docs/PAXOS-STORAGE.md says what to do).
+ */
+#define QK_ERR_STORAGE_CORRUPT 25
+
+/**
+ * A Paxos record file is locked by another open node (in this or another
+ * process).
+ */
+#define QK_ERR_STORAGE_IN_USE 26
+
+/**
+ * A Paxos record file belongs to another cluster id or replica id.
+ */
+#define QK_ERR_STORAGE_MISMATCH 27
 
 /**
  * libmemcached 1.1.4 with `MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED`.

@@ -132,7 +132,10 @@ fn records_survive_reopening_in_order() {
         assert_eq!(s.len_bytes(), frame_ends(&recs[..6])[5]);
     }
     let bytes = std::fs::read(&*path).unwrap();
-    assert_eq!(&bytes[..14], b"QKPX\x02\x00\x07\x00\x00\x00\x00\x00\x00\x00");
+    assert_eq!(
+        &bytes[..14],
+        b"QKPX\x02\x00\x07\x00\x00\x00\x00\x00\x00\x00"
+    );
     {
         let mut s = open(&*path).unwrap();
         assert_eq!(s.record_count(), 6);
@@ -556,7 +559,12 @@ fn a_lock_held_by_another_process_refuses_the_open_until_it_is_killed() {
     let path = TempPath::new("lock-proc");
     write_store(&path, &sample_records(2));
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_holds_a_record_file", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_holds_a_record_file",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("QK_TEST_LOCK_CHILD", &*path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -567,8 +575,14 @@ fn a_lock_held_by_another_process_refuses_the_open_until_it_is_killed() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !line.contains("locked") {
         line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "the child ended early");
-        assert!(std::time::Instant::now() < deadline, "the child never locked");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "the child ended early"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child never locked"
+        );
     }
     assert!(matches!(open(&*path), Err(Error::StorageInUse(_))));
     child.kill().unwrap(); // SIGKILL: the kernel drops its lock
@@ -647,13 +661,10 @@ proptest! {
         if !garbage.is_empty() {
             // Garbage after the data is not a torn write: refused untouched
             // unless it is too short to be a frame header (then cut).
-            match open(&*path) {
-                Err(e) => {
-                    prop_assert!(matches!(e, Error::StorageCorrupt(_)), "{e:?}");
-                    prop_assert!(std::fs::read(&*path).unwrap() == torn);
-                    return Ok(());
-                }
-                Ok(_) => {}
+            if let Err(e) = open(&*path) {
+                prop_assert!(matches!(e, Error::StorageCorrupt(_)), "{e:?}");
+                prop_assert!(std::fs::read(&*path).unwrap() == torn);
+                return Ok(());
             }
         }
 

@@ -14,7 +14,9 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
     PyType,
 };
-use quorumkit::paxos::{Config, FileIdentity, FileStorage, MemoryStorage, Node, NodeId, Output, Storage, wire};
+use quorumkit::paxos::{
+    Config, FileIdentity, FileStorage, MemoryStorage, Node, NodeId, Output, Storage, wire,
+};
 use quorumkit::sim::{PaxosCluster as SimCluster, SimConfig, Violation};
 
 use crate::args::{count_arg, int_in_range, type_name, u32_arg};
@@ -202,9 +204,9 @@ impl PaxosNode {
                     type_name(v)
                 )));
             }
-            c.cluster_id = v.extract::<u64>().map_err(|_| {
-                crate::errors::invalid(py, "cluster_id must be in [0, 2**64 - 1]")
-            })?;
+            c.cluster_id = v
+                .extract::<u64>()
+                .map_err(|_| crate::errors::invalid(py, "cluster_id must be in [0, 2**64 - 1]"))?;
         }
         let now = match now {
             Some(v) => ns_arg(v, "now")?,

@@ -286,7 +286,7 @@ where
                 type_name(data)
             )));
         };
-        if bytes.len() % key_size != 0 {
+        if !bytes.len().is_multiple_of(key_size) {
             return Err(invalid(
                 py,
                 format!(

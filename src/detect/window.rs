@@ -51,12 +51,12 @@ impl Window {
         if self.samples.is_empty() {
             self.pivot = x;
         }
-        if self.samples.len() == self.capacity {
-            if let Some(old) = self.samples.pop_front() {
-                let d = self.offset(old);
-                self.sum -= d;
-                self.sum_sq -= d.unsigned_abs() * d.unsigned_abs();
-            }
+        if self.samples.len() == self.capacity
+            && let Some(old) = self.samples.pop_front()
+        {
+            let d = self.offset(old);
+            self.sum -= d;
+            self.sum_sq -= d.unsigned_abs() * d.unsigned_abs();
         }
         self.samples.push_back(x);
         let d = self.offset(x);

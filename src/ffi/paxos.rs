@@ -14,7 +14,9 @@ use std::path::PathBuf;
 use super::args::{Out, arg_key, arg_mut, arg_ref, arg_slice, free_boxed, hand_out};
 use super::boundary::{Failure, FfiResult, boundary, catch_or};
 use super::status::qk_status;
-use crate::paxos::{Batch, Config, FileIdentity, FileStorage, MemoryStorage, Node, Output, Slot, Storage, wire};
+use crate::paxos::{
+    Batch, Config, FileIdentity, FileStorage, MemoryStorage, Node, Output, Slot, Storage, wire,
+};
 
 /// `qk_paxos_output.kind`: send `data` (a wire-encoded message) to the
 /// replica `to`.

@@ -198,10 +198,10 @@ impl Inner {
                     s.machine.advance(now);
                     s.collect(&mut d);
                 }
-                if s.machine.waiting() > 0 {
-                    if let Some(at) = s.machine.next_deadline() {
-                        next = Some(next.map_or(at, |n| n.min(at)));
-                    }
+                if s.machine.waiting() > 0
+                    && let Some(at) = s.machine.next_deadline()
+                {
+                    next = Some(next.map_or(at, |n| n.min(at)));
                 }
             }
             deliver(d);

@@ -482,8 +482,14 @@ fn scan_frames(mut rd: impl Read, mut pos: u64, len: u64) -> std::result::Result
     while pos < len {
         let left = len - pos;
         if left < FRAME_HEADER_LEN as u64 {
-            let torn = format!("frame {index}: the file ends inside its header ({left} of {FRAME_HEADER_LEN} bytes)");
-            return Ok(Scan::Ok { records, end: pos, torn: Some(torn) });
+            let torn = format!(
+                "frame {index}: the file ends inside its header ({left} of {FRAME_HEADER_LEN} bytes)"
+            );
+            return Ok(Scan::Ok {
+                records,
+                end: pos,
+                torn: Some(torn),
+            });
         }
         let mut head = [0u8; FRAME_HEADER_LEN];
         rd.read_exact(&mut head).map_err(ScanError::Io)?;
@@ -497,10 +503,13 @@ fn scan_frames(mut rd: impl Read, mut pos: u64, len: u64) -> std::result::Result
         }
         let room = left - FRAME_HEADER_LEN as u64;
         if u64::from(n) > room {
-            let torn = format!(
-                "frame {index}: the file ends inside it ({room} of {n} payload bytes)"
-            );
-            return Ok(Scan::Ok { records, end: pos, torn: Some(torn) });
+            let torn =
+                format!("frame {index}: the file ends inside it ({room} of {n} payload bytes)");
+            return Ok(Scan::Ok {
+                records,
+                end: pos,
+                torn: Some(torn),
+            });
         }
         payload.resize(n as usize, 0);
         rd.read_exact(&mut payload).map_err(ScanError::Io)?;
@@ -522,7 +531,11 @@ fn scan_frames(mut rd: impl Read, mut pos: u64, len: u64) -> std::result::Result
         pos += FRAME_HEADER_LEN as u64 + u64::from(n);
         index += 1;
     }
-    Ok(Scan::Ok { records, end: pos, torn: None })
+    Ok(Scan::Ok {
+        records,
+        end: pos,
+        torn: None,
+    })
 }
 
 fn io_error(what: &str, path: &Path, e: &std::io::Error) -> Error {

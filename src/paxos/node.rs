@@ -928,11 +928,12 @@ impl<S: Storage> Node<S> {
             self.leader_changes
                 .push(Output::LeaderChanged { leader, ballot });
         }
-        if let Some(l) = leader {
-            if l != self.config.id && !self.forward.is_empty() {
-                let commands = std::mem::take(&mut self.forward);
-                self.send_forward(l, commands);
-            }
+        if let Some(l) = leader
+            && l != self.config.id
+            && !self.forward.is_empty()
+        {
+            let commands = std::mem::take(&mut self.forward);
+            self.send_forward(l, commands);
         }
     }
 

@@ -357,10 +357,10 @@ impl Proposer {
         if !self.promises.insert(from) {
             return None;
         }
-        if let Some((b, v)) = accepted {
-            if self.best.as_ref().is_none_or(|(best, _)| b > *best) {
-                self.best = Some((b, v));
-            }
+        if let Some((b, v)) = accepted
+            && self.best.as_ref().is_none_or(|(best, _)| b > *best)
+        {
+            self.best = Some((b, v));
         }
         if self.promises.len() < self.quorum {
             return None;
@@ -575,10 +575,10 @@ impl SingleDecree {
         proposer.observe(acceptor.promised());
         let mut learner = Learner::new(quorum);
         for r in records {
-            if let Record::Chosen { batch, .. } = r {
-                if let [v] = batch.as_slice() {
-                    learner.chosen = Some(v.clone());
-                }
+            if let Record::Chosen { batch, .. } = r
+                && let [v] = batch.as_slice()
+            {
+                learner.chosen = Some(v.clone());
             }
         }
         Ok(SingleDecree {

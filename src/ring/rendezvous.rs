@@ -312,10 +312,10 @@ impl Rendezvous {
         if self.nodes.is_empty() {
             return Err(Error::EmptyRing);
         }
-        if self.groups.fast {
-            if let Some(i) = self.fast_winner(h, GAP_SHIFT) {
-                return Ok(i);
-            }
+        if self.groups.fast
+            && let Some(i) = self.fast_winner(h, GAP_SHIFT)
+        {
+            return Ok(i);
         }
         Ok(self.exact_winner(h))
     }

@@ -314,7 +314,7 @@ impl<S: TxnStorage> PcCoordinator<S> {
         self.io.check()?;
         check_members(&participants, "participants", self.id)?;
         check_members(&acceptors, "acceptors", self.id)?;
-        if acceptors.len() % 2 == 0 {
+        if acceptors.len().is_multiple_of(2) {
             return Err(Error::invalid(
                 "Paxos Commit needs an odd number (2F+1) of acceptors",
             ));

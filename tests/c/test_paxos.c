@@ -435,7 +435,120 @@ static void test_paxos_errors(void) {
     qk_paxos_node_free(NULL);
 }
 
+/* Reads the whole file at `path` into a malloc'd buffer. */
+static uint8_t *slurp(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    REQUIRE(fp != NULL);
+    REQUIRE(fseek(fp, 0, SEEK_END) == 0);
+    long n = ftell(fp);
+    REQUIRE(n >= 0);
+    rewind(fp);
+    uint8_t *buf = malloc((size_t)n + 1);
+    REQUIRE(buf != NULL);
+    REQUIRE(fread(buf, 1, (size_t)n, fp) == (size_t)n);
+    fclose(fp);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void spit(const char *path, const uint8_t *buf, size_t len) {
+    FILE *fp = fopen(path, "wb");
+    REQUIRE(fp != NULL);
+    REQUIRE(fwrite(buf, 1, len, fp) == len);
+    fclose(fp);
+}
+
+/* A one-replica cluster on a file: it elects itself and decides commands. */
+static void decide_alone(qk_paxos_node *n, uint64_t *now, int commands) {
+    bool leader = false;
+    for (int k = 0; k < 100 && !leader; k++) {
+        uint64_t d;
+        CHECK_OK(qk_paxos_node_next_deadline(n, &d));
+        *now = d > *now ? d : *now + MS;
+        CHECK_OK(qk_paxos_node_tick(n, *now));
+        CHECK_OK(qk_paxos_node_is_leader(n, &leader));
+    }
+    REQUIRE(leader);
+    for (int k = 0; k < commands; k++) {
+        char cmd[16];
+        snprintf(cmd, sizeof cmd, "c%d", k);
+        CHECK_OK(qk_paxos_node_propose(n, KEY(cmd), *now));
+        qk_paxos_output out;
+        bool has = true;
+        while (has) CHECK_OK(qk_paxos_node_poll(n, &out, &has));
+    }
+    uint64_t commit = 0;
+    CHECK_OK(qk_paxos_node_commit_index(n, &commit));
+    CHECK(commit >= (uint64_t)commands);
+}
+
+/* Record files: one live node per file, tied to its cluster and replica
+ * id, and damage refused with the file left as it was. */
+static void test_paxos_storage_safety(void) {
+    static const uint32_t one[1] = {1};
+    qk_paxos_config cfg;
+    REQUIRE(qk_paxos_config_init(1, one, 1, &cfg) == QK_OK);
+    CHECK(cfg.cluster_id == 0);
+    cfg.cluster_id = 0x5eed;
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/qk_test_paxos_safety_%ld.log", (long)getpid());
+    unlink(path);
+    qk_paxos_node *n = NULL, *second = (qk_paxos_node *)0x1;
+    uint64_t now = 0;
+    CHECK_OK(qk_paxos_node_new_file(&cfg, path, now, &n));
+    decide_alone(n, &now, 12);
+
+    /* A second node on the same file while the first lives. */
+    CHECK_ERR(qk_paxos_node_new_file(&cfg, path, now, &second), QK_ERR_STORAGE_IN_USE);
+    CHECK(strstr(qk_last_error_message(), "locked") != NULL);
+    CHECK(second == (qk_paxos_node *)0x1);
+    CHECK(strcmp(qk_status_str(QK_ERR_STORAGE_IN_USE), "storage in use") == 0);
+    qk_paxos_node_free(n);
+
+    /* Another cluster id, another replica id. */
+    qk_paxos_config other = cfg;
+    other.cluster_id = 0x5eee;
+    CHECK_ERR(qk_paxos_node_new_file(&other, path, now, &second), QK_ERR_STORAGE_MISMATCH);
+    CHECK(strstr(qk_last_error_message(), "cluster") != NULL);
+    static const uint32_t two[2] = {1, 2};
+    REQUIRE(qk_paxos_config_init(2, two, 2, &other) == QK_OK);
+    other.cluster_id = cfg.cluster_id;
+    CHECK_ERR(qk_paxos_node_new_file(&other, path, now, &second), QK_ERR_STORAGE_MISMATCH);
+    CHECK(second == (qk_paxos_node *)0x1);
+
+    /* One flipped bit in the middle of the log: refused, file untouched. */
+    size_t len = 0;
+    uint8_t *bytes = slurp(path, &len);
+    REQUIRE(len > 200);
+    bytes[len / 2] ^= 0x04;
+    spit(path, bytes, len);
+    CHECK_ERR(qk_paxos_node_new_file(&cfg, path, now, &second), QK_ERR_STORAGE_CORRUPT);
+    CHECK(strstr(qk_last_error_message(), "untouched") != NULL);
+    CHECK(second == (qk_paxos_node *)0x1);
+    size_t len2 = 0;
+    uint8_t *after = slurp(path, &len2);
+    CHECK(len2 == len && memcmp(after, bytes, len) == 0);
+    free(after);
+
+    /* Undo the flip: the replica restarts and re-delivers what it decided. */
+    bytes[len / 2] ^= 0x04;
+    spit(path, bytes, len);
+    free(bytes);
+    CHECK_OK(qk_paxos_node_new_file(&cfg, path, now, &n));
+    int decided = 0;
+    qk_paxos_output out;
+    bool has = true;
+    while (has) {
+        CHECK_OK(qk_paxos_node_poll(n, &out, &has));
+        if (has && out.kind == QK_PAXOS_OUTPUT_DECIDED && out.count > 0) decided++;
+    }
+    CHECK(decided == 12);
+    qk_paxos_node_free(n);
+    unlink(path);
+}
+
 void test_paxos(void) {
     test_paxos_errors();
     test_paxos_cluster();
+    test_paxos_storage_safety();
 }

@@ -117,10 +117,10 @@ impl Cluster {
             self.net.pop_front()
         };
         let Some(env) = env else { return false };
-        if let Some(d) = self.drop.as_mut() {
-            if d(&env) {
-                return true;
-            }
+        if let Some(d) = self.drop.as_mut()
+            && d(&env)
+        {
+            return true;
         }
         if self.duplicate > 0 && self.rng.chance(self.duplicate) {
             self.net.push_back(env.clone());
@@ -1372,10 +1372,10 @@ fn lossy_reordering_network_keeps_agreement() {
             c.deliver_all();
             c.check_leases();
             c.advance();
-            if round == 20 {
-                if let Some(l) = c.leader() {
-                    c.crash(l);
-                }
+            if round == 20
+                && let Some(l) = c.leader()
+            {
+                c.crash(l);
             }
             if round == 30 {
                 // And a random follower.
