@@ -112,12 +112,25 @@ type DynNode = Node<Box<dyn Storage + Send>>;
 /// monotonic clock; messages are bytes of the wire format.
 #[pyclass(frozen, module = "quorumkit", name = "PaxosNode")]
 pub struct PaxosNode {
-    node: Mutex<DynNode>,
+    /// `None` once closed (the record file's lock is released then).
+    node: Mutex<Option<DynNode>>,
     config: Config,
     path: Option<PathBuf>,
 }
 
+fn closed_err(py: Python<'_>) -> PyErr {
+    crate::errors::invalid(py, "the PaxosNode is closed")
+}
+
 impl PaxosNode {
+    /// Reads the open node (an error once closed).
+    fn read<T>(&self, py: Python<'_>, f: impl FnOnce(&DynNode) -> T) -> PyResult<T> {
+        match lock(&self.node).as_ref() {
+            Some(n) => Ok(f(n)),
+            None => Err(closed_err(py)),
+        }
+    }
+
     /// Runs `f` on the node; file-backed nodes release the GIL (a sync may
     /// wait for the disk).
     fn with<T: Send>(
@@ -125,16 +138,22 @@ impl PaxosNode {
         py: Python<'_>,
         f: impl FnOnce(&mut DynNode) -> quorumkit::Result<T> + Send,
     ) -> PyResult<T> {
-        if self.path.is_some() {
+        let r = if self.path.is_some() {
             let r = py.detach(|| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut lock(&self.node))))
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    lock(&self.node).as_mut().map(f)
+                }))
             });
             match r {
-                Ok(r) => guard(py, || r),
-                Err(payload) => Err(crate::errors::panic_err(py, payload)),
+                Ok(r) => r,
+                Err(payload) => return Err(crate::errors::panic_err(py, payload)),
             }
         } else {
-            guard(py, || f(&mut lock(&self.node)))
+            lock(&self.node).as_mut().map(f)
+        };
+        match r {
+            Some(r) => guard(py, || r),
+            None => Err(closed_err(py)),
         }
     }
 }
@@ -244,7 +263,7 @@ impl PaxosNode {
             }
         };
         Ok(PaxosNode {
-            node: Mutex::new(node),
+            node: Mutex::new(Some(node)),
             config: c,
             path,
         })
@@ -321,6 +340,9 @@ impl PaxosNode {
     fn poll<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let outputs: Vec<Output> = {
             let mut n = lock(&self.node);
+            let Some(n) = n.as_mut() else {
+                return Err(closed_err(py));
+            };
             std::iter::from_fn(|| n.poll()).collect()
         };
         let list = PyList::empty(py);
@@ -332,44 +354,79 @@ impl PaxosNode {
 
     /// When ``tick`` must next be called, in seconds.
     #[getter]
-    fn next_deadline(&self) -> f64 {
-        secs(lock(&self.node).next_deadline())
+    fn next_deadline(&self, py: Python<'_>) -> PyResult<f64> {
+        self.read(py, |n| secs(n.next_deadline()))
     }
 
     /// The leader this node follows (itself when it leads), or ``None``.
     #[getter]
-    fn leader(&self) -> Option<NodeId> {
-        lock(&self.node).leader()
+    fn leader(&self, py: Python<'_>) -> PyResult<Option<NodeId>> {
+        self.read(py, |n| n.leader())
     }
 
     /// Whether this node leads.
     #[getter]
-    fn is_leader(&self) -> bool {
-        lock(&self.node).is_leader()
+    fn is_leader(&self, py: Python<'_>) -> PyResult<bool> {
+        self.read(py, |n| n.is_leader())
     }
 
     /// The node's ballot as ``(round, node)``.
     #[getter]
-    fn ballot(&self) -> (u64, NodeId) {
-        let b = lock(&self.node).ballot();
-        (b.round, b.node)
+    fn ballot(&self, py: Python<'_>) -> PyResult<(u64, NodeId)> {
+        self.read(py, |n| {
+            let b = n.ballot();
+            (b.round, b.node)
+        })
     }
 
     /// Every slot below this is chosen and was delivered.
     #[getter]
-    fn commit_index(&self) -> u64 {
-        lock(&self.node).commit_index()
+    fn commit_index(&self, py: Python<'_>) -> PyResult<u64> {
+        self.read(py, |n| n.commit_index())
     }
 
     /// Whether this node leads and holds a majority's lease at ``now``, so
     /// it may answer reads from its own state.
-    fn has_read_lease(&self, now: &Bound<'_, PyAny>) -> PyResult<bool> {
+    fn has_read_lease(&self, py: Python<'_>, now: &Bound<'_, PyAny>) -> PyResult<bool> {
         let now = ns_arg(now, "now")?;
-        Ok(lock(&self.node).has_read_lease(now))
+        self.read(py, |n| n.has_read_lease(now))
+    }
+
+    /// Stops the node and releases its record file (and the file's lock)
+    /// now rather than when the object is collected. Later calls raise
+    /// ``InvalidArgumentError``; closing twice does nothing.
+    fn close(&self, py: Python<'_>) {
+        let node = lock(&self.node).take();
+        // Dropping closes the file: no GIL needed.
+        py.detach(move || drop(node));
+    }
+
+    /// Whether ``close()`` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        lock(&self.node).is_none()
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> bool {
+        self.close(py);
+        false
     }
 
     fn __repr__(&self) -> String {
         let n = lock(&self.node);
+        let Some(n) = n.as_ref() else {
+            return format!("PaxosNode(id={}, closed)", self.config.id);
+        };
         format!(
             "PaxosNode(id={}, members={:?}, leader={}, commit_index={})",
             self.config.id,

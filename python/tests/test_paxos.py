@@ -55,6 +55,9 @@ class Net:
         self.drain(i)
 
     def crash(self, i: int) -> None:
+        node = self.nodes[i]
+        if node is not None:
+            node.close()  # releases its file now, whoever still holds the object
         self.nodes[i] = None
 
     def drain(self, i: int) -> None:
