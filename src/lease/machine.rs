@@ -8,9 +8,13 @@
 //! below one seen before counts as that earlier time (time never goes back).
 //!
 //! Memory: a resource's entry lives while it has holders, waiters, a
-//! lock-delay, or leases that expired without release (kept so a late
-//! holder hears `LeaseExpired`, not `NotHolder`, until the resource is
-//! granted again). Idle entries are swept in amortized O(1).
+//! lock-delay, or leases that expired without release within their last
+//! TTL (kept so a late holder hears `LeaseExpired`, not `NotHolder`, until
+//! the resource is granted again or one more TTL, at least a minute
+//! ([`EXPIRED_MEMORY_MIN_NS`]), has passed). An entry is
+//! removed the moment it becomes idle, and the maps shrink when they become
+//! mostly empty, so memory is bounded by the live leases, the waiters and
+//! the recently expired leases — not by every name ever used.
 //!
 //! Timers: each resource is *armed* at most once in a min-heap, at its
 //! earliest pending deadline (holder expiry, waiter deadline, lock-delay
@@ -112,6 +116,20 @@ struct Holder {
     owner: Arc<str>,
     mode: Mode,
     expires_at: u64,
+    /// Its last TTL: an expired lease is remembered for this long.
+    ttl_ns: u64,
+}
+
+/// An expired lease is remembered (`LeaseExpired` rather than `NotHolder`
+/// for a late renew or release) for its TTL, and at least this long.
+pub const EXPIRED_MEMORY_MIN_NS: u64 = 60_000_000_000;
+
+impl Holder {
+    /// When an expired lease is forgotten (`NotHolder` from then on).
+    fn forget_at(&self) -> u64 {
+        self.expires_at
+            .saturating_add(self.ttl_ns.max(EXPIRED_MEMORY_MIN_NS))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -128,7 +146,8 @@ struct Resource {
     name: Arc<str>,
     holders: Vec<Holder>,
     queue: VecDeque<Waiter>,
-    /// Leases that expired un-released since the last grant here.
+    /// Leases that expired un-released since the last grant here, each
+    /// until one more TTL has passed.
     expired: Vec<Holder>,
     /// Lock-delay: nothing is granted before this time.
     blocked_until: u64,
@@ -184,7 +203,8 @@ impl Resource {
         let holders = self.holders.iter().map(|h| h.expires_at);
         let waiters = self.queue.iter().filter_map(|w| w.deadline);
         let delay = self.delay_pending.then_some(self.blocked_until);
-        holders.chain(waiters).chain(delay).min()
+        let forget = self.expired.iter().map(Holder::forget_at);
+        holders.chain(waiters).chain(delay).chain(forget).min()
     }
 }
 
@@ -194,6 +214,7 @@ enum Due {
     Expiry(u64),
     WaiterTimeout(WaiterId),
     DelayEnd,
+    Forget(u64),
 }
 
 /// A heap entry: look at `resource` at `at`. Stale entries (the resource
@@ -281,6 +302,7 @@ impl Core {
             owner,
             mode,
             expires_at: self.now.saturating_add(ttl_ns),
+            ttl_ns,
         };
         let lease = r.lease(&h);
         self.arm(r, h.expires_at);
@@ -327,7 +349,12 @@ impl Core {
         });
         let delay =
             (r.delay_pending && r.blocked_until <= now).then_some((r.blocked_until, Due::DelayEnd));
-        let Some((at, due)) = holders.chain(waiters).chain(delay).min() else {
+        let forget = r
+            .expired
+            .iter()
+            .filter(|h| h.forget_at() <= now)
+            .map(|h| (h.forget_at(), Due::Forget(h.token)));
+        let Some((at, due)) = holders.chain(waiters).chain(delay).chain(forget).min() else {
             return false;
         };
         match due {
@@ -357,6 +384,7 @@ impl Core {
                 });
             }
             Due::DelayEnd => r.delay_pending = false,
+            Due::Forget(token) => r.expired.retain(|h| h.token != token),
         }
         self.pump(r);
         true
@@ -375,7 +403,6 @@ pub struct LeaseMachine {
     config: LeaseConfig,
     resources: Map<Arc<str>, Resource>,
     core: Core,
-    ops_since_sweep: usize,
 }
 
 fn check_name(what: &str, s: &str) -> Result<()> {
@@ -459,7 +486,6 @@ impl LeaseMachine {
                 events: Vec::new(),
                 all_events: true,
             },
-            ops_since_sweep: 0,
         }
     }
 
@@ -492,6 +518,17 @@ impl LeaseMachine {
             Some(r) => r.holders.iter().map(|h| r.lease(h)).collect(),
             None => Vec::new(),
         }
+    }
+
+    /// The live lease `token` on `resource` (after advancing to `now`), if
+    /// it is still held: its current expiry, renewals included.
+    pub fn lease(&mut self, now: u64, resource: &str, token: u64) -> Option<Lease> {
+        self.advance(now);
+        let r = self.resources.get(resource)?;
+        r.holders
+            .iter()
+            .find(|h| h.token == token)
+            .map(|h| r.lease(h))
     }
 
     /// The queued requests on `resource`, head first.
@@ -530,7 +567,6 @@ impl LeaseMachine {
         check_name("owner", req.owner)?;
         check_ttl(req.ttl_ns)?;
         self.advance(now);
-        self.maybe_sweep();
         let now = self.core.now;
         let r = match self.resources.get_mut(req.resource) {
             Some(r) => r,
@@ -581,6 +617,7 @@ impl LeaseMachine {
             r.queue.retain(|w| w.id != waiter);
             self.core.pump(r);
         }
+        self.remove_if_idle(&name);
         true
     }
 
@@ -600,6 +637,7 @@ impl LeaseMachine {
         let (r, i) = find_held(&mut self.resources, resource, owner, token)?;
         let at = self.core.now.saturating_add(ttl_ns);
         r.holders[i].expires_at = at;
+        r.holders[i].ttl_ns = ttl_ns;
         let lease = r.lease(&r.holders[i]);
         // A shorter ttl may need an earlier look; a longer one is found
         // when the armed time comes.
@@ -627,6 +665,7 @@ impl LeaseMachine {
         if !r.queue.is_empty() {
             self.core.pump(r);
         }
+        self.remove_if_idle(resource);
         Ok(())
     }
 
@@ -659,9 +698,29 @@ impl LeaseMachine {
             }
             self.core.handle_due(r);
             self.core.rearm(r);
+            self.remove_if_idle(&t.resource);
         }
         if self.core.timers.len() > 64 + 2 * self.resources.len() {
             self.compact_timers();
+        }
+    }
+
+    /// How many resources the machine keeps state for (held, queued for,
+    /// in lock-delay, or with a recently expired lease).
+    pub fn resource_count(&self) -> usize {
+        self.resources.len()
+    }
+
+    /// Drops `resource`'s entry once nothing needs it, and gives memory
+    /// back when the maps are mostly empty.
+    fn remove_if_idle(&mut self, resource: &str) {
+        let now = self.core.now;
+        if self.resources.get(resource).is_some_and(|r| r.idle(now)) {
+            // Its heap entry, if any, is dead from now on (a new entry of
+            // the same name gets a new sequence number).
+            self.resources.remove(resource);
+            shrink(&mut self.resources);
+            shrink(&mut self.core.waiting);
         }
     }
 
@@ -673,21 +732,23 @@ impl LeaseMachine {
 
     fn compact_timers(&mut self) {
         let timers = std::mem::take(&mut self.core.timers);
-        let live: Vec<_> = timers
+        let mut live: Vec<_> = timers
             .into_vec()
             .into_iter()
             .filter(|Reverse(t)| self.timer_live(t))
             .collect();
+        if live.capacity() > 4 * live.len() + 64 {
+            live.shrink_to_fit();
+        }
         self.core.timers = BinaryHeap::from(live);
     }
+}
 
-    fn maybe_sweep(&mut self) {
-        self.ops_since_sweep += 1;
-        if self.ops_since_sweep > 1024.max(self.resources.len()) {
-            self.ops_since_sweep = 0;
-            let now = self.core.now;
-            self.resources.retain(|_, r| !r.idle(now));
-        }
+/// Gives a map's memory back once it is at most an eighth full (and not
+/// small): a burst of a million names must not pin its peak forever.
+fn shrink<K: std::hash::Hash + Eq, V>(map: &mut Map<K, V>) {
+    if map.capacity() > 1024 && map.len() * 8 < map.capacity() {
+        map.shrink_to(map.len() * 2);
     }
 }
 
@@ -727,6 +788,66 @@ mod tests {
             }
         }
         assert!(m.core.timers.len() <= 64 + 2 * m.resources.len() + 1);
-        assert_eq!(m.next_deadline().map(|d| d >= 49_999), Some(true));
+        // Every lease was released: nothing is left to wake for.
+        assert_eq!(m.resources.len(), 0);
+        assert_eq!(m.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_million_distinct_names_leave_no_state_behind() {
+        // "A lock per job id": names are never reused. Before idle entries
+        // were removed at once, every name stayed (~600 B each).
+        let mut m = LeaseMachine::new(LeaseConfig::default());
+        let mut peak = 0;
+        for i in 0..1_000_000u64 {
+            let name = format!("job-{i}");
+            let AcquireOutcome::Granted(l) = m.acquire(i, req(&name)).unwrap() else {
+                panic!("busy")
+            };
+            peak = peak.max(m.resources.len());
+            m.release(i, &name, "o", l.token).unwrap();
+        }
+        assert_eq!(peak, 1);
+        assert_eq!(m.resource_count(), 0);
+        assert!(m.resources.capacity() <= 1024, "{}", m.resources.capacity());
+        assert!(m.core.timers.len() <= 66, "{}", m.core.timers.len());
+        assert!(
+            m.core.timers.capacity() <= 4 * 66 + 64,
+            "{}",
+            m.core.timers.capacity()
+        );
+    }
+
+    #[test]
+    fn expired_leases_are_remembered_for_a_bounded_time_then_forgotten() {
+        let mut m = LeaseMachine::new(LeaseConfig::default());
+        let ttl = 1_000_000_000;
+        let mut tokens = Vec::new();
+        for i in 0..100_000u64 {
+            let mut r = req("x");
+            let name = format!("job-{i}");
+            r.resource = &name;
+            r.ttl_ns = ttl;
+            let AcquireOutcome::Granted(l) = m.acquire(0, r).unwrap() else {
+                panic!("busy")
+            };
+            tokens.push(l.token);
+        }
+        assert_eq!(m.resource_count(), 100_000);
+        // Expired, not released: a late holder hears LeaseExpired...
+        m.advance(ttl);
+        assert_eq!(m.resource_count(), 100_000);
+        assert!(matches!(
+            m.renew(ttl, "job-7", "o", tokens[7], ttl),
+            Err(Error::LeaseExpired { .. })
+        ));
+        // ...for one more TTL (at least a minute), then the name is gone.
+        m.advance(ttl + EXPIRED_MEMORY_MIN_NS);
+        assert_eq!(m.resource_count(), 0);
+        assert!(m.resources.capacity() <= 1024, "{}", m.resources.capacity());
+        assert!(matches!(
+            m.renew(ttl + EXPIRED_MEMORY_MIN_NS, "job-7", "o", tokens[7], ttl),
+            Err(Error::NotHolder { .. })
+        ));
     }
 }

@@ -509,6 +509,24 @@ impl LeaseTable {
             .with_shard(i, |s, now| s.machine.holders(now, resource))
     }
 
+    /// The live lease `token` on `resource`, if it is still held now (with
+    /// its current expiry); `None` once it was released, expired or
+    /// superseded. What a `Lease` handle reports is checked against this.
+    pub fn lease_status(&self, resource: &str, token: u64) -> Option<Lease> {
+        let i = self.inner.shard_index(resource);
+        self.inner
+            .with_shard(i, |s, now| s.machine.lease(now, resource, token))
+    }
+
+    /// How many resources the table keeps state for: held, queued for, in
+    /// lock-delay, or with a lease that expired within its last TTL. Names
+    /// that are none of these cost no memory.
+    pub fn resource_count(&self) -> usize {
+        (0..SHARDS)
+            .map(|i| self.inner.lock_shard(i).machine.resource_count())
+            .sum()
+    }
+
     /// The number of queued requests on `resource`.
     pub fn queue_len(&self, resource: &str) -> usize {
         let i = self.inner.shard_index(resource);
