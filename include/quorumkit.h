@@ -32,6 +32,12 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
+ * An expired lease is remembered (`LeaseExpired` rather than `NotHolder`
+ * for a late renew or release) for its TTL, and at least this long.
+ */
+#define EXPIRED_MEMORY_MIN_NS 60000000000
+
+/**
  * The default table size, 65537.
  */
 #define QK_MAGLEV_DEFAULT_TABLE_SIZE 65537
@@ -2320,6 +2326,39 @@ qk_status qk_lease_table_release(const qk_lease_table *table,
                                  const char *owner,
                                  size_t owner_len,
                                  uint64_t token);
+
+/**
+ * Stores in `*count_out` how many resources the table keeps state for:
+ * held, queued for, in lock-delay, or with a lease that expired within
+ * max(its TTL, 60 s). Released names cost nothing, so this (and the
+ * table's memory) stays bounded by the live leases, the waiters and the
+ * recently expired leases, however many distinct names were used.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `table` is NULL or a live table; `count_out` is NULL or writable.
+ */
+qk_status qk_lease_table_resource_count(const qk_lease_table *table, size_t *count_out);
+
+/**
+ * Looks up the lease `token` on `resource` now: stores in `*held_out`
+ * whether it is still held and, if it is, the lease as the table has it
+ * (its current expiry, renewals included) in `*lease_out` (left alone
+ * otherwise). Not held: released, expired, or superseded.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`.
+ *
+ * # Safety
+ * `table` is NULL or a live table; `resource` points to `resource_len`
+ * bytes; `lease_out` and `held_out` are NULL or writable.
+ */
+qk_status qk_lease_table_lease_status(const qk_lease_table *table,
+                                      const char *resource,
+                                      size_t resource_len,
+                                      uint64_t token,
+                                      qk_lease *lease_out,
+                                      bool *held_out);
 
 /**
  * Creates a fence that has seen no tokens and stores it in `*fence_out`.

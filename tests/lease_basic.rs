@@ -250,3 +250,38 @@ fn bad_arguments() {
     }
     assert!(matches!(clock.set(0), Err(Error::InvalidArgument(_))));
 }
+
+#[test]
+fn lease_status_is_the_tables_truth_after_a_shorter_renewal_and_a_takeover() {
+    // acquire(ttl 10 s), renew to 2 s at t=0, owner b acquires at t=3 s.
+    let (clock, t) = table(0);
+    let a = t.acquire("r", "a", 10 * S, Mode::Exclusive, None).unwrap();
+    assert_eq!(t.lease_status("r", a.token).unwrap().expires_at, 1_000 + 10_000_000_000);
+    t.renew(&a, 2 * S).unwrap();
+    assert_eq!(t.lease_status("r", a.token).unwrap().expires_at, 1_000 + 2_000_000_000);
+    clock.advance(3 * S);
+    assert!(t.lease_status("r", a.token).is_none(), "expired");
+    let b = t.try_acquire("r", "b", 10 * S, Mode::Exclusive).unwrap();
+    assert_eq!(b.token, a.token + 1);
+    assert!(t.lease_status("r", a.token).is_none());
+    assert_eq!(t.lease_status("r", b.token).unwrap().owner.as_ref(), "b");
+    t.release(&b).unwrap();
+    assert!(t.lease_status("r", b.token).is_none(), "released");
+    assert!(t.lease_status("never", 1).is_none());
+}
+
+#[test]
+fn released_names_cost_no_state_in_the_table() {
+    let (_clock, t) = table(0);
+    for i in 0..200_000u32 {
+        let name = format!("job-{i}");
+        let l = t.try_acquire(&name, "w", S, Mode::Exclusive).unwrap();
+        t.release(&l).unwrap();
+    }
+    assert_eq!(t.resource_count(), 0);
+    // Held and queued names do count.
+    let held = t.try_acquire("held", "w", S, Mode::Exclusive).unwrap();
+    assert_eq!(t.resource_count(), 1);
+    t.release(&held).unwrap();
+    assert_eq!(t.resource_count(), 0);
+}

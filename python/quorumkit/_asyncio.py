@@ -8,14 +8,17 @@ a holder's expiry or at the request's timeout, a ``ManualClock`` move) calls
 the callback, which hands the lease (or the timeout error) to the waiter's
 event loop with ``call_soon_threadsafe``.
 
-Cancelling a waiting task removes its request from the queue; a grant that
-raced with the cancellation is released at once, so it never blocks the
-waiters behind it.
+Cancelling a waiting task removes its request from the queue. A grant that
+races with the cancellation (the task's future is cancelled at once, its
+``except`` clause runs only on a later loop iteration) is passed on at once
+by the thread that made it: the lock moves straight to the next live waiter
+instead of waiting for the loop to reach each cancelled one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Union
 
@@ -27,6 +30,27 @@ if TYPE_CHECKING:
 __all__ = ["AsyncLeaseContext", "acquire_async"]
 
 
+_passing = threading.local()
+
+
+def _pass_on(table: LeaseTable, lease: Lease) -> None:
+    """Releases a lease nobody waits for, on this thread, now. Releasing
+    grants the next waiter, whose callback may land here again: those are
+    queued and handled in this loop, not by recursion (a run of hundreds of
+    cancelled waiters must not exhaust the stack)."""
+    pending: list[tuple[LeaseTable, Lease]] | None = getattr(_passing, "pending", None)
+    if pending is not None:
+        pending.append((table, lease))
+        return
+    _passing.pending = pending = [(table, lease)]
+    try:
+        while pending:
+            t, held = pending.pop()
+            t._finish(held, False)
+    finally:
+        _passing.pending = None
+
+
 def _deliver(fut: asyncio.Future[Lease], table: LeaseTable, outcome: Union[Lease, BaseException]) -> None:
     """On the waiter's loop: hand over the outcome, or give a lease back if
     nobody waits for it any more."""
@@ -34,7 +58,7 @@ def _deliver(fut: asyncio.Future[Lease], table: LeaseTable, outcome: Union[Lease
         if not fut.done():
             fut.set_exception(outcome)
     elif fut.done():  # cancelled while the grant was in flight
-        table._finish(outcome, False)
+        _pass_on(table, outcome)
     else:
         fut.set_result(outcome)
 
@@ -52,6 +76,11 @@ async def acquire_async(
     fut: asyncio.Future[Lease] = loop.create_future()
 
     def decided(outcome: Union[Lease, BaseException]) -> None:  # on the deciding thread
+        if not isinstance(outcome, BaseException) and fut.cancelled():
+            # The task was cancelled (wait_for timed out, ...): do not make
+            # the lock wait for the loop to notice; give it to the next.
+            _pass_on(table, outcome)
+            return
         try:
             loop.call_soon_threadsafe(_deliver, fut, table, outcome)
         except RuntimeError:  # the loop is closed: nobody can take the lease

@@ -278,8 +278,13 @@ class ManualClock:
 
 @final
 class Lease:
-    """A granted lease. ``expires_at`` is in seconds of its table's clock and
-    moves forward on renewal; ``token`` is the fencing token."""
+    """A granted lease; ``token`` is the fencing token. ``expires_at`` (seconds
+    of its table's clock) and ``lost`` are read from the table every time,
+    so they always agree with it: a renewal to a shorter ttl shortens
+    ``expires_at``; ``lost`` is True once the lease was released, expired
+    or superseded (``expires_at`` then stays when it was due to end).
+
+    Thread safety: safe to share between threads."""
 
     @property
     def resource(self) -> str: ...
@@ -336,6 +341,7 @@ class LeaseTable:
     def renew(self, lease: Lease, ttl: float) -> Lease: ...
     def release(self, lease: Lease) -> None: ...
     def queued(self, resource: str) -> int: ...
+    def resource_count(self) -> int: ...
     def lock(
         self,
         resource: str,

@@ -212,8 +212,13 @@ pub struct Lease {
     owner: Py<PyString>,
     token: u64,
     shared: bool,
-    /// Last known expiry (ns); with a renewer, the renewer's is newer.
+    /// The expiry (ns) the table last reported; kept after the lease is
+    /// lost, so `expires_at` then says when it was due to end.
     expires_at: AtomicU64,
+    /// The table that granted it: the truth every read is checked against.
+    table: CoreTable,
+    /// `resource` as Rust text, for those checks.
+    resource_key: Arc<str>,
     /// Released, or a renewal failed: no longer held whatever the clock says.
     gone: AtomicBool,
     clock: Clock,
@@ -223,21 +228,33 @@ pub struct Lease {
 }
 
 impl Lease {
-    fn core_expires(&self) -> u64 {
-        match &*lock(&self.renewer) {
-            Some(g) => g.lease().expires_at,
-            None => self.expires_at.load(Ordering::Acquire),
+    /// Asks the table whether the lease is still held, and records the
+    /// expiry it reports (renewals by anyone included). No caching of what
+    /// the lease *should* be: released, superseded and expired all come
+    /// back as "not held".
+    fn check_table(&self) -> bool {
+        if self.gone.load(Ordering::Acquire) {
+            return false;
+        }
+        match self.table.lease_status(&self.resource_key, self.token) {
+            Some(l) => {
+                self.expires_at.store(l.expires_at, Ordering::Release);
+                true
+            }
+            None => {
+                self.gone.store(true, Ordering::SeqCst);
+                false
+            }
         }
     }
 
+    fn core_expires(&self) -> u64 {
+        self.check_table();
+        self.expires_at.load(Ordering::Acquire)
+    }
+
     fn is_lost(&self) -> bool {
-        if self.gone.load(Ordering::Acquire) {
-            return true;
-        }
-        if let Some(g) = &*lock(&self.renewer) {
-            return g.is_lost();
-        }
-        self.clock.now_ns() >= self.expires_at.load(Ordering::Acquire)
+        !self.check_table()
     }
 
     fn mark_gone(&self) {
@@ -425,6 +442,8 @@ impl LeaseTable {
             token: core.token,
             shared: core.mode == Mode::Shared,
             expires_at: AtomicU64::new(core.expires_at),
+            table: self.core.clone(),
+            resource_key: core.resource.clone(),
             gone: AtomicBool::new(false),
             clock: self.core.clock().clone(),
             signal: self.signal.clone(),
@@ -639,7 +658,8 @@ impl LeaseTable {
         let renewed = guard(py, || {
             self.core.renew_token(&resource, &owner, l.token, ttl)
         })?;
-        l.expires_at.fetch_max(renewed.expires_at, Ordering::SeqCst);
+        // The table's answer, shorter ttl included (never a max-merge).
+        l.expires_at.store(renewed.expires_at, Ordering::SeqCst);
         l.signal.notify();
         Ok(lease.clone())
     }
@@ -648,6 +668,13 @@ impl LeaseTable {
     fn release(&self, py: Python<'_>, lease: &Bound<'_, PyAny>) -> PyResult<()> {
         let lease = Self::lease_arg(lease)?;
         self.release_lease(py, lease.get())
+    }
+
+    /// How many resources the table keeps state for: held, queued for, in
+    /// lock-delay, or with a lease that expired within max(ttl, 60 s).
+    /// Released names cost nothing, however many distinct names were used.
+    fn resource_count(&self) -> usize {
+        self.core.resource_count()
     }
 
     /// The number of requests queued on `resource`.

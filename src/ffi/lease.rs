@@ -347,6 +347,72 @@ pub unsafe extern "C" fn qk_lease_table_release(
     })
 }
 
+/// Stores in `*count_out` how many resources the table keeps state for:
+/// held, queued for, in lock-delay, or with a lease that expired within
+/// max(its TTL, 60 s). Released names cost nothing, so this (and the
+/// table's memory) stays bounded by the live leases, the waiters and the
+/// recently expired leases, however many distinct names were used.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `table` is NULL or a live table; `count_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_lease_table_resource_count(
+    table: *const qk_lease_table,
+    count_out: *mut usize,
+) -> qk_status {
+    boundary(|| {
+        let (t, out) = unsafe {
+            (
+                arg_ref(table, "table")?,
+                Out::new(count_out, "count_out")?,
+            )
+        };
+        out.set(t.table.resource_count());
+        Ok(())
+    })
+}
+
+/// Looks up the lease `token` on `resource` now: stores in `*held_out`
+/// whether it is still held and, if it is, the lease as the table has it
+/// (its current expiry, renewals included) in `*lease_out` (left alone
+/// otherwise). Not held: released, expired, or superseded.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`.
+///
+/// # Safety
+/// `table` is NULL or a live table; `resource` points to `resource_len`
+/// bytes; `lease_out` and `held_out` are NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_lease_table_lease_status(
+    table: *const qk_lease_table,
+    resource: *const c_char,
+    resource_len: usize,
+    token: u64,
+    lease_out: *mut qk_lease,
+    held_out: *mut bool,
+) -> qk_status {
+    boundary(|| {
+        let (t, r, lease_out, held_out) = unsafe {
+            (
+                arg_ref(table, "table")?,
+                arg_str(resource, resource_len, "resource")?,
+                Out::new(lease_out, "lease_out")?,
+                Out::new(held_out, "held_out")?,
+            )
+        };
+        match t.table.lease_status(r, token) {
+            Some(l) => {
+                lease_out.set(l.into());
+                held_out.set(true);
+            }
+            None => held_out.set(false),
+        }
+        Ok(())
+    })
+}
+
 /// Creates a fence that has seen no tokens and stores it in `*fence_out`.
 ///
 /// Ownership: the caller owns the fence; free it with `qk_fence_free()`.
