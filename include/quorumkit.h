@@ -38,6 +38,25 @@
 #define EXPIRED_MEMORY_MIN_NS 60000000000
 
 /**
+ * The shortest heartbeat interval accepted (1 ms). A driver ticks the
+ * node about this often; anything shorter only burns CPU (a 1 ns
+ * interval, once accepted, made drivers spin).
+ */
+#define MIN_HEARTBEAT_INTERVAL 1000000
+
+/**
+ * The default [`DecodeLimits::max_points`]: 2^22 points (a 100-node ring
+ * of weight-1 nodes has 16,000), restored in well under a second.
+ */
+#define DEFAULT_MAX_POINTS (1 << 22)
+
+/**
+ * The decode budget of the plain `qk_<x>_restore()` functions, in points
+ * (`qk_<x>_restore_limited()` takes its own).
+ */
+#define QK_DEFAULT_MAX_POINTS (1 << 22)
+
+/**
  * The default table size, 65537.
  */
 #define QK_MAGLEV_DEFAULT_TABLE_SIZE 65537
@@ -374,7 +393,9 @@ typedef struct {
      */
     size_t members_len;
     /**
-     * How often a leader sends heartbeats (> 0). Default 50 ms.
+     * How often a leader sends heartbeats (at least 1 ms: shorter is
+     * refused with QK_ERR_INVALID_ARG, as it would make a driver spin).
+     * Default 50 ms.
      */
     uint64_t heartbeat_interval_ns;
     /**
@@ -673,6 +694,13 @@ typedef struct {
 #define QK_ERR_STORAGE_MISMATCH 27
 
 /**
+ * Decoding a snapshot would need more points than the decode budget
+ * (`max_points` of the `_restore_limited` functions; the plain `_restore`
+ * functions use `QK_DEFAULT_MAX_POINTS`).
+ */
+#define QK_ERR_LIMIT_EXCEEDED 28
+
+/**
  * libmemcached 1.1.4 with `MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED`.
  */
 #define QK_KETAMA_LIBMEMCACHED 0
@@ -965,6 +993,23 @@ qk_status qk_ring_snapshot(const qk_ring *ring, uint8_t *buf, size_t cap, size_t
 qk_status qk_ring_restore(const uint8_t *data, size_t len, qk_ring **ring_out);
 
 /**
+ * As `qk_ring_restore()`, with a decode budget: a snapshot that would need more
+ * than `max_points` points (a crafted one can declare millions in a few
+ * bytes) is refused with `QK_ERR_LIMIT_EXCEEDED` before any of that work
+ * is done. `qk_ring_restore()` uses `QK_DEFAULT_MAX_POINTS` (2^22); at most 2^26
+ * points are ever built.
+ *
+ * Errors: as `qk_ring_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
+ *
+ * # Safety
+ * As `qk_ring_restore()`.
+ */
+qk_status qk_ring_restore_limited(const uint8_t *data,
+                                  size_t len,
+                                  uint64_t max_points,
+                                  qk_ring **ring_out);
+
+/**
  * Creates a continuum over `count` servers and stores it in `*ketama_out`.
  * Server `i` is `specs[i]` (`spec_lens[i]` bytes of UTF-8, `"host"`,
  * `"host:port"` or `"[v6addr]:port"`; the port defaults to 11211 and the
@@ -1243,6 +1288,23 @@ qk_status qk_ketama_snapshot(const qk_ketama *ketama, uint8_t *buf, size_t cap, 
  * writable.
  */
 qk_status qk_ketama_restore(const uint8_t *data, size_t len, qk_ketama **ketama_out);
+
+/**
+ * As `qk_ketama_restore()`, with a decode budget: a snapshot that would need more
+ * than `max_points` points (a crafted one can declare millions in a few
+ * bytes) is refused with `QK_ERR_LIMIT_EXCEEDED` before any of that work
+ * is done. `qk_ketama_restore()` uses `QK_DEFAULT_MAX_POINTS` (2^22); at most 2^26
+ * points are ever built.
+ *
+ * Errors: as `qk_ketama_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
+ *
+ * # Safety
+ * As `qk_ketama_restore()`.
+ */
+qk_status qk_ketama_restore_limited(const uint8_t *data,
+                                    size_t len,
+                                    uint64_t max_points,
+                                    qk_ketama **ketama_out);
 
 /**
  * Creates a balancer over a copy of `ring`'s nodes, weights and vnodes
@@ -1640,6 +1702,23 @@ qk_status qk_rendezvous_restore(const uint8_t *data,
                                 qk_rendezvous **hrw_out);
 
 /**
+ * As `qk_rendezvous_restore()`, with a decode budget: a snapshot that would need more
+ * than `max_points` points (a crafted one can declare millions in a few
+ * bytes) is refused with `QK_ERR_LIMIT_EXCEEDED` before any of that work
+ * is done. `qk_rendezvous_restore()` uses `QK_DEFAULT_MAX_POINTS` (2^22); at most 2^26
+ * points are ever built.
+ *
+ * Errors: as `qk_rendezvous_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
+ *
+ * # Safety
+ * As `qk_rendezvous_restore()`.
+ */
+qk_status qk_rendezvous_restore_limited(const uint8_t *data,
+                                        size_t len,
+                                        uint64_t max_points,
+                                        qk_rendezvous **hrw_out);
+
+/**
  * Creates an empty table of `table_size` entries (a prime, at most 2^26;
  * 0 means `QK_MAGLEV_DEFAULT_TABLE_SIZE`) and stores it in `*maglev_out`.
  *
@@ -1909,6 +1988,23 @@ qk_status qk_maglev_snapshot(const qk_maglev *maglev,
 qk_status qk_maglev_restore(const uint8_t *data,
                             size_t len,
                             qk_maglev **maglev_out);
+
+/**
+ * As `qk_maglev_restore()`, with a decode budget: a snapshot that would need more
+ * than `max_points` points (a crafted one can declare millions in a few
+ * bytes) is refused with `QK_ERR_LIMIT_EXCEEDED` before any of that work
+ * is done. `qk_maglev_restore()` uses `QK_DEFAULT_MAX_POINTS` (2^22); at most 2^26
+ * points are ever built.
+ *
+ * Errors: as `qk_maglev_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
+ *
+ * # Safety
+ * As `qk_maglev_restore()`.
+ */
+qk_status qk_maglev_restore_limited(const uint8_t *data,
+                                    size_t len,
+                                    uint64_t max_points,
+                                    qk_maglev **maglev_out);
 
 /**
  * Stores the bucket in `0 .. num_buckets` of the 64-bit `key` in
@@ -2444,8 +2540,11 @@ void qk_detector_free(qk_detector *detector);
  * Records a heartbeat from the node `name` (`name_len` bytes of UTF-8) at
  * `now_ns`; the first one registers the node.
  *
- * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`; `QK_ERR_NOT_MONOTONIC`
- * if `now_ns` is before the node's last heartbeat (nothing changes).
+ * A heartbeat at or before the node's latest one (two threads that read
+ * the clock in one order and call in the other) is absorbed: `QK_OK`, and
+ * nothing changes.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`.
  *
  * # Safety
  * `detector` is NULL or a live detector; `name` is NULL or points to
@@ -2461,8 +2560,8 @@ qk_status qk_detector_heartbeat(qk_detector *detector,
  * be infinite long after the last heartbeat).
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`; `QK_ERR_NOT_FOUND` for
- * a node never heard from or removed; `QK_ERR_NOT_MONOTONIC` if `now_ns`
- * is before its last heartbeat.
+ * a node never heard from or removed. A `now_ns` at or before the node's
+ * latest heartbeat gives φ at that heartbeat (not an error).
  *
  * # Safety
  * `detector` is NULL or a live detector; `name` as in

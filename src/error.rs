@@ -105,6 +105,10 @@ pub enum Error {
     /// A record file belongs to another cluster or replica.
     #[error("storage mismatch: {0}")]
     StorageMismatch(String),
+    /// Decoding untrusted bytes would need more work or memory than the
+    /// caller's budget allows (a snapshot declaring a huge ring).
+    #[error("decode limit exceeded: {0}")]
+    LimitExceeded(String),
     /// The operation needs the leader and this node is not it; `leader` is
     /// the leader this node knows of, if any.
     #[error("not the leader (leader: {leader:?})")]

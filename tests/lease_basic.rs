@@ -256,9 +256,15 @@ fn lease_status_is_the_tables_truth_after_a_shorter_renewal_and_a_takeover() {
     // acquire(ttl 10 s), renew to 2 s at t=0, owner b acquires at t=3 s.
     let (clock, t) = table(0);
     let a = t.acquire("r", "a", 10 * S, Mode::Exclusive, None).unwrap();
-    assert_eq!(t.lease_status("r", a.token).unwrap().expires_at, 1_000 + 10_000_000_000);
+    assert_eq!(
+        t.lease_status("r", a.token).unwrap().expires_at,
+        1_000 + 10_000_000_000
+    );
     t.renew(&a, 2 * S).unwrap();
-    assert_eq!(t.lease_status("r", a.token).unwrap().expires_at, 1_000 + 2_000_000_000);
+    assert_eq!(
+        t.lease_status("r", a.token).unwrap().expires_at,
+        1_000 + 2_000_000_000
+    );
     clock.advance(3 * S);
     assert!(t.lease_status("r", a.token).is_none(), "expired");
     let b = t.try_acquire("r", "b", 10 * S, Mode::Exclusive).unwrap();

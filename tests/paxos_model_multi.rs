@@ -41,8 +41,8 @@ const SLOTS: u64 = 3;
 
 fn config(id: NodeId) -> Config {
     let mut c = Config::new(id, (1..=N as NodeId).collect());
-    c.heartbeat_interval = 10;
-    c.election_timeout = 100;
+    c.heartbeat_interval = 1_000_000;
+    c.election_timeout = 10_000_000;
     // Leases add timing-only behaviour (safety never depends on them).
     c.lease_duration = 0;
     c.max_clock_drift = 0;

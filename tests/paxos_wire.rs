@@ -907,3 +907,41 @@ fn the_examples_in_wire_md_decode() {
     }
     assert_eq!(seen, 23);
 }
+
+/// Writes the fuzzing seed corpus of the Paxos wire target (every message
+/// and record variant, as fuzz/checks.rs reads them: a decoder-picking
+/// byte, then the encoding). Run with QK_WRITE_FUZZ_SEEDS=1; the files are
+/// committed under fuzz/corpus/paxos_wire.
+#[test]
+fn write_fuzz_seeds() {
+    if std::env::var_os("QK_WRITE_FUZZ_SEEDS").is_none() {
+        return;
+    }
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/paxos_wire");
+    std::fs::create_dir_all(dir).unwrap();
+    let mut k = 0;
+    let mut put = |pick: u8, bytes: Vec<u8>| {
+        let mut v = vec![pick];
+        v.extend(bytes);
+        std::fs::write(format!("{dir}/seed-{k:03}"), v).unwrap();
+        k += 1;
+    };
+    for m in every_variant() {
+        let mut out = Vec::new();
+        encode(&m, &mut out);
+        put(0, out.clone());
+        let env = Envelope {
+            from: 1,
+            to: 2,
+            message: m,
+        };
+        let mut out = Vec::new();
+        encode_envelope(&env, &mut out);
+        put(1, out);
+    }
+    for r in every_record() {
+        let mut out = Vec::new();
+        encode_record(&r, &mut out);
+        put(2, out);
+    }
+}

@@ -27,6 +27,7 @@ from quorumkit._errors import (
     StorageCorruptError,
     StorageInUseError,
     StorageMismatchError,
+    LimitExceededError,
     UnsupportedVersionError,
 )
 from quorumkit._native import (
@@ -95,6 +96,7 @@ __all__ = [
     "StorageCorruptError",
     "StorageInUseError",
     "StorageMismatchError",
+    "LimitExceededError",
     "TwoPhaseCommitCoordinator",
     "TwoPhaseCommitParticipant",
     "TxnOutput",

@@ -25,6 +25,7 @@ __all__ = [
     "StorageCorruptError",
     "StorageInUseError",
     "StorageMismatchError",
+    "LimitExceededError",
     "NotLeaderError",
     "SimulationViolation",
 ]
@@ -104,6 +105,12 @@ class StorageInUseError(StorageError):
 
 class StorageMismatchError(StorageError, ValueError):
     """A Paxos record file belongs to another cluster id or replica id."""
+
+
+class LimitExceededError(QuorumkitError, ValueError):
+    """Decoding untrusted bytes would need more work than the budget allows:
+    a snapshot declaring a ring of more points than ``max_points`` (default
+    2**22). Pass a larger ``max_points`` to ``from_bytes`` to load it."""
 
 
 class NotLeaderError(QuorumkitError):

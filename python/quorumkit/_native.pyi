@@ -62,7 +62,9 @@ def jump_hash_batch(keys: Iterable[int | _Key], num_buckets: int) -> list[int]:
 
 @final
 class HashRing:
-    """A weighted virtual-node ring on xxh3-64."""
+    """A weighted virtual-node ring on xxh3-64.
+
+    Thread safety: safe to share between threads. Lookups never block; a membership change builds a new continuum and swaps it in (copy-on-write), so a lookup sees the ring before or after a change, never half of one."""
 
     def __new__(
         cls,
@@ -92,12 +94,14 @@ class HashRing:
     def __iter__(self) -> Iterator[str]: ...
     def to_bytes(self) -> bytes: ...
     @classmethod
-    def from_bytes(cls, data: Buffer) -> Self: ...
+    def from_bytes(cls, data: Buffer, *, max_points: int | None = None) -> Self: ...
     def __reduce__(self) -> tuple[Callable[[bytes], Self], tuple[bytes]]: ...
 
 @final
 class KetamaRing:
-    """Ketama (MD5) consistent hashing, bit-exact with libmemcached or uhashring."""
+    """Ketama (MD5) consistent hashing, bit-exact with libmemcached or uhashring.
+
+    Thread safety: safe to share between threads (copy-on-write membership, as HashRing)."""
 
     def __new__(
         cls,
@@ -130,12 +134,14 @@ class KetamaRing:
     def __iter__(self) -> Iterator[str]: ...
     def to_bytes(self) -> bytes: ...
     @classmethod
-    def from_bytes(cls, data: Buffer) -> Self: ...
+    def from_bytes(cls, data: Buffer, *, max_points: int | None = None) -> Self: ...
     def __reduce__(self) -> tuple[Callable[[bytes], Self], tuple[bytes]]: ...
 
 @final
 class BoundedLoadBalancer:
-    """Consistent hashing with bounded loads over a HashRing; thread-safe."""
+    """Consistent hashing with bounded loads over a HashRing; thread-safe.
+
+    Thread safety: safe to share between threads; acquire/release/membership changes are serialized by one lock, so the capacity is never exceeded."""
 
     def __new__(
         cls,
@@ -164,7 +170,9 @@ class BoundedLoadBalancer:
 
 @final
 class RendezvousHash:
-    """Weighted rendezvous (HRW) hashing with float weights (logarithmic method)."""
+    """Weighted rendezvous (HRW) hashing with float weights (logarithmic method).
+
+    Thread safety: safe to share between threads (copy-on-write membership, as HashRing)."""
 
     def __new__(
         cls,
@@ -188,12 +196,14 @@ class RendezvousHash:
     def __iter__(self) -> Iterator[str]: ...
     def to_bytes(self) -> bytes: ...
     @classmethod
-    def from_bytes(cls, data: Buffer) -> Self: ...
+    def from_bytes(cls, data: Buffer, *, max_points: int | None = None) -> Self: ...
     def __reduce__(self) -> tuple[Callable[[bytes], Self], tuple[bytes]]: ...
 
 @final
 class Maglev:
-    """A Maglev lookup table of prime size over weighted backends."""
+    """A Maglev lookup table of prime size over weighted backends.
+
+    Thread safety: safe to share between threads (copy-on-write membership: a change rebuilds the table and swaps it in)."""
 
     def __new__(
         cls,
@@ -222,12 +232,14 @@ class Maglev:
     def __iter__(self) -> Iterator[str]: ...
     def to_bytes(self) -> bytes: ...
     @classmethod
-    def from_bytes(cls, data: Buffer) -> Self: ...
+    def from_bytes(cls, data: Buffer, *, max_points: int | None = None) -> Self: ...
     def __reduce__(self) -> tuple[Callable[[bytes], Self], tuple[bytes]]: ...
 
 @final
 class Md5Ring:
-    """uhashring 2.5's default placement: 128-bit MD5 points, bisect_right lookup."""
+    """uhashring 2.5's default placement: 128-bit MD5 points, bisect_right lookup.
+
+    Thread safety: safe to share between threads (copy-on-write membership, as HashRing)."""
 
     def __new__(
         cls,
@@ -269,7 +281,8 @@ class ManualClock:
 
     Moving it drives every table on it before ``advance``/``set`` return:
     expired leases are dropped, waiters granted, auto-renewals run.
-    """
+
+    Thread safety: safe to share between threads; moving it runs the tables' due work in the moving thread."""
 
     def __new__(cls, start: float = 0.0) -> Self: ...
     def now(self) -> float: ...
@@ -303,7 +316,9 @@ class Lease:
 @final
 class LeaseContext:
     """``with table.lock(...) as lease``: acquires on entry, renews in the
-    background (``auto_renew``), releases on exit."""
+    background (``auto_renew``), releases on exit.
+
+    Thread safety: one ``with`` at a time (entering it twice raises); the lease it yields is safe to share."""
 
     def __enter__(self) -> Lease: ...
     def __exit__(
@@ -321,7 +336,9 @@ class _Ticket:
 
 @final
 class LeaseTable:
-    """Expiring shared/exclusive locks with fencing tokens and FIFO waiters."""
+    """Expiring shared/exclusive locks with fencing tokens and FIFO waiters.
+
+    Thread safety: safe to share between threads and event loops; blocking acquires release the GIL and honour Ctrl-C."""
 
     def __new__(cls, clock: ManualClock | None = None, *, lock_delay: float = 0.0) -> Self: ...
     @property
@@ -385,7 +402,9 @@ class LeaseTable:
 @final
 class Fence:
     """Highest fencing token seen per resource: what a protected resource
-    checks before acting for a lease holder."""
+    checks before acting for a lease holder.
+
+    Thread safety: safe to share between threads; ``check`` is atomic per resource."""
 
     def __new__(cls) -> Self: ...
     def check(self, resource: str, token: int) -> None: ...
@@ -396,7 +415,9 @@ class Fence:
 @final
 class FailureDetector:
     """Phi-accrual failure detector (Hayashibara et al. 2004, as in Akka) over
-    any number of nodes; ``now`` is float seconds of a monotonic clock."""
+    any number of nodes; ``now`` is float seconds of a monotonic clock.
+
+    Thread safety: safe to share between threads (an internal lock); times that arrive out of order from racing threads are not errors."""
 
     def __new__(
         cls,
@@ -431,7 +452,9 @@ class TxnOutput:
     """One thing a transaction machine asks its caller to do: ``kind`` is
     ``"persisted"`` (``records`` were made durable), ``"send"`` (send
     ``message`` bytes to process ``to``), ``"vote_requested"`` (vote on
-    ``txn``) or ``"outcome"`` (``txn`` is decided; ``commit`` says how)."""
+    ``txn``) or ``"outcome"`` (``txn`` is decided; ``commit`` says how).
+
+    Thread safety: an immutable value."""
 
     @property
     def kind(self) -> str: ...
@@ -451,7 +474,9 @@ class TwoPhaseCommitCoordinator:
     """A two-phase commit coordinator (sans-IO). ``begin`` a transaction,
     feed it the participants' messages with ``step``, call ``tick`` as time
     passes, and carry out what ``poll`` returns. Its records are kept in
-    memory; ``restart`` recovers from them as after a crash."""
+    memory; ``restart`` recovers from them as after a crash.
+
+    Thread safety: safe to share between threads; calls are serialized by an internal lock."""
 
     def __new__(
         cls,
@@ -476,7 +501,9 @@ class TwoPhaseCommitParticipant:
     """A two-phase commit participant (sans-IO). On a ``"vote_requested"``
     output, call ``vote``; a yes vote leaves it in doubt (``state`` is
     ``"prepared"``) until it learns the outcome — from the coordinator or,
-    with ``cooperative=True``, from a peer."""
+    with ``cooperative=True``, from a peer.
+
+    Thread safety: safe to share between threads; calls are serialized by an internal lock."""
 
     def __new__(
         cls,
@@ -503,7 +530,9 @@ class CommitSimulation:
     """A deterministic in-process simulation of one coordinator (process 0),
     ``participants`` participants (1..n) and, for ``"paxos-commit"``,
     2``f``+1 acceptors, on a simulated network (1–5 ms delays) driven by
-    ``seed``. Times are simulated seconds."""
+    ``seed``. Times are simulated seconds.
+
+    Thread safety: safe to share between threads; calls are serialized by an internal lock."""
 
     def __new__(
         cls,
@@ -620,7 +649,9 @@ class PaxosCluster:
     simulated clock and a faulty network (delay, ``loss``, ``duplicate``),
     with crashes, restarts and partitions; the safety checkers (agreement,
     validity, in-order delivery, lease exclusivity) watch every event. One
-    ``seed`` replays one run exactly. Times are simulated seconds."""
+    ``seed`` replays one run exactly. Times are simulated seconds.
+
+    Thread safety: safe to share between threads; calls are serialized by an internal lock (a run holds it, with the GIL released)."""
 
     def __new__(
         cls,

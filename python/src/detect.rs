@@ -102,7 +102,8 @@ impl FailureDetector {
     }
 
     /// Records a heartbeat from ``node`` at ``now``; the first registers it.
-    /// ``NonMonotonicTimeError`` if ``now`` is before its last heartbeat.
+    /// A heartbeat at or before its latest one (another thread's later
+    /// clock reading landed first) is absorbed: no error, no change.
     fn heartbeat(
         &self,
         py: Python<'_>,

@@ -51,6 +51,8 @@ pub enum Kind {
     StorageInUse,
     /// `StorageMismatchError(StorageError, ValueError)`.
     StorageMismatch,
+    /// `LimitExceededError(QuorumkitError, ValueError)`.
+    LimitExceeded,
 }
 
 struct Classes {
@@ -72,6 +74,7 @@ struct Classes {
     storage_corrupt: Py<PyType>,
     storage_in_use: Py<PyType>,
     storage_mismatch: Py<PyType>,
+    limit: Py<PyType>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -101,6 +104,7 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             storage_corrupt: get("StorageCorruptError")?,
             storage_in_use: get("StorageInUseError")?,
             storage_mismatch: get("StorageMismatchError")?,
+            limit: get("LimitExceededError")?,
         })
     })
 }
@@ -131,6 +135,7 @@ pub fn new_err(py: Python<'_>, kind: Kind, msg: impl Into<String>) -> PyErr {
         Kind::StorageCorrupt => &c.storage_corrupt,
         Kind::StorageInUse => &c.storage_in_use,
         Kind::StorageMismatch => &c.storage_mismatch,
+        Kind::LimitExceeded => &c.limit,
     };
     PyErr::from_type(ty.bind(py).clone(), msg.into())
 }
@@ -165,6 +170,7 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
         Error::StorageCorrupt(_) => Kind::StorageCorrupt,
         Error::StorageInUse(_) => Kind::StorageInUse,
         Error::StorageMismatch(_) => Kind::StorageMismatch,
+        Error::LimitExceeded(_) => Kind::LimitExceeded,
         // `Error` is non_exhaustive: a variant added later is still ours.
         _ => Kind::Base,
     };

@@ -56,8 +56,10 @@ pub(crate) fn seconds_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<f64> {
     Ok(s)
 }
 
-/// Seconds to nanoseconds (rounded, at least 1 for a positive value);
-/// `InvalidArgument` beyond u64 nanoseconds (584 years) or infinite.
+/// Seconds to nanoseconds (rounded); `InvalidArgument` beyond u64
+/// nanoseconds (584 years), infinite, or positive but below 1 ns (such a
+/// value used to become 1 ns silently: a 1e-12 s heartbeat made a driver
+/// spin).
 pub(crate) fn to_ns(py: Python<'_>, s: f64, what: &str) -> PyResult<u64> {
     let ns = (s * 1e9).round();
     if !ns.is_finite() || ns >= u64::MAX as f64 {
@@ -66,7 +68,13 @@ pub(crate) fn to_ns(py: Python<'_>, s: f64, what: &str) -> PyResult<u64> {
             format!("{what} must be finite and below 584 years, got {s}"),
         ));
     }
-    Ok(if s > 0.0 { (ns as u64).max(1) } else { 0 })
+    if s > 0.0 && s < 1e-9 {
+        return Err(invalid(
+            py,
+            format!("{what} must be 0 or at least 1 ns (1e-9 s), got {s}"),
+        ));
+    }
+    Ok(ns as u64)
 }
 
 /// A TTL: finite seconds > 0.

@@ -124,15 +124,26 @@ macro_rules! ring_class {
                 PyBytes::new(py, &snap.ring.to_snapshot())
             }
 
-            /// Restores a ring from `to_bytes()` output.
+            /// Restores a ring from `to_bytes()` output. A snapshot that would
+            /// build more than `max_points` points (default 2**22) raises
+            /// `LimitExceededError` before doing that work.
             #[classmethod]
+            #[pyo3(signature = (data, *, max_points=None))]
             fn from_bytes(
                 _cls: &Bound<'_, PyType>,
                 py: Python<'_>,
                 data: &Bound<'_, PyAny>,
+                max_points: Option<&Bound<'_, PyAny>>,
             ) -> PyResult<Self> {
                 let data = snapshot_bytes(data)?;
-                let ring = guard(py, || <$core as Snapshot>::from_snapshot(&data))?;
+                let limits = quorumkit::ring::snapshot::DecodeLimits {
+                    max_points: match max_points {
+                        None => quorumkit::ring::snapshot::DEFAULT_MAX_POINTS,
+                        Some(v) => crate::args::int_in_range(v, "max_points", 0, i64::MAX)? as u64,
+                    },
+                };
+                let ring = py.detach(|| <$core as Snapshot>::from_snapshot_with_limits(&data, &limits));
+                let ring = guard(py, || ring)?;
                 Ok(Self {
                     inner: Shared::new(py, ring),
                 })

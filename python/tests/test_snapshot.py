@@ -222,3 +222,42 @@ def test_rendezvous_and_maglev_bad_inputs() -> None:
             raises(C, ValueError, good[:cut], cls)
         with pytest.raises(TypeError):
             cls.from_bytes("QKSN")  # type: ignore[arg-type]
+
+
+def _amplifying_snapshot() -> bytes:
+    """60 bytes or fewer that declare a HashRing of 2**26 points (160 vnodes
+    x weight 419,430): once 7.6 s and 1.8 GB to load."""
+    import struct
+    import zlib
+
+    body = struct.pack("<III", 160, 1, 1) + b"a" + struct.pack("<I", 419_430)
+    head = b"QKSN" + struct.pack("<HHI", 1, 1, len(body))
+    data = head + body
+    return data + struct.pack("<I", zlib.crc32(data))
+
+
+def test_a_snapshot_asking_for_too_much_work_is_refused_quickly() -> None:
+    import time
+
+    data = _amplifying_snapshot()
+    assert len(data) <= 60
+    start = time.monotonic()
+    with pytest.raises(qk.LimitExceededError, match="max_points") as info:
+        qk.HashRing.from_bytes(data)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, qk.QuorumkitError)
+    assert time.monotonic() - start < 0.5
+    with pytest.raises(qk.LimitExceededError):
+        qk.HashRing.from_bytes(data, max_points=1000)
+    ring = qk.HashRing({"a": 2})
+    blob = ring.to_bytes()
+    with pytest.raises(qk.LimitExceededError):
+        qk.HashRing.from_bytes(blob, max_points=319)
+    assert len(qk.HashRing.from_bytes(blob, max_points=320)) == 1
+    with pytest.raises(qk.InvalidArgumentError):
+        qk.HashRing.from_bytes(blob, max_points=-1)
+    with pytest.raises(TypeError):
+        qk.HashRing.from_bytes(blob, max_points="many")  # type: ignore[arg-type]
+    m = qk.Maglev({"a": 1}, table_size=13)
+    with pytest.raises(qk.LimitExceededError):
+        qk.Maglev.from_bytes(m.to_bytes(), max_points=12)
+    assert qk.Maglev.from_bytes(m.to_bytes(), max_points=13).table_size == 13

@@ -6,6 +6,15 @@
 //! Sans-IO: every call takes the current time as u64 nanoseconds of a
 //! monotonic clock the caller owns; nothing here reads a clock or sleeps.
 //!
+//! Times out of order are not errors, because they are what concurrent use
+//! looks like: two threads read the clock, and the later reading lands
+//! first. So a query (`phi`, `is_available`) at or before a node's latest
+//! heartbeat is answered as at that heartbeat (elapsed time 0), and a
+//! heartbeat at or before the latest one is absorbed: it is concurrent with
+//! a heartbeat already counted, so it changes nothing (the latest stays the
+//! latest, and no interval is recorded: a negative or zero interval would
+//! teach the window a rhythm the node does not have).
+//!
 //! Per node, as Akka does:
 //! - the first heartbeat only starts the clock; the window is seeded with
 //!   two samples, `estimate − estimate/4` and `estimate + estimate/4`
@@ -34,6 +43,7 @@ mod window;
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+pub use window::MAX_INTERVAL_NS;
 use window::{MAX_WINDOW, Window};
 
 /// How a [`FailureDetector`] judges its nodes. Times are nanoseconds.
@@ -51,7 +61,9 @@ pub struct DetectorConfig {
     /// Added to the mean: a pause this long (GC, network hiccup) costs
     /// little suspicion.
     pub acceptable_pause_ns: u64,
-    /// The assumed mean interval before any has been measured (> 0).
+    /// The assumed mean interval before any has been measured
+    /// (1..=[`MAX_INTERVAL_NS`], about 417 days; longer intervals cannot
+    /// be represented exactly in the window's sums).
     pub first_heartbeat_estimate_ns: u64,
 }
 
@@ -87,8 +99,23 @@ impl DetectorConfig {
         if self.min_std_dev_ns == 0 {
             return Err(Error::invalid("min_std_dev must be > 0"));
         }
-        if self.first_heartbeat_estimate_ns == 0 {
-            return Err(Error::invalid("first_heartbeat_estimate must be > 0"));
+        if !(1..=MAX_INTERVAL_NS).contains(&self.first_heartbeat_estimate_ns) {
+            return Err(Error::invalid(format!(
+                "first_heartbeat_estimate must be in 1 ns..={MAX_INTERVAL_NS} ns (about 417 days), got {} ns",
+                self.first_heartbeat_estimate_ns
+            )));
+        }
+        if self.acceptable_pause_ns > MAX_INTERVAL_NS {
+            return Err(Error::invalid(format!(
+                "acceptable_pause must be at most {MAX_INTERVAL_NS} ns (about 417 days), got {} ns",
+                self.acceptable_pause_ns
+            )));
+        }
+        if self.min_std_dev_ns > MAX_INTERVAL_NS {
+            return Err(Error::invalid(format!(
+                "min_std_dev must be at most {MAX_INTERVAL_NS} ns (about 417 days), got {} ns",
+                self.min_std_dev_ns
+            )));
         }
         Ok(())
     }
@@ -102,7 +129,8 @@ struct Node {
 
 /// A registry of monitored nodes, each with its own heartbeat window.
 /// Single-threaded (`&mut self` to record a heartbeat); wrap it in a lock
-/// to share it.
+/// to share it (the C and Python faces do, and are safe to call from many
+/// threads at once: see the module docs for times that arrive out of order).
 #[derive(Debug, Clone)]
 pub struct FailureDetector {
     config: DetectorConfig,
@@ -125,11 +153,15 @@ impl FailureDetector {
     }
 
     /// Records a heartbeat from `node` at `now_ns`; the first one registers
-    /// the node. `NotMonotonic` if `now_ns` is before its last heartbeat.
+    /// the node. A heartbeat at or before the node's latest one is absorbed (see
+    /// the module docs): `Ok`, and nothing changes.
     pub fn heartbeat(&mut self, node: &str, now_ns: u64) -> Result<()> {
         let config = self.config;
         if let Some(n) = self.nodes.get_mut(node) {
-            let interval = elapsed(node, n, now_ns)?;
+            let interval = now_ns.saturating_sub(n.last_ns);
+            if interval == 0 {
+                return Ok(()); // concurrent with (or a copy of) one already counted
+            }
             // Akka's rule: a heartbeat after the node was already suspected
             // restarts the clock but does not enter the window.
             if node_phi(&config, n, interval) < config.threshold {
@@ -153,12 +185,12 @@ impl FailureDetector {
         Ok(())
     }
 
-    /// The suspicion level of `node` at `now_ns` (≥ 0, may be `+inf`).
-    /// `NodeNotFound` for a node never heard from (or removed);
-    /// `NotMonotonic` if `now_ns` is before its last heartbeat.
+    /// The suspicion level of `node` at `now_ns` (≥ 0, may be `+inf`);
+    /// at or before its latest heartbeat, φ at that heartbeat.
+    /// `NodeNotFound` for a node never heard from (or removed).
     pub fn phi(&self, node: &str, now_ns: u64) -> Result<f64> {
         let n = self.get(node)?;
-        Ok(node_phi(&self.config, n, elapsed(node, n, now_ns)?))
+        Ok(node_phi(&self.config, n, now_ns.saturating_sub(n.last_ns)))
     }
 
     /// Whether φ(`node`, `now_ns`) is below the threshold. Errors as [`phi`](Self::phi).
@@ -210,16 +242,6 @@ impl FailureDetector {
             .get(node)
             .ok_or_else(|| Error::NodeNotFound(node.to_owned()))
     }
-}
-
-fn elapsed(node: &str, n: &Node, now_ns: u64) -> Result<u64> {
-    now_ns
-        .checked_sub(n.last_ns)
-        .ok_or_else(|| Error::NotMonotonic {
-            node: node.to_owned(),
-            last_ns: n.last_ns,
-            now_ns,
-        })
 }
 
 fn node_phi(config: &DetectorConfig, n: &Node, elapsed_ns: u64) -> f64 {

@@ -161,20 +161,21 @@ fn bad_inputs() {
     assert_eq!(d.is_available("x", 0), Err(Error::NodeNotFound("x".into())));
     assert!(d.intervals("x").is_err());
     d.heartbeat("a", 10 * S).unwrap();
-    let nm = Error::NotMonotonic {
-        node: "a".into(),
-        last_ns: 10 * S,
-        now_ns: 9 * S,
-    };
-    assert_eq!(d.heartbeat("a", 9 * S), Err(nm.clone()));
-    assert_eq!(d.phi("a", 9 * S), Err(nm.clone()));
-    assert_eq!(d.is_available("a", 9 * S), Err(nm));
-    // The failed heartbeat changed nothing.
-    assert_eq!(d.last_heartbeat("a").unwrap(), 10 * S);
-    assert_eq!(d.intervals("a").unwrap().len(), 2);
-    // The same instant is fine (a zero interval).
+    // Out of order (two threads, the later reading landing first): no
+    // error. A query at or before the latest heartbeat is phi at it; an
+    // older or equal heartbeat is absorbed and changes nothing.
+    let at_latest = d.phi("a", 10 * S).unwrap();
+    assert_eq!(d.phi("a", 9 * S), Ok(at_latest));
+    assert_eq!(d.phi("a", 0), Ok(at_latest));
+    assert!(at_latest < 1e-3, "{at_latest}");
+    assert_eq!(d.is_available("a", 9 * S), Ok(true));
+    d.heartbeat("a", 9 * S).unwrap();
     d.heartbeat("a", 10 * S).unwrap();
-    assert_eq!(d.intervals("a").unwrap().last(), Some(&0));
+    assert_eq!(d.last_heartbeat("a").unwrap(), 10 * S);
+    assert_eq!(d.intervals("a").unwrap(), [750 * MS, 1250 * MS]);
+    // A later one counts as usual.
+    d.heartbeat("a", 11 * S).unwrap();
+    assert_eq!(d.intervals("a").unwrap().last(), Some(&S));
     // Far-future times do not overflow: φ is +inf, not a panic.
     assert_eq!(d.phi("a", u64::MAX).unwrap(), f64::INFINITY);
     d.heartbeat("a", u64::MAX).unwrap();
@@ -216,6 +217,19 @@ fn bad_configs() {
             first_heartbeat_estimate_ns: 0,
             ..ok
         },
+        // Once clamped to 2^55 ns silently (the node was then reported dead).
+        DetectorConfig {
+            first_heartbeat_estimate_ns: MAX_INTERVAL_NS + 1,
+            ..ok
+        },
+        DetectorConfig {
+            acceptable_pause_ns: MAX_INTERVAL_NS + 1,
+            ..ok
+        },
+        DetectorConfig {
+            min_std_dev_ns: u64::MAX,
+            ..ok
+        },
     ];
     for c in bad {
         assert!(
@@ -237,9 +251,22 @@ fn bad_configs() {
             max_samples: window::MAX_WINDOW,
             ..ok
         },
+        DetectorConfig {
+            first_heartbeat_estimate_ns: MAX_INTERVAL_NS,
+            acceptable_pause_ns: MAX_INTERVAL_NS,
+            min_std_dev_ns: MAX_INTERVAL_NS,
+            ..ok
+        },
     ] {
         FailureDetector::new(c).unwrap();
     }
+    // The largest estimate is kept as given: a node is available at first.
+    let mut far = det(DetectorConfig {
+        first_heartbeat_estimate_ns: MAX_INTERVAL_NS,
+        ..ok
+    });
+    far.heartbeat("a", 0).unwrap();
+    assert!(far.is_available("a", MAX_INTERVAL_NS / 2).unwrap());
     // One sample: the seeds leave [1.25 s] behind, std = the floor.
     let mut d = det(DetectorConfig {
         max_samples: 1,

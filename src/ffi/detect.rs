@@ -67,8 +67,11 @@ pub unsafe extern "C" fn qk_detector_free(detector: *mut qk_detector) {
 /// Records a heartbeat from the node `name` (`name_len` bytes of UTF-8) at
 /// `now_ns`; the first one registers the node.
 ///
-/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`; `QK_ERR_NOT_MONOTONIC`
-/// if `now_ns` is before the node's last heartbeat (nothing changes).
+/// A heartbeat at or before the node's latest one (two threads that read
+/// the clock in one order and call in the other) is absorbed: `QK_OK`, and
+/// nothing changes.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`.
 ///
 /// # Safety
 /// `detector` is NULL or a live detector; `name` is NULL or points to
@@ -91,8 +94,8 @@ pub unsafe extern "C" fn qk_detector_heartbeat(
 /// be infinite long after the last heartbeat).
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`; `QK_ERR_NOT_FOUND` for
-/// a node never heard from or removed; `QK_ERR_NOT_MONOTONIC` if `now_ns`
-/// is before its last heartbeat.
+/// a node never heard from or removed. A `now_ns` at or before the node's
+/// latest heartbeat gives φ at that heartbeat (not an error).
 ///
 /// # Safety
 /// `detector` is NULL or a live detector; `name` as in

@@ -445,5 +445,33 @@ pub unsafe extern "C" fn qk_ketama_restore(
     len: usize,
     ketama_out: *mut *mut qk_ketama,
 ) -> qk_status {
-    boundary(|| unsafe { super::snapshot::restore(data, len, ketama_out, qk_ketama) })
+    boundary(|| unsafe {
+        super::snapshot::restore(
+            data,
+            len,
+            super::snapshot::QK_DEFAULT_MAX_POINTS,
+            ketama_out,
+            qk_ketama,
+        )
+    })
+}
+
+/// As `qk_ketama_restore()`, with a decode budget: a snapshot that would need more
+/// than `max_points` points (a crafted one can declare millions in a few
+/// bytes) is refused with `QK_ERR_LIMIT_EXCEEDED` before any of that work
+/// is done. `qk_ketama_restore()` uses `QK_DEFAULT_MAX_POINTS` (2^22); at most 2^26
+/// points are ever built.
+///
+/// Errors: as `qk_ketama_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
+///
+/// # Safety
+/// As `qk_ketama_restore()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ketama_restore_limited(
+    data: *const u8,
+    len: usize,
+    max_points: u64,
+    ketama_out: *mut *mut qk_ketama,
+) -> qk_status {
+    boundary(|| unsafe { super::snapshot::restore(data, len, max_points, ketama_out, qk_ketama) })
 }

@@ -363,12 +363,7 @@ pub unsafe extern "C" fn qk_lease_table_resource_count(
     count_out: *mut usize,
 ) -> qk_status {
     boundary(|| {
-        let (t, out) = unsafe {
-            (
-                arg_ref(table, "table")?,
-                Out::new(count_out, "count_out")?,
-            )
-        };
+        let (t, out) = unsafe { (arg_ref(table, "table")?, Out::new(count_out, "count_out")?) };
         out.set(t.table.resource_count());
         Ok(())
     })

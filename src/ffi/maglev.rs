@@ -406,7 +406,35 @@ pub unsafe extern "C" fn qk_maglev_restore(
     len: usize,
     maglev_out: *mut *mut qk_maglev,
 ) -> qk_status {
-    boundary(|| unsafe { super::snapshot::restore(data, len, maglev_out, qk_maglev) })
+    boundary(|| unsafe {
+        super::snapshot::restore(
+            data,
+            len,
+            super::snapshot::QK_DEFAULT_MAX_POINTS,
+            maglev_out,
+            qk_maglev,
+        )
+    })
+}
+
+/// As `qk_maglev_restore()`, with a decode budget: a snapshot that would need more
+/// than `max_points` points (a crafted one can declare millions in a few
+/// bytes) is refused with `QK_ERR_LIMIT_EXCEEDED` before any of that work
+/// is done. `qk_maglev_restore()` uses `QK_DEFAULT_MAX_POINTS` (2^22); at most 2^26
+/// points are ever built.
+///
+/// Errors: as `qk_maglev_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
+///
+/// # Safety
+/// As `qk_maglev_restore()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_maglev_restore_limited(
+    data: *const u8,
+    len: usize,
+    max_points: u64,
+    maglev_out: *mut *mut qk_maglev,
+) -> qk_status {
+    boundary(|| unsafe { super::snapshot::restore(data, len, max_points, maglev_out, qk_maglev) })
 }
 
 #[cfg(test)]

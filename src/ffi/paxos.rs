@@ -44,7 +44,9 @@ pub struct qk_paxos_config {
     pub members: *const u32,
     /// How many ids `members` holds.
     pub members_len: usize,
-    /// How often a leader sends heartbeats (> 0). Default 50 ms.
+    /// How often a leader sends heartbeats (at least 1 ms: shorter is
+    /// refused with QK_ERR_INVALID_ARG, as it would make a driver spin).
+    /// Default 50 ms.
     pub heartbeat_interval_ns: u64,
     /// A follower that hears no leader for a time drawn from
     /// [timeout, 2 × timeout) stands for election; must exceed the

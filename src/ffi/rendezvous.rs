@@ -328,5 +328,33 @@ pub unsafe extern "C" fn qk_rendezvous_restore(
     len: usize,
     hrw_out: *mut *mut qk_rendezvous,
 ) -> qk_status {
-    boundary(|| unsafe { super::snapshot::restore(data, len, hrw_out, qk_rendezvous) })
+    boundary(|| unsafe {
+        super::snapshot::restore(
+            data,
+            len,
+            super::snapshot::QK_DEFAULT_MAX_POINTS,
+            hrw_out,
+            qk_rendezvous,
+        )
+    })
+}
+
+/// As `qk_rendezvous_restore()`, with a decode budget: a snapshot that would need more
+/// than `max_points` points (a crafted one can declare millions in a few
+/// bytes) is refused with `QK_ERR_LIMIT_EXCEEDED` before any of that work
+/// is done. `qk_rendezvous_restore()` uses `QK_DEFAULT_MAX_POINTS` (2^22); at most 2^26
+/// points are ever built.
+///
+/// Errors: as `qk_rendezvous_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
+///
+/// # Safety
+/// As `qk_rendezvous_restore()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_rendezvous_restore_limited(
+    data: *const u8,
+    len: usize,
+    max_points: u64,
+    hrw_out: *mut *mut qk_rendezvous,
+) -> qk_status {
+    boundary(|| unsafe { super::snapshot::restore(data, len, max_points, hrw_out, qk_rendezvous) })
 }

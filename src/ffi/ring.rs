@@ -361,5 +361,33 @@ pub unsafe extern "C" fn qk_ring_restore(
     len: usize,
     ring_out: *mut *mut qk_ring,
 ) -> qk_status {
-    boundary(|| unsafe { super::snapshot::restore(data, len, ring_out, qk_ring) })
+    boundary(|| unsafe {
+        super::snapshot::restore(
+            data,
+            len,
+            super::snapshot::QK_DEFAULT_MAX_POINTS,
+            ring_out,
+            qk_ring,
+        )
+    })
+}
+
+/// As `qk_ring_restore()`, with a decode budget: a snapshot that would need more
+/// than `max_points` points (a crafted one can declare millions in a few
+/// bytes) is refused with `QK_ERR_LIMIT_EXCEEDED` before any of that work
+/// is done. `qk_ring_restore()` uses `QK_DEFAULT_MAX_POINTS` (2^22); at most 2^26
+/// points are ever built.
+///
+/// Errors: as `qk_ring_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
+///
+/// # Safety
+/// As `qk_ring_restore()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_ring_restore_limited(
+    data: *const u8,
+    len: usize,
+    max_points: u64,
+    ring_out: *mut *mut qk_ring,
+) -> qk_status {
+    boundary(|| unsafe { super::snapshot::restore(data, len, max_points, ring_out, qk_ring) })
 }

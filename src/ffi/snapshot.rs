@@ -12,6 +12,13 @@ use super::boundary::{Failure, FfiResult};
 use super::placement::{CHandle, Handle, handle};
 use super::status::QK_ERR_BUFFER_TOO_SMALL;
 use crate::ring::Snapshot;
+use crate::ring::snapshot::{DEFAULT_MAX_POINTS, DecodeLimits};
+
+/// The decode budget of the plain `qk_<x>_restore()` functions, in points
+/// (`qk_<x>_restore_limited()` takes its own).
+pub const QK_DEFAULT_MAX_POINTS: u64 = 1 << 22;
+
+const _: () = assert!(QK_DEFAULT_MAX_POINTS == DEFAULT_MAX_POINTS);
 
 /// Encodes the handle's placement into `buf[0..cap]`.
 pub(crate) unsafe fn snapshot<H>(
@@ -45,10 +52,12 @@ where
     Ok(())
 }
 
-/// Decodes `len` bytes at `data` into a new handle made by `wrap`.
+/// Decodes `len` bytes at `data` into a new handle made by `wrap`, within
+/// a budget of `max_points` points.
 pub(crate) unsafe fn restore<H>(
     data: *const u8,
     len: usize,
+    max_points: u64,
     out: *mut *mut H,
     wrap: fn(Handle<H::P>) -> H,
 ) -> FfiResult
@@ -57,7 +66,7 @@ where
     H::P: Snapshot,
 {
     let (data, out) = unsafe { (arg_key(data, len, "data")?, Out::new(out, "out")?) };
-    let p = H::P::from_snapshot(data)?;
+    let p = H::P::from_snapshot_with_limits(data, &DecodeLimits { max_points })?;
     hand_out(out, wrap(Handle::new(p)));
     Ok(())
 }

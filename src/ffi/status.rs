@@ -71,6 +71,10 @@ pub const QK_ERR_STORAGE_CORRUPT: qk_status = 25;
 pub const QK_ERR_STORAGE_IN_USE: qk_status = 26;
 /// A Paxos record file belongs to another cluster id or replica id.
 pub const QK_ERR_STORAGE_MISMATCH: qk_status = 27;
+/// Decoding a snapshot would need more points than the decode budget
+/// (`max_points` of the `_restore_limited` functions; the plain `_restore`
+/// functions use `QK_DEFAULT_MAX_POINTS`).
+pub const QK_ERR_LIMIT_EXCEEDED: qk_status = 28;
 
 /// The status code of a core error.
 pub(crate) fn status_of(e: &Error) -> qk_status {
@@ -92,6 +96,7 @@ pub(crate) fn status_of(e: &Error) -> qk_status {
         Error::StorageCorrupt(_) => QK_ERR_STORAGE_CORRUPT,
         Error::StorageInUse(_) => QK_ERR_STORAGE_IN_USE,
         Error::StorageMismatch(_) => QK_ERR_STORAGE_MISMATCH,
+        Error::LimitExceeded(_) => QK_ERR_LIMIT_EXCEEDED,
         Error::NotLeader { .. } => QK_ERR_NOT_LEADER,
     }
 }
@@ -121,6 +126,7 @@ pub(crate) fn status_name(status: qk_status) -> &'static std::ffi::CStr {
         QK_ERR_STORAGE_CORRUPT => c"storage corrupt",
         QK_ERR_STORAGE_IN_USE => c"storage in use",
         QK_ERR_STORAGE_MISMATCH => c"storage belongs to another replica",
+        QK_ERR_LIMIT_EXCEEDED => c"decode limit exceeded",
         _ => c"unknown status",
     }
 }
@@ -164,11 +170,12 @@ mod tests {
             QK_ERR_STORAGE_CORRUPT,
             QK_ERR_STORAGE_IN_USE,
             QK_ERR_STORAGE_MISMATCH,
+            QK_ERR_LIMIT_EXCEEDED,
         ];
         assert_eq!(
             codes,
             [
-                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 24, 25, 26, 27
+                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 24, 25, 26, 27, 28
             ]
         );
         for c in codes {

@@ -19,5 +19,5 @@ pub mod wire;
 pub use ballot::{Ballot, NodeId, Slot};
 pub use file_storage::{FileIdentity, FileStorage};
 pub use message::{AcceptedEntry, Batch, Command, Envelope, Message};
-pub use node::{Config, Node, Output};
+pub use node::{Config, MIN_HEARTBEAT_INTERVAL, Node, Output};
 pub use storage::{MemoryStorage, Record, Storage};

@@ -63,6 +63,10 @@ const MAX_MEMBERS: usize = 64;
 /// (at least; 4 × `max_inflight` when that is larger). Bounds what a
 /// message can make it allocate.
 const MIN_WINDOW: u64 = 1 << 18;
+/// The shortest heartbeat interval accepted (1 ms). A driver ticks the
+/// node about this often; anything shorter only burns CPU (a 1 ns
+/// interval, once accepted, made drivers spin).
+pub const MIN_HEARTBEAT_INTERVAL: u64 = 1_000_000;
 /// Slots per catch-up reply.
 const CATCHUP_CHUNK: u64 = 1024;
 /// Slots per accept message when a new leader re-proposes.
@@ -146,7 +150,7 @@ pub struct Config {
     /// Every replica of the cluster (distinct ids, at most 64), this one
     /// included.
     pub members: Vec<NodeId>,
-    /// How often a leader sends heartbeats.
+    /// How often a leader sends heartbeats; at least [`MIN_HEARTBEAT_INTERVAL`] (1 ms).
     pub heartbeat_interval: u64,
     /// A follower that hears nothing from a leader for a time drawn
     /// uniformly from `[election_timeout, 2 * election_timeout)` stands for
@@ -213,10 +217,11 @@ impl Config {
                 self.id
             )));
         }
-        if self.heartbeat_interval == 0 {
-            return Err(Error::invalid(
-                "paxos config: heartbeat_interval must be > 0",
-            ));
+        if self.heartbeat_interval < MIN_HEARTBEAT_INTERVAL {
+            return Err(Error::invalid(format!(
+                "paxos config: heartbeat_interval must be at least {MIN_HEARTBEAT_INTERVAL} ns (1 ms), got {} ns: a shorter one makes a driver spin",
+                self.heartbeat_interval
+            )));
         }
         if self.election_timeout <= self.heartbeat_interval {
             return Err(Error::invalid(

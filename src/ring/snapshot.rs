@@ -42,9 +42,47 @@ pub const KIND_RENDEZVOUS: u16 = 3;
 /// Kind of a [`Maglev`] snapshot.
 pub const KIND_MAGLEV: u16 = 4;
 /// Restoring refuses rings of more points than this (about 800 MB of
-/// continuum): a checksum guards against damage, not against a crafted
-/// snapshot asking for unbounded memory.
+/// continuum) whatever the limits say: a checksum guards against damage,
+/// not against a crafted snapshot asking for unbounded memory.
 pub const MAX_RESTORE_POINTS: u64 = 1 << 26;
+/// The default [`DecodeLimits::max_points`]: 2^22 points (a 100-node ring
+/// of weight-1 nodes has 16,000), restored in well under a second.
+pub const DEFAULT_MAX_POINTS: u64 = 1 << 22;
+
+/// A budget for decoding untrusted snapshot bytes. A 60-byte snapshot can
+/// declare weights that ask for millions of points (once: 7.6 s and 1.8 GB
+/// for 60 bytes), so the work a restore may do is bounded before any of it
+/// is done; beyond it the restore fails with [`Error::LimitExceeded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// The most points (a ring's continuum entries, a Maglev table's
+    /// entries, a rendezvous ring's nodes) a restore may build; at most
+    /// [`MAX_RESTORE_POINTS`] takes effect.
+    pub max_points: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_points: DEFAULT_MAX_POINTS,
+        }
+    }
+}
+
+impl DecodeLimits {
+    /// `LimitExceeded` if building `points` points is over budget
+    /// (`what` names them for the message).
+    fn check(&self, points: u64, what: &str) -> Result<()> {
+        if points > self.max_points {
+            return Err(Error::LimitExceeded(format!(
+                "the snapshot asks for {points} {what}, more than the decode budget of {} \
+                 (raise max_points to restore it)",
+                self.max_points
+            )));
+        }
+        Ok(())
+    }
+}
 
 const HEADER_LEN: usize = 12;
 const CRC_LEN: usize = 4;
@@ -68,8 +106,9 @@ pub trait Snapshot: Sized {
     /// Appends the body (the kind's fields) to `out`.
     fn encode_body(&self, out: &mut Writer);
 
-    /// Reads the body; the reader checks that nothing is left over.
-    fn decode_body(body: &mut Reader<'_>) -> Result<Self>;
+    /// Reads the body within `limits`; the reader checks that nothing is
+    /// left over.
+    fn decode_body(body: &mut Reader<'_>, limits: &DecodeLimits) -> Result<Self>;
 
     /// The complete snapshot: header, body, checksum.
     fn to_snapshot(&self) -> Vec<u8> {
@@ -87,8 +126,15 @@ pub trait Snapshot: Sized {
         w.0
     }
 
-    /// Restores from a snapshot made by [`Self::to_snapshot`].
+    /// Restores from a snapshot made by [`Self::to_snapshot`], within the
+    /// default [`DecodeLimits`].
     fn from_snapshot(bytes: &[u8]) -> Result<Self> {
+        Self::from_snapshot_with_limits(bytes, &DecodeLimits::default())
+    }
+
+    /// Restores from a snapshot, refusing one that would need more work
+    /// than `limits` allow ([`Error::LimitExceeded`]) before doing it.
+    fn from_snapshot_with_limits(bytes: &[u8], limits: &DecodeLimits) -> Result<Self> {
         let (kind, body) = open(bytes)?;
         if kind != Self::KIND {
             return Err(Error::invalid(format!(
@@ -98,7 +144,7 @@ pub trait Snapshot: Sized {
             )));
         }
         let mut r = Reader { buf: body, pos: 0 };
-        let value = Self::decode_body(&mut r)?;
+        let value = Self::decode_body(&mut r, limits)?;
         if r.pos != body.len() {
             return Err(Error::corrupt(format!(
                 "{} unread bytes at the end of the body",
@@ -285,7 +331,7 @@ impl Snapshot for HashRing {
         }
     }
 
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self> {
+    fn decode_body(r: &mut Reader<'_>, limits: &DecodeLimits) -> Result<Self> {
         let vnodes = r.u32("vnodes")?;
         let n = r.count("node count", 8)?;
         let mut nodes = Vec::with_capacity(n);
@@ -301,6 +347,7 @@ impl Snapshot for HashRing {
                 "the ring would have {points} points, more than the restore limit {MAX_RESTORE_POINTS}"
             )));
         }
+        limits.check(points, "ring points")?;
         HashRing::from_nodes(vnodes, nodes).map_err(invalid_content)
     }
 }
@@ -325,13 +372,15 @@ impl Snapshot for KetamaRing {
         }
     }
 
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self> {
+    fn decode_body(r: &mut Reader<'_>, limits: &DecodeLimits) -> Result<Self> {
         let compat = match r.u8("compat")? {
             0 => KetamaCompat::Libmemcached,
             1 => KetamaCompat::Uhashring,
             c => return Err(Error::corrupt(format!("unknown ketama compat {c}"))),
         };
         let n = r.count("server count", 14)?;
+        // Ketama gives 160 points per server whatever the weights.
+        limits.check(160 * n as u64, "ring points")?;
         let mut servers = Vec::with_capacity(n);
         for i in 0..n {
             servers.push(KetamaServer {
@@ -359,8 +408,9 @@ impl Snapshot for Rendezvous {
         }
     }
 
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self> {
+    fn decode_body(r: &mut Reader<'_>, limits: &DecodeLimits) -> Result<Self> {
         let n = r.count("node count", 12)?;
+        limits.check(n as u64, "nodes")?;
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
             let name = r.str(&format!("node {i} name"))?;
@@ -387,8 +437,13 @@ impl Snapshot for Maglev {
         }
     }
 
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self> {
+    fn decode_body(r: &mut Reader<'_>, limits: &DecodeLimits) -> Result<Self> {
         let size = r.u32("table size")?;
+        // Sizes no encoder writes stay Corrupt (below); the budget is for
+        // valid ones.
+        if u64::from(size) <= u64::from(super::maglev::MAX_TABLE_SIZE) {
+            limits.check(u64::from(size), "Maglev table entries")?;
+        }
         let n = r.count("backend count", 8)?;
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
@@ -429,6 +484,76 @@ mod tests {
             Err(Error::Corrupt(m)) => m,
             other => panic!("expected Corrupt, got {other:?}"),
         }
+    }
+
+    /// A 60-byte HashRing snapshot that declares 2^26 points (160 vnodes
+    /// × weight 419,430 for one node): it once took 7.6 s and 1.8 GB.
+    fn amplifying_snapshot() -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&160u32.to_le_bytes());
+        body.extend_from_slice(&1u32.to_le_bytes());
+        body.extend_from_slice(&1u32.to_le_bytes());
+        body.extend_from_slice(b"a");
+        body.extend_from_slice(&419_430u32.to_le_bytes());
+        framed(1, 1, &body)
+    }
+
+    #[test]
+    fn a_snapshot_asking_for_too_much_work_is_refused_before_doing_it() {
+        let s = amplifying_snapshot();
+        assert!(s.len() <= 60, "{}", s.len());
+        let t = std::time::Instant::now();
+        match HashRing::from_snapshot(&s) {
+            Err(Error::LimitExceeded(m)) => {
+                assert!(m.contains("67108800") && m.contains("max_points"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Refused before building anything (a build would take seconds).
+        assert!(t.elapsed() < std::time::Duration::from_millis(500));
+        // Within a raised budget it is a valid snapshot (checked on a
+        // smaller one to keep the test fast).
+        let small = HashRing::from_nodes(160, [("a", 100)])
+            .unwrap()
+            .to_snapshot();
+        let tight = DecodeLimits { max_points: 15_999 };
+        assert!(matches!(
+            HashRing::from_snapshot_with_limits(&small, &tight),
+            Err(Error::LimitExceeded(_))
+        ));
+        let exact = DecodeLimits { max_points: 16_000 };
+        assert_eq!(
+            HashRing::from_snapshot_with_limits(&small, &exact)
+                .unwrap()
+                .continuum()
+                .points()
+                .len(),
+            16_000
+        );
+        // Every kind has a budget.
+        let tiny = DecodeLimits { max_points: 10 };
+        let k = KetamaRing::new(
+            vec![KetamaServer::parse("10.0.0.1:11211", 1).unwrap()],
+            KetamaCompat::Libmemcached,
+        )
+        .unwrap();
+        assert!(matches!(
+            KetamaRing::from_snapshot_with_limits(&k.to_snapshot(), &tiny),
+            Err(Error::LimitExceeded(_))
+        ));
+        let m = Maglev::from_nodes(13, [("a", 1)]).unwrap();
+        assert!(matches!(
+            Maglev::from_snapshot_with_limits(&m.to_snapshot(), &tiny),
+            Err(Error::LimitExceeded(_))
+        ));
+        let h = Rendezvous::from_nodes((0..11).map(|i| (format!("n{i}"), 1.0))).unwrap();
+        assert!(matches!(
+            Rendezvous::from_snapshot_with_limits(&h.to_snapshot(), &tiny),
+            Err(Error::LimitExceeded(_))
+        ));
+        // The default budget loads ordinary rings.
+        assert_eq!(DecodeLimits::default().max_points, 1 << 22);
+        HashRing::from_snapshot(&ring().to_snapshot()).unwrap();
     }
 
     #[test]

@@ -419,7 +419,70 @@ static void test_rendezvous_maglev(void) {
     free(mbytes);
 }
 
+/* A 48-byte HashRing snapshot declaring 160 vnodes x weight 419,430 for
+ * one node (2^26 points): it once took 7.6 s and 1.8 GB to load. The
+ * decode budget refuses it before any work. */
+static void test_decode_budget(void) {
+    uint8_t s[64];
+    size_t n = 0;
+    memcpy(s, "QKSN", 4);
+    s[4] = 1, s[5] = 0;  /* version */
+    s[6] = 1, s[7] = 0;  /* kind HashRing */
+    uint32_t body_len = 4 + 4 + 4 + 1 + 4;
+    memcpy(s + 8, &body_len, 4); /* little-endian host (x86-64, aarch64) */
+    n = 12;
+    uint32_t vnodes = 160, count = 1, name_len = 1, weight = 419430;
+    memcpy(s + n, &vnodes, 4), n += 4;
+    memcpy(s + n, &count, 4), n += 4;
+    memcpy(s + n, &name_len, 4), n += 4;
+    s[n++] = 'a';
+    memcpy(s + n, &weight, 4), n += 4;
+    /* CRC-32 (zlib) of bytes 0..n, bitwise. */
+    uint32_t crc = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= s[i];
+        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+    }
+    crc ^= 0xffffffffu;
+    memcpy(s + n, &crc, 4), n += 4;
+
+    qk_ring *r = (qk_ring *)0x1;
+    CHECK(QK_ERR_LIMIT_EXCEEDED == 28);
+    CHECK(strcmp(qk_status_str(QK_ERR_LIMIT_EXCEEDED), "decode limit exceeded") == 0);
+    CHECK(QK_DEFAULT_MAX_POINTS == (1ull << 22));
+    CHECK_ERR(qk_ring_restore(s, n, &r), QK_ERR_LIMIT_EXCEEDED);
+    CHECK(strstr(qk_last_error_message(), "max_points") != NULL);
+    CHECK_ERR(qk_ring_restore_limited(s, n, 1000, &r), QK_ERR_LIMIT_EXCEEDED);
+    CHECK(r == (qk_ring *)0x1);
+    /* A damaged one is still corrupt first. */
+    s[n - 1] ^= 1;
+    CHECK_ERR(qk_ring_restore_limited(s, n, 1000, &r), QK_ERR_CORRUPT);
+
+    /* An ordinary ring restores under a budget that fits it exactly. */
+    qk_ring *small = NULL, *back = NULL;
+    CHECK_OK(qk_ring_new(160, &small));
+    CHECK_OK(qk_ring_add_node(small, STR("a"), 2));
+    uint8_t buf[256];
+    size_t len = 0;
+    CHECK_OK(qk_ring_snapshot(small, buf, sizeof buf, &len));
+    CHECK_ERR(qk_ring_restore_limited(buf, len, 319, &back), QK_ERR_LIMIT_EXCEEDED);
+    CHECK_OK(qk_ring_restore_limited(buf, len, 320, &back));
+    qk_ring_free(back);
+    qk_ring_free(small);
+
+    qk_maglev *m = NULL, *mb = (qk_maglev *)0x1;
+    CHECK_OK(qk_maglev_new(13, &m));
+    CHECK_OK(qk_maglev_add_node(m, STR("a"), 1));
+    CHECK_OK(qk_maglev_snapshot(m, buf, sizeof buf, &len));
+    CHECK_ERR(qk_maglev_restore_limited(buf, len, 12, &mb), QK_ERR_LIMIT_EXCEEDED);
+    CHECK(mb == (qk_maglev *)0x1);
+    CHECK_OK(qk_maglev_restore_limited(buf, len, 13, &mb));
+    qk_maglev_free(mb);
+    qk_maglev_free(m);
+}
+
 void test_snapshot(void) {
+    test_decode_budget();
     test_fixtures();
     test_round_trip_and_bad_input();
     test_rendezvous_maglev();

@@ -293,7 +293,10 @@ class _KetamaBackend:
 
 
 class HashRing:
-    """uhashring 2.5's ``HashRing``, placement for placement."""
+    """uhashring 2.5's ``HashRing``, placement for placement.
+
+    Thread safety: lookups may run from many threads at once; a membership
+    change must not overlap any other call (as in uhashring itself)."""
 
     def __init__(self, nodes: Any = [], **kwargs: Any) -> None:  # noqa: B006 (uhashring's signature)
         hash_fn = kwargs.get("hash_fn", None)

@@ -1031,6 +1031,12 @@ fn bad_configs_are_refused() {
         ("id not a member", Box::new(|c| c.id = 9)),
         ("duplicate member", Box::new(|c| c.members = vec![1, 2, 2])),
         ("zero heartbeat", Box::new(|c| c.heartbeat_interval = 0)),
+        // Once accepted (as 1 ns from Python's 1e-12 s): drivers spun.
+        ("1 ns heartbeat", Box::new(|c| c.heartbeat_interval = 1)),
+        (
+            "heartbeat just under 1 ms",
+            Box::new(|c| c.heartbeat_interval = MIN_HEARTBEAT_INTERVAL - 1),
+        ),
         (
             "timeout not above heartbeat",
             Box::new(|c| c.election_timeout = c.heartbeat_interval),
