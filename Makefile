@@ -22,7 +22,7 @@ export CARGO_TERM_COLOR := never
 export PROPTEST_RNG_SEED ?= 20261124
 
 .PHONY: all demo test lint rust-test header header-check c-test py-test bench soak \
-        sysdeps venv cbindgen lib py-install clean
+        sysdeps venv cbindgen lib py-install clean fuzz fuzz-build fuzz-smoke
 
 all: lib py-install
 
@@ -66,7 +66,7 @@ demo: py-install
 	$(PY) examples/demo.py
 
 # ---------------------------------------------------------------- tests
-test: lint rust-test header-check c-test py-test
+test: lint rust-test header-check c-test py-test fuzz-smoke
 	@echo "make test: all checks passed"
 
 lint:
@@ -93,6 +93,57 @@ SOAK_BASE  ?= 1000000
 soak:
 	QK_SIM_SEEDS=$(SOAK_SEEDS) QK_SIM_SEED_BASE=$(SOAK_BASE) \
 	  cargo test --release --test paxos_sim seeds_ -- --nocapture
+
+# ---------------------------------------------------------------- fuzz
+# Coverage-guided fuzzing (libFuzzer via libfuzzer-sys, on stable Rust: the
+# sanitizer-coverage passes are plain -C flags) of every decoder: the Paxos
+# wire, the transaction wire, ring snapshots and Paxos record files. The
+# properties live in fuzz/checks.rs; `cargo test --test fuzz_regressions`
+# replays the committed inputs without a fuzzer.
+#   make fuzz-smoke   a short fixed-seed pass (part of `make test`)
+#   make fuzz         FUZZ_SECONDS per target (default 300), fresh seed
+# An input that fails: copy build/fuzz/<target>-crash-* into
+# fuzz/regressions/<target>/ and commit it with the fix.
+FUZZ_TARGETS := paxos_wire txn_wire snapshot record_file
+FUZZ_HOST    := $(shell rustc -vV | sed -n 's/host: //p')
+FUZZ_BIN     := $(CURDIR)/fuzz/target/$(FUZZ_HOST)/release
+FUZZ_FLAGS   := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+                -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+                -Cllvm-args=-sanitizer-coverage-pc-table \
+                -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing
+FUZZ_RUNS    ?= 200000
+FUZZ_SECONDS ?= 300
+FUZZ_OPTS    := -max_len=4096 -timeout=10 -rss_limit_mb=2048
+
+fuzz-build:
+	cd fuzz && RUSTFLAGS="$(FUZZ_FLAGS)" cargo build -q --release --bins --target $(FUZZ_HOST)
+
+# Each target starts from its committed corpus and regressions (copied, so
+# the run adds nothing to the tree) with a fixed seed and run count (the
+# record-file target writes a file per run: a twentieth of the runs).
+fuzz-smoke: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  work=build/fuzz/smoke/$$t; rm -rf $$work; mkdir -p $$work; \
+	  cp fuzz/corpus/$$t/* $$work/; cp fuzz/regressions/$$t/* $$work/ 2>/dev/null || true; \
+	  runs=$(FUZZ_RUNS); [ $$t != record_file ] || runs=$$(( runs / 20 )); \
+	  echo "fuzz-smoke $$t: $$runs runs, seed 1"; \
+	  $(FUZZ_BIN)/$$t -seed=1 -runs=$$runs $(FUZZ_OPTS) \
+	    -artifact_prefix=build/fuzz/$$t- $$work 2>build/fuzz/$$t.log \
+	    || { tail -40 build/fuzz/$$t.log; exit 1; }; \
+	  grep -E '^(#[0-9]+ *DONE|Done)' build/fuzz/$$t.log | tail -1; \
+	done
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  work=build/fuzz/long/$$t; mkdir -p $$work; \
+	  cp -n fuzz/corpus/$$t/* $$work/; cp -n fuzz/regressions/$$t/* $$work/ 2>/dev/null || true; \
+	  echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BIN)/$$t -max_total_time=$(FUZZ_SECONDS) $(FUZZ_OPTS) \
+	    -artifact_prefix=build/fuzz/$$t- $$work 2>&1 | grep -E '^#[0-9]+ *(DONE|pulse)|ERROR|SUMMARY' \
+	    || true; \
+	  if ls build/fuzz/$$t-crash-* >/dev/null 2>&1; then \
+	    echo "FOUND: build/fuzz/$$t-crash-*; add it to fuzz/regressions/$$t/"; exit 1; fi; \
+	done
 
 # ---------------------------------------------------------------- bench
 bench: sysdeps py-install

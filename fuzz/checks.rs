@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each fuzz target uses one of these
 //! The properties every fuzz target checks, shared with the plain
 //! `cargo test` replay of the committed corpus and regressions
 //! (`tests/fuzz_regressions.rs`). Each takes arbitrary bytes and panics
@@ -59,7 +60,9 @@ pub fn txn_wire(data: &[u8]) {
 /// Ring snapshots of every kind, within a small decode budget (a valid
 /// snapshot may ask for millions of points; the budget refuses it early).
 pub fn snapshot(data: &[u8]) {
-    let limits = DecodeLimits { max_points: 1 << 16 };
+    let limits = DecodeLimits {
+        max_points: 1 << 16,
+    };
     fn check<T: Snapshot>(data: &[u8], limits: &DecodeLimits) {
         if let Ok(v) = T::from_snapshot_with_limits(data, limits) {
             assert_eq!(v.to_snapshot(), data, "a snapshot re-encodes differently");
@@ -101,11 +104,19 @@ pub fn record_file(data: &[u8]) {
             let mut again = FileStorage::open(&path, id).expect("reopen");
             let mut want = records;
             want.push(extra);
-            assert_eq!(again.load().expect("load"), want, "records lost across a reopen");
+            assert_eq!(
+                again.load().expect("load"),
+                want,
+                "records lost across a reopen"
+            );
         }
         Err(_) => {
             // A refusal leaves the file exactly as it was.
-            assert_eq!(std::fs::read(&path).expect("read"), before, "a refused open changed the file");
+            assert_eq!(
+                std::fs::read(&path).expect("read"),
+                before,
+                "a refused open changed the file"
+            );
         }
     }
     let _ = std::fs::remove_file(&path);

@@ -92,7 +92,11 @@ fn write_fuzz_seeds() {
         },
     ];
     for (i, m) in msgs.iter().enumerate() {
-        put("txn_wire", &format!("seed-{i:03}"), &quorumkit::txn::wire::encode(m));
+        put(
+            "txn_wire",
+            &format!("seed-{i:03}"),
+            &quorumkit::txn::wire::encode(m),
+        );
     }
     let vectors = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/snapshot-v1");
     for name in ["hash_ring", "ketama", "maglev", "rendezvous"] {
