@@ -32,25 +32,6 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
- * An expired lease is remembered (`LeaseExpired` rather than `NotHolder`
- * for a late renew or release) for its TTL, and at least this long.
- */
-#define EXPIRED_MEMORY_MIN_NS 60000000000
-
-/**
- * The shortest heartbeat interval accepted (1 ms). A driver ticks the
- * node about this often; anything shorter only burns CPU (a 1 ns
- * interval, once accepted, made drivers spin).
- */
-#define MIN_HEARTBEAT_INTERVAL 1000000
-
-/**
- * The default [`DecodeLimits::max_points`]: 2^22 points (a 100-node ring
- * of weight-1 nodes has 16,000), restored in well under a second.
- */
-#define DEFAULT_MAX_POINTS (1 << 22)
-
-/**
  * The decode budget of the plain `qk_<x>_restore()` functions, in points
  * (`qk_<x>_restore_limited()` takes its own).
  */
