@@ -130,7 +130,7 @@ fuzz-smoke: fuzz-build
 	  $(FUZZ_BIN)/$$t -seed=1 -runs=$$runs $(FUZZ_OPTS) \
 	    -artifact_prefix=build/fuzz/$$t- $$work 2>build/fuzz/$$t.log \
 	    || { tail -40 build/fuzz/$$t.log; exit 1; }; \
-	  grep -E '^(#[0-9]+ *DONE|Done)' build/fuzz/$$t.log | tail -1; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE|^Done' build/fuzz/$$t.log | tail -2; \
 	done
 
 fuzz: fuzz-build
@@ -139,7 +139,7 @@ fuzz: fuzz-build
 	  cp -n fuzz/corpus/$$t/* $$work/; cp -n fuzz/regressions/$$t/* $$work/ 2>/dev/null || true; \
 	  echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
 	  $(FUZZ_BIN)/$$t -max_total_time=$(FUZZ_SECONDS) $(FUZZ_OPTS) \
-	    -artifact_prefix=build/fuzz/$$t- $$work 2>&1 | grep -E '^#[0-9]+ *(DONE|pulse)|ERROR|SUMMARY' \
+	    -artifact_prefix=build/fuzz/$$t- $$work 2>&1 | grep -E '^#[0-9]+[[:space:]]+DONE|^Done|ERROR|SUMMARY' \
 	    || true; \
 	  if ls build/fuzz/$$t-crash-* >/dev/null 2>&1; then \
 	    echo "FOUND: build/fuzz/$$t-crash-*; add it to fuzz/regressions/$$t/"; exit 1; fi; \
