@@ -83,6 +83,12 @@
 #define QK_PAXOS_OUTPUT_LEADER_CHANGED 3
 
 /**
+ * The most replicas a cluster may have (the length of
+ * `qk_paxos_config.members`).
+ */
+#define QK_PAXOS_MAX_MEMBERS 64
+
+/**
  * `qk_txn_output.kind`: the machine persisted `records` records; the
  * messages after it may now be sent.
  */
@@ -357,7 +363,9 @@ typedef struct {
 
 /**
  * How a replica behaves. Fill it with `qk_paxos_config_init()` (defaults)
- * and change what you need. Times are nanoseconds.
+ * and change what you need. Times are nanoseconds. The struct holds no
+ * pointer: it owns everything in it, so it may outlive whatever it was
+ * filled from (an FFI layer's scratch memory included).
  */
 typedef struct {
     /**
@@ -365,12 +373,13 @@ typedef struct {
      */
     uint32_t id;
     /**
-     * Every replica's id (distinct), this one included. Read during
-     * `qk_paxos_node_new_*()` only: the node keeps a copy.
+     * Every replica's id (distinct), this one included, in the first
+     * `members_len` entries (the rest are ignored). Copied in by
+     * `qk_paxos_config_init()`, copied again by `qk_paxos_node_new_*()`.
      */
-    const uint32_t *members;
+    uint32_t members[QK_PAXOS_MAX_MEMBERS];
     /**
-     * How many ids `members` holds.
+     * How many ids `members` holds (at most `QK_PAXOS_MAX_MEMBERS`).
      */
     size_t members_len;
     /**
@@ -2590,13 +2599,14 @@ qk_status qk_detector_len(const qk_detector *detector, size_t *len_out);
 
 /**
  * Fills `*config_out` with the defaults for replica `id` of `members`
- * (`members_len` ids; the pointer is stored, not copied, so it must stay
- * valid until the node is created): heartbeat 50 ms, election timeout
- * 500 ms, lease 1 s, drift 50 ms, batch 64, 64 slots in flight, seed 0.
- * Nothing is validated here; `qk_paxos_node_new_*()` does that.
+ * (`members_len` ids, copied into the struct: the array need not outlive
+ * this call): heartbeat 50 ms, election timeout 500 ms, lease 1 s, drift
+ * 50 ms, batch 64, 64 slots in flight, seed 0, cluster id 0. The ids are
+ * validated by `qk_paxos_node_new_*()`.
  *
  * Errors: `QK_ERR_NULL_ARG` (`config_out`, or `members` with
- * `members_len` > 0).
+ * `members_len` > 0), `QK_ERR_INVALID_ARG` (more than
+ * `QK_PAXOS_MAX_MEMBERS` ids).
  *
  * # Safety
  * `members` is NULL or points to `members_len` ids; `config_out` is NULL

@@ -99,14 +99,20 @@ pub(crate) unsafe fn arg_key<'a>(p: *const u8, len: usize, arg: &str) -> FfiResu
     unsafe { arg_slice(p, len, arg) }
 }
 
-/// A name: `len` bytes of UTF-8 at `p` (not NUL-terminated; `p` must not be
-/// NULL even when `len` is 0).
+/// A name: `len` bytes of UTF-8 at `p` (not NUL-terminated). (NULL, 0) is
+/// the empty name, as (NULL, 0) is the empty key: FFI layers pass an empty
+/// string that way (Go's `""`); whether an empty name is allowed is the
+/// callee's rule, not a NULL-pointer error.
 ///
 /// # Safety
 /// Unless NULL, `p` points to `len` readable bytes not mutated during `'a`.
 pub(crate) unsafe fn arg_str<'a>(p: *const c_char, len: usize, arg: &str) -> FfiResult<&'a str> {
     if p.is_null() {
-        return Err(Failure::null(arg));
+        return if len == 0 {
+            Ok("")
+        } else {
+            Err(Failure::null(arg))
+        };
     }
     // SAFETY: the caller's contract.
     let bytes = unsafe { arg_slice(p.cast::<u8>(), len, arg) }?;
@@ -170,7 +176,9 @@ mod tests {
                 (e.status, e.message.as_str()),
                 (QK_ERR_NULL_ARG, "key is NULL")
             );
-            let e = arg_str(std::ptr::null(), 0, "name").unwrap_err();
+            // (NULL, 0) is the empty name, as it is the empty key.
+            assert_eq!(arg_str(std::ptr::null(), 0, "name").unwrap(), "");
+            let e = arg_str(std::ptr::null(), 1, "name").unwrap_err();
             assert_eq!(e.status, QK_ERR_NULL_ARG);
             let bad = [0x66u8, 0xff];
             let e = arg_str(bad.as_ptr().cast(), 2, "name").unwrap_err();

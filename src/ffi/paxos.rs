@@ -32,17 +32,24 @@ pub const QK_PAXOS_OUTPUT_PERSISTED: u32 = 2;
 /// was elected), or no one when `has_leader` is false.
 pub const QK_PAXOS_OUTPUT_LEADER_CHANGED: u32 = 3;
 
+/// The most replicas a cluster may have (the length of
+/// `qk_paxos_config.members`).
+pub const QK_PAXOS_MAX_MEMBERS: usize = 64;
+
 /// How a replica behaves. Fill it with `qk_paxos_config_init()` (defaults)
-/// and change what you need. Times are nanoseconds.
+/// and change what you need. Times are nanoseconds. The struct holds no
+/// pointer: it owns everything in it, so it may outlive whatever it was
+/// filled from (an FFI layer's scratch memory included).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct qk_paxos_config {
     /// This replica's id; must be one of `members`.
     pub id: u32,
-    /// Every replica's id (distinct), this one included. Read during
-    /// `qk_paxos_node_new_*()` only: the node keeps a copy.
-    pub members: *const u32,
-    /// How many ids `members` holds.
+    /// Every replica's id (distinct), this one included, in the first
+    /// `members_len` entries (the rest are ignored). Copied in by
+    /// `qk_paxos_config_init()`, copied again by `qk_paxos_node_new_*()`.
+    pub members: [u32; QK_PAXOS_MAX_MEMBERS],
+    /// How many ids `members` holds (at most `QK_PAXOS_MAX_MEMBERS`).
     pub members_len: usize,
     /// How often a leader sends heartbeats (at least 1 ms: shorter is
     /// refused with QK_ERR_INVALID_ARG, as it would make a driver spin).
@@ -147,8 +154,13 @@ const _: () = {
 ///
 /// # Safety
 /// `c.members` is NULL or points to `c.members_len` readable ids.
-unsafe fn config_of(c: &qk_paxos_config) -> FfiResult<Config> {
-    let members = unsafe { arg_slice(c.members, c.members_len, "config->members") }?;
+fn config_of(c: &qk_paxos_config) -> FfiResult<Config> {
+    let members = c.members.get(..c.members_len).ok_or_else(|| {
+        Failure::invalid(format!(
+            "config->members_len is {}, at most {QK_PAXOS_MAX_MEMBERS}",
+            c.members_len
+        ))
+    })?;
     Ok(Config {
         id: c.id,
         members: members.to_vec(),
@@ -164,13 +176,14 @@ unsafe fn config_of(c: &qk_paxos_config) -> FfiResult<Config> {
 }
 
 /// Fills `*config_out` with the defaults for replica `id` of `members`
-/// (`members_len` ids; the pointer is stored, not copied, so it must stay
-/// valid until the node is created): heartbeat 50 ms, election timeout
-/// 500 ms, lease 1 s, drift 50 ms, batch 64, 64 slots in flight, seed 0.
-/// Nothing is validated here; `qk_paxos_node_new_*()` does that.
+/// (`members_len` ids, copied into the struct: the array need not outlive
+/// this call): heartbeat 50 ms, election timeout 500 ms, lease 1 s, drift
+/// 50 ms, batch 64, 64 slots in flight, seed 0, cluster id 0. The ids are
+/// validated by `qk_paxos_node_new_*()`.
 ///
 /// Errors: `QK_ERR_NULL_ARG` (`config_out`, or `members` with
-/// `members_len` > 0).
+/// `members_len` > 0), `QK_ERR_INVALID_ARG` (more than
+/// `QK_PAXOS_MAX_MEMBERS` ids).
 ///
 /// # Safety
 /// `members` is NULL or points to `members_len` ids; `config_out` is NULL
@@ -183,12 +196,20 @@ pub unsafe extern "C" fn qk_paxos_config_init(
     config_out: *mut qk_paxos_config,
 ) -> qk_status {
     boundary(|| {
-        unsafe { arg_slice(members, members_len, "members") }?;
+        let ids = unsafe { arg_slice(members, members_len, "members") }?;
         let out = unsafe { Out::new(config_out, "config_out") }?;
+        if ids.len() > QK_PAXOS_MAX_MEMBERS {
+            return Err(Failure::invalid(format!(
+                "{} members, at most {QK_PAXOS_MAX_MEMBERS} are supported",
+                ids.len()
+            )));
+        }
+        let mut copy = [0u32; QK_PAXOS_MAX_MEMBERS];
+        copy[..ids.len()].copy_from_slice(ids);
         let d = Config::new(id, Vec::new());
         out.set(qk_paxos_config {
             id,
-            members,
+            members: copy,
             members_len,
             heartbeat_interval_ns: d.heartbeat_interval,
             election_timeout_ns: d.election_timeout,
@@ -242,7 +263,7 @@ pub unsafe extern "C" fn qk_paxos_node_new_memory(
     boundary(|| {
         let c = unsafe { arg_ref(config, "config") }?;
         let out = unsafe { Out::new(node_out, "node_out") }?;
-        let config = unsafe { config_of(c) }?;
+        let config = config_of(c)?;
         new_node(config, Box::new(MemoryStorage::new()), now_ns, out)
     })
 }
@@ -292,7 +313,7 @@ pub unsafe extern "C" fn qk_paxos_node_new_file(
         // SAFETY: non-NULL and NUL-terminated per the contract.
         let path = path_of(unsafe { CStr::from_ptr(path) })?;
         let out = unsafe { Out::new(node_out, "node_out") }?;
-        let config = unsafe { config_of(c) }?;
+        let config = config_of(c)?;
         // Validate the config before touching the file system.
         config.validate()?;
         let storage = FileStorage::open(&path, FileIdentity::new(config.cluster_id, config.id))?;

@@ -341,7 +341,8 @@ static void test_paxos_errors(void) {
     CHECK_ERR(qk_paxos_config_init(1, MEMBERS, NODES, NULL), QK_ERR_NULL_ARG);
     CHECK_ERR(qk_paxos_config_init(1, NULL, NODES, &cfg), QK_ERR_NULL_ARG);
     CHECK_OK(qk_paxos_config_init(1, MEMBERS, NODES, &cfg));
-    CHECK(cfg.id == 1 && cfg.members == MEMBERS && cfg.members_len == NODES);
+    CHECK(cfg.id == 1 && cfg.members_len == NODES && cfg.cluster_id == 0);
+    CHECK(memcmp(cfg.members, MEMBERS, sizeof MEMBERS) == 0);
     CHECK(cfg.heartbeat_interval_ns == 50 * MS && cfg.election_timeout_ns == 500 * MS);
     CHECK(cfg.lease_duration_ns == 1000 * MS && cfg.max_clock_drift_ns == 50 * MS);
     CHECK(cfg.max_batch == 64 && cfg.max_inflight == 64 && cfg.seed == 0);
@@ -357,11 +358,43 @@ static void test_paxos_errors(void) {
     bad.heartbeat_interval_ns = 0;
     CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n), QK_ERR_INVALID_ARG);
     bad = cfg;
-    bad.members = NULL;
-    CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n), QK_ERR_NULL_ARG);
+    bad.members_len = QK_PAXOS_MAX_MEMBERS + 1;
+    CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n), QK_ERR_INVALID_ARG);
+    CHECK(strstr(qk_last_error_message(), "members_len") != NULL);
     bad.members_len = 0;
     CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n), QK_ERR_INVALID_ARG);
     CHECK(n == (qk_paxos_node *)0x1);
+
+    /* The config holds its own copy of the ids: the caller's array may be
+     * scratch memory that is reused before the node is made (koffi passes
+     * a JS array that way; a replica then sent to peers 0 and 2164273152). */
+    {
+        uint32_t scratch[QK_PAXOS_MAX_MEMBERS + 1];
+        for (size_t k = 0; k <= QK_PAXOS_MAX_MEMBERS; k++) scratch[k] = (uint32_t)k + 1;
+        qk_paxos_config own;
+        CHECK_ERR(qk_paxos_config_init(1, scratch, QK_PAXOS_MAX_MEMBERS + 1, &own),
+                  QK_ERR_INVALID_ARG);
+        CHECK_OK(qk_paxos_config_init(2, scratch, 3, &own));
+        scratch[0] = 0, scratch[1] = 2164273152u, scratch[2] = 0xdeadbeef;
+        qk_paxos_node *mine = NULL;
+        CHECK_OK(qk_paxos_node_new_memory(&own, 0, &mine));
+        uint64_t deadline = 0;
+        CHECK_OK(qk_paxos_node_next_deadline(mine, &deadline));
+        /* It stands for election and asks its real peers, 1 and 3. */
+        CHECK_OK(qk_paxos_node_tick(mine, deadline));
+        qk_paxos_output out;
+        bool has = true;
+        int sends = 0;
+        while (has) {
+            CHECK_OK(qk_paxos_node_poll(mine, &out, &has));
+            if (has && out.kind == QK_PAXOS_OUTPUT_SEND) {
+                CHECK(out.to == 1 || out.to == 3);
+                sends++;
+            }
+        }
+        CHECK(sends == 2);
+        qk_paxos_node_free(mine);
+    }
 
     /* File storage: NULL path, a directory that does not exist, a file
      * that is not a record file. */
