@@ -153,6 +153,13 @@
 #define QK_TXN_PROTOCOL_PAXOS_COMMIT 1
 
 /**
+ * The ABI version this header describes; `qk_abi_version()` is the
+ * library's. They must be equal (the SONAME makes the dynamic loader
+ * enforce it for linked programs; `dlopen` users should compare).
+ */
+#define QK_ABI_VERSION 1
+
+/**
  * A bounded-load balancer (Mirrokni, Thorup, Zadimoghaddam 2018; HAProxy
  * `hash-balance-factor`): `qk_bounded_acquire()` gives a key to the first
  * node clockwise from it on the ring whose load is below
@@ -3143,6 +3150,42 @@ qk_status qk_txn_sim_check(const qk_txn_sim *sim, bool *safe_out);
  * `sim` is NULL or live; `stats_out` is NULL or writable.
  */
 qk_status qk_txn_sim_stats(const qk_txn_sim *sim, qk_txn_stats *stats_out);
+
+/**
+ * The ABI version of the loaded library (compare with `QK_ABI_VERSION`).
+ * Thread-safe; never fails.
+ */
+uint32_t qk_abi_version(void);
+
+/**
+ * `sizeof(qk_lease)` in the loaded library. Thread-safe; never fails.
+ */
+size_t qk_sizeof_lease(void);
+
+/**
+ * `sizeof(qk_paxos_config)` in the loaded library. Thread-safe; never fails.
+ */
+size_t qk_sizeof_paxos_config(void);
+
+/**
+ * `sizeof(qk_paxos_output)` in the loaded library. Thread-safe; never fails.
+ */
+size_t qk_sizeof_paxos_output(void);
+
+/**
+ * `sizeof(qk_txn_config)` in the loaded library. Thread-safe; never fails.
+ */
+size_t qk_sizeof_txn_config(void);
+
+/**
+ * `sizeof(qk_txn_output)` in the loaded library. Thread-safe; never fails.
+ */
+size_t qk_sizeof_txn_output(void);
+
+/**
+ * `sizeof(qk_txn_stats)` in the loaded library. Thread-safe; never fails.
+ */
+size_t qk_sizeof_txn_stats(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -13,7 +13,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -eq 1 ] || { echo "usage: $0 LIBDIR" >&2; exit 2; }
 LIBDIR=$(cd "$1" && pwd)
 BUILD=$ROOT/build/c
-SONAME=libquorumkit.so.0
+# The SONAME follows the ABI version (src/ffi/abi.rs, QK_ABI_VERSION in the header).
+abi=$(sed -n 's/^#define QK_ABI_VERSION \(.*\)$/\1/p' "$ROOT/include/quorumkit.h")
+[ -n "$abi" ] || { echo "c_tests: FAILED: no QK_ABI_VERSION in include/quorumkit.h" >&2; exit 1; }
+SONAME=libquorumkit.so.$abi
 
 step() { printf '\n== %s\n' "$*"; }
 fail() { echo "c_tests: FAILED: $*" >&2; exit 1; }
@@ -58,7 +61,7 @@ build() {
         -o "$dir/test_cpp" "${LINK[@]}"
 }
 
-# loads_soname PROGRAM: it needs libquorumkit.so.0 and finds it in LIBDIR.
+# loads_soname PROGRAM: it needs $SONAME and finds it in LIBDIR.
 loads_soname() {
     readelf -d "$1" | grep "NEEDED.*\[$SONAME\]" >/dev/null || fail "$1 does not need $SONAME"
     ldd "$1" | grep "$SONAME => $LIBDIR/$SONAME" >/dev/null || fail "$1 does not load $LIBDIR/$SONAME"

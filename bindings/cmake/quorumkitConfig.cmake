@@ -69,7 +69,11 @@ if(QUORUMKIT_LIBRARY MATCHES "\\.a$")
 else()
   add_library(quorumkit::quorumkit SHARED IMPORTED)
   if(QUORUMKIT_LIBRARY MATCHES "\\.so$")
-    set_target_properties(quorumkit::quorumkit PROPERTIES IMPORTED_SONAME "libquorumkit.so.0")
+    # The SONAME follows the ABI version the header declares.
+    file(STRINGS "${QUORUMKIT_INCLUDE_DIR}/quorumkit.h" _qk_abi REGEX "^#define QK_ABI_VERSION ")
+    string(REGEX REPLACE "^#define QK_ABI_VERSION ([0-9]+).*$" "\\1" _qk_abi "${_qk_abi}")
+    set_target_properties(quorumkit::quorumkit PROPERTIES IMPORTED_SONAME "libquorumkit.so.${_qk_abi}")
+    unset(_qk_abi)
   endif()
 endif()
 set_target_properties(quorumkit::quorumkit PROPERTIES

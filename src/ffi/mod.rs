@@ -14,6 +14,7 @@
 //!   names `(const char *, size_t)` of UTF-8 (`args`).
 //!
 //! Layout: `status` (codes), `boundary` (panic boundary, last error),
+//! `abi` (the ABI version and struct sizes, checkable at run time),
 //! `args` (checked argument conversions), `placement` (what every
 //! placement handle shares), `snapshot` (save/restore bodies), then one file per component.
 
@@ -45,6 +46,8 @@ pub mod detect;
 
 pub mod paxos;
 pub mod txn;
+
+pub mod abi;
 
 use std::ffi::{CStr, c_char};
 

@@ -38,6 +38,15 @@ static void test_basics(void) {
     snprintf(want, sizeof want, "%d.%d.%d", QK_VERSION_MAJOR, QK_VERSION_MINOR, QK_VERSION_PATCH);
     CHECK(strcmp(qk_version(), want) == 0);
 
+    /* The ABI identity, checkable at run time: version and struct sizes. */
+    CHECK(qk_abi_version() == QK_ABI_VERSION && QK_ABI_VERSION >= 1);
+    CHECK(qk_sizeof_lease() == sizeof(qk_lease));
+    CHECK(qk_sizeof_paxos_config() == sizeof(qk_paxos_config));
+    CHECK(qk_sizeof_paxos_output() == sizeof(qk_paxos_output));
+    CHECK(qk_sizeof_txn_config() == sizeof(qk_txn_config));
+    CHECK(qk_sizeof_txn_output() == sizeof(qk_txn_output));
+    CHECK(qk_sizeof_txn_stats() == sizeof(qk_txn_stats));
+
     /* Status codes are ABI: their numbers and names. */
     CHECK(QK_OK == 0 && QK_ERR_NULL_ARG == 1 && QK_ERR_INVALID_ARG == 2 &&
           QK_ERR_INVALID_UTF8 == 3 && QK_ERR_EMPTY == 4 && QK_ERR_NOT_FOUND == 5 &&
