@@ -58,8 +58,11 @@ lib:
 py-install: venv
 	VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop -q --release -m python/Cargo.toml
 
+# The header, and include/quorumkit-constants.json generated from it (every
+# QK_ constant and status code for FFI layers; tests/c_constants.rs).
 header: cbindgen
 	$(CBINDGEN) --config cbindgen.toml --crate quorumkit --output include/quorumkit.h
+	QK_BLESS=1 cargo test -q --test c_constants
 
 # ---------------------------------------------------------------- demo
 demo: py-install
@@ -77,7 +80,7 @@ rust-test:
 	cargo test --workspace
 
 header-check: header
-	git diff --exit-code -- include/quorumkit.h
+	git diff --exit-code -- include/quorumkit.h include/quorumkit-constants.json
 
 c-test: sysdeps lib
 	scripts/c_tests.sh $(LIBDIR)

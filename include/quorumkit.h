@@ -35,7 +35,7 @@
  * The decode budget of the plain `qk_<x>_restore()` functions, in points
  * (`qk_<x>_restore_limited()` takes its own).
  */
-#define QK_DEFAULT_MAX_POINTS (1 << 22)
+#define QK_DEFAULT_MAX_POINTS 4194304
 
 /**
  * The default table size, 65537.
@@ -2283,7 +2283,10 @@ qk_status qk_md5ring_point(const qk_md5ring *ring,
 /**
  * Creates a lease table on the library's monotonic clock (the clock of
  * `qk_lease_table_now()`; wall-clock changes do not affect it) and stores
- * it in `*table_out`. `lock_delay_ns`: after a lease expires without
+ * it in `*table_out`. That clock's zero is the first time this copy of the
+ * library read it in this process (so its readings are small and never
+ * comparable across processes or with `CLOCK_MONOTONIC`); every
+ * `expires_at_ns` of such a table is on it. `lock_delay_ns`: after a lease expires without
  * release, its resource grants nothing for this long (0 = none).
  *
  * Ownership: the caller owns the table; free it with `qk_lease_table_free()`.

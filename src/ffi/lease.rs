@@ -84,7 +84,10 @@ fn mode_of(mode: u32) -> FfiResult<Mode> {
 
 /// Creates a lease table on the library's monotonic clock (the clock of
 /// `qk_lease_table_now()`; wall-clock changes do not affect it) and stores
-/// it in `*table_out`. `lock_delay_ns`: after a lease expires without
+/// it in `*table_out`. That clock's zero is the first time this copy of the
+/// library read it in this process (so its readings are small and never
+/// comparable across processes or with `CLOCK_MONOTONIC`); every
+/// `expires_at_ns` of such a table is on it. `lock_delay_ns`: after a lease expires without
 /// release, its resource grants nothing for this long (0 = none).
 ///
 /// Ownership: the caller owns the table; free it with `qk_lease_table_free()`.

@@ -16,7 +16,7 @@ use crate::ring::snapshot::{DEFAULT_MAX_POINTS, DecodeLimits};
 
 /// The decode budget of the plain `qk_<x>_restore()` functions, in points
 /// (`qk_<x>_restore_limited()` takes its own).
-pub const QK_DEFAULT_MAX_POINTS: u64 = 1 << 22;
+pub const QK_DEFAULT_MAX_POINTS: u64 = 4194304; // 2^22
 
 const _: () = assert!(QK_DEFAULT_MAX_POINTS == DEFAULT_MAX_POINTS);
 
