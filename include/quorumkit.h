@@ -915,6 +915,29 @@ qk_status qk_ring_get_node_batch(const qk_ring *ring,
                                  size_t *indices_out);
 
 /**
+ * As `qk_ring_get_node_batch()`, with the keys laid end to end in one
+ * buffer: key `i` is bytes `offsets[i]` to `offsets[i + 1]` of `keys`
+ * (`keys_len` bytes), so `offsets` holds `count + 1` non-decreasing
+ * entries, the last at most `keys_len` (Go and JavaScript pass one buffer
+ * without a copy per key). The arrays may be NULL when `count` is 0.
+ * Nothing is written unless every offset is valid.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
+ * offset that decreases or passes `keys_len`).
+ *
+ * # Safety
+ * `ring` is NULL or live; `keys` is NULL or points to `keys_len` readable
+ * bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
+ * `count` writable `size_t`.
+ */
+qk_status qk_ring_get_node_batch_flat(const qk_ring *ring,
+                                      const uint8_t *keys,
+                                      size_t keys_len,
+                                      const size_t *offsets,
+                                      size_t count,
+                                      size_t *indices_out);
+
+/**
  * Writes each node's exact fraction of the hash space to
  * `shares_out[index]` for every node index; the fractions sum to 1 (0 for
  * all on an empty ring, which writes nothing). `cap` is the array's length.
@@ -1196,6 +1219,29 @@ qk_status qk_ketama_get_node_batch(const qk_ketama *ketama,
                                    const size_t *key_lens,
                                    size_t count,
                                    size_t *indices_out);
+
+/**
+ * As `qk_ketama_get_node_batch()`, with the keys laid end to end in one
+ * buffer: key `i` is bytes `offsets[i]` to `offsets[i + 1]` of `keys`
+ * (`keys_len` bytes), so `offsets` holds `count + 1` non-decreasing
+ * entries, the last at most `keys_len` (Go and JavaScript pass one buffer
+ * without a copy per key). The arrays may be NULL when `count` is 0.
+ * Nothing is written unless every offset is valid.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
+ * offset that decreases or passes `keys_len`).
+ *
+ * # Safety
+ * `ketama` is NULL or live; `keys` is NULL or points to `keys_len` readable
+ * bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
+ * `count` writable `size_t`.
+ */
+qk_status qk_ketama_get_node_batch_flat(const qk_ketama *ketama,
+                                        const uint8_t *keys,
+                                        size_t keys_len,
+                                        const size_t *offsets,
+                                        size_t count,
+                                        size_t *indices_out);
 
 /**
  * Writes each server's exact fraction of the 32-bit hash space to
@@ -1629,6 +1675,29 @@ qk_status qk_rendezvous_get_node_batch(const qk_rendezvous *hrw,
                                        size_t *indices_out);
 
 /**
+ * As `qk_rendezvous_get_node_batch()`, with the keys laid end to end in one
+ * buffer: key `i` is bytes `offsets[i]` to `offsets[i + 1]` of `keys`
+ * (`keys_len` bytes), so `offsets` holds `count + 1` non-decreasing
+ * entries, the last at most `keys_len` (Go and JavaScript pass one buffer
+ * without a copy per key). The arrays may be NULL when `count` is 0.
+ * Nothing is written unless every offset is valid.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
+ * offset that decreases or passes `keys_len`).
+ *
+ * # Safety
+ * `hrw` is NULL or live; `keys` is NULL or points to `keys_len` readable
+ * bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
+ * `count` writable `size_t`.
+ */
+qk_status qk_rendezvous_get_node_batch_flat(const qk_rendezvous *hrw,
+                                            const uint8_t *keys,
+                                            size_t keys_len,
+                                            const size_t *offsets,
+                                            size_t count,
+                                            size_t *indices_out);
+
+/**
  * Writes each node's expected share of keys, `weight / sum of weights`,
  * to `shares_out[index]` (an expectation over keys, not a measured
  * fraction). `cap` is the array's length.
@@ -1905,6 +1974,29 @@ qk_status qk_maglev_get_node_batch(const qk_maglev *maglev,
                                    const size_t *key_lens,
                                    size_t count,
                                    size_t *indices_out);
+
+/**
+ * As `qk_maglev_get_node_batch()`, with the keys laid end to end in one
+ * buffer: key `i` is bytes `offsets[i]` to `offsets[i + 1]` of `keys`
+ * (`keys_len` bytes), so `offsets` holds `count + 1` non-decreasing
+ * entries, the last at most `keys_len` (Go and JavaScript pass one buffer
+ * without a copy per key). The arrays may be NULL when `count` is 0.
+ * Nothing is written unless every offset is valid.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
+ * offset that decreases or passes `keys_len`).
+ *
+ * # Safety
+ * `maglev` is NULL or live; `keys` is NULL or points to `keys_len` readable
+ * bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
+ * `count` writable `size_t`.
+ */
+qk_status qk_maglev_get_node_batch_flat(const qk_maglev *maglev,
+                                        const uint8_t *keys,
+                                        size_t keys_len,
+                                        const size_t *offsets,
+                                        size_t count,
+                                        size_t *indices_out);
 
 /**
  * Writes each backend's exact fraction of the table entries to
@@ -2225,6 +2317,29 @@ qk_status qk_md5ring_get_node_batch(const qk_md5ring *ring,
                                     const size_t *key_lens,
                                     size_t count,
                                     size_t *indices_out);
+
+/**
+ * As `qk_md5ring_get_node_batch()`, with the keys laid end to end in one
+ * buffer: key `i` is bytes `offsets[i]` to `offsets[i + 1]` of `keys`
+ * (`keys_len` bytes), so `offsets` holds `count + 1` non-decreasing
+ * entries, the last at most `keys_len` (Go and JavaScript pass one buffer
+ * without a copy per key). The arrays may be NULL when `count` is 0.
+ * Nothing is written unless every offset is valid.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
+ * offset that decreases or passes `keys_len`).
+ *
+ * # Safety
+ * `ring` is NULL or live; `keys` is NULL or points to `keys_len` readable
+ * bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
+ * `count` writable `size_t`.
+ */
+qk_status qk_md5ring_get_node_batch_flat(const qk_md5ring *ring,
+                                         const uint8_t *keys,
+                                         size_t keys_len,
+                                         const size_t *offsets,
+                                         size_t count,
+                                         size_t *indices_out);
 
 /**
  * Writes each node's exact fraction of the 2^128 circle to

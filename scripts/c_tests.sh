@@ -47,7 +47,8 @@ LINK=(-L"$LIBDIR" -lquorumkit -Wl,-rpath,"$LIBDIR")
 C_SRC=("$ROOT"/tests/c/test_main.c "$ROOT"/tests/c/test_ring.c "$ROOT"/tests/c/test_ketama.c
        "$ROOT"/tests/c/test_threads.c "$ROOT"/tests/c/test_bounded.c "$ROOT"/tests/c/test_snapshot.c
        "$ROOT"/tests/c/test_algos.c "$ROOT"/tests/c/test_md5ring.c "$ROOT"/tests/c/test_lease.c
-       "$ROOT"/tests/c/test_detect.c "$ROOT"/tests/c/test_paxos.c "$ROOT"/tests/c/test_txn.c)
+       "$ROOT"/tests/c/test_detect.c "$ROOT"/tests/c/test_paxos.c "$ROOT"/tests/c/test_txn.c
+       "$ROOT"/tests/c/test_batch_flat.c)
 
 # build VARIANT EXTRA_FLAGS...: the C and C++ test programs into $BUILD/VARIANT.
 build() {

@@ -299,6 +299,49 @@ pub(crate) unsafe fn get_node_batch<H: CHandle>(
     Ok(())
 }
 
+/// Locates `count` keys laid end to end in one buffer: key `i` is
+/// `keys[offsets[i]..offsets[i + 1]]` (so `offsets` holds `count + 1`
+/// non-decreasing entries, the last at most `keys_len`). One flat buffer is
+/// what Go and JavaScript can pass without a copy per key.
+pub(crate) unsafe fn get_node_batch_flat<H: CHandle>(
+    h: *const H,
+    keys: *const u8,
+    keys_len: usize,
+    offsets: *const usize,
+    count: usize,
+    indices_out: *mut usize,
+) -> FfiResult {
+    let n_offsets = if count == 0 { 0 } else { count + 1 };
+    let (h, keys, offsets, out) = unsafe {
+        (
+            handle(h)?,
+            arg_key(keys, keys_len, "keys")?,
+            arg_slice(offsets, n_offsets, "offsets")?,
+            arg_slice_mut(indices_out, count, "indices_out")?,
+        )
+    };
+    let p = h.get();
+    if p.is_empty() {
+        return Err(crate::Error::EmptyRing.into());
+    }
+    // Check every offset before writing anything.
+    for (i, w) in offsets.windows(2).enumerate() {
+        if w[0] > w[1] || w[1] > keys.len() {
+            return Err(Failure::invalid(format!(
+                "offsets[{i}..={}] = {}..{} is not a range within the {} key bytes",
+                i + 1,
+                w[0],
+                w[1],
+                keys.len()
+            )));
+        }
+    }
+    for (slot, w) in out.iter_mut().zip(offsets.windows(2)) {
+        *slot = p.locate(&keys[w[0]..w[1]])?;
+    }
+    Ok(())
+}
+
 /// Each node's share of the hash space, by node index.
 pub(crate) unsafe fn shares<H: CHandle>(
     h: *const H,

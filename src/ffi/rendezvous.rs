@@ -247,6 +247,34 @@ pub unsafe extern "C" fn qk_rendezvous_get_node_batch(
     boundary(|| unsafe { common::get_node_batch(hrw, keys, key_lens, count, indices_out) })
 }
 
+/// As `qk_rendezvous_get_node_batch()`, with the keys laid end to end in one
+/// buffer: key `i` is bytes `offsets[i]` to `offsets[i + 1]` of `keys`
+/// (`keys_len` bytes), so `offsets` holds `count + 1` non-decreasing
+/// entries, the last at most `keys_len` (Go and JavaScript pass one buffer
+/// without a copy per key). The arrays may be NULL when `count` is 0.
+/// Nothing is written unless every offset is valid.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
+/// offset that decreases or passes `keys_len`).
+///
+/// # Safety
+/// `hrw` is NULL or live; `keys` is NULL or points to `keys_len` readable
+/// bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
+/// `count` writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_rendezvous_get_node_batch_flat(
+    hrw: *const qk_rendezvous,
+    keys: *const u8,
+    keys_len: usize,
+    offsets: *const usize,
+    count: usize,
+    indices_out: *mut usize,
+) -> qk_status {
+    boundary(|| unsafe {
+        common::get_node_batch_flat(hrw, keys, keys_len, offsets, count, indices_out)
+    })
+}
+
 /// Writes each node's expected share of keys, `weight / sum of weights`,
 /// to `shares_out[index]` (an expectation over keys, not a measured
 /// fraction). `cap` is the array's length.

@@ -48,6 +48,7 @@ void test_md5ring(void);
 void test_lease(void);
 void test_detect(void);
 void test_paxos(void);
+void test_batch_flat(void);
 void test_txn(void);
 
 #endif

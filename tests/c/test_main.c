@@ -85,6 +85,7 @@ int main(void) {
     test_lease();
     test_detect();
     test_paxos();
+    test_batch_flat();
     test_txn();
     printf("c tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
