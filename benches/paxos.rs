@@ -375,14 +375,23 @@ fn ffi(c: &mut C) {
     // SAFETY: MEMBERS outlives the node's creation; cfg is writable.
     let cfg = unsafe {
         assert_eq!(
-            qk_paxos_config_init(1, MEMBERS.as_ptr(), 3, cfg.as_mut_ptr()),
+            qk_paxos_config_init(
+                1,
+                MEMBERS.as_ptr(),
+                3,
+                cfg.as_mut_ptr(),
+                std::ptr::null_mut()
+            ),
             0
         );
         cfg.assume_init()
     };
     let mut node: *mut qk_paxos_node = std::ptr::null_mut();
     // SAFETY: valid config and out-pointer.
-    assert_eq!(unsafe { qk_paxos_node_new_memory(&cfg, 0, &mut node) }, 0);
+    assert_eq!(
+        unsafe { qk_paxos_node_new_memory(&cfg, 0, &mut node, std::ptr::null_mut()) },
+        0
+    );
     let (mut direct, hb) = follower();
 
     g.bench_function("tick, direct", |b| {
@@ -390,7 +399,12 @@ fn ffi(c: &mut C) {
     });
     g.bench_function("tick, through qk_paxos_node_tick", |b| {
         // SAFETY: a live node.
-        b.iter(|| assert_eq!(unsafe { qk_paxos_node_tick(node, black_box(1)) }, 0))
+        b.iter(|| {
+            assert_eq!(
+                unsafe { qk_paxos_node_tick(node, black_box(1), std::ptr::null_mut()) },
+                0
+            )
+        })
     });
 
     g.bench_function("heartbeat step + poll, direct", |b| {
@@ -409,13 +423,19 @@ fn ffi(c: &mut C) {
     });
     g.bench_function("heartbeat step + poll, through the C ABI", |b| {
         let mut o = std::mem::MaybeUninit::<qk_paxos_output>::uninit();
-        let mut has = false;
+        let mut has = 0u8;
         b.iter(|| unsafe {
             // SAFETY: a live node, valid buffers and out-pointers.
-            assert_eq!(qk_paxos_node_step(node, 0, hb.as_ptr(), hb.len(), 1), 0);
+            assert_eq!(
+                qk_paxos_node_step(node, 0, hb.as_ptr(), hb.len(), 1, std::ptr::null_mut()),
+                0
+            );
             loop {
-                assert_eq!(qk_paxos_node_poll(node, o.as_mut_ptr(), &mut has), 0);
-                if !has {
+                assert_eq!(
+                    qk_paxos_node_poll(node, o.as_mut_ptr(), &mut has, std::ptr::null_mut()),
+                    0
+                );
+                if has == 0 {
                     break;
                 }
                 black_box(o.assume_init_ref().data);

@@ -32,6 +32,12 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
+ * How many bytes `qk_error.message` holds, its terminating NUL included.
+ * Longer messages are cut at a UTF-8 character boundary.
+ */
+#define QK_ERROR_MESSAGE_CAPACITY 512
+
+/**
  * The decode budget of the plain `qk_<x>_restore()` functions, in points
  * (`qk_<x>_restore_limited()` takes its own).
  */
@@ -157,7 +163,7 @@
  * library's. They must be equal (the SONAME makes the dynamic loader
  * enforce it for linked programs; `dlopen` users should compare).
  */
-#define QK_ABI_VERSION 1
+#define QK_ABI_VERSION 2
 
 /**
  * A bounded-load balancer (Mirrokni, Thorup, Zadimoghaddam 2018; HAProxy
@@ -178,6 +184,19 @@
  * Create with `qk_bounded_new()`, destroy with `qk_bounded_free()`.
  */
 typedef struct qk_bounded qk_bounded;
+
+/**
+ * A cancel signal for blocking acquires (`qk_lease_table_acquire_cancellable()`):
+ * firing it from any thread stops every acquire waiting on it with
+ * `QK_ERR_CANCELLED`. One-shot: once fired it stays fired.
+ *
+ * Thread safety: every function may run concurrently from any thread
+ * (that is its purpose). The acquires that use it keep their own
+ * reference, so it may be freed while they wait.
+ *
+ * Create with `qk_cancel_new()`, destroy with `qk_cancel_free()`.
+ */
+typedef struct qk_cancel qk_cancel;
 
 /**
  * A registry of monitored nodes, each with a sliding window of heartbeat
@@ -222,8 +241,9 @@ typedef struct qk_ketama qk_ketama;
  *
  * Thread safety: every function taking a `const qk_lease_table *` may run
  * concurrently from any number of threads (blocking acquires wake one by
- * one as leases are handed over). `qk_lease_table_free()` needs exclusive
- * access: no other call, blocked or not, may use the table then.
+ * one as leases are handed over). `qk_lease_table_free()` cancels the
+ * acquires blocked in it (they return `QK_ERR_CANCELLED`) and waits for
+ * them to return; no call may start once it has begun.
  *
  * Create with `qk_lease_table_new()` or `qk_lease_table_new_manual()`,
  * destroy with `qk_lease_table_free()`.
@@ -341,6 +361,28 @@ typedef struct qk_txn_sim qk_txn_sim;
  * never reused.
  */
 typedef uint32_t qk_status;
+
+/**
+ * The outcome of one call, written by the call itself (thread-independent,
+ * unlike `qk_last_error_message()`): pass a `qk_error *` as the trailing
+ * `err` argument of any status-returning function, or NULL to skip it.
+ *
+ * After the call, `status` is its return value and `message` its detailed
+ * message as NUL-terminated UTF-8 ("" on success). The caller owns the
+ * struct (stack, heap or a binding's memory: it holds no pointers); the
+ * library writes it only during the call that received it. One
+ * `qk_error` may be reused for many calls, but not by two concurrent ones.
+ */
+typedef struct {
+    /**
+     * The call's return value.
+     */
+    qk_status status;
+    /**
+     * The detailed message, NUL-terminated UTF-8; "" on success.
+     */
+    char message[QK_ERROR_MESSAGE_CAPACITY];
+} qk_error;
 
 /**
  * Which ketama implementation a `qk_ketama` is bit-exact with: one of the
@@ -464,7 +506,7 @@ typedef struct {
     /**
      * LEADER_CHANGED: whether there is a leader.
      */
-    bool has_leader;
+    uint8_t has_leader;
     /**
      * LEADER_CHANGED: the leader's ballot round.
      */
@@ -497,7 +539,7 @@ typedef struct {
     /**
      * Whether a participant in doubt also asks its peers.
      */
-    bool cooperative;
+    uint8_t cooperative;
 } qk_txn_config;
 
 /**
@@ -524,7 +566,7 @@ typedef struct {
     /**
      * OUTCOME: commit (true) or abort (false).
      */
-    bool commit;
+    uint8_t commit;
     /**
      * SEND: how many bytes of the message were written to the buffer.
      */
@@ -698,6 +740,12 @@ typedef struct {
 #define QK_ERR_LIMIT_EXCEEDED 28
 
 /**
+ * A blocking acquire was cancelled (`qk_cancel_fire()`) or its table was
+ * freed while it waited; nothing is held.
+ */
+#define QK_ERR_CANCELLED 29
+
+/**
  * libmemcached 1.1.4 with `MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED`.
  */
 #define QK_KETAMA_LIBMEMCACHED 0
@@ -749,7 +797,7 @@ const char *qk_last_error_message(void);
  * # Safety
  * `ring_out` is NULL or valid for writing a pointer.
  */
-qk_status qk_ring_new(uint32_t vnodes, qk_ring **ring_out);
+qk_status qk_ring_new(uint32_t vnodes, qk_ring **ring_out, qk_error *err);
 
 /**
  * Frees a ring made by `qk_ring_new()`. NULL is a no-op. Node names
@@ -772,7 +820,11 @@ void qk_ring_free(qk_ring *ring);
  * `ring` is NULL or a live ring used by no other thread during the call;
  * `name` is NULL or points to `name_len` readable bytes.
  */
-qk_status qk_ring_add_node(qk_ring *ring, const char *name, size_t name_len, uint32_t weight);
+qk_status qk_ring_add_node(qk_ring *ring,
+                           const char *name,
+                           size_t name_len,
+                           uint32_t weight,
+                           qk_error *err);
 
 /**
  * Removes the named node. Only the keys it owned move; later node indices
@@ -783,7 +835,7 @@ qk_status qk_ring_add_node(qk_ring *ring, const char *name, size_t name_len, uin
  * # Safety
  * As `qk_ring_add_node()`.
  */
-qk_status qk_ring_remove_node(qk_ring *ring, const char *name, size_t name_len);
+qk_status qk_ring_remove_node(qk_ring *ring, const char *name, size_t name_len, qk_error *err);
 
 /**
  * Sets the named node's weight (>= 1). Only keys moving to or from this
@@ -795,7 +847,11 @@ qk_status qk_ring_remove_node(qk_ring *ring, const char *name, size_t name_len);
  * # Safety
  * As `qk_ring_add_node()`.
  */
-qk_status qk_ring_set_weight(qk_ring *ring, const char *name, size_t name_len, uint32_t weight);
+qk_status qk_ring_set_weight(qk_ring *ring,
+                             const char *name,
+                             size_t name_len,
+                             uint32_t weight,
+                             qk_error *err);
 
 /**
  * Stores the named node's weight in `*weight_out`.
@@ -809,7 +865,8 @@ qk_status qk_ring_set_weight(qk_ring *ring, const char *name, size_t name_len, u
 qk_status qk_ring_weight(const qk_ring *ring,
                          const char *name,
                          size_t name_len,
-                         uint32_t *weight_out);
+                         uint32_t *weight_out,
+                         qk_error *err);
 
 /**
  * Stores the number of nodes in `*count_out`.
@@ -819,7 +876,7 @@ qk_status qk_ring_weight(const qk_ring *ring,
  * # Safety
  * `ring` is NULL or a live ring; `count_out` is NULL or writable.
  */
-qk_status qk_ring_node_count(const qk_ring *ring, size_t *count_out);
+qk_status qk_ring_node_count(const qk_ring *ring, size_t *count_out, qk_error *err);
 
 /**
  * Stores the total number of virtual-node points in `*count_out`.
@@ -829,7 +886,7 @@ qk_status qk_ring_node_count(const qk_ring *ring, size_t *count_out);
  * # Safety
  * As `qk_ring_node_count()`.
  */
-qk_status qk_ring_point_count(const qk_ring *ring, size_t *count_out);
+qk_status qk_ring_point_count(const qk_ring *ring, size_t *count_out, qk_error *err);
 
 /**
  * Stores the name of node `index` in `*name_out` (NUL-terminated) and its
@@ -846,7 +903,8 @@ qk_status qk_ring_point_count(const qk_ring *ring, size_t *count_out);
 qk_status qk_ring_node_name(const qk_ring *ring,
                             size_t index,
                             const char **name_out,
-                            size_t *name_len_out);
+                            size_t *name_len_out,
+                            qk_error *err);
 
 /**
  * Stores the index of the named node in `*index_out`.
@@ -860,7 +918,8 @@ qk_status qk_ring_node_name(const qk_ring *ring,
 qk_status qk_ring_node_index(const qk_ring *ring,
                              const char *name,
                              size_t name_len,
-                             size_t *index_out);
+                             size_t *index_out,
+                             qk_error *err);
 
 /**
  * Stores the index of the node owning `key` (`key_len` bytes; `key` may
@@ -875,7 +934,8 @@ qk_status qk_ring_node_index(const qk_ring *ring,
 qk_status qk_ring_get_node(const qk_ring *ring,
                            const uint8_t *key,
                            size_t key_len,
-                           size_t *index_out);
+                           size_t *index_out,
+                           qk_error *err);
 
 /**
  * Stores the indices of the first `n` distinct nodes for `key`, in
@@ -894,7 +954,8 @@ qk_status qk_ring_get_nodes(const qk_ring *ring,
                             const uint8_t *key,
                             size_t key_len,
                             size_t n,
-                            size_t *indices_out);
+                            size_t *indices_out,
+                            qk_error *err);
 
 /**
  * Locates `count` keys at once: `indices_out[i]` becomes the index of the
@@ -912,7 +973,8 @@ qk_status qk_ring_get_node_batch(const qk_ring *ring,
                                  const uint8_t *const *keys,
                                  const size_t *key_lens,
                                  size_t count,
-                                 size_t *indices_out);
+                                 size_t *indices_out,
+                                 qk_error *err);
 
 /**
  * As `qk_ring_get_node_batch()`, with the keys laid end to end in one
@@ -935,7 +997,8 @@ qk_status qk_ring_get_node_batch_flat(const qk_ring *ring,
                                       size_t keys_len,
                                       const size_t *offsets,
                                       size_t count,
-                                      size_t *indices_out);
+                                      size_t *indices_out,
+                                      qk_error *err);
 
 /**
  * Writes each node's exact fraction of the hash space to
@@ -948,7 +1011,7 @@ qk_status qk_ring_get_node_batch_flat(const qk_ring *ring,
  * `ring` is NULL or a live ring; `shares_out` is NULL or points to `cap`
  * writable `double`.
  */
-qk_status qk_ring_shares(const qk_ring *ring, double *shares_out, size_t cap);
+qk_status qk_ring_shares(const qk_ring *ring, double *shares_out, size_t cap, qk_error *err);
 
 /**
  * Stores the placement hash of `key` (xxh3-64 with quorumkit's fixed
@@ -961,7 +1024,7 @@ qk_status qk_ring_shares(const qk_ring *ring, double *shares_out, size_t cap);
  * `key` is NULL or points to `key_len` readable bytes; `hash_out` is NULL
  * or writable.
  */
-qk_status qk_hash_key(const uint8_t *key, size_t key_len, uint64_t *hash_out);
+qk_status qk_hash_key(const uint8_t *key, size_t key_len, uint64_t *hash_out, qk_error *err);
 
 /**
  * Like `qk_ring_get_node()` for a key already hashed with `qk_hash_key()`.
@@ -971,7 +1034,10 @@ qk_status qk_hash_key(const uint8_t *key, size_t key_len, uint64_t *hash_out);
  * # Safety
  * `ring` is NULL or a live ring; `index_out` is NULL or writable.
  */
-qk_status qk_ring_get_node_by_hash(const qk_ring *ring, uint64_t hash, size_t *index_out);
+qk_status qk_ring_get_node_by_hash(const qk_ring *ring,
+                                   uint64_t hash,
+                                   size_t *index_out,
+                                   qk_error *err);
 
 /**
  * Writes a snapshot of the ring (README, "Snapshot format": its
@@ -990,7 +1056,11 @@ qk_status qk_ring_get_node_by_hash(const qk_ring *ring, uint64_t hash, size_t *i
  * `ring` is NULL or a live ring; `buf` is NULL or points to `cap`
  * writable bytes; `len_out` is NULL or writable.
  */
-qk_status qk_ring_snapshot(const qk_ring *ring, uint8_t *buf, size_t cap, size_t *len_out);
+qk_status qk_ring_snapshot(const qk_ring *ring,
+                           uint8_t *buf,
+                           size_t cap,
+                           size_t *len_out,
+                           qk_error *err);
 
 /**
  * Restores a ring from `len` bytes of a snapshot made by
@@ -1010,7 +1080,7 @@ qk_status qk_ring_snapshot(const qk_ring *ring, uint8_t *buf, size_t cap, size_t
  * `data` is NULL or points to `len` readable bytes; `ring_out` is NULL or
  * writable.
  */
-qk_status qk_ring_restore(const uint8_t *data, size_t len, qk_ring **ring_out);
+qk_status qk_ring_restore(const uint8_t *data, size_t len, qk_ring **ring_out, qk_error *err);
 
 /**
  * As `qk_ring_restore()`, with a decode budget: a snapshot that would need more
@@ -1027,7 +1097,8 @@ qk_status qk_ring_restore(const uint8_t *data, size_t len, qk_ring **ring_out);
 qk_status qk_ring_restore_limited(const uint8_t *data,
                                   size_t len,
                                   uint64_t max_points,
-                                  qk_ring **ring_out);
+                                  qk_ring **ring_out,
+                                  qk_error *err);
 
 /**
  * Creates a continuum over `count` servers and stores it in `*ketama_out`.
@@ -1054,7 +1125,8 @@ qk_status qk_ketama_new(qk_ketama_compat compat,
                         const size_t *spec_lens,
                         const uint32_t *weights,
                         size_t count,
-                        qk_ketama **ketama_out);
+                        qk_ketama **ketama_out,
+                        qk_error *err);
 
 /**
  * Frees a continuum made by `qk_ketama_new()`. NULL is a no-op. Server
@@ -1079,7 +1151,8 @@ void qk_ketama_free(qk_ketama *ketama);
 qk_status qk_ketama_add_server(qk_ketama *ketama,
                                const char *spec,
                                size_t spec_len,
-                               uint32_t weight);
+                               uint32_t weight,
+                               qk_error *err);
 
 /**
  * Removes the named server (its name is its spec as given).
@@ -1089,7 +1162,10 @@ qk_status qk_ketama_add_server(qk_ketama *ketama,
  * # Safety
  * As `qk_ketama_add_server()`.
  */
-qk_status qk_ketama_remove_server(qk_ketama *ketama, const char *name, size_t name_len);
+qk_status qk_ketama_remove_server(qk_ketama *ketama,
+                                  const char *name,
+                                  size_t name_len,
+                                  qk_error *err);
 
 /**
  * Sets the named server's weight (>= 1), keeping its place in the order.
@@ -1103,7 +1179,8 @@ qk_status qk_ketama_remove_server(qk_ketama *ketama, const char *name, size_t na
 qk_status qk_ketama_set_weight(qk_ketama *ketama,
                                const char *name,
                                size_t name_len,
-                               uint32_t weight);
+                               uint32_t weight,
+                               qk_error *err);
 
 /**
  * Stores the named server's weight in `*weight_out`.
@@ -1117,7 +1194,8 @@ qk_status qk_ketama_set_weight(qk_ketama *ketama,
 qk_status qk_ketama_weight(const qk_ketama *ketama,
                            const char *name,
                            size_t name_len,
-                           uint32_t *weight_out);
+                           uint32_t *weight_out,
+                           qk_error *err);
 
 /**
  * Stores the number of servers in `*count_out`.
@@ -1127,7 +1205,7 @@ qk_status qk_ketama_weight(const qk_ketama *ketama,
  * # Safety
  * `ketama` is NULL or a live continuum; `count_out` is NULL or writable.
  */
-qk_status qk_ketama_node_count(const qk_ketama *ketama, size_t *count_out);
+qk_status qk_ketama_node_count(const qk_ketama *ketama, size_t *count_out, qk_error *err);
 
 /**
  * Stores the number of points on the continuum in `*count_out`.
@@ -1137,7 +1215,7 @@ qk_status qk_ketama_node_count(const qk_ketama *ketama, size_t *count_out);
  * # Safety
  * As `qk_ketama_node_count()`.
  */
-qk_status qk_ketama_point_count(const qk_ketama *ketama, size_t *count_out);
+qk_status qk_ketama_point_count(const qk_ketama *ketama, size_t *count_out, qk_error *err);
 
 /**
  * Stores the name of server `index` in `*name_out` (NUL-terminated) and
@@ -1154,7 +1232,8 @@ qk_status qk_ketama_point_count(const qk_ketama *ketama, size_t *count_out);
 qk_status qk_ketama_node_name(const qk_ketama *ketama,
                               size_t index,
                               const char **name_out,
-                              size_t *name_len_out);
+                              size_t *name_len_out,
+                              qk_error *err);
 
 /**
  * Stores the index of the named server in `*index_out`.
@@ -1168,7 +1247,8 @@ qk_status qk_ketama_node_name(const qk_ketama *ketama,
 qk_status qk_ketama_node_index(const qk_ketama *ketama,
                                const char *name,
                                size_t name_len,
-                               size_t *index_out);
+                               size_t *index_out,
+                               qk_error *err);
 
 /**
  * Stores the index of the server owning `key` in `*index_out`, as the
@@ -1183,7 +1263,8 @@ qk_status qk_ketama_node_index(const qk_ketama *ketama,
 qk_status qk_ketama_get_node(const qk_ketama *ketama,
                              const uint8_t *key,
                              size_t key_len,
-                             size_t *index_out);
+                             size_t *index_out,
+                             qk_error *err);
 
 /**
  * Stores the first `n` distinct servers for `key`, walking the continuum
@@ -1202,7 +1283,8 @@ qk_status qk_ketama_get_nodes(const qk_ketama *ketama,
                               const uint8_t *key,
                               size_t key_len,
                               size_t n,
-                              size_t *indices_out);
+                              size_t *indices_out,
+                              qk_error *err);
 
 /**
  * Locates `count` keys at once, as `qk_ring_get_node_batch()`.
@@ -1218,7 +1300,8 @@ qk_status qk_ketama_get_node_batch(const qk_ketama *ketama,
                                    const uint8_t *const *keys,
                                    const size_t *key_lens,
                                    size_t count,
-                                   size_t *indices_out);
+                                   size_t *indices_out,
+                                   qk_error *err);
 
 /**
  * As `qk_ketama_get_node_batch()`, with the keys laid end to end in one
@@ -1241,7 +1324,8 @@ qk_status qk_ketama_get_node_batch_flat(const qk_ketama *ketama,
                                         size_t keys_len,
                                         const size_t *offsets,
                                         size_t count,
-                                        size_t *indices_out);
+                                        size_t *indices_out,
+                                        qk_error *err);
 
 /**
  * Writes each server's exact fraction of the 32-bit hash space to
@@ -1253,7 +1337,7 @@ qk_status qk_ketama_get_node_batch_flat(const qk_ketama *ketama,
  * `ketama` is NULL or a live continuum; `shares_out` is NULL or points to
  * `cap` writable `double`.
  */
-qk_status qk_ketama_shares(const qk_ketama *ketama, double *shares_out, size_t cap);
+qk_status qk_ketama_shares(const qk_ketama *ketama, double *shares_out, size_t cap, qk_error *err);
 
 /**
  * Stores ketama's hash of `key` (the little-endian `uint32_t` of the first
@@ -1266,7 +1350,7 @@ qk_status qk_ketama_shares(const qk_ketama *ketama, double *shares_out, size_t c
  * `key` is NULL or points to `key_len` readable bytes; `hash_out` is NULL
  * or writable.
  */
-qk_status qk_ketama_hash(const uint8_t *key, size_t key_len, uint32_t *hash_out);
+qk_status qk_ketama_hash(const uint8_t *key, size_t key_len, uint32_t *hash_out, qk_error *err);
 
 /**
  * Like `qk_ketama_get_node()` for a key already hashed with `qk_ketama_hash()`.
@@ -1276,7 +1360,10 @@ qk_status qk_ketama_hash(const uint8_t *key, size_t key_len, uint32_t *hash_out)
  * # Safety
  * `ketama` is NULL or a live continuum; `index_out` is NULL or writable.
  */
-qk_status qk_ketama_get_node_by_hash(const qk_ketama *ketama, uint32_t hash, size_t *index_out);
+qk_status qk_ketama_get_node_by_hash(const qk_ketama *ketama,
+                                     uint32_t hash,
+                                     size_t *index_out,
+                                     qk_error *err);
 
 /**
  * Reads point `index` of the continuum (`0..point_count`, in lookup
@@ -1291,7 +1378,8 @@ qk_status qk_ketama_get_node_by_hash(const qk_ketama *ketama, uint32_t hash, siz
 qk_status qk_ketama_point(const qk_ketama *ketama,
                           size_t index,
                           uint32_t *point_out,
-                          size_t *server_index_out);
+                          size_t *server_index_out,
+                          qk_error *err);
 
 /**
  * Writes a snapshot of the continuum (README, "Snapshot format": its
@@ -1310,7 +1398,11 @@ qk_status qk_ketama_point(const qk_ketama *ketama,
  * `ketama` is NULL or a live continuum; `buf` is NULL or points to `cap`
  * writable bytes; `len_out` is NULL or writable.
  */
-qk_status qk_ketama_snapshot(const qk_ketama *ketama, uint8_t *buf, size_t cap, size_t *len_out);
+qk_status qk_ketama_snapshot(const qk_ketama *ketama,
+                             uint8_t *buf,
+                             size_t cap,
+                             size_t *len_out,
+                             qk_error *err);
 
 /**
  * Restores a continuum from `len` bytes of a snapshot made by
@@ -1330,7 +1422,7 @@ qk_status qk_ketama_snapshot(const qk_ketama *ketama, uint8_t *buf, size_t cap, 
  * `data` is NULL or points to `len` readable bytes; `ketama_out` is NULL or
  * writable.
  */
-qk_status qk_ketama_restore(const uint8_t *data, size_t len, qk_ketama **ketama_out);
+qk_status qk_ketama_restore(const uint8_t *data, size_t len, qk_ketama **ketama_out, qk_error *err);
 
 /**
  * As `qk_ketama_restore()`, with a decode budget: a snapshot that would need more
@@ -1347,7 +1439,8 @@ qk_status qk_ketama_restore(const uint8_t *data, size_t len, qk_ketama **ketama_
 qk_status qk_ketama_restore_limited(const uint8_t *data,
                                     size_t len,
                                     uint64_t max_points,
-                                    qk_ketama **ketama_out);
+                                    qk_ketama **ketama_out,
+                                    qk_error *err);
 
 /**
  * Creates a balancer over a copy of `ring`'s nodes, weights and vnodes
@@ -1364,7 +1457,10 @@ qk_status qk_ketama_restore_limited(const uint8_t *data,
  * # Safety
  * `ring` is NULL or a live ring; `bounded_out` is NULL or writable.
  */
-qk_status qk_bounded_new(const qk_ring *ring, double balance_factor, qk_bounded **bounded_out);
+qk_status qk_bounded_new(const qk_ring *ring,
+                         double balance_factor,
+                         qk_bounded **bounded_out,
+                         qk_error *err);
 
 /**
  * Frees a balancer. NULL is a no-op. Names borrowed from it become
@@ -1390,7 +1486,8 @@ void qk_bounded_free(qk_bounded *bounded);
 qk_status qk_bounded_acquire(const qk_bounded *bounded,
                              const uint8_t *key,
                              size_t key_len,
-                             size_t *index_out);
+                             size_t *index_out,
+                             qk_error *err);
 
 /**
  * Gives back one unit of node `index`'s load. Thread-safe.
@@ -1401,7 +1498,7 @@ qk_status qk_bounded_acquire(const qk_bounded *bounded,
  * # Safety
  * `bounded` is NULL or a live balancer.
  */
-qk_status qk_bounded_release(const qk_bounded *bounded, size_t index);
+qk_status qk_bounded_release(const qk_bounded *bounded, size_t index, qk_error *err);
 
 /**
  * Writes each node's load to `loads_out[index]` for every node index and
@@ -1418,7 +1515,8 @@ qk_status qk_bounded_release(const qk_bounded *bounded, size_t index);
 qk_status qk_bounded_loads(const qk_bounded *bounded,
                            uint64_t *loads_out,
                            size_t cap,
-                           uint64_t *total_out);
+                           uint64_t *total_out,
+                           qk_error *err);
 
 /**
  * Stores node `index`'s capacity for the next placement,
@@ -1430,7 +1528,10 @@ qk_status qk_bounded_loads(const qk_bounded *bounded,
  * # Safety
  * `bounded` is NULL or a live balancer; `capacity_out` is NULL or writable.
  */
-qk_status qk_bounded_capacity(const qk_bounded *bounded, size_t index, uint64_t *capacity_out);
+qk_status qk_bounded_capacity(const qk_bounded *bounded,
+                              size_t index,
+                              uint64_t *capacity_out,
+                              qk_error *err);
 
 /**
  * Stores the balance factor `c` in `*factor_out`.
@@ -1440,7 +1541,7 @@ qk_status qk_bounded_capacity(const qk_bounded *bounded, size_t index, uint64_t 
  * # Safety
  * `bounded` is NULL or a live balancer; `factor_out` is NULL or writable.
  */
-qk_status qk_bounded_balance_factor(const qk_bounded *bounded, double *factor_out);
+qk_status qk_bounded_balance_factor(const qk_bounded *bounded, double *factor_out, qk_error *err);
 
 /**
  * Stores the number of nodes in `*count_out`.
@@ -1450,7 +1551,7 @@ qk_status qk_bounded_balance_factor(const qk_bounded *bounded, double *factor_ou
  * # Safety
  * `bounded` is NULL or a live balancer; `count_out` is NULL or writable.
  */
-qk_status qk_bounded_node_count(const qk_bounded *bounded, size_t *count_out);
+qk_status qk_bounded_node_count(const qk_bounded *bounded, size_t *count_out, qk_error *err);
 
 /**
  * Stores the name of node `index` in `*name_out` (NUL-terminated) and its
@@ -1469,7 +1570,8 @@ qk_status qk_bounded_node_count(const qk_bounded *bounded, size_t *count_out);
 qk_status qk_bounded_node_name(const qk_bounded *bounded,
                                size_t index,
                                const char **name_out,
-                               size_t *name_len_out);
+                               size_t *name_len_out,
+                               qk_error *err);
 
 /**
  * Adds node `name` (UTF-8, `name_len` bytes) with `weight` (>= 1) and
@@ -1486,7 +1588,8 @@ qk_status qk_bounded_node_name(const qk_bounded *bounded,
 qk_status qk_bounded_add_node(qk_bounded *bounded,
                               const char *name,
                               size_t name_len,
-                              uint32_t weight);
+                              uint32_t weight,
+                              qk_error *err);
 
 /**
  * Removes the named node. Its load is dropped (the keys it held have no
@@ -1501,7 +1604,8 @@ qk_status qk_bounded_add_node(qk_bounded *bounded,
 qk_status qk_bounded_remove_node(qk_bounded *bounded,
                                  const char *name,
                                  size_t name_len,
-                                 uint64_t *dropped_out);
+                                 uint64_t *dropped_out,
+                                 qk_error *err);
 
 /**
  * Creates an empty rendezvous placement and stores it in `*hrw_out`.
@@ -1514,7 +1618,7 @@ qk_status qk_bounded_remove_node(qk_bounded *bounded,
  * # Safety
  * `hrw_out` is NULL or valid for writing a pointer.
  */
-qk_status qk_rendezvous_new(qk_rendezvous **hrw_out);
+qk_status qk_rendezvous_new(qk_rendezvous **hrw_out, qk_error *err);
 
 /**
  * Frees a placement made by `qk_rendezvous_new()`. NULL is a no-op. Node
@@ -1540,7 +1644,8 @@ void qk_rendezvous_free(qk_rendezvous *hrw);
 qk_status qk_rendezvous_add_node(qk_rendezvous *hrw,
                                  const char *name,
                                  size_t name_len,
-                                 double weight);
+                                 double weight,
+                                 qk_error *err);
 
 /**
  * Removes the named node. Only the keys it owned move.
@@ -1550,7 +1655,10 @@ qk_status qk_rendezvous_add_node(qk_rendezvous *hrw,
  * # Safety
  * As `qk_rendezvous_add_node()`.
  */
-qk_status qk_rendezvous_remove_node(qk_rendezvous *hrw, const char *name, size_t name_len);
+qk_status qk_rendezvous_remove_node(qk_rendezvous *hrw,
+                                    const char *name,
+                                    size_t name_len,
+                                    qk_error *err);
 
 /**
  * Sets the named node's weight (positive and finite). Only keys moving to
@@ -1565,7 +1673,8 @@ qk_status qk_rendezvous_remove_node(qk_rendezvous *hrw, const char *name, size_t
 qk_status qk_rendezvous_set_weight(qk_rendezvous *hrw,
                                    const char *name,
                                    size_t name_len,
-                                   double weight);
+                                   double weight,
+                                   qk_error *err);
 
 /**
  * Stores the named node's weight in `*weight_out`.
@@ -1579,7 +1688,8 @@ qk_status qk_rendezvous_set_weight(qk_rendezvous *hrw,
 qk_status qk_rendezvous_weight(const qk_rendezvous *hrw,
                                const char *name,
                                size_t name_len,
-                               double *weight_out);
+                               double *weight_out,
+                               qk_error *err);
 
 /**
  * Stores the number of nodes in `*count_out`.
@@ -1589,7 +1699,7 @@ qk_status qk_rendezvous_weight(const qk_rendezvous *hrw,
  * # Safety
  * `hrw` is NULL or live; `count_out` is NULL or writable.
  */
-qk_status qk_rendezvous_node_count(const qk_rendezvous *hrw, size_t *count_out);
+qk_status qk_rendezvous_node_count(const qk_rendezvous *hrw, size_t *count_out, qk_error *err);
 
 /**
  * Stores the name of node `index` in `*name_out` (NUL-terminated) and its
@@ -1606,7 +1716,8 @@ qk_status qk_rendezvous_node_count(const qk_rendezvous *hrw, size_t *count_out);
 qk_status qk_rendezvous_node_name(const qk_rendezvous *hrw,
                                   size_t index,
                                   const char **name_out,
-                                  size_t *name_len_out);
+                                  size_t *name_len_out,
+                                  qk_error *err);
 
 /**
  * Stores the index of the named node in `*index_out`.
@@ -1620,7 +1731,8 @@ qk_status qk_rendezvous_node_name(const qk_rendezvous *hrw,
 qk_status qk_rendezvous_node_index(const qk_rendezvous *hrw,
                                    const char *name,
                                    size_t name_len,
-                                   size_t *index_out);
+                                   size_t *index_out,
+                                   qk_error *err);
 
 /**
  * Stores the index of the node with the highest score for `key`
@@ -1635,7 +1747,8 @@ qk_status qk_rendezvous_node_index(const qk_rendezvous *hrw,
 qk_status qk_rendezvous_get_node(const qk_rendezvous *hrw,
                                  const uint8_t *key,
                                  size_t key_len,
-                                 size_t *index_out);
+                                 size_t *index_out,
+                                 qk_error *err);
 
 /**
  * Stores the indices of the `n` nodes with the highest scores for `key`,
@@ -1654,7 +1767,8 @@ qk_status qk_rendezvous_get_nodes(const qk_rendezvous *hrw,
                                   const uint8_t *key,
                                   size_t key_len,
                                   size_t n,
-                                  size_t *indices_out);
+                                  size_t *indices_out,
+                                  qk_error *err);
 
 /**
  * Locates `count` keys at once: `indices_out[i]` becomes the index of the
@@ -1672,7 +1786,8 @@ qk_status qk_rendezvous_get_node_batch(const qk_rendezvous *hrw,
                                        const uint8_t *const *keys,
                                        const size_t *key_lens,
                                        size_t count,
-                                       size_t *indices_out);
+                                       size_t *indices_out,
+                                       qk_error *err);
 
 /**
  * As `qk_rendezvous_get_node_batch()`, with the keys laid end to end in one
@@ -1695,7 +1810,8 @@ qk_status qk_rendezvous_get_node_batch_flat(const qk_rendezvous *hrw,
                                             size_t keys_len,
                                             const size_t *offsets,
                                             size_t count,
-                                            size_t *indices_out);
+                                            size_t *indices_out,
+                                            qk_error *err);
 
 /**
  * Writes each node's expected share of keys, `weight / sum of weights`,
@@ -1708,7 +1824,10 @@ qk_status qk_rendezvous_get_node_batch_flat(const qk_rendezvous *hrw,
  * `hrw` is NULL or live; `shares_out` is NULL or points to `cap` writable
  * `double`.
  */
-qk_status qk_rendezvous_shares(const qk_rendezvous *hrw, double *shares_out, size_t cap);
+qk_status qk_rendezvous_shares(const qk_rendezvous *hrw,
+                               double *shares_out,
+                               size_t cap,
+                               qk_error *err);
 
 /**
  * Like `qk_rendezvous_get_node()` for a key already hashed with
@@ -1721,7 +1840,8 @@ qk_status qk_rendezvous_shares(const qk_rendezvous *hrw, double *shares_out, siz
  */
 qk_status qk_rendezvous_get_node_by_hash(const qk_rendezvous *hrw,
                                          uint64_t hash,
-                                         size_t *index_out);
+                                         size_t *index_out,
+                                         qk_error *err);
 
 /**
  * Writes a snapshot of the placement (README, "Snapshot format": its nodes and weights in node order,
@@ -1743,7 +1863,8 @@ qk_status qk_rendezvous_get_node_by_hash(const qk_rendezvous *hrw,
 qk_status qk_rendezvous_snapshot(const qk_rendezvous *hrw,
                                  uint8_t *buf,
                                  size_t cap,
-                                 size_t *len_out);
+                                 size_t *len_out,
+                                 qk_error *err);
 
 /**
  * Restores a placement from `len` bytes of a snapshot made by
@@ -1765,7 +1886,8 @@ qk_status qk_rendezvous_snapshot(const qk_rendezvous *hrw,
  */
 qk_status qk_rendezvous_restore(const uint8_t *data,
                                 size_t len,
-                                qk_rendezvous **hrw_out);
+                                qk_rendezvous **hrw_out,
+                                qk_error *err);
 
 /**
  * As `qk_rendezvous_restore()`, with a decode budget: a snapshot that would need more
@@ -1782,7 +1904,8 @@ qk_status qk_rendezvous_restore(const uint8_t *data,
 qk_status qk_rendezvous_restore_limited(const uint8_t *data,
                                         size_t len,
                                         uint64_t max_points,
-                                        qk_rendezvous **hrw_out);
+                                        qk_rendezvous **hrw_out,
+                                        qk_error *err);
 
 /**
  * Creates an empty table of `table_size` entries (a prime, at most 2^26;
@@ -1795,7 +1918,7 @@ qk_status qk_rendezvous_restore_limited(const uint8_t *data,
  * # Safety
  * `maglev_out` is NULL or valid for writing a pointer.
  */
-qk_status qk_maglev_new(uint32_t table_size, qk_maglev **maglev_out);
+qk_status qk_maglev_new(uint32_t table_size, qk_maglev **maglev_out, qk_error *err);
 
 /**
  * Stores a copy of `maglev` (same backends, same table) in `*copy_out`.
@@ -1809,7 +1932,7 @@ qk_status qk_maglev_new(uint32_t table_size, qk_maglev **maglev_out);
  * `maglev` is NULL or live; `copy_out` is NULL or valid for writing a
  * pointer.
  */
-qk_status qk_maglev_clone(const qk_maglev *maglev, qk_maglev **copy_out);
+qk_status qk_maglev_clone(const qk_maglev *maglev, qk_maglev **copy_out, qk_error *err);
 
 /**
  * Frees a table made by `qk_maglev_new()` or `qk_maglev_clone()`. NULL is
@@ -1833,7 +1956,11 @@ void qk_maglev_free(qk_maglev *maglev);
  * `maglev` is NULL or live and used by no other thread during the call;
  * `name` is NULL or points to `name_len` readable bytes.
  */
-qk_status qk_maglev_add_node(qk_maglev *maglev, const char *name, size_t name_len, uint32_t weight);
+qk_status qk_maglev_add_node(qk_maglev *maglev,
+                             const char *name,
+                             size_t name_len,
+                             uint32_t weight,
+                             qk_error *err);
 
 /**
  * Removes the named backend and rebuilds the table.
@@ -1843,7 +1970,10 @@ qk_status qk_maglev_add_node(qk_maglev *maglev, const char *name, size_t name_le
  * # Safety
  * As `qk_maglev_add_node()`.
  */
-qk_status qk_maglev_remove_node(qk_maglev *maglev, const char *name, size_t name_len);
+qk_status qk_maglev_remove_node(qk_maglev *maglev,
+                                const char *name,
+                                size_t name_len,
+                                qk_error *err);
 
 /**
  * Sets the named backend's weight (>= 1) and rebuilds the table.
@@ -1857,7 +1987,8 @@ qk_status qk_maglev_remove_node(qk_maglev *maglev, const char *name, size_t name
 qk_status qk_maglev_set_weight(qk_maglev *maglev,
                                const char *name,
                                size_t name_len,
-                               uint32_t weight);
+                               uint32_t weight,
+                               qk_error *err);
 
 /**
  * Stores the named backend's weight in `*weight_out`.
@@ -1871,7 +2002,8 @@ qk_status qk_maglev_set_weight(qk_maglev *maglev,
 qk_status qk_maglev_weight(const qk_maglev *maglev,
                            const char *name,
                            size_t name_len,
-                           uint32_t *weight_out);
+                           uint32_t *weight_out,
+                           qk_error *err);
 
 /**
  * Stores the number of backends in `*count_out`.
@@ -1881,7 +2013,7 @@ qk_status qk_maglev_weight(const qk_maglev *maglev,
  * # Safety
  * `maglev` is NULL or live; `count_out` is NULL or writable.
  */
-qk_status qk_maglev_node_count(const qk_maglev *maglev, size_t *count_out);
+qk_status qk_maglev_node_count(const qk_maglev *maglev, size_t *count_out, qk_error *err);
 
 /**
  * Stores the table size in `*size_out`.
@@ -1891,7 +2023,7 @@ qk_status qk_maglev_node_count(const qk_maglev *maglev, size_t *count_out);
  * # Safety
  * `maglev` is NULL or live; `size_out` is NULL or writable.
  */
-qk_status qk_maglev_table_size(const qk_maglev *maglev, uint32_t *size_out);
+qk_status qk_maglev_table_size(const qk_maglev *maglev, uint32_t *size_out, qk_error *err);
 
 /**
  * Stores the name of backend `index` in `*name_out` (NUL-terminated) and
@@ -1908,7 +2040,8 @@ qk_status qk_maglev_table_size(const qk_maglev *maglev, uint32_t *size_out);
 qk_status qk_maglev_node_name(const qk_maglev *maglev,
                               size_t index,
                               const char **name_out,
-                              size_t *name_len_out);
+                              size_t *name_len_out,
+                              qk_error *err);
 
 /**
  * Stores the index of the named backend in `*index_out`.
@@ -1922,7 +2055,8 @@ qk_status qk_maglev_node_name(const qk_maglev *maglev,
 qk_status qk_maglev_node_index(const qk_maglev *maglev,
                                const char *name,
                                size_t name_len,
-                               size_t *index_out);
+                               size_t *index_out,
+                               qk_error *err);
 
 /**
  * Stores the index of the backend owning `key` (`key_len` bytes; `key`
@@ -1937,7 +2071,8 @@ qk_status qk_maglev_node_index(const qk_maglev *maglev,
 qk_status qk_maglev_get_node(const qk_maglev *maglev,
                              const uint8_t *key,
                              size_t key_len,
-                             size_t *index_out);
+                             size_t *index_out,
+                             qk_error *err);
 
 /**
  * Stores the first `n` distinct backends met walking the table from the
@@ -1955,7 +2090,8 @@ qk_status qk_maglev_get_nodes(const qk_maglev *maglev,
                               const uint8_t *key,
                               size_t key_len,
                               size_t n,
-                              size_t *indices_out);
+                              size_t *indices_out,
+                              qk_error *err);
 
 /**
  * Locates `count` keys at once: `indices_out[i]` becomes the index of the
@@ -1973,7 +2109,8 @@ qk_status qk_maglev_get_node_batch(const qk_maglev *maglev,
                                    const uint8_t *const *keys,
                                    const size_t *key_lens,
                                    size_t count,
-                                   size_t *indices_out);
+                                   size_t *indices_out,
+                                   qk_error *err);
 
 /**
  * As `qk_maglev_get_node_batch()`, with the keys laid end to end in one
@@ -1996,7 +2133,8 @@ qk_status qk_maglev_get_node_batch_flat(const qk_maglev *maglev,
                                         size_t keys_len,
                                         const size_t *offsets,
                                         size_t count,
-                                        size_t *indices_out);
+                                        size_t *indices_out,
+                                        qk_error *err);
 
 /**
  * Writes each backend's exact fraction of the table entries to
@@ -2008,7 +2146,7 @@ qk_status qk_maglev_get_node_batch_flat(const qk_maglev *maglev,
  * `maglev` is NULL or live; `shares_out` is NULL or points to `cap`
  * writable `double`.
  */
-qk_status qk_maglev_shares(const qk_maglev *maglev, double *shares_out, size_t cap);
+qk_status qk_maglev_shares(const qk_maglev *maglev, double *shares_out, size_t cap, qk_error *err);
 
 /**
  * Like `qk_maglev_get_node()` for a key already hashed with
@@ -2019,7 +2157,10 @@ qk_status qk_maglev_shares(const qk_maglev *maglev, double *shares_out, size_t c
  * # Safety
  * `maglev` is NULL or live; `index_out` is NULL or writable.
  */
-qk_status qk_maglev_get_node_by_hash(const qk_maglev *maglev, uint64_t hash, size_t *index_out);
+qk_status qk_maglev_get_node_by_hash(const qk_maglev *maglev,
+                                     uint64_t hash,
+                                     size_t *index_out,
+                                     qk_error *err);
 
 /**
  * Stores in `*fraction_out` the fraction of table entries whose backend
@@ -2032,7 +2173,10 @@ qk_status qk_maglev_get_node_by_hash(const qk_maglev *maglev, uint64_t hash, siz
  * `a` and `b` are NULL or live (they may be the same table);
  * `fraction_out` is NULL or writable.
  */
-qk_status qk_maglev_diff(const qk_maglev *a, const qk_maglev *b, double *fraction_out);
+qk_status qk_maglev_diff(const qk_maglev *a,
+                         const qk_maglev *b,
+                         double *fraction_out,
+                         qk_error *err);
 
 /**
  * Writes a snapshot of the table (README, "Snapshot format": its backends and weights in backend order and the table size,
@@ -2054,7 +2198,8 @@ qk_status qk_maglev_diff(const qk_maglev *a, const qk_maglev *b, double *fractio
 qk_status qk_maglev_snapshot(const qk_maglev *maglev,
                              uint8_t *buf,
                              size_t cap,
-                             size_t *len_out);
+                             size_t *len_out,
+                             qk_error *err);
 
 /**
  * Restores a table from `len` bytes of a snapshot made by
@@ -2076,7 +2221,8 @@ qk_status qk_maglev_snapshot(const qk_maglev *maglev,
  */
 qk_status qk_maglev_restore(const uint8_t *data,
                             size_t len,
-                            qk_maglev **maglev_out);
+                            qk_maglev **maglev_out,
+                            qk_error *err);
 
 /**
  * As `qk_maglev_restore()`, with a decode budget: a snapshot that would need more
@@ -2093,7 +2239,8 @@ qk_status qk_maglev_restore(const uint8_t *data,
 qk_status qk_maglev_restore_limited(const uint8_t *data,
                                     size_t len,
                                     uint64_t max_points,
-                                    qk_maglev **maglev_out);
+                                    qk_maglev **maglev_out,
+                                    qk_error *err);
 
 /**
  * Stores the bucket in `0 .. num_buckets` of the 64-bit `key` in
@@ -2106,7 +2253,7 @@ qk_status qk_maglev_restore_limited(const uint8_t *data,
  * # Safety
  * `bucket_out` is NULL or writable.
  */
-qk_status qk_jump_hash(uint64_t key, uint32_t num_buckets, uint32_t *bucket_out);
+qk_status qk_jump_hash(uint64_t key, uint32_t num_buckets, uint32_t *bucket_out, qk_error *err);
 
 /**
  * Like `qk_jump_hash()` for a byte key (`key_len` bytes; `key` may be
@@ -2122,7 +2269,8 @@ qk_status qk_jump_hash(uint64_t key, uint32_t num_buckets, uint32_t *bucket_out)
 qk_status qk_jump_hash_key(const uint8_t *key,
                            size_t key_len,
                            uint32_t num_buckets,
-                           uint32_t *bucket_out);
+                           uint32_t *bucket_out,
+                           qk_error *err);
 
 /**
  * `buckets_out[i] = qk_jump_hash(keys[i], num_buckets)` for `i < count`.
@@ -2137,7 +2285,8 @@ qk_status qk_jump_hash_key(const uint8_t *key,
 qk_status qk_jump_hash_batch(const uint64_t *keys,
                              size_t count,
                              uint32_t num_buckets,
-                             uint32_t *buckets_out);
+                             uint32_t *buckets_out,
+                             qk_error *err);
 
 /**
  * Creates an empty ring whose nodes get `vnodes` points per unit of
@@ -2151,7 +2300,7 @@ qk_status qk_jump_hash_batch(const uint64_t *keys,
  * # Safety
  * `ring_out` is NULL or valid for writing a pointer.
  */
-qk_status qk_md5ring_new(uint32_t vnodes, qk_md5ring **ring_out);
+qk_status qk_md5ring_new(uint32_t vnodes, qk_md5ring **ring_out, qk_error *err);
 
 /**
  * Frees a ring made by `qk_md5ring_new()`. NULL is a no-op. Node names
@@ -2178,7 +2327,8 @@ qk_status qk_md5ring_add_node(qk_md5ring *ring,
                               const char *name,
                               size_t name_len,
                               uint32_t vnodes,
-                              uint32_t weight);
+                              uint32_t weight,
+                              qk_error *err);
 
 /**
  * Removes the named node. Only the keys it owned move.
@@ -2188,7 +2338,10 @@ qk_status qk_md5ring_add_node(qk_md5ring *ring,
  * # Safety
  * As `qk_md5ring_add_node()`.
  */
-qk_status qk_md5ring_remove_node(qk_md5ring *ring, const char *name, size_t name_len);
+qk_status qk_md5ring_remove_node(qk_md5ring *ring,
+                                 const char *name,
+                                 size_t name_len,
+                                 qk_error *err);
 
 /**
  * Sets the named node's weight (0 allowed), keeping its vnodes. Only keys
@@ -2203,7 +2356,8 @@ qk_status qk_md5ring_remove_node(qk_md5ring *ring, const char *name, size_t name
 qk_status qk_md5ring_set_weight(qk_md5ring *ring,
                                 const char *name,
                                 size_t name_len,
-                                uint32_t weight);
+                                uint32_t weight,
+                                qk_error *err);
 
 /**
  * Stores the named node's weight in `*weight_out`.
@@ -2217,7 +2371,8 @@ qk_status qk_md5ring_set_weight(qk_md5ring *ring,
 qk_status qk_md5ring_weight(const qk_md5ring *ring,
                             const char *name,
                             size_t name_len,
-                            uint32_t *weight_out);
+                            uint32_t *weight_out,
+                            qk_error *err);
 
 /**
  * Stores the number of nodes in `*count_out`.
@@ -2227,7 +2382,7 @@ qk_status qk_md5ring_weight(const qk_md5ring *ring,
  * # Safety
  * `ring` is NULL or a live ring; `count_out` is NULL or writable.
  */
-qk_status qk_md5ring_node_count(const qk_md5ring *ring, size_t *count_out);
+qk_status qk_md5ring_node_count(const qk_md5ring *ring, size_t *count_out, qk_error *err);
 
 /**
  * Stores the number of points in `*count_out`.
@@ -2237,7 +2392,7 @@ qk_status qk_md5ring_node_count(const qk_md5ring *ring, size_t *count_out);
  * # Safety
  * As `qk_md5ring_node_count()`.
  */
-qk_status qk_md5ring_point_count(const qk_md5ring *ring, size_t *count_out);
+qk_status qk_md5ring_point_count(const qk_md5ring *ring, size_t *count_out, qk_error *err);
 
 /**
  * Stores the name of node `index` (NUL-terminated, borrowed from the ring
@@ -2252,7 +2407,8 @@ qk_status qk_md5ring_point_count(const qk_md5ring *ring, size_t *count_out);
 qk_status qk_md5ring_node_name(const qk_md5ring *ring,
                                size_t index,
                                const char **name_out,
-                               size_t *name_len_out);
+                               size_t *name_len_out,
+                               qk_error *err);
 
 /**
  * Stores the index of the named node in `*index_out`.
@@ -2266,7 +2422,8 @@ qk_status qk_md5ring_node_name(const qk_md5ring *ring,
 qk_status qk_md5ring_node_index(const qk_md5ring *ring,
                                 const char *name,
                                 size_t name_len,
-                                size_t *index_out);
+                                size_t *index_out,
+                                qk_error *err);
 
 /**
  * Stores the index of the node owning `key` (`key_len` bytes; NULL allowed
@@ -2282,7 +2439,8 @@ qk_status qk_md5ring_node_index(const qk_md5ring *ring,
 qk_status qk_md5ring_get_node(const qk_md5ring *ring,
                               const uint8_t *key,
                               size_t key_len,
-                              size_t *index_out);
+                              size_t *index_out,
+                              qk_error *err);
 
 /**
  * Stores the first `n` distinct nodes for `key`, in preference order, in
@@ -2299,7 +2457,8 @@ qk_status qk_md5ring_get_nodes(const qk_md5ring *ring,
                                const uint8_t *key,
                                size_t key_len,
                                size_t n,
-                               size_t *indices_out);
+                               size_t *indices_out,
+                               qk_error *err);
 
 /**
  * Locates `count` keys: `indices_out[i]` becomes the owner of `keys[i]`
@@ -2316,7 +2475,8 @@ qk_status qk_md5ring_get_node_batch(const qk_md5ring *ring,
                                     const uint8_t *const *keys,
                                     const size_t *key_lens,
                                     size_t count,
-                                    size_t *indices_out);
+                                    size_t *indices_out,
+                                    qk_error *err);
 
 /**
  * As `qk_md5ring_get_node_batch()`, with the keys laid end to end in one
@@ -2339,7 +2499,8 @@ qk_status qk_md5ring_get_node_batch_flat(const qk_md5ring *ring,
                                          size_t keys_len,
                                          const size_t *offsets,
                                          size_t count,
-                                         size_t *indices_out);
+                                         size_t *indices_out,
+                                         qk_error *err);
 
 /**
  * Writes each node's exact fraction of the 2^128 circle to
@@ -2351,7 +2512,7 @@ qk_status qk_md5ring_get_node_batch_flat(const qk_md5ring *ring,
  * `ring` is NULL or a live ring; `shares_out` is NULL or points to `cap`
  * writable `double`.
  */
-qk_status qk_md5ring_shares(const qk_md5ring *ring, double *shares_out, size_t cap);
+qk_status qk_md5ring_shares(const qk_md5ring *ring, double *shares_out, size_t cap, qk_error *err);
 
 /**
  * Writes md5(key), the key's 128-bit position, big-endian, to
@@ -2363,7 +2524,7 @@ qk_status qk_md5ring_shares(const qk_md5ring *ring, double *shares_out, size_t c
  * `key` is NULL or points to `key_len` readable bytes; `hash_out` is NULL
  * or points to 16 writable bytes.
  */
-qk_status qk_md5ring_hash(const uint8_t *key, size_t key_len, uint8_t *hash_out);
+qk_status qk_md5ring_hash(const uint8_t *key, size_t key_len, uint8_t *hash_out, qk_error *err);
 
 /**
  * Like `qk_md5ring_get_node()` for a key hashed with `qk_md5ring_hash()`
@@ -2377,7 +2538,8 @@ qk_status qk_md5ring_hash(const uint8_t *key, size_t key_len, uint8_t *hash_out)
  */
 qk_status qk_md5ring_get_node_by_hash(const qk_md5ring *ring,
                                       const uint8_t *hash,
-                                      size_t *index_out);
+                                      size_t *index_out,
+                                      qk_error *err);
 
 /**
  * Reads point `index` (`0..point_count`, ascending): its position,
@@ -2393,7 +2555,8 @@ qk_status qk_md5ring_get_node_by_hash(const qk_md5ring *ring,
 qk_status qk_md5ring_point(const qk_md5ring *ring,
                            size_t index,
                            uint8_t *point_out,
-                           size_t *node_index_out);
+                           size_t *node_index_out,
+                           qk_error *err);
 
 /**
  * Creates a lease table on the library's monotonic clock (the clock of
@@ -2411,7 +2574,7 @@ qk_status qk_md5ring_point(const qk_md5ring *ring,
  * # Safety
  * `table_out` is NULL or valid for writing a pointer.
  */
-qk_status qk_lease_table_new(uint64_t lock_delay_ns, qk_lease_table **table_out);
+qk_status qk_lease_table_new(uint64_t lock_delay_ns, qk_lease_table **table_out, qk_error *err);
 
 /**
  * Creates a lease table on a manual clock that reads `start_ns` and moves
@@ -2423,14 +2586,18 @@ qk_status qk_lease_table_new(uint64_t lock_delay_ns, qk_lease_table **table_out)
  */
 qk_status qk_lease_table_new_manual(uint64_t lock_delay_ns,
                                     uint64_t start_ns,
-                                    qk_lease_table **table_out);
+                                    qk_lease_table **table_out,
+                                    qk_error *err);
 
 /**
- * Frees a table. NULL is a no-op.
+ * Frees a table. NULL is a no-op. Acquires blocked in the table at that
+ * moment return `QK_ERR_CANCELLED` (holding nothing), and this waits
+ * until they have returned. Leases still held simply end with the table.
  *
  * # Safety
- * `table` is NULL or a live table that no other thread uses (no blocked
- * acquire either) and that is not used again.
+ * `table` is NULL or a live table that is not used again: no call on it
+ * may start once this has begun (blocked acquires are fine), and no other
+ * call than a blocked acquire may be running.
  */
 void qk_lease_table_free(qk_lease_table *table);
 
@@ -2445,7 +2612,7 @@ void qk_lease_table_free(qk_lease_table *table);
  * # Safety
  * `table` is NULL or a live table.
  */
-qk_status qk_lease_table_set_time(const qk_lease_table *table, uint64_t now_ns);
+qk_status qk_lease_table_set_time(const qk_lease_table *table, uint64_t now_ns, qk_error *err);
 
 /**
  * Stores the table's clock reading (nanoseconds) in `*now_out`.
@@ -2455,7 +2622,7 @@ qk_status qk_lease_table_set_time(const qk_lease_table *table, uint64_t now_ns);
  * # Safety
  * `table` is NULL or a live table; `now_out` is NULL or writable.
  */
-qk_status qk_lease_table_now(const qk_lease_table *table, uint64_t *now_out);
+qk_status qk_lease_table_now(const qk_lease_table *table, uint64_t *now_out, qk_error *err);
 
 /**
  * Acquires a lease on `resource` for `owner`, blocking until it is granted
@@ -2466,7 +2633,10 @@ qk_status qk_lease_table_now(const qk_lease_table *table, uint64_t *now_out);
  * `*lease_out`. A failed or timed-out acquire changes no held lease.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
- * (empty resource or owner, ttl_ns 0, unknown mode), `QK_ERR_TIMEOUT`.
+ * (empty resource or owner, ttl_ns 0, unknown mode), `QK_ERR_TIMEOUT`,
+ * `QK_ERR_CANCELLED` (the table was freed while this waited). To stop
+ * one acquire from another thread, use
+ * `qk_lease_table_acquire_cancellable()`.
  *
  * # Safety
  * `table` is NULL or a live table; `resource` and `owner` are NULL or
@@ -2480,7 +2650,91 @@ qk_status qk_lease_table_acquire(const qk_lease_table *table,
                                  uint64_t ttl_ns,
                                  uint32_t mode,
                                  uint64_t timeout_ns,
-                                 qk_lease *lease_out);
+                                 qk_lease *lease_out,
+                                 qk_error *err);
+
+/**
+ * `qk_lease_table_acquire()` that `cancel` can stop: once
+ * `qk_cancel_fire(cancel)` runs (before or during the wait), the request is
+ * withdrawn and this returns `QK_ERR_CANCELLED` holding nothing (a grant
+ * that raced the cancel is released again). `cancel` may be NULL (then
+ * only `qk_lease_table_free()` cancels, as for the plain acquire).
+ *
+ * Errors: as `qk_lease_table_acquire()`, plus `QK_ERR_CANCELLED`.
+ *
+ * # Safety
+ * As `qk_lease_table_acquire()`; `cancel` is NULL or a live `qk_cancel`
+ * when the call starts.
+ */
+qk_status qk_lease_table_acquire_cancellable(const qk_lease_table *table,
+                                             const char *resource,
+                                             size_t resource_len,
+                                             const char *owner,
+                                             size_t owner_len,
+                                             uint64_t ttl_ns,
+                                             uint32_t mode,
+                                             uint64_t timeout_ns,
+                                             const qk_cancel *cancel,
+                                             qk_lease *lease_out,
+                                             qk_error *err);
+
+/**
+ * Stores in `*len_out` how many acquire requests wait in `resource`'s
+ * queue now.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`.
+ *
+ * # Safety
+ * `table` is NULL or live; `resource` is NULL or points to
+ * `resource_len` readable bytes; `len_out` is NULL or writable.
+ */
+qk_status qk_lease_table_queue_len(const qk_lease_table *table,
+                                   const char *resource,
+                                   size_t resource_len,
+                                   size_t *len_out,
+                                   qk_error *err);
+
+/**
+ * Creates a cancel signal (not fired) and stores it in `*cancel_out`.
+ *
+ * Ownership: the caller owns it; free it with `qk_cancel_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `cancel_out` is NULL or valid for writing a pointer.
+ */
+qk_status qk_cancel_new(qk_cancel **cancel_out, qk_error *err);
+
+/**
+ * Fires the signal: every acquire waiting on it (now or later) returns
+ * `QK_ERR_CANCELLED`. Idempotent. Thread-safe; async-signal-unsafe.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `cancel` is NULL or live.
+ */
+qk_status qk_cancel_fire(const qk_cancel *cancel, qk_error *err);
+
+/**
+ * Stores 1 in `*fired_out` if the signal was fired, else 0.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * # Safety
+ * `cancel` is NULL or live; `fired_out` is NULL or writable.
+ */
+qk_status qk_cancel_is_fired(const qk_cancel *cancel, uint8_t *fired_out, qk_error *err);
+
+/**
+ * Frees a cancel signal. NULL is a no-op. Acquires waiting on it keep
+ * their own reference (firing is then no longer possible, of course).
+ *
+ * # Safety
+ * `cancel` is NULL or live and not used again.
+ */
+void qk_cancel_free(qk_cancel *cancel);
 
 /**
  * Grants the lease if it is free now; never waits, never queues.
@@ -2498,7 +2752,8 @@ qk_status qk_lease_table_try_acquire(const qk_lease_table *table,
                                      size_t owner_len,
                                      uint64_t ttl_ns,
                                      uint32_t mode,
-                                     qk_lease *lease_out);
+                                     qk_lease *lease_out,
+                                     qk_error *err);
 
 /**
  * Extends the lease `token` on `resource` held by `owner` to now +
@@ -2519,7 +2774,8 @@ qk_status qk_lease_table_renew(const qk_lease_table *table,
                                size_t owner_len,
                                uint64_t token,
                                uint64_t ttl_ns,
-                               qk_lease *lease_out);
+                               qk_lease *lease_out,
+                               qk_error *err);
 
 /**
  * Ends the lease `token` on `resource` held by `owner` and grants the
@@ -2536,7 +2792,8 @@ qk_status qk_lease_table_release(const qk_lease_table *table,
                                  size_t resource_len,
                                  const char *owner,
                                  size_t owner_len,
-                                 uint64_t token);
+                                 uint64_t token,
+                                 qk_error *err);
 
 /**
  * Stores in `*count_out` how many resources the table keeps state for:
@@ -2550,7 +2807,9 @@ qk_status qk_lease_table_release(const qk_lease_table *table,
  * # Safety
  * `table` is NULL or a live table; `count_out` is NULL or writable.
  */
-qk_status qk_lease_table_resource_count(const qk_lease_table *table, size_t *count_out);
+qk_status qk_lease_table_resource_count(const qk_lease_table *table,
+                                        size_t *count_out,
+                                        qk_error *err);
 
 /**
  * Looks up the lease `token` on `resource` now: stores in `*held_out`
@@ -2569,7 +2828,8 @@ qk_status qk_lease_table_lease_status(const qk_lease_table *table,
                                       size_t resource_len,
                                       uint64_t token,
                                       qk_lease *lease_out,
-                                      bool *held_out);
+                                      uint8_t *held_out,
+                                      qk_error *err);
 
 /**
  * Creates a fence that has seen no tokens and stores it in `*fence_out`.
@@ -2581,7 +2841,7 @@ qk_status qk_lease_table_lease_status(const qk_lease_table *table,
  * # Safety
  * `fence_out` is NULL or valid for writing a pointer.
  */
-qk_status qk_fence_new(qk_fence **fence_out);
+qk_status qk_fence_new(qk_fence **fence_out, qk_error *err);
 
 /**
  * Frees a fence. NULL is a no-op.
@@ -2606,7 +2866,8 @@ void qk_fence_free(qk_fence *fence);
 qk_status qk_fence_check(const qk_fence *fence,
                          const char *resource,
                          size_t resource_len,
-                         uint64_t token);
+                         uint64_t token,
+                         qk_error *err);
 
 /**
  * Stores the highest token seen for `resource` in `*token_out`.
@@ -2620,7 +2881,8 @@ qk_status qk_fence_check(const qk_fence *fence,
 qk_status qk_fence_highest(const qk_fence *fence,
                            const char *resource,
                            size_t resource_len,
-                           uint64_t *token_out);
+                           uint64_t *token_out,
+                           qk_error *err);
 
 /**
  * Creates a detector and stores it in `*detector_out`. Akka's defaults
@@ -2641,7 +2903,8 @@ qk_status qk_detector_new(double threshold,
                           uint64_t min_std_dev_ns,
                           uint64_t acceptable_pause_ns,
                           uint64_t first_heartbeat_estimate_ns,
-                          qk_detector **detector_out);
+                          qk_detector **detector_out,
+                          qk_error *err);
 
 /**
  * Frees a detector. NULL is a no-op.
@@ -2668,7 +2931,8 @@ void qk_detector_free(qk_detector *detector);
 qk_status qk_detector_heartbeat(qk_detector *detector,
                                 const char *name,
                                 size_t name_len,
-                                uint64_t now_ns);
+                                uint64_t now_ns,
+                                qk_error *err);
 
 /**
  * Stores the node's suspicion level φ at `now_ns` in `*phi_out` (≥ 0; may
@@ -2686,7 +2950,8 @@ qk_status qk_detector_phi(const qk_detector *detector,
                           const char *name,
                           size_t name_len,
                           uint64_t now_ns,
-                          double *phi_out);
+                          double *phi_out,
+                          qk_error *err);
 
 /**
  * Stores in `*available_out` whether the node's φ at `now_ns` is below
@@ -2699,7 +2964,8 @@ qk_status qk_detector_is_available(const qk_detector *detector,
                                    const char *name,
                                    size_t name_len,
                                    uint64_t now_ns,
-                                   bool *available_out);
+                                   uint8_t *available_out,
+                                   qk_error *err);
 
 /**
  * Stops monitoring the node.
@@ -2710,7 +2976,10 @@ qk_status qk_detector_is_available(const qk_detector *detector,
  * # Safety
  * As `qk_detector_heartbeat()`.
  */
-qk_status qk_detector_remove(qk_detector *detector, const char *name, size_t name_len);
+qk_status qk_detector_remove(qk_detector *detector,
+                             const char *name,
+                             size_t name_len,
+                             qk_error *err);
 
 /**
  * Stores the number of monitored nodes in `*len_out`.
@@ -2720,7 +2989,7 @@ qk_status qk_detector_remove(qk_detector *detector, const char *name, size_t nam
  * # Safety
  * `detector` is NULL or a live detector; `len_out` is NULL or writable.
  */
-qk_status qk_detector_len(const qk_detector *detector, size_t *len_out);
+qk_status qk_detector_len(const qk_detector *detector, size_t *len_out, qk_error *err);
 
 /**
  * Fills `*config_out` with the defaults for replica `id` of `members`
@@ -2740,7 +3009,8 @@ qk_status qk_detector_len(const qk_detector *detector, size_t *len_out);
 qk_status qk_paxos_config_init(uint32_t id,
                                const uint32_t *members,
                                size_t members_len,
-                               qk_paxos_config *config_out);
+                               qk_paxos_config *config_out,
+                               qk_error *err);
 
 /**
  * Creates a replica on memory storage (lost when it is freed) at time
@@ -2758,7 +3028,8 @@ qk_status qk_paxos_config_init(uint32_t id,
  */
 qk_status qk_paxos_node_new_memory(const qk_paxos_config *config,
                                    uint64_t now_ns,
-                                   qk_paxos_node **node_out);
+                                   qk_paxos_node **node_out,
+                                   qk_error *err);
 
 /**
  * Creates a replica whose state lives in the file at `path` (a
@@ -2780,7 +3051,8 @@ qk_status qk_paxos_node_new_memory(const qk_paxos_config *config,
 qk_status qk_paxos_node_new_file(const qk_paxos_config *config,
                                  const char *path,
                                  uint64_t now_ns,
-                                 qk_paxos_node **node_out);
+                                 qk_paxos_node **node_out,
+                                 qk_error *err);
 
 /**
  * Frees a node (its file, if any, stays). NULL is a no-op.
@@ -2807,7 +3079,8 @@ qk_status qk_paxos_node_step(qk_paxos_node *node,
                              uint32_t from,
                              const uint8_t *bytes,
                              size_t len,
-                             uint64_t now_ns);
+                             uint64_t now_ns,
+                             qk_error *err);
 
 /**
  * Lets time pass to `now_ns`: heartbeats, elections, retries. Call it when
@@ -2819,7 +3092,7 @@ qk_status qk_paxos_node_step(qk_paxos_node *node,
  * # Safety
  * `node` is NULL or a live node.
  */
-qk_status qk_paxos_node_tick(qk_paxos_node *node, uint64_t now_ns);
+qk_status qk_paxos_node_tick(qk_paxos_node *node, uint64_t now_ns, qk_error *err);
 
 /**
  * Proposes the command `cmd` (`len` bytes, copied): the leader puts it in
@@ -2836,7 +3109,8 @@ qk_status qk_paxos_node_tick(qk_paxos_node *node, uint64_t now_ns);
 qk_status qk_paxos_node_propose(qk_paxos_node *node,
                                 const uint8_t *cmd,
                                 size_t len,
-                                uint64_t now_ns);
+                                uint64_t now_ns,
+                                qk_error *err);
 
 /**
  * Takes the node's next output: stores it in `*output_out` and true in
@@ -2854,7 +3128,10 @@ qk_status qk_paxos_node_propose(qk_paxos_node *node,
  * `node` is NULL or a live node; `output_out` and `has_out` are NULL or
  * writable.
  */
-qk_status qk_paxos_node_poll(qk_paxos_node *node, qk_paxos_output *output_out, bool *has_out);
+qk_status qk_paxos_node_poll(qk_paxos_node *node,
+                             qk_paxos_output *output_out,
+                             uint8_t *has_out,
+                             qk_error *err);
 
 /**
  * Stores in `*deadline_out` when `qk_paxos_node_tick()` must next be
@@ -2865,7 +3142,9 @@ qk_status qk_paxos_node_poll(qk_paxos_node *node, qk_paxos_output *output_out, b
  * # Safety
  * `node` is NULL or a live node; `deadline_out` is NULL or writable.
  */
-qk_status qk_paxos_node_next_deadline(const qk_paxos_node *node, uint64_t *deadline_out);
+qk_status qk_paxos_node_next_deadline(const qk_paxos_node *node,
+                                      uint64_t *deadline_out,
+                                      qk_error *err);
 
 /**
  * Stores in `*has_out` whether the node knows a leader and, if it does,
@@ -2877,7 +3156,10 @@ qk_status qk_paxos_node_next_deadline(const qk_paxos_node *node, uint64_t *deadl
  * `node` is NULL or a live node; `leader_out` and `has_out` are NULL or
  * writable.
  */
-qk_status qk_paxos_node_leader(const qk_paxos_node *node, uint32_t *leader_out, bool *has_out);
+qk_status qk_paxos_node_leader(const qk_paxos_node *node,
+                               uint32_t *leader_out,
+                               uint8_t *has_out,
+                               qk_error *err);
 
 /**
  * Stores in `*is_leader_out` whether the node leads (it won phase 1 with
@@ -2888,7 +3170,7 @@ qk_status qk_paxos_node_leader(const qk_paxos_node *node, uint32_t *leader_out, 
  * # Safety
  * `node` is NULL or a live node; `is_leader_out` is NULL or writable.
  */
-qk_status qk_paxos_node_is_leader(const qk_paxos_node *node, bool *is_leader_out);
+qk_status qk_paxos_node_is_leader(const qk_paxos_node *node, uint8_t *is_leader_out, qk_error *err);
 
 /**
  * Stores in `*lease_out` whether the node leads and holds a majority's
@@ -2899,7 +3181,10 @@ qk_status qk_paxos_node_is_leader(const qk_paxos_node *node, bool *is_leader_out
  * # Safety
  * `node` is NULL or a live node; `lease_out` is NULL or writable.
  */
-qk_status qk_paxos_node_has_read_lease(const qk_paxos_node *node, uint64_t now_ns, bool *lease_out);
+qk_status qk_paxos_node_has_read_lease(const qk_paxos_node *node,
+                                       uint64_t now_ns,
+                                       uint8_t *lease_out,
+                                       qk_error *err);
 
 /**
  * Stores the commit index in `*commit_out`: every slot below it is chosen
@@ -2910,7 +3195,9 @@ qk_status qk_paxos_node_has_read_lease(const qk_paxos_node *node, uint64_t now_n
  * # Safety
  * `node` is NULL or a live node; `commit_out` is NULL or writable.
  */
-qk_status qk_paxos_node_commit_index(const qk_paxos_node *node, uint64_t *commit_out);
+qk_status qk_paxos_node_commit_index(const qk_paxos_node *node,
+                                     uint64_t *commit_out,
+                                     qk_error *err);
 
 /**
  * Creates a coordinator `id` with `config` and stores it in
@@ -2924,7 +3211,8 @@ qk_status qk_paxos_node_commit_index(const qk_paxos_node *node, uint64_t *commit
 qk_status qk_txn_coordinator_new(uint32_t id,
                                  const qk_txn_config *config,
                                  uint64_t now_ns,
-                                 qk_txn_coordinator **coordinator_out);
+                                 qk_txn_coordinator **coordinator_out,
+                                 qk_error *err);
 
 /**
  * Frees a coordinator. NULL is a no-op.
@@ -2949,7 +3237,8 @@ qk_status qk_txn_coordinator_begin(qk_txn_coordinator *coordinator,
                                    uint64_t txn,
                                    const uint32_t *participants,
                                    size_t participants_len,
-                                   uint64_t now_ns);
+                                   uint64_t now_ns,
+                                   qk_error *err);
 
 /**
  * Hands the coordinator the message of `message_len` bytes at `message`
@@ -2967,7 +3256,8 @@ qk_status qk_txn_coordinator_step(qk_txn_coordinator *coordinator,
                                   uint32_t from,
                                   const uint8_t *message,
                                   size_t message_len,
-                                  uint64_t now_ns);
+                                  uint64_t now_ns,
+                                  qk_error *err);
 
 /**
  * Advances the coordinator's time to `now_ns`: aborts transactions whose
@@ -2978,7 +3268,7 @@ qk_status qk_txn_coordinator_step(qk_txn_coordinator *coordinator,
  * # Safety
  * `coordinator` is NULL or live.
  */
-qk_status qk_txn_coordinator_tick(qk_txn_coordinator *coordinator, uint64_t now_ns);
+qk_status qk_txn_coordinator_tick(qk_txn_coordinator *coordinator, uint64_t now_ns, qk_error *err);
 
 /**
  * Takes the coordinator's next output: `*has_output_out` is false when
@@ -2998,7 +3288,8 @@ qk_status qk_txn_coordinator_poll(qk_txn_coordinator *coordinator,
                                   uint8_t *buf,
                                   size_t buf_len,
                                   qk_txn_output *output_out,
-                                  bool *has_output_out);
+                                  uint8_t *has_output_out,
+                                  qk_error *err);
 
 /**
  * Stores the decision on `txn` in `*decision_out`: 1 commit, 0 abort,
@@ -3012,7 +3303,8 @@ qk_status qk_txn_coordinator_poll(qk_txn_coordinator *coordinator,
  */
 qk_status qk_txn_coordinator_decision(const qk_txn_coordinator *coordinator,
                                       uint64_t txn,
-                                      int32_t *decision_out);
+                                      int32_t *decision_out,
+                                      qk_error *err);
 
 /**
  * Stores in `*deadline_out` the earliest time `qk_txn_coordinator_tick()`
@@ -3025,7 +3317,8 @@ qk_status qk_txn_coordinator_decision(const qk_txn_coordinator *coordinator,
  */
 qk_status qk_txn_coordinator_next_deadline(const qk_txn_coordinator *coordinator,
                                            uint64_t *deadline_out,
-                                           bool *has_deadline_out);
+                                           uint8_t *has_deadline_out,
+                                           qk_error *err);
 
 /**
  * Crashes and restarts the coordinator from its records at `now_ns`:
@@ -3036,7 +3329,9 @@ qk_status qk_txn_coordinator_next_deadline(const qk_txn_coordinator *coordinator
  * # Safety
  * `coordinator` is NULL or live.
  */
-qk_status qk_txn_coordinator_restart(qk_txn_coordinator *coordinator, uint64_t now_ns);
+qk_status qk_txn_coordinator_restart(qk_txn_coordinator *coordinator,
+                                     uint64_t now_ns,
+                                     qk_error *err);
 
 /**
  * Creates a participant `id` with `config` and stores it in
@@ -3050,7 +3345,8 @@ qk_status qk_txn_coordinator_restart(qk_txn_coordinator *coordinator, uint64_t n
 qk_status qk_txn_participant_new(uint32_t id,
                                  const qk_txn_config *config,
                                  uint64_t now_ns,
-                                 qk_txn_participant **participant_out);
+                                 qk_txn_participant **participant_out,
+                                 qk_error *err);
 
 /**
  * Frees a participant. NULL is a no-op.
@@ -3074,7 +3370,8 @@ qk_status qk_txn_participant_step(qk_txn_participant *participant,
                                   uint32_t from,
                                   const uint8_t *message,
                                   size_t message_len,
-                                  uint64_t now_ns);
+                                  uint64_t now_ns,
+                                  qk_error *err);
 
 /**
  * Votes on `txn`, which must be awaiting a vote (after a
@@ -3090,8 +3387,9 @@ qk_status qk_txn_participant_step(qk_txn_participant *participant,
  */
 qk_status qk_txn_participant_vote(qk_txn_participant *participant,
                                   uint64_t txn,
-                                  bool yes,
-                                  uint64_t now_ns);
+                                  uint8_t yes,
+                                  uint64_t now_ns,
+                                  qk_error *err);
 
 /**
  * Advances the participant's time to `now_ns`: transactions in doubt ask
@@ -3102,7 +3400,7 @@ qk_status qk_txn_participant_vote(qk_txn_participant *participant,
  * # Safety
  * `participant` is NULL or live.
  */
-qk_status qk_txn_participant_tick(qk_txn_participant *participant, uint64_t now_ns);
+qk_status qk_txn_participant_tick(qk_txn_participant *participant, uint64_t now_ns, qk_error *err);
 
 /**
  * Takes the participant's next output, as `qk_txn_coordinator_poll()`.
@@ -3116,7 +3414,8 @@ qk_status qk_txn_participant_poll(qk_txn_participant *participant,
                                   uint8_t *buf,
                                   size_t buf_len,
                                   qk_txn_output *output_out,
-                                  bool *has_output_out);
+                                  uint8_t *has_output_out,
+                                  qk_error *err);
 
 /**
  * Stores where the participant stands on `txn` in `*state_out` (one of
@@ -3129,7 +3428,8 @@ qk_status qk_txn_participant_poll(qk_txn_participant *participant,
  */
 qk_status qk_txn_participant_state(const qk_txn_participant *participant,
                                    uint64_t txn,
-                                   uint32_t *state_out);
+                                   uint32_t *state_out,
+                                   qk_error *err);
 
 /**
  * Stores in `*deadline_out` the earliest time `qk_txn_participant_tick()`
@@ -3142,7 +3442,8 @@ qk_status qk_txn_participant_state(const qk_txn_participant *participant,
  */
 qk_status qk_txn_participant_next_deadline(const qk_txn_participant *participant,
                                            uint64_t *deadline_out,
-                                           bool *has_deadline_out);
+                                           uint8_t *has_deadline_out,
+                                           qk_error *err);
 
 /**
  * Crashes and restarts the participant from its records at `now_ns`:
@@ -3154,7 +3455,9 @@ qk_status qk_txn_participant_next_deadline(const qk_txn_participant *participant
  * # Safety
  * `participant` is NULL or live.
  */
-qk_status qk_txn_participant_restart(qk_txn_participant *participant, uint64_t now_ns);
+qk_status qk_txn_participant_restart(qk_txn_participant *participant,
+                                     uint64_t now_ns,
+                                     qk_error *err);
 
 /**
  * Creates a simulation of `protocol` (`QK_TXN_PROTOCOL_2PC` or
@@ -3172,7 +3475,8 @@ qk_status qk_txn_sim_new(uint32_t protocol,
                          size_t participants,
                          size_t f,
                          uint64_t seed,
-                         qk_txn_sim **sim_out);
+                         qk_txn_sim **sim_out,
+                         qk_error *err);
 
 /**
  * Frees a simulation. NULL is a no-op.
@@ -3190,9 +3494,13 @@ void qk_txn_sim_free(qk_txn_sim *sim);
  * votes, a transaction id in use, or a crashed coordinator.
  *
  * # Safety
- * `sim` is NULL or live; `votes` is NULL or points to `votes_len` bools.
+ * `sim` is NULL or live; `votes` is NULL or points to `votes_len` flags (0 or 1; anything else is QK_ERR_INVALID_ARG).
  */
-qk_status qk_txn_sim_begin(qk_txn_sim *sim, uint64_t txn, const bool *votes, size_t votes_len);
+qk_status qk_txn_sim_begin(qk_txn_sim *sim,
+                           uint64_t txn,
+                           const uint8_t *votes,
+                           size_t votes_len,
+                           qk_error *err);
 
 /**
  * Crashes process `id` (its synced records survive).
@@ -3203,7 +3511,7 @@ qk_status qk_txn_sim_begin(qk_txn_sim *sim, uint64_t txn, const bool *votes, siz
  * # Safety
  * `sim` is NULL or live.
  */
-qk_status qk_txn_sim_crash(qk_txn_sim *sim, uint32_t id);
+qk_status qk_txn_sim_crash(qk_txn_sim *sim, uint32_t id, qk_error *err);
 
 /**
  * Restarts crashed process `id` from its records.
@@ -3214,7 +3522,7 @@ qk_status qk_txn_sim_crash(qk_txn_sim *sim, uint32_t id);
  * # Safety
  * `sim` is NULL or live.
  */
-qk_status qk_txn_sim_restart(qk_txn_sim *sim, uint32_t id);
+qk_status qk_txn_sim_restart(qk_txn_sim *sim, uint32_t id, qk_error *err);
 
 /**
  * Crash the coordinator for good the moment every participant of a
@@ -3225,7 +3533,7 @@ qk_status qk_txn_sim_restart(qk_txn_sim *sim, uint32_t id);
  * # Safety
  * `sim` is NULL or live.
  */
-qk_status qk_txn_sim_crash_coordinator_after_votes(qk_txn_sim *sim, bool on);
+qk_status qk_txn_sim_crash_coordinator_after_votes(qk_txn_sim *sim, uint8_t on, qk_error *err);
 
 /**
  * Runs the simulation for `duration_ns` of simulated time.
@@ -3235,7 +3543,7 @@ qk_status qk_txn_sim_crash_coordinator_after_votes(qk_txn_sim *sim, bool on);
  * # Safety
  * `sim` is NULL or live.
  */
-qk_status qk_txn_sim_run(qk_txn_sim *sim, uint64_t duration_ns);
+qk_status qk_txn_sim_run(qk_txn_sim *sim, uint64_t duration_ns, qk_error *err);
 
 /**
  * Stores where participant `id` stands on `txn` in `*state_out`
@@ -3246,7 +3554,11 @@ qk_status qk_txn_sim_run(qk_txn_sim *sim, uint64_t duration_ns);
  * # Safety
  * `sim` is NULL or live; `state_out` is NULL or writable.
  */
-qk_status qk_txn_sim_state(const qk_txn_sim *sim, uint32_t id, uint64_t txn, uint32_t *state_out);
+qk_status qk_txn_sim_state(const qk_txn_sim *sim,
+                           uint32_t id,
+                           uint64_t txn,
+                           uint32_t *state_out,
+                           qk_error *err);
 
 /**
  * Stores in `*safe_out` whether every safety property (atomicity,
@@ -3257,7 +3569,7 @@ qk_status qk_txn_sim_state(const qk_txn_sim *sim, uint32_t id, uint64_t txn, uin
  * # Safety
  * `sim` is NULL or live; `safe_out` is NULL or writable.
  */
-qk_status qk_txn_sim_check(const qk_txn_sim *sim, bool *safe_out);
+qk_status qk_txn_sim_check(const qk_txn_sim *sim, uint8_t *safe_out, qk_error *err);
 
 /**
  * Stores what the simulation injected and decided in `*stats_out`.
@@ -3267,7 +3579,7 @@ qk_status qk_txn_sim_check(const qk_txn_sim *sim, bool *safe_out);
  * # Safety
  * `sim` is NULL or live; `stats_out` is NULL or writable.
  */
-qk_status qk_txn_sim_stats(const qk_txn_sim *sim, qk_txn_stats *stats_out);
+qk_status qk_txn_sim_stats(const qk_txn_sim *sim, qk_txn_stats *stats_out, qk_error *err);
 
 /**
  * The ABI version of the loaded library (compare with `QK_ABI_VERSION`).
@@ -3304,6 +3616,11 @@ size_t qk_sizeof_txn_output(void);
  * `sizeof(qk_txn_stats)` in the loaded library. Thread-safe; never fails.
  */
 size_t qk_sizeof_txn_stats(void);
+
+/**
+ * `sizeof(qk_error)` in the loaded library. Thread-safe; never fails.
+ */
+size_t qk_sizeof_error(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -40,6 +40,13 @@ pub enum Error {
         /// The resource that was asked for.
         resource: String,
     },
+    /// A blocking acquire was stopped by its cancel token (or its table
+    /// was closed) before the lease was granted; nothing is held.
+    #[error("the acquire of {resource:?} was cancelled")]
+    Cancelled {
+        /// The resource that was asked for.
+        resource: String,
+    },
     /// A try-acquire found the resource held, queued for, or in lock-delay.
     #[error("resource {resource:?} is busy")]
     Busy {

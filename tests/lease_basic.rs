@@ -291,3 +291,57 @@ fn released_names_cost_no_state_in_the_table() {
     t.release(&held).unwrap();
     assert_eq!(t.resource_count(), 0);
 }
+
+#[test]
+fn a_cancel_token_stops_a_blocked_acquire_and_withdraws_it() {
+    use quorumkit::lease::CancelToken;
+    let t = LeaseTable::default();
+    let held = t
+        .acquire(
+            "r",
+            "holder",
+            Duration::from_secs(60),
+            Mode::Exclusive,
+            None,
+        )
+        .unwrap();
+    let token = CancelToken::new();
+    let waiter = {
+        let (t, token) = (t.clone(), token.clone());
+        std::thread::spawn(move || {
+            t.acquire_cancellable(
+                "r",
+                "w",
+                Duration::from_secs(60),
+                Mode::Exclusive,
+                None,
+                &token,
+            )
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while t.queue_len("r") == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(t.queue_len("r"), 1);
+    token.cancel();
+    let got = waiter.join().unwrap();
+    assert!(
+        matches!(got, Err(quorumkit::Error::Cancelled { .. })),
+        "{got:?}"
+    );
+    assert_eq!(t.queue_len("r"), 0);
+    t.release(&held).unwrap();
+    // Nothing was granted to the cancelled waiter; a fired token refuses
+    // at once, even a free resource.
+    assert!(t.holders("r").is_empty());
+    let again = t.acquire_cancellable(
+        "r",
+        "w",
+        Duration::from_secs(1),
+        Mode::Exclusive,
+        None,
+        &token,
+    );
+    assert!(matches!(again, Err(quorumkit::Error::Cancelled { .. })));
+}

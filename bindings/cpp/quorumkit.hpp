@@ -126,7 +126,7 @@ public:
     // Number of nodes.
     std::size_t size() const {
         std::size_t n = 0;
-        check(Api::node_count(h_, &n));
+        check(Api::node_count(h_, &n, nullptr));
         return n;
     }
     bool empty() const { return size() == 0; }
@@ -134,7 +134,7 @@ public:
     // Number of points on the continuum.
     std::size_t point_count() const {
         std::size_t n = 0;
-        check(Api::point_count(h_, &n));
+        check(Api::point_count(h_, &n, nullptr));
         return n;
     }
 
@@ -142,7 +142,7 @@ public:
     std::string node_name(std::size_t index) const {
         const char *name = nullptr;
         std::size_t len = 0;
-        check(Api::node_name(h_, index, &name, &len));
+        check(Api::node_name(h_, index, &name, &len, nullptr));
         return std::string(name, len);
     }
 
@@ -158,14 +158,14 @@ public:
     // Index of the named node; throws QK_ERR_NOT_FOUND.
     std::size_t node_index(std::string_view name) const {
         std::size_t index = 0;
-        check(Api::node_index(h_, name.data(), name.size(), &index));
+        check(Api::node_index(h_, name.data(), name.size(), &index, nullptr));
         return index;
     }
 
     // True when the named node is present.
     bool contains(std::string_view name) const {
         std::size_t index = 0;
-        qk_status s = Api::node_index(h_, name.data(), name.size(), &index);
+        qk_status s = Api::node_index(h_, name.data(), name.size(), &index, nullptr);
         if (s == QK_ERR_NOT_FOUND) return false;
         check(s);
         return true;
@@ -173,18 +173,18 @@ public:
 
     std::uint32_t weight(std::string_view name) const {
         std::uint32_t w = 0;
-        check(Api::weight(h_, name.data(), name.size(), &w));
+        check(Api::weight(h_, name.data(), name.size(), &w, nullptr));
         return w;
     }
 
     void set_weight(std::string_view name, std::uint32_t weight) {
-        check(Api::set_weight(h_, name.data(), name.size(), weight));
+        check(Api::set_weight(h_, name.data(), name.size(), weight, nullptr));
     }
 
     // Index of the node owning `key`.
     std::size_t locate(std::string_view key) const {
         std::size_t index = 0;
-        check(Api::get_node(h_, bytes(key), key.size(), &index));
+        check(Api::get_node(h_, bytes(key), key.size(), &index, nullptr));
         return index;
     }
 
@@ -194,7 +194,7 @@ public:
     // Indices of the first `n` distinct nodes for `key`, in preference order.
     std::vector<std::size_t> locate_n(std::string_view key, std::size_t n) const {
         std::vector<std::size_t> out(n);
-        check(Api::get_nodes(h_, bytes(key), key.size(), n, out.data()));
+        check(Api::get_nodes(h_, bytes(key), key.size(), n, out.data(), nullptr));
         return out;
     }
 
@@ -217,7 +217,7 @@ public:
             lens.push_back(v.size());
         }
         std::vector<std::size_t> out(ptrs.size());
-        check(Api::get_node_batch(h_, ptrs.data(), lens.data(), ptrs.size(), out.data()));
+        check(Api::get_node_batch(h_, ptrs.data(), lens.data(), ptrs.size(), out.data(), nullptr));
         return out;
     }
 
@@ -225,21 +225,21 @@ public:
     // seed; Ketama: the little-endian uint32 of MD5(key)[0..4]).
     static typename Api::hash_type hash_key(std::string_view key) {
         typename Api::hash_type h = 0;
-        check(Api::hash_key(bytes(key), key.size(), &h));
+        check(Api::hash_key(bytes(key), key.size(), &h, nullptr));
         return h;
     }
 
     // Index of the node owning a key hashed with hash_key().
     std::size_t locate_hash(typename Api::hash_type hash) const {
         std::size_t index = 0;
-        check(Api::get_node_by_hash(h_, hash, &index));
+        check(Api::get_node_by_hash(h_, hash, &index, nullptr));
         return index;
     }
 
     // Each node's exact fraction of the hash space, by node index.
     std::vector<double> shares() const {
         std::vector<double> out(size());
-        check(Api::shares(h_, out.data(), out.size()));
+        check(Api::shares(h_, out.data(), out.size(), nullptr));
         return out;
     }
 
@@ -247,7 +247,7 @@ protected:
     explicit Placement(handle_type *h) noexcept : h_(h) {}
 
     void remove_named(std::string_view name) {
-        check(Api::remove(h_, name.data(), name.size()));
+        check(Api::remove(h_, name.data(), name.size(), nullptr));
     }
 
     handle_type *h_;
@@ -262,14 +262,14 @@ public:
     explicit Ring(std::uint32_t vnodes = 0) : Placement(make(vnodes)) {}
 
     void add_node(std::string_view name, std::uint32_t weight = 1) {
-        detail::check(qk_ring_add_node(h_, name.data(), name.size(), weight));
+        detail::check(qk_ring_add_node(h_, name.data(), name.size(), weight, nullptr));
     }
     void remove_node(std::string_view name) { remove_named(name); }
 
 private:
     static qk_ring *make(std::uint32_t vnodes) {
         qk_ring *r = nullptr;
-        detail::check(qk_ring_new(vnodes, &r));
+        detail::check(qk_ring_new(vnodes, &r, nullptr));
         return r;
     }
 };
@@ -291,7 +291,7 @@ public:
         : Placement(make(compat, servers)) {}
 
     void add_server(std::string_view spec, std::uint32_t weight = 1) {
-        detail::check(qk_ketama_add_server(h_, spec.data(), spec.size(), weight));
+        detail::check(qk_ketama_add_server(h_, spec.data(), spec.size(), weight, nullptr));
     }
     void remove_server(std::string_view name) { remove_named(name); }
 
@@ -299,7 +299,7 @@ public:
     std::pair<std::uint32_t, std::size_t> point(std::size_t index) const {
         std::uint32_t pos = 0;
         std::size_t server = 0;
-        detail::check(qk_ketama_point(h_, index, &pos, &server));
+        detail::check(qk_ketama_point(h_, index, &pos, &server, nullptr));
         return {pos, server};
     }
 
@@ -315,7 +315,7 @@ private:
         }
         qk_ketama *k = nullptr;
         detail::check(qk_ketama_new(static_cast<qk_ketama_compat>(compat), specs.data(),
-                                    lens.data(), weights.data(), servers.size(), &k));
+                                    lens.data(), weights.data(), servers.size(), &k, nullptr));
         return k;
     }
 };

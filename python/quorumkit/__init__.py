@@ -28,6 +28,7 @@ from quorumkit._errors import (
     StorageInUseError,
     StorageMismatchError,
     LimitExceededError,
+    AcquireCancelledError,
     UnsupportedVersionError,
 )
 from quorumkit._native import (
@@ -40,6 +41,7 @@ from quorumkit._native import (
     KetamaRing,
     Lease,
     LeaseContext,
+    CancelToken,
     LeaseTable,
     Maglev,
     ManualClock,
@@ -74,6 +76,7 @@ __all__ = [
     "Lease",
     "LeaseContext",
     "LeaseExpiredError",
+    "CancelToken",
     "LeaseTable",
     "LockBusyError",
     "LockTimeoutError",
@@ -97,6 +100,7 @@ __all__ = [
     "StorageInUseError",
     "StorageMismatchError",
     "LimitExceededError",
+    "AcquireCancelledError",
     "TwoPhaseCommitCoordinator",
     "TwoPhaseCommitParticipant",
     "TxnOutput",

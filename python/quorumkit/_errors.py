@@ -26,6 +26,7 @@ __all__ = [
     "StorageInUseError",
     "StorageMismatchError",
     "LimitExceededError",
+    "AcquireCancelledError",
     "NotLeaderError",
     "SimulationViolation",
 ]
@@ -111,6 +112,11 @@ class LimitExceededError(QuorumkitError, ValueError):
     """Decoding untrusted bytes would need more work than the budget allows:
     a snapshot declaring a ring of more points than ``max_points`` (default
     2**22). Pass a larger ``max_points`` to ``from_bytes`` to load it."""
+
+
+class AcquireCancelledError(QuorumkitError):
+    """A blocking acquire was stopped by its ``CancelToken`` before the lease
+    was granted; nothing is held."""
 
 
 class NotLeaderError(QuorumkitError):

@@ -12,6 +12,7 @@ from quorumkit._asyncio import AsyncLeaseContext
 
 __all__ = [
     "BoundedLoadBalancer",
+    "CancelToken",
     "CommitSimulation",
     "FailureDetector",
     "Fence",
@@ -335,6 +336,18 @@ class _Ticket:
     def cancel(self) -> bool: ...
 
 @final
+class CancelToken:
+    """A one-shot signal that stops blocking acquires from another thread
+    (``acquire(..., cancel=token)`` then raises ``AcquireCancelledError``).
+
+    Thread safety: safe to share; ``cancel()`` may be called from any thread."""
+
+    def __new__(cls) -> Self: ...
+    def cancel(self) -> None: ...
+    @property
+    def cancelled(self) -> bool: ...
+
+@final
 class LeaseTable:
     """Expiring shared/exclusive locks with fencing tokens and FIFO waiters.
 
@@ -353,6 +366,8 @@ class LeaseTable:
         ttl: float,
         timeout: float | None = None,
         shared: bool = False,
+        *,
+        cancel: CancelToken | None = None,
     ) -> Lease: ...
     def try_acquire(self, resource: str, owner: str, ttl: float, shared: bool = False) -> Lease | None: ...
     def renew(self, lease: Lease, ttl: float) -> Lease: ...

@@ -53,6 +53,8 @@ pub enum Kind {
     StorageMismatch,
     /// `LimitExceededError(QuorumkitError, ValueError)`.
     LimitExceeded,
+    /// `AcquireCancelledError(QuorumkitError)`.
+    Cancelled,
 }
 
 struct Classes {
@@ -75,6 +77,7 @@ struct Classes {
     storage_in_use: Py<PyType>,
     storage_mismatch: Py<PyType>,
     limit: Py<PyType>,
+    cancelled: Py<PyType>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -105,6 +108,7 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             storage_in_use: get("StorageInUseError")?,
             storage_mismatch: get("StorageMismatchError")?,
             limit: get("LimitExceededError")?,
+            cancelled: get("AcquireCancelledError")?,
         })
     })
 }
@@ -136,6 +140,7 @@ pub fn new_err(py: Python<'_>, kind: Kind, msg: impl Into<String>) -> PyErr {
         Kind::StorageInUse => &c.storage_in_use,
         Kind::StorageMismatch => &c.storage_mismatch,
         Kind::LimitExceeded => &c.limit,
+        Kind::Cancelled => &c.cancelled,
     };
     PyErr::from_type(ty.bind(py).clone(), msg.into())
 }
@@ -171,6 +176,7 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
         Error::StorageInUse(_) => Kind::StorageInUse,
         Error::StorageMismatch(_) => Kind::StorageMismatch,
         Error::LimitExceeded(_) => Kind::LimitExceeded,
+        Error::Cancelled { .. } => Kind::Cancelled,
         // `Error` is non_exhaustive: a variant added later is still ours.
         _ => Kind::Base,
     };

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
 use quorumkit::lease::{
-    Cancelled, Clock, Enqueued, Fence as CoreFence, Lease as CoreLease, LeaseConfig, LeaseGuard,
-    LeaseTable as CoreTable, ManualClock as CoreManualClock, Mode, Ticket,
+    CancelToken as CoreCancelToken, Cancelled, Clock, Enqueued, Fence as CoreFence,
+    Lease as CoreLease, LeaseConfig, LeaseGuard, LeaseTable as CoreTable,
+    ManualClock as CoreManualClock, Mode, Ticket,
 };
 
 use crate::args::{int_in_range, str_utf8, type_name};
@@ -468,18 +469,44 @@ impl LeaseTable {
         })
     }
 
-    /// The blocking acquire: queue once, then wait in GIL-free slices.
-    fn acquire_req(&self, py: Python<'_>, req: &Request<'_>) -> PyResult<Lease> {
+    /// The blocking acquire: queue once, then wait in GIL-free slices
+    /// (woken early by `cancel`).
+    fn acquire_req(
+        &self,
+        py: Python<'_>,
+        req: &Request<'_>,
+        cancel: Option<&CoreCancelToken>,
+    ) -> PyResult<Lease> {
+        let cancelled = |py| {
+            crate::errors::new_err(
+                py,
+                crate::errors::Kind::Cancelled,
+                "the acquire was cancelled",
+            )
+        };
+        if cancel.is_some_and(CoreCancelToken::is_cancelled) {
+            return Err(cancelled(py));
+        }
         let mut ticket = match self.enqueue(py, req)? {
             Enqueued::Granted(l) => return Ok(self.wrap(req, l)),
             Enqueued::Queued(t) => t,
         };
         loop {
             let r = py.detach(|| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ticket.wait(Some(SLICE))))
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cancel {
+                    Some(c) => ticket.wait_cancellable(Some(SLICE), c),
+                    None => ticket.wait(Some(SLICE)),
+                }))
             });
             match r {
                 Ok(Ok(Some(l))) => return Ok(self.wrap(req, l)),
+                Ok(Ok(None)) if cancel.is_some_and(CoreCancelToken::is_cancelled) => {
+                    // Withdraw; a grant that raced the cancel goes back.
+                    if let Cancelled::Granted(l) = ticket.cancel() {
+                        guard(py, || self.core.release(&l))?;
+                    }
+                    return Err(cancelled(py));
+                }
                 Ok(Ok(None)) => {
                     // Ctrl-C: returning the error drops the ticket, which
                     // withdraws the request (or releases a racing grant).
@@ -613,8 +640,10 @@ impl LeaseTable {
 
     /// Blocks until the lease is granted (FIFO) or `timeout` seconds pass
     /// (`LockTimeoutError`; 0 is a try-lock). The GIL is released while
-    /// waiting; Ctrl-C interrupts and withdraws the request.
-    #[pyo3(signature = (resource, owner, ttl, timeout=None, shared=None), text_signature = "($self, resource, owner, ttl, timeout=None, shared=False)")]
+    /// waiting; Ctrl-C interrupts and withdraws the request, and so does
+    /// `cancel.cancel()` from any thread (`AcquireCancelledError`).
+    #[pyo3(signature = (resource, owner, ttl, timeout=None, shared=None, *, cancel=None), text_signature = "($self, resource, owner, ttl, timeout=None, shared=False, *, cancel=None)")]
+    #[allow(clippy::too_many_arguments)]
     fn acquire(
         &self,
         py: Python<'_>,
@@ -623,9 +652,26 @@ impl LeaseTable {
         ttl: &Bound<'_, PyAny>,
         timeout: Option<&Bound<'_, PyAny>>,
         shared: Option<&Bound<'_, PyAny>>,
+        cancel: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Lease> {
         let req = Request::parse(resource, owner, ttl, timeout, shared)?;
-        self.acquire_req(py, &req)
+        let token = match cancel {
+            None => None,
+            Some(c) if c.is_none() => None,
+            Some(c) => Some(
+                c.cast::<CancelToken>()
+                    .map_err(|_| {
+                        type_error(format!(
+                            "cancel must be a CancelToken or None, not {}",
+                            type_name(c)
+                        ))
+                    })?
+                    .get()
+                    .core
+                    .clone(),
+            ),
+        };
+        self.acquire_req(py, &req, token.as_ref())
     }
 
     /// The lease if it is free now, else None; never queues.
@@ -917,7 +963,7 @@ impl LeaseContext {
             timeout: self.timeout,
             mode: self.mode,
         };
-        let lease = table.acquire_req(py, &req)?;
+        let lease = table.acquire_req(py, &req, None)?;
         if self.auto_renew {
             table.start_renewal(&lease, self.ttl, py)?;
         }
@@ -949,6 +995,46 @@ impl LeaseContext {
             self.resource.bind(py),
             lock(&self.lease).is_some()
         )
+    }
+}
+
+// ---------------------------------------------------------------- CancelToken
+
+/// A one-shot signal that stops blocking acquires from another thread:
+/// pass it as `acquire(..., cancel=token)`; `token.cancel()` makes them
+/// raise `AcquireCancelledError` holding nothing.
+#[pyclass(frozen, module = "quorumkit", name = "CancelToken")]
+pub struct CancelToken {
+    core: CoreCancelToken,
+}
+
+#[pymethods]
+impl CancelToken {
+    #[new]
+    fn new() -> Self {
+        CancelToken {
+            core: CoreCancelToken::new(),
+        }
+    }
+
+    /// Cancels every acquire waiting on this token, now or later.
+    fn cancel(&self) {
+        self.core.cancel();
+    }
+
+    /// Whether `cancel()` was called.
+    #[getter]
+    fn cancelled(&self) -> bool {
+        self.core.is_cancelled()
+    }
+
+    fn __repr__(&self) -> String {
+        let c = if self.core.is_cancelled() {
+            "True"
+        } else {
+            "False"
+        };
+        format!("CancelToken(cancelled={c})")
     }
 }
 

@@ -49,6 +49,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lease::LeaseContext>()?;
     m.add_class::<lease::AsyncTicket>()?;
     m.add_class::<lease::Fence>()?;
+    m.add_class::<lease::CancelToken>()?;
     m.add_class::<detect::FailureDetector>()?;
     m.add_class::<paxos::PaxosNode>()?;
     m.add_class::<paxos::PaxosCluster>()?;

@@ -9,7 +9,7 @@
 //! (`build.rs` reads the number from this file), so a program linked
 //! against one ABI never loads a library of another.
 
-use super::boundary::catch_or;
+use super::boundary::{catch_or, qk_error};
 use super::lease::qk_lease;
 use super::paxos::{qk_paxos_config, qk_paxos_output};
 use super::txn::{qk_txn_config, qk_txn_output, qk_txn_stats};
@@ -17,7 +17,7 @@ use super::txn::{qk_txn_config, qk_txn_output, qk_txn_stats};
 /// The ABI version this header describes; `qk_abi_version()` is the
 /// library's. They must be equal (the SONAME makes the dynamic loader
 /// enforce it for linked programs; `dlopen` users should compare).
-pub const QK_ABI_VERSION: u32 = 1;
+pub const QK_ABI_VERSION: u32 = 2;
 
 /// The ABI version of the loaded library (compare with `QK_ABI_VERSION`).
 /// Thread-safe; never fails.
@@ -60,4 +60,10 @@ pub extern "C" fn qk_sizeof_txn_output() -> usize {
 #[unsafe(no_mangle)]
 pub extern "C" fn qk_sizeof_txn_stats() -> usize {
     catch_or(0, std::mem::size_of::<qk_txn_stats>)
+}
+
+/// `sizeof(qk_error)` in the loaded library. Thread-safe; never fails.
+#[unsafe(no_mangle)]
+pub extern "C" fn qk_sizeof_error() -> usize {
+    catch_or(0, std::mem::size_of::<qk_error>)
 }

@@ -138,6 +138,24 @@ impl<T> Out<T> {
     }
 }
 
+impl Out<u8> {
+    /// Writes a yes/no answer as 0 or 1: the boundary uses `uint8_t`, not
+    /// C's `bool`, whose size FFI layers guess wrong (JNA reads 4 bytes).
+    pub(crate) fn set_flag(self, value: bool) {
+        self.set(u8::from(value))
+    }
+}
+
+/// A yes/no argument: 0 or 1, anything else is refused (a guessed-wrong
+/// width at the caller would otherwise read as "yes").
+pub(crate) fn arg_flag(value: u8, arg: &str) -> FfiResult<bool> {
+    match value {
+        0 => Ok(false),
+        1 => Ok(true),
+        v => Err(Failure::invalid(format!("{arg} is {v}: a flag is 0 or 1"))),
+    }
+}
+
 /// Moves `value` to the heap and hands it to C through `out`; the matching
 /// `qk_*_free` takes it back with [`free_boxed`].
 pub(crate) fn hand_out<T>(out: Out<*mut T>, value: T) {

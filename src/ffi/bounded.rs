@@ -6,6 +6,7 @@ use std::ffi::{CString, c_char};
 use super::args::{
     Out, arg_key, arg_mut, arg_ref, arg_slice_mut, arg_str, c_name, free_boxed, hand_out,
 };
+use super::boundary::qk_error;
 use super::boundary::{Failure, FfiResult, boundary, catch_or};
 use super::placement::handle;
 use super::ring::qk_ring;
@@ -72,8 +73,9 @@ pub unsafe extern "C" fn qk_bounded_new(
     ring: *const qk_ring,
     balance_factor: f64,
     bounded_out: *mut *mut qk_bounded,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (ring, out) = unsafe { (handle(ring)?, Out::new(bounded_out, "bounded_out")?) };
         let b = BoundedLoad::new(ring.get().clone(), balance_factor)?;
         let mut h = qk_bounded {
@@ -112,8 +114,9 @@ pub unsafe extern "C" fn qk_bounded_acquire(
     key: *const u8,
     key_len: usize,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (b, key, out) = unsafe {
             (
                 borrow(bounded)?,
@@ -134,8 +137,12 @@ pub unsafe extern "C" fn qk_bounded_acquire(
 /// # Safety
 /// `bounded` is NULL or a live balancer.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn qk_bounded_release(bounded: *const qk_bounded, index: usize) -> qk_status {
-    boundary(|| {
+pub unsafe extern "C" fn qk_bounded_release(
+    bounded: *const qk_bounded,
+    index: usize,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
         let b = unsafe { borrow(bounded) }?;
         b.inner.release(index).map_err(|e| match e {
             crate::Error::NodeNotFound(_) => Failure::not_found(format!(
@@ -163,8 +170,9 @@ pub unsafe extern "C" fn qk_bounded_loads(
     loads_out: *mut u64,
     cap: usize,
     total_out: *mut u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (b, out, total_out) = unsafe {
             (
                 borrow(bounded)?,
@@ -196,8 +204,9 @@ pub unsafe extern "C" fn qk_bounded_capacity(
     bounded: *const qk_bounded,
     index: usize,
     capacity_out: *mut u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (b, out) = unsafe { (borrow(bounded)?, Out::new(capacity_out, "capacity_out")?) };
         let cap = b.inner.lock().capacity(index).ok_or_else(|| {
             Failure::not_found(format!(
@@ -220,8 +229,9 @@ pub unsafe extern "C" fn qk_bounded_capacity(
 pub unsafe extern "C" fn qk_bounded_balance_factor(
     bounded: *const qk_bounded,
     factor_out: *mut f64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (b, out) = unsafe { (borrow(bounded)?, Out::new(factor_out, "factor_out")?) };
         out.set(b.inner.lock().balance_factor());
         Ok(())
@@ -238,8 +248,9 @@ pub unsafe extern "C" fn qk_bounded_balance_factor(
 pub unsafe extern "C" fn qk_bounded_node_count(
     bounded: *const qk_bounded,
     count_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (b, out) = unsafe { (borrow(bounded)?, Out::new(count_out, "count_out")?) };
         out.set(b.names.len());
         Ok(())
@@ -264,8 +275,9 @@ pub unsafe extern "C" fn qk_bounded_node_name(
     index: usize,
     name_out: *mut *const c_char,
     name_len_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (b, name_out, len_out) = unsafe {
             (
                 borrow(bounded)?,
@@ -301,8 +313,9 @@ pub unsafe extern "C" fn qk_bounded_add_node(
     name: *const c_char,
     name_len: usize,
     weight: u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (b, name) = unsafe {
             (
                 arg_mut(bounded, "bounded")?,
@@ -329,8 +342,9 @@ pub unsafe extern "C" fn qk_bounded_remove_node(
     name: *const c_char,
     name_len: usize,
     dropped_out: *mut u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (b, name, out) = unsafe {
             (
                 arg_mut(bounded, "bounded")?,

@@ -4,6 +4,7 @@
 use std::ffi::c_char;
 
 use super::args::{Out, arg_mut, arg_ref, arg_str, free_boxed, hand_out};
+use super::boundary::qk_error;
 use super::boundary::{boundary, catch_or};
 use super::status::qk_status;
 use crate::detect::{DetectorConfig, FailureDetector};
@@ -40,8 +41,9 @@ pub unsafe extern "C" fn qk_detector_new(
     acceptable_pause_ns: u64,
     first_heartbeat_estimate_ns: u64,
     detector_out: *mut *mut qk_detector,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let out = unsafe { Out::new(detector_out, "detector_out") }?;
         let d = FailureDetector::new(DetectorConfig {
             threshold,
@@ -82,8 +84,9 @@ pub unsafe extern "C" fn qk_detector_heartbeat(
     name: *const c_char,
     name_len: usize,
     now_ns: u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let d = unsafe { arg_mut(detector, "detector") }?;
         let name = unsafe { arg_str(name, name_len, "name") }?;
         Ok(d.0.heartbeat(name, now_ns)?)
@@ -107,8 +110,9 @@ pub unsafe extern "C" fn qk_detector_phi(
     name_len: usize,
     now_ns: u64,
     phi_out: *mut f64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let d = unsafe { arg_ref(detector, "detector") }?;
         let name = unsafe { arg_str(name, name_len, "name") }?;
         let out = unsafe { Out::new(phi_out, "phi_out") }?;
@@ -128,13 +132,14 @@ pub unsafe extern "C" fn qk_detector_is_available(
     name: *const c_char,
     name_len: usize,
     now_ns: u64,
-    available_out: *mut bool,
+    available_out: *mut u8,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let d = unsafe { arg_ref(detector, "detector") }?;
         let name = unsafe { arg_str(name, name_len, "name") }?;
         let out = unsafe { Out::new(available_out, "available_out") }?;
-        out.set(d.0.is_available(name, now_ns)?);
+        out.set_flag(d.0.is_available(name, now_ns)?);
         Ok(())
     })
 }
@@ -151,8 +156,9 @@ pub unsafe extern "C" fn qk_detector_remove(
     detector: *mut qk_detector,
     name: *const c_char,
     name_len: usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let d = unsafe { arg_mut(detector, "detector") }?;
         let name = unsafe { arg_str(name, name_len, "name") }?;
         Ok(d.0.remove(name)?)
@@ -169,8 +175,9 @@ pub unsafe extern "C" fn qk_detector_remove(
 pub unsafe extern "C" fn qk_detector_len(
     detector: *const qk_detector,
     len_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let d = unsafe { arg_ref(detector, "detector") }?;
         let out = unsafe { Out::new(len_out, "len_out") }?;
         out.set(d.0.len());

@@ -3,6 +3,7 @@
 
 use super::args::{Out, arg_key, arg_slice, arg_slice_mut};
 use super::boundary::boundary;
+use super::boundary::qk_error;
 use super::status::qk_status;
 use crate::ring::{jump_hash, jump_hash_key};
 
@@ -20,8 +21,9 @@ pub unsafe extern "C" fn qk_jump_hash(
     key: u64,
     num_buckets: u32,
     bucket_out: *mut u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let out = unsafe { Out::new(bucket_out, "bucket_out") }?;
         out.set(jump_hash(key, num_buckets)?);
         Ok(())
@@ -43,8 +45,9 @@ pub unsafe extern "C" fn qk_jump_hash_key(
     key_len: usize,
     num_buckets: u32,
     bucket_out: *mut u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (key, out) = unsafe {
             (
                 arg_key(key, key_len, "key")?,
@@ -70,8 +73,9 @@ pub unsafe extern "C" fn qk_jump_hash_batch(
     count: usize,
     num_buckets: u32,
     buckets_out: *mut u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (keys, out) = unsafe {
             (
                 arg_slice(keys, count, "keys")?,

@@ -4,6 +4,7 @@
 use std::ffi::c_char;
 
 use super::args::{Out, arg_slice, arg_str, free_boxed, hand_out};
+use super::boundary::qk_error;
 use super::boundary::{Failure, boundary, catch_or};
 use super::placement::{self as common, CHandle, Handle, handle, handle_mut};
 use super::status::qk_status;
@@ -78,8 +79,9 @@ pub unsafe extern "C" fn qk_ketama_new(
     weights: *const u32,
     count: usize,
     ketama_out: *mut *mut qk_ketama,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (specs, lens, out) = unsafe {
             (
                 arg_slice(specs, count, "specs")?,
@@ -131,8 +133,9 @@ pub unsafe extern "C" fn qk_ketama_add_server(
     spec: *const c_char,
     spec_len: usize,
     weight: u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (h, spec) = unsafe { (handle_mut(ketama)?, arg_str(spec, spec_len, "spec")?) };
         let server = KetamaServer::parse(spec, weight)?;
         h.mutate(|k| k.add_server(server))
@@ -150,8 +153,9 @@ pub unsafe extern "C" fn qk_ketama_remove_server(
     ketama: *mut qk_ketama,
     name: *const c_char,
     name_len: usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::remove(ketama, name, name_len) })
+    boundary(err, || unsafe { common::remove(ketama, name, name_len) })
 }
 
 /// Sets the named server's weight (>= 1), keeping its place in the order.
@@ -167,8 +171,11 @@ pub unsafe extern "C" fn qk_ketama_set_weight(
     name: *const c_char,
     name_len: usize,
     weight: u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::set_weight(ketama, name, name_len, weight) })
+    boundary(err, || unsafe {
+        common::set_weight(ketama, name, name_len, weight)
+    })
 }
 
 /// Stores the named server's weight in `*weight_out`.
@@ -184,8 +191,11 @@ pub unsafe extern "C" fn qk_ketama_weight(
     name: *const c_char,
     name_len: usize,
     weight_out: *mut u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::weight(ketama, name, name_len, weight_out) })
+    boundary(err, || unsafe {
+        common::weight(ketama, name, name_len, weight_out)
+    })
 }
 
 /// Stores the number of servers in `*count_out`.
@@ -198,8 +208,9 @@ pub unsafe extern "C" fn qk_ketama_weight(
 pub unsafe extern "C" fn qk_ketama_node_count(
     ketama: *const qk_ketama,
     count_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_count(ketama, count_out) })
+    boundary(err, || unsafe { common::node_count(ketama, count_out) })
 }
 
 /// Stores the number of points on the continuum in `*count_out`.
@@ -212,8 +223,9 @@ pub unsafe extern "C" fn qk_ketama_node_count(
 pub unsafe extern "C" fn qk_ketama_point_count(
     ketama: *const qk_ketama,
     count_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::point_count(ketama, count_out) })
+    boundary(err, || unsafe { common::point_count(ketama, count_out) })
 }
 
 /// Stores the name of server `index` in `*name_out` (NUL-terminated) and
@@ -232,8 +244,11 @@ pub unsafe extern "C" fn qk_ketama_node_name(
     index: usize,
     name_out: *mut *const c_char,
     name_len_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_name(ketama, index, name_out, name_len_out) })
+    boundary(err, || unsafe {
+        common::node_name(ketama, index, name_out, name_len_out)
+    })
 }
 
 /// Stores the index of the named server in `*index_out`.
@@ -249,8 +264,11 @@ pub unsafe extern "C" fn qk_ketama_node_index(
     name: *const c_char,
     name_len: usize,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_index(ketama, name, name_len, index_out) })
+    boundary(err, || unsafe {
+        common::node_index(ketama, name, name_len, index_out)
+    })
 }
 
 /// Stores the index of the server owning `key` in `*index_out`, as the
@@ -267,8 +285,11 @@ pub unsafe extern "C" fn qk_ketama_get_node(
     key: *const u8,
     key_len: usize,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_node(ketama, key, key_len, index_out) })
+    boundary(err, || unsafe {
+        common::get_node(ketama, key, key_len, index_out)
+    })
 }
 
 /// Stores the first `n` distinct servers for `key`, walking the continuum
@@ -289,8 +310,11 @@ pub unsafe extern "C" fn qk_ketama_get_nodes(
     key_len: usize,
     n: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_nodes(ketama, key, key_len, n, indices_out) })
+    boundary(err, || unsafe {
+        common::get_nodes(ketama, key, key_len, n, indices_out)
+    })
 }
 
 /// Locates `count` keys at once, as `qk_ring_get_node_batch()`.
@@ -308,8 +332,11 @@ pub unsafe extern "C" fn qk_ketama_get_node_batch(
     key_lens: *const usize,
     count: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_node_batch(ketama, keys, key_lens, count, indices_out) })
+    boundary(err, || unsafe {
+        common::get_node_batch(ketama, keys, key_lens, count, indices_out)
+    })
 }
 
 /// As `qk_ketama_get_node_batch()`, with the keys laid end to end in one
@@ -334,8 +361,9 @@ pub unsafe extern "C" fn qk_ketama_get_node_batch_flat(
     offsets: *const usize,
     count: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe {
+    boundary(err, || unsafe {
         common::get_node_batch_flat(ketama, keys, keys_len, offsets, count, indices_out)
     })
 }
@@ -353,8 +381,9 @@ pub unsafe extern "C" fn qk_ketama_shares(
     ketama: *const qk_ketama,
     shares_out: *mut f64,
     cap: usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::shares(ketama, shares_out, cap) })
+    boundary(err, || unsafe { common::shares(ketama, shares_out, cap) })
 }
 
 /// Stores ketama's hash of `key` (the little-endian `uint32_t` of the first
@@ -371,8 +400,11 @@ pub unsafe extern "C" fn qk_ketama_hash(
     key: *const u8,
     key_len: usize,
     hash_out: *mut u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::hash_key(key, key_len, hash_out, KetamaRing::key_hash) })
+    boundary(err, || unsafe {
+        common::hash_key(key, key_len, hash_out, KetamaRing::key_hash)
+    })
 }
 
 /// Like `qk_ketama_get_node()` for a key already hashed with `qk_ketama_hash()`.
@@ -386,8 +418,11 @@ pub unsafe extern "C" fn qk_ketama_get_node_by_hash(
     ketama: *const qk_ketama,
     hash: u32,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::locate_with(ketama, index_out, |k| k.locate_hash(hash)) })
+    boundary(err, || unsafe {
+        common::locate_with(ketama, index_out, |k| k.locate_hash(hash))
+    })
 }
 
 /// Reads point `index` of the continuum (`0..point_count`, in lookup
@@ -404,8 +439,9 @@ pub unsafe extern "C" fn qk_ketama_point(
     index: usize,
     point_out: *mut u32,
     server_index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (h, point_out, server_out) = unsafe {
             (
                 handle(ketama)?,
@@ -447,8 +483,11 @@ pub unsafe extern "C" fn qk_ketama_snapshot(
     buf: *mut u8,
     cap: usize,
     len_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { super::snapshot::snapshot(ketama, buf, cap, len_out) })
+    boundary(err, || unsafe {
+        super::snapshot::snapshot(ketama, buf, cap, len_out)
+    })
 }
 
 /// Restores a continuum from `len` bytes of a snapshot made by
@@ -472,8 +511,9 @@ pub unsafe extern "C" fn qk_ketama_restore(
     data: *const u8,
     len: usize,
     ketama_out: *mut *mut qk_ketama,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe {
+    boundary(err, || unsafe {
         super::snapshot::restore(
             data,
             len,
@@ -500,6 +540,9 @@ pub unsafe extern "C" fn qk_ketama_restore_limited(
     len: usize,
     max_points: u64,
     ketama_out: *mut *mut qk_ketama,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { super::snapshot::restore(data, len, max_points, ketama_out, qk_ketama) })
+    boundary(err, || unsafe {
+        super::snapshot::restore(data, len, max_points, ketama_out, qk_ketama)
+    })
 }

@@ -5,12 +5,16 @@
 //! the mode.
 
 use std::ffi::c_char;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::args::{Out, arg_ref, arg_str, free_boxed, hand_out};
+use super::boundary::qk_error;
 use super::boundary::{Failure, FfiResult, boundary, catch_or};
 use super::status::qk_status;
-use crate::lease::{Fence, Lease, LeaseConfig, LeaseTable, ManualClock, Mode, MonotonicClock};
+use crate::lease::{
+    CancelToken, Fence, Lease, LeaseConfig, LeaseTable, ManualClock, Mode, MonotonicClock,
+};
 
 /// `qk_lease.mode`: one holder at a time.
 pub const QK_LEASE_EXCLUSIVE: u32 = 0;
@@ -53,8 +57,9 @@ impl From<Lease> for qk_lease {
 ///
 /// Thread safety: every function taking a `const qk_lease_table *` may run
 /// concurrently from any number of threads (blocking acquires wake one by
-/// one as leases are handed over). `qk_lease_table_free()` needs exclusive
-/// access: no other call, blocked or not, may use the table then.
+/// one as leases are handed over). `qk_lease_table_free()` cancels the
+/// acquires blocked in it (they return `QK_ERR_CANCELLED`) and waits for
+/// them to return; no call may start once it has begun.
 ///
 /// Create with `qk_lease_table_new()` or `qk_lease_table_new_manual()`,
 /// destroy with `qk_lease_table_free()`.
@@ -62,7 +67,69 @@ impl From<Lease> for qk_lease {
 pub struct qk_lease_table {
     table: LeaseTable,
     manual: Option<ManualClock>,
+    /// Cancelled by `qk_lease_table_free()`; every blocking acquire
+    /// listens to it.
+    closing: CancelToken,
+    /// The blocking acquires in progress, which free waits out.
+    inside: Arc<Inside>,
 }
+
+/// A count of calls in progress that a free waits to reach zero. Shared
+/// (not inside the table) so that a leaving caller never touches freed
+/// memory.
+#[derive(Default)]
+struct Inside {
+    count: Mutex<usize>,
+    left: Condvar,
+}
+
+/// One call in progress; leaving (drop) counts it out.
+struct Entered(Arc<Inside>);
+
+impl Inside {
+    fn enter(self: &Arc<Self>) -> Entered {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Entered(self.clone())
+    }
+
+    fn wait_empty(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            n = self.left.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let mut n = self.0.count.lock().unwrap_or_else(|e| e.into_inner());
+        *n -= 1;
+        self.0.left.notify_all();
+    }
+}
+
+impl qk_lease_table {
+    fn wrap(table: LeaseTable, manual: Option<ManualClock>) -> Self {
+        qk_lease_table {
+            table,
+            manual,
+            closing: CancelToken::new(),
+            inside: Arc::default(),
+        }
+    }
+}
+
+/// A cancel signal for blocking acquires (`qk_lease_table_acquire_cancellable()`):
+/// firing it from any thread stops every acquire waiting on it with
+/// `QK_ERR_CANCELLED`. One-shot: once fired it stays fired.
+///
+/// Thread safety: every function may run concurrently from any thread
+/// (that is its purpose). The acquires that use it keep their own
+/// reference, so it may be freed while they wait.
+///
+/// Create with `qk_cancel_new()`, destroy with `qk_cancel_free()`.
+#[allow(non_camel_case_types)]
+pub struct qk_cancel(CancelToken);
 
 /// The highest fencing token seen per resource: a protected resource
 /// checks each request's token with `qk_fence_check()`. Thread-safe: every
@@ -100,16 +167,14 @@ fn mode_of(mode: u32) -> FfiResult<Mode> {
 pub unsafe extern "C" fn qk_lease_table_new(
     lock_delay_ns: u64,
     table_out: *mut *mut qk_lease_table,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let out = unsafe { Out::new(table_out, "table_out") }?;
         let config = LeaseConfig { lock_delay_ns };
         hand_out(
             out,
-            qk_lease_table {
-                table: LeaseTable::new(MonotonicClock, config),
-                manual: None,
-            },
+            qk_lease_table::wrap(LeaseTable::new(MonotonicClock, config), None),
         );
         Ok(())
     })
@@ -126,30 +191,41 @@ pub unsafe extern "C" fn qk_lease_table_new_manual(
     lock_delay_ns: u64,
     start_ns: u64,
     table_out: *mut *mut qk_lease_table,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let out = unsafe { Out::new(table_out, "table_out") }?;
         let clock = ManualClock::new(start_ns);
         let config = LeaseConfig { lock_delay_ns };
         hand_out(
             out,
-            qk_lease_table {
-                table: LeaseTable::new(&clock, config),
-                manual: Some(clock),
-            },
+            qk_lease_table::wrap(LeaseTable::new(&clock, config), Some(clock)),
         );
         Ok(())
     })
 }
 
-/// Frees a table. NULL is a no-op.
+/// Frees a table. NULL is a no-op. Acquires blocked in the table at that
+/// moment return `QK_ERR_CANCELLED` (holding nothing), and this waits
+/// until they have returned. Leases still held simply end with the table.
 ///
 /// # Safety
-/// `table` is NULL or a live table that no other thread uses (no blocked
-/// acquire either) and that is not used again.
+/// `table` is NULL or a live table that is not used again: no call on it
+/// may start once this has begun (blocked acquires are fine), and no other
+/// call than a blocked acquire may be running.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn qk_lease_table_free(table: *mut qk_lease_table) {
-    catch_or((), || unsafe { free_boxed(table) })
+    catch_or((), || {
+        if table.is_null() {
+            return;
+        }
+        // SAFETY: live per the contract; only shared access until the
+        // blocked acquires are gone.
+        let t = unsafe { &*table };
+        t.closing.cancel();
+        t.inside.wait_empty();
+        unsafe { free_boxed(table) }
+    })
 }
 
 /// Moves a manual table's clock to `now_ns`: expiries, lock-delay ends
@@ -165,8 +241,9 @@ pub unsafe extern "C" fn qk_lease_table_free(table: *mut qk_lease_table) {
 pub unsafe extern "C" fn qk_lease_table_set_time(
     table: *const qk_lease_table,
     now_ns: u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let t = unsafe { arg_ref(table, "table") }?;
         match &t.manual {
             Some(c) => Ok(c.set(now_ns)?),
@@ -187,8 +264,9 @@ pub unsafe extern "C" fn qk_lease_table_set_time(
 pub unsafe extern "C" fn qk_lease_table_now(
     table: *const qk_lease_table,
     now_out: *mut u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (t, out) = unsafe { (arg_ref(table, "table")?, Out::new(now_out, "now_out")?) };
         out.set(t.table.now_ns());
         Ok(())
@@ -219,6 +297,59 @@ unsafe fn names<'a>(
     }
 }
 
+/// The arguments of a blocking acquire.
+struct Request<'a> {
+    names: Names<'a>,
+    ttl: Duration,
+    mode: Mode,
+    timeout: Option<Duration>,
+}
+
+impl<'a> Request<'a> {
+    /// # Safety
+    /// As the blocking acquires' contracts.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn parse(
+        table: *const qk_lease_table,
+        resource: *const c_char,
+        resource_len: usize,
+        owner: *const c_char,
+        owner_len: usize,
+        ttl_ns: u64,
+        mode: u32,
+        timeout_ns: u64,
+    ) -> FfiResult<Self> {
+        Ok(Request {
+            names: unsafe { names(table, resource, resource_len, owner, owner_len) }?,
+            ttl: Duration::from_nanos(ttl_ns),
+            mode: mode_of(mode)?,
+            timeout: (timeout_ns != QK_TIMEOUT_FOREVER).then(|| Duration::from_nanos(timeout_ns)),
+        })
+    }
+
+    /// Blocks until granted, timed out, or cancelled by `user` or by the
+    /// table's free.
+    fn acquire(&self, user: Option<&CancelToken>) -> FfiResult<Lease> {
+        let t = self.names.table;
+        // Counted in first, so counted out last: free waits for this
+        // call to stop touching the table.
+        let _inside = t.inside.enter();
+        let cancel = t.closing.child();
+        if let Some(u) = user {
+            u.link(&cancel);
+        }
+        let lease = t.table.acquire_cancellable(
+            self.names.resource,
+            self.names.owner,
+            self.ttl,
+            self.mode,
+            self.timeout,
+            &cancel,
+        )?;
+        Ok(lease)
+    }
+}
+
 /// Acquires a lease on `resource` for `owner`, blocking until it is granted
 /// or `timeout_ns` passes (`QK_TIMEOUT_FOREVER` waits as long as it takes;
 /// 0 fails at once unless the lease is free). Requests are served in
@@ -227,7 +358,10 @@ unsafe fn names<'a>(
 /// `*lease_out`. A failed or timed-out acquire changes no held lease.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
-/// (empty resource or owner, ttl_ns 0, unknown mode), `QK_ERR_TIMEOUT`.
+/// (empty resource or owner, ttl_ns 0, unknown mode), `QK_ERR_TIMEOUT`,
+/// `QK_ERR_CANCELLED` (the table was freed while this waited). To stop
+/// one acquire from another thread, use
+/// `qk_lease_table_acquire_cancellable()`.
 ///
 /// # Safety
 /// `table` is NULL or a live table; `resource` and `owner` are NULL or
@@ -244,21 +378,173 @@ pub unsafe extern "C" fn qk_lease_table_acquire(
     mode: u32,
     timeout_ns: u64,
     lease_out: *mut qk_lease,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
-        let n = unsafe { names(table, resource, resource_len, owner, owner_len) }?;
+    boundary(err, || {
+        let req = unsafe {
+            Request::parse(
+                table,
+                resource,
+                resource_len,
+                owner,
+                owner_len,
+                ttl_ns,
+                mode,
+                timeout_ns,
+            )
+        }?;
         let out = unsafe { Out::new(lease_out, "lease_out") }?;
-        let timeout = (timeout_ns != QK_TIMEOUT_FOREVER).then(|| Duration::from_nanos(timeout_ns));
-        let lease = n.table.table.acquire(
-            n.resource,
-            n.owner,
-            Duration::from_nanos(ttl_ns),
-            mode_of(mode)?,
-            timeout,
-        )?;
-        out.set(lease.into());
+        out.set(req.acquire(None)?.into());
         Ok(())
     })
+}
+
+/// `qk_lease_table_acquire()` that `cancel` can stop: once
+/// `qk_cancel_fire(cancel)` runs (before or during the wait), the request is
+/// withdrawn and this returns `QK_ERR_CANCELLED` holding nothing (a grant
+/// that raced the cancel is released again). `cancel` may be NULL (then
+/// only `qk_lease_table_free()` cancels, as for the plain acquire).
+///
+/// Errors: as `qk_lease_table_acquire()`, plus `QK_ERR_CANCELLED`.
+///
+/// # Safety
+/// As `qk_lease_table_acquire()`; `cancel` is NULL or a live `qk_cancel`
+/// when the call starts.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn qk_lease_table_acquire_cancellable(
+    table: *const qk_lease_table,
+    resource: *const c_char,
+    resource_len: usize,
+    owner: *const c_char,
+    owner_len: usize,
+    ttl_ns: u64,
+    mode: u32,
+    timeout_ns: u64,
+    cancel: *const qk_cancel,
+    lease_out: *mut qk_lease,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let user = if cancel.is_null() {
+            None
+        } else {
+            Some(unsafe { arg_ref(cancel, "cancel") }?.0.clone())
+        };
+        let req = unsafe {
+            Request::parse(
+                table,
+                resource,
+                resource_len,
+                owner,
+                owner_len,
+                ttl_ns,
+                mode,
+                timeout_ns,
+            )
+        }?;
+        let out = unsafe { Out::new(lease_out, "lease_out") }?;
+        out.set(req.acquire(user.as_ref())?.into());
+        Ok(())
+    })
+}
+
+/// Stores in `*len_out` how many acquire requests wait in `resource`'s
+/// queue now.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`.
+///
+/// # Safety
+/// `table` is NULL or live; `resource` is NULL or points to
+/// `resource_len` readable bytes; `len_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_lease_table_queue_len(
+    table: *const qk_lease_table,
+    resource: *const c_char,
+    resource_len: usize,
+    len_out: *mut usize,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let (t, r, out) = unsafe {
+            (
+                arg_ref(table, "table")?,
+                arg_str(resource, resource_len, "resource")?,
+                Out::new(len_out, "len_out")?,
+            )
+        };
+        out.set(t.table.queue_len(r));
+        Ok(())
+    })
+}
+
+/// Creates a cancel signal (not fired) and stores it in `*cancel_out`.
+///
+/// Ownership: the caller owns it; free it with `qk_cancel_free()`.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `cancel_out` is NULL or valid for writing a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_cancel_new(
+    cancel_out: *mut *mut qk_cancel,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let out = unsafe { Out::new(cancel_out, "cancel_out") }?;
+        hand_out(out, qk_cancel(CancelToken::new()));
+        Ok(())
+    })
+}
+
+/// Fires the signal: every acquire waiting on it (now or later) returns
+/// `QK_ERR_CANCELLED`. Idempotent. Thread-safe; async-signal-unsafe.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `cancel` is NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_cancel_fire(cancel: *const qk_cancel, err: *mut qk_error) -> qk_status {
+    boundary(err, || {
+        unsafe { arg_ref(cancel, "cancel") }?.0.cancel();
+        Ok(())
+    })
+}
+
+/// Stores 1 in `*fired_out` if the signal was fired, else 0.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// # Safety
+/// `cancel` is NULL or live; `fired_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_cancel_is_fired(
+    cancel: *const qk_cancel,
+    fired_out: *mut u8,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let (c, out) = unsafe {
+            (
+                arg_ref(cancel, "cancel")?,
+                Out::new(fired_out, "fired_out")?,
+            )
+        };
+        out.set_flag(c.0.is_cancelled());
+        Ok(())
+    })
+}
+
+/// Frees a cancel signal. NULL is a no-op. Acquires waiting on it keep
+/// their own reference (firing is then no longer possible, of course).
+///
+/// # Safety
+/// `cancel` is NULL or live and not used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_cancel_free(cancel: *mut qk_cancel) {
+    catch_or((), || unsafe { free_boxed(cancel) })
 }
 
 /// Grants the lease if it is free now; never waits, never queues.
@@ -278,8 +564,9 @@ pub unsafe extern "C" fn qk_lease_table_try_acquire(
     ttl_ns: u64,
     mode: u32,
     lease_out: *mut qk_lease,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let n = unsafe { names(table, resource, resource_len, owner, owner_len) }?;
         let out = unsafe { Out::new(lease_out, "lease_out") }?;
         let lease = n.table.table.try_acquire(
@@ -314,8 +601,9 @@ pub unsafe extern "C" fn qk_lease_table_renew(
     token: u64,
     ttl_ns: u64,
     lease_out: *mut qk_lease,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let n = unsafe { names(table, resource, resource_len, owner, owner_len) }?;
         let out = unsafe { Out::new(lease_out, "lease_out") }?;
         let lease =
@@ -343,8 +631,9 @@ pub unsafe extern "C" fn qk_lease_table_release(
     owner: *const c_char,
     owner_len: usize,
     token: u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let n = unsafe { names(table, resource, resource_len, owner, owner_len) }?;
         Ok(n.table.table.release_token(n.resource, n.owner, token)?)
     })
@@ -364,8 +653,9 @@ pub unsafe extern "C" fn qk_lease_table_release(
 pub unsafe extern "C" fn qk_lease_table_resource_count(
     table: *const qk_lease_table,
     count_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (t, out) = unsafe { (arg_ref(table, "table")?, Out::new(count_out, "count_out")?) };
         out.set(t.table.resource_count());
         Ok(())
@@ -389,9 +679,10 @@ pub unsafe extern "C" fn qk_lease_table_lease_status(
     resource_len: usize,
     token: u64,
     lease_out: *mut qk_lease,
-    held_out: *mut bool,
+    held_out: *mut u8,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (t, r, lease_out, held_out) = unsafe {
             (
                 arg_ref(table, "table")?,
@@ -403,9 +694,9 @@ pub unsafe extern "C" fn qk_lease_table_lease_status(
         match t.table.lease_status(r, token) {
             Some(l) => {
                 lease_out.set(l.into());
-                held_out.set(true);
+                held_out.set_flag(true);
             }
-            None => held_out.set(false),
+            None => held_out.set_flag(false),
         }
         Ok(())
     })
@@ -420,8 +711,11 @@ pub unsafe extern "C" fn qk_lease_table_lease_status(
 /// # Safety
 /// `fence_out` is NULL or valid for writing a pointer.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn qk_fence_new(fence_out: *mut *mut qk_fence) -> qk_status {
-    boundary(|| {
+pub unsafe extern "C" fn qk_fence_new(
+    fence_out: *mut *mut qk_fence,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
         let out = unsafe { Out::new(fence_out, "fence_out") }?;
         hand_out(out, qk_fence(Fence::new()));
         Ok(())
@@ -453,8 +747,9 @@ pub unsafe extern "C" fn qk_fence_check(
     resource: *const c_char,
     resource_len: usize,
     token: u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (f, r) = unsafe {
             (
                 arg_ref(fence, "fence")?,
@@ -478,8 +773,9 @@ pub unsafe extern "C" fn qk_fence_highest(
     resource: *const c_char,
     resource_len: usize,
     token_out: *mut u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (f, r, out) = unsafe {
             (
                 arg_ref(fence, "fence")?,

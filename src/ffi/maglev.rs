@@ -3,6 +3,7 @@
 use std::ffi::c_char;
 
 use super::args::{Out, arg_str, free_boxed, hand_out};
+use super::boundary::qk_error;
 use super::boundary::{boundary, catch_or};
 use super::placement::{self as common, CHandle, Handle, handle, handle_mut};
 use super::status::qk_status;
@@ -51,8 +52,9 @@ pub const QK_MAGLEV_DEFAULT_TABLE_SIZE: u32 = 65_537;
 pub unsafe extern "C" fn qk_maglev_new(
     table_size: u32,
     maglev_out: *mut *mut qk_maglev,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let out = unsafe { Out::new(maglev_out, "maglev_out") }?;
         let size = if table_size == 0 {
             DEFAULT_TABLE_SIZE
@@ -78,8 +80,9 @@ pub unsafe extern "C" fn qk_maglev_new(
 pub unsafe extern "C" fn qk_maglev_clone(
     maglev: *const qk_maglev,
     copy_out: *mut *mut qk_maglev,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (h, out) = unsafe { (handle(maglev)?, Out::new(copy_out, "copy_out")?) };
         hand_out(out, qk_maglev(Handle::new(h.get().clone())));
         Ok(())
@@ -113,8 +116,9 @@ pub unsafe extern "C" fn qk_maglev_add_node(
     name: *const c_char,
     name_len: usize,
     weight: u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (h, name) = unsafe { (handle_mut(maglev)?, arg_str(name, name_len, "name")?) };
         h.mutate(|m| m.add_node(name, weight).map(drop))
     })
@@ -131,8 +135,9 @@ pub unsafe extern "C" fn qk_maglev_remove_node(
     maglev: *mut qk_maglev,
     name: *const c_char,
     name_len: usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::remove(maglev, name, name_len) })
+    boundary(err, || unsafe { common::remove(maglev, name, name_len) })
 }
 
 /// Sets the named backend's weight (>= 1) and rebuilds the table.
@@ -148,8 +153,11 @@ pub unsafe extern "C" fn qk_maglev_set_weight(
     name: *const c_char,
     name_len: usize,
     weight: u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::set_weight(maglev, name, name_len, weight) })
+    boundary(err, || unsafe {
+        common::set_weight(maglev, name, name_len, weight)
+    })
 }
 
 /// Stores the named backend's weight in `*weight_out`.
@@ -165,8 +173,11 @@ pub unsafe extern "C" fn qk_maglev_weight(
     name: *const c_char,
     name_len: usize,
     weight_out: *mut u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::weight(maglev, name, name_len, weight_out) })
+    boundary(err, || unsafe {
+        common::weight(maglev, name, name_len, weight_out)
+    })
 }
 
 /// Stores the number of backends in `*count_out`.
@@ -179,8 +190,9 @@ pub unsafe extern "C" fn qk_maglev_weight(
 pub unsafe extern "C" fn qk_maglev_node_count(
     maglev: *const qk_maglev,
     count_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_count(maglev, count_out) })
+    boundary(err, || unsafe { common::node_count(maglev, count_out) })
 }
 
 /// Stores the table size in `*size_out`.
@@ -193,8 +205,9 @@ pub unsafe extern "C" fn qk_maglev_node_count(
 pub unsafe extern "C" fn qk_maglev_table_size(
     maglev: *const qk_maglev,
     size_out: *mut u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (h, out) = unsafe { (handle(maglev)?, Out::new(size_out, "size_out")?) };
         out.set(h.get().table_size());
         Ok(())
@@ -217,8 +230,11 @@ pub unsafe extern "C" fn qk_maglev_node_name(
     index: usize,
     name_out: *mut *const c_char,
     name_len_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_name(maglev, index, name_out, name_len_out) })
+    boundary(err, || unsafe {
+        common::node_name(maglev, index, name_out, name_len_out)
+    })
 }
 
 /// Stores the index of the named backend in `*index_out`.
@@ -234,8 +250,11 @@ pub unsafe extern "C" fn qk_maglev_node_index(
     name: *const c_char,
     name_len: usize,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_index(maglev, name, name_len, index_out) })
+    boundary(err, || unsafe {
+        common::node_index(maglev, name, name_len, index_out)
+    })
 }
 
 /// Stores the index of the backend owning `key` (`key_len` bytes; `key`
@@ -252,8 +271,11 @@ pub unsafe extern "C" fn qk_maglev_get_node(
     key: *const u8,
     key_len: usize,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_node(maglev, key, key_len, index_out) })
+    boundary(err, || unsafe {
+        common::get_node(maglev, key, key_len, index_out)
+    })
 }
 
 /// Stores the first `n` distinct backends met walking the table from the
@@ -273,8 +295,11 @@ pub unsafe extern "C" fn qk_maglev_get_nodes(
     key_len: usize,
     n: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_nodes(maglev, key, key_len, n, indices_out) })
+    boundary(err, || unsafe {
+        common::get_nodes(maglev, key, key_len, n, indices_out)
+    })
 }
 
 /// Locates `count` keys at once: `indices_out[i]` becomes the index of the
@@ -294,8 +319,11 @@ pub unsafe extern "C" fn qk_maglev_get_node_batch(
     key_lens: *const usize,
     count: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_node_batch(maglev, keys, key_lens, count, indices_out) })
+    boundary(err, || unsafe {
+        common::get_node_batch(maglev, keys, key_lens, count, indices_out)
+    })
 }
 
 /// As `qk_maglev_get_node_batch()`, with the keys laid end to end in one
@@ -320,8 +348,9 @@ pub unsafe extern "C" fn qk_maglev_get_node_batch_flat(
     offsets: *const usize,
     count: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe {
+    boundary(err, || unsafe {
         common::get_node_batch_flat(maglev, keys, keys_len, offsets, count, indices_out)
     })
 }
@@ -339,8 +368,9 @@ pub unsafe extern "C" fn qk_maglev_shares(
     maglev: *const qk_maglev,
     shares_out: *mut f64,
     cap: usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::shares(maglev, shares_out, cap) })
+    boundary(err, || unsafe { common::shares(maglev, shares_out, cap) })
 }
 
 /// Like `qk_maglev_get_node()` for a key already hashed with
@@ -355,8 +385,11 @@ pub unsafe extern "C" fn qk_maglev_get_node_by_hash(
     maglev: *const qk_maglev,
     hash: u64,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::locate_with(maglev, index_out, |m| m.locate_hash(hash)) })
+    boundary(err, || unsafe {
+        common::locate_with(maglev, index_out, |m| m.locate_hash(hash))
+    })
 }
 
 /// Stores in `*fraction_out` the fraction of table entries whose backend
@@ -373,8 +406,9 @@ pub unsafe extern "C" fn qk_maglev_diff(
     a: *const qk_maglev,
     b: *const qk_maglev,
     fraction_out: *mut f64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (a, b, out) = unsafe {
             (
                 super::args::arg_ref(a, "a")?,
@@ -408,8 +442,11 @@ pub unsafe extern "C" fn qk_maglev_snapshot(
     buf: *mut u8,
     cap: usize,
     len_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { super::snapshot::snapshot(maglev, buf, cap, len_out) })
+    boundary(err, || unsafe {
+        super::snapshot::snapshot(maglev, buf, cap, len_out)
+    })
 }
 
 /// Restores a table from `len` bytes of a snapshot made by
@@ -433,8 +470,9 @@ pub unsafe extern "C" fn qk_maglev_restore(
     data: *const u8,
     len: usize,
     maglev_out: *mut *mut qk_maglev,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe {
+    boundary(err, || unsafe {
         super::snapshot::restore(
             data,
             len,
@@ -461,8 +499,11 @@ pub unsafe extern "C" fn qk_maglev_restore_limited(
     len: usize,
     max_points: u64,
     maglev_out: *mut *mut qk_maglev,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { super::snapshot::restore(data, len, max_points, maglev_out, qk_maglev) })
+    boundary(err, || unsafe {
+        super::snapshot::restore(data, len, max_points, maglev_out, qk_maglev)
+    })
 }
 
 #[cfg(test)]

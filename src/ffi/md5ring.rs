@@ -5,6 +5,7 @@
 use std::ffi::c_char;
 
 use super::args::{Out, arg_slice, arg_slice_mut, arg_str, free_boxed, hand_out};
+use super::boundary::qk_error;
 use super::boundary::{Failure, boundary, catch_or};
 use super::placement::{self as common, CHandle, Handle, handle, handle_mut};
 use super::status::qk_status;
@@ -46,8 +47,12 @@ impl CHandle for qk_md5ring {
 /// # Safety
 /// `ring_out` is NULL or valid for writing a pointer.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn qk_md5ring_new(vnodes: u32, ring_out: *mut *mut qk_md5ring) -> qk_status {
-    boundary(|| {
+pub unsafe extern "C" fn qk_md5ring_new(
+    vnodes: u32,
+    ring_out: *mut *mut qk_md5ring,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
         let out = unsafe { Out::new(ring_out, "ring_out") }?;
         let vnodes = if vnodes == 0 {
             MD5_DEFAULT_VNODES
@@ -86,8 +91,9 @@ pub unsafe extern "C" fn qk_md5ring_add_node(
     name_len: usize,
     vnodes: u32,
     weight: u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (h, name) = unsafe { (handle_mut(ring)?, arg_str(name, name_len, "name")?) };
         h.mutate(|r| {
             let v = if vnodes == 0 { r.vnodes() } else { vnodes };
@@ -107,8 +113,9 @@ pub unsafe extern "C" fn qk_md5ring_remove_node(
     ring: *mut qk_md5ring,
     name: *const c_char,
     name_len: usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::remove(ring, name, name_len) })
+    boundary(err, || unsafe { common::remove(ring, name, name_len) })
 }
 
 /// Sets the named node's weight (0 allowed), keeping its vnodes. Only keys
@@ -125,8 +132,11 @@ pub unsafe extern "C" fn qk_md5ring_set_weight(
     name: *const c_char,
     name_len: usize,
     weight: u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::set_weight(ring, name, name_len, weight) })
+    boundary(err, || unsafe {
+        common::set_weight(ring, name, name_len, weight)
+    })
 }
 
 /// Stores the named node's weight in `*weight_out`.
@@ -142,8 +152,11 @@ pub unsafe extern "C" fn qk_md5ring_weight(
     name: *const c_char,
     name_len: usize,
     weight_out: *mut u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::weight(ring, name, name_len, weight_out) })
+    boundary(err, || unsafe {
+        common::weight(ring, name, name_len, weight_out)
+    })
 }
 
 /// Stores the number of nodes in `*count_out`.
@@ -156,8 +169,9 @@ pub unsafe extern "C" fn qk_md5ring_weight(
 pub unsafe extern "C" fn qk_md5ring_node_count(
     ring: *const qk_md5ring,
     count_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_count(ring, count_out) })
+    boundary(err, || unsafe { common::node_count(ring, count_out) })
 }
 
 /// Stores the number of points in `*count_out`.
@@ -170,8 +184,9 @@ pub unsafe extern "C" fn qk_md5ring_node_count(
 pub unsafe extern "C" fn qk_md5ring_point_count(
     ring: *const qk_md5ring,
     count_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::point_count(ring, count_out) })
+    boundary(err, || unsafe { common::point_count(ring, count_out) })
 }
 
 /// Stores the name of node `index` (NUL-terminated, borrowed from the ring
@@ -188,8 +203,11 @@ pub unsafe extern "C" fn qk_md5ring_node_name(
     index: usize,
     name_out: *mut *const c_char,
     name_len_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_name(ring, index, name_out, name_len_out) })
+    boundary(err, || unsafe {
+        common::node_name(ring, index, name_out, name_len_out)
+    })
 }
 
 /// Stores the index of the named node in `*index_out`.
@@ -205,8 +223,11 @@ pub unsafe extern "C" fn qk_md5ring_node_index(
     name: *const c_char,
     name_len: usize,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_index(ring, name, name_len, index_out) })
+    boundary(err, || unsafe {
+        common::node_index(ring, name, name_len, index_out)
+    })
 }
 
 /// Stores the index of the node owning `key` (`key_len` bytes; NULL allowed
@@ -224,8 +245,11 @@ pub unsafe extern "C" fn qk_md5ring_get_node(
     key: *const u8,
     key_len: usize,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_node(ring, key, key_len, index_out) })
+    boundary(err, || unsafe {
+        common::get_node(ring, key, key_len, index_out)
+    })
 }
 
 /// Stores the first `n` distinct nodes for `key`, in preference order, in
@@ -244,8 +268,11 @@ pub unsafe extern "C" fn qk_md5ring_get_nodes(
     key_len: usize,
     n: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_nodes(ring, key, key_len, n, indices_out) })
+    boundary(err, || unsafe {
+        common::get_nodes(ring, key, key_len, n, indices_out)
+    })
 }
 
 /// Locates `count` keys: `indices_out[i]` becomes the owner of `keys[i]`
@@ -264,8 +291,11 @@ pub unsafe extern "C" fn qk_md5ring_get_node_batch(
     key_lens: *const usize,
     count: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_node_batch(ring, keys, key_lens, count, indices_out) })
+    boundary(err, || unsafe {
+        common::get_node_batch(ring, keys, key_lens, count, indices_out)
+    })
 }
 
 /// As `qk_md5ring_get_node_batch()`, with the keys laid end to end in one
@@ -290,8 +320,9 @@ pub unsafe extern "C" fn qk_md5ring_get_node_batch_flat(
     offsets: *const usize,
     count: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe {
+    boundary(err, || unsafe {
         common::get_node_batch_flat(ring, keys, keys_len, offsets, count, indices_out)
     })
 }
@@ -309,8 +340,9 @@ pub unsafe extern "C" fn qk_md5ring_shares(
     ring: *const qk_md5ring,
     shares_out: *mut f64,
     cap: usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::shares(ring, shares_out, cap) })
+    boundary(err, || unsafe { common::shares(ring, shares_out, cap) })
 }
 
 /// Writes md5(key), the key's 128-bit position, big-endian, to
@@ -326,8 +358,9 @@ pub unsafe extern "C" fn qk_md5ring_hash(
     key: *const u8,
     key_len: usize,
     hash_out: *mut u8,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (key, out) = unsafe {
             (
                 super::args::arg_key(key, key_len, "key")?,
@@ -352,8 +385,9 @@ pub unsafe extern "C" fn qk_md5ring_get_node_by_hash(
     ring: *const qk_md5ring,
     hash: *const u8,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let h = unsafe { arg_slice(hash, 16, "hash") }?;
         let h = u128::from_be_bytes(h.try_into().expect("16 bytes"));
         unsafe { common::locate_with(ring, index_out, |r| r.locate_hash(h)) }
@@ -375,8 +409,9 @@ pub unsafe extern "C" fn qk_md5ring_point(
     index: usize,
     point_out: *mut u8,
     node_index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (h, point_out, node_out) = unsafe {
             (
                 handle(ring)?,

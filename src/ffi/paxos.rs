@@ -12,6 +12,7 @@ use std::ffi::{CStr, c_char};
 use std::path::PathBuf;
 
 use super::args::{Out, arg_key, arg_mut, arg_ref, arg_slice, free_boxed, hand_out};
+use super::boundary::qk_error;
 use super::boundary::{Failure, FfiResult, boundary, catch_or};
 use super::status::qk_status;
 use crate::paxos::{
@@ -96,7 +97,7 @@ pub struct qk_paxos_output {
     /// LEADER_CHANGED: the leader, when `has_leader`.
     pub leader: u32,
     /// LEADER_CHANGED: whether there is a leader.
-    pub has_leader: bool,
+    pub has_leader: u8,
     /// LEADER_CHANGED: the leader's ballot round.
     pub ballot_round: u64,
     /// SEND: the message bytes; DECIDED: the command bytes. Borrowed from
@@ -116,7 +117,7 @@ impl qk_paxos_output {
             index: 0,
             count: 0,
             leader: 0,
-            has_leader: false,
+            has_leader: 0,
             ballot_round: 0,
             data: std::ptr::null(),
             data_len: 0,
@@ -194,8 +195,9 @@ pub unsafe extern "C" fn qk_paxos_config_init(
     members: *const u32,
     members_len: usize,
     config_out: *mut qk_paxos_config,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let ids = unsafe { arg_slice(members, members_len, "members") }?;
         let out = unsafe { Out::new(config_out, "config_out") }?;
         if ids.len() > QK_PAXOS_MAX_MEMBERS {
@@ -259,8 +261,9 @@ pub unsafe extern "C" fn qk_paxos_node_new_memory(
     config: *const qk_paxos_config,
     now_ns: u64,
     node_out: *mut *mut qk_paxos_node,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let c = unsafe { arg_ref(config, "config") }?;
         let out = unsafe { Out::new(node_out, "node_out") }?;
         let config = config_of(c)?;
@@ -304,8 +307,9 @@ pub unsafe extern "C" fn qk_paxos_node_new_file(
     path: *const c_char,
     now_ns: u64,
     node_out: *mut *mut qk_paxos_node,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let c = unsafe { arg_ref(config, "config") }?;
         if path.is_null() {
             return Err(Failure::null("path"));
@@ -348,8 +352,9 @@ pub unsafe extern "C" fn qk_paxos_node_step(
     bytes: *const u8,
     len: usize,
     now_ns: u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let n = unsafe { arg_mut(node, "node") }?;
         let bytes = unsafe { arg_key(bytes, len, "bytes") }?;
         let message = wire::decode(bytes)?;
@@ -366,8 +371,12 @@ pub unsafe extern "C" fn qk_paxos_node_step(
 /// # Safety
 /// `node` is NULL or a live node.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn qk_paxos_node_tick(node: *mut qk_paxos_node, now_ns: u64) -> qk_status {
-    boundary(|| {
+pub unsafe extern "C" fn qk_paxos_node_tick(
+    node: *mut qk_paxos_node,
+    now_ns: u64,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
         let n = unsafe { arg_mut(node, "node") }?;
         Ok(n.node.tick(now_ns)?)
     })
@@ -389,8 +398,9 @@ pub unsafe extern "C" fn qk_paxos_node_propose(
     cmd: *const u8,
     len: usize,
     now_ns: u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let n = unsafe { arg_mut(node, "node") }?;
         let cmd = unsafe { arg_key(cmd, len, "cmd") }?;
         Ok(n.node.propose(cmd.to_vec(), now_ns)?)
@@ -415,18 +425,19 @@ pub unsafe extern "C" fn qk_paxos_node_propose(
 pub unsafe extern "C" fn qk_paxos_node_poll(
     node: *mut qk_paxos_node,
     output_out: *mut qk_paxos_output,
-    has_out: *mut bool,
+    has_out: *mut u8,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let n = unsafe { arg_mut(node, "node") }?;
         let out = unsafe { Out::new(output_out, "output_out") }?;
         let has = unsafe { Out::new(has_out, "has_out") }?;
         match next_output(n) {
             Some(o) => {
                 out.set(o);
-                has.set(true);
+                has.set_flag(true);
             }
-            None => has.set(false),
+            None => has.set_flag(false),
         }
         Ok(())
     })
@@ -481,7 +492,7 @@ fn next_output(n: &mut qk_paxos_node) -> Option<qk_paxos_output> {
         Output::LeaderChanged { leader, ballot } => {
             let mut o = qk_paxos_output::empty(QK_PAXOS_OUTPUT_LEADER_CHANGED);
             o.leader = leader.unwrap_or(0);
-            o.has_leader = leader.is_some();
+            o.has_leader = u8::from(leader.is_some());
             o.ballot_round = ballot.round;
             Some(o)
         }
@@ -499,8 +510,9 @@ fn next_output(n: &mut qk_paxos_node) -> Option<qk_paxos_output> {
 pub unsafe extern "C" fn qk_paxos_node_next_deadline(
     node: *const qk_paxos_node,
     deadline_out: *mut u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let n = unsafe { arg_ref(node, "node") }?;
         let out = unsafe { Out::new(deadline_out, "deadline_out") }?;
         out.set(n.node.next_deadline());
@@ -520,18 +532,19 @@ pub unsafe extern "C" fn qk_paxos_node_next_deadline(
 pub unsafe extern "C" fn qk_paxos_node_leader(
     node: *const qk_paxos_node,
     leader_out: *mut u32,
-    has_out: *mut bool,
+    has_out: *mut u8,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let n = unsafe { arg_ref(node, "node") }?;
         let leader = unsafe { Out::new(leader_out, "leader_out") }?;
         let has = unsafe { Out::new(has_out, "has_out") }?;
         match n.node.leader() {
             Some(l) => {
                 leader.set(l);
-                has.set(true);
+                has.set_flag(true);
             }
-            None => has.set(false),
+            None => has.set_flag(false),
         }
         Ok(())
     })
@@ -547,12 +560,13 @@ pub unsafe extern "C" fn qk_paxos_node_leader(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn qk_paxos_node_is_leader(
     node: *const qk_paxos_node,
-    is_leader_out: *mut bool,
+    is_leader_out: *mut u8,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let n = unsafe { arg_ref(node, "node") }?;
         let out = unsafe { Out::new(is_leader_out, "is_leader_out") }?;
-        out.set(n.node.is_leader());
+        out.set_flag(n.node.is_leader());
         Ok(())
     })
 }
@@ -568,12 +582,13 @@ pub unsafe extern "C" fn qk_paxos_node_is_leader(
 pub unsafe extern "C" fn qk_paxos_node_has_read_lease(
     node: *const qk_paxos_node,
     now_ns: u64,
-    lease_out: *mut bool,
+    lease_out: *mut u8,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let n = unsafe { arg_ref(node, "node") }?;
         let out = unsafe { Out::new(lease_out, "lease_out") }?;
-        out.set(n.node.has_read_lease(now_ns));
+        out.set_flag(n.node.has_read_lease(now_ns));
         Ok(())
     })
 }
@@ -589,8 +604,9 @@ pub unsafe extern "C" fn qk_paxos_node_has_read_lease(
 pub unsafe extern "C" fn qk_paxos_node_commit_index(
     node: *const qk_paxos_node,
     commit_out: *mut u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let n = unsafe { arg_ref(node, "node") }?;
         let out = unsafe { Out::new(commit_out, "commit_out") }?;
         out.set(n.node.commit_index());
@@ -608,10 +624,13 @@ mod tests {
         let mut all = Vec::new();
         loop {
             let mut o = qk_paxos_output::empty(u32::MAX);
-            let mut has = false;
+            let mut has = 0u8;
             // SAFETY: a live node and writable outputs.
-            assert_eq!(unsafe { qk_paxos_node_poll(node, &mut o, &mut has) }, QK_OK);
-            if !has {
+            assert_eq!(
+                unsafe { qk_paxos_node_poll(node, &mut o, &mut has, std::ptr::null_mut()) },
+                QK_OK
+            );
+            if has == 0 {
                 return all;
             }
             let data = if o.data.is_null() {
@@ -633,32 +652,50 @@ mod tests {
         // SAFETY: valid pointers throughout; the node is freed at the end.
         unsafe {
             assert_eq!(
-                qk_paxos_config_init(4, members.as_ptr(), 1, cfg.as_mut_ptr()),
+                qk_paxos_config_init(
+                    4,
+                    members.as_ptr(),
+                    1,
+                    cfg.as_mut_ptr(),
+                    std::ptr::null_mut()
+                ),
                 QK_OK
             );
             let mut cfg = cfg.assume_init();
             cfg.max_batch = 8;
-            assert_eq!(qk_paxos_node_new_memory(&cfg, 0, &mut node), QK_OK);
+            assert_eq!(
+                qk_paxos_node_new_memory(&cfg, 0, &mut node, std::ptr::null_mut()),
+                QK_OK
+            );
             // Held until the lone member elects itself, then batched together.
             for c in [&b"a"[..], b"", b"ccc"] {
-                assert_eq!(qk_paxos_node_propose(node, c.as_ptr(), c.len(), 0), QK_OK);
+                assert_eq!(
+                    qk_paxos_node_propose(node, c.as_ptr(), c.len(), 0, std::ptr::null_mut()),
+                    QK_OK
+                );
             }
             let mut outputs = drain(node);
             let mut now = 0;
             for _ in 0..100 {
-                let mut is_leader = false;
-                assert_eq!(qk_paxos_node_is_leader(node, &mut is_leader), QK_OK);
+                let mut is_leader = 0u8;
+                assert_eq!(
+                    qk_paxos_node_is_leader(node, &mut is_leader, std::ptr::null_mut()),
+                    QK_OK
+                );
                 let decided = outputs.iter().filter(|o| o.0 == QK_PAXOS_OUTPUT_DECIDED);
-                if is_leader && decided.filter(|o| o.3 > 0).count() == 3 {
+                if is_leader == 1 && decided.filter(|o| o.3 > 0).count() == 3 {
                     break;
                 }
-                assert_eq!(qk_paxos_node_next_deadline(node, &mut now), QK_OK);
-                assert_eq!(qk_paxos_node_tick(node, now), QK_OK);
+                assert_eq!(
+                    qk_paxos_node_next_deadline(node, &mut now, std::ptr::null_mut()),
+                    QK_OK
+                );
+                assert_eq!(qk_paxos_node_tick(node, now, std::ptr::null_mut()), QK_OK);
                 outputs.extend(drain(node));
             }
             let garbage = [1u8, 0xee];
             assert_eq!(
-                qk_paxos_node_step(node, 4, garbage.as_ptr(), 2, now),
+                qk_paxos_node_step(node, 4, garbage.as_ptr(), 2, now, std::ptr::null_mut()),
                 QK_ERR_CORRUPT
             );
             qk_paxos_node_free(node);

@@ -3,6 +3,7 @@
 use std::ffi::c_char;
 
 use super::args::{Out, arg_str, free_boxed, hand_out};
+use super::boundary::qk_error;
 use super::boundary::{boundary, catch_or};
 use super::placement::{self as common, CHandle, Handle, handle_mut};
 use super::status::qk_status;
@@ -44,8 +45,11 @@ impl CHandle for qk_rendezvous {
 /// # Safety
 /// `hrw_out` is NULL or valid for writing a pointer.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn qk_rendezvous_new(hrw_out: *mut *mut qk_rendezvous) -> qk_status {
-    boundary(|| {
+pub unsafe extern "C" fn qk_rendezvous_new(
+    hrw_out: *mut *mut qk_rendezvous,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
         let out = unsafe { Out::new(hrw_out, "hrw_out") }?;
         hand_out(out, qk_rendezvous(Handle::new(Rendezvous::new())));
         Ok(())
@@ -78,8 +82,9 @@ pub unsafe extern "C" fn qk_rendezvous_add_node(
     name: *const c_char,
     name_len: usize,
     weight: f64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (h, name) = unsafe { (handle_mut(hrw)?, arg_str(name, name_len, "name")?) };
         h.mutate(|r| r.add_node(name, weight))
     })
@@ -96,8 +101,9 @@ pub unsafe extern "C" fn qk_rendezvous_remove_node(
     hrw: *mut qk_rendezvous,
     name: *const c_char,
     name_len: usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::remove(hrw, name, name_len) })
+    boundary(err, || unsafe { common::remove(hrw, name, name_len) })
 }
 
 /// Sets the named node's weight (positive and finite). Only keys moving to
@@ -114,8 +120,11 @@ pub unsafe extern "C" fn qk_rendezvous_set_weight(
     name: *const c_char,
     name_len: usize,
     weight: f64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::set_weight(hrw, name, name_len, weight) })
+    boundary(err, || unsafe {
+        common::set_weight(hrw, name, name_len, weight)
+    })
 }
 
 /// Stores the named node's weight in `*weight_out`.
@@ -131,8 +140,11 @@ pub unsafe extern "C" fn qk_rendezvous_weight(
     name: *const c_char,
     name_len: usize,
     weight_out: *mut f64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::weight(hrw, name, name_len, weight_out) })
+    boundary(err, || unsafe {
+        common::weight(hrw, name, name_len, weight_out)
+    })
 }
 
 /// Stores the number of nodes in `*count_out`.
@@ -145,8 +157,9 @@ pub unsafe extern "C" fn qk_rendezvous_weight(
 pub unsafe extern "C" fn qk_rendezvous_node_count(
     hrw: *const qk_rendezvous,
     count_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_count(hrw, count_out) })
+    boundary(err, || unsafe { common::node_count(hrw, count_out) })
 }
 
 /// Stores the name of node `index` in `*name_out` (NUL-terminated) and its
@@ -165,8 +178,11 @@ pub unsafe extern "C" fn qk_rendezvous_node_name(
     index: usize,
     name_out: *mut *const c_char,
     name_len_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_name(hrw, index, name_out, name_len_out) })
+    boundary(err, || unsafe {
+        common::node_name(hrw, index, name_out, name_len_out)
+    })
 }
 
 /// Stores the index of the named node in `*index_out`.
@@ -182,8 +198,11 @@ pub unsafe extern "C" fn qk_rendezvous_node_index(
     name: *const c_char,
     name_len: usize,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_index(hrw, name, name_len, index_out) })
+    boundary(err, || unsafe {
+        common::node_index(hrw, name, name_len, index_out)
+    })
 }
 
 /// Stores the index of the node with the highest score for `key`
@@ -200,8 +219,11 @@ pub unsafe extern "C" fn qk_rendezvous_get_node(
     key: *const u8,
     key_len: usize,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_node(hrw, key, key_len, index_out) })
+    boundary(err, || unsafe {
+        common::get_node(hrw, key, key_len, index_out)
+    })
 }
 
 /// Stores the indices of the `n` nodes with the highest scores for `key`,
@@ -222,8 +244,11 @@ pub unsafe extern "C" fn qk_rendezvous_get_nodes(
     key_len: usize,
     n: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_nodes(hrw, key, key_len, n, indices_out) })
+    boundary(err, || unsafe {
+        common::get_nodes(hrw, key, key_len, n, indices_out)
+    })
 }
 
 /// Locates `count` keys at once: `indices_out[i]` becomes the index of the
@@ -243,8 +268,11 @@ pub unsafe extern "C" fn qk_rendezvous_get_node_batch(
     key_lens: *const usize,
     count: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_node_batch(hrw, keys, key_lens, count, indices_out) })
+    boundary(err, || unsafe {
+        common::get_node_batch(hrw, keys, key_lens, count, indices_out)
+    })
 }
 
 /// As `qk_rendezvous_get_node_batch()`, with the keys laid end to end in one
@@ -269,8 +297,9 @@ pub unsafe extern "C" fn qk_rendezvous_get_node_batch_flat(
     offsets: *const usize,
     count: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe {
+    boundary(err, || unsafe {
         common::get_node_batch_flat(hrw, keys, keys_len, offsets, count, indices_out)
     })
 }
@@ -289,8 +318,9 @@ pub unsafe extern "C" fn qk_rendezvous_shares(
     hrw: *const qk_rendezvous,
     shares_out: *mut f64,
     cap: usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::shares(hrw, shares_out, cap) })
+    boundary(err, || unsafe { common::shares(hrw, shares_out, cap) })
 }
 
 /// Like `qk_rendezvous_get_node()` for a key already hashed with
@@ -305,8 +335,11 @@ pub unsafe extern "C" fn qk_rendezvous_get_node_by_hash(
     hrw: *const qk_rendezvous,
     hash: u64,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::locate_with(hrw, index_out, |r| r.locate_hash(hash)) })
+    boundary(err, || unsafe {
+        common::locate_with(hrw, index_out, |r| r.locate_hash(hash))
+    })
 }
 
 /// Writes a snapshot of the placement (README, "Snapshot format": its nodes and weights in node order,
@@ -330,8 +363,11 @@ pub unsafe extern "C" fn qk_rendezvous_snapshot(
     buf: *mut u8,
     cap: usize,
     len_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { super::snapshot::snapshot(hrw, buf, cap, len_out) })
+    boundary(err, || unsafe {
+        super::snapshot::snapshot(hrw, buf, cap, len_out)
+    })
 }
 
 /// Restores a placement from `len` bytes of a snapshot made by
@@ -355,8 +391,9 @@ pub unsafe extern "C" fn qk_rendezvous_restore(
     data: *const u8,
     len: usize,
     hrw_out: *mut *mut qk_rendezvous,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe {
+    boundary(err, || unsafe {
         super::snapshot::restore(
             data,
             len,
@@ -383,6 +420,9 @@ pub unsafe extern "C" fn qk_rendezvous_restore_limited(
     len: usize,
     max_points: u64,
     hrw_out: *mut *mut qk_rendezvous,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { super::snapshot::restore(data, len, max_points, hrw_out, qk_rendezvous) })
+    boundary(err, || unsafe {
+        super::snapshot::restore(data, len, max_points, hrw_out, qk_rendezvous)
+    })
 }

@@ -3,6 +3,7 @@
 use std::ffi::c_char;
 
 use super::args::{Out, arg_str, free_boxed, hand_out};
+use super::boundary::qk_error;
 use super::boundary::{boundary, catch_or};
 use super::placement::{self as common, CHandle, Handle, handle_mut};
 use super::status::qk_status;
@@ -44,8 +45,12 @@ impl CHandle for qk_ring {
 /// # Safety
 /// `ring_out` is NULL or valid for writing a pointer.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn qk_ring_new(vnodes: u32, ring_out: *mut *mut qk_ring) -> qk_status {
-    boundary(|| {
+pub unsafe extern "C" fn qk_ring_new(
+    vnodes: u32,
+    ring_out: *mut *mut qk_ring,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
         let out = unsafe { Out::new(ring_out, "ring_out") }?;
         let vnodes = if vnodes == 0 { DEFAULT_VNODES } else { vnodes };
         hand_out(out, qk_ring(Handle::new(HashRing::with_vnodes(vnodes)?)));
@@ -79,8 +84,9 @@ pub unsafe extern "C" fn qk_ring_add_node(
     name: *const c_char,
     name_len: usize,
     weight: u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let (h, name) = unsafe { (handle_mut(ring)?, arg_str(name, name_len, "name")?) };
         h.mutate(|r| r.add_node(name, weight))
     })
@@ -98,8 +104,9 @@ pub unsafe extern "C" fn qk_ring_remove_node(
     ring: *mut qk_ring,
     name: *const c_char,
     name_len: usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::remove(ring, name, name_len) })
+    boundary(err, || unsafe { common::remove(ring, name, name_len) })
 }
 
 /// Sets the named node's weight (>= 1). Only keys moving to or from this
@@ -116,8 +123,11 @@ pub unsafe extern "C" fn qk_ring_set_weight(
     name: *const c_char,
     name_len: usize,
     weight: u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::set_weight(ring, name, name_len, weight) })
+    boundary(err, || unsafe {
+        common::set_weight(ring, name, name_len, weight)
+    })
 }
 
 /// Stores the named node's weight in `*weight_out`.
@@ -133,8 +143,11 @@ pub unsafe extern "C" fn qk_ring_weight(
     name: *const c_char,
     name_len: usize,
     weight_out: *mut u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::weight(ring, name, name_len, weight_out) })
+    boundary(err, || unsafe {
+        common::weight(ring, name, name_len, weight_out)
+    })
 }
 
 /// Stores the number of nodes in `*count_out`.
@@ -147,8 +160,9 @@ pub unsafe extern "C" fn qk_ring_weight(
 pub unsafe extern "C" fn qk_ring_node_count(
     ring: *const qk_ring,
     count_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_count(ring, count_out) })
+    boundary(err, || unsafe { common::node_count(ring, count_out) })
 }
 
 /// Stores the total number of virtual-node points in `*count_out`.
@@ -161,8 +175,9 @@ pub unsafe extern "C" fn qk_ring_node_count(
 pub unsafe extern "C" fn qk_ring_point_count(
     ring: *const qk_ring,
     count_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::point_count(ring, count_out) })
+    boundary(err, || unsafe { common::point_count(ring, count_out) })
 }
 
 /// Stores the name of node `index` in `*name_out` (NUL-terminated) and its
@@ -181,8 +196,11 @@ pub unsafe extern "C" fn qk_ring_node_name(
     index: usize,
     name_out: *mut *const c_char,
     name_len_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_name(ring, index, name_out, name_len_out) })
+    boundary(err, || unsafe {
+        common::node_name(ring, index, name_out, name_len_out)
+    })
 }
 
 /// Stores the index of the named node in `*index_out`.
@@ -198,8 +216,11 @@ pub unsafe extern "C" fn qk_ring_node_index(
     name: *const c_char,
     name_len: usize,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::node_index(ring, name, name_len, index_out) })
+    boundary(err, || unsafe {
+        common::node_index(ring, name, name_len, index_out)
+    })
 }
 
 /// Stores the index of the node owning `key` (`key_len` bytes; `key` may
@@ -216,8 +237,11 @@ pub unsafe extern "C" fn qk_ring_get_node(
     key: *const u8,
     key_len: usize,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_node(ring, key, key_len, index_out) })
+    boundary(err, || unsafe {
+        common::get_node(ring, key, key_len, index_out)
+    })
 }
 
 /// Stores the indices of the first `n` distinct nodes for `key`, in
@@ -238,8 +262,11 @@ pub unsafe extern "C" fn qk_ring_get_nodes(
     key_len: usize,
     n: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_nodes(ring, key, key_len, n, indices_out) })
+    boundary(err, || unsafe {
+        common::get_nodes(ring, key, key_len, n, indices_out)
+    })
 }
 
 /// Locates `count` keys at once: `indices_out[i]` becomes the index of the
@@ -259,8 +286,11 @@ pub unsafe extern "C" fn qk_ring_get_node_batch(
     key_lens: *const usize,
     count: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::get_node_batch(ring, keys, key_lens, count, indices_out) })
+    boundary(err, || unsafe {
+        common::get_node_batch(ring, keys, key_lens, count, indices_out)
+    })
 }
 
 /// As `qk_ring_get_node_batch()`, with the keys laid end to end in one
@@ -285,8 +315,9 @@ pub unsafe extern "C" fn qk_ring_get_node_batch_flat(
     offsets: *const usize,
     count: usize,
     indices_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe {
+    boundary(err, || unsafe {
         common::get_node_batch_flat(ring, keys, keys_len, offsets, count, indices_out)
     })
 }
@@ -305,8 +336,9 @@ pub unsafe extern "C" fn qk_ring_shares(
     ring: *const qk_ring,
     shares_out: *mut f64,
     cap: usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::shares(ring, shares_out, cap) })
+    boundary(err, || unsafe { common::shares(ring, shares_out, cap) })
 }
 
 /// Stores the placement hash of `key` (xxh3-64 with quorumkit's fixed
@@ -323,8 +355,11 @@ pub unsafe extern "C" fn qk_hash_key(
     key: *const u8,
     key_len: usize,
     hash_out: *mut u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::hash_key(key, key_len, hash_out, key_hash) })
+    boundary(err, || unsafe {
+        common::hash_key(key, key_len, hash_out, key_hash)
+    })
 }
 
 /// Like `qk_ring_get_node()` for a key already hashed with `qk_hash_key()`.
@@ -338,8 +373,11 @@ pub unsafe extern "C" fn qk_ring_get_node_by_hash(
     ring: *const qk_ring,
     hash: u64,
     index_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { common::locate_with(ring, index_out, |r| r.locate_hash(hash)) })
+    boundary(err, || unsafe {
+        common::locate_with(ring, index_out, |r| r.locate_hash(hash))
+    })
 }
 
 /// Writes a snapshot of the ring (README, "Snapshot format": its
@@ -363,8 +401,11 @@ pub unsafe extern "C" fn qk_ring_snapshot(
     buf: *mut u8,
     cap: usize,
     len_out: *mut usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { super::snapshot::snapshot(ring, buf, cap, len_out) })
+    boundary(err, || unsafe {
+        super::snapshot::snapshot(ring, buf, cap, len_out)
+    })
 }
 
 /// Restores a ring from `len` bytes of a snapshot made by
@@ -388,8 +429,9 @@ pub unsafe extern "C" fn qk_ring_restore(
     data: *const u8,
     len: usize,
     ring_out: *mut *mut qk_ring,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe {
+    boundary(err, || unsafe {
         super::snapshot::restore(
             data,
             len,
@@ -416,6 +458,9 @@ pub unsafe extern "C" fn qk_ring_restore_limited(
     len: usize,
     max_points: u64,
     ring_out: *mut *mut qk_ring,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| unsafe { super::snapshot::restore(data, len, max_points, ring_out, qk_ring) })
+    boundary(err, || unsafe {
+        super::snapshot::restore(data, len, max_points, ring_out, qk_ring)
+    })
 }

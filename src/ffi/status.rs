@@ -75,6 +75,9 @@ pub const QK_ERR_STORAGE_MISMATCH: qk_status = 27;
 /// (`max_points` of the `_restore_limited` functions; the plain `_restore`
 /// functions use `QK_DEFAULT_MAX_POINTS`).
 pub const QK_ERR_LIMIT_EXCEEDED: qk_status = 28;
+/// A blocking acquire was cancelled (`qk_cancel_fire()`) or its table was
+/// freed while it waited; nothing is held.
+pub const QK_ERR_CANCELLED: qk_status = 29;
 
 /// The status code of a core error.
 pub(crate) fn status_of(e: &Error) -> qk_status {
@@ -87,6 +90,7 @@ pub(crate) fn status_of(e: &Error) -> qk_status {
         Error::Corrupt(_) => QK_ERR_CORRUPT,
         Error::UnsupportedVersion { .. } => QK_ERR_UNSUPPORTED_VERSION,
         Error::Timeout { .. } => QK_ERR_TIMEOUT,
+        Error::Cancelled { .. } => QK_ERR_CANCELLED,
         Error::LeaseExpired { .. } => QK_ERR_LEASE_EXPIRED,
         Error::NotHolder { .. } => QK_ERR_NOT_HOLDER,
         Error::StaleToken { .. } => QK_ERR_STALE_TOKEN,
@@ -127,6 +131,7 @@ pub(crate) fn status_name(status: qk_status) -> &'static std::ffi::CStr {
         QK_ERR_STORAGE_IN_USE => c"storage in use",
         QK_ERR_STORAGE_MISMATCH => c"storage belongs to another replica",
         QK_ERR_LIMIT_EXCEEDED => c"decode limit exceeded",
+        QK_ERR_CANCELLED => c"cancelled",
         _ => c"unknown status",
     }
 }
@@ -171,11 +176,13 @@ mod tests {
             QK_ERR_STORAGE_IN_USE,
             QK_ERR_STORAGE_MISMATCH,
             QK_ERR_LIMIT_EXCEEDED,
+            QK_ERR_CANCELLED,
         ];
         assert_eq!(
             codes,
             [
-                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 24, 25, 26, 27, 28
+                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 24, 25, 26, 27, 28,
+                29
             ]
         );
         for c in codes {

@@ -7,7 +7,10 @@
 //! live in memory inside its handle; `qk_txn_*_restart()` recovers from
 //! them as after a crash.
 
-use super::args::{Out, arg_mut, arg_ref, arg_slice, arg_slice_mut, free_boxed, hand_out};
+use super::args::{
+    Out, arg_flag, arg_mut, arg_ref, arg_slice, arg_slice_mut, free_boxed, hand_out,
+};
+use super::boundary::qk_error;
 use super::boundary::{Failure, FfiResult, boundary, catch_or};
 use super::status::{QK_ERR_BUFFER_TOO_SMALL, qk_status};
 use crate::sim::txn::{CommitSim, Protocol, SimConfig};
@@ -59,7 +62,7 @@ pub struct qk_txn_output {
     /// PERSISTED: how many records.
     pub records: u32,
     /// OUTCOME: commit (true) or abort (false).
-    pub commit: bool,
+    pub commit: u8,
     /// SEND: how many bytes of the message were written to the buffer.
     pub message_len: usize,
 }
@@ -74,16 +77,17 @@ pub struct qk_txn_config {
     /// How often unanswered requests are repeated.
     pub retry_interval_ns: u64,
     /// Whether a participant in doubt also asks its peers.
-    pub cooperative: bool,
+    pub cooperative: u8,
 }
 
-impl From<qk_txn_config> for TxnConfig {
-    fn from(c: qk_txn_config) -> Self {
-        TxnConfig {
+impl qk_txn_config {
+    fn to_core(self) -> FfiResult<TxnConfig> {
+        let c = self;
+        Ok(TxnConfig {
             vote_timeout: c.vote_timeout_ns,
             retry_interval: c.retry_interval_ns,
-            cooperative: c.cooperative,
-        }
+            cooperative: arg_flag(c.cooperative, "config.cooperative")?,
+        })
     }
 }
 
@@ -121,10 +125,10 @@ fn poll_into(
     peeked: Option<&Output>,
     buf: &mut [u8],
     output_out: Out<qk_txn_output>,
-    has_output_out: Out<bool>,
+    has_output_out: Out<u8>,
 ) -> FfiResult<bool> {
     let Some(o) = peeked else {
-        has_output_out.set(false);
+        has_output_out.set_flag(false);
         return Ok(false);
     };
     let mut c = qk_txn_output::default();
@@ -158,11 +162,11 @@ fn poll_into(
         Output::Outcome { txn, commit } => {
             c.kind = QK_TXN_OUTPUT_OUTCOME;
             c.txn = *txn;
-            c.commit = *commit;
+            c.commit = u8::from(*commit);
         }
     }
     output_out.set(c);
-    has_output_out.set(true);
+    has_output_out.set_flag(true);
     Ok(true)
 }
 
@@ -179,9 +183,10 @@ pub unsafe extern "C" fn qk_txn_coordinator_new(
     config: *const qk_txn_config,
     now_ns: u64,
     coordinator_out: *mut *mut qk_txn_coordinator,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
-        let config: TxnConfig = (*unsafe { arg_ref(config, "config") }?).into();
+    boundary(err, || {
+        let config = unsafe { arg_ref(config, "config") }?.to_core()?;
         let out = unsafe { Out::new(coordinator_out, "coordinator_out") }?;
         let m = Coordinator::new(id, config, MemoryTxnStorage::new(), now_ns)?;
         hand_out(
@@ -221,8 +226,9 @@ pub unsafe extern "C" fn qk_txn_coordinator_begin(
     participants: *const u32,
     participants_len: usize,
     now_ns: u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let c = unsafe { arg_mut(coordinator, "coordinator") }?;
         let ps = unsafe { arg_slice(participants, participants_len, "participants") }?;
         let m = c.machine.as_mut().ok_or_else(gone)?;
@@ -247,8 +253,9 @@ pub unsafe extern "C" fn qk_txn_coordinator_step(
     message: *const u8,
     message_len: usize,
     now_ns: u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let c = unsafe { arg_mut(coordinator, "coordinator") }?;
         let bytes = unsafe { arg_slice(message, message_len, "message") }?;
         let msg = wire::decode(bytes)?;
@@ -268,8 +275,9 @@ pub unsafe extern "C" fn qk_txn_coordinator_step(
 pub unsafe extern "C" fn qk_txn_coordinator_tick(
     coordinator: *mut qk_txn_coordinator,
     now_ns: u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let c = unsafe { arg_mut(coordinator, "coordinator") }?;
         let m = c.machine.as_mut().ok_or_else(gone)?;
         Ok(m.tick(now_ns)?)
@@ -294,9 +302,10 @@ pub unsafe extern "C" fn qk_txn_coordinator_poll(
     buf: *mut u8,
     buf_len: usize,
     output_out: *mut qk_txn_output,
-    has_output_out: *mut bool,
+    has_output_out: *mut u8,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let c = unsafe { arg_mut(coordinator, "coordinator") }?;
         let buf = unsafe { arg_slice_mut(buf, buf_len, "buf") }?;
         let out = unsafe { Out::new(output_out, "output_out") }?;
@@ -322,8 +331,9 @@ pub unsafe extern "C" fn qk_txn_coordinator_decision(
     coordinator: *const qk_txn_coordinator,
     txn: u64,
     decision_out: *mut i32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let c = unsafe { arg_ref(coordinator, "coordinator") }?;
         let out = unsafe { Out::new(decision_out, "decision_out") }?;
         let m = c.machine.as_ref().ok_or_else(gone)?;
@@ -346,15 +356,16 @@ pub unsafe extern "C" fn qk_txn_coordinator_decision(
 pub unsafe extern "C" fn qk_txn_coordinator_next_deadline(
     coordinator: *const qk_txn_coordinator,
     deadline_out: *mut u64,
-    has_deadline_out: *mut bool,
+    has_deadline_out: *mut u8,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let c = unsafe { arg_ref(coordinator, "coordinator") }?;
         let out = unsafe { Out::new(deadline_out, "deadline_out") }?;
         let has = unsafe { Out::new(has_deadline_out, "has_deadline_out") }?;
         let d = c.machine.as_ref().ok_or_else(gone)?.next_deadline();
         out.set(d.unwrap_or(0));
-        has.set(d.is_some());
+        has.set_flag(d.is_some());
         Ok(())
     })
 }
@@ -370,8 +381,9 @@ pub unsafe extern "C" fn qk_txn_coordinator_next_deadline(
 pub unsafe extern "C" fn qk_txn_coordinator_restart(
     coordinator: *mut qk_txn_coordinator,
     now_ns: u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let c = unsafe { arg_mut(coordinator, "coordinator") }?;
         let mut disk = c.machine.take().ok_or_else(gone)?.into_storage();
         disk.crash();
@@ -393,9 +405,10 @@ pub unsafe extern "C" fn qk_txn_participant_new(
     config: *const qk_txn_config,
     now_ns: u64,
     participant_out: *mut *mut qk_txn_participant,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
-        let config: TxnConfig = (*unsafe { arg_ref(config, "config") }?).into();
+    boundary(err, || {
+        let config = unsafe { arg_ref(config, "config") }?.to_core()?;
         let out = unsafe { Out::new(participant_out, "participant_out") }?;
         let m = Participant::new(id, config, MemoryTxnStorage::new(), now_ns)?;
         hand_out(
@@ -434,8 +447,9 @@ pub unsafe extern "C" fn qk_txn_participant_step(
     message: *const u8,
     message_len: usize,
     now_ns: u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let p = unsafe { arg_mut(participant, "participant") }?;
         let bytes = unsafe { arg_slice(message, message_len, "message") }?;
         let msg = wire::decode(bytes)?;
@@ -458,13 +472,14 @@ pub unsafe extern "C" fn qk_txn_participant_step(
 pub unsafe extern "C" fn qk_txn_participant_vote(
     participant: *mut qk_txn_participant,
     txn: u64,
-    yes: bool,
+    yes: u8,
     now_ns: u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let p = unsafe { arg_mut(participant, "participant") }?;
         let m = p.machine.as_mut().ok_or_else(gone)?;
-        Ok(m.vote(txn, yes, now_ns)?)
+        Ok(m.vote(txn, arg_flag(yes, "yes")?, now_ns)?)
     })
 }
 
@@ -479,8 +494,9 @@ pub unsafe extern "C" fn qk_txn_participant_vote(
 pub unsafe extern "C" fn qk_txn_participant_tick(
     participant: *mut qk_txn_participant,
     now_ns: u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let p = unsafe { arg_mut(participant, "participant") }?;
         let m = p.machine.as_mut().ok_or_else(gone)?;
         Ok(m.tick(now_ns)?)
@@ -499,9 +515,10 @@ pub unsafe extern "C" fn qk_txn_participant_poll(
     buf: *mut u8,
     buf_len: usize,
     output_out: *mut qk_txn_output,
-    has_output_out: *mut bool,
+    has_output_out: *mut u8,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let p = unsafe { arg_mut(participant, "participant") }?;
         let buf = unsafe { arg_slice_mut(buf, buf_len, "buf") }?;
         let out = unsafe { Out::new(output_out, "output_out") }?;
@@ -526,8 +543,9 @@ pub unsafe extern "C" fn qk_txn_participant_state(
     participant: *const qk_txn_participant,
     txn: u64,
     state_out: *mut u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let p = unsafe { arg_ref(participant, "participant") }?;
         let out = unsafe { Out::new(state_out, "state_out") }?;
         out.set(p.machine.as_ref().ok_or_else(gone)?.state(txn).code());
@@ -546,15 +564,16 @@ pub unsafe extern "C" fn qk_txn_participant_state(
 pub unsafe extern "C" fn qk_txn_participant_next_deadline(
     participant: *const qk_txn_participant,
     deadline_out: *mut u64,
-    has_deadline_out: *mut bool,
+    has_deadline_out: *mut u8,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let p = unsafe { arg_ref(participant, "participant") }?;
         let out = unsafe { Out::new(deadline_out, "deadline_out") }?;
         let has = unsafe { Out::new(has_deadline_out, "has_deadline_out") }?;
         let d = p.machine.as_ref().ok_or_else(gone)?.next_deadline();
         out.set(d.unwrap_or(0));
-        has.set(d.is_some());
+        has.set_flag(d.is_some());
         Ok(())
     })
 }
@@ -571,8 +590,9 @@ pub unsafe extern "C" fn qk_txn_participant_next_deadline(
 pub unsafe extern "C" fn qk_txn_participant_restart(
     participant: *mut qk_txn_participant,
     now_ns: u64,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let p = unsafe { arg_mut(participant, "participant") }?;
         let mut disk = p.machine.take().ok_or_else(gone)?.into_storage();
         disk.crash();
@@ -629,8 +649,9 @@ pub unsafe extern "C" fn qk_txn_sim_new(
     f: usize,
     seed: u64,
     sim_out: *mut *mut qk_txn_sim,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let out = unsafe { Out::new(sim_out, "sim_out") }?;
         let protocol = match protocol {
             QK_TXN_PROTOCOL_2PC => Protocol::TwoPhaseCommit,
@@ -659,18 +680,23 @@ pub unsafe extern "C" fn qk_txn_sim_free(sim: *mut qk_txn_sim) {
 /// votes, a transaction id in use, or a crashed coordinator.
 ///
 /// # Safety
-/// `sim` is NULL or live; `votes` is NULL or points to `votes_len` bools.
+/// `sim` is NULL or live; `votes` is NULL or points to `votes_len` flags (0 or 1; anything else is QK_ERR_INVALID_ARG).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn qk_txn_sim_begin(
     sim: *mut qk_txn_sim,
     txn: u64,
-    votes: *const bool,
+    votes: *const u8,
     votes_len: usize,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let s = unsafe { arg_mut(sim, "sim") }?;
         let votes = unsafe { arg_slice(votes, votes_len, "votes") }?;
-        Ok(s.0.begin(txn, votes)?)
+        let votes = votes
+            .iter()
+            .map(|&v| arg_flag(v, "votes[i]"))
+            .collect::<FfiResult<Vec<bool>>>()?;
+        Ok(s.0.begin(txn, &votes)?)
     })
 }
 
@@ -682,8 +708,12 @@ pub unsafe extern "C" fn qk_txn_sim_begin(
 /// # Safety
 /// `sim` is NULL or live.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn qk_txn_sim_crash(sim: *mut qk_txn_sim, id: u32) -> qk_status {
-    boundary(|| {
+pub unsafe extern "C" fn qk_txn_sim_crash(
+    sim: *mut qk_txn_sim,
+    id: u32,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
         let s = unsafe { arg_mut(sim, "sim") }?;
         Ok(s.0.crash(id)?)
     })
@@ -697,8 +727,12 @@ pub unsafe extern "C" fn qk_txn_sim_crash(sim: *mut qk_txn_sim, id: u32) -> qk_s
 /// # Safety
 /// `sim` is NULL or live.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn qk_txn_sim_restart(sim: *mut qk_txn_sim, id: u32) -> qk_status {
-    boundary(|| {
+pub unsafe extern "C" fn qk_txn_sim_restart(
+    sim: *mut qk_txn_sim,
+    id: u32,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
         let s = unsafe { arg_mut(sim, "sim") }?;
         Ok(s.0.restart(id)?)
     })
@@ -714,11 +748,12 @@ pub unsafe extern "C" fn qk_txn_sim_restart(sim: *mut qk_txn_sim, id: u32) -> qk
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn qk_txn_sim_crash_coordinator_after_votes(
     sim: *mut qk_txn_sim,
-    on: bool,
+    on: u8,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let s = unsafe { arg_mut(sim, "sim") }?;
-        s.0.crash_coordinator_after_votes(on);
+        s.0.crash_coordinator_after_votes(arg_flag(on, "on")?);
         Ok(())
     })
 }
@@ -730,8 +765,12 @@ pub unsafe extern "C" fn qk_txn_sim_crash_coordinator_after_votes(
 /// # Safety
 /// `sim` is NULL or live.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn qk_txn_sim_run(sim: *mut qk_txn_sim, duration_ns: u64) -> qk_status {
-    boundary(|| {
+pub unsafe extern "C" fn qk_txn_sim_run(
+    sim: *mut qk_txn_sim,
+    duration_ns: u64,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
         let s = unsafe { arg_mut(sim, "sim") }?;
         s.0.run_for(duration_ns);
         Ok(())
@@ -751,8 +790,9 @@ pub unsafe extern "C" fn qk_txn_sim_state(
     id: u32,
     txn: u64,
     state_out: *mut u32,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let s = unsafe { arg_ref(sim, "sim") }?;
         let out = unsafe { Out::new(state_out, "state_out") }?;
         out.set(s.0.state(id, txn).code());
@@ -770,12 +810,13 @@ pub unsafe extern "C" fn qk_txn_sim_state(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn qk_txn_sim_check(
     sim: *const qk_txn_sim,
-    safe_out: *mut bool,
+    safe_out: *mut u8,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let s = unsafe { arg_ref(sim, "sim") }?;
         let out = unsafe { Out::new(safe_out, "safe_out") }?;
-        out.set(s.0.check().is_ok());
+        out.set_flag(s.0.check().is_ok());
         Ok(())
     })
 }
@@ -790,8 +831,9 @@ pub unsafe extern "C" fn qk_txn_sim_check(
 pub unsafe extern "C" fn qk_txn_sim_stats(
     sim: *const qk_txn_sim,
     stats_out: *mut qk_txn_stats,
+    err: *mut qk_error,
 ) -> qk_status {
-    boundary(|| {
+    boundary(err, || {
         let s = unsafe { arg_ref(sim, "sim") }?;
         let out = unsafe { Out::new(stats_out, "stats_out") }?;
         let st = s.0.stats();
@@ -830,14 +872,17 @@ mod tests {
         let cfg = qk_txn_config {
             vote_timeout_ns: 10,
             retry_interval_ns: 5,
-            cooperative: true,
+            cooperative: 1,
         };
         let mut c = std::ptr::null_mut();
         unsafe {
-            assert_eq!(qk_txn_coordinator_new(0, &cfg, 0, &mut c), QK_OK);
+            assert_eq!(
+                qk_txn_coordinator_new(0, &cfg, 0, &mut c, std::ptr::null_mut()),
+                QK_OK
+            );
             let junk = [1u8, 200, 0];
             assert_eq!(
-                qk_txn_coordinator_step(c, 1, junk.as_ptr(), junk.len(), 0),
+                qk_txn_coordinator_step(c, 1, junk.as_ptr(), junk.len(), 0, std::ptr::null_mut()),
                 QK_ERR_CORRUPT
             );
             qk_txn_coordinator_free(c);

@@ -6,6 +6,8 @@
 //! - [`clock`]: [`MonotonicClock`] and [`ManualClock`] (time moved by hand).
 //! - [`table`]: [`LeaseTable`], the thread-safe table with real blocking,
 //!   per-waiter wake-ups, timeouts and asynchronous tickets.
+//! - [`cancel`]: [`CancelToken`], which stops blocked acquires from
+//!   another thread.
 //! - [`guard`]: [`LeaseGuard`], a held lease renewed in the background.
 //!
 //! The contract (README, "Lock leases"): tokens strictly increase across the
@@ -15,6 +17,7 @@
 //! a held lease; renew/release check the owner and token and tell an expired
 //! lease (`LeaseExpired`) from one that is not the caller's (`NotHolder`).
 
+pub mod cancel;
 pub mod clock;
 pub mod fence;
 pub mod guard;
@@ -23,6 +26,7 @@ pub mod table;
 
 use std::sync::Arc;
 
+pub use cancel::CancelToken;
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use fence::Fence;
 pub use guard::LeaseGuard;

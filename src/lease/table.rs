@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
+use super::cancel::{CancelToken, Wake};
 use super::clock::{Clock, TimeListener, nanos};
 use super::guard::LeaseGuard;
 use super::machine::{AcquireOutcome, AcquireRequest, Event, LeaseConfig, LeaseMachine, WaiterId};
@@ -42,6 +43,15 @@ enum SlotState {
 struct Slot {
     state: Mutex<SlotState>,
     cv: Condvar,
+}
+
+impl Wake for Slot {
+    fn wake(&self) {
+        // Taking the lock orders this wake after a waiter's check of the
+        // token: it is either seen or the waiter is already asleep.
+        let _st = self.lock();
+        self.cv.notify_all();
+    }
 }
 
 impl Slot {
@@ -398,6 +408,48 @@ impl LeaseTable {
         }
     }
 
+    /// [`acquire`](Self::acquire) that `cancel` can stop: a cancel (before
+    /// or during the wait) withdraws the request and answers `Cancelled`.
+    /// A grant that races the cancel is released again, so `Cancelled`
+    /// always means nothing is held.
+    pub fn acquire_cancellable(
+        &self,
+        resource: &str,
+        owner: &str,
+        ttl: Duration,
+        mode: Mode,
+        timeout: Option<Duration>,
+        cancel: &CancelToken,
+    ) -> Result<Lease> {
+        let cancelled = || Error::Cancelled {
+            resource: resource.to_owned(),
+        };
+        if cancel.is_cancelled() {
+            return Err(cancelled());
+        }
+        let mut ticket = match self.enqueue(resource, owner, ttl, mode, timeout)? {
+            Enqueued::Granted(lease) => return Ok(lease),
+            Enqueued::Queued(ticket) => ticket,
+        };
+        loop {
+            if let Some(lease) = ticket.wait_cancellable(None, cancel)? {
+                return Ok(lease);
+            }
+            if cancel.is_cancelled() {
+                return match ticket.cancel() {
+                    Cancelled::Granted(lease) => {
+                        self.release(&lease)?;
+                        Err(cancelled())
+                    }
+                    Cancelled::TimedOut => Err(Error::Timeout {
+                        resource: resource.to_owned(),
+                    }),
+                    Cancelled::Withdrawn | Cancelled::AlreadyTaken => Err(cancelled()),
+                };
+            }
+        }
+    }
+
     /// Grants the lease if it is free now, else `Busy`; never queues and
     /// never disturbs holders or waiters.
     pub fn try_acquire(
@@ -609,6 +661,27 @@ impl Ticket {
     /// passed, `Ok(None)` still queued. The outcome is given once; after
     /// that (or after `on_done`) this answers `InvalidArgument`.
     pub fn wait(&mut self, max: Option<Duration>) -> Result<Option<Lease>> {
+        self.wait_inner(max, None)
+    }
+
+    /// [`wait`](Self::wait) that also returns `Ok(None)` as soon as
+    /// `cancel` is cancelled (the request stays queued: withdraw it with
+    /// [`cancel`](Self::cancel)).
+    pub fn wait_cancellable(
+        &mut self,
+        max: Option<Duration>,
+        cancel: &CancelToken,
+    ) -> Result<Option<Lease>> {
+        let slot: Arc<dyn Wake> = self.slot.clone();
+        cancel.register(Arc::downgrade(&slot));
+        self.wait_inner(max, Some(cancel))
+    }
+
+    fn wait_inner(
+        &mut self,
+        max: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Option<Lease>> {
         if self.finished || self.callback {
             return Err(Error::invalid("this ticket's outcome was already taken"));
         }
@@ -621,6 +694,9 @@ impl Ticket {
                 };
                 self.finished = true;
                 return outcome.map(Some);
+            }
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Ok(None);
             }
             st = match deadline {
                 None => self.slot.cv.wait(st).unwrap_or_else(|e| e.into_inner()),

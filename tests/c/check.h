@@ -50,5 +50,6 @@ void test_detect(void);
 void test_paxos(void);
 void test_batch_flat(void);
 void test_txn(void);
+void test_errors(void);
 
 #endif

@@ -65,11 +65,11 @@ static void check_placement(const char *what, const void *p, single_fn single, f
  * would be undefined behaviour). */
 #define ADAPT(prefix, type)                                                                      \
     static qk_status prefix##_single(const void *p, const uint8_t *k, size_t n, size_t *out) {  \
-        return prefix##_get_node((const type *)p, k, n, out);                                  \
+        return prefix##_get_node((const type *)p, k, n, out, NULL);                               \
     }                                                                                          \
     static qk_status prefix##_flat(const void *p, const uint8_t *k, size_t n, const size_t *o, \
                                    size_t c, size_t *out) {                                    \
-        return prefix##_get_node_batch_flat((const type *)p, k, n, o, c, out);                 \
+        return prefix##_get_node_batch_flat((const type *)p, k, n, o, c, out, NULL);              \
     }
 ADAPT(qk_ring, qk_ring)
 ADAPT(qk_ketama, qk_ketama)
@@ -83,35 +83,35 @@ void test_batch_flat(void) {
     static const char *names[] = {"cache-a", "cache-b", "cache-c", "cache-d"};
 
     qk_ring *ring = NULL;
-    REQUIRE(qk_ring_new(0, &ring) == QK_OK);
+    REQUIRE(qk_ring_new(0, &ring, NULL) == QK_OK);
     size_t none[1];
-    CHECK_ERR(qk_ring_get_node_batch_flat(ring, buf, 0, offsets, 0, none), QK_ERR_EMPTY);
-    for (int i = 0; i < 4; i++) CHECK_OK(qk_ring_add_node(ring, STR(names[i]), (uint32_t)i + 1));
+    CHECK_ERR(qk_ring_get_node_batch_flat(ring, buf, 0, offsets, 0, none, NULL), QK_ERR_EMPTY);
+    for (int i = 0; i < 4; i++) CHECK_OK(qk_ring_add_node(ring, STR(names[i]), (uint32_t)i + 1, NULL));
     PLACEMENT("ring", ring, qk_ring);
     qk_ring_free(ring);
 
     const char *specs[] = {"10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211"};
     size_t lens[] = {14, 14, 14};
     qk_ketama *k = NULL;
-    REQUIRE(qk_ketama_new(QK_KETAMA_LIBMEMCACHED, specs, lens, NULL, 3, &k) == QK_OK);
+    REQUIRE(qk_ketama_new(QK_KETAMA_LIBMEMCACHED, specs, lens, NULL, 3, &k, NULL) == QK_OK);
     PLACEMENT("ketama", k, qk_ketama);
     qk_ketama_free(k);
 
     qk_maglev *m = NULL;
-    REQUIRE(qk_maglev_new(1009, &m) == QK_OK);
-    for (int i = 0; i < 4; i++) CHECK_OK(qk_maglev_add_node(m, STR(names[i]), 1));
+    REQUIRE(qk_maglev_new(1009, &m, NULL) == QK_OK);
+    for (int i = 0; i < 4; i++) CHECK_OK(qk_maglev_add_node(m, STR(names[i]), 1, NULL));
     PLACEMENT("maglev", m, qk_maglev);
     qk_maglev_free(m);
 
     qk_md5ring *md = NULL;
-    REQUIRE(qk_md5ring_new(40, &md) == QK_OK);
-    for (int i = 0; i < 4; i++) CHECK_OK(qk_md5ring_add_node(md, STR(names[i]), 40, 1));
+    REQUIRE(qk_md5ring_new(40, &md, NULL) == QK_OK);
+    for (int i = 0; i < 4; i++) CHECK_OK(qk_md5ring_add_node(md, STR(names[i]), 40, 1, NULL));
     PLACEMENT("md5ring", md, qk_md5ring);
     qk_md5ring_free(md);
 
     qk_rendezvous *h = NULL;
-    REQUIRE(qk_rendezvous_new(&h) == QK_OK);
-    for (int i = 0; i < 4; i++) CHECK_OK(qk_rendezvous_add_node(h, STR(names[i]), 1.0 + i));
+    REQUIRE(qk_rendezvous_new(&h, NULL) == QK_OK);
+    for (int i = 0; i < 4; i++) CHECK_OK(qk_rendezvous_add_node(h, STR(names[i]), 1.0 + i, NULL));
     PLACEMENT("rendezvous", h, qk_rendezvous);
     qk_rendezvous_free(h);
 }

@@ -34,121 +34,121 @@ static void test_codes(void) {
 }
 
 static void test_fence(void) {
-    CHECK_ERR(qk_fence_new(NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_fence_new(NULL, NULL), QK_ERR_NULL_ARG);
     qk_fence *f = NULL;
-    REQUIRE(qk_fence_new(&f) == QK_OK && f != NULL);
+    REQUIRE(qk_fence_new(&f, NULL) == QK_OK && f != NULL);
     uint64_t h = SENTINEL_U64;
-    CHECK_ERR(qk_fence_highest(f, STR("db"), &h), QK_ERR_NOT_FOUND);
+    CHECK_ERR(qk_fence_highest(f, STR("db"), &h, NULL), QK_ERR_NOT_FOUND);
     CHECK(h == SENTINEL_U64);
-    CHECK_OK(qk_fence_check(f, STR("db"), 5));
-    CHECK_OK(qk_fence_check(f, STR("db"), 5)); /* the same holder again */
-    CHECK_OK(qk_fence_check(f, STR("db"), 7));
-    CHECK_ERR(qk_fence_check(f, STR("db"), 6), QK_ERR_STALE_TOKEN);
+    CHECK_OK(qk_fence_check(f, STR("db"), 5, NULL));
+    CHECK_OK(qk_fence_check(f, STR("db"), 5, NULL)); /* the same holder again */
+    CHECK_OK(qk_fence_check(f, STR("db"), 7, NULL));
+    CHECK_ERR(qk_fence_check(f, STR("db"), 6, NULL), QK_ERR_STALE_TOKEN);
     CHECK(strstr(qk_last_error_message(), "stale fencing token 6") != NULL);
-    CHECK_OK(qk_fence_check(f, STR("other"), 1)); /* per resource */
-    CHECK_OK(qk_fence_highest(f, STR("db"), &h));
+    CHECK_OK(qk_fence_check(f, STR("other"), 1, NULL)); /* per resource */
+    CHECK_OK(qk_fence_highest(f, STR("db"), &h, NULL));
     CHECK(h == 7);
-    CHECK_ERR(qk_fence_check(NULL, STR("db"), 9), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_fence_check(f, NULL, 2, 9), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_fence_check(f, BAD_UTF8, 2, 9), QK_ERR_INVALID_UTF8);
-    CHECK_ERR(qk_fence_highest(f, STR("db"), NULL), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_fence_highest(NULL, STR("db"), &h), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_fence_check(NULL, STR("db"), 9, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_fence_check(f, NULL, 2, 9, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_fence_check(f, BAD_UTF8, 2, 9, NULL), QK_ERR_INVALID_UTF8);
+    CHECK_ERR(qk_fence_highest(f, STR("db"), NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_fence_highest(NULL, STR("db"), &h, NULL), QK_ERR_NULL_ARG);
     qk_fence_free(f);
     qk_fence_free(NULL);
 }
 
 static void test_manual_table(void) {
     qk_lease_table *t = NULL;
-    CHECK_ERR(qk_lease_table_new_manual(0, 1000, NULL), QK_ERR_NULL_ARG);
-    REQUIRE(qk_lease_table_new_manual(0, 1000, &t) == QK_OK && t != NULL);
+    CHECK_ERR(qk_lease_table_new_manual(0, 1000, NULL, NULL), QK_ERR_NULL_ARG);
+    REQUIRE(qk_lease_table_new_manual(0, 1000, &t, NULL) == QK_OK && t != NULL);
     uint64_t now = 0;
-    CHECK_OK(qk_lease_table_now(t, &now));
+    CHECK_OK(qk_lease_table_now(t, &now, NULL));
     CHECK(now == 1000);
-    CHECK_ERR(qk_lease_table_now(t, NULL), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_lease_table_now(NULL, &now), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_lease_table_now(t, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_lease_table_now(NULL, &now, NULL), QK_ERR_NULL_ARG);
 
     qk_lease a, l;
-    CHECK_OK(qk_lease_table_try_acquire(t, STR("job"), STR("a"), SEC, QK_LEASE_EXCLUSIVE, &a));
+    CHECK_OK(qk_lease_table_try_acquire(t, STR("job"), STR("a"), SEC, QK_LEASE_EXCLUSIVE, &a, NULL));
     CHECK(a.token == 1 && a.expires_at_ns == 1000 + SEC && a.mode == QK_LEASE_EXCLUSIVE);
 
     /* Busy, timeouts and bad arguments leave the out-parameter alone. */
     sentinel(&l);
-    CHECK_ERR(qk_lease_table_try_acquire(t, STR("job"), STR("b"), SEC, QK_LEASE_SHARED, &l),
+    CHECK_ERR(qk_lease_table_try_acquire(t, STR("job"), STR("b"), SEC, QK_LEASE_SHARED, &l, NULL),
               QK_ERR_BUSY);
-    CHECK_ERR(qk_lease_table_acquire(t, STR("job"), STR("b"), SEC, QK_LEASE_EXCLUSIVE, 0, &l),
+    CHECK_ERR(qk_lease_table_acquire(t, STR("job"), STR("b"), SEC, QK_LEASE_EXCLUSIVE, 0, &l, NULL),
               QK_ERR_TIMEOUT);
-    CHECK_ERR(qk_lease_table_acquire(t, STR("x"), STR("b"), 0, QK_LEASE_EXCLUSIVE, 0, &l),
+    CHECK_ERR(qk_lease_table_acquire(t, STR("x"), STR("b"), 0, QK_LEASE_EXCLUSIVE, 0, &l, NULL),
               QK_ERR_INVALID_ARG);
     CHECK(strstr(qk_last_error_message(), "ttl") != NULL);
-    CHECK_ERR(qk_lease_table_try_acquire(t, STR("x"), STR("b"), 0, QK_LEASE_SHARED, &l),
+    CHECK_ERR(qk_lease_table_try_acquire(t, STR("x"), STR("b"), 0, QK_LEASE_SHARED, &l, NULL),
               QK_ERR_INVALID_ARG);
-    CHECK_ERR(qk_lease_table_try_acquire(t, STR("x"), STR("b"), SEC, 7, &l), QK_ERR_INVALID_ARG);
-    CHECK_ERR(qk_lease_table_try_acquire(t, STR(""), STR("b"), SEC, 0, &l), QK_ERR_INVALID_ARG);
-    CHECK_ERR(qk_lease_table_try_acquire(t, STR("x"), STR(""), SEC, 0, &l), QK_ERR_INVALID_ARG);
-    CHECK_ERR(qk_lease_table_try_acquire(t, BAD_UTF8, 2, STR("b"), SEC, 0, &l),
+    CHECK_ERR(qk_lease_table_try_acquire(t, STR("x"), STR("b"), SEC, 7, &l, NULL), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_lease_table_try_acquire(t, STR(""), STR("b"), SEC, 0, &l, NULL), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_lease_table_try_acquire(t, STR("x"), STR(""), SEC, 0, &l, NULL), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_lease_table_try_acquire(t, BAD_UTF8, 2, STR("b"), SEC, 0, &l, NULL),
               QK_ERR_INVALID_UTF8);
-    CHECK_ERR(qk_lease_table_acquire(t, STR("x"), BAD_UTF8, 2, SEC, 0, 0, &l),
+    CHECK_ERR(qk_lease_table_acquire(t, STR("x"), BAD_UTF8, 2, SEC, 0, 0, &l, NULL),
               QK_ERR_INVALID_UTF8);
-    CHECK_ERR(qk_lease_table_try_acquire(NULL, STR("x"), STR("b"), SEC, 0, &l), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_lease_table_try_acquire(t, NULL, 1, STR("b"), SEC, 0, &l), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_lease_table_acquire(t, STR("x"), NULL, 1, SEC, 0, 0, &l), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_lease_table_acquire(t, STR("x"), STR("b"), SEC, 0, 0, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_lease_table_try_acquire(NULL, STR("x"), STR("b"), SEC, 0, &l, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_lease_table_try_acquire(t, NULL, 1, STR("b"), SEC, 0, &l, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_lease_table_acquire(t, STR("x"), NULL, 1, SEC, 0, 0, &l, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_lease_table_acquire(t, STR("x"), STR("b"), SEC, 0, 0, NULL, NULL), QK_ERR_NULL_ARG);
     CHECK(untouched(&l));
 
     /* Renew and release: the holder only. */
-    CHECK_ERR(qk_lease_table_renew(t, STR("job"), STR("mallory"), a.token, SEC, &l),
+    CHECK_ERR(qk_lease_table_renew(t, STR("job"), STR("mallory"), a.token, SEC, &l, NULL),
               QK_ERR_NOT_HOLDER);
-    CHECK_ERR(qk_lease_table_renew(t, STR("job"), STR("a"), 999, SEC, &l), QK_ERR_NOT_HOLDER);
-    CHECK_ERR(qk_lease_table_renew(t, STR("nope"), STR("a"), a.token, SEC, &l),
+    CHECK_ERR(qk_lease_table_renew(t, STR("job"), STR("a"), 999, SEC, &l, NULL), QK_ERR_NOT_HOLDER);
+    CHECK_ERR(qk_lease_table_renew(t, STR("nope"), STR("a"), a.token, SEC, &l, NULL),
               QK_ERR_NOT_HOLDER);
-    CHECK_ERR(qk_lease_table_renew(t, STR("job"), STR("a"), a.token, 0, &l), QK_ERR_INVALID_ARG);
-    CHECK_ERR(qk_lease_table_renew(t, STR("job"), STR("a"), a.token, SEC, NULL),
+    CHECK_ERR(qk_lease_table_renew(t, STR("job"), STR("a"), a.token, 0, &l, NULL), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_lease_table_renew(t, STR("job"), STR("a"), a.token, SEC, NULL, NULL),
               QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_lease_table_renew(t, BAD_UTF8, 2, STR("a"), a.token, SEC, &l),
+    CHECK_ERR(qk_lease_table_renew(t, BAD_UTF8, 2, STR("a"), a.token, SEC, &l, NULL),
               QK_ERR_INVALID_UTF8);
-    CHECK_ERR(qk_lease_table_release(t, STR("job"), STR("mallory"), a.token), QK_ERR_NOT_HOLDER);
-    CHECK_ERR(qk_lease_table_release(NULL, STR("job"), STR("a"), a.token), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_lease_table_release(t, STR("job"), BAD_UTF8, 2, a.token), QK_ERR_INVALID_UTF8);
+    CHECK_ERR(qk_lease_table_release(t, STR("job"), STR("mallory"), a.token, NULL), QK_ERR_NOT_HOLDER);
+    CHECK_ERR(qk_lease_table_release(NULL, STR("job"), STR("a"), a.token, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_lease_table_release(t, STR("job"), BAD_UTF8, 2, a.token, NULL), QK_ERR_INVALID_UTF8);
     CHECK(untouched(&l));
-    CHECK_OK(qk_lease_table_set_time(t, 1000 + SEC / 2));
-    CHECK_OK(qk_lease_table_renew(t, STR("job"), STR("a"), a.token, SEC, &l));
+    CHECK_OK(qk_lease_table_set_time(t, 1000 + SEC / 2, NULL));
+    CHECK_OK(qk_lease_table_renew(t, STR("job"), STR("a"), a.token, SEC, &l, NULL));
     CHECK(l.token == a.token && l.expires_at_ns == 1000 + SEC / 2 + SEC);
 
     /* Expiry: renew and release then say LEASE_EXPIRED, until superseded. */
-    CHECK_OK(qk_lease_table_set_time(t, 1000 + 2 * SEC));
-    CHECK_ERR(qk_lease_table_renew(t, STR("job"), STR("a"), a.token, SEC, &l),
+    CHECK_OK(qk_lease_table_set_time(t, 1000 + 2 * SEC, NULL));
+    CHECK_ERR(qk_lease_table_renew(t, STR("job"), STR("a"), a.token, SEC, &l, NULL),
               QK_ERR_LEASE_EXPIRED);
-    CHECK_ERR(qk_lease_table_release(t, STR("job"), STR("a"), a.token), QK_ERR_LEASE_EXPIRED);
+    CHECK_ERR(qk_lease_table_release(t, STR("job"), STR("a"), a.token, NULL), QK_ERR_LEASE_EXPIRED);
     qk_lease b;
-    CHECK_OK(qk_lease_table_try_acquire(t, STR("job"), STR("b"), SEC, QK_LEASE_SHARED, &b));
+    CHECK_OK(qk_lease_table_try_acquire(t, STR("job"), STR("b"), SEC, QK_LEASE_SHARED, &b, NULL));
     CHECK(b.token > a.token && b.mode == QK_LEASE_SHARED);
-    CHECK_ERR(qk_lease_table_release(t, STR("job"), STR("a"), a.token), QK_ERR_NOT_HOLDER);
+    CHECK_ERR(qk_lease_table_release(t, STR("job"), STR("a"), a.token, NULL), QK_ERR_NOT_HOLDER);
     qk_lease c;
-    CHECK_OK(qk_lease_table_try_acquire(t, STR("job"), STR("c"), SEC, QK_LEASE_SHARED, &c));
+    CHECK_OK(qk_lease_table_try_acquire(t, STR("job"), STR("c"), SEC, QK_LEASE_SHARED, &c, NULL));
     CHECK(c.token > b.token);
-    CHECK_OK(qk_lease_table_release(t, STR("job"), STR("b"), b.token));
-    CHECK_ERR(qk_lease_table_release(t, STR("job"), STR("b"), b.token), QK_ERR_NOT_HOLDER);
-    CHECK_OK(qk_lease_table_release(t, STR("job"), STR("c"), c.token));
+    CHECK_OK(qk_lease_table_release(t, STR("job"), STR("b"), b.token, NULL));
+    CHECK_ERR(qk_lease_table_release(t, STR("job"), STR("b"), b.token, NULL), QK_ERR_NOT_HOLDER);
+    CHECK_OK(qk_lease_table_release(t, STR("job"), STR("c"), c.token, NULL));
 
     /* The clock: never back; only manual tables. */
-    CHECK_ERR(qk_lease_table_set_time(t, 5), QK_ERR_INVALID_ARG);
-    CHECK_ERR(qk_lease_table_set_time(NULL, 5), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_lease_table_set_time(t, 5, NULL), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_lease_table_set_time(NULL, 5, NULL), QK_ERR_NULL_ARG);
     qk_lease_table *mono = NULL;
-    CHECK_ERR(qk_lease_table_new(0, NULL), QK_ERR_NULL_ARG);
-    REQUIRE(qk_lease_table_new(0, &mono) == QK_OK);
-    CHECK_ERR(qk_lease_table_set_time(mono, 5), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_lease_table_new(0, NULL, NULL), QK_ERR_NULL_ARG);
+    REQUIRE(qk_lease_table_new(0, &mono, NULL) == QK_OK);
+    CHECK_ERR(qk_lease_table_set_time(mono, 5, NULL), QK_ERR_INVALID_ARG);
     qk_lease_table_free(mono);
     qk_lease_table_free(NULL);
     qk_lease_table_free(t);
 
     /* Lock-delay after an unreleased expiry. */
-    REQUIRE(qk_lease_table_new_manual(100 * MS, 0, &t) == QK_OK);
-    CHECK_OK(qk_lease_table_try_acquire(t, STR("r"), STR("a"), SEC, QK_LEASE_EXCLUSIVE, &a));
-    CHECK_OK(qk_lease_table_set_time(t, SEC));
-    CHECK_ERR(qk_lease_table_try_acquire(t, STR("r"), STR("b"), SEC, QK_LEASE_EXCLUSIVE, &l),
+    REQUIRE(qk_lease_table_new_manual(100 * MS, 0, &t, NULL) == QK_OK);
+    CHECK_OK(qk_lease_table_try_acquire(t, STR("r"), STR("a"), SEC, QK_LEASE_EXCLUSIVE, &a, NULL));
+    CHECK_OK(qk_lease_table_set_time(t, SEC, NULL));
+    CHECK_ERR(qk_lease_table_try_acquire(t, STR("r"), STR("b"), SEC, QK_LEASE_EXCLUSIVE, &l, NULL),
               QK_ERR_BUSY);
-    CHECK_OK(qk_lease_table_set_time(t, SEC + 100 * MS));
-    CHECK_OK(qk_lease_table_try_acquire(t, STR("r"), STR("b"), SEC, QK_LEASE_EXCLUSIVE, &l));
+    CHECK_OK(qk_lease_table_set_time(t, SEC + 100 * MS, NULL));
+    CHECK_OK(qk_lease_table_try_acquire(t, STR("r"), STR("b"), SEC, QK_LEASE_EXCLUSIVE, &l, NULL));
     qk_lease_table_free(t);
 }
 
@@ -167,7 +167,7 @@ static void *wait_for_lease(void *arg) {
     struct waiter *w = arg;
     __atomic_store_n(&w->ready, 1, __ATOMIC_SEQ_CST);
     w->status = qk_lease_table_acquire(w->table, STR("lock"), w->owner, strlen(w->owner), SEC,
-                                       QK_LEASE_EXCLUSIVE, w->timeout_ns, &w->lease);
+                                       QK_LEASE_EXCLUSIVE, w->timeout_ns, &w->lease, NULL);
     if (w->shared_counter) w->seen_counter = __atomic_load_n(w->shared_counter, __ATOMIC_SEQ_CST);
     return NULL;
 }
@@ -185,46 +185,46 @@ static void wait_ready(struct waiter *w) {
 static void test_handoff_threads(void) {
     /* Monotonic clock: a releases, the blocked thread b gets the lock next. */
     qk_lease_table *t = NULL;
-    REQUIRE(qk_lease_table_new(0, &t) == QK_OK);
+    REQUIRE(qk_lease_table_new(0, &t, NULL) == QK_OK);
     qk_lease a;
     CHECK_OK(qk_lease_table_acquire(t, STR("lock"), STR("a"), SEC, QK_LEASE_EXCLUSIVE,
-                                    QK_TIMEOUT_FOREVER, &a));
+                                    QK_TIMEOUT_FOREVER, &a, NULL));
     int counter = 0;
     struct waiter b = {t, "b", QK_TIMEOUT_FOREVER, 99, {0, 0, 0}, 0, &counter, -1};
     pthread_t th;
     REQUIRE(pthread_create(&th, NULL, wait_for_lease, &b) == 0);
     wait_ready(&b);
     __atomic_store_n(&counter, 1, __ATOMIC_SEQ_CST); /* a's work, done under the lock */
-    CHECK_OK(qk_lease_table_release(t, STR("lock"), STR("a"), a.token));
+    CHECK_OK(qk_lease_table_release(t, STR("lock"), STR("a"), a.token, NULL));
     pthread_join(th, NULL);
     CHECK(b.status == QK_OK && b.lease.token > a.token && b.seen_counter == 1);
-    CHECK_OK(qk_lease_table_release(t, STR("lock"), STR("b"), b.lease.token));
+    CHECK_OK(qk_lease_table_release(t, STR("lock"), STR("b"), b.lease.token, NULL));
     /* A blocked acquire with a timeout gives up on time. */
-    CHECK_OK(qk_lease_table_acquire(t, STR("lock"), STR("a"), SEC, QK_LEASE_EXCLUSIVE, 0, &a));
+    CHECK_OK(qk_lease_table_acquire(t, STR("lock"), STR("a"), SEC, QK_LEASE_EXCLUSIVE, 0, &a, NULL));
     struct waiter c = {t, "c", 20 * MS, 99, {0, 0, 0}, 0, NULL, 0};
     REQUIRE(pthread_create(&th, NULL, wait_for_lease, &c) == 0);
     pthread_join(th, NULL);
     CHECK(c.status == QK_ERR_TIMEOUT);
-    CHECK_OK(qk_lease_table_release(t, STR("lock"), STR("a"), a.token));
+    CHECK_OK(qk_lease_table_release(t, STR("lock"), STR("a"), a.token, NULL));
     qk_lease_table_free(t);
 
     /* Manual clock: moving time grants the waiter at a's expiry... */
-    REQUIRE(qk_lease_table_new_manual(0, 0, &t) == QK_OK);
-    CHECK_OK(qk_lease_table_try_acquire(t, STR("lock"), STR("a"), SEC, QK_LEASE_EXCLUSIVE, &a));
+    REQUIRE(qk_lease_table_new_manual(0, 0, &t, NULL) == QK_OK);
+    CHECK_OK(qk_lease_table_try_acquire(t, STR("lock"), STR("a"), SEC, QK_LEASE_EXCLUSIVE, &a, NULL));
     struct waiter d = {t, "d", QK_TIMEOUT_FOREVER, 99, {0, 0, 0}, 0, NULL, 0};
     REQUIRE(pthread_create(&th, NULL, wait_for_lease, &d) == 0);
     wait_ready(&d);
-    CHECK_OK(qk_lease_table_set_time(t, 3 * SEC));
+    CHECK_OK(qk_lease_table_set_time(t, 3 * SEC, NULL));
     pthread_join(th, NULL);
     CHECK(d.status == QK_OK && d.lease.token > a.token && d.lease.expires_at_ns == 4 * SEC);
     /* ...and times out a waiter whose deadline passes. */
     struct waiter e = {t, "e", SEC / 2, 99, {0, 0, 0}, 0, NULL, 0};
     REQUIRE(pthread_create(&th, NULL, wait_for_lease, &e) == 0);
     wait_ready(&e);
-    CHECK_OK(qk_lease_table_set_time(t, 3 * SEC + SEC / 2));
+    CHECK_OK(qk_lease_table_set_time(t, 3 * SEC + SEC / 2, NULL));
     pthread_join(th, NULL);
     CHECK(e.status == QK_ERR_TIMEOUT);
-    CHECK_OK(qk_lease_table_release(t, STR("lock"), STR("d"), d.lease.token));
+    CHECK_OK(qk_lease_table_release(t, STR("lock"), STR("d"), d.lease.token, NULL));
     qk_lease_table_free(t);
 }
 
@@ -252,7 +252,7 @@ static bool instrumented(void) {
  * table keeps no state for released names, so its memory stays flat. */
 static void test_distinct_names_do_not_leak(void) {
     qk_lease_table *t = NULL;
-    REQUIRE(qk_lease_table_new_manual(0, 0, &t) == QK_OK);
+    REQUIRE(qk_lease_table_new_manual(0, 0, &t, NULL) == QK_OK);
     bool plain = !instrumented();
     long n = plain ? 1000000 : 50000;
     size_t before = 0, count = 99;
@@ -262,13 +262,13 @@ static void test_distinct_names_do_not_leak(void) {
         int len = snprintf(name, sizeof name, "job-%ld", i);
         qk_lease l;
         if (qk_lease_table_try_acquire(t, name, (size_t)len, STR("worker"), SEC, QK_LEASE_EXCLUSIVE,
-                                       &l) != QK_OK ||
-            qk_lease_table_release(t, name, (size_t)len, STR("worker"), l.token) != QK_OK) {
+                                       &l, NULL) != QK_OK ||
+            qk_lease_table_release(t, name, (size_t)len, STR("worker"), l.token, NULL) != QK_OK) {
             CHECK(!"acquire+release failed");
             break;
         }
     }
-    CHECK_OK(qk_lease_table_resource_count(t, &count));
+    CHECK_OK(qk_lease_table_resource_count(t, &count, NULL));
     CHECK(count == 0);
     if (plain) {
         size_t after = rss_bytes();
@@ -276,34 +276,34 @@ static void test_distinct_names_do_not_leak(void) {
         CHECK(after < before + 32u * 1024 * 1024);
         printf("lease: %ld distinct names, RSS %zu -> %zu KiB\n", n, before / 1024, after / 1024);
     }
-    CHECK_ERR(qk_lease_table_resource_count(NULL, &count), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_lease_table_resource_count(t, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_lease_table_resource_count(NULL, &count, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_lease_table_resource_count(t, NULL, NULL), QK_ERR_NULL_ARG);
     qk_lease_table_free(t);
 }
 
 /* A lease's state, as the table has it, after a renewal and a takeover. */
 static void test_lease_status(void) {
     qk_lease_table *t = NULL;
-    REQUIRE(qk_lease_table_new_manual(0, 0, &t) == QK_OK);
+    REQUIRE(qk_lease_table_new_manual(0, 0, &t, NULL) == QK_OK);
     qk_lease a, b, got;
-    bool held = false;
-    CHECK_OK(qk_lease_table_try_acquire(t, STR("r"), STR("a"), 10 * SEC, QK_LEASE_EXCLUSIVE, &a));
-    CHECK_OK(qk_lease_table_lease_status(t, STR("r"), a.token, &got, &held));
+    uint8_t held = false;
+    CHECK_OK(qk_lease_table_try_acquire(t, STR("r"), STR("a"), 10 * SEC, QK_LEASE_EXCLUSIVE, &a, NULL));
+    CHECK_OK(qk_lease_table_lease_status(t, STR("r"), a.token, &got, &held, NULL));
     CHECK(held && got.token == a.token && got.expires_at_ns == 10 * SEC);
     /* Renewed to a *shorter* ttl: the table's expiry is the truth. */
-    CHECK_OK(qk_lease_table_renew(t, STR("r"), STR("a"), a.token, 2 * SEC, &got));
-    CHECK_OK(qk_lease_table_lease_status(t, STR("r"), a.token, &got, &held));
+    CHECK_OK(qk_lease_table_renew(t, STR("r"), STR("a"), a.token, 2 * SEC, &got, NULL));
+    CHECK_OK(qk_lease_table_lease_status(t, STR("r"), a.token, &got, &held, NULL));
     CHECK(held && got.expires_at_ns == 2 * SEC);
-    CHECK_OK(qk_lease_table_set_time(t, 3 * SEC));
-    CHECK_OK(qk_lease_table_try_acquire(t, STR("r"), STR("b"), SEC, QK_LEASE_EXCLUSIVE, &b));
+    CHECK_OK(qk_lease_table_set_time(t, 3 * SEC, NULL));
+    CHECK_OK(qk_lease_table_try_acquire(t, STR("r"), STR("b"), SEC, QK_LEASE_EXCLUSIVE, &b, NULL));
     CHECK(b.token == a.token + 1);
     got.token = 12345;
-    CHECK_OK(qk_lease_table_lease_status(t, STR("r"), a.token, &got, &held));
+    CHECK_OK(qk_lease_table_lease_status(t, STR("r"), a.token, &got, &held, NULL));
     CHECK(!held && got.token == 12345);
-    CHECK_OK(qk_lease_table_lease_status(t, STR("r"), b.token, &got, &held));
+    CHECK_OK(qk_lease_table_lease_status(t, STR("r"), b.token, &got, &held, NULL));
     CHECK(held && got.token == b.token);
-    CHECK_ERR(qk_lease_table_lease_status(t, STR("r"), b.token, NULL, &held), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_lease_table_lease_status(t, "\xff", 1, b.token, &got, &held), QK_ERR_INVALID_UTF8);
+    CHECK_ERR(qk_lease_table_lease_status(t, STR("r"), b.token, NULL, &held, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_lease_table_lease_status(t, "\xff", 1, b.token, &got, &held, NULL), QK_ERR_INVALID_UTF8);
     qk_lease_table_free(t);
 }
 

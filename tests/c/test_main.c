@@ -46,6 +46,8 @@ static void test_basics(void) {
     CHECK(qk_sizeof_txn_config() == sizeof(qk_txn_config));
     CHECK(qk_sizeof_txn_output() == sizeof(qk_txn_output));
     CHECK(qk_sizeof_txn_stats() == sizeof(qk_txn_stats));
+    CHECK(qk_sizeof_error() == sizeof(qk_error));
+    CHECK(QK_ABI_VERSION == 2);
 
     /* Status codes are ABI: their numbers and names. */
     CHECK(QK_OK == 0 && QK_ERR_NULL_ARG == 1 && QK_ERR_INVALID_ARG == 2 &&
@@ -63,13 +65,13 @@ static void test_basics(void) {
     /* The last-error message: "" until a call fails, cleared by a success. */
     CHECK(qk_last_error_message() != NULL);
     uint64_t h = SENTINEL_U64;
-    CHECK_ERR(qk_hash_key(KEY("k"), NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_hash_key(KEY("k"), NULL, NULL), QK_ERR_NULL_ARG);
     CHECK(strstr(qk_last_error_message(), "hash_out") != NULL);
     /* Names and the version do not touch it. */
     (void)qk_status_str(QK_OK);
     (void)qk_version();
     CHECK(strstr(qk_last_error_message(), "hash_out") != NULL);
-    CHECK_OK(qk_hash_key(KEY("k"), &h));
+    CHECK_OK(qk_hash_key(KEY("k"), &h, NULL));
     CHECK(qk_last_error_message()[0] == '\0');
 }
 
@@ -87,6 +89,7 @@ int main(void) {
     test_paxos();
     test_batch_flat();
     test_txn();
+    test_errors();
     printf("c tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

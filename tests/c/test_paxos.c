@@ -62,9 +62,9 @@ static void enqueue(cluster *c, uint32_t from, uint32_t to, const uint8_t *bytes
 /* Acts on every output of replica i. */
 static void drain(cluster *c, int i) {
     qk_paxos_output o;
-    bool has = true;
+    uint8_t has = true;
     while (has) {
-        REQUIRE(qk_paxos_node_poll(c->node[i], &o, &has) == QK_OK);
+        REQUIRE(qk_paxos_node_poll(c->node[i], &o, &has, NULL) == QK_OK);
         if (!has) break;
         switch (o.kind) {
         case QK_PAXOS_OUTPUT_SEND:
@@ -108,7 +108,7 @@ static void deliver_all(cluster *c) {
         packet p = c->queue[head++];
         int to = index_of(p.to);
         if (to >= 0 && c->node[to] != NULL) {
-            CHECK_OK(qk_paxos_node_step(c->node[to], p.from, p.bytes, p.len, c->now));
+            CHECK_OK(qk_paxos_node_step(c->node[to], p.from, p.bytes, p.len, c->now, NULL));
             drain(c, to);
         }
         free(p.bytes);
@@ -122,7 +122,7 @@ static void advance(cluster *c) {
     for (int i = 0; i < NODES; i++) {
         if (c->node[i] == NULL) continue;
         uint64_t d = SENTINEL_U64;
-        CHECK_OK(qk_paxos_node_next_deadline(c->node[i], &d));
+        CHECK_OK(qk_paxos_node_next_deadline(c->node[i], &d, NULL));
         if (d < next) next = d;
     }
     REQUIRE(next != UINT64_MAX);
@@ -130,9 +130,9 @@ static void advance(cluster *c) {
     for (int i = 0; i < NODES; i++) {
         if (c->node[i] == NULL) continue;
         uint64_t d = 0;
-        CHECK_OK(qk_paxos_node_next_deadline(c->node[i], &d));
+        CHECK_OK(qk_paxos_node_next_deadline(c->node[i], &d, NULL));
         if (d <= c->now) {
-            CHECK_OK(qk_paxos_node_tick(c->node[i], c->now));
+            CHECK_OK(qk_paxos_node_tick(c->node[i], c->now, NULL));
             drain(c, i);
         }
     }
@@ -152,9 +152,9 @@ static bool run_until(cluster *c, predicate done, const void *arg) {
 }
 
 static bool is_leader(cluster *c, int i) {
-    bool l = false;
+    uint8_t l = false;
     if (c->node[i] == NULL) return false;
-    CHECK_OK(qk_paxos_node_is_leader(c->node[i], &l));
+    CHECK_OK(qk_paxos_node_is_leader(c->node[i], &l, NULL));
     return l;
 }
 
@@ -167,8 +167,8 @@ static int agreed_leader(cluster *c) {
     for (int i = 0; i < NODES; i++) {
         if (c->node[i] == NULL) continue;
         uint32_t l = SENTINEL_U32;
-        bool has = false;
-        CHECK_OK(qk_paxos_node_leader(c->node[i], &l, &has));
+        uint8_t has = false;
+        CHECK_OK(qk_paxos_node_leader(c->node[i], &l, &has, NULL));
         if (!has || l != MEMBERS[leader]) return -1;
     }
     return leader;
@@ -190,14 +190,14 @@ static bool all_delivered(cluster *c, const void *arg) {
 static bool leader_has_lease(cluster *c, const void *arg) {
     (void)arg;
     int l = agreed_leader(c);
-    bool lease = false;
+    uint8_t lease = false;
     if (l < 0) return false;
-    CHECK_OK(qk_paxos_node_has_read_lease(c->node[l], c->now, &lease));
+    CHECK_OK(qk_paxos_node_has_read_lease(c->node[l], c->now, &lease, NULL));
     return lease;
 }
 
 static void config_for(int i, qk_paxos_config *cfg) {
-    REQUIRE(qk_paxos_config_init(MEMBERS[i], MEMBERS, NODES, cfg) == QK_OK);
+    REQUIRE(qk_paxos_config_init(MEMBERS[i], MEMBERS, NODES, cfg, NULL) == QK_OK);
     cfg->seed = 1000 + (uint64_t)i;
     cfg->max_batch = 4;
 }
@@ -209,9 +209,9 @@ static void start(cluster *c, int i) {
     c->log_len[i] = 0;
     c->next_slot[i] = 0;
     if (i == NODES - 1)
-        CHECK_OK(qk_paxos_node_new_file(&cfg, c->path, c->now, &c->node[i]));
+        CHECK_OK(qk_paxos_node_new_file(&cfg, c->path, c->now, &c->node[i], NULL));
     else
-        CHECK_OK(qk_paxos_node_new_memory(&cfg, c->now, &c->node[i]));
+        CHECK_OK(qk_paxos_node_new_memory(&cfg, c->now, &c->node[i], NULL));
     REQUIRE(c->node[i] != NULL);
     drain(c, i);
 }
@@ -241,7 +241,7 @@ static bool same_log(cluster *c, int a, int b) {
 }
 
 static void propose(cluster *c, int i, const char *cmd) {
-    CHECK_OK(qk_paxos_node_propose(c->node[i], KEY(cmd), c->now));
+    CHECK_OK(qk_paxos_node_propose(c->node[i], KEY(cmd), c->now, NULL));
     drain(c, i);
 }
 
@@ -291,15 +291,15 @@ static void test_paxos_cluster(void) {
     /* max_batch 4 and 5 commands at the leader: at least 3 slots. */
     for (int i = 0; i < NODES; i++) {
         uint64_t ci = SENTINEL_U64;
-        CHECK_OK(qk_paxos_node_commit_index(c.node[i], &ci));
+        CHECK_OK(qk_paxos_node_commit_index(c.node[i], &ci, NULL));
         CHECK(ci == c.next_slot[i] && ci >= 3);
     }
     /* Followers never hold the read lease; the leader gets it. */
     REQUIRE(run_until(&c, leader_has_lease, NULL));
     leader = agreed_leader(&c);
     for (int i = 0; i < NODES; i++) {
-        bool lease = true;
-        CHECK_OK(qk_paxos_node_has_read_lease(c.node[i], c.now, &lease));
+        uint8_t lease = true;
+        CHECK_OK(qk_paxos_node_has_read_lease(c.node[i], c.now, &lease, NULL));
         CHECK(lease == (i == leader));
     }
 
@@ -338,9 +338,9 @@ static void test_paxos_errors(void) {
     CHECK(QK_PAXOS_OUTPUT_SEND == 0 && QK_PAXOS_OUTPUT_DECIDED == 1 &&
           QK_PAXOS_OUTPUT_PERSISTED == 2 && QK_PAXOS_OUTPUT_LEADER_CHANGED == 3);
     qk_paxos_config cfg;
-    CHECK_ERR(qk_paxos_config_init(1, MEMBERS, NODES, NULL), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_config_init(1, NULL, NODES, &cfg), QK_ERR_NULL_ARG);
-    CHECK_OK(qk_paxos_config_init(1, MEMBERS, NODES, &cfg));
+    CHECK_ERR(qk_paxos_config_init(1, MEMBERS, NODES, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_config_init(1, NULL, NODES, &cfg, NULL), QK_ERR_NULL_ARG);
+    CHECK_OK(qk_paxos_config_init(1, MEMBERS, NODES, &cfg, NULL));
     CHECK(cfg.id == 1 && cfg.members_len == NODES && cfg.cluster_id == 0);
     CHECK(memcmp(cfg.members, MEMBERS, sizeof MEMBERS) == 0);
     CHECK(cfg.heartbeat_interval_ns == 50 * MS && cfg.election_timeout_ns == 500 * MS);
@@ -349,20 +349,20 @@ static void test_paxos_errors(void) {
 
     /* Creation: NULL arguments, bad configs; the out-parameter is kept. */
     qk_paxos_node *n = (qk_paxos_node *)0x1;
-    CHECK_ERR(qk_paxos_node_new_memory(NULL, 0, &n), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_new_memory(&cfg, 0, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_new_memory(NULL, 0, &n, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_new_memory(&cfg, 0, NULL, NULL), QK_ERR_NULL_ARG);
     qk_paxos_config bad = cfg;
     bad.id = 7;
-    CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n, NULL), QK_ERR_INVALID_ARG);
     bad = cfg;
     bad.heartbeat_interval_ns = 0;
-    CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n, NULL), QK_ERR_INVALID_ARG);
     bad = cfg;
     bad.members_len = QK_PAXOS_MAX_MEMBERS + 1;
-    CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n, NULL), QK_ERR_INVALID_ARG);
     CHECK(strstr(qk_last_error_message(), "members_len") != NULL);
     bad.members_len = 0;
-    CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_paxos_node_new_memory(&bad, 0, &n, NULL), QK_ERR_INVALID_ARG);
     CHECK(n == (qk_paxos_node *)0x1);
 
     /* The config holds its own copy of the ids: the caller's array may be
@@ -372,21 +372,21 @@ static void test_paxos_errors(void) {
         uint32_t scratch[QK_PAXOS_MAX_MEMBERS + 1];
         for (size_t k = 0; k <= QK_PAXOS_MAX_MEMBERS; k++) scratch[k] = (uint32_t)k + 1;
         qk_paxos_config own;
-        CHECK_ERR(qk_paxos_config_init(1, scratch, QK_PAXOS_MAX_MEMBERS + 1, &own),
+        CHECK_ERR(qk_paxos_config_init(1, scratch, QK_PAXOS_MAX_MEMBERS + 1, &own, NULL),
                   QK_ERR_INVALID_ARG);
-        CHECK_OK(qk_paxos_config_init(2, scratch, 3, &own));
+        CHECK_OK(qk_paxos_config_init(2, scratch, 3, &own, NULL));
         scratch[0] = 0, scratch[1] = 2164273152u, scratch[2] = 0xdeadbeef;
         qk_paxos_node *mine = NULL;
-        CHECK_OK(qk_paxos_node_new_memory(&own, 0, &mine));
+        CHECK_OK(qk_paxos_node_new_memory(&own, 0, &mine, NULL));
         uint64_t deadline = 0;
-        CHECK_OK(qk_paxos_node_next_deadline(mine, &deadline));
+        CHECK_OK(qk_paxos_node_next_deadline(mine, &deadline, NULL));
         /* It stands for election and asks its real peers, 1 and 3. */
-        CHECK_OK(qk_paxos_node_tick(mine, deadline));
+        CHECK_OK(qk_paxos_node_tick(mine, deadline, NULL));
         qk_paxos_output out;
-        bool has = true;
+        uint8_t has = true;
         int sends = 0;
         while (has) {
-            CHECK_OK(qk_paxos_node_poll(mine, &out, &has));
+            CHECK_OK(qk_paxos_node_poll(mine, &out, &has, NULL));
             if (has && out.kind == QK_PAXOS_OUTPUT_SEND) {
                 CHECK(out.to == 1 || out.to == 3);
                 sends++;
@@ -400,69 +400,69 @@ static void test_paxos_errors(void) {
      * that is not a record file. */
     char path[128], junk[128];
     snprintf(path, sizeof path, "/tmp/qk_test_paxos_missing_%ld/node.log", (long)getpid());
-    CHECK_ERR(qk_paxos_node_new_file(&cfg, NULL, 0, &n), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_new_file(NULL, path, 0, &n), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_new_file(&cfg, path, 0, NULL), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_new_file(&cfg, path, 0, &n), QK_ERR_STORAGE);
+    CHECK_ERR(qk_paxos_node_new_file(&cfg, NULL, 0, &n, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_new_file(NULL, path, 0, &n, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_new_file(&cfg, path, 0, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_new_file(&cfg, path, 0, &n, NULL), QK_ERR_STORAGE);
     CHECK(strstr(qk_last_error_message(), "qk_test_paxos_missing") != NULL);
     snprintf(junk, sizeof junk, "/tmp/qk_test_paxos_junk_%ld.log", (long)getpid());
     FILE *fp = fopen(junk, "wb");
     REQUIRE(fp != NULL);
     fputs("not a paxos log", fp);
     fclose(fp);
-    CHECK_ERR(qk_paxos_node_new_file(&cfg, junk, 0, &n), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_paxos_node_new_file(&cfg, junk, 0, &n, NULL), QK_ERR_CORRUPT);
     bad = cfg;
     bad.id = 7;
-    CHECK_ERR(qk_paxos_node_new_file(&bad, junk, 0, &n), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_paxos_node_new_file(&bad, junk, 0, &n, NULL), QK_ERR_INVALID_ARG);
     unlink(junk);
     CHECK(n == (qk_paxos_node *)0x1);
 
     /* Calls on a node: NULL handles and out-parameters, garbage bytes. */
-    CHECK_OK(qk_paxos_node_new_memory(&cfg, 0, &n));
+    CHECK_OK(qk_paxos_node_new_memory(&cfg, 0, &n, NULL));
     /* Version byte 1, then an unknown tag; and a future version. */
     uint8_t garbage[] = {0x01, 0xee, 0x13, 0x37, 0xff};
     uint8_t future[] = {0xff, 0x01, 0x00};
-    CHECK_ERR(qk_paxos_node_step(NULL, 2, garbage, sizeof garbage, 0), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_step(n, 2, NULL, 3, 0), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_step(n, 2, garbage, sizeof garbage, 0), QK_ERR_CORRUPT);
-    CHECK_ERR(qk_paxos_node_step(n, 2, garbage, 3, 0), QK_ERR_CORRUPT);
-    CHECK_ERR(qk_paxos_node_step(n, 2, NULL, 0, 0), QK_ERR_CORRUPT);
-    CHECK_ERR(qk_paxos_node_step(n, 2, future, sizeof future, 0), QK_ERR_UNSUPPORTED_VERSION);
+    CHECK_ERR(qk_paxos_node_step(NULL, 2, garbage, sizeof garbage, 0, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_step(n, 2, NULL, 3, 0, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_step(n, 2, garbage, sizeof garbage, 0, NULL), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_paxos_node_step(n, 2, garbage, 3, 0, NULL), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_paxos_node_step(n, 2, NULL, 0, 0, NULL), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_paxos_node_step(n, 2, future, sizeof future, 0, NULL), QK_ERR_UNSUPPORTED_VERSION);
 
-    CHECK_ERR(qk_paxos_node_tick(NULL, 0), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_propose(NULL, KEY("x"), 0), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_propose(n, NULL, 1, 0), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_tick(NULL, 0, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_propose(NULL, KEY("x"), 0, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_propose(n, NULL, 1, 0, NULL), QK_ERR_NULL_ARG);
     qk_paxos_output o;
-    bool has = true;
-    CHECK_ERR(qk_paxos_node_poll(NULL, &o, &has), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_poll(n, NULL, &has), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_poll(n, &o, NULL), QK_ERR_NULL_ARG);
+    uint8_t has = true;
+    CHECK_ERR(qk_paxos_node_poll(NULL, &o, &has, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_poll(n, NULL, &has, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_poll(n, &o, NULL, NULL), QK_ERR_NULL_ARG);
     uint64_t u = SENTINEL_U64;
     uint32_t l = SENTINEL_U32;
-    CHECK_ERR(qk_paxos_node_next_deadline(NULL, &u), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_next_deadline(n, NULL), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_leader(NULL, &l, &has), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_leader(n, NULL, &has), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_leader(n, &l, NULL), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_is_leader(NULL, &has), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_is_leader(n, NULL), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_has_read_lease(NULL, 0, &has), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_has_read_lease(n, 0, NULL), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_commit_index(NULL, &u), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_paxos_node_commit_index(n, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_next_deadline(NULL, &u, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_next_deadline(n, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_leader(NULL, &l, &has, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_leader(n, NULL, &has, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_leader(n, &l, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_is_leader(NULL, &has, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_is_leader(n, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_has_read_lease(NULL, 0, &has, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_has_read_lease(n, 0, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_commit_index(NULL, &u, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_commit_index(n, NULL, NULL), QK_ERR_NULL_ARG);
     CHECK(u == SENTINEL_U64 && l == SENTINEL_U32);
 
     /* A fresh follower: no leader, no lease, nothing committed, a deadline
      * (its election timeout) ahead. */
-    CHECK_OK(qk_paxos_node_leader(n, &l, &has));
+    CHECK_OK(qk_paxos_node_leader(n, &l, &has, NULL));
     CHECK(!has && l == SENTINEL_U32);
-    CHECK_OK(qk_paxos_node_is_leader(n, &has));
+    CHECK_OK(qk_paxos_node_is_leader(n, &has, NULL));
     CHECK(!has);
-    CHECK_OK(qk_paxos_node_has_read_lease(n, 0, &has));
+    CHECK_OK(qk_paxos_node_has_read_lease(n, 0, &has, NULL));
     CHECK(!has);
-    CHECK_OK(qk_paxos_node_commit_index(n, &u));
+    CHECK_OK(qk_paxos_node_commit_index(n, &u, NULL));
     CHECK(u == 0);
-    CHECK_OK(qk_paxos_node_next_deadline(n, &u));
+    CHECK_OK(qk_paxos_node_next_deadline(n, &u, NULL));
     CHECK(u >= 500 * MS && u < 1000 * MS);
     qk_paxos_node_free(n);
     qk_paxos_node_free(NULL);
@@ -493,25 +493,25 @@ static void spit(const char *path, const uint8_t *buf, size_t len) {
 
 /* A one-replica cluster on a file: it elects itself and decides commands. */
 static void decide_alone(qk_paxos_node *n, uint64_t *now, int commands) {
-    bool leader = false;
+    uint8_t leader = false;
     for (int k = 0; k < 100 && !leader; k++) {
         uint64_t d;
-        CHECK_OK(qk_paxos_node_next_deadline(n, &d));
+        CHECK_OK(qk_paxos_node_next_deadline(n, &d, NULL));
         *now = d > *now ? d : *now + MS;
-        CHECK_OK(qk_paxos_node_tick(n, *now));
-        CHECK_OK(qk_paxos_node_is_leader(n, &leader));
+        CHECK_OK(qk_paxos_node_tick(n, *now, NULL));
+        CHECK_OK(qk_paxos_node_is_leader(n, &leader, NULL));
     }
     REQUIRE(leader);
     for (int k = 0; k < commands; k++) {
         char cmd[16];
         snprintf(cmd, sizeof cmd, "c%d", k);
-        CHECK_OK(qk_paxos_node_propose(n, KEY(cmd), *now));
+        CHECK_OK(qk_paxos_node_propose(n, KEY(cmd), *now, NULL));
         qk_paxos_output out;
-        bool has = true;
-        while (has) CHECK_OK(qk_paxos_node_poll(n, &out, &has));
+        uint8_t has = true;
+        while (has) CHECK_OK(qk_paxos_node_poll(n, &out, &has, NULL));
     }
     uint64_t commit = 0;
-    CHECK_OK(qk_paxos_node_commit_index(n, &commit));
+    CHECK_OK(qk_paxos_node_commit_index(n, &commit, NULL));
     CHECK(commit >= (uint64_t)commands);
 }
 
@@ -520,7 +520,7 @@ static void decide_alone(qk_paxos_node *n, uint64_t *now, int commands) {
 static void test_paxos_storage_safety(void) {
     static const uint32_t one[1] = {1};
     qk_paxos_config cfg;
-    REQUIRE(qk_paxos_config_init(1, one, 1, &cfg) == QK_OK);
+    REQUIRE(qk_paxos_config_init(1, one, 1, &cfg, NULL) == QK_OK);
     CHECK(cfg.cluster_id == 0);
     cfg.cluster_id = 0x5eed;
     char path[128];
@@ -528,11 +528,11 @@ static void test_paxos_storage_safety(void) {
     unlink(path);
     qk_paxos_node *n = NULL, *second = (qk_paxos_node *)0x1;
     uint64_t now = 0;
-    CHECK_OK(qk_paxos_node_new_file(&cfg, path, now, &n));
+    CHECK_OK(qk_paxos_node_new_file(&cfg, path, now, &n, NULL));
     decide_alone(n, &now, 12);
 
     /* A second node on the same file while the first lives. */
-    CHECK_ERR(qk_paxos_node_new_file(&cfg, path, now, &second), QK_ERR_STORAGE_IN_USE);
+    CHECK_ERR(qk_paxos_node_new_file(&cfg, path, now, &second, NULL), QK_ERR_STORAGE_IN_USE);
     CHECK(strstr(qk_last_error_message(), "locked") != NULL);
     CHECK(second == (qk_paxos_node *)0x1);
     CHECK(strcmp(qk_status_str(QK_ERR_STORAGE_IN_USE), "storage in use") == 0);
@@ -541,12 +541,12 @@ static void test_paxos_storage_safety(void) {
     /* Another cluster id, another replica id. */
     qk_paxos_config other = cfg;
     other.cluster_id = 0x5eee;
-    CHECK_ERR(qk_paxos_node_new_file(&other, path, now, &second), QK_ERR_STORAGE_MISMATCH);
+    CHECK_ERR(qk_paxos_node_new_file(&other, path, now, &second, NULL), QK_ERR_STORAGE_MISMATCH);
     CHECK(strstr(qk_last_error_message(), "cluster") != NULL);
     static const uint32_t two[2] = {1, 2};
-    REQUIRE(qk_paxos_config_init(2, two, 2, &other) == QK_OK);
+    REQUIRE(qk_paxos_config_init(2, two, 2, &other, NULL) == QK_OK);
     other.cluster_id = cfg.cluster_id;
-    CHECK_ERR(qk_paxos_node_new_file(&other, path, now, &second), QK_ERR_STORAGE_MISMATCH);
+    CHECK_ERR(qk_paxos_node_new_file(&other, path, now, &second, NULL), QK_ERR_STORAGE_MISMATCH);
     CHECK(second == (qk_paxos_node *)0x1);
 
     /* One flipped bit in the middle of the log: refused, file untouched. */
@@ -555,7 +555,7 @@ static void test_paxos_storage_safety(void) {
     REQUIRE(len > 200);
     bytes[len / 2] ^= 0x04;
     spit(path, bytes, len);
-    CHECK_ERR(qk_paxos_node_new_file(&cfg, path, now, &second), QK_ERR_STORAGE_CORRUPT);
+    CHECK_ERR(qk_paxos_node_new_file(&cfg, path, now, &second, NULL), QK_ERR_STORAGE_CORRUPT);
     CHECK(strstr(qk_last_error_message(), "untouched") != NULL);
     CHECK(second == (qk_paxos_node *)0x1);
     size_t len2 = 0;
@@ -567,12 +567,12 @@ static void test_paxos_storage_safety(void) {
     bytes[len / 2] ^= 0x04;
     spit(path, bytes, len);
     free(bytes);
-    CHECK_OK(qk_paxos_node_new_file(&cfg, path, now, &n));
+    CHECK_OK(qk_paxos_node_new_file(&cfg, path, now, &n, NULL));
     int decided = 0;
     qk_paxos_output out;
-    bool has = true;
+    uint8_t has = true;
     while (has) {
-        CHECK_OK(qk_paxos_node_poll(n, &out, &has));
+        CHECK_OK(qk_paxos_node_poll(n, &out, &has, NULL));
         if (has && out.kind == QK_PAXOS_OUTPUT_DECIDED && out.count > 0) decided++;
     }
     CHECK(decided == 12);

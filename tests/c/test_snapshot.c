@@ -32,15 +32,15 @@ static uint8_t *read_file(const char *name, size_t *len) {
 /* A ring's snapshot through the two-call pattern (malloc'd). */
 static uint8_t *ring_snapshot(const qk_ring *r, size_t *len) {
     size_t need = SENTINEL_SIZE;
-    CHECK_ERR(qk_ring_snapshot(r, NULL, 0, &need), QK_ERR_BUFFER_TOO_SMALL);
+    CHECK_ERR(qk_ring_snapshot(r, NULL, 0, &need, NULL), QK_ERR_BUFFER_TOO_SMALL);
     CHECK(strstr(qk_last_error_message(), "needs") != NULL);
     REQUIRE(need != SENTINEL_SIZE && need >= 16);
     uint8_t *buf = malloc(need);
     REQUIRE(buf != NULL);
     size_t small = SENTINEL_SIZE;
-    CHECK_ERR(qk_ring_snapshot(r, buf, need - 1, &small), QK_ERR_BUFFER_TOO_SMALL);
+    CHECK_ERR(qk_ring_snapshot(r, buf, need - 1, &small, NULL), QK_ERR_BUFFER_TOO_SMALL);
     CHECK(small == need);
-    CHECK_OK(qk_ring_snapshot(r, buf, need, len));
+    CHECK_OK(qk_ring_snapshot(r, buf, need, len, NULL));
     CHECK(*len == need);
     return buf;
 }
@@ -48,14 +48,14 @@ static uint8_t *ring_snapshot(const qk_ring *r, size_t *len) {
 static const char *ring_name(const qk_ring *r, size_t i) {
     const char *name = "";
     size_t len;
-    if (qk_ring_node_name(r, i, &name, &len) != QK_OK) return "";
+    if (qk_ring_node_name(r, i, &name, &len, NULL) != QK_OK) return "";
     return name;
 }
 
 static const char *ketama_name(const qk_ketama *k, size_t i) {
     const char *name = "";
     size_t len;
-    if (qk_ketama_node_name(k, i, &name, &len) != QK_OK) return "";
+    if (qk_ketama_node_name(k, i, &name, &len, NULL) != QK_OK) return "";
     return name;
 }
 
@@ -76,10 +76,10 @@ static void check_fixture_placements(const qk_ring *r, const qk_ketama *k) {
         *node++ = 0;
         size_t index = SENTINEL_SIZE;
         if (strcmp(kind, "ring") == 0) {
-            CHECK_OK(qk_ring_get_node(r, KEY(key), &index));
+            CHECK_OK(qk_ring_get_node(r, KEY(key), &index, NULL));
             CHECK(strcmp(ring_name(r, index), node) == 0);
         } else {
-            CHECK_OK(qk_ketama_get_node(k, KEY(key), &index));
+            CHECK_OK(qk_ketama_get_node(k, KEY(key), &index, NULL));
             CHECK(strcmp(ketama_name(k, index), node) == 0);
         }
         checked++;
@@ -94,11 +94,11 @@ static void test_fixtures(void) {
     uint8_t *ketama_bytes = read_file("ketama.qksn", &ketama_len);
     qk_ring *r = NULL;
     qk_ketama *k = NULL;
-    CHECK_OK(qk_ring_restore(ring_bytes, ring_len, &r));
-    CHECK_OK(qk_ketama_restore(ketama_bytes, ketama_len, &k));
+    CHECK_OK(qk_ring_restore(ring_bytes, ring_len, &r, NULL));
+    CHECK_OK(qk_ketama_restore(ketama_bytes, ketama_len, &k, NULL));
     REQUIRE(r != NULL && k != NULL);
     size_t count = 0;
-    CHECK_OK(qk_ring_node_count(r, &count));
+    CHECK_OK(qk_ring_node_count(r, &count, NULL));
     CHECK(count == 4);
     CHECK(strcmp(ring_name(r, 2), "cache-\xc3\xbc") == 0); /* order kept */
     check_fixture_placements(r, k);
@@ -109,18 +109,18 @@ static void test_fixtures(void) {
     CHECK(len == ring_len && memcmp(again, ring_bytes, len) == 0);
     free(again);
     uint8_t kbuf[512];
-    CHECK_OK(qk_ketama_snapshot(k, kbuf, sizeof kbuf, &len));
+    CHECK_OK(qk_ketama_snapshot(k, kbuf, sizeof kbuf, &len, NULL));
     CHECK(len == ketama_len && memcmp(kbuf, ketama_bytes, len) == 0);
     size_t need = SENTINEL_SIZE;
-    CHECK_ERR(qk_ketama_snapshot(k, NULL, 0, &need), QK_ERR_BUFFER_TOO_SMALL);
+    CHECK_ERR(qk_ketama_snapshot(k, NULL, 0, &need, NULL), QK_ERR_BUFFER_TOO_SMALL);
     CHECK(need == ketama_len);
 
     /* The wrong kind is an invalid argument, not corruption. */
     qk_ring *wrong = (qk_ring *)0x1;
-    CHECK_ERR(qk_ring_restore(ketama_bytes, ketama_len, &wrong), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_ring_restore(ketama_bytes, ketama_len, &wrong, NULL), QK_ERR_INVALID_ARG);
     CHECK(wrong == (qk_ring *)0x1);
     qk_ketama *wrongk = NULL;
-    CHECK_ERR(qk_ketama_restore(ring_bytes, ring_len, &wrongk), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_ketama_restore(ring_bytes, ring_len, &wrongk, NULL), QK_ERR_INVALID_ARG);
     CHECK(wrongk == NULL);
 
     qk_ring_free(r);
@@ -131,21 +131,21 @@ static void test_fixtures(void) {
 
 static void test_round_trip_and_bad_input(void) {
     qk_ring *r = NULL;
-    REQUIRE(qk_ring_new(20, &r) == QK_OK);
-    CHECK_OK(qk_ring_add_node(r, STR("b"), 2));
-    CHECK_OK(qk_ring_add_node(r, STR("a"), 1));
+    REQUIRE(qk_ring_new(20, &r, NULL) == QK_OK);
+    CHECK_OK(qk_ring_add_node(r, STR("b"), 2, NULL));
+    CHECK_OK(qk_ring_add_node(r, STR("a"), 1, NULL));
     size_t len = 0;
     uint8_t *snap = ring_snapshot(r, &len);
 
     qk_ring *back = NULL;
-    CHECK_OK(qk_ring_restore(snap, len, &back));
+    CHECK_OK(qk_ring_restore(snap, len, &back, NULL));
     char key[32];
     int same = 1;
     for (int i = 0; i < 2000; i++) {
         snprintf(key, sizeof key, "k%d", i);
         size_t a = 0, b = 1;
-        qk_ring_get_node(r, KEY(key), &a);
-        qk_ring_get_node(back, KEY(key), &b);
+        qk_ring_get_node(r, KEY(key), &a, NULL);
+        qk_ring_get_node(back, KEY(key), &b, NULL);
         same &= (a == b);
     }
     CHECK(same);
@@ -155,42 +155,42 @@ static void test_round_trip_and_bad_input(void) {
     /* NULL arguments. */
     size_t out_len = SENTINEL_SIZE;
     uint8_t small[4];
-    CHECK_ERR(qk_ring_snapshot(NULL, small, sizeof small, &out_len), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_ring_snapshot(r, small, sizeof small, NULL), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_ring_snapshot(r, NULL, 8, &out_len), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_ring_snapshot(NULL, small, sizeof small, &out_len, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_ring_snapshot(r, small, sizeof small, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_ring_snapshot(r, NULL, 8, &out_len, NULL), QK_ERR_NULL_ARG);
     CHECK(out_len == SENTINEL_SIZE);
-    CHECK_ERR(qk_ketama_snapshot(NULL, small, sizeof small, &out_len), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_ketama_snapshot(NULL, small, sizeof small, &out_len, NULL), QK_ERR_NULL_ARG);
     qk_ring *out = (qk_ring *)0x1;
-    CHECK_ERR(qk_ring_restore(snap, len, NULL), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_ring_restore(NULL, len, &out), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_ring_restore(NULL, 0, &out), QK_ERR_CORRUPT); /* empty input */
+    CHECK_ERR(qk_ring_restore(snap, len, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_ring_restore(NULL, len, &out, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_ring_restore(NULL, 0, &out, NULL), QK_ERR_CORRUPT); /* empty input */
     qk_ketama *kout = NULL;
-    CHECK_ERR(qk_ketama_restore(NULL, 3, &kout), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_ketama_restore(snap, len, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_ketama_restore(NULL, 3, &kout, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_ketama_restore(snap, len, NULL, NULL), QK_ERR_NULL_ARG);
 
     /* Corruption: every truncation, a flipped byte, trailing bytes, bad magic. */
     int all_corrupt = 1;
     for (size_t cut = 0; cut < len; cut++)
-        all_corrupt &= qk_ring_restore(snap, cut, &out) == QK_ERR_CORRUPT;
+        all_corrupt &= qk_ring_restore(snap, cut, &out, NULL) == QK_ERR_CORRUPT;
     CHECK(all_corrupt);
     uint8_t *bad = malloc(len + 1);
     REQUIRE(bad != NULL);
     memcpy(bad, snap, len);
     bad[len] = 0;
-    CHECK_ERR(qk_ring_restore(bad, len + 1, &out), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_ring_restore(bad, len + 1, &out, NULL), QK_ERR_CORRUPT);
     CHECK(strstr(qk_last_error_message(), "trailing") != NULL);
     bad[len - 6] ^= 0x40;
-    CHECK_ERR(qk_ring_restore(bad, len, &out), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_ring_restore(bad, len, &out, NULL), QK_ERR_CORRUPT);
     CHECK(strstr(qk_last_error_message(), "checksum") != NULL);
     memcpy(bad, snap, len);
     bad[0] = 'X';
-    CHECK_ERR(qk_ring_restore(bad, len, &out), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_ring_restore(bad, len, &out, NULL), QK_ERR_CORRUPT);
     CHECK(strstr(qk_last_error_message(), "magic") != NULL);
     memcpy(bad, snap, len);
     bad[4] = 9; /* format version 9 */
-    CHECK_ERR(qk_ring_restore(bad, len, &out), QK_ERR_UNSUPPORTED_VERSION);
+    CHECK_ERR(qk_ring_restore(bad, len, &out, NULL), QK_ERR_UNSUPPORTED_VERSION);
     CHECK(strstr(qk_last_error_message(), "version 9") != NULL);
-    CHECK_ERR(qk_ketama_restore(bad, len, &kout), QK_ERR_UNSUPPORTED_VERSION);
+    CHECK_ERR(qk_ketama_restore(bad, len, &kout, NULL), QK_ERR_UNSUPPORTED_VERSION);
     CHECK(out == (qk_ring *)0x1 && kout == NULL);
     /* Random bytes behind a valid magic: an error, never a crash. */
     unsigned seed = 12345;
@@ -201,7 +201,7 @@ static void test_round_trip_and_bad_input(void) {
             seed = seed * 1103515245u + 12345u;
             bad[i] = (uint8_t)(seed >> 16);
         }
-        never_ok &= qk_ring_restore(bad, len, &out) == QK_ERR_CORRUPT;
+        never_ok &= qk_ring_restore(bad, len, &out, NULL) == QK_ERR_CORRUPT;
     }
     if (!never_ok) fprintf(stderr, "random-bytes seed 12345\n");
     CHECK(never_ok);
@@ -211,14 +211,14 @@ static void test_round_trip_and_bad_input(void) {
 
     /* An empty ring round-trips too. */
     qk_ring *empty = NULL;
-    REQUIRE(qk_ring_new(0, &empty) == QK_OK);
+    REQUIRE(qk_ring_new(0, &empty, NULL) == QK_OK);
     uint8_t buf[64];
-    CHECK_OK(qk_ring_snapshot(empty, buf, sizeof buf, &len));
+    CHECK_OK(qk_ring_snapshot(empty, buf, sizeof buf, &len, NULL));
     CHECK(len == 24); /* header 12 + vnodes 4 + count 4 + crc 4 */
     qk_ring *back2 = NULL;
-    CHECK_OK(qk_ring_restore(buf, len, &back2));
+    CHECK_OK(qk_ring_restore(buf, len, &back2, NULL));
     size_t count = SENTINEL_SIZE;
-    CHECK_OK(qk_ring_node_count(back2, &count));
+    CHECK_OK(qk_ring_node_count(back2, &count, NULL));
     CHECK(count == 0);
     qk_ring_free(back2);
     qk_ring_free(empty);
@@ -251,14 +251,14 @@ static size_t framed(uint8_t *out, uint16_t kind, const uint8_t *body, size_t bo
 static const char *hrw_name(const qk_rendezvous *h, size_t i) {
     const char *name = "";
     size_t len;
-    if (qk_rendezvous_node_name(h, i, &name, &len) != QK_OK) return "";
+    if (qk_rendezvous_node_name(h, i, &name, &len, NULL) != QK_OK) return "";
     return name;
 }
 
 static const char *maglev_name(const qk_maglev *m, size_t i) {
     const char *name = "";
     size_t len;
-    if (qk_maglev_node_name(m, i, &name, &len) != QK_OK) return "";
+    if (qk_maglev_node_name(m, i, &name, &len, NULL) != QK_OK) return "";
     return name;
 }
 
@@ -269,14 +269,14 @@ static void test_rendezvous_maglev(void) {
     uint8_t *mbytes = read_file("maglev.qksn", &mlen);
     qk_rendezvous *h = NULL;
     qk_maglev *m = NULL;
-    CHECK_OK(qk_rendezvous_restore(hbytes, hlen, &h));
-    CHECK_OK(qk_maglev_restore(mbytes, mlen, &m));
+    CHECK_OK(qk_rendezvous_restore(hbytes, hlen, &h, NULL));
+    CHECK_OK(qk_maglev_restore(mbytes, mlen, &m, NULL));
     REQUIRE(h != NULL && m != NULL);
     uint32_t size = 0;
-    CHECK_OK(qk_maglev_table_size(m, &size));
+    CHECK_OK(qk_maglev_table_size(m, &size, NULL));
     CHECK(size == 257);
     double w = 0;
-    CHECK_OK(qk_rendezvous_weight(h, STR("cache-b"), &w));
+    CHECK_OK(qk_rendezvous_weight(h, STR("cache-b"), &w, NULL));
     CHECK(w == 2.5);
 
     char *tsv = (char *)read_file("placements-hrw-maglev.tsv", &tlen);
@@ -292,10 +292,10 @@ static void test_rendezvous_maglev(void) {
         *node++ = 0;
         size_t index = SENTINEL_SIZE;
         if (strcmp(kind, "rendezvous") == 0) {
-            agree &= qk_rendezvous_get_node(h, KEY(key), &index) == QK_OK &&
+            agree &= qk_rendezvous_get_node(h, KEY(key), &index, NULL) == QK_OK &&
                      strcmp(hrw_name(h, index), node) == 0;
         } else {
-            agree &= qk_maglev_get_node(m, KEY(key), &index) == QK_OK &&
+            agree &= qk_maglev_get_node(m, KEY(key), &index, NULL) == QK_OK &&
                      strcmp(maglev_name(m, index), node) == 0;
         }
         checked++;
@@ -306,56 +306,56 @@ static void test_rendezvous_maglev(void) {
 
     /* Saving again gives the committed bytes, through the two-call pattern. */
     size_t need = SENTINEL_SIZE, len = 0;
-    CHECK_ERR(qk_rendezvous_snapshot(h, NULL, 0, &need), QK_ERR_BUFFER_TOO_SMALL);
+    CHECK_ERR(qk_rendezvous_snapshot(h, NULL, 0, &need, NULL), QK_ERR_BUFFER_TOO_SMALL);
     CHECK(need == hlen);
     uint8_t *again = malloc(need);
     REQUIRE(again != NULL);
-    CHECK_ERR(qk_rendezvous_snapshot(h, again, need - 1, &len), QK_ERR_BUFFER_TOO_SMALL);
-    CHECK_OK(qk_rendezvous_snapshot(h, again, need, &len));
+    CHECK_ERR(qk_rendezvous_snapshot(h, again, need - 1, &len, NULL), QK_ERR_BUFFER_TOO_SMALL);
+    CHECK_OK(qk_rendezvous_snapshot(h, again, need, &len, NULL));
     CHECK(len == hlen && memcmp(again, hbytes, len) == 0);
     free(again);
     need = SENTINEL_SIZE;
-    CHECK_ERR(qk_maglev_snapshot(m, NULL, 0, &need), QK_ERR_BUFFER_TOO_SMALL);
+    CHECK_ERR(qk_maglev_snapshot(m, NULL, 0, &need, NULL), QK_ERR_BUFFER_TOO_SMALL);
     CHECK(need == mlen);
     again = malloc(need);
     REQUIRE(again != NULL);
-    CHECK_OK(qk_maglev_snapshot(m, again, need, &len));
+    CHECK_OK(qk_maglev_snapshot(m, again, need, &len, NULL));
     CHECK(len == mlen && memcmp(again, mbytes, len) == 0);
     free(again);
 
     /* NULL arguments. */
     uint8_t small[4];
     size_t out_len = SENTINEL_SIZE;
-    CHECK_ERR(qk_rendezvous_snapshot(NULL, small, sizeof small, &out_len), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_rendezvous_snapshot(h, small, sizeof small, NULL), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_rendezvous_snapshot(h, NULL, 8, &out_len), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_maglev_snapshot(NULL, small, sizeof small, &out_len), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_maglev_snapshot(m, NULL, 8, &out_len), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_rendezvous_snapshot(NULL, small, sizeof small, &out_len, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_rendezvous_snapshot(h, small, sizeof small, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_rendezvous_snapshot(h, NULL, 8, &out_len, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_maglev_snapshot(NULL, small, sizeof small, &out_len, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_maglev_snapshot(m, NULL, 8, &out_len, NULL), QK_ERR_NULL_ARG);
     CHECK(out_len == SENTINEL_SIZE);
     qk_rendezvous *hout = (qk_rendezvous *)0x1;
     qk_maglev *mout = (qk_maglev *)0x1;
-    CHECK_ERR(qk_rendezvous_restore(hbytes, hlen, NULL), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_rendezvous_restore(NULL, hlen, &hout), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_maglev_restore(mbytes, mlen, NULL), QK_ERR_NULL_ARG);
-    CHECK_ERR(qk_maglev_restore(NULL, mlen, &mout), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_rendezvous_restore(hbytes, hlen, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_rendezvous_restore(NULL, hlen, &hout, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_maglev_restore(mbytes, mlen, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_maglev_restore(NULL, mlen, &mout, NULL), QK_ERR_NULL_ARG);
 
     /* Wrong kinds: an invalid argument. */
-    CHECK_ERR(qk_rendezvous_restore(mbytes, mlen, &hout), QK_ERR_INVALID_ARG);
-    CHECK_ERR(qk_maglev_restore(hbytes, hlen, &mout), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_rendezvous_restore(mbytes, mlen, &hout, NULL), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_maglev_restore(hbytes, hlen, &mout, NULL), QK_ERR_INVALID_ARG);
     size_t rlen;
     uint8_t *rbytes = read_file("hash_ring.qksn", &rlen);
-    CHECK_ERR(qk_maglev_restore(rbytes, rlen, &mout), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_maglev_restore(rbytes, rlen, &mout, NULL), QK_ERR_INVALID_ARG);
     qk_ring *rout = NULL;
-    CHECK_ERR(qk_ring_restore(mbytes, mlen, &rout), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_ring_restore(mbytes, mlen, &rout, NULL), QK_ERR_INVALID_ARG);
     CHECK(rout == NULL);
     free(rbytes);
 
     /* Every truncation is corrupt. */
     int all_corrupt = 1;
     for (size_t cut = 0; cut < hlen; cut++)
-        all_corrupt &= qk_rendezvous_restore(hbytes, cut, &hout) == QK_ERR_CORRUPT;
+        all_corrupt &= qk_rendezvous_restore(hbytes, cut, &hout, NULL) == QK_ERR_CORRUPT;
     for (size_t cut = 0; cut < mlen; cut++)
-        all_corrupt &= qk_maglev_restore(mbytes, cut, &mout) == QK_ERR_CORRUPT;
+        all_corrupt &= qk_maglev_restore(mbytes, cut, &mout, NULL) == QK_ERR_CORRUPT;
     CHECK(all_corrupt);
 
     /* Well-framed bodies with bad content: corrupt, with a clear message. */
@@ -369,7 +369,7 @@ static void test_rendezvous_maglev(void) {
         memcpy(&bits, &bad_weights[i], 8);
         for (int b = 0; b < 8; b++) body[9 + b] = (uint8_t)(bits >> (8 * b));
         size_t n = framed(snap, 3, body, 17);
-        CHECK_ERR(qk_rendezvous_restore(snap, n, &hout), QK_ERR_CORRUPT);
+        CHECK_ERR(qk_rendezvous_restore(snap, n, &hout, NULL), QK_ERR_CORRUPT);
         CHECK(strstr(qk_last_error_message(), "weight") != NULL);
     }
     put_u32(body, 15); /* table size 15: not prime */
@@ -378,37 +378,37 @@ static void test_rendezvous_maglev(void) {
     body[12] = 'a';
     put_u32(body + 13, 1);
     size_t n = framed(snap, 4, body, 17);
-    CHECK_ERR(qk_maglev_restore(snap, n, &mout), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_maglev_restore(snap, n, &mout, NULL), QK_ERR_CORRUPT);
     CHECK(strstr(qk_last_error_message(), "prime") != NULL);
     put_u32(body, 13);
     n = framed(snap, 4, body, 17);
-    CHECK_OK(qk_maglev_restore(snap, n, &mout)); /* the same body with a prime size */
+    CHECK_OK(qk_maglev_restore(snap, n, &mout, NULL)); /* the same body with a prime size */
     REQUIRE(mout != (qk_maglev *)0x1);
     qk_maglev_free(mout);
     mout = (qk_maglev *)0x1;
     put_u32(body + 13, 0); /* weight 0 */
     n = framed(snap, 4, body, 17);
-    CHECK_ERR(qk_maglev_restore(snap, n, &mout), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_maglev_restore(snap, n, &mout, NULL), QK_ERR_CORRUPT);
     CHECK(hout == (qk_rendezvous *)0x1 && mout == (qk_maglev *)0x1);
 
     /* Empty placements round-trip. */
     qk_rendezvous *eh = NULL, *eh2 = NULL;
-    REQUIRE(qk_rendezvous_new(&eh) == QK_OK);
+    REQUIRE(qk_rendezvous_new(&eh, NULL) == QK_OK);
     uint8_t buf[64];
-    CHECK_OK(qk_rendezvous_snapshot(eh, buf, sizeof buf, &len));
+    CHECK_OK(qk_rendezvous_snapshot(eh, buf, sizeof buf, &len, NULL));
     CHECK(len == 20); /* header 12 + count 4 + crc 4 */
-    CHECK_OK(qk_rendezvous_restore(buf, len, &eh2));
+    CHECK_OK(qk_rendezvous_restore(buf, len, &eh2, NULL));
     size_t count = SENTINEL_SIZE;
-    CHECK_OK(qk_rendezvous_node_count(eh2, &count));
+    CHECK_OK(qk_rendezvous_node_count(eh2, &count, NULL));
     CHECK(count == 0);
     qk_rendezvous_free(eh);
     qk_rendezvous_free(eh2);
     qk_maglev *em = NULL, *em2 = NULL;
-    REQUIRE(qk_maglev_new(7, &em) == QK_OK);
-    CHECK_OK(qk_maglev_snapshot(em, buf, sizeof buf, &len));
-    CHECK_OK(qk_maglev_restore(buf, len, &em2));
+    REQUIRE(qk_maglev_new(7, &em, NULL) == QK_OK);
+    CHECK_OK(qk_maglev_snapshot(em, buf, sizeof buf, &len, NULL));
+    CHECK_OK(qk_maglev_restore(buf, len, &em2, NULL));
     size = 0;
-    CHECK_OK(qk_maglev_table_size(em2, &size));
+    CHECK_OK(qk_maglev_table_size(em2, &size, NULL));
     CHECK(size == 7);
     qk_maglev_free(em);
     qk_maglev_free(em2);
@@ -450,33 +450,33 @@ static void test_decode_budget(void) {
     CHECK(QK_ERR_LIMIT_EXCEEDED == 28);
     CHECK(strcmp(qk_status_str(QK_ERR_LIMIT_EXCEEDED), "decode limit exceeded") == 0);
     CHECK(QK_DEFAULT_MAX_POINTS == (1ull << 22));
-    CHECK_ERR(qk_ring_restore(s, n, &r), QK_ERR_LIMIT_EXCEEDED);
+    CHECK_ERR(qk_ring_restore(s, n, &r, NULL), QK_ERR_LIMIT_EXCEEDED);
     CHECK(strstr(qk_last_error_message(), "max_points") != NULL);
-    CHECK_ERR(qk_ring_restore_limited(s, n, 1000, &r), QK_ERR_LIMIT_EXCEEDED);
+    CHECK_ERR(qk_ring_restore_limited(s, n, 1000, &r, NULL), QK_ERR_LIMIT_EXCEEDED);
     CHECK(r == (qk_ring *)0x1);
     /* A damaged one is still corrupt first. */
     s[n - 1] ^= 1;
-    CHECK_ERR(qk_ring_restore_limited(s, n, 1000, &r), QK_ERR_CORRUPT);
+    CHECK_ERR(qk_ring_restore_limited(s, n, 1000, &r, NULL), QK_ERR_CORRUPT);
 
     /* An ordinary ring restores under a budget that fits it exactly. */
     qk_ring *small = NULL, *back = NULL;
-    CHECK_OK(qk_ring_new(160, &small));
-    CHECK_OK(qk_ring_add_node(small, STR("a"), 2));
+    CHECK_OK(qk_ring_new(160, &small, NULL));
+    CHECK_OK(qk_ring_add_node(small, STR("a"), 2, NULL));
     uint8_t buf[256];
     size_t len = 0;
-    CHECK_OK(qk_ring_snapshot(small, buf, sizeof buf, &len));
-    CHECK_ERR(qk_ring_restore_limited(buf, len, 319, &back), QK_ERR_LIMIT_EXCEEDED);
-    CHECK_OK(qk_ring_restore_limited(buf, len, 320, &back));
+    CHECK_OK(qk_ring_snapshot(small, buf, sizeof buf, &len, NULL));
+    CHECK_ERR(qk_ring_restore_limited(buf, len, 319, &back, NULL), QK_ERR_LIMIT_EXCEEDED);
+    CHECK_OK(qk_ring_restore_limited(buf, len, 320, &back, NULL));
     qk_ring_free(back);
     qk_ring_free(small);
 
     qk_maglev *m = NULL, *mb = (qk_maglev *)0x1;
-    CHECK_OK(qk_maglev_new(13, &m));
-    CHECK_OK(qk_maglev_add_node(m, STR("a"), 1));
-    CHECK_OK(qk_maglev_snapshot(m, buf, sizeof buf, &len));
-    CHECK_ERR(qk_maglev_restore_limited(buf, len, 12, &mb), QK_ERR_LIMIT_EXCEEDED);
+    CHECK_OK(qk_maglev_new(13, &m, NULL));
+    CHECK_OK(qk_maglev_add_node(m, STR("a"), 1, NULL));
+    CHECK_OK(qk_maglev_snapshot(m, buf, sizeof buf, &len, NULL));
+    CHECK_ERR(qk_maglev_restore_limited(buf, len, 12, &mb, NULL), QK_ERR_LIMIT_EXCEEDED);
     CHECK(mb == (qk_maglev *)0x1);
-    CHECK_OK(qk_maglev_restore_limited(buf, len, 13, &mb));
+    CHECK_OK(qk_maglev_restore_limited(buf, len, 13, &mb, NULL));
     qk_maglev_free(mb);
     qk_maglev_free(m);
 }

@@ -26,11 +26,11 @@ static void *worker(void *arg) {
     for (int round = 0; round < 5; round++) {
         for (int k = 0; k < KEYS; k++) {
             snprintf(key, sizeof key, "key-%d", k);
-            if (qk_ring_get_node(job->ring, KEY(key), &index) != QK_OK ||
+            if (qk_ring_get_node(job->ring, KEY(key), &index, NULL) != QK_OK ||
                 index != job->expected[k])
                 job->mismatches++;
         }
-        if (qk_ring_node_index(job->ring, STR(unknown), &index) != QK_ERR_NOT_FOUND ||
+        if (qk_ring_node_index(job->ring, STR(unknown), &index, NULL) != QK_ERR_NOT_FOUND ||
             strstr(qk_last_error_message(), unknown) == NULL)
             job->message_ok = 0;
     }
@@ -39,17 +39,17 @@ static void *worker(void *arg) {
 
 void test_threads(void) {
     qk_ring *r = NULL;
-    REQUIRE(qk_ring_new(0, &r) == QK_OK);
+    REQUIRE(qk_ring_new(0, &r, NULL) == QK_OK);
     const char *nodes[] = {"t0", "t1", "t2", "t3", "t4", "t5", "t6"};
-    for (int i = 0; i < 7; i++) CHECK_OK(qk_ring_add_node(r, STR(nodes[i]), 1 + i % 3));
+    for (int i = 0; i < 7; i++) CHECK_OK(qk_ring_add_node(r, STR(nodes[i]), 1 + i % 3, NULL));
     static size_t expected[KEYS];
     char key[32];
     for (int k = 0; k < KEYS; k++) {
         snprintf(key, sizeof key, "key-%d", k);
-        CHECK(qk_ring_get_node(r, KEY(key), &expected[k]) == QK_OK);
+        CHECK(qk_ring_get_node(r, KEY(key), &expected[k], NULL) == QK_OK);
     }
     /* The main thread's message must survive the workers' failures. */
-    CHECK_ERR(qk_ring_node_index(r, STR("main-only"), &expected[0]), QK_ERR_NOT_FOUND);
+    CHECK_ERR(qk_ring_node_index(r, STR("main-only"), &expected[0], NULL), QK_ERR_NOT_FOUND);
     pthread_t threads[THREADS];
     struct job jobs[THREADS];
     for (int t = 0; t < THREADS; t++) {
