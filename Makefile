@@ -10,10 +10,15 @@ VENV      := $(CURDIR)/.venv
 PY        := $(VENV)/bin/python
 CBINDGEN_VERSION := 0.29.4
 CBINDGEN  := $(HOME)/.cargo/bin/cbindgen
-LIBDIR    := $(CURDIR)/target/release
+BUILD_DIR := $(CURDIR)/target/release
+# `make install` destinations (DESTDIR prefixes them all, for staged installs).
+PREFIX    ?= /usr/local
+LIBDIR    ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR   ?= $(PREFIX)/share
 # Debian packages the C/C++ tests, the CMake example, the libmemcached oracle and
 # the lease benchmark's Redis peers (bench/lease_vs_peers.py) need.
-SYS_PKGS  := cmake valgrind pkg-config libmemcached-dev g++ redis-server
+SYS_PKGS  := cmake valgrind pkg-config libmemcached-dev g++ redis-server golang-go nodejs
 
 export CARGO_TERM_COLOR := never
 # proptest's seed: fixed so `make test` is repeatable; override it to explore
@@ -22,7 +27,7 @@ export CARGO_TERM_COLOR := never
 export PROPTEST_RNG_SEED ?= 20261124
 
 .PHONY: all demo test lint rust-test header header-check c-test py-test bench soak \
-        sysdeps venv cbindgen lib py-install clean fuzz fuzz-build fuzz-smoke
+        sysdeps venv cbindgen lib py-install install uninstall install-test clean fuzz fuzz-build fuzz-smoke
 
 all: lib py-install
 
@@ -55,6 +60,20 @@ cbindgen:
 lib:
 	cargo build --release --lib
 
+# The C library, header, pkg-config file and CMake package (scripts/install.sh).
+install: lib
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" LIBDIR="$(LIBDIR)" INCLUDEDIR="$(INCLUDEDIR)" \
+	  DATADIR="$(DATADIR)" scripts/install.sh install $(BUILD_DIR)
+
+# Installs into temp prefixes and builds C, C++ (CMake) and Go consumers
+# against the installed copy (scripts/install_test.sh).
+install-test: sysdeps lib
+	scripts/install_test.sh
+
+uninstall:
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" LIBDIR="$(LIBDIR)" INCLUDEDIR="$(INCLUDEDIR)" \
+	  DATADIR="$(DATADIR)" scripts/install.sh uninstall $(BUILD_DIR)
+
 py-install: venv
 	VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop -q --release -m python/Cargo.toml
 
@@ -69,7 +88,7 @@ demo: py-install
 	$(PY) examples/demo.py
 
 # ---------------------------------------------------------------- tests
-test: lint rust-test header-check c-test py-test fuzz-smoke
+test: lint rust-test header-check c-test install-test py-test fuzz-smoke
 	@echo "make test: all checks passed"
 
 lint:
@@ -83,7 +102,7 @@ header-check: header
 	git diff --exit-code -- include/quorumkit.h include/quorumkit-constants.json
 
 c-test: sysdeps lib
-	scripts/c_tests.sh $(LIBDIR)
+	scripts/c_tests.sh $(BUILD_DIR)
 
 py-test: sysdeps py-install
 	cd python && $(PY) -m pytest -q tests

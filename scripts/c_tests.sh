@@ -117,25 +117,6 @@ step "C++ example through CMake (source tree: bindings/cmake)"
 cmake_example cmake-tree "$ROOT/bindings/cmake" -DQUORUMKIT_LIBRARY_DIR="$LIBDIR"
 loads_soname "$BUILD/cmake-tree/ring_example_cpp"
 
-step "C++ and C examples from a staged install"
-PREFIX=$BUILD/prefix
-install -d "$PREFIX/lib/cmake/quorumkit" "$PREFIX/lib/pkgconfig" "$PREFIX/include"
-install -m 644 "$ROOT/include/quorumkit.h" "$ROOT/bindings/cpp/quorumkit.hpp" "$PREFIX/include/"
-install -m 755 "$LIBDIR/libquorumkit.so" "$PREFIX/lib/libquorumkit.so.$version"
-ln -sfn "libquorumkit.so.$version" "$PREFIX/lib/$SONAME"
-ln -sfn "$SONAME" "$PREFIX/lib/libquorumkit.so"
-install -m 644 "$ROOT"/bindings/cmake/quorumkitConfig*.cmake "$PREFIX/lib/cmake/quorumkit/"
-sed -e "s|@PREFIX@|$PREFIX|" -e "s|@LIBDIR@|\${prefix}/lib|" -e "s|@INCLUDEDIR@|\${prefix}/include|" \
-    -e "s|@VERSION@|$version|" "$ROOT/bindings/pkgconfig/quorumkit.pc.in" >"$PREFIX/lib/pkgconfig/quorumkit.pc"
-cmake_example cmake-install "$PREFIX"
-readelf -d "$BUILD/cmake-install/ring_example_cpp" | grep "NEEDED.*\[$SONAME\]" >/dev/null \
-    || fail "the installed example does not need $SONAME"
-ldd "$BUILD/cmake-install/ring_example_cpp" | grep "$SONAME => $PREFIX/lib/$SONAME" >/dev/null \
-    || fail "the installed example does not load $PREFIX/lib/$SONAME"
-# shellcheck disable=SC2046
-gcc -std=c11 "${WARN[@]}" "$ROOT/examples/c/ring_example.c" -o "$BUILD/ring_example_installed" \
-    $(PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig pkg-config --cflags --libs quorumkit) \
-    -Wl,-rpath,"$PREFIX/lib"
-"$BUILD/ring_example_installed" >/dev/null
+# Installed copies (make install) are tested by scripts/install_test.sh.
 
 printf '\nc_tests: all C and C++ checks passed\n'

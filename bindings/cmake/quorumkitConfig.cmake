@@ -26,6 +26,9 @@ if(_qk_here MATCHES "/bindings/cmake$")
   get_filename_component(_qk_root "${_qk_here}/../.." ABSOLUTE)
   set(_qk_include_hints "${_qk_root}/include" "${_qk_root}/bindings/cpp")
   set(_qk_lib_hints "${_qk_root}/target/release")
+elseif(EXISTS "${CMAKE_CURRENT_LIST_DIR}/quorumkitPaths.cmake")
+  # Installed by `make install`, which records its LIBDIR and INCLUDEDIR.
+  include("${CMAKE_CURRENT_LIST_DIR}/quorumkitPaths.cmake")
 else()
   # An install tree: <prefix>/lib*/cmake/quorumkit.
   get_filename_component(_qk_root "${_qk_here}/../../.." ABSOLUTE)

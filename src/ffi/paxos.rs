@@ -254,8 +254,8 @@ fn new_node(
 /// election timeout not above it, a zero `max_batch` or `max_inflight`).
 ///
 /// # Safety
-/// `config` is NULL or a valid config whose `members` points to
-/// `members_len` ids; `node_out` is NULL or writable.
+/// `config` is NULL or a readable config (its member ids are inline, see
+/// `members_len`); `node_out` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn qk_paxos_node_new_memory(
     config: *const qk_paxos_config,

@@ -1,0 +1,211 @@
+package quorumkit
+
+/*
+#include <stdlib.h>
+#include <quorumkit.h>
+*/
+import "C"
+
+import (
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// PaxosConfig configures one replica. Zero durations and counts keep the
+// library's defaults (qk_paxos_config_init).
+type PaxosConfig struct {
+	ID                uint32
+	Members           []uint32
+	HeartbeatInterval time.Duration
+	ElectionTimeout   time.Duration
+	Seed              uint64
+	ClusterID         uint64
+}
+
+// OutputKind says what a PaxosOutput asks of the caller.
+type OutputKind uint32
+
+// Output kinds.
+const (
+	OutputSend          OutputKind = C.QK_PAXOS_OUTPUT_SEND
+	OutputDecided       OutputKind = C.QK_PAXOS_OUTPUT_DECIDED
+	OutputPersisted     OutputKind = C.QK_PAXOS_OUTPUT_PERSISTED
+	OutputLeaderChanged OutputKind = C.QK_PAXOS_OUTPUT_LEADER_CHANGED
+)
+
+// PaxosOutput is one thing the replica asks for: Send Data to replica To,
+// or a Decided command (Data, at Slot/Index of Count), Persisted, or
+// LeaderChanged (Leader when HasLeader). Data is a copy the caller owns.
+type PaxosOutput struct {
+	Kind      OutputKind
+	To        uint32
+	Slot      uint64
+	Index     uint64
+	Count     uint64
+	Leader    uint32
+	HasLeader bool
+	Data      []byte
+}
+
+// PaxosNode is one Multi-Paxos replica (qk_paxos_node), driven by the
+// caller: Step with messages, Tick with time, Propose commands, Poll for
+// outputs. Times are nanoseconds of the caller's clock.
+type PaxosNode struct {
+	mu sync.Mutex
+	p  *C.qk_paxos_node
+}
+
+func (c *PaxosConfig) toC() (C.qk_paxos_config, error) {
+	var cfg C.qk_paxos_config
+	var e C.qk_error
+	// The library copies the ids into cfg.members: nothing Go owns is kept.
+	var members *C.uint32_t
+	ids := make([]C.uint32_t, len(c.Members))
+	for i, m := range c.Members {
+		ids[i] = C.uint32_t(m)
+	}
+	if len(ids) > 0 {
+		members = &ids[0]
+	}
+	st := C.qk_paxos_config_init(C.uint32_t(c.ID), members, C.size_t(len(ids)), &cfg, &e)
+	if err := check(st, &e); err != nil {
+		return cfg, err
+	}
+	if c.HeartbeatInterval > 0 {
+		cfg.heartbeat_interval_ns = C.uint64_t(c.HeartbeatInterval)
+	}
+	if c.ElectionTimeout > 0 {
+		cfg.election_timeout_ns = C.uint64_t(c.ElectionTimeout)
+	}
+	cfg.seed = C.uint64_t(c.Seed)
+	cfg.cluster_id = C.uint64_t(c.ClusterID)
+	return cfg, nil
+}
+
+// NewPaxosNode starts a replica at nowNs whose state lives in the file at
+// path (created if missing; reopening it restarts the replica), or in
+// memory when path is "".
+func NewPaxosNode(c PaxosConfig, path string, nowNs uint64) (*PaxosNode, error) {
+	cfg, err := c.toC()
+	if err != nil {
+		return nil, err
+	}
+	var e C.qk_error
+	var p *C.qk_paxos_node
+	var st C.qk_status
+	if path == "" {
+		st = C.qk_paxos_node_new_memory(&cfg, C.uint64_t(nowNs), &p, &e)
+	} else {
+		cpath := C.CString(path)
+		defer C.free(unsafe.Pointer(cpath))
+		st = C.qk_paxos_node_new_file(&cfg, cpath, C.uint64_t(nowNs), &p, &e)
+	}
+	if err := check(st, &e); err != nil {
+		return nil, err
+	}
+	return &PaxosNode{p: p}, nil
+}
+
+// Close frees the replica (and unlocks its file).
+func (n *PaxosNode) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	C.qk_paxos_node_free(n.p)
+	n.p = nil
+	return nil
+}
+
+// Step hands the replica a message from replica `from`.
+func (n *PaxosNode) Step(from uint32, msg []byte, nowNs uint64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.p == nil {
+		return ErrClosed
+	}
+	var e C.qk_error
+	b, bl := bytesArg(msg)
+	return check(C.qk_paxos_node_step(n.p, C.uint32_t(from), b, bl, C.uint64_t(nowNs), &e), &e)
+}
+
+// Tick advances the replica's timers to nowNs.
+func (n *PaxosNode) Tick(nowNs uint64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.p == nil {
+		return ErrClosed
+	}
+	var e C.qk_error
+	return check(C.qk_paxos_node_tick(n.p, C.uint64_t(nowNs), &e), &e)
+}
+
+// Propose submits a command (forwarded to the leader when there is one).
+func (n *PaxosNode) Propose(cmd []byte, nowNs uint64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.p == nil {
+		return ErrClosed
+	}
+	var e C.qk_error
+	b, bl := bytesArg(cmd)
+	return check(C.qk_paxos_node_propose(n.p, b, bl, C.uint64_t(nowNs), &e), &e)
+}
+
+// Poll takes every pending output.
+func (n *PaxosNode) Poll() ([]PaxosOutput, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.p == nil {
+		return nil, ErrClosed
+	}
+	var outs []PaxosOutput
+	for {
+		var e C.qk_error
+		var o C.qk_paxos_output
+		var has C.uint8_t
+		if err := check(C.qk_paxos_node_poll(n.p, &o, &has, &e), &e); err != nil {
+			return outs, err
+		}
+		if !flag(has) {
+			return outs, nil
+		}
+		out := PaxosOutput{Kind: OutputKind(o.kind), To: uint32(o.to), Slot: uint64(o.slot),
+			Index: uint64(o.index), Count: uint64(o.count), Leader: uint32(o.leader),
+			HasLeader: flag(o.has_leader)}
+		// o.data is lent until the next call on this node: copy it now.
+		if o.data != nil && o.data_len > 0 {
+			out.Data = C.GoBytes(unsafe.Pointer(o.data), C.int(o.data_len))
+		}
+		outs = append(outs, out)
+	}
+}
+
+// NextDeadline is when Tick should next be called.
+func (n *PaxosNode) NextDeadline() (uint64, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.p == nil {
+		return 0, ErrClosed
+	}
+	var e C.qk_error
+	var d C.uint64_t
+	if err := check(C.qk_paxos_node_next_deadline(n.p, &d, &e), &e); err != nil {
+		return 0, err
+	}
+	return uint64(d), nil
+}
+
+// IsLeader reports whether this replica leads.
+func (n *PaxosNode) IsLeader() (bool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.p == nil {
+		return false, ErrClosed
+	}
+	var e C.qk_error
+	var v C.uint8_t
+	if err := check(C.qk_paxos_node_is_leader(n.p, &v, &e), &e); err != nil {
+		return false, err
+	}
+	return flag(v), nil
+}
