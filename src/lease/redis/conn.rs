@@ -51,9 +51,8 @@ pub(crate) fn map_err(e: RedisError) -> Error {
 
 impl Pool {
     pub fn open(url: &str, config: &RedisConfig) -> Result<Pool> {
-        let client = Client::open(url).map_err(|e| {
-            Error::invalid(format!("bad redis URL {:?}: {e}", redact(url)))
-        })?;
+        let client = Client::open(url)
+            .map_err(|e| Error::invalid(format!("bad redis URL {:?}: {e}", redact(url))))?;
         Ok(Pool {
             client,
             idle: Mutex::new(Vec::new()),

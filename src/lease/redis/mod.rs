@@ -111,8 +111,12 @@ impl Stamp {
     /// The local time by which the server's clock has surely reached
     /// `server_ms` (assuming both clocks run at the same rate).
     pub fn local(&self, at_server_ms: i64) -> u64 {
-        let ahead_ms = at_server_ms.saturating_sub(self.server_ms).saturating_sub(1);
-        let ahead_ns = u64::try_from(ahead_ms).unwrap_or(0).saturating_mul(1_000_000);
+        let ahead_ms = at_server_ms
+            .saturating_sub(self.server_ms)
+            .saturating_sub(1);
+        let ahead_ns = u64::try_from(ahead_ms)
+            .unwrap_or(0)
+            .saturating_mul(1_000_000);
         self.sent_ns.saturating_add(ahead_ns)
     }
 }
@@ -171,9 +175,10 @@ impl RedisLeaseTable {
     /// Runs one script; returns its reply and its time reference.
     pub(crate) fn call_raw(&self, script: &redis::Script, call: Call<'_>) -> Result<(Value, u64)> {
         let sent_ns = self.now_ns();
-        let v = self.inner.pool.run(|con| {
-            scripts::invoke(con, script, call.keys, &self.inner.common, call.args)
-        })?;
+        let v = self
+            .inner
+            .pool
+            .run(|con| scripts::invoke(con, script, call.keys, &self.inner.common, call.args))?;
         Ok((v, sent_ns))
     }
 
@@ -233,7 +238,13 @@ impl RedisLeaseTable {
         let ttl_ms = config::ttl_ms(ttl)?;
         let (r, stamp) = self.acquire_call(&keys, owner, ttl_ms, mode, false)?;
         match r.status {
-            1 => Ok(lease(resource, owner, r.a, mode, stamp.local(r.now_ms + r.b))),
+            1 => Ok(lease(
+                resource,
+                owner,
+                r.a,
+                mode,
+                stamp.local(r.now_ms + r.b),
+            )),
             0 => Err(Error::Busy {
                 resource: resource.to_owned(),
             }),
@@ -390,7 +401,13 @@ impl RedisLeaseTable {
     /// The live leases on `resource` (oldest first) and its queue length.
     fn inspect(&self, resource: &str) -> Result<(Vec<Lease>, usize)> {
         let keys = self.keys(resource)?;
-        let (v, sent_ns) = self.call_raw(&scripts::INSPECT, Call { keys: &keys, args: &[] })?;
+        let (v, sent_ns) = self.call_raw(
+            &scripts::INSPECT,
+            Call {
+                keys: &keys,
+                args: &[],
+            },
+        )?;
         let bad = || Error::corrupt(format!("redis: unexpected inspect reply {v:?}"));
         let Value::Array(items) = &v else {
             return Err(bad());
