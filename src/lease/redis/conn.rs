@@ -85,9 +85,11 @@ impl Pool {
     }
 
     /// Runs `f` on a pooled connection (a new one if none is idle). A
-    /// connection that failed at the transport level is dropped. If it was
-    /// a reused one (likely dead since the server restarted), every idle
-    /// connection is dropped too and `f` runs once more on a fresh one.
+    /// connection that failed at the transport level is dropped. If a
+    /// reused one turns out closed (likely dead since the server
+    /// restarted), every idle connection is dropped too and `f` runs once
+    /// more on a fresh one. So a call takes at most `command_timeout`
+    /// (plus `connect_timeout` when it needs a new connection).
     ///
     /// The retry can repeat a call the server had already run only if the
     /// connection broke between the request and its reply; the scripts are
@@ -109,7 +111,9 @@ impl Pool {
                 self.put_back(con);
                 Err(map_err(e))
             }
-            Err(_) if reused => {
+            // Not after a timeout: a slow or stopped server would only
+            // double the wait.
+            Err(e) if reused && e.is_connection_dropped() && !e.is_timeout() => {
                 drop(con);
                 self.idle().clear();
                 let mut con = self.connect()?;

@@ -288,7 +288,8 @@ impl RedisLeaseTable {
         let keys = self.keys(resource)?;
         check_name("owner", owner)?;
         let ttl_ms = config::ttl_ms(ttl)?;
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let sent = std::time::Instant::now();
+        let deadline = timeout.map(|t| sent + t);
         let wait = timeout != Some(Duration::ZERO);
         let (r, stamp) = self.acquire_call(&keys, owner, ttl_ms, mode, wait)?;
         match r.status {
@@ -314,6 +315,7 @@ impl RedisLeaseTable {
                     deadline,
                 },
                 stamp,
+                sent,
                 r.b,
             ))),
             _ => Err(scripts_bad(&r)),

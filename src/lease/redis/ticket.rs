@@ -40,11 +40,12 @@ pub(crate) struct Request {
 /// once its heartbeat lapses (`waiter_ttl`).
 pub struct RedisTicket {
     table: RedisLeaseTable,
-    req: Request,
+    /// Boxed: keeps `RedisEnqueued` small.
+    req: Box<Request>,
     /// The time reference of the last script reply.
     stamp: Stamp,
-    /// How long time alone keeps this request out (head of the queue).
-    look: Option<Duration>,
+    /// Until when time alone keeps this request out (head of the queue).
+    look: Option<Instant>,
     finished: bool,
 }
 
@@ -58,21 +59,32 @@ impl std::fmt::Debug for RedisTicket {
     }
 }
 
-/// A script's sleep hint (ms, -1: none), plus 1 ms so a deadline that
-/// falls inside a millisecond has passed when we look.
-fn hint(ms: i64) -> Option<Duration> {
+/// How late a BLPOP can time out: Redis checks blocked clients' timeouts
+/// on its event loop, which may sleep up to `1000 / hz` ms (100 ms at the
+/// default `hz 10`). Sleeps toward a known time stop this much early.
+const BLPOP_SLACK: Duration = Duration::from_millis(100);
+
+/// A script's sleep hint (ms from `sent`, -1: none), plus 1 ms so a
+/// deadline that falls inside a millisecond has passed when we look.
+fn hint(sent: Instant, ms: i64) -> Option<Instant> {
     u64::try_from(ms)
         .ok()
-        .map(|ms| Duration::from_millis(ms + 1))
+        .map(|ms| sent + Duration::from_millis(ms + 1))
 }
 
 impl RedisTicket {
-    pub(crate) fn new(table: RedisLeaseTable, req: Request, stamp: Stamp, look_ms: i64) -> Self {
+    pub(crate) fn new(
+        table: RedisLeaseTable,
+        req: Request,
+        stamp: Stamp,
+        sent: Instant,
+        look_ms: i64,
+    ) -> Self {
         RedisTicket {
             table,
-            req,
+            req: Box::new(req),
             stamp,
-            look: hint(look_ms),
+            look: hint(sent, look_ms),
             finished: false,
         }
     }
@@ -118,9 +130,10 @@ impl RedisTicket {
             if until.is_some_and(|u| now >= u) {
                 return Ok(None);
             }
+            let look = self.look.map(|l| l.saturating_duration_since(now));
             let mut slice = recheck;
             for bound in [
-                self.look,
+                look,
                 self.req.deadline.map(|d| d - now),
                 until.map(|u| u - now),
             ]
@@ -129,9 +142,20 @@ impl RedisTicket {
             {
                 slice = slice.min(bound);
             }
-            if slice >= Duration::from_millis(1) {
+            if look.is_some_and(|l| l <= slice && l <= BLPOP_SLACK) {
+                // The holder's expiry (or lock-delay end) is imminent: a
+                // BLPOP timeout could overshoot it, so sleep here. A grant
+                // pushed meanwhile waits in the list for the re-check.
+                std::thread::sleep(slice);
+            } else if slice >= Duration::from_millis(1) {
+                // Wake before a hinted time even if the server is late; the
+                // re-check then gives the short rest of it.
+                let sleep = match look {
+                    Some(l) if l <= slice => l - BLPOP_SLACK,
+                    _ => slice,
+                };
                 let wake = self.req.keys.wake(self.req.id);
-                if let Some(entry) = self.table.pool().blpop(&wake, slice)? {
+                if let Some(entry) = self.table.pool().blpop(&wake, sleep)? {
                     let (token, exp_ms) = scripts::parse_grant(&entry)?;
                     let at = self.stamp.local(exp_ms);
                     return Ok(Some(self.granted(token as i64, at)));
@@ -148,6 +172,7 @@ impl RedisTicket {
         let id = self.req.id.to_string();
         let ttl = self.req.ttl_ms.to_string();
         let hb = super::config::ceil_ms(self.table.config().waiter_ttl).to_string();
+        let sent = Instant::now();
         let (r, stamp) = self.table.call(
             &scripts::POLL,
             Call {
@@ -165,7 +190,7 @@ impl RedisTicket {
         match r.status {
             1 => Ok(Some(self.granted(r.a, stamp.local(r.now_ms + r.b)))),
             2 => {
-                self.look = hint(r.b);
+                self.look = hint(sent, r.b);
                 Ok(None)
             }
             _ => Err(Error::corrupt(format!(
