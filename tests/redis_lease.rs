@@ -573,3 +573,97 @@ fn the_table_reconnects_after_a_restart() {
         assert!(matches!(t.release(l), Err(Error::NotHolder { .. })));
     }
 }
+
+#[test]
+fn contending_threads_never_overlap_and_tokens_follow_grants() {
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
+    let srv = server!();
+    let t = table(&srv.url(), quick());
+    // Exclusive holders inside (-1 each) or shared ones (+1 each).
+    let inside = Arc::new(AtomicI64::new(0));
+    let last_exclusive = Arc::new(AtomicU64::new(0));
+    let grants = Arc::new(AtomicU64::new(0));
+    let seed = 0x5eed_u64;
+    eprintln!("seed {seed:#x}");
+    let threads: Vec<_> = (0..6u64)
+        .map(|i| {
+            let (t, inside, last_x, grants) = (
+                t.clone(),
+                inside.clone(),
+                last_exclusive.clone(),
+                grants.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut rng = seed ^ (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                for _ in 0..40 {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let mode = if rng % 3 == 0 { X } else { S };
+                    let l = t
+                        .acquire(
+                            "hot",
+                            &format!("t{i}"),
+                            5000 * MS,
+                            mode,
+                            Some(Duration::from_secs(20)),
+                        )
+                        .unwrap();
+                    match mode {
+                        Mode::Exclusive => {
+                            assert_eq!(inside.swap(-1, SeqCst), 0, "exclusive overlapped");
+                            // An exclusive grant follows every earlier grant.
+                            assert!(l.token > last_x.swap(l.token, SeqCst));
+                            std::thread::sleep(MS);
+                            assert_eq!(inside.swap(0, SeqCst), -1);
+                        }
+                        Mode::Shared => {
+                            assert!(inside.fetch_add(1, SeqCst) >= 0, "shared beside exclusive");
+                            assert!(l.token > last_x.load(SeqCst));
+                            std::thread::sleep(MS);
+                            inside.fetch_sub(1, SeqCst);
+                        }
+                    }
+                    grants.fetch_add(1, SeqCst);
+                    t.release(&l).unwrap();
+                }
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().unwrap();
+    }
+    assert_eq!(grants.load(SeqCst), 240);
+    assert!(srv.keys().is_empty(), "{:?}", srv.keys());
+}
+
+/// Not a benchmark (bench/ has those): a sanity check of the cost of a
+/// pair against the server's round trip. `cargo test --release --features
+/// redis --test redis_lease -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn uncontended_pairs_per_second() {
+    let srv = server!();
+    let t = table(&srv.url(), quick());
+    let mut con = srv.conn();
+    let n = 5000;
+    let start = Instant::now();
+    for _ in 0..n {
+        let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    }
+    let ping = n as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for _ in 0..n {
+        let l = t.try_acquire("r", "a", 5000 * MS, X).unwrap();
+        t.release(&l).unwrap();
+    }
+    let pairs = n as f64 / start.elapsed().as_secs_f64();
+    eprintln!(
+        "PING/s {ping:.0}; acquire+release pairs/s {pairs:.0} = {:.2} x (PING/s / 2)",
+        pairs / (ping / 2.0)
+    );
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut con).unwrap();
+    for line in stats.lines().filter(|l| l.contains("evalsha") || l.contains("ping")) {
+        eprintln!("{line}");
+    }
+}
