@@ -599,7 +599,7 @@ fn contending_threads_never_overlap_and_tokens_follow_grants() {
                     rng ^= rng << 13;
                     rng ^= rng >> 7;
                     rng ^= rng << 17;
-                    let mode = if rng % 3 == 0 { X } else { S };
+                    let mode = if rng.is_multiple_of(3) { X } else { S };
                     let l = t
                         .acquire(
                             "hot",
