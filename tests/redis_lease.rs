@@ -662,8 +662,14 @@ fn uncontended_pairs_per_second() {
         "PING/s {ping:.0}; acquire+release pairs/s {pairs:.0} = {:.2} x (PING/s / 2)",
         pairs / (ping / 2.0)
     );
-    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut con).unwrap();
-    for line in stats.lines().filter(|l| l.contains("evalsha") || l.contains("ping")) {
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut con)
+        .unwrap();
+    for line in stats
+        .lines()
+        .filter(|l| l.contains("evalsha") || l.contains("ping"))
+    {
         eprintln!("{line}");
     }
 }

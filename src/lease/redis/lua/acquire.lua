@@ -3,6 +3,27 @@
 -- {1, token, ms left, now} granted; {0, 0, 0, now} busy (not queued);
 -- {2, waiter id, ms until worth a look (-1: no hint), now} queued.
 local owner, mode, ttl = ARGV[4], ARGV[5], tonumber(ARGV[6])
+-- Fast path: an idle resource (no holder, no remembered expiry, no queue).
+-- GET and HSET fail on foreign data before the other writes.
+if redis.call('EXISTS', H, Q) == 0 then
+  clock()
+  local last = tonumber(redis.call('GET', T) or '0') or 0
+  local tok = math.max(last + 1, NOW_US)
+  redis.call('HSET', O, num(tok), mode .. owner)
+  redis.call('ZADD', H, num(NOW + ttl), num(tok))
+  local keep = num(ttl + MEM)
+  redis.call('SET', T, num(tok), 'PX', keep)
+  redis.call('PEXPIRE', H, keep)
+  redis.call('PEXPIRE', O, keep)
+  return { 1, tok, ttl, NOW }
+end
+do
+  local e = check_types()
+  if e then
+    return e
+  end
+end
+clock()
 prune()
 pump()
 -- FIFO: nobody passes a queued request, not even a compatible one.

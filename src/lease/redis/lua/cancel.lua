@@ -3,6 +3,13 @@
 -- {1, token, ms left, now} it had been granted; {0, 0, 0, now} withdrawn.
 local id = ARGV[4]
 local k = WAKE .. id
+do
+  local e = check_types()
+  if e then
+    return e
+  end
+end
+clock()
 prune()
 unqueue(id)
 local tok, exp

@@ -12,14 +12,16 @@
 --   ARGV[2] MEM: how long an expired lease is remembered (ms, >= DELAY)
 --   ARGV[3] DELAY: lock-delay after an un-released expiry (ms)
 -- Every key gets a TTL at the end of a script (tidy) or is deleted.
+-- Each operation starts with check_types() and clock(), or a fast path.
 local H, O, T, Q, W, D = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local WAKE = ARGV[1]
 local MEM = tonumber(ARGV[2])
 local DELAY = tonumber(ARGV[3])
 
 -- Foreign data under our names: refuse before writing anything (a script
--- that fails half-way keeps its first writes).
-do
+-- that fails half-way keeps its first writes). Fast paths skip this and
+-- instead read every key they write before the first write.
+local function check_types()
   local want = { 'zset', 'hash', 'string', 'zset', 'hash', 'zset' }
   for i = 1, 6 do
     local ty = redis.call('TYPE', KEYS[i])['ok']
@@ -28,11 +30,15 @@ do
         ', not the ' .. want[i] .. ' quorumkit keeps there')
     end
   end
+  return nil
 end
 
-local now_t = redis.call('TIME')
-local NOW = tonumber(now_t[1]) * 1000 + math.floor(tonumber(now_t[2]) / 1000)
-local NOW_US = tonumber(now_t[1]) * 1000000 + tonumber(now_t[2])
+local NOW, NOW_US
+local function clock()
+  local t = redis.call('TIME')
+  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  NOW_US = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 
 -- Integers as decimal strings: Lua's default number format keeps only 14
 -- digits, and tokens have 16.

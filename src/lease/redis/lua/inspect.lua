@@ -1,6 +1,13 @@
 -- inspect: the live holders and the queue length, after time has been
 -- applied (expiries, lock-delay, evictions, grants).
 -- {now, queue length, token1, ms left1, mode..owner1, token2, ...}
+do
+  local e = check_types()
+  if e then
+    return e
+  end
+end
+clock()
 prune()
 pump()
 local out = { NOW, redis.call('ZCARD', Q) }

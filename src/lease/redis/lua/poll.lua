@@ -5,6 +5,13 @@
 -- {1, token, ms left, now} granted; {2, id, ms until worth a look, now}.
 local id = ARGV[4]
 local k = WAKE .. id
+do
+  local e = check_types()
+  if e then
+    return e
+  end
+end
+clock()
 prune()
 local function take()
   local g = redis.call('LPOP', k)

@@ -2,6 +2,13 @@
 -- {1, 1 if exclusive else 0, ms left, now}; {-1, ...} expired;
 -- {-2, ...} not holder.
 local owner, tok, ttl = ARGV[4], ARGV[5], tonumber(ARGV[6])
+do
+  local e = check_types()
+  if e then
+    return e
+  end
+end
+clock()
 prune()
 -- Time first: an expired lease may have been superseded just now.
 pump()
