@@ -673,3 +673,28 @@ fn uncontended_pairs_per_second() {
         eprintln!("{line}");
     }
 }
+
+#[test]
+fn a_waiter_whose_connection_is_killed_still_gets_its_turn() {
+    let srv = server!();
+    let t = table(&srv.url(), quick());
+    let holder = t.try_acquire("r", "h", 5000 * MS, X).unwrap();
+    let t2 = t.clone();
+    let waiter = std::thread::spawn(move || {
+        t2.acquire("r", "w", 5000 * MS, X, Some(Duration::from_secs(5)))
+            .unwrap()
+    });
+    within(Duration::from_secs(2), || t.queue_len("r").unwrap() == 1).unwrap();
+    std::thread::sleep(50 * MS);
+    // Every client but this one: the waiter's blocked read breaks.
+    let _: i64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
+        .query(&mut srv.conn())
+        .unwrap();
+    std::thread::sleep(50 * MS);
+    t.release(&holder).unwrap();
+    let l = waiter.join().unwrap();
+    assert_eq!(&*l.owner, "w");
+    t.release(&l).unwrap();
+    assert!(srv.keys().is_empty(), "{:?}", srv.keys());
+}

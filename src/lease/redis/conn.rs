@@ -1,7 +1,7 @@
 //! Connections: a small pool of synchronous redis-rs connections with
 //! connect and read/write timeouts, and the mapping of redis-rs errors to
 //! the crate's [`Error`]. Plain threads, no async runtime: a blocked waiter
-//! holds one connection for one bounded `BLPOP` at a time.
+//! holds one connection for one bounded blocking read at a time.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -134,18 +134,30 @@ impl Pool {
         }
     }
 
-    /// `BLPOP key` for up to `wait` (at least 1 ms; Redis reads 0 as
-    /// forever), with a read timeout of `wait + command_timeout`.
-    pub fn blpop(&self, key: &str, wait: Duration) -> Result<Option<String>> {
+    /// Waits up to `wait` (at least 1 ms; Redis reads 0 as forever) for an
+    /// entry in list `key`, with a read timeout of `wait + command_timeout`.
+    /// `BLMOVE key key` reads without taking: if the reply is lost (a broken
+    /// connection), the entry is still there for the next re-check. Once
+    /// read, the list is deleted on the same connection.
+    pub fn wait_entry(&self, key: &str, wait: Duration) -> Result<Option<String>> {
         let wait = wait.max(Duration::from_millis(1));
         let secs = format!("{:.3}", wait.as_secs_f64());
         let read_timeout = wait + self.command_timeout;
         self.run(|con| {
             con.set_read_timeout(Some(read_timeout))?;
-            let out: RedisResult<Option<(String, String)>> =
-                redis::cmd("BLPOP").arg(key).arg(&secs).query(con);
+            let out: RedisResult<Option<String>> = redis::cmd("BLMOVE")
+                .arg(key)
+                .arg(key)
+                .arg("LEFT")
+                .arg("LEFT")
+                .arg(&secs)
+                .query(con);
             con.set_read_timeout(Some(self.command_timeout))?;
-            out.map(|o| o.map(|(_, v)| v))
+            let out = out?;
+            if out.is_some() {
+                redis::cmd("DEL").arg(key).exec(con)?;
+            }
+            Ok(out)
         })
     }
 }

@@ -32,11 +32,14 @@
 //!   counter, so ids are FIFO order) in a per-resource queue, with a
 //!   heartbeat. A release (or any script that finds the head grantable)
 //!   grants the head server-side and pushes the grant to the waiter's
-//!   wake-up list, which the waiter reads with `BLPOP`: one hop after the
-//!   release. A waiter re-checks at least every `recheck_interval` (so a
+//!   wake-up list, which the waiter reads with a blocking `BLMOVE`: one
+//!   hop after the release. The read does not take the entry (the waiter
+//!   deletes it after), so a grant whose reply was lost is found by the
+//!   next re-check. A waiter re-checks at least every `recheck_interval` (so a
 //!   lost wake-up costs at most that) and the head also at the holder's
 //!   expiry; each re-check renews its heartbeat, and a waiter silent for
 //!   `waiter_ttl` is evicted by the next script that runs on the resource.
+//! - Needs Redis 6.2 or later (`BLMOVE`; Lua effects replication).
 //! - **Times** on a [`Lease`] are in this process's monotonic clock
 //!   ([`MonotonicClock`]): a grant's expiry is counted from when the request
 //!   was sent (minus 1 ms of rounding), so it errs early, never late.

@@ -1,8 +1,9 @@
 //! `RedisTicket`: a queued acquire request. Waiting is a loop of one
-//! bounded `BLPOP` on the waiter's wake-up list (a release pushes the grant
-//! there) and one re-check script (takes a grant that arrived meanwhile,
+//! bounded blocking read (`BLMOVE`) of the waiter's wake-up list (a release
+//! pushes the grant there) and one re-check script (takes a grant that arrived meanwhile,
 //! renews the heartbeat, says when time alone could let it in). No polling
-//! of the resource: the BLPOP returns as soon as the grant is pushed.
+//! of the resource: the read returns as soon as the grant is pushed. A
+//! grant whose reply was lost stays in the list for the next re-check.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,10 +60,10 @@ impl std::fmt::Debug for RedisTicket {
     }
 }
 
-/// How late a BLPOP can time out: Redis checks blocked clients' timeouts
+/// How late a blocking read can time out: Redis checks blocked clients' timeouts
 /// on its event loop, which may sleep up to `1000 / hz` ms (100 ms at the
 /// default `hz 10`). Sleeps toward a known time stop this much early.
-const BLPOP_SLACK: Duration = Duration::from_millis(100);
+const READ_SLACK: Duration = Duration::from_millis(100);
 
 /// A script's sleep hint (ms from `sent`, -1: none), plus 1 ms so a
 /// deadline that falls inside a millisecond has passed when we look.
@@ -142,20 +143,20 @@ impl RedisTicket {
             {
                 slice = slice.min(bound);
             }
-            if look.is_some_and(|l| l <= slice && l <= BLPOP_SLACK) {
+            if look.is_some_and(|l| l <= slice && l <= READ_SLACK) {
                 // The holder's expiry (or lock-delay end) is imminent: a
-                // BLPOP timeout could overshoot it, so sleep here. A grant
+                // blocking read's timeout could overshoot it, so sleep here. A grant
                 // pushed meanwhile waits in the list for the re-check.
                 std::thread::sleep(slice);
             } else if slice >= Duration::from_millis(1) {
                 // Wake before a hinted time even if the server is late; the
                 // re-check then gives the short rest of it.
                 let sleep = match look {
-                    Some(l) if l <= slice => l - BLPOP_SLACK,
+                    Some(l) if l <= slice => l - READ_SLACK,
                     _ => slice,
                 };
                 let wake = self.req.keys.wake(self.req.id);
-                if let Some(entry) = self.table.pool().blpop(&wake, sleep)? {
+                if let Some(entry) = self.table.pool().wait_entry(&wake, sleep)? {
                     let (token, exp_ms) = scripts::parse_grant(&entry)?;
                     let at = self.stamp.local(exp_ms);
                     return Ok(Some(self.granted(token as i64, at)));
