@@ -123,6 +123,12 @@ pub enum Error {
         /// The leader this node follows, if it knows one.
         leader: Option<u32>,
     },
+    /// The lease backend (a Redis server) cannot be reached or refused the
+    /// session: connection refused or dropped, connect or command timeout,
+    /// authentication failed, server loading or read-only. Returned within
+    /// the configured timeouts; a later call reconnects.
+    #[error("backend unavailable: {0}")]
+    BackendUnavailable(String),
 }
 
 /// `Result` with the crate's [`Error`].
@@ -139,5 +145,10 @@ impl Error {
 
     pub(crate) fn corrupt(msg: impl Into<String>) -> Self {
         Error::Corrupt(msg.into())
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn unavailable(msg: impl Into<String>) -> Self {
+        Error::BackendUnavailable(msg.into())
     }
 }

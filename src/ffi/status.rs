@@ -102,6 +102,8 @@ pub(crate) fn status_of(e: &Error) -> qk_status {
         Error::StorageMismatch(_) => QK_ERR_STORAGE_MISMATCH,
         Error::LimitExceeded(_) => QK_ERR_LIMIT_EXCEEDED,
         Error::NotLeader { .. } => QK_ERR_NOT_LEADER,
+        // Placeholder until the C ABI gives the Redis backend its own code.
+        Error::BackendUnavailable(_) => QK_ERR_STORAGE,
     }
 }
 

@@ -9,6 +9,8 @@
 //! - [`cancel`]: [`CancelToken`], which stops blocked acquires from
 //!   another thread.
 //! - [`guard`]: [`LeaseGuard`], a held lease renewed in the background.
+//! - `redis` (feature `redis`): `RedisLeaseTable`, the same table kept in
+//!   Redis and shared by processes and machines.
 //!
 //! The contract (README, "Lock leases"): tokens strictly increase across the
 //! whole table; waiters are served FIFO per resource (a shared request
@@ -22,6 +24,8 @@ pub mod clock;
 pub mod fence;
 pub mod guard;
 pub mod machine;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod table;
 
 use std::sync::Arc;
