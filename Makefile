@@ -93,10 +93,10 @@ test: lint rust-test header-check c-test install-test py-test fuzz-smoke
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets --features redis -- -D warnings
 
 rust-test:
-	cargo test --workspace
+	cargo test --workspace --features redis
 
 header-check: header
 	git diff --exit-code -- include/quorumkit.h include/quorumkit-constants.json

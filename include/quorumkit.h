@@ -32,6 +32,17 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
+ * The longest resource or owner name, in bytes: a key is sent with every
+ * call, and a name this long is a caller bug rather than a name.
+ */
+#define MAX_NAME_LEN 1024
+
+/**
+ * The longest namespace, in bytes.
+ */
+#define MAX_NAMESPACE_LEN 64
+
+/**
  * How many bytes `qk_error.message` holds, its terminating NUL included.
  * Longer messages are cut at a UTF-8 character boundary.
  */
@@ -744,6 +755,13 @@ typedef struct {
  * freed while it waited; nothing is held.
  */
 #define QK_ERR_CANCELLED 29
+
+/**
+ * A lease backend (a Redis server) cannot be reached or refused the
+ * session (connection refused or dropped, timeout, authentication). It
+ * came back within the configured timeouts; a later call reconnects.
+ */
+#define QK_ERR_BACKEND_UNAVAILABLE 30
 
 /**
  * libmemcached 1.1.4 with `MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED`.
@@ -3023,8 +3041,8 @@ qk_status qk_paxos_config_init(uint32_t id,
  * election timeout not above it, a zero `max_batch` or `max_inflight`).
  *
  * # Safety
- * `config` is NULL or a valid config whose `members` points to
- * `members_len` ids; `node_out` is NULL or writable.
+ * `config` is NULL or a readable config (its member ids are inline, see
+ * `members_len`); `node_out` is NULL or writable.
  */
 qk_status qk_paxos_node_new_memory(const qk_paxos_config *config,
                                    uint64_t now_ns,

@@ -67,6 +67,7 @@ const (
 	StatusStorageMismatch    Status = C.QK_ERR_STORAGE_MISMATCH
 	StatusLimitExceeded      Status = C.QK_ERR_LIMIT_EXCEEDED
 	StatusCancelled          Status = C.QK_ERR_CANCELLED
+	StatusBackendUnavailable Status = C.QK_ERR_BACKEND_UNAVAILABLE
 )
 
 // String is the code's short name ("not found", ...).

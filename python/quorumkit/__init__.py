@@ -29,6 +29,7 @@ from quorumkit._errors import (
     StorageMismatchError,
     LimitExceededError,
     AcquireCancelledError,
+    BackendUnavailableError,
     UnsupportedVersionError,
 )
 from quorumkit._native import (
@@ -101,6 +102,7 @@ __all__ = [
     "StorageMismatchError",
     "LimitExceededError",
     "AcquireCancelledError",
+    "BackendUnavailableError",
     "TwoPhaseCommitCoordinator",
     "TwoPhaseCommitParticipant",
     "TxnOutput",

@@ -27,6 +27,7 @@ __all__ = [
     "StorageMismatchError",
     "LimitExceededError",
     "AcquireCancelledError",
+    "BackendUnavailableError",
     "NotLeaderError",
     "SimulationViolation",
 ]
@@ -117,6 +118,11 @@ class LimitExceededError(QuorumkitError, ValueError):
 class AcquireCancelledError(QuorumkitError):
     """A blocking acquire was stopped by its ``CancelToken`` before the lease
     was granted; nothing is held."""
+
+
+class BackendUnavailableError(QuorumkitError, ConnectionError):
+    """A lease backend (a Redis server) cannot be reached or refused the
+    session; raised within the configured timeouts, never a hang."""
 
 
 class NotLeaderError(QuorumkitError):

@@ -55,6 +55,8 @@ pub enum Kind {
     LimitExceeded,
     /// `AcquireCancelledError(QuorumkitError)`.
     Cancelled,
+    /// `BackendUnavailableError(QuorumkitError, ConnectionError)`.
+    BackendUnavailable,
 }
 
 struct Classes {
@@ -78,6 +80,7 @@ struct Classes {
     storage_mismatch: Py<PyType>,
     limit: Py<PyType>,
     cancelled: Py<PyType>,
+    unavailable: Py<PyType>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -109,6 +112,7 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             storage_mismatch: get("StorageMismatchError")?,
             limit: get("LimitExceededError")?,
             cancelled: get("AcquireCancelledError")?,
+            unavailable: get("BackendUnavailableError")?,
         })
     })
 }
@@ -141,6 +145,7 @@ pub fn new_err(py: Python<'_>, kind: Kind, msg: impl Into<String>) -> PyErr {
         Kind::StorageMismatch => &c.storage_mismatch,
         Kind::LimitExceeded => &c.limit,
         Kind::Cancelled => &c.cancelled,
+        Kind::BackendUnavailable => &c.unavailable,
     };
     PyErr::from_type(ty.bind(py).clone(), msg.into())
 }
@@ -177,6 +182,7 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
         Error::StorageMismatch(_) => Kind::StorageMismatch,
         Error::LimitExceeded(_) => Kind::LimitExceeded,
         Error::Cancelled { .. } => Kind::Cancelled,
+        Error::BackendUnavailable(_) => Kind::BackendUnavailable,
         // `Error` is non_exhaustive: a variant added later is still ours.
         _ => Kind::Base,
     };

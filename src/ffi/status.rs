@@ -78,6 +78,10 @@ pub const QK_ERR_LIMIT_EXCEEDED: qk_status = 28;
 /// A blocking acquire was cancelled (`qk_cancel_fire()`) or its table was
 /// freed while it waited; nothing is held.
 pub const QK_ERR_CANCELLED: qk_status = 29;
+/// A lease backend (a Redis server) cannot be reached or refused the
+/// session (connection refused or dropped, timeout, authentication). It
+/// came back within the configured timeouts; a later call reconnects.
+pub const QK_ERR_BACKEND_UNAVAILABLE: qk_status = 30;
 
 /// The status code of a core error.
 pub(crate) fn status_of(e: &Error) -> qk_status {
@@ -102,8 +106,7 @@ pub(crate) fn status_of(e: &Error) -> qk_status {
         Error::StorageMismatch(_) => QK_ERR_STORAGE_MISMATCH,
         Error::LimitExceeded(_) => QK_ERR_LIMIT_EXCEEDED,
         Error::NotLeader { .. } => QK_ERR_NOT_LEADER,
-        // Placeholder until the C ABI gives the Redis backend its own code.
-        Error::BackendUnavailable(_) => QK_ERR_STORAGE,
+        Error::BackendUnavailable(_) => QK_ERR_BACKEND_UNAVAILABLE,
     }
 }
 
@@ -134,6 +137,7 @@ pub(crate) fn status_name(status: qk_status) -> &'static std::ffi::CStr {
         QK_ERR_STORAGE_MISMATCH => c"storage belongs to another replica",
         QK_ERR_LIMIT_EXCEEDED => c"decode limit exceeded",
         QK_ERR_CANCELLED => c"cancelled",
+        QK_ERR_BACKEND_UNAVAILABLE => c"backend unavailable",
         _ => c"unknown status",
     }
 }
@@ -179,12 +183,13 @@ mod tests {
             QK_ERR_STORAGE_MISMATCH,
             QK_ERR_LIMIT_EXCEEDED,
             QK_ERR_CANCELLED,
+            QK_ERR_BACKEND_UNAVAILABLE,
         ];
         assert_eq!(
             codes,
             [
                 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 24, 25, 26, 27, 28,
-                29
+                29, 30
             ]
         );
         for c in codes {

@@ -26,7 +26,8 @@ static void test_detect_config(void) {
     CHECK(strcmp(qk_status_str(QK_ERR_NOT_MONOTONIC), "time went backwards") == 0);
     CHECK(strcmp(qk_status_str(23), "unknown status") == 0);
     CHECK(strcmp(qk_status_str(29), "cancelled") == 0);
-    CHECK(strcmp(qk_status_str(30), "unknown status") == 0);
+    CHECK(strcmp(qk_status_str(30), "backend unavailable") == 0);
+    CHECK(strcmp(qk_status_str(31), "unknown status") == 0);
 
     qk_detector *d = (qk_detector *)0x1;
     CHECK_ERR(qk_detector_new(8.0, 1000, 100 * MS, 3 * SEC, SEC, NULL, NULL), QK_ERR_NULL_ARG);
