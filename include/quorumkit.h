@@ -32,17 +32,6 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
- * The longest resource or owner name, in bytes: a key is sent with every
- * call, and a name this long is a caller bug rather than a name.
- */
-#define MAX_NAME_LEN 1024
-
-/**
- * The longest namespace, in bytes.
- */
-#define MAX_NAMESPACE_LEN 64
-
-/**
  * How many bytes `qk_error.message` holds, its terminating NUL included.
  * Longer messages are cut at a UTF-8 character boundary.
  */
@@ -800,6 +789,8 @@ const char *qk_status_str(qk_status status);
  * The string belongs to the library: do not free it. It stays valid until
  * the calling thread's next call to a status-returning `qk_` function (or
  * the thread's exit); copy it to keep it. Each thread has its own message.
+ *
+ * Thread safety: thread-safe (uses no shared handle).
  */
 const char *qk_last_error_message(void);
 
@@ -812,6 +803,8 @@ const char *qk_last_error_message(void);
  *
  * Errors: `QK_ERR_NULL_ARG` if `ring_out` is NULL.
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `ring_out` is NULL or valid for writing a pointer.
  */
@@ -820,6 +813,8 @@ qk_status qk_ring_new(uint32_t vnodes, qk_ring **ring_out, qk_error *err);
 /**
  * Frees a ring made by `qk_ring_new()`. NULL is a no-op. Node names
  * borrowed from the ring become invalid.
+ *
+ * Thread safety: needs the `qk_ring` to itself: no other call on it may overlap or follow.
  *
  * # Safety
  * `ring` is NULL or a live ring, not used again after this call.
@@ -833,6 +828,8 @@ void qk_ring_free(qk_ring *ring);
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
  * `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight 0, too many points).
+ *
+ * Thread safety: needs the `qk_ring` to itself: no other call on it may overlap.
  *
  * # Safety
  * `ring` is NULL or a live ring used by no other thread during the call;
@@ -850,6 +847,8 @@ qk_status qk_ring_add_node(qk_ring *ring,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
  *
+ * Thread safety: needs the `qk_ring` to itself: no other call on it may overlap.
+ *
  * # Safety
  * As `qk_ring_add_node()`.
  */
@@ -861,6 +860,8 @@ qk_status qk_ring_remove_node(qk_ring *ring, const char *name, size_t name_len, 
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
  * `QK_ERR_INVALID_ARG` (weight 0 or too many points).
+ *
+ * Thread safety: needs the `qk_ring` to itself: no other call on it may overlap.
  *
  * # Safety
  * As `qk_ring_add_node()`.
@@ -875,6 +876,8 @@ qk_status qk_ring_set_weight(qk_ring *ring,
  * Stores the named node's weight in `*weight_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
  *
  * # Safety
  * `ring` is NULL or a live ring; `name` is NULL or points to `name_len`
@@ -891,20 +894,28 @@ qk_status qk_ring_weight(const qk_ring *ring,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
+ *
  * # Safety
  * `ring` is NULL or a live ring; `count_out` is NULL or writable.
  */
-qk_status qk_ring_node_count(const qk_ring *ring, size_t *count_out, qk_error *err);
+qk_status qk_ring_node_count(const qk_ring *ring,
+                             size_t *count_out,
+                             qk_error *err);
 
 /**
  * Stores the total number of virtual-node points in `*count_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
+ *
  * # Safety
  * As `qk_ring_node_count()`.
  */
-qk_status qk_ring_point_count(const qk_ring *ring, size_t *count_out, qk_error *err);
+qk_status qk_ring_point_count(const qk_ring *ring,
+                              size_t *count_out,
+                              qk_error *err);
 
 /**
  * Stores the name of node `index` in `*name_out` (NUL-terminated) and its
@@ -914,6 +925,8 @@ qk_status qk_ring_point_count(const qk_ring *ring, size_t *count_out, qk_error *
  * valid until the ring is next mutated (add, remove, set_weight) or freed.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
  *
  * # Safety
  * `ring` is NULL or a live ring; the out pointers are NULL or writable.
@@ -928,6 +941,8 @@ qk_status qk_ring_node_name(const qk_ring *ring,
  * Stores the index of the named node in `*index_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
  *
  * # Safety
  * `ring` is NULL or a live ring; `name` is NULL or points to `name_len`
@@ -944,6 +959,8 @@ qk_status qk_ring_node_index(const qk_ring *ring,
  * be NULL when `key_len` is 0) in `*index_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
  *
  * # Safety
  * `ring` is NULL or a live ring; `key` is NULL or points to `key_len`
@@ -964,6 +981,8 @@ qk_status qk_ring_get_node(const qk_ring *ring,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n` >
  * node count).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
+ *
  * # Safety
  * `ring` is NULL or a live ring; `key` is NULL or points to `key_len`
  * readable bytes; `indices_out` is NULL or points to `n` writable `size_t`.
@@ -981,6 +1000,8 @@ qk_status qk_ring_get_nodes(const qk_ring *ring,
  * its length is 0). The arrays may be NULL when `count` is 0.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
  *
  * # Safety
  * `ring` is NULL or a live ring; `keys` and `key_lens` are NULL or point
@@ -1005,6 +1026,8 @@ qk_status qk_ring_get_node_batch(const qk_ring *ring,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
  * offset that decreases or passes `keys_len`).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
+ *
  * # Safety
  * `ring` is NULL or live; `keys` is NULL or points to `keys_len` readable
  * bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
@@ -1025,11 +1048,16 @@ qk_status qk_ring_get_node_batch_flat(const qk_ring *ring,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < node count).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
+ *
  * # Safety
  * `ring` is NULL or a live ring; `shares_out` is NULL or points to `cap`
  * writable `double`.
  */
-qk_status qk_ring_shares(const qk_ring *ring, double *shares_out, size_t cap, qk_error *err);
+qk_status qk_ring_shares(const qk_ring *ring,
+                         double *shares_out,
+                         size_t cap,
+                         qk_error *err);
 
 /**
  * Stores the placement hash of `key` (xxh3-64 with quorumkit's fixed
@@ -1048,6 +1076,8 @@ qk_status qk_hash_key(const uint8_t *key, size_t key_len, uint64_t *hash_out, qk
  * Like `qk_ring_get_node()` for a key already hashed with `qk_hash_key()`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
  *
  * # Safety
  * `ring` is NULL or a live ring; `index_out` is NULL or writable.
@@ -1069,6 +1099,8 @@ qk_status qk_ring_get_node_by_hash(const qk_ring *ring,
  *
  * Errors: `QK_ERR_NULL_ARG` (`ring`, `len_out`, or `buf` with `cap` > 0),
  * `QK_ERR_BUFFER_TOO_SMALL`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
  *
  * # Safety
  * `ring` is NULL or a live ring; `buf` is NULL or points to `cap`
@@ -1094,6 +1126,8 @@ qk_status qk_ring_snapshot(const qk_ring *ring,
  * `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
  * of another kind, e.g. a `qk_ketama`).
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `data` is NULL or points to `len` readable bytes; `ring_out` is NULL or
  * writable.
@@ -1108,6 +1142,8 @@ qk_status qk_ring_restore(const uint8_t *data, size_t len, qk_ring **ring_out, q
  * points are ever built.
  *
  * Errors: as `qk_ring_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
+ *
+ * Thread safety: thread-safe (uses no shared handle).
  *
  * # Safety
  * As `qk_ring_restore()`.
@@ -1133,6 +1169,8 @@ qk_status qk_ring_restore_limited(const uint8_t *data,
  * (unknown `compat`, bad spec, weight 0), `QK_ERR_ALREADY_EXISTS`
  * (a repeated spec).
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `specs` and `spec_lens` are NULL or point to `count` readable elements,
  * each spec to its length in readable bytes; `weights` is NULL or points
@@ -1150,6 +1188,8 @@ qk_status qk_ketama_new(qk_ketama_compat compat,
  * Frees a continuum made by `qk_ketama_new()`. NULL is a no-op. Server
  * names borrowed from it become invalid.
  *
+ * Thread safety: needs the `qk_ketama` to itself: no other call on it may overlap or follow.
+ *
  * # Safety
  * `ketama` is NULL or a live continuum, not used again after this call.
  */
@@ -1161,6 +1201,8 @@ void qk_ketama_free(qk_ketama *ketama);
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
  * (bad spec, weight 0), `QK_ERR_ALREADY_EXISTS`.
+ *
+ * Thread safety: needs the `qk_ketama` to itself: no other call on it may overlap.
  *
  * # Safety
  * `ketama` is NULL or a live continuum used by no other thread during the
@@ -1177,6 +1219,8 @@ qk_status qk_ketama_add_server(qk_ketama *ketama,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
  *
+ * Thread safety: needs the `qk_ketama` to itself: no other call on it may overlap.
+ *
  * # Safety
  * As `qk_ketama_add_server()`.
  */
@@ -1191,6 +1235,8 @@ qk_status qk_ketama_remove_server(qk_ketama *ketama,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
  * `QK_ERR_INVALID_ARG` (weight 0).
  *
+ * Thread safety: needs the `qk_ketama` to itself: no other call on it may overlap.
+ *
  * # Safety
  * As `qk_ketama_add_server()`.
  */
@@ -1204,6 +1250,8 @@ qk_status qk_ketama_set_weight(qk_ketama *ketama,
  * Stores the named server's weight in `*weight_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
  *
  * # Safety
  * `ketama` is NULL or a live continuum; `name` is NULL or points to
@@ -1220,20 +1268,28 @@ qk_status qk_ketama_weight(const qk_ketama *ketama,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
+ *
  * # Safety
  * `ketama` is NULL or a live continuum; `count_out` is NULL or writable.
  */
-qk_status qk_ketama_node_count(const qk_ketama *ketama, size_t *count_out, qk_error *err);
+qk_status qk_ketama_node_count(const qk_ketama *ketama,
+                               size_t *count_out,
+                               qk_error *err);
 
 /**
  * Stores the number of points on the continuum in `*count_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
+ *
  * # Safety
  * As `qk_ketama_node_count()`.
  */
-qk_status qk_ketama_point_count(const qk_ketama *ketama, size_t *count_out, qk_error *err);
+qk_status qk_ketama_point_count(const qk_ketama *ketama,
+                                size_t *count_out,
+                                qk_error *err);
 
 /**
  * Stores the name of server `index` in `*name_out` (NUL-terminated) and
@@ -1243,6 +1299,8 @@ qk_status qk_ketama_point_count(const qk_ketama *ketama, size_t *count_out, qk_e
  * until the continuum is next mutated or freed.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
  *
  * # Safety
  * `ketama` is NULL or a live continuum; the out pointers are NULL or writable.
@@ -1257,6 +1315,8 @@ qk_status qk_ketama_node_name(const qk_ketama *ketama,
  * Stores the index of the named server in `*index_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
  *
  * # Safety
  * `ketama` is NULL or a live continuum; `name` is NULL or points to
@@ -1273,6 +1333,8 @@ qk_status qk_ketama_node_index(const qk_ketama *ketama,
  * compat mode's implementation would choose it.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
  *
  * # Safety
  * `ketama` is NULL or a live continuum; `key` is NULL or points to
@@ -1292,6 +1354,8 @@ qk_status qk_ketama_get_node(const qk_ketama *ketama,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n` >
  * server count, or fewer than `n` servers hold points).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
+ *
  * # Safety
  * `ketama` is NULL or a live continuum; `key` is NULL or points to
  * `key_len` readable bytes; `indices_out` is NULL or points to `n`
@@ -1308,6 +1372,8 @@ qk_status qk_ketama_get_nodes(const qk_ketama *ketama,
  * Locates `count` keys at once, as `qk_ring_get_node_batch()`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
  *
  * # Safety
  * `ketama` is NULL or a live continuum; `keys` and `key_lens` are NULL or
@@ -1332,6 +1398,8 @@ qk_status qk_ketama_get_node_batch(const qk_ketama *ketama,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
  * offset that decreases or passes `keys_len`).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
+ *
  * # Safety
  * `ketama` is NULL or live; `keys` is NULL or points to `keys_len` readable
  * bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
@@ -1351,11 +1419,16 @@ qk_status qk_ketama_get_node_batch_flat(const qk_ketama *ketama,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < server count).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
+ *
  * # Safety
  * `ketama` is NULL or a live continuum; `shares_out` is NULL or points to
  * `cap` writable `double`.
  */
-qk_status qk_ketama_shares(const qk_ketama *ketama, double *shares_out, size_t cap, qk_error *err);
+qk_status qk_ketama_shares(const qk_ketama *ketama,
+                           double *shares_out,
+                           size_t cap,
+                           qk_error *err);
 
 /**
  * Stores ketama's hash of `key` (the little-endian `uint32_t` of the first
@@ -1375,6 +1448,8 @@ qk_status qk_ketama_hash(const uint8_t *key, size_t key_len, uint32_t *hash_out,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
+ *
  * # Safety
  * `ketama` is NULL or a live continuum; `index_out` is NULL or writable.
  */
@@ -1389,6 +1464,8 @@ qk_status qk_ketama_get_node_by_hash(const qk_ketama *ketama,
  * index in `*server_index_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= point_count`).
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
  *
  * # Safety
  * `ketama` is NULL or a live continuum; the out pointers are NULL or writable.
@@ -1411,6 +1488,8 @@ qk_status qk_ketama_point(const qk_ketama *ketama,
  *
  * Errors: `QK_ERR_NULL_ARG` (`ketama`, `len_out`, or `buf` with `cap` > 0),
  * `QK_ERR_BUFFER_TOO_SMALL`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
  *
  * # Safety
  * `ketama` is NULL or a live continuum; `buf` is NULL or points to `cap`
@@ -1436,6 +1515,8 @@ qk_status qk_ketama_snapshot(const qk_ketama *ketama,
  * `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
  * of another kind, e.g. a `qk_ring`).
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `data` is NULL or points to `len` readable bytes; `ketama_out` is NULL or
  * writable.
@@ -1450,6 +1531,8 @@ qk_status qk_ketama_restore(const uint8_t *data, size_t len, qk_ketama **ketama_
  * points are ever built.
  *
  * Errors: as `qk_ketama_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
+ *
+ * Thread safety: thread-safe (uses no shared handle).
  *
  * # Safety
  * As `qk_ketama_restore()`.
@@ -1472,6 +1555,8 @@ qk_status qk_ketama_restore_limited(const uint8_t *data,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`balance_factor` not
  * finite or <= 1).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
+ *
  * # Safety
  * `ring` is NULL or a live ring; `bounded_out` is NULL or writable.
  */
@@ -1483,6 +1568,8 @@ qk_status qk_bounded_new(const qk_ring *ring,
 /**
  * Frees a balancer. NULL is a no-op. Names borrowed from it become
  * invalid.
+ *
+ * Thread safety: needs the `qk_bounded` to itself: no other call on it may overlap or follow.
  *
  * # Safety
  * `bounded` is NULL or a live balancer, not used again after this call.
@@ -1556,20 +1643,28 @@ qk_status qk_bounded_capacity(const qk_bounded *bounded,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: may run concurrently with other calls on the same `qk_bounded` (internally locked) except those taking `qk_bounded *` and its free.
+ *
  * # Safety
  * `bounded` is NULL or a live balancer; `factor_out` is NULL or writable.
  */
-qk_status qk_bounded_balance_factor(const qk_bounded *bounded, double *factor_out, qk_error *err);
+qk_status qk_bounded_balance_factor(const qk_bounded *bounded,
+                                    double *factor_out,
+                                    qk_error *err);
 
 /**
  * Stores the number of nodes in `*count_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: may run concurrently with other calls on the same `qk_bounded` (internally locked) except those taking `qk_bounded *` and its free.
+ *
  * # Safety
  * `bounded` is NULL or a live balancer; `count_out` is NULL or writable.
  */
-qk_status qk_bounded_node_count(const qk_bounded *bounded, size_t *count_out, qk_error *err);
+qk_status qk_bounded_node_count(const qk_bounded *bounded,
+                                size_t *count_out,
+                                qk_error *err);
 
 /**
  * Stores the name of node `index` in `*name_out` (NUL-terminated) and its
@@ -1580,6 +1675,8 @@ qk_status qk_bounded_node_count(const qk_bounded *bounded, size_t *count_out, qk
  * `qk_bounded_free()` (acquire and release do not invalidate it).
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index` >= node count).
+ *
+ * Thread safety: may run concurrently with other calls on the same `qk_bounded` (internally locked) except those taking `qk_bounded *` and its free.
  *
  * # Safety
  * `bounded` is NULL or a live balancer; the out pointers are NULL or
@@ -1599,6 +1696,8 @@ qk_status qk_bounded_node_name(const qk_bounded *bounded,
  * `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight 0, too many
  * points).
  *
+ * Thread safety: needs the `qk_bounded` to itself: no other call on it may overlap.
+ *
  * # Safety
  * `bounded` is NULL or a live balancer used by no other thread during the
  * call; `name` is NULL or points to `name_len` readable bytes.
@@ -1615,6 +1714,8 @@ qk_status qk_bounded_add_node(qk_bounded *bounded,
  * keep theirs and later indices shift down by one. Needs exclusive access.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * Thread safety: needs the `qk_bounded` to itself: no other call on it may overlap.
  *
  * # Safety
  * As `qk_bounded_add_node()`; `dropped_out` is NULL or writable.
@@ -1633,6 +1734,8 @@ qk_status qk_bounded_remove_node(qk_bounded *bounded,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `hrw_out` is NULL or valid for writing a pointer.
  */
@@ -1641,6 +1744,8 @@ qk_status qk_rendezvous_new(qk_rendezvous **hrw_out, qk_error *err);
 /**
  * Frees a placement made by `qk_rendezvous_new()`. NULL is a no-op. Node
  * names borrowed from it become invalid.
+ *
+ * Thread safety: needs the `qk_rendezvous` to itself: no other call on it may overlap or follow.
  *
  * # Safety
  * `hrw` is NULL or live, not used again after this call.
@@ -1654,6 +1759,8 @@ void qk_rendezvous_free(qk_rendezvous *hrw);
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
  * `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight <= 0, NaN or
  * infinite).
+ *
+ * Thread safety: needs the `qk_rendezvous` to itself: no other call on it may overlap.
  *
  * # Safety
  * `hrw` is NULL or live and used by no other thread during the call;
@@ -1670,6 +1777,8 @@ qk_status qk_rendezvous_add_node(qk_rendezvous *hrw,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
  *
+ * Thread safety: needs the `qk_rendezvous` to itself: no other call on it may overlap.
+ *
  * # Safety
  * As `qk_rendezvous_add_node()`.
  */
@@ -1685,6 +1794,8 @@ qk_status qk_rendezvous_remove_node(qk_rendezvous *hrw,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
  * `QK_ERR_INVALID_ARG`.
  *
+ * Thread safety: needs the `qk_rendezvous` to itself: no other call on it may overlap.
+ *
  * # Safety
  * As `qk_rendezvous_add_node()`.
  */
@@ -1698,6 +1809,8 @@ qk_status qk_rendezvous_set_weight(qk_rendezvous *hrw,
  * Stores the named node's weight in `*weight_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
  *
  * # Safety
  * `hrw` is NULL or live; `name` is NULL or points to `name_len` readable
@@ -1714,10 +1827,14 @@ qk_status qk_rendezvous_weight(const qk_rendezvous *hrw,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
+ *
  * # Safety
  * `hrw` is NULL or live; `count_out` is NULL or writable.
  */
-qk_status qk_rendezvous_node_count(const qk_rendezvous *hrw, size_t *count_out, qk_error *err);
+qk_status qk_rendezvous_node_count(const qk_rendezvous *hrw,
+                                   size_t *count_out,
+                                   qk_error *err);
 
 /**
  * Stores the name of node `index` in `*name_out` (NUL-terminated) and its
@@ -1727,6 +1844,8 @@ qk_status qk_rendezvous_node_count(const qk_rendezvous *hrw, size_t *count_out, 
  * next mutated or freed.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
  *
  * # Safety
  * `hrw` is NULL or live; the out pointers are NULL or writable.
@@ -1741,6 +1860,8 @@ qk_status qk_rendezvous_node_name(const qk_rendezvous *hrw,
  * Stores the index of the named node in `*index_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
  *
  * # Safety
  * `hrw` is NULL or live; `name` is NULL or points to `name_len` readable
@@ -1757,6 +1878,8 @@ qk_status qk_rendezvous_node_index(const qk_rendezvous *hrw,
  * (`key_len` bytes; `key` may be NULL when `key_len` is 0) in `*index_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
  *
  * # Safety
  * `hrw` is NULL or live; `key` is NULL or points to `key_len` readable
@@ -1777,6 +1900,8 @@ qk_status qk_rendezvous_get_node(const qk_rendezvous *hrw,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n` >
  * node count).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
+ *
  * # Safety
  * `hrw` is NULL or live; `key` is NULL or points to `key_len` readable
  * bytes; `indices_out` is NULL or points to `n` writable `size_t`.
@@ -1794,6 +1919,8 @@ qk_status qk_rendezvous_get_nodes(const qk_rendezvous *hrw,
  * when `count` is 0. Nothing is written on failure.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
  *
  * # Safety
  * `hrw` is NULL or live; `keys` and `key_lens` are NULL or point to
@@ -1818,6 +1945,8 @@ qk_status qk_rendezvous_get_node_batch(const qk_rendezvous *hrw,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
  * offset that decreases or passes `keys_len`).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
+ *
  * # Safety
  * `hrw` is NULL or live; `keys` is NULL or points to `keys_len` readable
  * bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
@@ -1838,6 +1967,8 @@ qk_status qk_rendezvous_get_node_batch_flat(const qk_rendezvous *hrw,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < count).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
+ *
  * # Safety
  * `hrw` is NULL or live; `shares_out` is NULL or points to `cap` writable
  * `double`.
@@ -1852,6 +1983,8 @@ qk_status qk_rendezvous_shares(const qk_rendezvous *hrw,
  * `qk_hash_key()`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
  *
  * # Safety
  * `hrw` is NULL or live; `index_out` is NULL or writable.
@@ -1873,6 +2006,8 @@ qk_status qk_rendezvous_get_node_by_hash(const qk_rendezvous *hrw,
  *
  * Errors: `QK_ERR_NULL_ARG` (`hrw`, `len_out`, or `buf` with `cap` > 0),
  * `QK_ERR_BUFFER_TOO_SMALL`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
  *
  * # Safety
  * `hrw` is NULL or live; `buf` is NULL or points to `cap` writable
@@ -1898,6 +2033,8 @@ qk_status qk_rendezvous_snapshot(const qk_rendezvous *hrw,
  * `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
  * of another kind, e.g. a `qk_ring`).
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `data` is NULL or points to `len` readable bytes; `hrw_out` is NULL or
  * writable.
@@ -1916,6 +2053,8 @@ qk_status qk_rendezvous_restore(const uint8_t *data,
  *
  * Errors: as `qk_rendezvous_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * As `qk_rendezvous_restore()`.
  */
@@ -1933,6 +2072,8 @@ qk_status qk_rendezvous_restore_limited(const uint8_t *data,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (not a prime, too large).
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `maglev_out` is NULL or valid for writing a pointer.
  */
@@ -1946,15 +2087,21 @@ qk_status qk_maglev_new(uint32_t table_size, qk_maglev **maglev_out, qk_error *e
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
+ *
  * # Safety
  * `maglev` is NULL or live; `copy_out` is NULL or valid for writing a
  * pointer.
  */
-qk_status qk_maglev_clone(const qk_maglev *maglev, qk_maglev **copy_out, qk_error *err);
+qk_status qk_maglev_clone(const qk_maglev *maglev,
+                          qk_maglev **copy_out,
+                          qk_error *err);
 
 /**
  * Frees a table made by `qk_maglev_new()` or `qk_maglev_clone()`. NULL is
  * a no-op. Names borrowed from it become invalid.
+ *
+ * Thread safety: needs the `qk_maglev` to itself: no other call on it may overlap or follow.
  *
  * # Safety
  * `maglev` is NULL or live, not used again after this call.
@@ -1969,6 +2116,8 @@ void qk_maglev_free(qk_maglev *maglev);
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
  * `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight 0, as many
  * backends as table entries, weights summing to more than the table size).
+ *
+ * Thread safety: needs the `qk_maglev` to itself: no other call on it may overlap.
  *
  * # Safety
  * `maglev` is NULL or live and used by no other thread during the call;
@@ -1985,6 +2134,8 @@ qk_status qk_maglev_add_node(qk_maglev *maglev,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
  *
+ * Thread safety: needs the `qk_maglev` to itself: no other call on it may overlap.
+ *
  * # Safety
  * As `qk_maglev_add_node()`.
  */
@@ -1999,6 +2150,8 @@ qk_status qk_maglev_remove_node(qk_maglev *maglev,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
  * `QK_ERR_INVALID_ARG` (weight 0, weights summing to more than the table).
  *
+ * Thread safety: needs the `qk_maglev` to itself: no other call on it may overlap.
+ *
  * # Safety
  * As `qk_maglev_add_node()`.
  */
@@ -2012,6 +2165,8 @@ qk_status qk_maglev_set_weight(qk_maglev *maglev,
  * Stores the named backend's weight in `*weight_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
  *
  * # Safety
  * `maglev` is NULL or live; `name` is NULL or points to `name_len`
@@ -2028,20 +2183,28 @@ qk_status qk_maglev_weight(const qk_maglev *maglev,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
+ *
  * # Safety
  * `maglev` is NULL or live; `count_out` is NULL or writable.
  */
-qk_status qk_maglev_node_count(const qk_maglev *maglev, size_t *count_out, qk_error *err);
+qk_status qk_maglev_node_count(const qk_maglev *maglev,
+                               size_t *count_out,
+                               qk_error *err);
 
 /**
  * Stores the table size in `*size_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
+ *
  * # Safety
  * `maglev` is NULL or live; `size_out` is NULL or writable.
  */
-qk_status qk_maglev_table_size(const qk_maglev *maglev, uint32_t *size_out, qk_error *err);
+qk_status qk_maglev_table_size(const qk_maglev *maglev,
+                               uint32_t *size_out,
+                               qk_error *err);
 
 /**
  * Stores the name of backend `index` in `*name_out` (NUL-terminated) and
@@ -2051,6 +2214,8 @@ qk_status qk_maglev_table_size(const qk_maglev *maglev, uint32_t *size_out, qk_e
  * is next mutated or freed.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
  *
  * # Safety
  * `maglev` is NULL or live; the out pointers are NULL or writable.
@@ -2065,6 +2230,8 @@ qk_status qk_maglev_node_name(const qk_maglev *maglev,
  * Stores the index of the named backend in `*index_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
  *
  * # Safety
  * `maglev` is NULL or live; `name` is NULL or points to `name_len`
@@ -2081,6 +2248,8 @@ qk_status qk_maglev_node_index(const qk_maglev *maglev,
  * may be NULL when `key_len` is 0) in `*index_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
  *
  * # Safety
  * `maglev` is NULL or live; `key` is NULL or points to `key_len` readable
@@ -2100,6 +2269,8 @@ qk_status qk_maglev_get_node(const qk_maglev *maglev,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n` >
  * backend count).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
+ *
  * # Safety
  * `maglev` is NULL or live; `key` is NULL or points to `key_len` readable
  * bytes; `indices_out` is NULL or points to `n` writable `size_t`.
@@ -2117,6 +2288,8 @@ qk_status qk_maglev_get_nodes(const qk_maglev *maglev,
  * when `count` is 0. Nothing is written on failure.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
  *
  * # Safety
  * `maglev` is NULL or live; `keys` and `key_lens` are NULL or point to
@@ -2141,6 +2314,8 @@ qk_status qk_maglev_get_node_batch(const qk_maglev *maglev,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
  * offset that decreases or passes `keys_len`).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
+ *
  * # Safety
  * `maglev` is NULL or live; `keys` is NULL or points to `keys_len` readable
  * bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
@@ -2160,17 +2335,24 @@ qk_status qk_maglev_get_node_batch_flat(const qk_maglev *maglev,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < count).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
+ *
  * # Safety
  * `maglev` is NULL or live; `shares_out` is NULL or points to `cap`
  * writable `double`.
  */
-qk_status qk_maglev_shares(const qk_maglev *maglev, double *shares_out, size_t cap, qk_error *err);
+qk_status qk_maglev_shares(const qk_maglev *maglev,
+                           double *shares_out,
+                           size_t cap,
+                           qk_error *err);
 
 /**
  * Like `qk_maglev_get_node()` for a key already hashed with
  * `qk_hash_key()`: the owner of entry `hash mod table_size`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
  *
  * # Safety
  * `maglev` is NULL or live; `index_out` is NULL or writable.
@@ -2186,6 +2368,8 @@ qk_status qk_maglev_get_node_by_hash(const qk_maglev *maglev,
  * one to the other (1 when exactly one of them is empty).
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (different table sizes).
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
  *
  * # Safety
  * `a` and `b` are NULL or live (they may be the same table);
@@ -2208,6 +2392,8 @@ qk_status qk_maglev_diff(const qk_maglev *a,
  *
  * Errors: `QK_ERR_NULL_ARG` (`maglev`, `len_out`, or `buf` with `cap` > 0),
  * `QK_ERR_BUFFER_TOO_SMALL`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
  *
  * # Safety
  * `maglev` is NULL or live; `buf` is NULL or points to `cap` writable
@@ -2233,6 +2419,8 @@ qk_status qk_maglev_snapshot(const qk_maglev *maglev,
  * `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
  * of another kind, e.g. a `qk_ring`).
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `data` is NULL or points to `len` readable bytes; `maglev_out` is NULL or
  * writable.
@@ -2251,6 +2439,8 @@ qk_status qk_maglev_restore(const uint8_t *data,
  *
  * Errors: as `qk_maglev_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * As `qk_maglev_restore()`.
  */
@@ -2268,6 +2458,8 @@ qk_status qk_maglev_restore_limited(const uint8_t *data,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`num_buckets` is 0).
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `bucket_out` is NULL or writable.
  */
@@ -2279,6 +2471,8 @@ qk_status qk_jump_hash(uint64_t key, uint32_t num_buckets, uint32_t *bucket_out,
  * quorumkit's fixed seed): the bucket is `qk_jump_hash(qk_hash_key(key))`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`num_buckets` is 0).
+ *
+ * Thread safety: thread-safe (uses no shared handle).
  *
  * # Safety
  * `key` is NULL or points to `key_len` readable bytes; `bucket_out` is
@@ -2295,6 +2489,8 @@ qk_status qk_jump_hash_key(const uint8_t *key,
  * The arrays may be NULL when `count` is 0. Nothing is written on failure.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`num_buckets` is 0).
+ *
+ * Thread safety: thread-safe (uses no shared handle).
  *
  * # Safety
  * `keys` is NULL or points to `count` readable `uint64_t`; `buckets_out`
@@ -2315,6 +2511,8 @@ qk_status qk_jump_hash_batch(const uint64_t *keys,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `ring_out` is NULL or valid for writing a pointer.
  */
@@ -2323,6 +2521,8 @@ qk_status qk_md5ring_new(uint32_t vnodes, qk_md5ring **ring_out, qk_error *err);
 /**
  * Frees a ring made by `qk_md5ring_new()`. NULL is a no-op. Node names
  * borrowed from the ring become invalid.
+ *
+ * Thread safety: needs the `qk_md5ring` to itself: no other call on it may overlap or follow.
  *
  * # Safety
  * `ring` is NULL or a live ring, not used again after this call.
@@ -2336,6 +2536,8 @@ void qk_md5ring_free(qk_md5ring *ring);
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
  * `QK_ERR_INVALID_ARG` (empty name, NUL in the name, too many points).
+ *
+ * Thread safety: needs the `qk_md5ring` to itself: no other call on it may overlap.
  *
  * # Safety
  * `ring` is NULL or a live ring used by no other thread during the call;
@@ -2353,6 +2555,8 @@ qk_status qk_md5ring_add_node(qk_md5ring *ring,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
  *
+ * Thread safety: needs the `qk_md5ring` to itself: no other call on it may overlap.
+ *
  * # Safety
  * As `qk_md5ring_add_node()`.
  */
@@ -2368,6 +2572,8 @@ qk_status qk_md5ring_remove_node(qk_md5ring *ring,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
  * `QK_ERR_INVALID_ARG` (too many points).
  *
+ * Thread safety: needs the `qk_md5ring` to itself: no other call on it may overlap.
+ *
  * # Safety
  * As `qk_md5ring_add_node()`.
  */
@@ -2381,6 +2587,8 @@ qk_status qk_md5ring_set_weight(qk_md5ring *ring,
  * Stores the named node's weight in `*weight_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
  *
  * # Safety
  * `ring` is NULL or a live ring; `name` is NULL or points to `name_len`
@@ -2397,20 +2605,28 @@ qk_status qk_md5ring_weight(const qk_md5ring *ring,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
+ *
  * # Safety
  * `ring` is NULL or a live ring; `count_out` is NULL or writable.
  */
-qk_status qk_md5ring_node_count(const qk_md5ring *ring, size_t *count_out, qk_error *err);
+qk_status qk_md5ring_node_count(const qk_md5ring *ring,
+                                size_t *count_out,
+                                qk_error *err);
 
 /**
  * Stores the number of points in `*count_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
+ *
  * # Safety
  * As `qk_md5ring_node_count()`.
  */
-qk_status qk_md5ring_point_count(const qk_md5ring *ring, size_t *count_out, qk_error *err);
+qk_status qk_md5ring_point_count(const qk_md5ring *ring,
+                                 size_t *count_out,
+                                 qk_error *err);
 
 /**
  * Stores the name of node `index` (NUL-terminated, borrowed from the ring
@@ -2418,6 +2634,8 @@ qk_status qk_md5ring_point_count(const qk_md5ring *ring, size_t *count_out, qk_e
  * `*name_len_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
  *
  * # Safety
  * `ring` is NULL or a live ring; the out pointers are NULL or writable.
@@ -2432,6 +2650,8 @@ qk_status qk_md5ring_node_name(const qk_md5ring *ring,
  * Stores the index of the named node in `*index_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
  *
  * # Safety
  * `ring` is NULL or a live ring; `name` is NULL or points to `name_len`
@@ -2450,6 +2670,8 @@ qk_status qk_md5ring_node_index(const qk_md5ring *ring,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (no node holds a point).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
+ *
  * # Safety
  * `ring` is NULL or a live ring; `key` is NULL or points to `key_len`
  * readable bytes; `index_out` is NULL or writable.
@@ -2467,6 +2689,8 @@ qk_status qk_md5ring_get_node(const qk_md5ring *ring,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n`
  * more than the nodes, or than the nodes that hold points).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
+ *
  * # Safety
  * `ring` is NULL or a live ring; `key` is NULL or points to `key_len`
  * readable bytes; `indices_out` is NULL or points to `n` writable `size_t`.
@@ -2483,6 +2707,8 @@ qk_status qk_md5ring_get_nodes(const qk_md5ring *ring,
  * (`key_lens[i]` bytes). The arrays may be NULL when `count` is 0.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
  *
  * # Safety
  * `ring` is NULL or a live ring; `keys` and `key_lens` are NULL or point
@@ -2507,6 +2733,8 @@ qk_status qk_md5ring_get_node_batch(const qk_md5ring *ring,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
  * offset that decreases or passes `keys_len`).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
+ *
  * # Safety
  * `ring` is NULL or live; `keys` is NULL or points to `keys_len` readable
  * bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
@@ -2526,11 +2754,16 @@ qk_status qk_md5ring_get_node_batch_flat(const qk_md5ring *ring,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < node count).
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
+ *
  * # Safety
  * `ring` is NULL or a live ring; `shares_out` is NULL or points to `cap`
  * writable `double`.
  */
-qk_status qk_md5ring_shares(const qk_md5ring *ring, double *shares_out, size_t cap, qk_error *err);
+qk_status qk_md5ring_shares(const qk_md5ring *ring,
+                            double *shares_out,
+                            size_t cap,
+                            qk_error *err);
 
 /**
  * Writes md5(key), the key's 128-bit position, big-endian, to
@@ -2550,6 +2783,8 @@ qk_status qk_md5ring_hash(const uint8_t *key, size_t key_len, uint8_t *hash_out,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
  *
+ * Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
+ *
  * # Safety
  * `ring` is NULL or a live ring; `hash` is NULL or points to 16 readable
  * bytes; `index_out` is NULL or writable.
@@ -2565,6 +2800,8 @@ qk_status qk_md5ring_get_node_by_hash(const qk_md5ring *ring,
  * `*node_index_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= point_count`).
+ *
+ * Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
  *
  * # Safety
  * `ring` is NULL or a live ring; `point_out` is NULL or points to 16
@@ -2589,6 +2826,8 @@ qk_status qk_md5ring_point(const qk_md5ring *ring,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `table_out` is NULL or valid for writing a pointer.
  */
@@ -2598,6 +2837,8 @@ qk_status qk_lease_table_new(uint64_t lock_delay_ns, qk_lease_table **table_out,
  * Creates a lease table on a manual clock that reads `start_ns` and moves
  * only through `qk_lease_table_set_time()` (deterministic tests,
  * simulations, a caller-owned clock). Otherwise as `qk_lease_table_new()`.
+ *
+ * Thread safety: thread-safe (uses no shared handle).
  *
  * # Safety
  * As `qk_lease_table_new()`.
@@ -2611,6 +2852,8 @@ qk_status qk_lease_table_new_manual(uint64_t lock_delay_ns,
  * Frees a table. NULL is a no-op. Acquires blocked in the table at that
  * moment return `QK_ERR_CANCELLED` (holding nothing), and this waits
  * until they have returned. Leases still held simply end with the table.
+ *
+ * Thread safety: needs the `qk_lease_table` to itself: no other call on it may overlap or follow.
  *
  * # Safety
  * `table` is NULL or a live table that is not used again: no call on it
@@ -2627,6 +2870,8 @@ void qk_lease_table_free(qk_lease_table *table);
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` if the table is not
  * manual or `now_ns` is earlier than its current time.
  *
+ * Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
+ *
  * # Safety
  * `table` is NULL or a live table.
  */
@@ -2636,6 +2881,8 @@ qk_status qk_lease_table_set_time(const qk_lease_table *table, uint64_t now_ns, 
  * Stores the table's clock reading (nanoseconds) in `*now_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
  *
  * # Safety
  * `table` is NULL or a live table; `now_out` is NULL or writable.
@@ -2655,6 +2902,8 @@ qk_status qk_lease_table_now(const qk_lease_table *table, uint64_t *now_out, qk_
  * `QK_ERR_CANCELLED` (the table was freed while this waited). To stop
  * one acquire from another thread, use
  * `qk_lease_table_acquire_cancellable()`.
+ *
+ * Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
  *
  * # Safety
  * `table` is NULL or a live table; `resource` and `owner` are NULL or
@@ -2680,6 +2929,8 @@ qk_status qk_lease_table_acquire(const qk_lease_table *table,
  *
  * Errors: as `qk_lease_table_acquire()`, plus `QK_ERR_CANCELLED`.
  *
+ * Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
+ *
  * # Safety
  * As `qk_lease_table_acquire()`; `cancel` is NULL or a live `qk_cancel`
  * when the call starts.
@@ -2702,6 +2953,8 @@ qk_status qk_lease_table_acquire_cancellable(const qk_lease_table *table,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`.
  *
+ * Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
+ *
  * # Safety
  * `table` is NULL or live; `resource` is NULL or points to
  * `resource_len` readable bytes; `len_out` is NULL or writable.
@@ -2718,6 +2971,8 @@ qk_status qk_lease_table_queue_len(const qk_lease_table *table,
  * Ownership: the caller owns it; free it with `qk_cancel_free()`.
  *
  * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: thread-safe (uses no shared handle).
  *
  * # Safety
  * `cancel_out` is NULL or valid for writing a pointer.
@@ -2740,6 +2995,8 @@ qk_status qk_cancel_fire(const qk_cancel *cancel, qk_error *err);
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: may run concurrently with any call on the same `qk_cancel` except its free.
+ *
  * # Safety
  * `cancel` is NULL or live; `fired_out` is NULL or writable.
  */
@@ -2748,6 +3005,8 @@ qk_status qk_cancel_is_fired(const qk_cancel *cancel, uint8_t *fired_out, qk_err
 /**
  * Frees a cancel signal. NULL is a no-op. Acquires waiting on it keep
  * their own reference (firing is then no longer possible, of course).
+ *
+ * Thread safety: needs the `qk_cancel` to itself: no other call on it may overlap or follow.
  *
  * # Safety
  * `cancel` is NULL or live and not used again.
@@ -2759,6 +3018,8 @@ void qk_cancel_free(qk_cancel *cancel);
  *
  * Errors: as `qk_lease_table_acquire()`, with `QK_ERR_BUSY` instead of
  * `QK_ERR_TIMEOUT` when the resource is held, queued for or in lock-delay.
+ *
+ * Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
  *
  * # Safety
  * As `qk_lease_table_acquire()`.
@@ -2782,6 +3043,8 @@ qk_status qk_lease_table_try_acquire(const qk_lease_table *table,
  * `QK_ERR_NOT_HOLDER` (another owner, an unknown token, released, or
  * superseded by a later grant).
  *
+ * Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
+ *
  * # Safety
  * As `qk_lease_table_acquire()`.
  */
@@ -2801,6 +3064,8 @@ qk_status qk_lease_table_renew(const qk_lease_table *table,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_LEASE_EXPIRED`,
  * `QK_ERR_NOT_HOLDER`.
+ *
+ * Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
  *
  * # Safety
  * As `qk_lease_table_acquire()`.
@@ -2822,6 +3087,8 @@ qk_status qk_lease_table_release(const qk_lease_table *table,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
+ *
  * # Safety
  * `table` is NULL or a live table; `count_out` is NULL or writable.
  */
@@ -2836,6 +3103,8 @@ qk_status qk_lease_table_resource_count(const qk_lease_table *table,
  * otherwise). Not held: released, expired, or superseded.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`.
+ *
+ * Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
  *
  * # Safety
  * `table` is NULL or a live table; `resource` points to `resource_len`
@@ -2856,6 +3125,8 @@ qk_status qk_lease_table_lease_status(const qk_lease_table *table,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `fence_out` is NULL or valid for writing a pointer.
  */
@@ -2863,6 +3134,8 @@ qk_status qk_fence_new(qk_fence **fence_out, qk_error *err);
 
 /**
  * Frees a fence. NULL is a no-op.
+ *
+ * Thread safety: needs the `qk_fence` to itself: no other call on it may overlap or follow.
  *
  * # Safety
  * `fence` is NULL or a live fence that no other thread uses and that is
@@ -2876,6 +3149,8 @@ void qk_fence_free(qk_fence *fence);
  * `QK_ERR_STALE_TOKEN` (the holder paused past its lease: refuse its write).
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_STALE_TOKEN`.
+ *
+ * Thread safety: may run concurrently with any call on the same `qk_fence` except its free.
  *
  * # Safety
  * `fence` is NULL or a live fence; `resource` is NULL or points to
@@ -2892,6 +3167,8 @@ qk_status qk_fence_check(const qk_fence *fence,
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`
  * (no token seen for it yet).
+ *
+ * Thread safety: may run concurrently with any call on the same `qk_fence` except its free.
  *
  * # Safety
  * As `qk_fence_check()`; `token_out` is NULL or writable.
@@ -2913,6 +3190,8 @@ qk_status qk_fence_highest(const qk_fence *fence,
  * finite and > 0, `max_samples` is not in 1..=65536, or `min_std_dev_ns`
  * or `first_heartbeat_estimate_ns` is 0.
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `detector_out` is NULL or valid for writing a pointer.
  */
@@ -2926,6 +3205,8 @@ qk_status qk_detector_new(double threshold,
 
 /**
  * Frees a detector. NULL is a no-op.
+ *
+ * Thread safety: needs the `qk_detector` to itself: no other call on it may overlap or follow.
  *
  * # Safety
  * `detector` is NULL or a live detector that is not used again.
@@ -2941,6 +3222,8 @@ void qk_detector_free(qk_detector *detector);
  * nothing changes.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`.
+ *
+ * Thread safety: none inside; no other call on the same `qk_detector` may overlap.
  *
  * # Safety
  * `detector` is NULL or a live detector; `name` is NULL or points to
@@ -2960,6 +3243,8 @@ qk_status qk_detector_heartbeat(qk_detector *detector,
  * a node never heard from or removed. A `now_ns` at or before the node's
  * latest heartbeat gives φ at that heartbeat (not an error).
  *
+ * Thread safety: none inside; no other call on the same `qk_detector` may overlap.
+ *
  * # Safety
  * `detector` is NULL or a live detector; `name` as in
  * `qk_detector_heartbeat()`; `phi_out` is NULL or writable.
@@ -2974,6 +3259,8 @@ qk_status qk_detector_phi(const qk_detector *detector,
 /**
  * Stores in `*available_out` whether the node's φ at `now_ns` is below
  * the threshold. Errors as `qk_detector_phi()`.
+ *
+ * Thread safety: none inside; no other call on the same `qk_detector` may overlap.
  *
  * # Safety
  * As `qk_detector_phi()`, with `available_out` NULL or writable.
@@ -2991,6 +3278,8 @@ qk_status qk_detector_is_available(const qk_detector *detector,
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`; `QK_ERR_NOT_FOUND` if
  * it was not monitored.
  *
+ * Thread safety: none inside; no other call on the same `qk_detector` may overlap.
+ *
  * # Safety
  * As `qk_detector_heartbeat()`.
  */
@@ -3003,6 +3292,8 @@ qk_status qk_detector_remove(qk_detector *detector,
  * Stores the number of monitored nodes in `*len_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: none inside; no other call on the same `qk_detector` may overlap.
  *
  * # Safety
  * `detector` is NULL or a live detector; `len_out` is NULL or writable.
@@ -3019,6 +3310,8 @@ qk_status qk_detector_len(const qk_detector *detector, size_t *len_out, qk_error
  * Errors: `QK_ERR_NULL_ARG` (`config_out`, or `members` with
  * `members_len` > 0), `QK_ERR_INVALID_ARG` (more than
  * `QK_PAXOS_MAX_MEMBERS` ids).
+ *
+ * Thread safety: thread-safe (uses no shared handle).
  *
  * # Safety
  * `members` is NULL or points to `members_len` ids; `config_out` is NULL
@@ -3039,6 +3332,8 @@ qk_status qk_paxos_config_init(uint32_t id,
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for a bad config (`id`
  * not in `members`, duplicate members, a zero heartbeat interval, an
  * election timeout not above it, a zero `max_batch` or `max_inflight`).
+ *
+ * Thread safety: thread-safe (uses no shared handle).
  *
  * # Safety
  * `config` is NULL or a readable config (its member ids are inline, see
@@ -3063,6 +3358,8 @@ qk_status qk_paxos_node_new_memory(const qk_paxos_config *config,
  * file cannot be created, read or written, `QK_ERR_CORRUPT` when it is not
  * a quorumkit record file, `QK_ERR_UNSUPPORTED_VERSION` for a newer format.
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * As `qk_paxos_node_new_memory()`; `path` is NULL or a NUL-terminated string.
  */
@@ -3074,6 +3371,8 @@ qk_status qk_paxos_node_new_file(const qk_paxos_config *config,
 
 /**
  * Frees a node (its file, if any, stays). NULL is a no-op.
+ *
+ * Thread safety: needs the `qk_paxos_node` to itself: no other call on it may overlap or follow.
  *
  * # Safety
  * `node` is NULL or a live node that is not used again.
@@ -3088,6 +3387,8 @@ void qk_paxos_node_free(qk_paxos_node *node);
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_CORRUPT` when the bytes are not a
  * message (nothing changes); `QK_ERR_UNSUPPORTED_VERSION` for a newer wire
  * format; `QK_ERR_STORAGE` when storage failed (the node is stopped).
+ *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
  *
  * # Safety
  * `node` is NULL or a live node; `bytes` is NULL or points to `len`
@@ -3107,6 +3408,8 @@ qk_status qk_paxos_node_step(qk_paxos_node *node,
  *
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_STORAGE` (the node is stopped).
  *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+ *
  * # Safety
  * `node` is NULL or a live node.
  */
@@ -3120,6 +3423,8 @@ qk_status qk_paxos_node_tick(qk_paxos_node *node, uint64_t now_ns, qk_error *err
  * timeout, and make commands idempotent or carry an id).
  *
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_STORAGE` (the node is stopped).
+ *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
  *
  * # Safety
  * `node` is NULL or a live node; `cmd` is NULL or points to `len` bytes.
@@ -3142,6 +3447,8 @@ qk_status qk_paxos_node_propose(qk_paxos_node *node,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+ *
  * # Safety
  * `node` is NULL or a live node; `output_out` and `has_out` are NULL or
  * writable.
@@ -3157,6 +3464,8 @@ qk_status qk_paxos_node_poll(qk_paxos_node *node,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+ *
  * # Safety
  * `node` is NULL or a live node; `deadline_out` is NULL or writable.
  */
@@ -3169,6 +3478,8 @@ qk_status qk_paxos_node_next_deadline(const qk_paxos_node *node,
  * its id in `*leader_out` (itself when it leads; left alone otherwise).
  *
  * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
  *
  * # Safety
  * `node` is NULL or a live node; `leader_out` and `has_out` are NULL or
@@ -3185,6 +3496,8 @@ qk_status qk_paxos_node_leader(const qk_paxos_node *node,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+ *
  * # Safety
  * `node` is NULL or a live node; `is_leader_out` is NULL or writable.
  */
@@ -3195,6 +3508,8 @@ qk_status qk_paxos_node_is_leader(const qk_paxos_node *node, uint8_t *is_leader_
  * lease at `now_ns`, so it may answer reads from its own state.
  *
  * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
  *
  * # Safety
  * `node` is NULL or a live node; `lease_out` is NULL or writable.
@@ -3210,6 +3525,8 @@ qk_status qk_paxos_node_has_read_lease(const qk_paxos_node *node,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+ *
  * # Safety
  * `node` is NULL or a live node; `commit_out` is NULL or writable.
  */
@@ -3223,6 +3540,8 @@ qk_status qk_paxos_node_commit_index(const qk_paxos_node *node,
  *
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` if a time in `config` is 0.
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `config` is NULL or readable; `coordinator_out` is NULL or writable.
  */
@@ -3235,6 +3554,8 @@ qk_status qk_txn_coordinator_new(uint32_t id,
 /**
  * Frees a coordinator. NULL is a no-op.
  *
+ * Thread safety: needs the `qk_txn_coordinator` to itself: no other call on it may overlap or follow.
+ *
  * # Safety
  * `coordinator` is NULL or a live coordinator that is not used again.
  */
@@ -3246,6 +3567,8 @@ void qk_txn_coordinator_free(qk_txn_coordinator *coordinator);
  *
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for an empty list,
  * duplicate ids, the coordinator's own id, or a transaction id in use.
+ *
+ * Thread safety: none inside; no other call on the same `qk_txn_coordinator` may overlap.
  *
  * # Safety
  * `coordinator` is NULL or live; `participants` is NULL or points to
@@ -3266,6 +3589,8 @@ qk_status qk_txn_coordinator_begin(qk_txn_coordinator *coordinator,
  * `QK_ERR_UNSUPPORTED_VERSION` for bytes that are not a message (nothing
  * changes).
  *
+ * Thread safety: none inside; no other call on the same `qk_txn_coordinator` may overlap.
+ *
  * # Safety
  * `coordinator` is NULL or live; `message` is NULL or points to
  * `message_len` readable bytes.
@@ -3283,6 +3608,8 @@ qk_status qk_txn_coordinator_step(qk_txn_coordinator *coordinator,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: none inside; no other call on the same `qk_txn_coordinator` may overlap.
+ *
  * # Safety
  * `coordinator` is NULL or live.
  */
@@ -3297,6 +3624,8 @@ qk_status qk_txn_coordinator_tick(qk_txn_coordinator *coordinator, uint64_t now_
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_BUFFER_TOO_SMALL` if the message does
  * not fit in `buf_len` bytes (the output stays queued; the message says
  * the size needed).
+ *
+ * Thread safety: none inside; no other call on the same `qk_txn_coordinator` may overlap.
  *
  * # Safety
  * `coordinator` is NULL or live; `buf` is NULL or points to `buf_len`
@@ -3316,6 +3645,8 @@ qk_status qk_txn_coordinator_poll(qk_txn_coordinator *coordinator,
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for a transaction this
  * coordinator does not know.
  *
+ * Thread safety: none inside; no other call on the same `qk_txn_coordinator` may overlap.
+ *
  * # Safety
  * `coordinator` is NULL or live; `decision_out` is NULL or writable.
  */
@@ -3329,6 +3660,8 @@ qk_status qk_txn_coordinator_decision(const qk_txn_coordinator *coordinator,
  * has work to do, and in `*has_deadline_out` whether there is one.
  *
  * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: none inside; no other call on the same `qk_txn_coordinator` may overlap.
  *
  * # Safety
  * `coordinator` is NULL or live; the out-parameters are NULL or writable.
@@ -3344,6 +3677,8 @@ qk_status qk_txn_coordinator_next_deadline(const qk_txn_coordinator *coordinator
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: none inside; no other call on the same `qk_txn_coordinator` may overlap.
+ *
  * # Safety
  * `coordinator` is NULL or live.
  */
@@ -3357,6 +3692,8 @@ qk_status qk_txn_coordinator_restart(qk_txn_coordinator *coordinator,
  *
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` if a time in `config` is 0.
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `config` is NULL or readable; `participant_out` is NULL or writable.
  */
@@ -3369,6 +3706,8 @@ qk_status qk_txn_participant_new(uint32_t id,
 /**
  * Frees a participant. NULL is a no-op.
  *
+ * Thread safety: needs the `qk_txn_participant` to itself: no other call on it may overlap or follow.
+ *
  * # Safety
  * `participant` is NULL or a live participant that is not used again.
  */
@@ -3380,6 +3719,8 @@ void qk_txn_participant_free(qk_txn_participant *participant);
  *
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_CORRUPT` or
  * `QK_ERR_UNSUPPORTED_VERSION` for bytes that are not a message.
+ *
+ * Thread safety: none inside; no other call on the same `qk_txn_participant` may overlap.
  *
  * # Safety
  * As `qk_txn_coordinator_step()`.
@@ -3400,6 +3741,8 @@ qk_status qk_txn_participant_step(qk_txn_participant *participant,
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` if `txn` is not
  * awaiting a vote.
  *
+ * Thread safety: none inside; no other call on the same `qk_txn_participant` may overlap.
+ *
  * # Safety
  * `participant` is NULL or live.
  */
@@ -3415,6 +3758,8 @@ qk_status qk_txn_participant_vote(qk_txn_participant *participant,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: none inside; no other call on the same `qk_txn_participant` may overlap.
+ *
  * # Safety
  * `participant` is NULL or live.
  */
@@ -3424,6 +3769,8 @@ qk_status qk_txn_participant_tick(qk_txn_participant *participant, uint64_t now_
  * Takes the participant's next output, as `qk_txn_coordinator_poll()`.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL`.
+ *
+ * Thread safety: none inside; no other call on the same `qk_txn_participant` may overlap.
  *
  * # Safety
  * As `qk_txn_coordinator_poll()`.
@@ -3441,6 +3788,8 @@ qk_status qk_txn_participant_poll(qk_txn_participant *participant,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: none inside; no other call on the same `qk_txn_participant` may overlap.
+ *
  * # Safety
  * `participant` is NULL or live; `state_out` is NULL or writable.
  */
@@ -3454,6 +3803,8 @@ qk_status qk_txn_participant_state(const qk_txn_participant *participant,
  * has work to do, and in `*has_deadline_out` whether there is one.
  *
  * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: none inside; no other call on the same `qk_txn_participant` may overlap.
  *
  * # Safety
  * `participant` is NULL or live; the out-parameters are NULL or writable.
@@ -3469,6 +3820,8 @@ qk_status qk_txn_participant_next_deadline(const qk_txn_participant *participant
  * known outcome is in doubt again.
  *
  * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: none inside; no other call on the same `qk_txn_participant` may overlap.
  *
  * # Safety
  * `participant` is NULL or live.
@@ -3486,6 +3839,8 @@ qk_status qk_txn_participant_restart(qk_txn_participant *participant,
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for an unknown
  * protocol, participants outside 1..=64 or `f` above 3.
  *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
  * # Safety
  * `sim_out` is NULL or writable.
  */
@@ -3499,6 +3854,8 @@ qk_status qk_txn_sim_new(uint32_t protocol,
 /**
  * Frees a simulation. NULL is a no-op.
  *
+ * Thread safety: needs the `qk_txn_sim` to itself: no other call on it may overlap or follow.
+ *
  * # Safety
  * `sim` is NULL or a live simulation that is not used again.
  */
@@ -3510,6 +3867,8 @@ void qk_txn_sim_free(qk_txn_sim *sim);
  *
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for the wrong number of
  * votes, a transaction id in use, or a crashed coordinator.
+ *
+ * Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
  *
  * # Safety
  * `sim` is NULL or live; `votes` is NULL or points to `votes_len` flags (0 or 1; anything else is QK_ERR_INVALID_ARG).
@@ -3526,6 +3885,8 @@ qk_status qk_txn_sim_begin(qk_txn_sim *sim,
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for an unknown or
  * crashed process.
  *
+ * Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
+ *
  * # Safety
  * `sim` is NULL or live.
  */
@@ -3536,6 +3897,8 @@ qk_status qk_txn_sim_crash(qk_txn_sim *sim, uint32_t id, qk_error *err);
  *
  * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for an unknown or
  * running process.
+ *
+ * Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
  *
  * # Safety
  * `sim` is NULL or live.
@@ -3548,6 +3911,8 @@ qk_status qk_txn_sim_restart(qk_txn_sim *sim, uint32_t id, qk_error *err);
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
+ *
  * # Safety
  * `sim` is NULL or live.
  */
@@ -3557,6 +3922,8 @@ qk_status qk_txn_sim_crash_coordinator_after_votes(qk_txn_sim *sim, uint8_t on, 
  * Runs the simulation for `duration_ns` of simulated time.
  *
  * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
  *
  * # Safety
  * `sim` is NULL or live.
@@ -3568,6 +3935,8 @@ qk_status qk_txn_sim_run(qk_txn_sim *sim, uint64_t duration_ns, qk_error *err);
  * (`QK_TXN_UNKNOWN` for a crashed process or a non-participant).
  *
  * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
  *
  * # Safety
  * `sim` is NULL or live; `state_out` is NULL or writable.
@@ -3584,6 +3953,8 @@ qk_status qk_txn_sim_state(const qk_txn_sim *sim,
  *
  * Errors: `QK_ERR_NULL_ARG`.
  *
+ * Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
+ *
  * # Safety
  * `sim` is NULL or live; `safe_out` is NULL or writable.
  */
@@ -3593,6 +3964,8 @@ qk_status qk_txn_sim_check(const qk_txn_sim *sim, uint8_t *safe_out, qk_error *e
  * Stores what the simulation injected and decided in `*stats_out`.
  *
  * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
  *
  * # Safety
  * `sim` is NULL or live; `stats_out` is NULL or writable.

@@ -113,3 +113,42 @@ fn packaging_files_carry_the_version() {
         "{path} must contain {want}"
     );
 }
+
+/// Every function's doc says whether it may run concurrently (FFI layers
+/// drop `const`, so the words are what they have).
+#[test]
+fn every_function_documents_its_thread_safety() {
+    let h = header();
+    let mut comment = String::new();
+    let mut missing = Vec::new();
+    let mut functions = 0;
+    for line in h.lines() {
+        let t = line.trim();
+        if t.starts_with("/**") {
+            comment.clear();
+        }
+        if t.starts_with("/**") || t.starts_with('*') {
+            comment.push_str(t);
+            comment.push('\n');
+            continue;
+        }
+        if t.starts_with("/*") || t.starts_with("//") || t.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = t
+            .split('(')
+            .next()
+            .and_then(|head| head.split_whitespace().last())
+            .map(|n| n.trim_start_matches('*'))
+            .filter(|n| n.starts_with("qk_") && t.contains('('))
+        {
+            functions += 1;
+            if !(comment.contains("Thread safety") || comment.contains("Thread-safe")) {
+                missing.push(name.to_owned());
+            }
+            comment.clear();
+        }
+    }
+    assert!(functions > 150, "parsed only {functions} functions");
+    assert!(missing.is_empty(), "no thread-safety note: {missing:?}");
+}

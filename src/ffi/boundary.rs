@@ -222,6 +222,8 @@ pub(crate) fn catch_or<T>(fallback: T, body: impl FnOnce() -> T) -> T {
 /// The string belongs to the library: do not free it. It stays valid until
 /// the calling thread's next call to a status-returning `qk_` function (or
 /// the thread's exit); copy it to keep it. Each thread has its own message.
+///
+/// Thread safety: thread-safe (uses no shared handle).
 #[unsafe(no_mangle)]
 pub extern "C" fn qk_last_error_message() -> *const c_char {
     catch_or(c"".as_ptr(), || {

@@ -66,6 +66,8 @@ unsafe fn borrow<'a>(b: *const qk_bounded) -> FfiResult<&'a qk_bounded> {
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`balance_factor` not
 /// finite or <= 1).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
+///
 /// # Safety
 /// `ring` is NULL or a live ring; `bounded_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -90,6 +92,8 @@ pub unsafe extern "C" fn qk_bounded_new(
 
 /// Frees a balancer. NULL is a no-op. Names borrowed from it become
 /// invalid.
+///
+/// Thread safety: needs the `qk_bounded` to itself: no other call on it may overlap or follow.
 ///
 /// # Safety
 /// `bounded` is NULL or a live balancer, not used again after this call.
@@ -223,6 +227,8 @@ pub unsafe extern "C" fn qk_bounded_capacity(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: may run concurrently with other calls on the same `qk_bounded` (internally locked) except those taking `qk_bounded *` and its free.
+///
 /// # Safety
 /// `bounded` is NULL or a live balancer; `factor_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -241,6 +247,8 @@ pub unsafe extern "C" fn qk_bounded_balance_factor(
 /// Stores the number of nodes in `*count_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: may run concurrently with other calls on the same `qk_bounded` (internally locked) except those taking `qk_bounded *` and its free.
 ///
 /// # Safety
 /// `bounded` is NULL or a live balancer; `count_out` is NULL or writable.
@@ -265,6 +273,8 @@ pub unsafe extern "C" fn qk_bounded_node_count(
 /// `qk_bounded_free()` (acquire and release do not invalidate it).
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index` >= node count).
+///
+/// Thread safety: may run concurrently with other calls on the same `qk_bounded` (internally locked) except those taking `qk_bounded *` and its free.
 ///
 /// # Safety
 /// `bounded` is NULL or a live balancer; the out pointers are NULL or
@@ -304,6 +314,8 @@ pub unsafe extern "C" fn qk_bounded_node_name(
 /// `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight 0, too many
 /// points).
 ///
+/// Thread safety: needs the `qk_bounded` to itself: no other call on it may overlap.
+///
 /// # Safety
 /// `bounded` is NULL or a live balancer used by no other thread during the
 /// call; `name` is NULL or points to `name_len` readable bytes.
@@ -333,6 +345,8 @@ pub unsafe extern "C" fn qk_bounded_add_node(
 /// keep theirs and later indices shift down by one. Needs exclusive access.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+///
+/// Thread safety: needs the `qk_bounded` to itself: no other call on it may overlap.
 ///
 /// # Safety
 /// As `qk_bounded_add_node()`; `dropped_out` is NULL or writable.

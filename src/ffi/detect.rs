@@ -31,6 +31,8 @@ pub struct qk_detector(FailureDetector);
 /// finite and > 0, `max_samples` is not in 1..=65536, or `min_std_dev_ns`
 /// or `first_heartbeat_estimate_ns` is 0.
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `detector_out` is NULL or valid for writing a pointer.
 #[unsafe(no_mangle)]
@@ -59,6 +61,8 @@ pub unsafe extern "C" fn qk_detector_new(
 
 /// Frees a detector. NULL is a no-op.
 ///
+/// Thread safety: needs the `qk_detector` to itself: no other call on it may overlap or follow.
+///
 /// # Safety
 /// `detector` is NULL or a live detector that is not used again.
 #[unsafe(no_mangle)]
@@ -74,6 +78,8 @@ pub unsafe extern "C" fn qk_detector_free(detector: *mut qk_detector) {
 /// nothing changes.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`.
+///
+/// Thread safety: none inside; no other call on the same `qk_detector` may overlap.
 ///
 /// # Safety
 /// `detector` is NULL or a live detector; `name` is NULL or points to
@@ -100,6 +106,8 @@ pub unsafe extern "C" fn qk_detector_heartbeat(
 /// a node never heard from or removed. A `now_ns` at or before the node's
 /// latest heartbeat gives φ at that heartbeat (not an error).
 ///
+/// Thread safety: none inside; no other call on the same `qk_detector` may overlap.
+///
 /// # Safety
 /// `detector` is NULL or a live detector; `name` as in
 /// `qk_detector_heartbeat()`; `phi_out` is NULL or writable.
@@ -123,6 +131,8 @@ pub unsafe extern "C" fn qk_detector_phi(
 
 /// Stores in `*available_out` whether the node's φ at `now_ns` is below
 /// the threshold. Errors as `qk_detector_phi()`.
+///
+/// Thread safety: none inside; no other call on the same `qk_detector` may overlap.
 ///
 /// # Safety
 /// As `qk_detector_phi()`, with `available_out` NULL or writable.
@@ -149,6 +159,8 @@ pub unsafe extern "C" fn qk_detector_is_available(
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`; `QK_ERR_NOT_FOUND` if
 /// it was not monitored.
 ///
+/// Thread safety: none inside; no other call on the same `qk_detector` may overlap.
+///
 /// # Safety
 /// As `qk_detector_heartbeat()`.
 #[unsafe(no_mangle)]
@@ -168,6 +180,8 @@ pub unsafe extern "C" fn qk_detector_remove(
 /// Stores the number of monitored nodes in `*len_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: none inside; no other call on the same `qk_detector` may overlap.
 ///
 /// # Safety
 /// `detector` is NULL or a live detector; `len_out` is NULL or writable.

@@ -14,6 +14,8 @@ use crate::ring::{jump_hash, jump_hash_key};
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`num_buckets` is 0).
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `bucket_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -35,6 +37,8 @@ pub unsafe extern "C" fn qk_jump_hash(
 /// quorumkit's fixed seed): the bucket is `qk_jump_hash(qk_hash_key(key))`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`num_buckets` is 0).
+///
+/// Thread safety: thread-safe (uses no shared handle).
 ///
 /// # Safety
 /// `key` is NULL or points to `key_len` readable bytes; `bucket_out` is
@@ -63,6 +67,8 @@ pub unsafe extern "C" fn qk_jump_hash_key(
 /// The arrays may be NULL when `count` is 0. Nothing is written on failure.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (`num_buckets` is 0).
+///
+/// Thread safety: thread-safe (uses no shared handle).
 ///
 /// # Safety
 /// `keys` is NULL or points to `count` readable `uint64_t`; `buckets_out`

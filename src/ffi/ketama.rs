@@ -67,6 +67,8 @@ impl CHandle for qk_ketama {
 /// (unknown `compat`, bad spec, weight 0), `QK_ERR_ALREADY_EXISTS`
 /// (a repeated spec).
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `specs` and `spec_lens` are NULL or point to `count` readable elements,
 /// each spec to its length in readable bytes; `weights` is NULL or points
@@ -111,6 +113,8 @@ pub unsafe extern "C" fn qk_ketama_new(
 /// Frees a continuum made by `qk_ketama_new()`. NULL is a no-op. Server
 /// names borrowed from it become invalid.
 ///
+/// Thread safety: needs the `qk_ketama` to itself: no other call on it may overlap or follow.
+///
 /// # Safety
 /// `ketama` is NULL or a live continuum, not used again after this call.
 #[unsafe(no_mangle)]
@@ -123,6 +127,8 @@ pub unsafe extern "C" fn qk_ketama_free(ketama: *mut qk_ketama) {
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
 /// (bad spec, weight 0), `QK_ERR_ALREADY_EXISTS`.
+///
+/// Thread safety: needs the `qk_ketama` to itself: no other call on it may overlap.
 ///
 /// # Safety
 /// `ketama` is NULL or a live continuum used by no other thread during the
@@ -146,6 +152,8 @@ pub unsafe extern "C" fn qk_ketama_add_server(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
 ///
+/// Thread safety: needs the `qk_ketama` to itself: no other call on it may overlap.
+///
 /// # Safety
 /// As `qk_ketama_add_server()`.
 #[unsafe(no_mangle)]
@@ -162,6 +170,8 @@ pub unsafe extern "C" fn qk_ketama_remove_server(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
 /// `QK_ERR_INVALID_ARG` (weight 0).
+///
+/// Thread safety: needs the `qk_ketama` to itself: no other call on it may overlap.
 ///
 /// # Safety
 /// As `qk_ketama_add_server()`.
@@ -181,6 +191,8 @@ pub unsafe extern "C" fn qk_ketama_set_weight(
 /// Stores the named server's weight in `*weight_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
 ///
 /// # Safety
 /// `ketama` is NULL or a live continuum; `name` is NULL or points to
@@ -202,6 +214,8 @@ pub unsafe extern "C" fn qk_ketama_weight(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
+///
 /// # Safety
 /// `ketama` is NULL or a live continuum; `count_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -216,6 +230,8 @@ pub unsafe extern "C" fn qk_ketama_node_count(
 /// Stores the number of points on the continuum in `*count_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
 ///
 /// # Safety
 /// As `qk_ketama_node_count()`.
@@ -236,6 +252,8 @@ pub unsafe extern "C" fn qk_ketama_point_count(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
+///
 /// # Safety
 /// `ketama` is NULL or a live continuum; the out pointers are NULL or writable.
 #[unsafe(no_mangle)]
@@ -254,6 +272,8 @@ pub unsafe extern "C" fn qk_ketama_node_name(
 /// Stores the index of the named server in `*index_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
 ///
 /// # Safety
 /// `ketama` is NULL or a live continuum; `name` is NULL or points to
@@ -275,6 +295,8 @@ pub unsafe extern "C" fn qk_ketama_node_index(
 /// compat mode's implementation would choose it.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
 ///
 /// # Safety
 /// `ketama` is NULL or a live continuum; `key` is NULL or points to
@@ -299,6 +321,8 @@ pub unsafe extern "C" fn qk_ketama_get_node(
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n` >
 /// server count, or fewer than `n` servers hold points).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
+///
 /// # Safety
 /// `ketama` is NULL or a live continuum; `key` is NULL or points to
 /// `key_len` readable bytes; `indices_out` is NULL or points to `n`
@@ -320,6 +344,8 @@ pub unsafe extern "C" fn qk_ketama_get_nodes(
 /// Locates `count` keys at once, as `qk_ring_get_node_batch()`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
 ///
 /// # Safety
 /// `ketama` is NULL or a live continuum; `keys` and `key_lens` are NULL or
@@ -349,6 +375,8 @@ pub unsafe extern "C" fn qk_ketama_get_node_batch(
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
 /// offset that decreases or passes `keys_len`).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
+///
 /// # Safety
 /// `ketama` is NULL or live; `keys` is NULL or points to `keys_len` readable
 /// bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
@@ -372,6 +400,8 @@ pub unsafe extern "C" fn qk_ketama_get_node_batch_flat(
 /// `shares_out[index]`, as `qk_ring_shares()`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < server count).
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
 ///
 /// # Safety
 /// `ketama` is NULL or a live continuum; `shares_out` is NULL or points to
@@ -411,6 +441,8 @@ pub unsafe extern "C" fn qk_ketama_hash(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
+///
 /// # Safety
 /// `ketama` is NULL or a live continuum; `index_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -430,6 +462,8 @@ pub unsafe extern "C" fn qk_ketama_get_node_by_hash(
 /// index in `*server_index_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= point_count`).
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
 ///
 /// # Safety
 /// `ketama` is NULL or a live continuum; the out pointers are NULL or writable.
@@ -474,6 +508,8 @@ pub unsafe extern "C" fn qk_ketama_point(
 /// Errors: `QK_ERR_NULL_ARG` (`ketama`, `len_out`, or `buf` with `cap` > 0),
 /// `QK_ERR_BUFFER_TOO_SMALL`.
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ketama *`; not with one taking `qk_ketama *`.
+///
 /// # Safety
 /// `ketama` is NULL or a live continuum; `buf` is NULL or points to `cap`
 /// writable bytes; `len_out` is NULL or writable.
@@ -503,6 +539,8 @@ pub unsafe extern "C" fn qk_ketama_snapshot(
 /// `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
 /// of another kind, e.g. a `qk_ring`).
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `data` is NULL or points to `len` readable bytes; `ketama_out` is NULL or
 /// writable.
@@ -531,6 +569,8 @@ pub unsafe extern "C" fn qk_ketama_restore(
 /// points are ever built.
 ///
 /// Errors: as `qk_ketama_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
+///
+/// Thread safety: thread-safe (uses no shared handle).
 ///
 /// # Safety
 /// As `qk_ketama_restore()`.

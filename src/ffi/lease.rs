@@ -161,6 +161,8 @@ fn mode_of(mode: u32) -> FfiResult<Mode> {
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `table_out` is NULL or valid for writing a pointer.
 #[unsafe(no_mangle)]
@@ -183,6 +185,8 @@ pub unsafe extern "C" fn qk_lease_table_new(
 /// Creates a lease table on a manual clock that reads `start_ns` and moves
 /// only through `qk_lease_table_set_time()` (deterministic tests,
 /// simulations, a caller-owned clock). Otherwise as `qk_lease_table_new()`.
+///
+/// Thread safety: thread-safe (uses no shared handle).
 ///
 /// # Safety
 /// As `qk_lease_table_new()`.
@@ -208,6 +212,8 @@ pub unsafe extern "C" fn qk_lease_table_new_manual(
 /// Frees a table. NULL is a no-op. Acquires blocked in the table at that
 /// moment return `QK_ERR_CANCELLED` (holding nothing), and this waits
 /// until they have returned. Leases still held simply end with the table.
+///
+/// Thread safety: needs the `qk_lease_table` to itself: no other call on it may overlap or follow.
 ///
 /// # Safety
 /// `table` is NULL or a live table that is not used again: no call on it
@@ -235,6 +241,8 @@ pub unsafe extern "C" fn qk_lease_table_free(table: *mut qk_lease_table) {
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` if the table is not
 /// manual or `now_ns` is earlier than its current time.
 ///
+/// Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
+///
 /// # Safety
 /// `table` is NULL or a live table.
 #[unsafe(no_mangle)]
@@ -257,6 +265,8 @@ pub unsafe extern "C" fn qk_lease_table_set_time(
 /// Stores the table's clock reading (nanoseconds) in `*now_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
 ///
 /// # Safety
 /// `table` is NULL or a live table; `now_out` is NULL or writable.
@@ -363,6 +373,8 @@ impl<'a> Request<'a> {
 /// one acquire from another thread, use
 /// `qk_lease_table_acquire_cancellable()`.
 ///
+/// Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
+///
 /// # Safety
 /// `table` is NULL or a live table; `resource` and `owner` are NULL or
 /// point to that many readable bytes; `lease_out` is NULL or writable.
@@ -406,6 +418,8 @@ pub unsafe extern "C" fn qk_lease_table_acquire(
 /// only `qk_lease_table_free()` cancels, as for the plain acquire).
 ///
 /// Errors: as `qk_lease_table_acquire()`, plus `QK_ERR_CANCELLED`.
+///
+/// Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
 ///
 /// # Safety
 /// As `qk_lease_table_acquire()`; `cancel` is NULL or a live `qk_cancel`
@@ -454,6 +468,8 @@ pub unsafe extern "C" fn qk_lease_table_acquire_cancellable(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`.
 ///
+/// Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
+///
 /// # Safety
 /// `table` is NULL or live; `resource` is NULL or points to
 /// `resource_len` readable bytes; `len_out` is NULL or writable.
@@ -483,6 +499,8 @@ pub unsafe extern "C" fn qk_lease_table_queue_len(
 /// Ownership: the caller owns it; free it with `qk_cancel_free()`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: thread-safe (uses no shared handle).
 ///
 /// # Safety
 /// `cancel_out` is NULL or valid for writing a pointer.
@@ -517,6 +535,8 @@ pub unsafe extern "C" fn qk_cancel_fire(cancel: *const qk_cancel, err: *mut qk_e
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: may run concurrently with any call on the same `qk_cancel` except its free.
+///
 /// # Safety
 /// `cancel` is NULL or live; `fired_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -540,6 +560,8 @@ pub unsafe extern "C" fn qk_cancel_is_fired(
 /// Frees a cancel signal. NULL is a no-op. Acquires waiting on it keep
 /// their own reference (firing is then no longer possible, of course).
 ///
+/// Thread safety: needs the `qk_cancel` to itself: no other call on it may overlap or follow.
+///
 /// # Safety
 /// `cancel` is NULL or live and not used again.
 #[unsafe(no_mangle)]
@@ -551,6 +573,8 @@ pub unsafe extern "C" fn qk_cancel_free(cancel: *mut qk_cancel) {
 ///
 /// Errors: as `qk_lease_table_acquire()`, with `QK_ERR_BUSY` instead of
 /// `QK_ERR_TIMEOUT` when the resource is held, queued for or in lock-delay.
+///
+/// Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
 ///
 /// # Safety
 /// As `qk_lease_table_acquire()`.
@@ -588,6 +612,8 @@ pub unsafe extern "C" fn qk_lease_table_try_acquire(
 /// `QK_ERR_NOT_HOLDER` (another owner, an unknown token, released, or
 /// superseded by a later grant).
 ///
+/// Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
+///
 /// # Safety
 /// As `qk_lease_table_acquire()`.
 #[unsafe(no_mangle)]
@@ -621,6 +647,8 @@ pub unsafe extern "C" fn qk_lease_table_renew(
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_LEASE_EXPIRED`,
 /// `QK_ERR_NOT_HOLDER`.
 ///
+/// Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
+///
 /// # Safety
 /// As `qk_lease_table_acquire()`.
 #[unsafe(no_mangle)]
@@ -647,6 +675,8 @@ pub unsafe extern "C" fn qk_lease_table_release(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
+///
 /// # Safety
 /// `table` is NULL or a live table; `count_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -668,6 +698,8 @@ pub unsafe extern "C" fn qk_lease_table_resource_count(
 /// otherwise). Not held: released, expired, or superseded.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`.
+///
+/// Thread safety: may run concurrently with any call on the same `qk_lease_table` except its free.
 ///
 /// # Safety
 /// `table` is NULL or a live table; `resource` points to `resource_len`
@@ -708,6 +740,8 @@ pub unsafe extern "C" fn qk_lease_table_lease_status(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `fence_out` is NULL or valid for writing a pointer.
 #[unsafe(no_mangle)]
@@ -724,6 +758,8 @@ pub unsafe extern "C" fn qk_fence_new(
 
 /// Frees a fence. NULL is a no-op.
 ///
+/// Thread safety: needs the `qk_fence` to itself: no other call on it may overlap or follow.
+///
 /// # Safety
 /// `fence` is NULL or a live fence that no other thread uses and that is
 /// not used again.
@@ -737,6 +773,8 @@ pub unsafe extern "C" fn qk_fence_free(fence: *mut qk_fence) {
 /// `QK_ERR_STALE_TOKEN` (the holder paused past its lease: refuse its write).
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_STALE_TOKEN`.
+///
+/// Thread safety: may run concurrently with any call on the same `qk_fence` except its free.
 ///
 /// # Safety
 /// `fence` is NULL or a live fence; `resource` is NULL or points to
@@ -764,6 +802,8 @@ pub unsafe extern "C" fn qk_fence_check(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`
 /// (no token seen for it yet).
+///
+/// Thread safety: may run concurrently with any call on the same `qk_fence` except its free.
 ///
 /// # Safety
 /// As `qk_fence_check()`; `token_out` is NULL or writable.

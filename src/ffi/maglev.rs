@@ -46,6 +46,8 @@ pub const QK_MAGLEV_DEFAULT_TABLE_SIZE: u32 = 65_537;
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (not a prime, too large).
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `maglev_out` is NULL or valid for writing a pointer.
 #[unsafe(no_mangle)]
@@ -73,6 +75,8 @@ pub unsafe extern "C" fn qk_maglev_new(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
+///
 /// # Safety
 /// `maglev` is NULL or live; `copy_out` is NULL or valid for writing a
 /// pointer.
@@ -92,6 +96,8 @@ pub unsafe extern "C" fn qk_maglev_clone(
 /// Frees a table made by `qk_maglev_new()` or `qk_maglev_clone()`. NULL is
 /// a no-op. Names borrowed from it become invalid.
 ///
+/// Thread safety: needs the `qk_maglev` to itself: no other call on it may overlap or follow.
+///
 /// # Safety
 /// `maglev` is NULL or live, not used again after this call.
 #[unsafe(no_mangle)]
@@ -106,6 +112,8 @@ pub unsafe extern "C" fn qk_maglev_free(maglev: *mut qk_maglev) {
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
 /// `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight 0, as many
 /// backends as table entries, weights summing to more than the table size).
+///
+/// Thread safety: needs the `qk_maglev` to itself: no other call on it may overlap.
 ///
 /// # Safety
 /// `maglev` is NULL or live and used by no other thread during the call;
@@ -128,6 +136,8 @@ pub unsafe extern "C" fn qk_maglev_add_node(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
 ///
+/// Thread safety: needs the `qk_maglev` to itself: no other call on it may overlap.
+///
 /// # Safety
 /// As `qk_maglev_add_node()`.
 #[unsafe(no_mangle)]
@@ -144,6 +154,8 @@ pub unsafe extern "C" fn qk_maglev_remove_node(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
 /// `QK_ERR_INVALID_ARG` (weight 0, weights summing to more than the table).
+///
+/// Thread safety: needs the `qk_maglev` to itself: no other call on it may overlap.
 ///
 /// # Safety
 /// As `qk_maglev_add_node()`.
@@ -163,6 +175,8 @@ pub unsafe extern "C" fn qk_maglev_set_weight(
 /// Stores the named backend's weight in `*weight_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
 ///
 /// # Safety
 /// `maglev` is NULL or live; `name` is NULL or points to `name_len`
@@ -184,6 +198,8 @@ pub unsafe extern "C" fn qk_maglev_weight(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
+///
 /// # Safety
 /// `maglev` is NULL or live; `count_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -198,6 +214,8 @@ pub unsafe extern "C" fn qk_maglev_node_count(
 /// Stores the table size in `*size_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
 ///
 /// # Safety
 /// `maglev` is NULL or live; `size_out` is NULL or writable.
@@ -222,6 +240,8 @@ pub unsafe extern "C" fn qk_maglev_table_size(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
+///
 /// # Safety
 /// `maglev` is NULL or live; the out pointers are NULL or writable.
 #[unsafe(no_mangle)]
@@ -240,6 +260,8 @@ pub unsafe extern "C" fn qk_maglev_node_name(
 /// Stores the index of the named backend in `*index_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
 ///
 /// # Safety
 /// `maglev` is NULL or live; `name` is NULL or points to `name_len`
@@ -261,6 +283,8 @@ pub unsafe extern "C" fn qk_maglev_node_index(
 /// may be NULL when `key_len` is 0) in `*index_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
 ///
 /// # Safety
 /// `maglev` is NULL or live; `key` is NULL or points to `key_len` readable
@@ -285,6 +309,8 @@ pub unsafe extern "C" fn qk_maglev_get_node(
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n` >
 /// backend count).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
+///
 /// # Safety
 /// `maglev` is NULL or live; `key` is NULL or points to `key_len` readable
 /// bytes; `indices_out` is NULL or points to `n` writable `size_t`.
@@ -307,6 +333,8 @@ pub unsafe extern "C" fn qk_maglev_get_nodes(
 /// when `count` is 0. Nothing is written on failure.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
 ///
 /// # Safety
 /// `maglev` is NULL or live; `keys` and `key_lens` are NULL or point to
@@ -336,6 +364,8 @@ pub unsafe extern "C" fn qk_maglev_get_node_batch(
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
 /// offset that decreases or passes `keys_len`).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
+///
 /// # Safety
 /// `maglev` is NULL or live; `keys` is NULL or points to `keys_len` readable
 /// bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
@@ -360,6 +390,8 @@ pub unsafe extern "C" fn qk_maglev_get_node_batch_flat(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < count).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
+///
 /// # Safety
 /// `maglev` is NULL or live; `shares_out` is NULL or points to `cap`
 /// writable `double`.
@@ -377,6 +409,8 @@ pub unsafe extern "C" fn qk_maglev_shares(
 /// `qk_hash_key()`: the owner of entry `hash mod table_size`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
 ///
 /// # Safety
 /// `maglev` is NULL or live; `index_out` is NULL or writable.
@@ -397,6 +431,8 @@ pub unsafe extern "C" fn qk_maglev_get_node_by_hash(
 /// one to the other (1 when exactly one of them is empty).
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_ARG` (different table sizes).
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
 ///
 /// # Safety
 /// `a` and `b` are NULL or live (they may be the same table);
@@ -433,6 +469,8 @@ pub unsafe extern "C" fn qk_maglev_diff(
 /// Errors: `QK_ERR_NULL_ARG` (`maglev`, `len_out`, or `buf` with `cap` > 0),
 /// `QK_ERR_BUFFER_TOO_SMALL`.
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_maglev *`; not with one taking `qk_maglev *`.
+///
 /// # Safety
 /// `maglev` is NULL or live; `buf` is NULL or points to `cap` writable
 /// bytes; `len_out` is NULL or writable.
@@ -462,6 +500,8 @@ pub unsafe extern "C" fn qk_maglev_snapshot(
 /// `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
 /// of another kind, e.g. a `qk_ring`).
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `data` is NULL or points to `len` readable bytes; `maglev_out` is NULL or
 /// writable.
@@ -490,6 +530,8 @@ pub unsafe extern "C" fn qk_maglev_restore(
 /// points are ever built.
 ///
 /// Errors: as `qk_maglev_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
+///
+/// Thread safety: thread-safe (uses no shared handle).
 ///
 /// # Safety
 /// As `qk_maglev_restore()`.

@@ -44,6 +44,8 @@ impl CHandle for qk_md5ring {
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `ring_out` is NULL or valid for writing a pointer.
 #[unsafe(no_mangle)]
@@ -67,6 +69,8 @@ pub unsafe extern "C" fn qk_md5ring_new(
 /// Frees a ring made by `qk_md5ring_new()`. NULL is a no-op. Node names
 /// borrowed from the ring become invalid.
 ///
+/// Thread safety: needs the `qk_md5ring` to itself: no other call on it may overlap or follow.
+///
 /// # Safety
 /// `ring` is NULL or a live ring, not used again after this call.
 #[unsafe(no_mangle)]
@@ -80,6 +84,8 @@ pub unsafe extern "C" fn qk_md5ring_free(ring: *mut qk_md5ring) {
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
 /// `QK_ERR_INVALID_ARG` (empty name, NUL in the name, too many points).
+///
+/// Thread safety: needs the `qk_md5ring` to itself: no other call on it may overlap.
 ///
 /// # Safety
 /// `ring` is NULL or a live ring used by no other thread during the call;
@@ -106,6 +112,8 @@ pub unsafe extern "C" fn qk_md5ring_add_node(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
 ///
+/// Thread safety: needs the `qk_md5ring` to itself: no other call on it may overlap.
+///
 /// # Safety
 /// As `qk_md5ring_add_node()`.
 #[unsafe(no_mangle)]
@@ -123,6 +131,8 @@ pub unsafe extern "C" fn qk_md5ring_remove_node(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
 /// `QK_ERR_INVALID_ARG` (too many points).
+///
+/// Thread safety: needs the `qk_md5ring` to itself: no other call on it may overlap.
 ///
 /// # Safety
 /// As `qk_md5ring_add_node()`.
@@ -142,6 +152,8 @@ pub unsafe extern "C" fn qk_md5ring_set_weight(
 /// Stores the named node's weight in `*weight_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
 ///
 /// # Safety
 /// `ring` is NULL or a live ring; `name` is NULL or points to `name_len`
@@ -163,6 +175,8 @@ pub unsafe extern "C" fn qk_md5ring_weight(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
+///
 /// # Safety
 /// `ring` is NULL or a live ring; `count_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -177,6 +191,8 @@ pub unsafe extern "C" fn qk_md5ring_node_count(
 /// Stores the number of points in `*count_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
 ///
 /// # Safety
 /// As `qk_md5ring_node_count()`.
@@ -194,6 +210,8 @@ pub unsafe extern "C" fn qk_md5ring_point_count(
 /// `*name_len_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
 ///
 /// # Safety
 /// `ring` is NULL or a live ring; the out pointers are NULL or writable.
@@ -213,6 +231,8 @@ pub unsafe extern "C" fn qk_md5ring_node_name(
 /// Stores the index of the named node in `*index_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
 ///
 /// # Safety
 /// `ring` is NULL or a live ring; `name` is NULL or points to `name_len`
@@ -236,6 +256,8 @@ pub unsafe extern "C" fn qk_md5ring_node_index(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (no node holds a point).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
+///
 /// # Safety
 /// `ring` is NULL or a live ring; `key` is NULL or points to `key_len`
 /// readable bytes; `index_out` is NULL or writable.
@@ -258,6 +280,8 @@ pub unsafe extern "C" fn qk_md5ring_get_node(
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n`
 /// more than the nodes, or than the nodes that hold points).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
+///
 /// # Safety
 /// `ring` is NULL or a live ring; `key` is NULL or points to `key_len`
 /// readable bytes; `indices_out` is NULL or points to `n` writable `size_t`.
@@ -279,6 +303,8 @@ pub unsafe extern "C" fn qk_md5ring_get_nodes(
 /// (`key_lens[i]` bytes). The arrays may be NULL when `count` is 0.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
 ///
 /// # Safety
 /// `ring` is NULL or a live ring; `keys` and `key_lens` are NULL or point
@@ -308,6 +334,8 @@ pub unsafe extern "C" fn qk_md5ring_get_node_batch(
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
 /// offset that decreases or passes `keys_len`).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
+///
 /// # Safety
 /// `ring` is NULL or live; `keys` is NULL or points to `keys_len` readable
 /// bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
@@ -331,6 +359,8 @@ pub unsafe extern "C" fn qk_md5ring_get_node_batch_flat(
 /// `shares_out[index]`; `cap` is the array's length.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < node count).
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
 ///
 /// # Safety
 /// `ring` is NULL or a live ring; `shares_out` is NULL or points to `cap`
@@ -377,6 +407,8 @@ pub unsafe extern "C" fn qk_md5ring_hash(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
+///
 /// # Safety
 /// `ring` is NULL or a live ring; `hash` is NULL or points to 16 readable
 /// bytes; `index_out` is NULL or writable.
@@ -399,6 +431,8 @@ pub unsafe extern "C" fn qk_md5ring_get_node_by_hash(
 /// `*node_index_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= point_count`).
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_md5ring *`; not with one taking `qk_md5ring *`.
 ///
 /// # Safety
 /// `ring` is NULL or a live ring; `point_out` is NULL or points to 16

@@ -186,6 +186,8 @@ fn config_of(c: &qk_paxos_config) -> FfiResult<Config> {
 /// `members_len` > 0), `QK_ERR_INVALID_ARG` (more than
 /// `QK_PAXOS_MAX_MEMBERS` ids).
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `members` is NULL or points to `members_len` ids; `config_out` is NULL
 /// or writable.
@@ -253,6 +255,8 @@ fn new_node(
 /// not in `members`, duplicate members, a zero heartbeat interval, an
 /// election timeout not above it, a zero `max_batch` or `max_inflight`).
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `config` is NULL or a readable config (its member ids are inline, see
 /// `members_len`); `node_out` is NULL or writable.
@@ -299,6 +303,8 @@ fn path_of(p: &CStr) -> FfiResult<PathBuf> {
 /// file cannot be created, read or written, `QK_ERR_CORRUPT` when it is not
 /// a quorumkit record file, `QK_ERR_UNSUPPORTED_VERSION` for a newer format.
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// As `qk_paxos_node_new_memory()`; `path` is NULL or a NUL-terminated string.
 #[unsafe(no_mangle)]
@@ -327,6 +333,8 @@ pub unsafe extern "C" fn qk_paxos_node_new_file(
 
 /// Frees a node (its file, if any, stays). NULL is a no-op.
 ///
+/// Thread safety: needs the `qk_paxos_node` to itself: no other call on it may overlap or follow.
+///
 /// # Safety
 /// `node` is NULL or a live node that is not used again.
 #[unsafe(no_mangle)]
@@ -341,6 +349,8 @@ pub unsafe extern "C" fn qk_paxos_node_free(node: *mut qk_paxos_node) {
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_CORRUPT` when the bytes are not a
 /// message (nothing changes); `QK_ERR_UNSUPPORTED_VERSION` for a newer wire
 /// format; `QK_ERR_STORAGE` when storage failed (the node is stopped).
+///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
 ///
 /// # Safety
 /// `node` is NULL or a live node; `bytes` is NULL or points to `len`
@@ -368,6 +378,8 @@ pub unsafe extern "C" fn qk_paxos_node_step(
 ///
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_STORAGE` (the node is stopped).
 ///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+///
 /// # Safety
 /// `node` is NULL or a live node.
 #[unsafe(no_mangle)]
@@ -389,6 +401,8 @@ pub unsafe extern "C" fn qk_paxos_node_tick(
 /// timeout, and make commands idempotent or carry an id).
 ///
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_STORAGE` (the node is stopped).
+///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
 ///
 /// # Safety
 /// `node` is NULL or a live node; `cmd` is NULL or points to `len` bytes.
@@ -417,6 +431,8 @@ pub unsafe extern "C" fn qk_paxos_node_propose(
 /// function); copy the bytes to keep them.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
 ///
 /// # Safety
 /// `node` is NULL or a live node; `output_out` and `has_out` are NULL or
@@ -504,6 +520,8 @@ fn next_output(n: &mut qk_paxos_node) -> Option<qk_paxos_output> {
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+///
 /// # Safety
 /// `node` is NULL or a live node; `deadline_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -524,6 +542,8 @@ pub unsafe extern "C" fn qk_paxos_node_next_deadline(
 /// its id in `*leader_out` (itself when it leads; left alone otherwise).
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
 ///
 /// # Safety
 /// `node` is NULL or a live node; `leader_out` and `has_out` are NULL or
@@ -555,6 +575,8 @@ pub unsafe extern "C" fn qk_paxos_node_leader(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+///
 /// # Safety
 /// `node` is NULL or a live node; `is_leader_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -575,6 +597,8 @@ pub unsafe extern "C" fn qk_paxos_node_is_leader(
 /// lease at `now_ns`, so it may answer reads from its own state.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
 ///
 /// # Safety
 /// `node` is NULL or a live node; `lease_out` is NULL or writable.
@@ -597,6 +621,8 @@ pub unsafe extern "C" fn qk_paxos_node_has_read_lease(
 /// and was delivered through `QK_PAXOS_OUTPUT_DECIDED`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
 ///
 /// # Safety
 /// `node` is NULL or a live node; `commit_out` is NULL or writable.

@@ -42,6 +42,8 @@ impl CHandle for qk_rendezvous {
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `hrw_out` is NULL or valid for writing a pointer.
 #[unsafe(no_mangle)]
@@ -59,6 +61,8 @@ pub unsafe extern "C" fn qk_rendezvous_new(
 /// Frees a placement made by `qk_rendezvous_new()`. NULL is a no-op. Node
 /// names borrowed from it become invalid.
 ///
+/// Thread safety: needs the `qk_rendezvous` to itself: no other call on it may overlap or follow.
+///
 /// # Safety
 /// `hrw` is NULL or live, not used again after this call.
 #[unsafe(no_mangle)]
@@ -72,6 +76,8 @@ pub unsafe extern "C" fn qk_rendezvous_free(hrw: *mut qk_rendezvous) {
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
 /// `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight <= 0, NaN or
 /// infinite).
+///
+/// Thread safety: needs the `qk_rendezvous` to itself: no other call on it may overlap.
 ///
 /// # Safety
 /// `hrw` is NULL or live and used by no other thread during the call;
@@ -94,6 +100,8 @@ pub unsafe extern "C" fn qk_rendezvous_add_node(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
 ///
+/// Thread safety: needs the `qk_rendezvous` to itself: no other call on it may overlap.
+///
 /// # Safety
 /// As `qk_rendezvous_add_node()`.
 #[unsafe(no_mangle)]
@@ -111,6 +119,8 @@ pub unsafe extern "C" fn qk_rendezvous_remove_node(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
 /// `QK_ERR_INVALID_ARG`.
+///
+/// Thread safety: needs the `qk_rendezvous` to itself: no other call on it may overlap.
 ///
 /// # Safety
 /// As `qk_rendezvous_add_node()`.
@@ -130,6 +140,8 @@ pub unsafe extern "C" fn qk_rendezvous_set_weight(
 /// Stores the named node's weight in `*weight_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
 ///
 /// # Safety
 /// `hrw` is NULL or live; `name` is NULL or points to `name_len` readable
@@ -151,6 +163,8 @@ pub unsafe extern "C" fn qk_rendezvous_weight(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
+///
 /// # Safety
 /// `hrw` is NULL or live; `count_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -170,6 +184,8 @@ pub unsafe extern "C" fn qk_rendezvous_node_count(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
+///
 /// # Safety
 /// `hrw` is NULL or live; the out pointers are NULL or writable.
 #[unsafe(no_mangle)]
@@ -188,6 +204,8 @@ pub unsafe extern "C" fn qk_rendezvous_node_name(
 /// Stores the index of the named node in `*index_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
 ///
 /// # Safety
 /// `hrw` is NULL or live; `name` is NULL or points to `name_len` readable
@@ -209,6 +227,8 @@ pub unsafe extern "C" fn qk_rendezvous_node_index(
 /// (`key_len` bytes; `key` may be NULL when `key_len` is 0) in `*index_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
 ///
 /// # Safety
 /// `hrw` is NULL or live; `key` is NULL or points to `key_len` readable
@@ -234,6 +254,8 @@ pub unsafe extern "C" fn qk_rendezvous_get_node(
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n` >
 /// node count).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
+///
 /// # Safety
 /// `hrw` is NULL or live; `key` is NULL or points to `key_len` readable
 /// bytes; `indices_out` is NULL or points to `n` writable `size_t`.
@@ -256,6 +278,8 @@ pub unsafe extern "C" fn qk_rendezvous_get_nodes(
 /// when `count` is 0. Nothing is written on failure.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
 ///
 /// # Safety
 /// `hrw` is NULL or live; `keys` and `key_lens` are NULL or point to
@@ -285,6 +309,8 @@ pub unsafe extern "C" fn qk_rendezvous_get_node_batch(
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
 /// offset that decreases or passes `keys_len`).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
+///
 /// # Safety
 /// `hrw` is NULL or live; `keys` is NULL or points to `keys_len` readable
 /// bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
@@ -310,6 +336,8 @@ pub unsafe extern "C" fn qk_rendezvous_get_node_batch_flat(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < count).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
+///
 /// # Safety
 /// `hrw` is NULL or live; `shares_out` is NULL or points to `cap` writable
 /// `double`.
@@ -327,6 +355,8 @@ pub unsafe extern "C" fn qk_rendezvous_shares(
 /// `qk_hash_key()`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
 ///
 /// # Safety
 /// `hrw` is NULL or live; `index_out` is NULL or writable.
@@ -353,6 +383,8 @@ pub unsafe extern "C" fn qk_rendezvous_get_node_by_hash(
 ///
 /// Errors: `QK_ERR_NULL_ARG` (`hrw`, `len_out`, or `buf` with `cap` > 0),
 /// `QK_ERR_BUFFER_TOO_SMALL`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_rendezvous *`; not with one taking `qk_rendezvous *`.
 ///
 /// # Safety
 /// `hrw` is NULL or live; `buf` is NULL or points to `cap` writable
@@ -383,6 +415,8 @@ pub unsafe extern "C" fn qk_rendezvous_snapshot(
 /// `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
 /// of another kind, e.g. a `qk_ring`).
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `data` is NULL or points to `len` readable bytes; `hrw_out` is NULL or
 /// writable.
@@ -411,6 +445,8 @@ pub unsafe extern "C" fn qk_rendezvous_restore(
 /// points are ever built.
 ///
 /// Errors: as `qk_rendezvous_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
+///
+/// Thread safety: thread-safe (uses no shared handle).
 ///
 /// # Safety
 /// As `qk_rendezvous_restore()`.

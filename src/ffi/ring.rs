@@ -42,6 +42,8 @@ impl CHandle for qk_ring {
 ///
 /// Errors: `QK_ERR_NULL_ARG` if `ring_out` is NULL.
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `ring_out` is NULL or valid for writing a pointer.
 #[unsafe(no_mangle)]
@@ -61,6 +63,8 @@ pub unsafe extern "C" fn qk_ring_new(
 /// Frees a ring made by `qk_ring_new()`. NULL is a no-op. Node names
 /// borrowed from the ring become invalid.
 ///
+/// Thread safety: needs the `qk_ring` to itself: no other call on it may overlap or follow.
+///
 /// # Safety
 /// `ring` is NULL or a live ring, not used again after this call.
 #[unsafe(no_mangle)]
@@ -74,6 +78,8 @@ pub unsafe extern "C" fn qk_ring_free(ring: *mut qk_ring) {
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_ALREADY_EXISTS`,
 /// `QK_ERR_INVALID_ARG` (empty name, NUL in the name, weight 0, too many points).
+///
+/// Thread safety: needs the `qk_ring` to itself: no other call on it may overlap.
 ///
 /// # Safety
 /// `ring` is NULL or a live ring used by no other thread during the call;
@@ -97,6 +103,8 @@ pub unsafe extern "C" fn qk_ring_add_node(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
 ///
+/// Thread safety: needs the `qk_ring` to itself: no other call on it may overlap.
+///
 /// # Safety
 /// As `qk_ring_add_node()`.
 #[unsafe(no_mangle)]
@@ -114,6 +122,8 @@ pub unsafe extern "C" fn qk_ring_remove_node(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`,
 /// `QK_ERR_INVALID_ARG` (weight 0 or too many points).
+///
+/// Thread safety: needs the `qk_ring` to itself: no other call on it may overlap.
 ///
 /// # Safety
 /// As `qk_ring_add_node()`.
@@ -133,6 +143,8 @@ pub unsafe extern "C" fn qk_ring_set_weight(
 /// Stores the named node's weight in `*weight_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
 ///
 /// # Safety
 /// `ring` is NULL or a live ring; `name` is NULL or points to `name_len`
@@ -154,6 +166,8 @@ pub unsafe extern "C" fn qk_ring_weight(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
+///
 /// # Safety
 /// `ring` is NULL or a live ring; `count_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -168,6 +182,8 @@ pub unsafe extern "C" fn qk_ring_node_count(
 /// Stores the total number of virtual-node points in `*count_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
 ///
 /// # Safety
 /// As `qk_ring_node_count()`.
@@ -188,6 +204,8 @@ pub unsafe extern "C" fn qk_ring_point_count(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_NOT_FOUND` (`index >= count`).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
+///
 /// # Safety
 /// `ring` is NULL or a live ring; the out pointers are NULL or writable.
 #[unsafe(no_mangle)]
@@ -206,6 +224,8 @@ pub unsafe extern "C" fn qk_ring_node_name(
 /// Stores the index of the named node in `*index_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_NOT_FOUND`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
 ///
 /// # Safety
 /// `ring` is NULL or a live ring; `name` is NULL or points to `name_len`
@@ -227,6 +247,8 @@ pub unsafe extern "C" fn qk_ring_node_index(
 /// be NULL when `key_len` is 0) in `*index_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
 ///
 /// # Safety
 /// `ring` is NULL or a live ring; `key` is NULL or points to `key_len`
@@ -252,6 +274,8 @@ pub unsafe extern "C" fn qk_ring_get_node(
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (`n` >
 /// node count).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
+///
 /// # Safety
 /// `ring` is NULL or a live ring; `key` is NULL or points to `key_len`
 /// readable bytes; `indices_out` is NULL or points to `n` writable `size_t`.
@@ -274,6 +298,8 @@ pub unsafe extern "C" fn qk_ring_get_nodes(
 /// its length is 0). The arrays may be NULL when `count` is 0.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY` (also when `count` is 0).
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
 ///
 /// # Safety
 /// `ring` is NULL or a live ring; `keys` and `key_lens` are NULL or point
@@ -303,6 +329,8 @@ pub unsafe extern "C" fn qk_ring_get_node_batch(
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`, `QK_ERR_INVALID_ARG` (an
 /// offset that decreases or passes `keys_len`).
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
+///
 /// # Safety
 /// `ring` is NULL or live; `keys` is NULL or points to `keys_len` readable
 /// bytes; `offsets` to `count + 1` readable `size_t`; `indices_out` to
@@ -327,6 +355,8 @@ pub unsafe extern "C" fn qk_ring_get_node_batch_flat(
 /// all on an empty ring, which writes nothing). `cap` is the array's length.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL` (`cap` < node count).
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
 ///
 /// # Safety
 /// `ring` is NULL or a live ring; `shares_out` is NULL or points to `cap`
@@ -366,6 +396,8 @@ pub unsafe extern "C" fn qk_hash_key(
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_EMPTY`.
 ///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
+///
 /// # Safety
 /// `ring` is NULL or a live ring; `index_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -391,6 +423,8 @@ pub unsafe extern "C" fn qk_ring_get_node_by_hash(
 ///
 /// Errors: `QK_ERR_NULL_ARG` (`ring`, `len_out`, or `buf` with `cap` > 0),
 /// `QK_ERR_BUFFER_TOO_SMALL`.
+///
+/// Thread safety: may run concurrently with other calls taking a `const qk_ring *`; not with one taking `qk_ring *`.
 ///
 /// # Safety
 /// `ring` is NULL or a live ring; `buf` is NULL or points to `cap`
@@ -421,6 +455,8 @@ pub unsafe extern "C" fn qk_ring_snapshot(
 /// `QK_ERR_UNSUPPORTED_VERSION`, `QK_ERR_INVALID_ARG` (a valid snapshot
 /// of another kind, e.g. a `qk_ketama`).
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `data` is NULL or points to `len` readable bytes; `ring_out` is NULL or
 /// writable.
@@ -449,6 +485,8 @@ pub unsafe extern "C" fn qk_ring_restore(
 /// points are ever built.
 ///
 /// Errors: as `qk_ring_restore()`, and `QK_ERR_LIMIT_EXCEEDED`.
+///
+/// Thread safety: thread-safe (uses no shared handle).
 ///
 /// # Safety
 /// As `qk_ring_restore()`.

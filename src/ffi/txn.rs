@@ -175,6 +175,8 @@ fn poll_into(
 ///
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` if a time in `config` is 0.
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `config` is NULL or readable; `coordinator_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -203,6 +205,8 @@ pub unsafe extern "C" fn qk_txn_coordinator_new(
 
 /// Frees a coordinator. NULL is a no-op.
 ///
+/// Thread safety: needs the `qk_txn_coordinator` to itself: no other call on it may overlap or follow.
+///
 /// # Safety
 /// `coordinator` is NULL or a live coordinator that is not used again.
 #[unsafe(no_mangle)]
@@ -215,6 +219,8 @@ pub unsafe extern "C" fn qk_txn_coordinator_free(coordinator: *mut qk_txn_coordi
 ///
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for an empty list,
 /// duplicate ids, the coordinator's own id, or a transaction id in use.
+///
+/// Thread safety: none inside; no other call on the same `qk_txn_coordinator` may overlap.
 ///
 /// # Safety
 /// `coordinator` is NULL or live; `participants` is NULL or points to
@@ -243,6 +249,8 @@ pub unsafe extern "C" fn qk_txn_coordinator_begin(
 /// `QK_ERR_UNSUPPORTED_VERSION` for bytes that are not a message (nothing
 /// changes).
 ///
+/// Thread safety: none inside; no other call on the same `qk_txn_coordinator` may overlap.
+///
 /// # Safety
 /// `coordinator` is NULL or live; `message` is NULL or points to
 /// `message_len` readable bytes.
@@ -269,6 +277,8 @@ pub unsafe extern "C" fn qk_txn_coordinator_step(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: none inside; no other call on the same `qk_txn_coordinator` may overlap.
+///
 /// # Safety
 /// `coordinator` is NULL or live.
 #[unsafe(no_mangle)]
@@ -292,6 +302,8 @@ pub unsafe extern "C" fn qk_txn_coordinator_tick(
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_BUFFER_TOO_SMALL` if the message does
 /// not fit in `buf_len` bytes (the output stays queued; the message says
 /// the size needed).
+///
+/// Thread safety: none inside; no other call on the same `qk_txn_coordinator` may overlap.
 ///
 /// # Safety
 /// `coordinator` is NULL or live; `buf` is NULL or points to `buf_len`
@@ -324,6 +336,8 @@ pub unsafe extern "C" fn qk_txn_coordinator_poll(
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for a transaction this
 /// coordinator does not know.
 ///
+/// Thread safety: none inside; no other call on the same `qk_txn_coordinator` may overlap.
+///
 /// # Safety
 /// `coordinator` is NULL or live; `decision_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -350,6 +364,8 @@ pub unsafe extern "C" fn qk_txn_coordinator_decision(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: none inside; no other call on the same `qk_txn_coordinator` may overlap.
+///
 /// # Safety
 /// `coordinator` is NULL or live; the out-parameters are NULL or writable.
 #[unsafe(no_mangle)]
@@ -375,6 +391,8 @@ pub unsafe extern "C" fn qk_txn_coordinator_next_deadline(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: none inside; no other call on the same `qk_txn_coordinator` may overlap.
+///
 /// # Safety
 /// `coordinator` is NULL or live.
 #[unsafe(no_mangle)]
@@ -396,6 +414,8 @@ pub unsafe extern "C" fn qk_txn_coordinator_restart(
 /// `*participant_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` if a time in `config` is 0.
+///
+/// Thread safety: thread-safe (uses no shared handle).
 ///
 /// # Safety
 /// `config` is NULL or readable; `participant_out` is NULL or writable.
@@ -425,6 +445,8 @@ pub unsafe extern "C" fn qk_txn_participant_new(
 
 /// Frees a participant. NULL is a no-op.
 ///
+/// Thread safety: needs the `qk_txn_participant` to itself: no other call on it may overlap or follow.
+///
 /// # Safety
 /// `participant` is NULL or a live participant that is not used again.
 #[unsafe(no_mangle)]
@@ -437,6 +459,8 @@ pub unsafe extern "C" fn qk_txn_participant_free(participant: *mut qk_txn_partic
 ///
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_CORRUPT` or
 /// `QK_ERR_UNSUPPORTED_VERSION` for bytes that are not a message.
+///
+/// Thread safety: none inside; no other call on the same `qk_txn_participant` may overlap.
 ///
 /// # Safety
 /// As `qk_txn_coordinator_step()`.
@@ -466,6 +490,8 @@ pub unsafe extern "C" fn qk_txn_participant_step(
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` if `txn` is not
 /// awaiting a vote.
 ///
+/// Thread safety: none inside; no other call on the same `qk_txn_participant` may overlap.
+///
 /// # Safety
 /// `participant` is NULL or live.
 #[unsafe(no_mangle)]
@@ -488,6 +514,8 @@ pub unsafe extern "C" fn qk_txn_participant_vote(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: none inside; no other call on the same `qk_txn_participant` may overlap.
+///
 /// # Safety
 /// `participant` is NULL or live.
 #[unsafe(no_mangle)]
@@ -506,6 +534,8 @@ pub unsafe extern "C" fn qk_txn_participant_tick(
 /// Takes the participant's next output, as `qk_txn_coordinator_poll()`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_BUFFER_TOO_SMALL`.
+///
+/// Thread safety: none inside; no other call on the same `qk_txn_participant` may overlap.
 ///
 /// # Safety
 /// As `qk_txn_coordinator_poll()`.
@@ -536,6 +566,8 @@ pub unsafe extern "C" fn qk_txn_participant_poll(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: none inside; no other call on the same `qk_txn_participant` may overlap.
+///
 /// # Safety
 /// `participant` is NULL or live; `state_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -557,6 +589,8 @@ pub unsafe extern "C" fn qk_txn_participant_state(
 /// has work to do, and in `*has_deadline_out` whether there is one.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: none inside; no other call on the same `qk_txn_participant` may overlap.
 ///
 /// # Safety
 /// `participant` is NULL or live; the out-parameters are NULL or writable.
@@ -583,6 +617,8 @@ pub unsafe extern "C" fn qk_txn_participant_next_deadline(
 /// known outcome is in doubt again.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: none inside; no other call on the same `qk_txn_participant` may overlap.
 ///
 /// # Safety
 /// `participant` is NULL or live.
@@ -640,6 +676,8 @@ pub struct qk_txn_stats {
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for an unknown
 /// protocol, participants outside 1..=64 or `f` above 3.
 ///
+/// Thread safety: thread-safe (uses no shared handle).
+///
 /// # Safety
 /// `sim_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -666,6 +704,8 @@ pub unsafe extern "C" fn qk_txn_sim_new(
 
 /// Frees a simulation. NULL is a no-op.
 ///
+/// Thread safety: needs the `qk_txn_sim` to itself: no other call on it may overlap or follow.
+///
 /// # Safety
 /// `sim` is NULL or a live simulation that is not used again.
 #[unsafe(no_mangle)]
@@ -678,6 +718,8 @@ pub unsafe extern "C" fn qk_txn_sim_free(sim: *mut qk_txn_sim) {
 ///
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for the wrong number of
 /// votes, a transaction id in use, or a crashed coordinator.
+///
+/// Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
 ///
 /// # Safety
 /// `sim` is NULL or live; `votes` is NULL or points to `votes_len` flags (0 or 1; anything else is QK_ERR_INVALID_ARG).
@@ -705,6 +747,8 @@ pub unsafe extern "C" fn qk_txn_sim_begin(
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for an unknown or
 /// crashed process.
 ///
+/// Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
+///
 /// # Safety
 /// `sim` is NULL or live.
 #[unsafe(no_mangle)]
@@ -723,6 +767,8 @@ pub unsafe extern "C" fn qk_txn_sim_crash(
 ///
 /// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for an unknown or
 /// running process.
+///
+/// Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
 ///
 /// # Safety
 /// `sim` is NULL or live.
@@ -743,6 +789,8 @@ pub unsafe extern "C" fn qk_txn_sim_restart(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
+///
 /// # Safety
 /// `sim` is NULL or live.
 #[unsafe(no_mangle)]
@@ -761,6 +809,8 @@ pub unsafe extern "C" fn qk_txn_sim_crash_coordinator_after_votes(
 /// Runs the simulation for `duration_ns` of simulated time.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
 ///
 /// # Safety
 /// `sim` is NULL or live.
@@ -781,6 +831,8 @@ pub unsafe extern "C" fn qk_txn_sim_run(
 /// (`QK_TXN_UNKNOWN` for a crashed process or a non-participant).
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
 ///
 /// # Safety
 /// `sim` is NULL or live; `state_out` is NULL or writable.
@@ -805,6 +857,8 @@ pub unsafe extern "C" fn qk_txn_sim_state(
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
 ///
+/// Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
+///
 /// # Safety
 /// `sim` is NULL or live; `safe_out` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -824,6 +878,8 @@ pub unsafe extern "C" fn qk_txn_sim_check(
 /// Stores what the simulation injected and decided in `*stats_out`.
 ///
 /// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: none inside; no other call on the same `qk_txn_sim` may overlap.
 ///
 /// # Safety
 /// `sim` is NULL or live; `stats_out` is NULL or writable.
