@@ -16,9 +16,10 @@ PREFIX    ?= /usr/local
 LIBDIR    ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 DATADIR   ?= $(PREFIX)/share
-# Debian packages the C/C++ tests, the CMake example, the libmemcached oracle and
-# the lease benchmark's Redis peers (bench/lease_vs_peers.py) need.
-SYS_PKGS  := cmake valgrind pkg-config libmemcached-dev g++ redis-server golang-go nodejs
+# Debian packages the C/C++ tests, the CMake example, the libmemcached oracle, the
+# lease benchmark's Redis peers (bench/lease_vs_peers.py), the Redis lease tests, the Go
+# binding (golang-go), the Node binding (nodejs) and the JNA snippet (libjna-java) need.
+SYS_PKGS  := cmake valgrind pkg-config libmemcached-dev g++ redis-server golang-go nodejs libjna-java
 
 export CARGO_TERM_COLOR := never
 # proptest's seed: fixed so `make test` is repeatable; override it to explore
@@ -27,7 +28,7 @@ export CARGO_TERM_COLOR := never
 export PROPTEST_RNG_SEED ?= 20261124
 
 .PHONY: all demo test lint rust-test header header-check c-test py-test bench soak \
-        sysdeps venv cbindgen lib py-install install uninstall install-test clean fuzz fuzz-build fuzz-smoke
+        sysdeps venv cbindgen lib py-install install uninstall install-test node-deps clean fuzz fuzz-build fuzz-smoke
 
 all: lib py-install
 
@@ -67,8 +68,14 @@ install: lib
 
 # Installs into temp prefixes and builds C, C++ (CMake) and Go consumers
 # against the installed copy (scripts/install_test.sh).
-install-test: sysdeps lib
+install-test: sysdeps lib node-deps
 	scripts/install_test.sh
+
+# koffi for bindings/node and the README's koffi snippet, pinned by the lock file.
+node-deps: bindings/node/node_modules/.package-lock.json
+
+bindings/node/node_modules/.package-lock.json: bindings/node/package-lock.json
+	cd bindings/node && npm ci --no-audit --no-fund --loglevel=error
 
 uninstall:
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" LIBDIR="$(LIBDIR)" INCLUDEDIR="$(INCLUDEDIR)" \

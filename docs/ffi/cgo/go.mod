@@ -1,0 +1,3 @@
+module ringexample
+
+go 1.19
