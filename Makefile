@@ -19,7 +19,7 @@ DATADIR   ?= $(PREFIX)/share
 # Debian packages the C/C++ tests, the CMake example, the libmemcached oracle, the
 # lease benchmark's Redis peers (bench/lease_vs_peers.py), the Redis lease tests, the Go
 # binding (golang-go), the Node binding (nodejs) and the JNA snippet (libjna-java) need.
-SYS_PKGS  := cmake valgrind pkg-config libmemcached-dev g++ redis-server golang-go nodejs libjna-java
+SYS_PKGS  := cmake valgrind pkg-config libmemcached-dev g++ redis-server golang-go nodejs libjna-java default-jdk-headless
 
 export CARGO_TERM_COLOR := never
 # proptest's seed: fixed so `make test` is repeatable; override it to explore

@@ -106,13 +106,50 @@ impl RedisServer {
                 self.child = None;
                 return false;
             }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
+            match self.owns_port() {
+                Some(true) => return true,
+                // Another process (say, a parallel test run's server) got
+                // the port first: ours cannot bind it. Try another port.
+                Some(false) => {
+                    self.kill();
+                    return false;
+                }
+                None => {}
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         self.kill();
         false
+    }
+
+    /// Whether the server answering on the port is our child (its `INFO`
+    /// process id); `None` while nothing answers yet.
+    fn owns_port(&self) -> Option<bool> {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        let mut req = String::new();
+        let pw = self.extra.iter().position(|a| a == "--requirepass");
+        if let Some(pw) = pw.and_then(|i| self.extra.get(i + 1)) {
+            req.push_str(&format!("AUTH {pw}\r\n"));
+        }
+        req.push_str("INFO server\r\n");
+        c.write_all(req.as_bytes()).ok()?;
+        let want = format!("process_id:{}\r", self.child.as_ref()?.id());
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while seen.len() < 64 * 1024 {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+            let text = String::from_utf8_lossy(&seen);
+            if text.contains("process_id:") && text.contains("\r\n\r\n") {
+                return Some(text.contains(&want));
+            }
+        }
+        let text = String::from_utf8_lossy(&seen);
+        text.contains("process_id:").then(|| text.contains(&want))
     }
 
     /// SIGKILL: the data is gone (no persistence).
