@@ -28,7 +28,7 @@ export CARGO_TERM_COLOR := never
 export PROPTEST_RNG_SEED ?= 20261124
 
 .PHONY: all demo test lint rust-test header header-check c-test py-test bench soak \
-        sysdeps venv cbindgen lib py-install install uninstall install-test node-deps clean fuzz fuzz-build fuzz-smoke
+        sysdeps venv cbindgen lib py-install install uninstall install-test node-deps node-test clean fuzz fuzz-build fuzz-smoke
 
 all: lib py-install
 
@@ -71,6 +71,10 @@ install: lib
 install-test: sysdeps lib node-deps
 	scripts/install_test.sh
 
+# bindings/node against the source tree's library (koffi, node --test).
+node-test: lib node-deps
+	cd bindings/node && QUORUMKIT_LIB=$(BUILD_DIR)/libquorumkit.so node --test test/
+
 # koffi for bindings/node and the README's koffi snippet, pinned by the lock file.
 node-deps: bindings/node/node_modules/.package-lock.json
 
@@ -95,7 +99,7 @@ demo: py-install
 	$(PY) examples/demo.py
 
 # ---------------------------------------------------------------- tests
-test: lint rust-test header-check c-test install-test py-test fuzz-smoke
+test: lint rust-test header-check c-test install-test node-test py-test fuzz-smoke
 	@echo "make test: all checks passed"
 
 lint:

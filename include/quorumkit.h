@@ -411,6 +411,19 @@ typedef struct {
 } qk_lease;
 
 /**
+ * Receives the outcome of `qk_lease_table_acquire_async()`, exactly once:
+ * `status` is `QK_OK` with the granted `lease`, or an error status
+ * (`QK_ERR_TIMEOUT`, `QK_ERR_CANCELLED`, ...) with `lease` NULL; `message`
+ * is the detailed message ("" on success). `lease` and `message` are lent
+ * for the duration of the call. It may run on any thread: the caller's,
+ * the one that released the lease, or the table's timer thread.
+ */
+typedef void (*qk_lease_callback)(void *user_data,
+                                  qk_status status,
+                                  const qk_lease *lease,
+                                  const char *message);
+
+/**
  * How a replica behaves. Fill it with `qk_paxos_config_init()` (defaults)
  * and change what you need. Times are nanoseconds. The struct holds no
  * pointer: it owns everything in it, so it may outlive whatever it was
@@ -2964,6 +2977,39 @@ qk_status qk_lease_table_queue_len(const qk_lease_table *table,
                                    size_t resource_len,
                                    size_t *len_out,
                                    qk_error *err);
+
+/**
+ * Starts an acquire that does not block: `callback(user_data, ...)` gets
+ * the outcome exactly once (see `qk_lease_callback`), possibly before
+ * this returns (a free lease is granted at once). For event loops and
+ * bindings that must not park a thread per waiter (Node.js, asyncio).
+ * `cancel` (NULL for none) and `qk_lease_table_free()` end the wait with
+ * `QK_ERR_CANCELLED`; the callback runs inside the cancelling call.
+ *
+ * Errors (the callback is then never called): `QK_ERR_NULL_ARG` (also for
+ * a NULL callback), `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`,
+ * `QK_ERR_TIMEOUT` (timeout 0 on a busy resource), `QK_ERR_CANCELLED`
+ * (`cancel` already fired).
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_lease_table` except its free.
+ *
+ * # Safety
+ * As `qk_lease_table_acquire_cancellable()`; `callback` may be called from
+ * any thread with `user_data`, which must stay valid until it is.
+ */
+qk_status qk_lease_table_acquire_async(const qk_lease_table *table,
+                                       const char *resource,
+                                       size_t resource_len,
+                                       const char *owner,
+                                       size_t owner_len,
+                                       uint64_t ttl_ns,
+                                       uint32_t mode,
+                                       uint64_t timeout_ns,
+                                       const qk_cancel *cancel,
+                                       qk_lease_callback callback,
+                                       void *user_data,
+                                       qk_error *err);
 
 /**
  * Creates a cancel signal (not fired) and stores it in `*cancel_out`.

@@ -345,3 +345,54 @@ fn a_cancel_token_stops_a_blocked_acquire_and_withdraws_it() {
     );
     assert!(matches!(again, Err(quorumkit::Error::Cancelled { .. })));
 }
+
+#[test]
+fn a_callback_acquire_gets_exactly_one_outcome() {
+    use quorumkit::lease::CancelToken;
+    use std::sync::{Arc, Mutex};
+    let (_clock, t) = table(0);
+    let got: Arc<Mutex<Vec<Result<u64, Error>>>> = Arc::default();
+    let sink = |got: &Arc<Mutex<Vec<Result<u64, Error>>>>| {
+        let got = got.clone();
+        Box::new(move |r: quorumkit::Result<quorumkit::lease::Lease>| {
+            got.lock().unwrap().push(r.map(|l| l.token))
+        }) as quorumkit::lease::Callback
+    };
+    // Free: granted inside the call.
+    t.acquire_with_callback("r", "a", S, Mode::Exclusive, None, &[], sink(&got))
+        .unwrap();
+    let first = got.lock().unwrap()[0].clone().unwrap();
+    // Queued, then cancelled: one Cancelled, and the queue is empty.
+    let cancel = CancelToken::new();
+    t.acquire_with_callback("r", "b", S, Mode::Exclusive, None, &[&cancel], sink(&got))
+        .unwrap();
+    assert_eq!(got.lock().unwrap().len(), 1);
+    cancel.cancel();
+    cancel.cancel();
+    assert_eq!(got.lock().unwrap().len(), 2);
+    assert!(matches!(
+        got.lock().unwrap()[1],
+        Err(Error::Cancelled { .. })
+    ));
+    assert_eq!(t.queue_len("r"), 0);
+    // Queued, then granted by the release.
+    t.acquire_with_callback(
+        "r",
+        "c",
+        S,
+        Mode::Exclusive,
+        None,
+        &[&CancelToken::new()],
+        sink(&got),
+    )
+    .unwrap();
+    t.release_token("r", "a", first).unwrap();
+    let third = got.lock().unwrap()[2].clone().unwrap();
+    assert!(third > first);
+    // A fired token refuses up front, with no callback.
+    assert!(matches!(
+        t.acquire_with_callback("x", "d", S, Mode::Exclusive, None, &[&cancel], sink(&got)),
+        Err(Error::Cancelled { .. })
+    ));
+    assert_eq!(got.lock().unwrap().len(), 3);
+}

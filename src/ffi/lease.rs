@@ -4,7 +4,7 @@
 //! cannot own strings safely); the struct carries the token, the expiry and
 //! the mode.
 
-use std::ffi::c_char;
+use std::ffi::{CString, c_char, c_void};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -490,6 +490,126 @@ pub unsafe extern "C" fn qk_lease_table_queue_len(
             )
         };
         out.set(t.table.queue_len(r));
+        Ok(())
+    })
+}
+
+/// Receives the outcome of `qk_lease_table_acquire_async()`, exactly once:
+/// `status` is `QK_OK` with the granted `lease`, or an error status
+/// (`QK_ERR_TIMEOUT`, `QK_ERR_CANCELLED`, ...) with `lease` NULL; `message`
+/// is the detailed message ("" on success). `lease` and `message` are lent
+/// for the duration of the call. It may run on any thread: the caller's,
+/// the one that released the lease, or the table's timer thread.
+#[allow(non_camel_case_types)]
+pub type qk_lease_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        status: qk_status,
+        lease: *const qk_lease,
+        message: *const c_char,
+    ),
+>;
+
+/// The C callback and its user data, sent to whichever thread decides.
+struct CCallback {
+    f: unsafe extern "C" fn(*mut c_void, qk_status, *const qk_lease, *const c_char),
+    user_data: usize,
+}
+
+impl CCallback {
+    fn call(&self, outcome: crate::error::Result<Lease>) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let (status, lease, message) = match outcome {
+                Ok(l) => (super::status::QK_OK, Some(qk_lease::from(l)), String::new()),
+                Err(e) => (super::status::status_of(&e), None, e.to_string()),
+            };
+            let message = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
+            let lease_ptr = lease
+                .as_ref()
+                .map_or(std::ptr::null(), |l| l as *const qk_lease);
+            // SAFETY: the caller handed us a function and its user data to
+            // call exactly once with these arguments.
+            unsafe {
+                (self.f)(
+                    self.user_data as *mut c_void,
+                    status,
+                    lease_ptr,
+                    message.as_ptr(),
+                )
+            }
+        }));
+    }
+}
+
+/// Starts an acquire that does not block: `callback(user_data, ...)` gets
+/// the outcome exactly once (see `qk_lease_callback`), possibly before
+/// this returns (a free lease is granted at once). For event loops and
+/// bindings that must not park a thread per waiter (Node.js, asyncio).
+/// `cancel` (NULL for none) and `qk_lease_table_free()` end the wait with
+/// `QK_ERR_CANCELLED`; the callback runs inside the cancelling call.
+///
+/// Errors (the callback is then never called): `QK_ERR_NULL_ARG` (also for
+/// a NULL callback), `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`,
+/// `QK_ERR_TIMEOUT` (timeout 0 on a busy resource), `QK_ERR_CANCELLED`
+/// (`cancel` already fired).
+///
+/// Thread safety: may run concurrently with any call on the same
+/// `qk_lease_table` except its free.
+///
+/// # Safety
+/// As `qk_lease_table_acquire_cancellable()`; `callback` may be called from
+/// any thread with `user_data`, which must stay valid until it is.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn qk_lease_table_acquire_async(
+    table: *const qk_lease_table,
+    resource: *const c_char,
+    resource_len: usize,
+    owner: *const c_char,
+    owner_len: usize,
+    ttl_ns: u64,
+    mode: u32,
+    timeout_ns: u64,
+    cancel: *const qk_cancel,
+    callback: qk_lease_callback,
+    user_data: *mut c_void,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let f = callback.ok_or_else(|| Failure::null("callback"))?;
+        let user = if cancel.is_null() {
+            None
+        } else {
+            Some(unsafe { arg_ref(cancel, "cancel") }?.0.clone())
+        };
+        let req = unsafe {
+            Request::parse(
+                table,
+                resource,
+                resource_len,
+                owner,
+                owner_len,
+                ttl_ns,
+                mode,
+                timeout_ns,
+            )
+        }?;
+        let t = req.names.table;
+        let cb = CCallback {
+            f,
+            user_data: user_data as usize,
+        };
+        let mut cancels = vec![&t.closing];
+        cancels.extend(user.as_ref());
+        t.table.acquire_with_callback(
+            req.names.resource,
+            req.names.owner,
+            req.ttl,
+            req.mode,
+            req.timeout,
+            &cancels,
+            Box::new(move |outcome| cb.call(outcome)),
+        )?;
         Ok(())
     })
 }

@@ -450,6 +450,58 @@ impl LeaseTable {
         }
     }
 
+    /// The callback form of [`acquire_cancellable`](Self::acquire_cancellable),
+    /// for callers that must not park a thread per waiter (an event loop, a
+    /// binding's worker pool): `callback` receives the outcome exactly once,
+    /// in this thread if it is decided at once, else in the thread that
+    /// decides it (a release, the timer, or the thread that cancels one of
+    /// `cancels`, which yields `Cancelled`). An `Err` from this call means
+    /// the request was refused up front and the callback is never called.
+    #[allow(clippy::too_many_arguments)]
+    pub fn acquire_with_callback(
+        &self,
+        resource: &str,
+        owner: &str,
+        ttl: Duration,
+        mode: Mode,
+        timeout: Option<Duration>,
+        cancels: &[&CancelToken],
+        callback: Callback,
+    ) -> Result<()> {
+        if cancels.iter().any(|c| c.is_cancelled()) {
+            return Err(Error::Cancelled {
+                resource: resource.to_owned(),
+            });
+        }
+        let mut ticket = match self.enqueue(resource, owner, ttl, mode, timeout)? {
+            Enqueued::Granted(lease) => {
+                callback(Ok(lease));
+                return Ok(());
+            }
+            Enqueued::Queued(ticket) => ticket,
+        };
+        let once = Arc::new(OnceCallback(Mutex::new(Some(callback))));
+        let waiter = Arc::new(CallbackWaiter {
+            once: once.clone(),
+            ticket: Mutex::new(None),
+            table: self.clone(),
+            resource: resource.to_owned(),
+        });
+        // The table's slot holds the waiter until the outcome is handed
+        // over; the waiter holds the ticket so that a cancel can withdraw it.
+        let held = waiter.clone();
+        ticket.on_done(Box::new(move |outcome| {
+            held.once.fire(outcome);
+            held.ticket.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }))?;
+        *waiter.ticket.lock().unwrap_or_else(|e| e.into_inner()) = Some(ticket);
+        let weak: Arc<dyn Wake> = waiter;
+        for c in cancels {
+            c.register(Arc::downgrade(&weak));
+        }
+        Ok(())
+    }
+
     /// Grants the lease if it is free now, else `Busy`; never queues and
     /// never disturbs holders or waiters.
     pub fn try_acquire(
@@ -773,6 +825,46 @@ impl Ticket {
                 }
                 SlotState::Taken => return Cancelled::AlreadyTaken,
             }
+        }
+    }
+}
+
+/// A callback that runs at most once, whichever path gets to it first.
+struct OnceCallback(Mutex<Option<Callback>>);
+
+impl OnceCallback {
+    fn fire(&self, outcome: Result<Lease>) {
+        let cb = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(cb) = cb {
+            cb(outcome);
+        }
+    }
+}
+
+/// A queued callback acquire, woken by its cancel tokens.
+struct CallbackWaiter {
+    once: Arc<OnceCallback>,
+    ticket: Mutex<Option<Ticket>>,
+    table: LeaseTable,
+    resource: String,
+}
+
+impl Wake for CallbackWaiter {
+    fn wake(&self) {
+        let ticket = self.ticket.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(mut ticket) = ticket else { return };
+        match ticket.cancel() {
+            Cancelled::Withdrawn => self.once.fire(Err(Error::Cancelled {
+                resource: self.resource.clone(),
+            })),
+            Cancelled::Granted(lease) => {
+                let _ = self.table.release(&lease);
+                self.once.fire(Err(Error::Cancelled {
+                    resource: self.resource.clone(),
+                }));
+            }
+            // Decided already: the table hands the outcome to the callback.
+            Cancelled::TimedOut | Cancelled::AlreadyTaken => {}
         }
     }
 }

@@ -201,14 +201,83 @@ static void test_cancel(void) {
     for (int i = 0; i < 200 && queued(t) < 2; i++) sleep_ms(5);
     CHECK(queued(t) == 2);
     qk_lease_table_free(t);
-    CHECK(__atomic_load_n(&a.done, __ATOMIC_SEQ_CST) && __atomic_load_n(&b.done, __ATOMIC_SEQ_CST));
     REQUIRE(pthread_join(ta, NULL) == 0);
     REQUIRE(pthread_join(tb, NULL) == 0);
     CHECK(a.status == QK_ERR_CANCELLED && b.status == QK_ERR_CANCELLED);
+}
+
+/* Outcomes of callback acquires. */
+struct outcome {
+    int calls;
+    qk_status status;
+    uint64_t token;
+    char message[128];
+};
+
+static void on_lease(void *user, qk_status status, const qk_lease *lease, const char *message) {
+    struct outcome *o = user;
+    o->calls++;
+    o->status = status;
+    o->token = lease ? lease->token : 0;
+    snprintf(o->message, sizeof o->message, "%s", message);
+}
+
+static void test_async_acquire(void) {
+    qk_lease_table *t = NULL;
+    REQUIRE(qk_lease_table_new(0, &t, NULL) == QK_OK);
+    /* Free: granted at once, inside the call. */
+    struct outcome a = {0};
+    CHECK_OK(qk_lease_table_acquire_async(t, STR("res"), STR("a"), 60000000000ull, QK_LEASE_EXCLUSIVE,
+                                          QK_TIMEOUT_FOREVER, NULL, on_lease, &a, NULL));
+    CHECK(a.calls == 1 && a.status == QK_OK && a.token > 0 && a.message[0] == 0);
+    /* Queued: granted by the release, in the releasing thread. */
+    struct outcome b = {0};
+    CHECK_OK(qk_lease_table_acquire_async(t, STR("res"), STR("b"), 60000000000ull, QK_LEASE_EXCLUSIVE,
+                                          QK_TIMEOUT_FOREVER, NULL, on_lease, &b, NULL));
+    CHECK(b.calls == 0 && queued(t) == 1);
+    CHECK_OK(qk_lease_table_release(t, STR("res"), STR("a"), a.token, NULL));
+    CHECK(b.calls == 1 && b.status == QK_OK && b.token > a.token);
+    /* Cancelled: the callback runs inside qk_cancel_fire, once. */
+    qk_cancel *c = NULL;
+    REQUIRE(qk_cancel_new(&c, NULL) == QK_OK);
+    struct outcome x = {0};
+    CHECK_OK(qk_lease_table_acquire_async(t, STR("res"), STR("x"), 1000000000ull, QK_LEASE_EXCLUSIVE,
+                                          QK_TIMEOUT_FOREVER, c, on_lease, &x, NULL));
+    CHECK(x.calls == 0);
+    CHECK_OK(qk_cancel_fire(c, NULL));
+    CHECK(x.calls == 1 && x.status == QK_ERR_CANCELLED && strstr(x.message, "cancelled"));
+    CHECK_OK(qk_cancel_fire(c, NULL));
+    CHECK(x.calls == 1 && queued(t) == 0);
+    /* Refused up front: no callback. */
+    struct outcome y = {0};
+    CHECK_ERR(qk_lease_table_acquire_async(t, STR("res"), STR("y"), 1000000000ull, QK_LEASE_EXCLUSIVE,
+                                           QK_TIMEOUT_FOREVER, c, on_lease, &y, NULL),
+              QK_ERR_CANCELLED);
+    CHECK_ERR(qk_lease_table_acquire_async(t, STR("res"), STR("y"), 1000000000ull, QK_LEASE_EXCLUSIVE, 0,
+                                           NULL, on_lease, &y, NULL),
+              QK_ERR_TIMEOUT);
+    CHECK_ERR(qk_lease_table_acquire_async(t, STR("res"), STR("y"), 1000000000ull, QK_LEASE_EXCLUSIVE,
+                                           QK_TIMEOUT_FOREVER, NULL, NULL, &y, NULL),
+              QK_ERR_NULL_ARG);
+    CHECK(y.calls == 0);
+    /* A timeout is delivered by the timer thread. */
+    struct outcome z = {0};
+    CHECK_OK(qk_lease_table_acquire_async(t, STR("res"), STR("z"), 1000000000ull, QK_LEASE_EXCLUSIVE,
+                                          20000000ull, NULL, on_lease, &z, NULL));
+    for (int i = 0; i < 400 && !__atomic_load_n(&z.calls, __ATOMIC_SEQ_CST); i++) sleep_ms(5);
+    CHECK(z.calls == 1 && z.status == QK_ERR_TIMEOUT);
+    /* Freeing the table cancels the rest, before free returns. */
+    struct outcome w = {0};
+    CHECK_OK(qk_lease_table_acquire_async(t, STR("res"), STR("w"), 1000000000ull, QK_LEASE_SHARED,
+                                          QK_TIMEOUT_FOREVER, NULL, on_lease, &w, NULL));
+    qk_lease_table_free(t);
+    CHECK(w.calls == 1 && w.status == QK_ERR_CANCELLED);
+    qk_cancel_free(c);
 }
 
 void test_errors(void) {
     test_error_struct();
     test_flags();
     test_cancel();
+    test_async_acquire();
 }
