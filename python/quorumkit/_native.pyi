@@ -27,6 +27,8 @@ __all__ = [
     "PaxosCluster",
     "PaxosNode",
     "RING_SEED",
+    "RedisLease",
+    "RedisLeaseTable",
     "RendezvousHash",
     "TwoPhaseCommitCoordinator",
     "TwoPhaseCommitParticipant",
@@ -346,6 +348,51 @@ class CancelToken:
     def cancel(self) -> None: ...
     @property
     def cancelled(self) -> bool: ...
+
+@final
+class RedisLease:
+    """A lease granted by a ``RedisLeaseTable``; ``expires_at`` is on this process's monotonic clock."""
+
+    @property
+    def resource(self) -> str: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def token(self) -> int: ...
+    @property
+    def shared(self) -> bool: ...
+    @property
+    def expires_at(self) -> float: ...
+    @property
+    def lost(self) -> bool: ...
+
+@final
+class RedisLeaseTable:
+    """Leases kept in Redis, shared by every process that opens the same URL and namespace.
+
+    Thread safety: safe to share between threads; blocking acquires release the GIL and honour Ctrl-C."""
+
+    def __new__(
+        cls,
+        url: str,
+        *,
+        namespace: str = "qk",
+        connect_timeout: float | None = None,
+        command_timeout: float | None = None,
+        recheck_interval: float | None = None,
+        waiter_ttl: float | None = None,
+        lock_delay: float | None = None,
+    ) -> Self: ...
+    def now(self) -> float: ...
+    def ping(self) -> None: ...
+    def acquire(
+        self, resource: str, owner: str, ttl: float, timeout: float | None = None, shared: bool | None = None
+    ) -> RedisLease: ...
+    def try_acquire(self, resource: str, owner: str, ttl: float, shared: bool | None = None) -> RedisLease | None: ...
+    def renew(self, lease: RedisLease, ttl: float) -> RedisLease: ...
+    def release(self, lease: RedisLease) -> None: ...
+    def queued(self, resource: str) -> int: ...
+    def holders(self, resource: str) -> list[int]: ...
 
 @final
 class LeaseTable:

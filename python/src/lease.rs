@@ -29,7 +29,7 @@ use crate::errors::{guard, invalid, to_pyerr, type_error};
 
 /// How long a blocking wait runs with the GIL released before it checks
 /// for signals (Ctrl-C) again.
-const SLICE: Duration = Duration::from_millis(50);
+pub(crate) const SLICE: Duration = Duration::from_millis(50);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -79,7 +79,7 @@ pub(crate) fn to_ns(py: Python<'_>, s: f64, what: &str) -> PyResult<u64> {
 }
 
 /// A TTL: finite seconds > 0.
-fn ttl_arg(obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
+pub(crate) fn ttl_arg(obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
     let s = seconds_arg(obj, "ttl")?;
     if s == 0.0 {
         return Err(invalid(obj.py(), "ttl must be > 0 seconds, got 0"));
@@ -88,7 +88,7 @@ fn ttl_arg(obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
 }
 
 /// A timeout: None or infinity (wait forever), else finite seconds >= 0.
-fn timeout_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
+pub(crate) fn timeout_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
     match obj {
         None => Ok(None),
         Some(o) if o.is_none() => Ok(None),
@@ -102,13 +102,13 @@ fn timeout_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
     }
 }
 
-fn str_obj<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyString>> {
+pub(crate) fn str_obj<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyString>> {
     obj.cast::<PyString>()
         .cloned()
         .map_err(|_| type_error(format!("{what} must be a str, not {}", type_name(obj))))
 }
 
-fn utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<std::borrow::Cow<'a, str>> {
+pub(crate) fn utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<std::borrow::Cow<'a, str>> {
     Ok(match str_utf8(s)? {
         std::borrow::Cow::Borrowed(b) => String::from_utf8_lossy(b),
         std::borrow::Cow::Owned(o) => {
@@ -117,7 +117,7 @@ fn utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<std::borrow::Cow<'a, str>> {
     })
 }
 
-fn mode_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Mode> {
+pub(crate) fn mode_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Mode> {
     match obj {
         None => Ok(Mode::Exclusive),
         Some(o) => match o.cast::<PyBool>() {
@@ -417,16 +417,16 @@ pub struct LeaseTable {
 }
 
 /// A lease request's arguments, checked.
-struct Request<'py> {
-    resource: Bound<'py, PyString>,
-    owner: Bound<'py, PyString>,
-    ttl: Duration,
-    timeout: Option<Duration>,
-    mode: Mode,
+pub(crate) struct Request<'py> {
+    pub(crate) resource: Bound<'py, PyString>,
+    pub(crate) owner: Bound<'py, PyString>,
+    pub(crate) ttl: Duration,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) mode: Mode,
 }
 
 impl<'py> Request<'py> {
-    fn parse(
+    pub(crate) fn parse(
         resource: &Bound<'py, PyAny>,
         owner: &Bound<'py, PyAny>,
         ttl: &Bound<'py, PyAny>,

@@ -9,6 +9,7 @@ mod errors;
 mod jump;
 mod lease;
 mod paxos;
+mod redis_lease;
 mod rings;
 mod shared;
 mod txn;
@@ -50,6 +51,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lease::AsyncTicket>()?;
     m.add_class::<lease::Fence>()?;
     m.add_class::<lease::CancelToken>()?;
+    m.add_class::<redis_lease::RedisLease>()?;
+    m.add_class::<redis_lease::RedisLeaseTable>()?;
     m.add_class::<detect::FailureDetector>()?;
     m.add_class::<paxos::PaxosNode>()?;
     m.add_class::<paxos::PaxosCluster>()?;

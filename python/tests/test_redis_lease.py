@@ -1,0 +1,153 @@
+"""qk.RedisLeaseTable against a redis-server this test starts on a free
+loopback port in a temp dir, and stops by its PID."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+import quorumkit as qk
+
+REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="qk-redis-py-")
+        for _ in range(5):
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", self.dir],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if self._answers():
+                return
+            self.stop()
+        raise RuntimeError("could not start redis-server")
+
+    def _answers(self):
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as c:
+                    c.sendall(b"INFO server\r\n")
+                    data = c.recv(65536)
+                    return f"process_id:{self.proc.pid}\r".encode() in data
+            except OSError:
+                time.sleep(0.01)
+        return False
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def server():
+    if not os.path.exists(REDIS):
+        pytest.skip("redis-server is not installed (make sysdeps installs it)")
+    s = Server()
+    yield s
+    s.stop()
+    shutil.rmtree(s.dir, ignore_errors=True)
+
+
+def test_tokens_fifo_and_owner_checks(server):
+    t = qk.RedisLeaseTable(server.url, namespace="test", command_timeout=2.0)
+    t.ping()
+    a = t.acquire("db", "a", 30)
+    assert isinstance(a, qk.RedisLease) and not a.lost
+    assert t.try_acquire("db", "x", 30) is None
+    got = []
+
+    def wait(owner):
+        lease = t.acquire("db", owner, 30, timeout=10)
+        got.append((owner, lease.token))
+        t.release(lease)
+
+    b = threading.Thread(target=wait, args=("b",))
+    b.start()
+    deadline = time.monotonic() + 5
+    while t.queued("db") < 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    c = threading.Thread(target=wait, args=("c",))
+    c.start()
+    while t.queued("db") < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    t.release(a)
+    b.join(10)
+    c.join(10)
+    assert [o for o, _ in got] == ["b", "c"]
+    assert a.token < got[0][1] < got[1][1]
+    assert a.lost
+    with pytest.raises(qk.NotHolderError):
+        t.release(a)
+    fence = qk.Fence()
+    fence.check("db", got[1][1])
+    with pytest.raises(qk.StaleTokenError):
+        fence.check("db", a.token)
+    # Nothing is left behind once every lease is released (expired-lease
+    # memory aside, which carries a TTL).
+    assert t.holders("db") == []
+
+
+def test_expired_and_not_holder_are_told_apart(server):
+    t = qk.RedisLeaseTable(server.url)
+    lease = t.acquire("r", "me", 0.1)
+    time.sleep(0.25)
+    with pytest.raises(qk.LeaseExpiredError):
+        t.renew(lease, 1)
+    other = t.acquire("r", "other", 5)
+    with pytest.raises(qk.NotHolderError):
+        t.release(lease)
+    renewed = t.renew(other, 10)
+    assert renewed.token == other.token and renewed.expires_at > other.expires_at
+    t.release(renewed)
+    with pytest.raises(qk.LockTimeoutError):
+        t.acquire("busy", "a", 5) and t.acquire("busy", "b", 5, timeout=0.05)
+
+
+def test_bad_input_gets_typed_errors(server):
+    with pytest.raises(qk.QuorumkitError):
+        qk.RedisLeaseTable("http://nope")
+    t = qk.RedisLeaseTable(server.url)
+    with pytest.raises(qk.InvalidArgumentError):
+        t.acquire("", "me", 1)
+    with pytest.raises(qk.InvalidArgumentError):
+        t.acquire("r", "me", float("nan"))
+    with pytest.raises(TypeError):
+        t.acquire("r", "me", "1s")
+    with pytest.raises(TypeError):
+        t.release("not a lease")
+
+
+def test_redis_down_is_a_clean_error_within_the_timeout(server):
+    t = qk.RedisLeaseTable(server.url, connect_timeout=0.5, command_timeout=0.5)
+    lease = t.acquire("r", "me", 30)
+    server.stop()
+    start = time.monotonic()
+    with pytest.raises(qk.BackendUnavailableError) as e:
+        t.renew(lease, 30)
+    assert isinstance(e.value, ConnectionError)
+    assert time.monotonic() - start < 3
+    with pytest.raises(qk.BackendUnavailableError):
+        t.try_acquire("r", "other", 1)
