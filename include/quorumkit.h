@@ -296,6 +296,22 @@ typedef struct qk_md5ring qk_md5ring;
 typedef struct qk_paxos_node qk_paxos_node;
 
 /**
+ * A lease table kept in Redis (README, "Lock leases"): every process that
+ * opens the same server and namespace shares its leases, FIFO queues and
+ * fencing tokens; expiry is the server's, so a crashed holder's lease
+ * ends with no client alive.
+ *
+ * Thread safety: every function taking a `const qk_redis_lease_table *`
+ * may run concurrently from any number of threads (connections are
+ * pooled). `qk_redis_lease_table_free()` cancels the acquires blocked in
+ * it (they return `QK_ERR_CANCELLED`) and waits for them.
+ *
+ * Create with `qk_redis_lease_table_new()`, destroy with
+ * `qk_redis_lease_table_free()`.
+ */
+typedef struct qk_redis_lease_table qk_redis_lease_table;
+
+/**
  * Weighted rendezvous (highest random weight) hashing with `double`
  * weights: a node's expected share of keys is its weight over the sum of
  * weights, and a membership change moves only the keys that must move
@@ -3224,6 +3240,160 @@ qk_status qk_fence_highest(const qk_fence *fence,
                            size_t resource_len,
                            uint64_t *token_out,
                            qk_error *err);
+
+/**
+ * Opens a table on the server at `url` (NUL-terminated:
+ * `redis://[user:password@]host:port[/db]`, `rediss://` for TLS builds,
+ * `redis+unix:///path`) under `namespace` (its keys' prefix; (NULL, 0)
+ * means "qk"). `connect_timeout_ns` and `command_timeout_ns` bound every
+ * wait for the server (0: the defaults, 2 s each). Connects lazily: an
+ * unreachable server is reported by the first call.
+ *
+ * Ownership: the caller owns the table; free it with
+ * `qk_redis_lease_table_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
+ * (a bad URL or namespace).
+ *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
+ * # Safety
+ * `url` is NULL or NUL-terminated; `namespace` is NULL or points to
+ * `namespace_len` readable bytes; `table_out` is NULL or writable.
+ */
+qk_status qk_redis_lease_table_new(const char *url,
+                                   const char *namespace_,
+                                   size_t namespace_len,
+                                   uint64_t connect_timeout_ns,
+                                   uint64_t command_timeout_ns,
+                                   qk_redis_lease_table **table_out,
+                                   qk_error *err);
+
+/**
+ * Frees a table. NULL is a no-op. Acquires blocked in it return
+ * `QK_ERR_CANCELLED` (their requests withdrawn) and this waits for them.
+ * Leases still held stay in Redis until released elsewhere or expired.
+ *
+ * Thread safety: no call on the table may start once this has begun.
+ *
+ * # Safety
+ * `table` is NULL or a live table not used again.
+ */
+void qk_redis_lease_table_free(qk_redis_lease_table *table);
+
+/**
+ * Acquires a lease, blocking until granted (FIFO across every process),
+ * `timeout_ns` passes (`QK_TIMEOUT_FOREVER`: no limit; 0: only if free
+ * now), or `cancel` fires / the table is freed (`QK_ERR_CANCELLED`, seen
+ * within 20 ms). `cancel` may be NULL. `expires_at_ns` of the result is on
+ * this process's monotonic clock, measured from when the request was sent.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`,
+ * `QK_ERR_TIMEOUT`, `QK_ERR_CANCELLED`, `QK_ERR_BACKEND_UNAVAILABLE`,
+ * `QK_ERR_CORRUPT` (keys of another kind in the namespace).
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_redis_lease_table` except its free.
+ *
+ * # Safety
+ * `table` is NULL or live; `resource` and `owner` are NULL or point to
+ * that many readable bytes; `cancel` is NULL or live when the call
+ * starts; `lease_out` is NULL or writable.
+ */
+qk_status qk_redis_lease_table_acquire(const qk_redis_lease_table *table,
+                                       const char *resource,
+                                       size_t resource_len,
+                                       const char *owner,
+                                       size_t owner_len,
+                                       uint64_t ttl_ns,
+                                       uint32_t mode,
+                                       uint64_t timeout_ns,
+                                       const qk_cancel *cancel,
+                                       qk_lease *lease_out,
+                                       qk_error *err);
+
+/**
+ * Grants the lease if it is free now (`QK_ERR_BUSY` otherwise); never
+ * queues.
+ *
+ * Errors: as `qk_redis_lease_table_acquire()`, with `QK_ERR_BUSY`.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_redis_lease_table` except its free.
+ *
+ * # Safety
+ * As `qk_redis_lease_table_acquire()`.
+ */
+qk_status qk_redis_lease_table_try_acquire(const qk_redis_lease_table *table,
+                                           const char *resource,
+                                           size_t resource_len,
+                                           const char *owner,
+                                           size_t owner_len,
+                                           uint64_t ttl_ns,
+                                           uint32_t mode,
+                                           qk_lease *lease_out,
+                                           qk_error *err);
+
+/**
+ * Extends the lease `token` to now + `ttl_ns`; stores the renewed lease.
+ *
+ * Errors: `QK_ERR_LEASE_EXPIRED` (it ran out first), `QK_ERR_NOT_HOLDER`
+ * (not this owner's, released, superseded), `QK_ERR_BACKEND_UNAVAILABLE`,
+ * and the argument errors.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_redis_lease_table` except its free.
+ *
+ * # Safety
+ * As `qk_redis_lease_table_acquire()`.
+ */
+qk_status qk_redis_lease_table_renew(const qk_redis_lease_table *table,
+                                     const char *resource,
+                                     size_t resource_len,
+                                     const char *owner,
+                                     size_t owner_len,
+                                     uint64_t token,
+                                     uint64_t ttl_ns,
+                                     qk_lease *lease_out,
+                                     qk_error *err);
+
+/**
+ * Ends the lease `token` and hands the resource to the next waiter.
+ *
+ * Errors: as `qk_redis_lease_table_renew()`.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_redis_lease_table` except its free.
+ *
+ * # Safety
+ * As `qk_redis_lease_table_acquire()`.
+ */
+qk_status qk_redis_lease_table_release(const qk_redis_lease_table *table,
+                                       const char *resource,
+                                       size_t resource_len,
+                                       const char *owner,
+                                       size_t owner_len,
+                                       uint64_t token,
+                                       qk_error *err);
+
+/**
+ * Stores in `*len_out` how many requests wait for `resource`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`,
+ * `QK_ERR_BACKEND_UNAVAILABLE`.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_redis_lease_table` except its free.
+ *
+ * # Safety
+ * `table` is NULL or live; `resource` is NULL or points to `resource_len`
+ * readable bytes; `len_out` is NULL or writable.
+ */
+qk_status qk_redis_lease_table_queue_len(const qk_redis_lease_table *table,
+                                         const char *resource,
+                                         size_t resource_len,
+                                         size_t *len_out,
+                                         qk_error *err);
 
 /**
  * Creates a detector and stores it in `*detector_out`. Akka's defaults

@@ -60,7 +60,10 @@ fn declared_names(header: &str) -> Vec<String> {
             names.push(ident(rest));
         } else if let Some(rest) = line.strip_prefix("typedef ") {
             // A struct typedef (`typedef struct {`) is named on its `} name;` line.
-            if !rest.ends_with('{') {
+            if let Some((_, after)) = rest.split_once("(*") {
+                // A function pointer: `typedef void (*qk_x_callback)(...);`.
+                names.push(ident(after));
+            } else if !rest.ends_with('{') {
                 let last = rest.trim_end_matches(';').rsplit(' ').next().unwrap();
                 names.push(ident(last));
             }

@@ -5,12 +5,13 @@
 //! the mode.
 
 use std::ffi::{CString, c_char, c_void};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::{Out, arg_ref, arg_str, free_boxed, hand_out};
 use super::boundary::qk_error;
 use super::boundary::{Failure, FfiResult, boundary, catch_or};
+use super::inflight::Inside;
 use super::status::qk_status;
 use crate::lease::{
     CancelToken, Fence, Lease, LeaseConfig, LeaseTable, ManualClock, Mode, MonotonicClock,
@@ -72,40 +73,6 @@ pub struct qk_lease_table {
     closing: CancelToken,
     /// The blocking acquires in progress, which free waits out.
     inside: Arc<Inside>,
-}
-
-/// A count of calls in progress that a free waits to reach zero. Shared
-/// (not inside the table) so that a leaving caller never touches freed
-/// memory.
-#[derive(Default)]
-struct Inside {
-    count: Mutex<usize>,
-    left: Condvar,
-}
-
-/// One call in progress; leaving (drop) counts it out.
-struct Entered(Arc<Inside>);
-
-impl Inside {
-    fn enter(self: &Arc<Self>) -> Entered {
-        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        Entered(self.clone())
-    }
-
-    fn wait_empty(&self) {
-        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
-        while *n > 0 {
-            n = self.left.wait(n).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-}
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        let mut n = self.0.count.lock().unwrap_or_else(|e| e.into_inner());
-        *n -= 1;
-        self.0.left.notify_all();
-    }
 }
 
 impl qk_lease_table {
@@ -612,6 +579,14 @@ pub unsafe extern "C" fn qk_lease_table_acquire_async(
         )?;
         Ok(())
     })
+}
+
+/// The token behind a `qk_cancel` (a clone: the call keeps its own).
+///
+/// # Safety
+/// `cancel` is NULL or live.
+pub(crate) unsafe fn cancel_token(cancel: *const qk_cancel) -> FfiResult<CancelToken> {
+    Ok(unsafe { arg_ref(cancel, "cancel") }?.0.clone())
 }
 
 /// Creates a cancel signal (not fired) and stores it in `*cancel_out`.

@@ -25,6 +25,7 @@ pub mod status;
 pub mod boundary;
 
 pub(crate) mod args;
+pub(crate) mod inflight;
 pub(crate) mod placement;
 pub(crate) mod snapshot;
 
@@ -41,6 +42,8 @@ pub mod jump;
 pub mod md5ring;
 
 pub mod lease;
+#[cfg(feature = "redis")]
+pub mod redis_lease;
 
 pub mod detect;
 

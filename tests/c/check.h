@@ -51,5 +51,6 @@ void test_paxos(void);
 void test_batch_flat(void);
 void test_txn(void);
 void test_errors(void);
+void test_redis_lease(void);
 
 #endif

@@ -1,0 +1,209 @@
+/* qk_redis_lease_table against a redis-server this test starts itself on a
+ * free loopback port in a temp dir, and stops by its PID. */
+#define _DEFAULT_SOURCE /* mkdtemp */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+
+#define REDIS_SERVER "/usr/bin/redis-server"
+#define SEC 1000000000ull
+#define MS 1000000ull
+
+static void nap_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int free_port(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(s, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(s, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(s);
+    return port;
+}
+
+/* Whether the server on `port` is process `pid` (INFO's process_id). */
+static int answers_as(int port, pid_t pid) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = 0;
+    if (connect(s, (struct sockaddr *)&a, sizeof a) == 0) {
+        const char *req = "INFO server\r\n";
+        char buf[8192] = {0}, want[64];
+        snprintf(want, sizeof want, "process_id:%d\r", (int)pid);
+        if (write(s, req, strlen(req)) == (ssize_t)strlen(req)) {
+            size_t got = 0;
+            for (int i = 0; i < 50 && got < sizeof buf - 1; i++) {
+                ssize_t n = read(s, buf + got, sizeof buf - 1 - got);
+                if (n <= 0) break;
+                got += (size_t)n;
+                if (strstr(buf, "\r\n\r\n")) break;
+            }
+            ok = strstr(buf, want) != NULL;
+        }
+    }
+    close(s);
+    return ok;
+}
+
+struct server {
+    pid_t pid;
+    int port;
+    char dir[64];
+};
+
+static int start_server(struct server *srv) {
+    snprintf(srv->dir, sizeof srv->dir, "/tmp/qk-redis-c-XXXXXX");
+    if (!mkdtemp(srv->dir)) return 0;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        srv->port = free_port();
+        char port[16];
+        snprintf(port, sizeof port, "%d", srv->port);
+        pid_t pid = fork();
+        if (pid == 0) {
+            freopen("/dev/null", "w", stdout);
+            freopen("/dev/null", "w", stderr);
+            execl(REDIS_SERVER, REDIS_SERVER, "--port", port, "--bind", "127.0.0.1", "--save", "",
+                  "--appendonly", "no", "--dir", srv->dir, (char *)NULL);
+            _exit(127);
+        }
+        srv->pid = pid;
+        for (int i = 0; i < 500; i++) {
+            if (waitpid(pid, NULL, WNOHANG) == pid) break;
+            if (answers_as(srv->port, pid)) return 1;
+            nap_ms(10);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return 0;
+}
+
+static void stop_server(struct server *srv) {
+    if (srv->pid > 0) {
+        kill(srv->pid, SIGKILL);
+        waitpid(srv->pid, NULL, 0);
+        srv->pid = 0;
+    }
+    rmdir(srv->dir);
+}
+
+struct waiter {
+    const qk_redis_lease_table *t;
+    const qk_cancel *cancel;
+    const char *owner;
+    qk_status status;
+    qk_lease lease;
+    qk_error err;
+};
+
+static void *wait_lease(void *arg) {
+    struct waiter *w = arg;
+    w->status = qk_redis_lease_table_acquire(w->t, STR("res"), STR(w->owner), 30 * SEC, QK_LEASE_EXCLUSIVE,
+                                             QK_TIMEOUT_FOREVER, w->cancel, &w->lease, &w->err);
+    return NULL;
+}
+
+static size_t queued(const qk_redis_lease_table *t) {
+    size_t n = 0;
+    CHECK_OK(qk_redis_lease_table_queue_len(t, STR("res"), &n, NULL));
+    return n;
+}
+
+void test_redis_lease(void) {
+    if (access(REDIS_SERVER, X_OK) != 0) {
+        fprintf(stderr, "test_redis_lease: SKIPPED: %s missing (make sysdeps installs it)\n", REDIS_SERVER);
+        return;
+    }
+    struct server srv = {0};
+    REQUIRE(start_server(&srv));
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", srv.port);
+    qk_redis_lease_table *t = NULL;
+    qk_error err;
+    REQUIRE(qk_redis_lease_table_new(url, STR("ctest"), 500 * MS, 500 * MS, &t, &err) == QK_OK);
+
+    /* Grant, busy, FIFO hand-off to a blocked thread, tokens increasing. */
+    qk_lease a, x;
+    CHECK_OK(qk_redis_lease_table_acquire(t, STR("res"), STR("a"), 30 * SEC, QK_LEASE_EXCLUSIVE, 0, NULL, &a, NULL));
+    CHECK_ERR(qk_redis_lease_table_try_acquire(t, STR("res"), STR("x"), SEC, QK_LEASE_EXCLUSIVE, &x, NULL),
+              QK_ERR_BUSY);
+    CHECK_ERR(qk_redis_lease_table_acquire(t, STR("res"), STR("x"), SEC, QK_LEASE_EXCLUSIVE, 0, NULL, &x, NULL),
+              QK_ERR_TIMEOUT);
+    struct waiter b = {t, NULL, "b", -1, {0}, {0}};
+    pthread_t tb;
+    REQUIRE(pthread_create(&tb, NULL, wait_lease, &b) == 0);
+    for (int i = 0; i < 500 && queued(t) < 1; i++) nap_ms(5);
+    CHECK_OK(qk_redis_lease_table_release(t, STR("res"), STR("a"), a.token, NULL));
+    REQUIRE(pthread_join(tb, NULL) == 0);
+    CHECK(b.status == QK_OK && b.lease.token > a.token);
+    /* Owner checks: not the holder vs. the holder. */
+    CHECK_ERR(qk_redis_lease_table_release(t, STR("res"), STR("a"), a.token, &err), QK_ERR_NOT_HOLDER);
+    CHECK(err.status == QK_ERR_NOT_HOLDER && strstr(err.message, "res"));
+    qk_lease renewed;
+    CHECK_OK(qk_redis_lease_table_renew(t, STR("res"), STR("b"), b.lease.token, 10 * SEC, &renewed, NULL));
+    CHECK(renewed.token == b.lease.token);
+
+    /* A cancel stops a waiter blocked with no timeout, and withdraws it. */
+    qk_cancel *c = NULL;
+    REQUIRE(qk_cancel_new(&c, NULL) == QK_OK);
+    struct waiter w = {t, c, "w", -1, {0}, {0}};
+    pthread_t tw;
+    REQUIRE(pthread_create(&tw, NULL, wait_lease, &w) == 0);
+    for (int i = 0; i < 500 && queued(t) < 1; i++) nap_ms(5);
+    CHECK_OK(qk_cancel_fire(c, NULL));
+    REQUIRE(pthread_join(tw, NULL) == 0);
+    CHECK(w.status == QK_ERR_CANCELLED && w.err.status == QK_ERR_CANCELLED);
+    CHECK(queued(t) == 0);
+    qk_cancel_free(c);
+
+    /* Freeing the table cancels its blocked acquires and waits for them. */
+    struct waiter f = {t, NULL, "f", -1, {0}, {0}};
+    pthread_t tf;
+    REQUIRE(pthread_create(&tf, NULL, wait_lease, &f) == 0);
+    for (int i = 0; i < 500 && queued(t) < 1; i++) nap_ms(5);
+    qk_redis_lease_table_free(t);
+    REQUIRE(pthread_join(tf, NULL) == 0);
+    CHECK(f.status == QK_ERR_CANCELLED);
+
+    /* Bad input. */
+    qk_redis_lease_table *bad = NULL;
+    CHECK_ERR(qk_redis_lease_table_new(NULL, NULL, 0, 0, 0, &bad, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_redis_lease_table_new("http://nope", NULL, 0, 0, 0, &bad, &err), QK_ERR_INVALID_ARG);
+    CHECK(strlen(err.message) > 0 && bad == NULL);
+    CHECK_ERR(qk_redis_lease_table_new(url, STR("bad{ns}"), 0, 0, &bad, NULL), QK_ERR_INVALID_ARG);
+    REQUIRE(qk_redis_lease_table_new(url, NULL, 0, 500 * MS, 500 * MS, &t, NULL) == QK_OK);
+    CHECK_ERR(qk_redis_lease_table_try_acquire(t, STR("r"), STR("o"), SEC, 7, &x, NULL), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_redis_lease_table_try_acquire(t, STR("r"), STR("o"), 0, QK_LEASE_EXCLUSIVE, &x, NULL),
+              QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_redis_lease_table_try_acquire(t, STR("r"), STR("o"), SEC, QK_LEASE_EXCLUSIVE, NULL, NULL),
+              QK_ERR_NULL_ARG);
+
+    /* Redis down: a clean error within the timeouts, not a hang. */
+    stop_server(&srv);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_ERR(qk_redis_lease_table_try_acquire(t, STR("r"), STR("o"), SEC, QK_LEASE_EXCLUSIVE, &x, &err),
+              QK_ERR_BACKEND_UNAVAILABLE);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK(t1.tv_sec - t0.tv_sec < 3);
+    CHECK(strlen(err.message) > 0);
+    qk_redis_lease_table_free(t);
+    qk_redis_lease_table_free(NULL);
+}
