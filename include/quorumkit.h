@@ -212,6 +212,19 @@ typedef struct qk_cancel qk_cancel;
 typedef struct qk_detector qk_detector;
 
 /**
+ * One candidate in a named election (README, "Leader election"). It
+ * holds its own reference to the table's state, so it may outlive the
+ * table handle it was made from.
+ *
+ * Thread safety: every function taking a `const qk_election *` may run
+ * concurrently; `qk_election_free()` needs it to itself.
+ *
+ * Create with `qk_election_new()` or `qk_election_new_redis()`, destroy
+ * with `qk_election_free()` (which resigns).
+ */
+typedef struct qk_election qk_election;
+
+/**
  * The highest fencing token seen per resource: a protected resource
  * checks each request's token with `qk_fence_check()`. Thread-safe: every
  * function taking a `const qk_fence *` may run concurrently.
@@ -3394,6 +3407,125 @@ qk_status qk_redis_lease_table_queue_len(const qk_redis_lease_table *table,
                                          size_t resource_len,
                                          size_t *len_out,
                                          qk_error *err);
+
+/**
+ * Creates candidate `candidate` in election `name` on an in-process
+ * lease table; its leadership lease lasts `ttl_ns` (>= 3 ms) unless
+ * renewed (every ttl/3, in the background, while it leads).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
+ * (empty name or candidate, ttl below 3 ms).
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_lease_table` except its free.
+ *
+ * # Safety
+ * `table` is NULL or live; the names are NULL or point to that many
+ * readable bytes; `election_out` is NULL or writable.
+ */
+qk_status qk_election_new(const qk_lease_table *table,
+                          const char *name,
+                          size_t name_len,
+                          const char *candidate,
+                          size_t candidate_len,
+                          uint64_t ttl_ns,
+                          qk_election **election_out,
+                          qk_error *err);
+
+/**
+ * As `qk_election_new()`, on a Redis lease table: candidates in every
+ * process that uses the same server and namespace take part.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_redis_lease_table` except its free.
+ *
+ * # Safety
+ * As `qk_election_new()`.
+ */
+qk_status qk_election_new_redis(const qk_redis_lease_table *table,
+                                const char *name,
+                                size_t name_len,
+                                const char *candidate,
+                                size_t candidate_len,
+                                uint64_t ttl_ns,
+                                qk_election **election_out,
+                                qk_error *err);
+
+/**
+ * Resigns (if leading) and frees the candidate. NULL is a no-op.
+ *
+ * Thread safety: needs the `qk_election` to itself: no other call on it may overlap or follow.
+ *
+ * # Safety
+ * `election` is NULL or live and not used again.
+ */
+void qk_election_free(qk_election *election);
+
+/**
+ * Blocks until this candidate leads (FIFO behind other candidates) or
+ * `timeout_ns` passes (`QK_TIMEOUT_FOREVER`: no limit); stores the term's
+ * epoch (a fencing token, greater than every earlier leader's).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_TIMEOUT`, and the table's errors
+ * (`QK_ERR_BACKEND_UNAVAILABLE` for Redis).
+ *
+ * Thread safety: may run concurrently with any call on the same `qk_election` except its free.
+ *
+ * # Safety
+ * `election` is NULL or live; `epoch_out` is NULL or writable.
+ */
+qk_status qk_election_campaign(const qk_election *election,
+                               uint64_t timeout_ns,
+                               uint64_t *epoch_out,
+                               qk_error *err);
+
+/**
+ * Gives up leadership at once (a no-op when not leading).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, the table's errors.
+ *
+ * Thread safety: may run concurrently with any call on the same `qk_election` except its free.
+ *
+ * # Safety
+ * `election` is NULL or live.
+ */
+qk_status qk_election_resign(const qk_election *election, qk_error *err);
+
+/**
+ * Stores 1 in `*leading_out` if this candidate leads (won, not resigned,
+ * no failed renewal), else 0.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: may run concurrently with any call on the same `qk_election` except its free.
+ *
+ * # Safety
+ * `election` is NULL or live; `leading_out` is NULL or writable.
+ */
+qk_status qk_election_is_leader(const qk_election *election, uint8_t *leading_out, qk_error *err);
+
+/**
+ * Asks the table who leads: stores 1 in `*has_out` and the leader's name
+ * (not NUL-terminated) in `name_buf[0..*name_len_out]` with its epoch in
+ * `*epoch_out`, or 0 in `*has_out` when nobody leads.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_BUFFER_TOO_SMALL` when the name is
+ * longer than `cap` (nothing written; names are at most 1024 bytes); the
+ * table's errors.
+ *
+ * Thread safety: may run concurrently with any call on the same `qk_election` except its free.
+ *
+ * # Safety
+ * `election` is NULL or live; `name_buf` is NULL or holds `cap` writable
+ * bytes; the out-pointers are NULL or writable.
+ */
+qk_status qk_election_leader(const qk_election *election,
+                             char *name_buf,
+                             size_t cap,
+                             size_t *name_len_out,
+                             uint64_t *epoch_out,
+                             uint8_t *has_out,
+                             qk_error *err);
 
 /**
  * Creates a detector and stores it in `*detector_out`. Akka's defaults

@@ -66,7 +66,7 @@ impl From<Lease> for qk_lease {
 /// destroy with `qk_lease_table_free()`.
 #[allow(non_camel_case_types)]
 pub struct qk_lease_table {
-    table: LeaseTable,
+    pub(crate) table: LeaseTable,
     manual: Option<ManualClock>,
     /// Cancelled by `qk_lease_table_free()`; every blocking acquire
     /// listens to it.

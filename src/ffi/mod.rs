@@ -45,6 +45,8 @@ pub mod lease;
 #[cfg(feature = "redis")]
 pub mod redis_lease;
 
+pub mod election;
+
 pub mod detect;
 
 pub mod paxos;

@@ -33,7 +33,7 @@ const CANCEL_CHECK: Duration = Duration::from_millis(20);
 /// `qk_redis_lease_table_free()`.
 #[allow(non_camel_case_types)]
 pub struct qk_redis_lease_table {
-    table: RedisLeaseTable,
+    pub(crate) table: RedisLeaseTable,
     closing: CancelToken,
     inside: Arc<Inside>,
 }

@@ -8,6 +8,8 @@
 //!   per-waiter wake-ups, timeouts and asynchronous tickets.
 //! - [`cancel`]: [`CancelToken`], which stops blocked acquires from
 //!   another thread.
+//! - [`election`]: [`Election`], leader election on leases (the epoch is
+//!   the fencing token), over the in-process or the Redis table.
 //! - [`guard`]: [`LeaseGuard`], a held lease renewed in the background.
 //! - `redis` (feature `redis`): `RedisLeaseTable`, the same table kept in
 //!   Redis and shared by processes and machines.
@@ -21,6 +23,7 @@
 
 pub mod cancel;
 pub mod clock;
+pub mod election;
 pub mod fence;
 pub mod guard;
 pub mod machine;
@@ -32,6 +35,7 @@ use std::sync::Arc;
 
 pub use cancel::CancelToken;
 pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use election::{Election, Leader, LeaseBackend};
 pub use fence::Fence;
 pub use guard::LeaseGuard;
 pub use machine::{AcquireOutcome, AcquireRequest, Event, LeaseConfig, LeaseMachine, WaiterId};

@@ -51,6 +51,7 @@ void test_paxos(void);
 void test_batch_flat(void);
 void test_txn(void);
 void test_errors(void);
+void test_election(void);
 void test_redis_lease(void);
 
 #endif

@@ -90,6 +90,7 @@ int main(void) {
     test_batch_flat();
     test_txn();
     test_errors();
+    test_election();
     test_redis_lease();
     printf("c tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -195,6 +195,25 @@ void test_redis_lease(void) {
     CHECK_ERR(qk_redis_lease_table_try_acquire(t, STR("r"), STR("o"), SEC, QK_LEASE_EXCLUSIVE, NULL, NULL),
               QK_ERR_NULL_ARG);
 
+    /* Leader election over Redis: the epoch is the lease's token. */
+    qk_election *ea = NULL, *eb = NULL;
+    REQUIRE(qk_election_new_redis(t, STR("svc"), STR("a"), 2 * SEC, &ea, NULL) == QK_OK);
+    REQUIRE(qk_election_new_redis(t, STR("svc"), STR("b"), 2 * SEC, &eb, NULL) == QK_OK);
+    uint64_t epa = 0, epb = 0;
+    CHECK_OK(qk_election_campaign(ea, SEC, &epa, NULL));
+    CHECK_ERR(qk_election_campaign(eb, 50 * MS, &epb, NULL), QK_ERR_TIMEOUT);
+    CHECK_OK(qk_election_resign(ea, NULL));
+    CHECK_OK(qk_election_campaign(eb, SEC, &epb, NULL));
+    CHECK(epb > epa);
+    char leader[16];
+    size_t leader_len = 0;
+    uint64_t leader_epoch = 0;
+    uint8_t has = 0;
+    CHECK_OK(qk_election_leader(ea, leader, sizeof leader, &leader_len, &leader_epoch, &has, NULL));
+    CHECK(has == 1 && leader_len == 1 && leader[0] == 'b' && leader_epoch == epb);
+    qk_election_free(eb);
+    qk_election_free(ea);
+
     /* Redis down: a clean error within the timeouts, not a hang. */
     stop_server(&srv);
     struct timespec t0, t1;

@@ -1,0 +1,269 @@
+//! `qk_election`: leader election on leases ([`Election`]), over a
+//! `qk_lease_table` (one process) or a `qk_redis_lease_table` (processes
+//! and machines). The leader's epoch is its lease's fencing token.
+
+use std::ffi::c_char;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::args::{Out, arg_ref, arg_slice_mut, arg_str, free_boxed, hand_out};
+use super::boundary::{Failure, FfiResult, boundary, catch_or, qk_error};
+use super::lease::{QK_TIMEOUT_FOREVER, qk_lease_table};
+use super::status::qk_status;
+use crate::lease::{Election, Leader, LeaseTable};
+
+#[cfg(feature = "redis")]
+use super::redis_lease::qk_redis_lease_table;
+#[cfg(feature = "redis")]
+use crate::lease::redis::RedisLeaseTable;
+
+enum Inner {
+    Local(Election<LeaseTable>),
+    #[cfg(feature = "redis")]
+    Redis(Election<RedisLeaseTable>),
+}
+
+macro_rules! with {
+    ($inner:expr, $e:ident => $body:expr) => {
+        match $inner {
+            Inner::Local($e) => $body,
+            #[cfg(feature = "redis")]
+            Inner::Redis($e) => $body,
+        }
+    };
+}
+
+/// One candidate in a named election (README, "Leader election"). It
+/// holds its own reference to the table's state, so it may outlive the
+/// table handle it was made from.
+///
+/// Thread safety: every function taking a `const qk_election *` may run
+/// concurrently; `qk_election_free()` needs it to itself.
+///
+/// Create with `qk_election_new()` or `qk_election_new_redis()`, destroy
+/// with `qk_election_free()` (which resigns).
+#[allow(non_camel_case_types)]
+pub struct qk_election(Inner);
+
+fn ttl_of(ttl_ns: u64) -> Duration {
+    Duration::from_nanos(ttl_ns)
+}
+
+/// Creates candidate `candidate` in election `name` on an in-process
+/// lease table; its leadership lease lasts `ttl_ns` (>= 3 ms) unless
+/// renewed (every ttl/3, in the background, while it leads).
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
+/// (empty name or candidate, ttl below 3 ms).
+///
+/// Thread safety: may run concurrently with any call on the same
+/// `qk_lease_table` except its free.
+///
+/// # Safety
+/// `table` is NULL or live; the names are NULL or point to that many
+/// readable bytes; `election_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_election_new(
+    table: *const qk_lease_table,
+    name: *const c_char,
+    name_len: usize,
+    candidate: *const c_char,
+    candidate_len: usize,
+    ttl_ns: u64,
+    election_out: *mut *mut qk_election,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let t = unsafe { arg_ref(table, "table") }?;
+        let name = unsafe { arg_str(name, name_len, "name") }?;
+        let cand = unsafe { arg_str(candidate, candidate_len, "candidate") }?;
+        let out = unsafe { Out::new(election_out, "election_out") }?;
+        let e = Election::new(Arc::new(t.table.clone()), name, cand, ttl_of(ttl_ns))?;
+        hand_out(out, qk_election(Inner::Local(e)));
+        Ok(())
+    })
+}
+
+/// As `qk_election_new()`, on a Redis lease table: candidates in every
+/// process that uses the same server and namespace take part.
+///
+/// Thread safety: may run concurrently with any call on the same
+/// `qk_redis_lease_table` except its free.
+///
+/// # Safety
+/// As `qk_election_new()`.
+#[cfg(feature = "redis")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_election_new_redis(
+    table: *const qk_redis_lease_table,
+    name: *const c_char,
+    name_len: usize,
+    candidate: *const c_char,
+    candidate_len: usize,
+    ttl_ns: u64,
+    election_out: *mut *mut qk_election,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let t = unsafe { arg_ref(table, "table") }?;
+        let name = unsafe { arg_str(name, name_len, "name") }?;
+        let cand = unsafe { arg_str(candidate, candidate_len, "candidate") }?;
+        let out = unsafe { Out::new(election_out, "election_out") }?;
+        let e = Election::new(Arc::new(t.table.clone()), name, cand, ttl_of(ttl_ns))?;
+        hand_out(out, qk_election(Inner::Redis(e)));
+        Ok(())
+    })
+}
+
+/// Resigns (if leading) and frees the candidate. NULL is a no-op.
+///
+/// Thread safety: needs the `qk_election` to itself: no other call on it may overlap or follow.
+///
+/// # Safety
+/// `election` is NULL or live and not used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_election_free(election: *mut qk_election) {
+    catch_or((), || unsafe { free_boxed(election) })
+}
+
+/// Blocks until this candidate leads (FIFO behind other candidates) or
+/// `timeout_ns` passes (`QK_TIMEOUT_FOREVER`: no limit); stores the term's
+/// epoch (a fencing token, greater than every earlier leader's).
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_TIMEOUT`, and the table's errors
+/// (`QK_ERR_BACKEND_UNAVAILABLE` for Redis).
+///
+/// Thread safety: may run concurrently with any call on the same `qk_election` except its free.
+///
+/// # Safety
+/// `election` is NULL or live; `epoch_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_election_campaign(
+    election: *const qk_election,
+    timeout_ns: u64,
+    epoch_out: *mut u64,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let (e, out) = unsafe {
+            (
+                arg_ref(election, "election")?,
+                Out::new(epoch_out, "epoch_out")?,
+            )
+        };
+        let timeout = (timeout_ns != QK_TIMEOUT_FOREVER).then(|| Duration::from_nanos(timeout_ns));
+        out.set(with!(&e.0, x => x.campaign(timeout))?);
+        Ok(())
+    })
+}
+
+/// Gives up leadership at once (a no-op when not leading).
+///
+/// Errors: `QK_ERR_NULL_ARG`, the table's errors.
+///
+/// Thread safety: may run concurrently with any call on the same `qk_election` except its free.
+///
+/// # Safety
+/// `election` is NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_election_resign(
+    election: *const qk_election,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let e = unsafe { arg_ref(election, "election") }?;
+        with!(&e.0, x => x.resign())?;
+        Ok(())
+    })
+}
+
+/// Stores 1 in `*leading_out` if this candidate leads (won, not resigned,
+/// no failed renewal), else 0.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: may run concurrently with any call on the same `qk_election` except its free.
+///
+/// # Safety
+/// `election` is NULL or live; `leading_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_election_is_leader(
+    election: *const qk_election,
+    leading_out: *mut u8,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let (e, out) = unsafe {
+            (
+                arg_ref(election, "election")?,
+                Out::new(leading_out, "leading_out")?,
+            )
+        };
+        out.set_flag(with!(&e.0, x => x.is_leader()));
+        Ok(())
+    })
+}
+
+fn write_leader(
+    leader: Option<Leader>,
+    name_buf: *mut c_char,
+    cap: usize,
+    name_len_out: Out<usize>,
+    epoch_out: Out<u64>,
+    has_out: Out<u8>,
+) -> FfiResult {
+    let Some(l) = leader else {
+        has_out.set_flag(false);
+        return Ok(());
+    };
+    let bytes = l.candidate.as_bytes();
+    if bytes.len() > cap {
+        return Err(Failure::too_small("name_buf", bytes.len(), cap));
+    }
+    if !bytes.is_empty() {
+        // SAFETY: the caller's buffer holds `cap` >= len bytes.
+        let dst = unsafe { arg_slice_mut(name_buf.cast::<u8>(), bytes.len(), "name_buf") }?;
+        dst.copy_from_slice(bytes);
+    }
+    name_len_out.set(bytes.len());
+    epoch_out.set(l.epoch);
+    has_out.set_flag(true);
+    Ok(())
+}
+
+/// Asks the table who leads: stores 1 in `*has_out` and the leader's name
+/// (not NUL-terminated) in `name_buf[0..*name_len_out]` with its epoch in
+/// `*epoch_out`, or 0 in `*has_out` when nobody leads.
+///
+/// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_BUFFER_TOO_SMALL` when the name is
+/// longer than `cap` (nothing written; names are at most 1024 bytes); the
+/// table's errors.
+///
+/// Thread safety: may run concurrently with any call on the same `qk_election` except its free.
+///
+/// # Safety
+/// `election` is NULL or live; `name_buf` is NULL or holds `cap` writable
+/// bytes; the out-pointers are NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_election_leader(
+    election: *const qk_election,
+    name_buf: *mut c_char,
+    cap: usize,
+    name_len_out: *mut usize,
+    epoch_out: *mut u64,
+    has_out: *mut u8,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let e = unsafe { arg_ref(election, "election") }?;
+        let (len, epoch, has) = unsafe {
+            (
+                Out::new(name_len_out, "name_len_out")?,
+                Out::new(epoch_out, "epoch_out")?,
+                Out::new(has_out, "has_out")?,
+            )
+        };
+        let leader = with!(&e.0, x => x.leader())?;
+        write_leader(leader, name_buf, cap, len, epoch, has)
+    })
+}
