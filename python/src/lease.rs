@@ -411,7 +411,7 @@ impl Lease {
 /// Expiring shared/exclusive locks with fencing tokens and FIFO waiters.
 #[pyclass(frozen, module = "quorumkit", name = "LeaseTable")]
 pub struct LeaseTable {
-    core: CoreTable,
+    pub(crate) core: CoreTable,
     clock: Option<Py<ManualClock>>,
     signal: Arc<Signal>,
 }

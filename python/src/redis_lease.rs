@@ -63,7 +63,7 @@ impl RedisLease {
 /// so a crashed holder's lease ends with no client alive.
 #[pyclass(frozen, module = "quorumkit", name = "RedisLeaseTable")]
 pub struct RedisLeaseTable {
-    core: CoreTable,
+    pub(crate) core: CoreTable,
 }
 
 fn secs_opt(obj: Option<&Bound<'_, PyAny>>, what: &str, default: Duration) -> PyResult<Duration> {

@@ -1,74 +1,13 @@
 """qk.RedisLeaseTable against a redis-server this test starts on a free
-loopback port in a temp dir, and stops by its PID."""
+loopback port in a temp dir (the `server` fixture of conftest.py), and
+stops by its PID."""
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
 import quorumkit as qk
-
-REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="qk-redis-py-")
-        for _ in range(5):
-            self.port = free_port()
-            self.proc = subprocess.Popen(
-                [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", self.dir],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if self._answers():
-                return
-            self.stop()
-        raise RuntimeError("could not start redis-server")
-
-    def _answers(self):
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as c:
-                    c.sendall(b"INFO server\r\n")
-                    data = c.recv(65536)
-                    return f"process_id:{self.proc.pid}\r".encode() in data
-            except OSError:
-                time.sleep(0.01)
-        return False
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}"
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-
-
-@pytest.fixture
-def server():
-    if not os.path.exists(REDIS):
-        pytest.skip("redis-server is not installed (make sysdeps installs it)")
-    s = Server()
-    yield s
-    s.stop()
-    shutil.rmtree(s.dir, ignore_errors=True)
 
 
 def test_tokens_fifo_and_owner_checks(server):
