@@ -97,10 +97,10 @@ const statusStr = fn('const char *qk_status_str(uint32)');
 class QuorumkitError extends Error {
   constructor(status, message) {
     super(message || statusStr(status));
+    this.name = new.target.name;
     this.status = status;
     this.code = CODE_NAMES.get(status) || `STATUS_${status}`;
   }
-  get name() { return this.constructor.name; }
 }
 
 const CODES = {}; // 'NOT_FOUND' -> 5
@@ -136,6 +136,13 @@ const ERR = Buffer.alloc(koffi.sizeof(qk_error));
 function call(f, ...args) {
   const status = f(...args, ERR);
   if (status !== 0) throw readError(ERR, status);
+}
+
+/** As `call`, but returns the status instead of throwing when it is one of `allowed`. */
+function callAllowing(allowed, f, ...args) {
+  const status = f(...args, ERR);
+  if (status !== 0 && !allowed.includes(status)) throw readError(ERR, status);
+  return status;
 }
 
 // ---------------------------------------------------------------- conversions
@@ -216,6 +223,7 @@ module.exports = {
   makeError,
   readError,
   call,
+  callAllowing,
   bytes,
   u64,
   msToNs,
