@@ -74,6 +74,7 @@ install-test: sysdeps lib node-deps
 # bindings/node against the source tree's library (koffi, node --test).
 node-test: lib node-deps
 	cd bindings/node && QUORUMKIT_LIB=$(BUILD_DIR)/libquorumkit.so node --test test/
+	cd bindings/node && npx --no-install tsc -p .
 
 # koffi for bindings/node and the README's koffi snippet, pinned by the lock file.
 node-deps: bindings/node/node_modules/.package-lock.json

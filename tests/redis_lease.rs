@@ -698,3 +698,58 @@ fn a_waiter_whose_connection_is_killed_still_gets_its_turn() {
     t.release(&l).unwrap();
     assert!(srv.keys().is_empty(), "{:?}", srv.keys());
 }
+
+#[test]
+fn one_renewer_keeps_many_leases_and_reports_each_loss() {
+    use quorumkit::lease::redis::Renewer;
+    let mut srv = server!();
+    let t = table(&srv.url(), quick());
+    let renewer = Renewer::new(t.clone());
+    let ttl = 300 * MS;
+    let held: Vec<_> = (0..3)
+        .map(|i| {
+            let l = t.try_acquire(&format!("k{i}"), "me", ttl, X).unwrap();
+            renewer.keep(l, ttl)
+        })
+        .collect();
+    assert_eq!(renewer.len(), 3);
+    std::thread::sleep(1000 * MS); // > 3 ttls
+    for h in &held {
+        assert!(!h.is_lost(), "{:?}", h.lost_reason());
+        assert!(
+            t.lease_status(&h.lease().resource, h.lease().token)
+                .unwrap()
+                .is_some()
+        );
+    }
+    // Someone takes k0 away: only k0 is reported lost, and why.
+    let k0 = held[0].lease();
+    t.release_token("k0", "me", k0.token).unwrap();
+    assert!(held[0].wait_lost(Some(Duration::from_secs(2))));
+    assert!(
+        matches!(held[0].lost_reason(), Some(Error::NotHolder { .. })),
+        "{:?}",
+        held[0].lost_reason()
+    );
+    assert!(!held[1].is_lost() && !held[2].is_lost());
+    let mut held = held.into_iter();
+    let h0 = held.next().unwrap();
+    assert!(
+        h0.release().is_err(),
+        "releasing a lost lease says it was lost"
+    );
+    let h1 = held.next().unwrap();
+    h1.release().unwrap();
+    assert!(t.holders("k1").unwrap().is_empty());
+    // Redis goes away: the last lease is reported lost, not kept.
+    let h2 = held.next().unwrap();
+    srv.kill();
+    assert!(h2.wait_lost(Some(Duration::from_secs(5))));
+    assert!(
+        matches!(h2.lost_reason(), Some(Error::BackendUnavailable(_))),
+        "{:?}",
+        h2.lost_reason()
+    );
+    drop(h2);
+    assert!(renewer.is_empty());
+}

@@ -1,114 +1,210 @@
-// Types of the quorumkit Node.js binding (index.js).
+// Types of the quorumkit Node.js binding (index.js). Hand-written; checked by
+// `npm run typecheck` against types/check.ts.
 
-/** The C ABI this binding speaks (qk_abi_version() must equal it). */
-export const ABI_VERSION: number;
-/** The loaded library's version, "MAJOR.MINOR.PATCH". */
-export function version(): string;
+/// <reference types="node" />
 
-/** A failed call: the qk_status number, its name and the call's own message. */
+/** A name or key: a string (sent as UTF-8) or raw bytes. */
+export type Bytes = string | Buffer | Uint8Array;
+/** A uint64 (tokens, nanosecond times): a BigInt or a non-negative safe integer. */
+export type U64 = bigint | number;
+
+export const ABI_VERSION: 2;
+/** The loaded library's version ("0.1.0"). */
+export const version: string;
+/** The path the C library was loaded from (QUORUMKIT_LIB, or ../../target/release/libquorumkit.so). */
+export const libraryPath: string;
+/** qk_status numbers by name: { OK: 0, NULL_ARG: 1, ..., CANCELLED: 29, ... }. */
+export const codes: Readonly<Record<StatusCode | 'OK', number>>;
+/** qk_status_str(): the short text of a status ("not found"). */
+export function statusString(status: number): string;
+
+export type StatusCode =
+  | 'NULL_ARG' | 'INVALID_ARG' | 'INVALID_UTF8' | 'EMPTY' | 'NOT_FOUND' | 'ALREADY_EXISTS'
+  | 'BUFFER_TOO_SMALL' | 'PANIC' | 'CORRUPT' | 'UNSUPPORTED_VERSION' | 'TIMEOUT' | 'LEASE_EXPIRED'
+  | 'NOT_HOLDER' | 'STALE_TOKEN' | 'BUSY' | 'STORAGE' | 'NOT_LEADER' | 'NOT_MONOTONIC'
+  | 'STORAGE_CORRUPT' | 'STORAGE_IN_USE' | 'STORAGE_MISMATCH' | 'LIMIT_EXCEEDED' | 'CANCELLED'
+  | 'BACKEND_UNAVAILABLE';
+
+/** A failed library call: `status` is the qk_status number, `code` its name, `message` the call's own detail. */
 export class QuorumkitError extends Error {
+  constructor(status: number, message?: string);
   readonly status: number;
-  /** 'NOT_FOUND', 'TIMEOUT', 'CANCELLED', ... (QK_ERR_ without the prefix). */
-  readonly code: string;
+  readonly code: StatusCode | string;
+}
+export class NullArgError extends QuorumkitError {}
+export class InvalidArgError extends QuorumkitError {}
+export class InvalidUtf8Error extends QuorumkitError {}
+export class EmptyError extends QuorumkitError {}
+export class NotFoundError extends QuorumkitError {}
+export class AlreadyExistsError extends QuorumkitError {}
+export class BufferTooSmallError extends QuorumkitError {}
+export class PanicError extends QuorumkitError {}
+export class CorruptError extends QuorumkitError {}
+export class UnsupportedVersionError extends QuorumkitError {}
+export class TimeoutError extends QuorumkitError {}
+export class LeaseExpiredError extends QuorumkitError {}
+export class NotHolderError extends QuorumkitError {}
+export class StaleTokenError extends QuorumkitError {}
+export class BusyError extends QuorumkitError {}
+export class StorageError extends QuorumkitError {}
+export class NotLeaderError extends QuorumkitError {}
+export class NotMonotonicError extends QuorumkitError {}
+export class StorageCorruptError extends QuorumkitError {}
+export class StorageInUseError extends QuorumkitError {}
+export class StorageMismatchError extends QuorumkitError {}
+export class LimitExceededError extends QuorumkitError {}
+export class CancelledError extends QuorumkitError {}
+export class BackendUnavailableError extends QuorumkitError {}
+
+/** Owns one library handle; close() frees it (idempotent). Unclosed handles are freed when collected. */
+declare class Handle {
+  readonly closed: boolean;
+  close(): void;
+  [Symbol.dispose](): void;
 }
 
-/** Strings are sent as UTF-8; a Buffer is sent as is. */
-export type Bytes = string | Buffer;
-
-export class HashRing {
-  constructor(vnodes?: number);
+/** The API HashRing, KetamaRing, Maglev and Rendezvous share. Node indices are dense, in insertion order. */
+declare class Placement extends Handle {
   addNode(name: Bytes, weight?: number): void;
   removeNode(name: Bytes): void;
+  setWeight(name: Bytes, weight: number): void;
+  weight(name: Bytes): number;
   readonly size: number;
-  nodes(): string[];
+  readonly nodeNames: string[];
+  nodeName(index: number): string;
+  indexOf(name: Bytes): number;
   getNode(key: Bytes): string;
+  getNodeIndex(key: Bytes): number;
   getNodes(key: Bytes, n: number): string[];
-  /** One native call for all keys (a flat buffer plus offsets). */
-  getNodeBatch(keys: Bytes[]): string[];
-  close(): void;
+  /** One library call for all keys (a flat buffer plus offsets). */
+  getNodeBatch(keys: readonly Bytes[]): string[];
+  getNodeIndexBatch(keys: readonly Bytes[]): Uint32Array;
+  /** Each node's share of the keys, by index. */
+  shares(): number[];
+  snapshot(): Buffer;
 }
 
-export interface Lease {
-  resource: string;
-  owner: string;
-  /** The fencing token (uint64). */
+export class HashRing extends Placement {
+  constructor(options?: { vnodes?: number });
+  static restore(snapshot: Uint8Array): HashRing;
+}
+export class KetamaRing extends Placement {
+  constructor(options?: {
+    compat?: 'libmemcached' | 'uhashring' | number;
+    servers?: ReadonlyArray<Bytes | { name: Bytes; weight?: number }>;
+  });
+  static restore(snapshot: Uint8Array): KetamaRing;
+}
+export class Maglev extends Placement {
+  constructor(options?: { tableSize?: number });
+  readonly tableSize: number;
+  clone(): Maglev;
+  diff(other: Maglev): number;
+  static restore(snapshot: Uint8Array): Maglev;
+}
+export class Rendezvous extends Placement {
+  constructor();
+  static restore(snapshot: Uint8Array): Rendezvous;
+}
+
+export interface Lease<R extends Bytes = Bytes, O extends Bytes = Bytes> {
+  resource: R;
+  owner: O;
+  /** The fencing token: greater than every token the table granted before. */
   token: bigint;
-  /** Nanoseconds of the table's clock. */
+  /** When the lease ends unless renewed, in ns of the table's clock (LeaseTable.now()). */
   expiresAtNs: bigint;
   shared: boolean;
 }
-
-export interface AcquireOptions {
-  /** Give up after this long (TIMEOUT); default: wait as long as it takes. */
-  timeoutMs?: number;
-  shared?: boolean;
-  /** Aborting rejects the acquire with CANCELLED, holding nothing. */
-  signal?: AbortSignal;
+export interface LeaseRef {
+  resource: Bytes;
+  owner: Bytes;
+  token: U64;
 }
 
-export class LeaseTable {
+export class LeaseTable extends Handle {
   constructor(options?: { lockDelayMs?: number });
-  tryAcquire(resource: Bytes, owner: Bytes, ttlMs: number, options?: { shared?: boolean }): Lease;
-  /** FIFO; no thread is blocked while it waits. */
-  acquire(resource: Bytes, owner: Bytes, ttlMs: number, options?: AcquireOptions): Promise<Lease>;
-  renew(lease: Lease, ttlMs: number): Lease;
-  release(lease: Lease): void;
+  now(): bigint;
+  tryAcquire<R extends Bytes, O extends Bytes>(resource: R, owner: O, ttlMs: number, options?: { shared?: boolean }): Lease<R, O>;
+  /** Blocks the event loop; refused (InvalidArgError) while acquireAsync() calls on this table wait, unless timeoutMs is 0. */
+  acquire<R extends Bytes, O extends Bytes>(resource: R, owner: O, ttlMs: number,
+    options?: { timeoutMs?: number; shared?: boolean }): Lease<R, O>;
+  /** FIFO wait without blocking any thread; TimeoutError, CancelledError (signal aborted or table closed). */
+  acquireAsync<R extends Bytes, O extends Bytes>(resource: R, owner: O, ttlMs: number,
+    options?: { timeoutMs?: number; shared?: boolean; signal?: AbortSignal }): Promise<Lease<R, O>>;
+  renew<L extends LeaseRef>(lease: L, ttlMs: number): Lease<L['resource'], L['owner']>;
+  release(lease: LeaseRef): void;
+  isHeld(resource: Bytes, token: U64): boolean;
   queueLength(resource: Bytes): number;
-  /** Pending acquires reject with CANCELLED. */
-  close(): void;
+  readonly resourceCount: number;
 }
 
-export class Fence {
+export class Fence extends Handle {
   constructor();
-  /** Throws STALE_TOKEN when token is older than the newest seen for resource. */
-  check(resource: Bytes, token: bigint | number): void;
-  close(): void;
+  check(resource: Bytes, token: U64): void;
+  highest(resource: Bytes): bigint;
 }
 
-export interface DetectorOptions {
-  threshold?: number;
-  maxSamples?: number;
-  minStdDevMs?: number;
-  acceptablePauseMs?: number;
-  firstHeartbeatEstimateMs?: number;
+export class FailureDetector extends Handle {
+  constructor(options?: {
+    threshold?: number;
+    maxSamples?: number;
+    minStdDevMs?: number;
+    acceptablePauseMs?: number;
+    firstHeartbeatEstimateMs?: number;
+  });
+  heartbeat(name: Bytes, nowNs: U64): void;
+  phi(name: Bytes, nowNs: U64): number;
+  isAvailable(name: Bytes, nowNs: U64): boolean;
+  remove(name: Bytes): void;
+  readonly size: number;
 }
 
-export class FailureDetector {
-  constructor(options?: DetectorOptions);
-  heartbeat(name: Bytes, nowNs: bigint | number): void;
-  phi(name: Bytes, nowNs: bigint | number): number;
-  isAvailable(name: Bytes, nowNs: bigint | number): boolean;
-  close(): void;
+export interface PaxosOptions {
+  id: number;
+  members: readonly number[] | Uint32Array;
+  heartbeatIntervalMs?: number;
+  electionTimeoutMs?: number;
+  leaseDurationMs?: number;
+  maxClockDriftMs?: number;
+  maxBatch?: number;
+  maxInflight?: number;
+  seed?: U64;
+  clusterId?: U64;
 }
-
 export interface PaxosConfig {
   id: number;
   members: number[];
-  clusterId?: bigint | number;
-  seed?: bigint | number;
-  heartbeatIntervalMs?: number;
-  electionTimeoutMs?: number;
+  heartbeatIntervalNs: bigint;
+  electionTimeoutNs: bigint;
+  leaseDurationNs: bigint;
+  maxClockDriftNs: bigint;
+  maxBatch: number;
+  maxInflight: number;
+  seed: bigint;
+  clusterId: bigint;
 }
+export function paxosConfig(options: PaxosOptions): PaxosConfig;
 
-export interface PaxosOutput {
-  kind: 'send' | 'decided' | 'persisted' | 'leaderChanged';
-  to: number;
-  slot: bigint;
-  index: bigint;
-  count: bigint;
-  leader: number | null;
-  /** A copy the caller owns. */
-  data: Buffer;
-}
+export type PaxosOutput =
+  | { kind: 'send'; to: number; data: Buffer }
+  | { kind: 'decided'; slot: bigint; index: number; count: number; data: Buffer }
+  | { kind: 'persisted'; count: number }
+  | { kind: 'leaderChanged'; leader: number | null; ballotRound: bigint };
 
-export class PaxosNode {
-  /** path: a file (reopen it to restart the replica) or null for memory. */
-  constructor(config: PaxosConfig, path: string | null, nowNs: bigint | number);
-  step(from: number, message: Buffer | Uint8Array, nowNs: bigint | number): void;
-  tick(nowNs: bigint | number): void;
-  propose(command: Bytes, nowNs: bigint | number): void;
+export class PaxosNode extends Handle {
+  static readonly MAX_MEMBERS: 64;
+  /** On the file at `path` (reopen it to restart the replica), or on memory without one. */
+  constructor(options: PaxosOptions & { path?: string | null; nowNs?: U64 });
+  readonly id: number;
+  step(from: number, message: Bytes, nowNs: U64): void;
+  tick(nowNs: U64): void;
+  propose(command: Bytes, nowNs: U64): void;
+  /** Drains every pending output; each `data` is a copy the caller owns. */
   poll(): PaxosOutput[];
-  isLeader(): boolean;
   nextDeadline(): bigint;
-  close(): void;
+  readonly leader: number | null;
+  readonly isLeader: boolean;
+  hasReadLease(nowNs: U64): boolean;
+  readonly commitIndex: bigint;
 }

@@ -29,6 +29,7 @@ __all__ = [
     "PaxosNode",
     "RING_SEED",
     "RedisLease",
+    "RedisLeaseContext",
     "RedisLeaseTable",
     "RendezvousHash",
     "TwoPhaseCommitCoordinator",
@@ -412,6 +413,19 @@ class RedisLeaseTable:
     def release(self, lease: RedisLease) -> None: ...
     def queued(self, resource: str) -> int: ...
     def holders(self, resource: str) -> list[int]: ...
+    def lock(
+        self, resource: str, *, owner: str, ttl: float, timeout: float | None = None, shared: bool | None = None
+    ) -> RedisLeaseContext: ...
+
+@final
+class RedisLeaseContext:
+    """What ``RedisLeaseTable.lock()`` returns: acquire on enter, renew in the background, release on exit."""
+
+    def __enter__(self) -> RedisLease: ...
+    def __exit__(self, exc_type: object, _exc: object, _tb: object) -> bool: ...
+    @property
+    def lost(self) -> bool: ...
+    def wait_lost(self, timeout: float | None = None) -> bool: ...
 
 @final
 class LeaseTable:

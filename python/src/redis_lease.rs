@@ -8,7 +8,9 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use quorumkit::lease::Mode;
-use quorumkit::lease::redis::{RedisConfig, RedisEnqueued, RedisLeaseTable as CoreTable};
+use quorumkit::lease::redis::{
+    RedisConfig, RedisEnqueued, RedisLeaseTable as CoreTable, RenewedLease, Renewer,
+};
 
 use crate::errors::{guard, to_pyerr, type_error};
 use crate::lease::{Request, SLICE, seconds_arg, str_obj, to_ns, utf8};
@@ -64,6 +66,8 @@ impl RedisLease {
 #[pyclass(frozen, module = "quorumkit", name = "RedisLeaseTable")]
 pub struct RedisLeaseTable {
     pub(crate) core: CoreTable,
+    /// One renewer thread for every `lock()` of this table.
+    renewer: Renewer,
 }
 
 fn secs_opt(obj: Option<&Bound<'_, PyAny>>, what: &str, default: Duration) -> PyResult<Duration> {
@@ -85,6 +89,32 @@ impl RedisLeaseTable {
             shared: l.mode == Mode::Shared,
             expires_at_ns: l.expires_at,
             table: self.core.clone(),
+        }
+    }
+
+    /// The blocking acquire: queue once, then wait in GIL-free slices.
+    fn acquire_req(
+        &self,
+        py: Python<'_>,
+        req: &Request<'_>,
+    ) -> PyResult<(RedisLease, quorumkit::lease::Lease)> {
+        let (r, o) = (
+            utf8(&req.resource)?.into_owned(),
+            utf8(&req.owner)?.into_owned(),
+        );
+        let (ttl, mode, timeout) = (req.ttl, req.mode, req.timeout);
+        let queued = py.detach(|| self.core.enqueue(&r, &o, ttl, mode, timeout));
+        let mut ticket = match queued.map_err(|e| to_pyerr(py, e))? {
+            RedisEnqueued::Granted(l) => return Ok((self.wrap(req, l.clone()), l)),
+            RedisEnqueued::Queued(t) => t,
+        };
+        loop {
+            match py.detach(|| ticket.wait(Some(SLICE))) {
+                Ok(Some(l)) => return Ok((self.wrap(req, l.clone()), l)),
+                // Ctrl-C: dropping the ticket withdraws the request.
+                Ok(None) => py.check_signals()?,
+                Err(e) => return Err(to_pyerr(py, e)),
+            }
         }
     }
 
@@ -130,7 +160,10 @@ impl RedisLeaseTable {
             ..d
         };
         let core = guard(py, || CoreTable::open(&url, config))?;
-        Ok(RedisLeaseTable { core })
+        Ok(RedisLeaseTable {
+            renewer: Renewer::new(core.clone()),
+            core,
+        })
     }
 
     /// This process's monotonic clock in seconds (the time base of
@@ -159,23 +192,35 @@ impl RedisLeaseTable {
         shared: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<RedisLease> {
         let req = Request::parse(resource, owner, ttl, timeout, shared)?;
-        let (r, o) = (
-            utf8(&req.resource)?.into_owned(),
-            utf8(&req.owner)?.into_owned(),
-        );
-        let queued = py.detach(|| self.core.enqueue(&r, &o, req.ttl, req.mode, req.timeout));
-        let mut ticket = match queued.map_err(|e| to_pyerr(py, e))? {
-            RedisEnqueued::Granted(l) => return Ok(self.wrap(&req, l)),
-            RedisEnqueued::Queued(t) => t,
-        };
-        loop {
-            match py.detach(|| ticket.wait(Some(SLICE))) {
-                Ok(Some(l)) => return Ok(self.wrap(&req, l)),
-                // Ctrl-C: dropping the ticket withdraws the request.
-                Ok(None) => py.check_signals()?,
-                Err(e) => return Err(to_pyerr(py, e)),
-            }
-        }
+        self.acquire_req(py, &req).map(|(l, _)| l)
+    }
+
+    /// `with table.lock(resource, owner=..., ttl=...) as lease:` acquires
+    /// (as `acquire`), keeps the lease alive with the table's one renewer
+    /// (every ttl/3 from when each renewal is sent), and releases on exit.
+    /// If a renewal fails, `lost` turns true and `wait_lost` returns; leaving
+    /// the block then raises the reason (the work in it was not protected
+    /// the whole time).
+    #[pyo3(signature = (resource, *, owner, ttl, timeout=None, shared=None))]
+    fn lock(
+        slf: &Bound<'_, Self>,
+        resource: &Bound<'_, PyAny>,
+        owner: &Bound<'_, PyAny>,
+        ttl: &Bound<'_, PyAny>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        shared: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<RedisLeaseContext> {
+        // Parsed now so bad arguments fail at the call, not at `with`.
+        let req = Request::parse(resource, owner, ttl, timeout, shared)?;
+        Ok(RedisLeaseContext {
+            table: slf.clone().unbind(),
+            resource: req.resource.unbind(),
+            owner: req.owner.unbind(),
+            ttl: req.ttl,
+            timeout: req.timeout,
+            mode: req.mode,
+            held: std::sync::Mutex::new(None),
+        })
     }
 
     /// The lease if it is free now, else None; never queues.
@@ -253,5 +298,100 @@ impl RedisLeaseTable {
             .iter()
             .map(|l| l.token)
             .collect())
+    }
+}
+
+/// What `RedisLeaseTable.lock()` returns: a context manager.
+#[pyclass(frozen, module = "quorumkit", name = "RedisLeaseContext")]
+pub struct RedisLeaseContext {
+    table: Py<RedisLeaseTable>,
+    resource: Py<PyString>,
+    owner: Py<PyString>,
+    ttl: Duration,
+    timeout: Option<Duration>,
+    mode: Mode,
+    held: std::sync::Mutex<Option<RenewedLease>>,
+}
+
+impl RedisLeaseContext {
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<RenewedLease>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[pymethods]
+impl RedisLeaseContext {
+    fn __enter__(&self, py: Python<'_>) -> PyResult<RedisLease> {
+        if self.held().is_some() {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "this lock() context is already entered",
+            ));
+        }
+        let table = self.table.bind(py).get();
+        let req = Request {
+            resource: self.resource.bind(py).clone(),
+            owner: self.owner.bind(py).clone(),
+            ttl: self.ttl,
+            timeout: self.timeout,
+            mode: self.mode,
+        };
+        let (lease, core) = table.acquire_req(py, &req)?;
+        *self.held() = Some(table.renewer.keep(core, self.ttl));
+        Ok(lease)
+    }
+
+    /// Releases the lease; raises why it was lost, if it was, unless the
+    /// block is already raising.
+    #[pyo3(signature = (exc_type, _exc, _tb))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let held = self.held().take();
+        if let Some(h) = held {
+            let r = py.detach(|| h.release());
+            if let Err(e) = r
+                && exc_type.is_none()
+            {
+                return Err(to_pyerr(py, e));
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether a renewal failed while the block ran.
+    #[getter]
+    fn lost(&self) -> bool {
+        self.held().as_ref().is_some_and(|h| h.is_lost())
+    }
+
+    /// Blocks (GIL released) until the lease is lost (True) or `timeout`
+    /// seconds pass (False).
+    #[pyo3(signature = (timeout=None))]
+    fn wait_lost(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        let timeout = crate::lease::timeout_arg(timeout)?;
+        let Some(watch) = self.held().as_ref().map(RenewedLease::watch) else {
+            return Ok(false);
+        };
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        // GIL-free slices, so Ctrl-C is honoured.
+        loop {
+            let slice = match deadline {
+                Some(d) => d
+                    .saturating_duration_since(std::time::Instant::now())
+                    .min(SLICE),
+                None => SLICE,
+            };
+            if py.detach(|| watch.wait_lost(Some(slice))) {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(false);
+            }
+            py.check_signals()?;
+        }
     }
 }

@@ -90,3 +90,27 @@ def test_redis_down_is_a_clean_error_within_the_timeout(server):
     assert time.monotonic() - start < 3
     with pytest.raises(qk.BackendUnavailableError):
         t.try_acquire("r", "other", 1)
+
+
+def test_lock_renews_in_the_background_and_reports_loss(server):
+    t = qk.RedisLeaseTable(server.url, command_timeout=0.5, connect_timeout=0.5)
+    with t.lock("job", owner="me", ttl=0.3) as lease:
+        time.sleep(1.0)  # > 3 ttls: the table's renewer keeps it
+        assert not lease.lost
+        assert t.try_acquire("job", "other", 1) is None
+    assert t.holders("job") == []
+    # Taken away while held: lost turns true, and leaving the block raises.
+    ctx = t.lock("job2", owner="me", ttl=0.3)
+    with pytest.raises(qk.NotHolderError):
+        with ctx as lease:
+            t.release(lease)  # someone else ends it (here: directly)
+            assert ctx.wait_lost(timeout=2)
+            assert ctx.lost
+    # Redis gone: reported lost within the timeouts, never silently kept.
+    ctx = t.lock("job3", owner="me", ttl=0.3)
+    with pytest.raises(qk.BackendUnavailableError):
+        with ctx:
+            server.stop()
+            assert ctx.wait_lost(timeout=5)
+    with pytest.raises(TypeError):
+        t.lock("x", owner="me", ttl="1")

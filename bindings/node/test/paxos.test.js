@@ -6,95 +6,176 @@ const os = require('os');
 const path = require('path');
 const qk = require('..');
 
-const MS = 1000000n;
-const members = [1, 2, 3];
+const MS = 1_000_000n;
+const IDS = [101, 202, 303];
 
-// Three replicas in one process: a queue of copied messages, a fake clock.
+/** Three replicas on files in one process, a fake clock and an in-memory network. */
 class Cluster {
   constructor(dir) {
     this.dir = dir;
-    this.now = 1000n * MS;
-    this.nodes = {};
-    this.mail = [];
-    this.decided = {};
+    this.now = 0n;
+    this.nodes = new Map();
+    this.decided = new Map(IDS.map((id) => [id, []]));
+    this.sentTo = new Map(IDS.map((id) => [id, new Set()]));
+    this.network = [];
+    for (const id of IDS) this.open(id);
   }
+  file(id) { return path.join(this.dir, `replica-${id}.qk`); }
   open(id) {
-    // Regression: the config kept a pointer to this array; a plain JS array
-    // is koffi's scratch memory, reused by the next call, and peers then
-    // received ids like 0 and 2164273152 while every call returned OK.
-    const ids = [1, 2, 3];
-    this.nodes[id] = new qk.PaxosNode({ id, members: ids, clusterId: 0x5eedn, seed: id * 7 },
-      path.join(this.dir, `replica-${id}.log`), this.now);
-    ids.fill(0xdeadbeef); // scribble over it: the library must hold its own copy
-    for (let i = 0; i < 50; i++) new qk.HashRing().close(); // more scratch use
-    this.decided[id] = []; // a restart re-delivers from slot 0
+    this.decided.set(id, []);
+    // A fresh plain JS array each time: the library must copy it.
+    this.nodes.set(id, new qk.PaxosNode({ id, members: [101, 202, 303], path: this.file(id), nowNs: this.now, seed: id }));
+  }
+  close(id) {
+    this.nodes.get(id).close();
+    this.nodes.delete(id);
   }
   drain(id) {
-    for (const o of this.nodes[id].poll()) {
+    for (const o of this.nodes.get(id).poll()) {
       if (o.kind === 'send') {
-        assert.ok(members.includes(o.to) && o.to !== id, `replica ${id} sends to ${o.to}`);
-        this.mail.push([id, o.to, o.data]);
-      } else if (o.kind === 'decided' && o.count > 0n) {
-        this.decided[id].push(o.data.toString());
+        this.sentTo.get(id).add(o.to);
+        this.network.push([id, o.to, o.data]);
+      } else if (o.kind === 'decided' && o.count > 0) {
+        this.decided.get(id).push(o.data.toString('utf8'));
       }
     }
+  }
+  deliver() {
+    while (this.network.length > 0) {
+      const [from, to, data] = this.network.shift();
+      const node = this.nodes.get(to);
+      if (!node) continue; // down: the message is lost
+      node.step(from, data, this.now);
+      this.drain(to);
+    }
+  }
+  run(ms) {
+    for (let i = 0; i < ms; i++) {
+      this.now += MS;
+      for (const [id, node] of this.nodes) {
+        if (node.nextDeadline() <= this.now) node.tick(this.now);
+        this.drain(id);
+      }
+      this.deliver();
+    }
+  }
+  propose(id, cmd) {
+    this.nodes.get(id).propose(cmd, this.now);
+    this.drain(id);
+    this.deliver();
   }
   leader() {
-    return members.find((id) => this.nodes[id] && this.nodes[id].isLeader()) || 0;
-  }
-  run(done) {
-    for (let step = 0; step < 30000; step++) {
-      if (done()) return;
-      this.now += MS;
-      for (const id of members) {
-        if (this.nodes[id]) {
-          this.nodes[id].tick(this.now);
-          this.drain(id);
-        }
-      }
-      while (this.mail.length) {
-        const [from, to, data] = this.mail.shift();
-        if (this.nodes[to]) {
-          this.nodes[to].step(from, data, this.now);
-          this.drain(to);
-        }
-      }
-    }
-    throw new Error('the cluster did not get there in 30 s of fake time');
+    return [...this.nodes.values()].find((n) => n.isLeader);
   }
 }
 
-test('three replicas on files agree, and a restarted one catches up', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qk-node-paxos-'));
-  const c = new Cluster(dir);
-  try {
-    for (const id of members) c.open(id);
-    c.run(() => c.leader() !== 0);
-    const want = Array.from({ length: 10 }, (_, i) => `set x ${i}`);
-    for (const cmd of want) c.nodes[c.leader()].propose(cmd, c.now);
-    const all = () => members.every((id) => c.decided[id].length >= want.length);
-    c.run(all);
-    for (const id of members) assert.deepStrictEqual(c.decided[id].slice(0, want.length), want);
+function tmpdir() {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'quorumkit-node-'));
+}
 
-    // A second open of a live replica's file is refused.
-    assert.throws(() => new qk.PaxosNode({ id: 2, members, clusterId: 0x5eedn }, path.join(dir, 'replica-2.log'), c.now),
-      (e) => e.code === 'STORAGE_IN_USE');
-    // Restart replica 2 from its file.
-    c.nodes[2].close();
-    c.nodes[2] = null;
-    c.run(() => c.leader() !== 0 && c.leader() !== 2);
-    want.push('after restart');
-    c.nodes[c.leader()].propose('after restart', c.now);
-    c.open(2);
-    c.run(all);
-    assert.deepStrictEqual(c.decided[2], want);
-    // Garbage is refused; a bad config too.
-    assert.throws(() => c.nodes[1].step(2, Buffer.from([1, 0xee, 0x13]), c.now), (e) => e.code === 'CORRUPT');
-    assert.throws(() => new qk.PaxosNode({ id: 9, members }, null, 0n), (e) => e.code === 'INVALID_ARG');
-    assert.throws(() => new qk.PaxosNode({ id: 1, members: Array(65).fill(0).map((_, i) => i + 1) }, null, 0n),
-      (e) => e.code === 'INVALID_ARG');
-  } finally {
-    for (const id of members) if (c.nodes[id]) c.nodes[id].close();
-    fs.rmSync(dir, { recursive: true, force: true });
+test('three replicas on files decide the same commands; a restarted one catches up', () => {
+  const dir = tmpdir();
+  const c = new Cluster(dir);
+  // Allocate plenty between building the configs and using them (the old
+  // binding let the library keep a pointer to a freed members array).
+  const junk = [];
+  for (let i = 0; i < 2000; i++) junk.push(Buffer.alloc(256, i), new Uint32Array(64).fill(0x80f00000 + i));
+  const ring = new qk.HashRing();
+  for (let i = 0; i < 100; i++) ring.addNode(`n${i}`);
+  ring.close();
+
+  c.propose(303, 'early'); // no leader known yet: the follower holds it
+  c.run(3000);
+  const leader = c.leader();
+  assert.ok(leader, 'a leader was elected');
+  for (const n of c.nodes.values()) assert.strictEqual(n.leader, leader.id);
+  // Every replica only ever sent to its configured peers.
+  for (const id of IDS) {
+    const peers = [...c.sentTo.get(id)].sort((a, b) => a - b);
+    assert.ok(peers.length > 0);
+    for (const p of peers) assert.ok(IDS.includes(p) && p !== id, `replica ${id} sent to ${p}`);
   }
+  assert.deepStrictEqual([...c.sentTo.get(leader.id)].sort((a, b) => a - b), IDS.filter((i) => i !== leader.id));
+
+  for (let i = 0; i < 5; i++) c.propose(leader.id, `cmd-${i}`);
+  const follower = IDS.find((id) => id !== leader.id);
+  c.propose(follower, 'via-follower'); // forwarded to the leader
+  c.run(200);
+  const seq = c.decided.get(leader.id).slice();
+  assert.deepStrictEqual(seq.filter((s) => s.startsWith('cmd-')), ['cmd-0', 'cmd-1', 'cmd-2', 'cmd-3', 'cmd-4']);
+  assert.strictEqual(seq.filter((s) => s === 'early').length, 1);
+  assert.strictEqual(seq.filter((s) => s === 'via-follower').length, 1);
+  for (const id of IDS) assert.deepStrictEqual(c.decided.get(id), seq, `replica ${id}`);
+
+  // Stop a follower; the other two go on without it.
+  const down = IDS.find((id) => id !== leader.id && id !== follower);
+  c.close(down);
+  for (let i = 5; i < 10; i++) c.propose(leader.id, `cmd-${i}`);
+  c.run(200);
+  const longer = c.decided.get(leader.id);
+  assert.strictEqual(longer.length, seq.length + 5);
+  assert.deepStrictEqual(c.decided.get(follower), longer);
+
+  // Restart it on its file: it re-delivers what it knew, then catches up.
+  c.open(down);
+  c.run(2000);
+  assert.deepStrictEqual(c.decided.get(down), longer);
+  assert.strictEqual(c.nodes.get(down).commitIndex, c.nodes.get(leader.id).commitIndex);
+  for (const id of IDS) c.close(id);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('paxos error paths: CORRUPT messages, STORAGE_IN_USE, STORAGE_MISMATCH, bad configs', () => {
+  const dir = tmpdir();
+  const file = path.join(dir, 'r1.qk');
+  const node = new qk.PaxosNode({ id: 1, members: [1, 2, 3], path: file });
+  assert.throws(() => node.step(2, Buffer.from([1, 0xee, 0xee, 0xee, 0xee]), 1),
+    (e) => e instanceof qk.CorruptError && e.code === 'CORRUPT');
+  assert.throws(() => node.step(2, Buffer.from('a message from the future'), 1),
+    (e) => e.code === 'UNSUPPORTED_VERSION');
+  assert.throws(() => node.step(2, Buffer.alloc(0), 1), (e) => e.code === 'CORRUPT');
+  node.tick(1); // the node still works
+  assert.throws(() => new qk.PaxosNode({ id: 1, members: [1, 2, 3], path: file }),
+    (e) => e instanceof qk.StorageInUseError && e.code === 'STORAGE_IN_USE');
+  node.close();
+  assert.throws(() => new qk.PaxosNode({ id: 2, members: [1, 2, 3], path: file }),
+    (e) => e.code === 'STORAGE_MISMATCH');
+  new qk.PaxosNode({ id: 1, members: [1, 2, 3], path: file }).close(); // free again once closed
+  assert.throws(() => new qk.PaxosNode({ id: 9, members: [1, 2, 3] }), (e) => e.code === 'INVALID_ARG');
+  assert.throws(() => new qk.PaxosNode({ id: 1, members: [1, 1, 2] }), (e) => e.code === 'INVALID_ARG');
+  assert.throws(() => new qk.PaxosNode({ id: 1, members: [1, 2], heartbeatIntervalMs: 0 }), (e) => e.code === 'INVALID_ARG');
+  const many = Array.from({ length: qk.PaxosNode.MAX_MEMBERS + 1 }, (_, i) => i + 1);
+  assert.throws(() => qk.paxosConfig({ id: 1, members: many }), (e) => e.code === 'INVALID_ARG');
+  assert.throws(() => qk.paxosConfig({ id: 1, members: [1, -2] }), TypeError);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('paxosConfig copies the ids inline and fills the defaults', () => {
+  const members = Array.from({ length: 64 }, (_, i) => 1000 + i);
+  const cfg = qk.paxosConfig({ id: 1000, members, seed: 7, clusterId: 42n, electionTimeoutMs: 300 });
+  members.fill(0); // the config does not share the array
+  assert.deepStrictEqual(cfg.members, Array.from({ length: 64 }, (_, i) => 1000 + i));
+  assert.strictEqual(cfg.heartbeatIntervalNs, 50n * MS);
+  assert.strictEqual(cfg.electionTimeoutNs, 300n * MS);
+  assert.strictEqual(cfg.seed, 7n);
+  assert.strictEqual(cfg.clusterId, 42n);
+  assert.strictEqual(cfg.maxBatch, 64);
+});
+
+test('a single replica on memory leads itself and decides', () => {
+  const n = new qk.PaxosNode({ id: 7, members: [7] });
+  let now = 0n;
+  const decided = [];
+  for (let i = 0; i < 2000 && !n.isLeader; i++) {
+    now += MS;
+    n.tick(now);
+    n.poll();
+  }
+  assert.ok(n.isLeader);
+  assert.strictEqual(n.leader, 7);
+  n.propose(Buffer.from([0, 1, 2, 255]), now);
+  for (const o of n.poll()) if (o.kind === 'decided' && o.count > 0) decided.push(o.data);
+  assert.deepStrictEqual(decided, [Buffer.from([0, 1, 2, 255])]);
+  assert.ok(n.hasReadLease(now));
+  n.close();
 });

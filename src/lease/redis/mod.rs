@@ -47,6 +47,7 @@
 pub mod config;
 mod conn;
 pub mod keys;
+pub mod renewer;
 mod scripts;
 pub mod ticket;
 
@@ -57,6 +58,7 @@ use redis::Value;
 
 pub use config::RedisConfig;
 pub use keys::{MAX_NAME_LEN, MAX_NAMESPACE_LEN};
+pub use renewer::{LossWatch, RenewedLease, Renewer};
 pub use ticket::{RedisEnqueued, RedisTicket};
 
 use super::clock::MonotonicClock;

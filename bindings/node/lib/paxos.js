@@ -1,0 +1,180 @@
+'use strict';
+// PaxosNode: a Multi-Paxos replica (qk_paxos_node) the caller drives:
+// hand it messages (step), time (tick) and commands (propose), then drain
+// poll() and act on each output in order. Times are nanoseconds of the
+// caller's clock (BigInt, or a safe integer).
+
+const { fn, call, bytes, u64, msToNs, copyOut, Handle, makeError, CODES, PAXOS_MAX_MEMBERS } = require('./native');
+
+const F = {
+  configInit: fn('uint32 qk_paxos_config_init(uint32, const uint32_t *, size_t, _Out_ qk_paxos_config *, qk_error *)'),
+  newMemory: fn('uint32 qk_paxos_node_new_memory(const qk_paxos_config *, uint64, _Out_ qk_paxos_node **, qk_error *)'),
+  newFile: fn('uint32 qk_paxos_node_new_file(const qk_paxos_config *, const char *, uint64, _Out_ qk_paxos_node **, qk_error *)'),
+  free: fn('void qk_paxos_node_free(qk_paxos_node *)'),
+  step: fn('uint32 qk_paxos_node_step(qk_paxos_node *, uint32, const uint8_t *, size_t, uint64, qk_error *)'),
+  tick: fn('uint32 qk_paxos_node_tick(qk_paxos_node *, uint64, qk_error *)'),
+  propose: fn('uint32 qk_paxos_node_propose(qk_paxos_node *, const uint8_t *, size_t, uint64, qk_error *)'),
+  poll: fn('uint32 qk_paxos_node_poll(qk_paxos_node *, _Out_ qk_paxos_output *, _Out_ uint8_t *, qk_error *)'),
+  nextDeadline: fn('uint32 qk_paxos_node_next_deadline(qk_paxos_node *, _Out_ uint64 *, qk_error *)'),
+  leader: fn('uint32 qk_paxos_node_leader(qk_paxos_node *, _Out_ uint32_t *, _Out_ uint8_t *, qk_error *)'),
+  isLeader: fn('uint32 qk_paxos_node_is_leader(qk_paxos_node *, _Out_ uint8_t *, qk_error *)'),
+  hasReadLease: fn('uint32 qk_paxos_node_has_read_lease(qk_paxos_node *, uint64, _Out_ uint8_t *, qk_error *)'),
+  commitIndex: fn('uint32 qk_paxos_node_commit_index(qk_paxos_node *, _Out_ uint64 *, qk_error *)'),
+};
+
+const SEND = 0;
+const DECIDED = 1;
+const PERSISTED = 2;
+const LEADER_CHANGED = 3;
+
+function u32(v, what) {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new TypeError(`${what} must be a uint32, got ${v}`);
+  return v;
+}
+
+/**
+ * A qk_paxos_config struct (a koffi object) from qk_paxos_config_init's
+ * defaults and the given overrides. The ids are copied into the struct's
+ * inline members[64]: nothing points back into JS memory.
+ */
+function rawConfig(options) {
+  const { id, members } = options;
+  if (!Array.isArray(members) && !(members instanceof Uint32Array)) {
+    throw new TypeError('members must be an array of replica ids');
+  }
+  const ids = Uint32Array.from(members, (m) => u32(m, 'a member id'));
+  const cfg = {};
+  call(F.configInit, u32(id, 'id'), ids, ids.length, cfg);
+  const ns = { heartbeatIntervalMs: 'heartbeat_interval_ns', electionTimeoutMs: 'election_timeout_ns',
+    leaseDurationMs: 'lease_duration_ns', maxClockDriftMs: 'max_clock_drift_ns' };
+  for (const [k, field] of Object.entries(ns)) {
+    if (options[k] !== undefined) cfg[field] = msToNs(options[k], k);
+  }
+  if (options.maxBatch !== undefined) cfg.max_batch = options.maxBatch;
+  if (options.maxInflight !== undefined) cfg.max_inflight = options.maxInflight;
+  if (options.seed !== undefined) cfg.seed = u64(options.seed, 'seed');
+  if (options.clusterId !== undefined) cfg.cluster_id = u64(options.clusterId, 'clusterId');
+  return cfg;
+}
+
+/** The config a node would get, as plain JS (ids as numbers, times in ns as BigInt). */
+function paxosConfig(options) {
+  const c = rawConfig(options);
+  const n = Number(c.members_len);
+  return {
+    id: c.id,
+    members: Array.from(c.members).slice(0, n),
+    heartbeatIntervalNs: BigInt(c.heartbeat_interval_ns),
+    electionTimeoutNs: BigInt(c.election_timeout_ns),
+    leaseDurationNs: BigInt(c.lease_duration_ns),
+    maxClockDriftNs: BigInt(c.max_clock_drift_ns),
+    maxBatch: Number(c.max_batch),
+    maxInflight: Number(c.max_inflight),
+    seed: BigInt(c.seed),
+    clusterId: BigInt(c.cluster_id),
+  };
+}
+
+class PaxosNode extends Handle {
+  /**
+   * Replica `id` of `members`, on the file at `path` (created if missing;
+   * reopening it restarts the replica) or, without `path`, on memory.
+   * Other options override qk_paxos_config_init's defaults.
+   */
+  constructor({ path, nowNs = 0n, ...options }) {
+    const cfg = rawConfig(options);
+    const out = [null];
+    if (path !== undefined && path !== null) call(F.newFile, cfg, String(path), u64(nowNs, 'nowNs'), out);
+    else call(F.newMemory, cfg, u64(nowNs, 'nowNs'), out);
+    super(out[0], F.free);
+    this.id = options.id;
+  }
+
+  /** Hands over a message from replica `from` (bytes a SEND output of it carried). */
+  step(from, message, nowNs) {
+    const b = bytes(message, 'message');
+    call(F.step, this.ptr, u32(from, 'from'), b, b.length, u64(nowNs, 'nowNs'));
+  }
+
+  /** Lets time pass to `nowNs` (heartbeats, elections, retries). */
+  tick(nowNs) {
+    call(F.tick, this.ptr, u64(nowNs, 'nowNs'));
+  }
+
+  /** Proposes a command (copied); it is chosen when a 'decided' output carries it. */
+  propose(command, nowNs) {
+    const b = bytes(command, 'command');
+    call(F.propose, this.ptr, b, b.length, u64(nowNs, 'nowNs'));
+  }
+
+  /**
+   * Drains the node's outputs, in the order they must be acted on. Each
+   * `data` is a Buffer the caller owns: the node lends its bytes only until
+   * its next call, so they are copied before the next poll.
+   */
+  poll() {
+    const outs = [];
+    for (;;) {
+      const o = {};
+      const has = [0];
+      call(F.poll, this.ptr, o, has);
+      if (has[0] === 0) return outs;
+      switch (o.kind) {
+        case SEND:
+          outs.push({ kind: 'send', to: o.to, data: copyOut(o.data, Number(o.data_len)) });
+          break;
+        case DECIDED:
+          outs.push({ kind: 'decided', slot: BigInt(o.slot), index: Number(o.index), count: Number(o.count),
+            data: copyOut(o.data, Number(o.data_len)) });
+          break;
+        case PERSISTED:
+          outs.push({ kind: 'persisted', count: Number(o.count) });
+          break;
+        case LEADER_CHANGED:
+          outs.push({ kind: 'leaderChanged', leader: o.has_leader ? o.leader : null, ballotRound: BigInt(o.ballot_round) });
+          break;
+        default:
+          throw makeError(CODES.INVALID_ARG, `unknown qk_paxos_output kind ${o.kind}`);
+      }
+    }
+  }
+
+  /** When tick() must next be called (ns on the caller's clock). */
+  nextDeadline() {
+    const out = [0];
+    call(F.nextDeadline, this.ptr, out);
+    return BigInt(out[0]);
+  }
+
+  /** The leader this node follows (itself when it leads), or null. */
+  get leader() {
+    const id = [0];
+    const has = [0];
+    call(F.leader, this.ptr, id, has);
+    return has[0] === 1 ? id[0] : null;
+  }
+
+  get isLeader() {
+    const out = [0];
+    call(F.isLeader, this.ptr, out);
+    return out[0] === 1;
+  }
+
+  /** Whether this node leads with a majority's read lease at `nowNs`. */
+  hasReadLease(nowNs) {
+    const out = [0];
+    call(F.hasReadLease, this.ptr, u64(nowNs, 'nowNs'), out);
+    return out[0] === 1;
+  }
+
+  /** Every slot below it is chosen and was delivered. */
+  get commitIndex() {
+    const out = [0];
+    call(F.commitIndex, this.ptr, out);
+    return BigInt(out[0]);
+  }
+}
+
+PaxosNode.MAX_MEMBERS = PAXOS_MAX_MEMBERS;
+
+module.exports = { PaxosNode, paxosConfig };

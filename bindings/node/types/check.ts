@@ -1,0 +1,43 @@
+// Compiled by `npm run typecheck` (tsc --noEmit) only: exercises index.d.ts.
+import * as qk from '..';
+
+const ring: qk.HashRing = new qk.HashRing({ vnodes: 160 });
+ring.addNode('kaché-e', 2);
+const owner: string = ring.getNode(Buffer.from('key'));
+const owners: string[] = ring.getNodeBatch(['a', new Uint8Array([1, 2])]);
+const idx: Uint32Array = ring.getNodeIndexBatch(['a']);
+const restored: qk.HashRing = qk.HashRing.restore(ring.snapshot());
+const ketama = new qk.KetamaRing({ compat: 'uhashring', servers: ['10.0.0.1:11211', { name: 'b', weight: 2 }] });
+const moved: number = new qk.Maglev({ tableSize: 251 }).diff(new qk.Maglev());
+new qk.Rendezvous().addNode('a', 0.5);
+
+async function leases(): Promise<bigint> {
+  const table = new qk.LeaseTable({ lockDelayMs: 0 });
+  const lease = await table.acquireAsync('db', 'worker', 1000, { timeoutMs: 50, signal: AbortSignal.timeout(100) });
+  const resource: string = lease.resource;
+  const renewed = table.renew(lease, 2000);
+  table.release(renewed);
+  new qk.Fence().check(resource, lease.token);
+  try {
+    table.tryAcquire('db', 'x', 10);
+  } catch (e) {
+    if (e instanceof qk.BusyError && e.code === 'BUSY') return 0n;
+    if (e instanceof qk.QuorumkitError) return BigInt(e.status);
+  }
+  return lease.expiresAtNs;
+}
+
+const fd = new qk.FailureDetector({ threshold: 8 });
+fd.heartbeat('n', process.hrtime.bigint());
+const phi: number = fd.phi('n', 0n);
+
+const node = new qk.PaxosNode({ id: 1, members: [1, 2, 3], path: '/tmp/x.qk', nowNs: 0n, seed: 1 });
+for (const o of node.poll()) {
+  if (o.kind === 'send') node.step(o.to, o.data, 1n);
+  else if (o.kind === 'decided') console.log(o.slot + 1n, o.data.length);
+  else if (o.kind === 'leaderChanged') console.log(o.leader ?? 'none');
+}
+const cfg: qk.PaxosConfig = qk.paxosConfig({ id: 1, members: [1] });
+const n: number = qk.codes.NOT_FOUND;
+
+export { owner, owners, idx, restored, ketama, moved, leases, phi, cfg, n };
