@@ -698,3 +698,65 @@ fn a_waiter_whose_connection_is_killed_still_gets_its_turn() {
     t.release(&l).unwrap();
     assert!(srv.keys().is_empty(), "{:?}", srv.keys());
 }
+
+/// How many times the server ran a script (EVALSHA and EVAL).
+fn scripts_run(srv: &redis_server::RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut srv.conn())
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_cancel_wakes_a_blocked_waiter_at_once_and_slices_do_not_poll() {
+    let srv = server!();
+    let config = RedisConfig {
+        recheck_interval: 2000 * MS,
+        waiter_ttl: 5000 * MS,
+        ..quick()
+    };
+    let t = table(&srv.url(), config);
+    let a = t.try_acquire("r", "a", 30_000 * MS, X).unwrap();
+    // Waiting in 20 ms slices for 600 ms: blocking reads, no re-check
+    // scripts (the re-check interval is 2 s).
+    let mut b = queued(&t, "r", "b", X);
+    let before = scripts_run(&srv);
+    let start = Instant::now();
+    while start.elapsed() < 600 * MS {
+        assert!(b.wait(Some(20 * MS)).unwrap().is_none());
+    }
+    let ran = scripts_run(&srv) - before;
+    assert!(ran <= 1, "{ran} re-check scripts in 600 ms of 20 ms slices");
+    // A cancel from another thread ends a wait with no time limit promptly.
+    let token = quorumkit::lease::CancelToken::new();
+    let canceller = {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(100 * MS);
+            token.cancel();
+            Instant::now()
+        })
+    };
+    assert!(b.wait_cancellable(None, &token).unwrap().is_none());
+    let woke = Instant::now();
+    let lag = woke - canceller.join().unwrap();
+    assert!(lag < 150 * MS, "the cancel was seen after {lag:?}");
+    assert_eq!(b.cancel().unwrap(), quorumkit::lease::Cancelled::Withdrawn);
+    // Cancelled before the wait: no blocking at all.
+    let mut c = queued(&t, "r", "c", X);
+    let start = Instant::now();
+    assert!(c.wait_cancellable(None, &token).unwrap().is_none());
+    assert!(start.elapsed() < 150 * MS, "{:?}", start.elapsed());
+    drop(c);
+    // A stale nudge in the list does not stop a later grant.
+    let mut d = queued(&t, "r", "d", X);
+    let other = quorumkit::lease::CancelToken::new();
+    t.release(&a).unwrap();
+    let l = d.wait_cancellable(Some(2000 * MS), &other).unwrap().unwrap();
+    t.release(&l).unwrap();
+    assert!(srv.keys().is_empty(), "{:?}", srv.keys());
+}
