@@ -707,7 +707,14 @@ fn scripts_run(srv: &redis_server::RedisServer) -> u64 {
         .unwrap();
     info.lines()
         .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .sum()
 }
 
@@ -756,7 +763,10 @@ fn a_cancel_wakes_a_blocked_waiter_at_once_and_slices_do_not_poll() {
     let mut d = queued(&t, "r", "d", X);
     let other = quorumkit::lease::CancelToken::new();
     t.release(&a).unwrap();
-    let l = d.wait_cancellable(Some(2000 * MS), &other).unwrap().unwrap();
+    let l = d
+        .wait_cancellable(Some(2000 * MS), &other)
+        .unwrap()
+        .unwrap();
     t.release(&l).unwrap();
     assert!(srv.keys().is_empty(), "{:?}", srv.keys());
 }
