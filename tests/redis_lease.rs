@@ -770,3 +770,70 @@ fn a_cancel_wakes_a_blocked_waiter_at_once_and_slices_do_not_poll() {
     t.release(&l).unwrap();
     assert!(srv.keys().is_empty(), "{:?}", srv.keys());
 }
+
+/// Threads of this process whose name starts with `prefix` (Linux).
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|n| n.trim_end().starts_with(prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn keep_alive_renews_many_leases_on_one_thread_and_reports_a_loss() {
+    let srv = server!();
+    let t = table(&srv.url(), quick());
+    let ttl = 300 * MS;
+    let kept: Vec<_> = (0..5)
+        .map(|i| {
+            let l = t.acquire(&format!("r{i}"), "me", ttl, X, None).unwrap();
+            t.keep_alive(l, ttl).unwrap()
+        })
+        .collect();
+    std::thread::sleep(1000 * MS);
+    assert_eq!(threads_named("quorumkit-redis"), 1, "one renewer per table");
+    for k in &kept {
+        assert!(!k.is_lost(), "{k:?}");
+        assert!(
+            k.renewals() >= 2,
+            "{} renewals in 1 s at ttl/3 = 100 ms",
+            k.renewals()
+        );
+        assert_eq!(t.holders(&k.lease().resource).unwrap().len(), 1);
+    }
+    // Taken away behind the renewer's back: lost at its next renewal.
+    let victim = &kept[0];
+    let l = victim.lease();
+    t.release(&l).unwrap();
+    assert!(victim.wait_lost(Some(1000 * MS)));
+    assert!(matches!(
+        victim.lost_reason(),
+        Some(Error::NotHolder { .. })
+    ));
+    // Redis stops: every kept lease is lost by its local expiry.
+    let mut kept = kept;
+    let first = kept.remove(0);
+    assert!(matches!(first.release(), Err(Error::NotHolder { .. })));
+    srv.pause(true);
+    let start = Instant::now();
+    for k in &kept {
+        assert!(k.wait_lost(Some(2000 * MS)), "{k:?}");
+    }
+    assert!(start.elapsed() < ttl + 200 * MS, "{:?}", start.elapsed());
+    srv.pause(false);
+    for k in kept {
+        assert!(k.release().is_err());
+    }
+    // The thread exits when nothing is left to renew.
+    assert!(within(1000 * MS, || threads_named("quorumkit-redis") == 0).is_some());
+    // A released kept-alive lease leaves no keys (expired memory aside).
+    let l = t.acquire("z", "me", ttl, X, None).unwrap();
+    let k = t.keep_alive(l, ttl).unwrap();
+    std::thread::sleep(150 * MS);
+    k.release().unwrap();
+    std::thread::sleep(400 * MS);
+    assert!(srv.keys().is_empty(), "{:?}", srv.keys());
+}
