@@ -54,6 +54,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lease::CancelToken>()?;
     m.add_class::<redis_lease::RedisLease>()?;
     m.add_class::<redis_lease::RedisLeaseTable>()?;
+    m.add_class::<redis_lease::RedisLeaseContext>()?;
     m.add_class::<election::Election>()?;
     m.add_class::<detect::FailureDetector>()?;
     m.add_class::<paxos::PaxosNode>()?;
