@@ -3298,7 +3298,7 @@ void qk_redis_lease_table_free(qk_redis_lease_table *table);
  * Acquires a lease, blocking until granted (FIFO across every process),
  * `timeout_ns` passes (`QK_TIMEOUT_FOREVER`: no limit; 0: only if free
  * now), or `cancel` fires / the table is freed (`QK_ERR_CANCELLED`, seen
- * within 20 ms). `cancel` may be NULL. `expires_at_ns` of the result is on
+ * within a round trip to the server). `cancel` may be NULL. `expires_at_ns` of the result is on
  * this process's monotonic clock, measured from when the request was sent.
  *
  * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`,

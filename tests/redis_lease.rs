@@ -699,57 +699,141 @@ fn a_waiter_whose_connection_is_killed_still_gets_its_turn() {
     assert!(srv.keys().is_empty(), "{:?}", srv.keys());
 }
 
+/// How many times the server ran a script (EVALSHA and EVAL).
+fn scripts_run(srv: &redis_server::RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut srv.conn())
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
 #[test]
-fn one_renewer_keeps_many_leases_and_reports_each_loss() {
-    use quorumkit::lease::redis::Renewer;
-    let mut srv = server!();
+fn a_cancel_wakes_a_blocked_waiter_at_once_and_slices_do_not_poll() {
+    let srv = server!();
+    let config = RedisConfig {
+        recheck_interval: 2000 * MS,
+        waiter_ttl: 5000 * MS,
+        ..quick()
+    };
+    let t = table(&srv.url(), config);
+    let a = t.try_acquire("r", "a", 30_000 * MS, X).unwrap();
+    // Waiting in 20 ms slices for 600 ms: blocking reads, no re-check
+    // scripts (the re-check interval is 2 s).
+    let mut b = queued(&t, "r", "b", X);
+    let before = scripts_run(&srv);
+    let start = Instant::now();
+    while start.elapsed() < 600 * MS {
+        assert!(b.wait(Some(20 * MS)).unwrap().is_none());
+    }
+    let ran = scripts_run(&srv) - before;
+    assert!(ran <= 1, "{ran} re-check scripts in 600 ms of 20 ms slices");
+    // A cancel from another thread ends a wait with no time limit promptly.
+    let token = quorumkit::lease::CancelToken::new();
+    let canceller = {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(100 * MS);
+            token.cancel();
+            Instant::now()
+        })
+    };
+    assert!(b.wait_cancellable(None, &token).unwrap().is_none());
+    let woke = Instant::now();
+    let lag = woke - canceller.join().unwrap();
+    assert!(lag < 150 * MS, "the cancel was seen after {lag:?}");
+    assert_eq!(b.cancel().unwrap(), quorumkit::lease::Cancelled::Withdrawn);
+    // Cancelled before the wait: no blocking at all.
+    let mut c = queued(&t, "r", "c", X);
+    let start = Instant::now();
+    assert!(c.wait_cancellable(None, &token).unwrap().is_none());
+    assert!(start.elapsed() < 150 * MS, "{:?}", start.elapsed());
+    drop(c);
+    // A stale nudge in the list does not stop a later grant.
+    let mut d = queued(&t, "r", "d", X);
+    let other = quorumkit::lease::CancelToken::new();
+    t.release(&a).unwrap();
+    let l = d
+        .wait_cancellable(Some(2000 * MS), &other)
+        .unwrap()
+        .unwrap();
+    t.release(&l).unwrap();
+    assert!(srv.keys().is_empty(), "{:?}", srv.keys());
+}
+
+/// Threads of this process whose name starts with `prefix` (Linux).
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|n| n.trim_end().starts_with(prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn keep_alive_renews_many_leases_on_one_thread_and_reports_a_loss() {
+    let srv = server!();
     let t = table(&srv.url(), quick());
-    let renewer = Renewer::new(t.clone());
     let ttl = 300 * MS;
-    let held: Vec<_> = (0..3)
+    let kept: Vec<_> = (0..5)
         .map(|i| {
-            let l = t.try_acquire(&format!("k{i}"), "me", ttl, X).unwrap();
-            renewer.keep(l, ttl)
+            let l = t.acquire(&format!("r{i}"), "me", ttl, X, None).unwrap();
+            t.keep_alive(l, ttl).unwrap()
         })
         .collect();
-    assert_eq!(renewer.len(), 3);
-    std::thread::sleep(1000 * MS); // > 3 ttls
-    for h in &held {
-        assert!(!h.is_lost(), "{:?}", h.lost_reason());
+    std::thread::sleep(1000 * MS);
+    assert_eq!(threads_named("quorumkit-redis"), 1, "one renewer per table");
+    for k in &kept {
+        assert!(!k.is_lost(), "{k:?}");
         assert!(
-            t.lease_status(&h.lease().resource, h.lease().token)
-                .unwrap()
-                .is_some()
+            k.renewals() >= 2,
+            "{} renewals in 1 s at ttl/3 = 100 ms",
+            k.renewals()
         );
+        assert_eq!(t.holders(&k.lease().resource).unwrap().len(), 1);
     }
-    // Someone takes k0 away: only k0 is reported lost, and why.
-    let k0 = held[0].lease();
-    t.release_token("k0", "me", k0.token).unwrap();
-    assert!(held[0].wait_lost(Some(Duration::from_secs(2))));
-    assert!(
-        matches!(held[0].lost_reason(), Some(Error::NotHolder { .. })),
-        "{:?}",
-        held[0].lost_reason()
-    );
-    assert!(!held[1].is_lost() && !held[2].is_lost());
-    let mut held = held.into_iter();
-    let h0 = held.next().unwrap();
-    assert!(
-        h0.release().is_err(),
-        "releasing a lost lease says it was lost"
-    );
-    let h1 = held.next().unwrap();
-    h1.release().unwrap();
-    assert!(t.holders("k1").unwrap().is_empty());
-    // Redis goes away: the last lease is reported lost, not kept.
-    let h2 = held.next().unwrap();
-    srv.kill();
-    assert!(h2.wait_lost(Some(Duration::from_secs(5))));
-    assert!(
-        matches!(h2.lost_reason(), Some(Error::BackendUnavailable(_))),
-        "{:?}",
-        h2.lost_reason()
-    );
-    drop(h2);
-    assert!(renewer.is_empty());
+    // Taken away behind the renewer's back: lost at its next renewal.
+    let victim = &kept[0];
+    let l = victim.lease();
+    t.release(&l).unwrap();
+    assert!(victim.wait_lost(Some(1000 * MS)));
+    assert!(matches!(
+        victim.lost_reason(),
+        Some(Error::NotHolder { .. })
+    ));
+    // Redis stops: every kept lease is lost by its local expiry.
+    let mut kept = kept;
+    let first = kept.remove(0);
+    assert!(matches!(first.release(), Err(Error::NotHolder { .. })));
+    srv.pause(true);
+    let start = Instant::now();
+    for k in &kept {
+        assert!(k.wait_lost(Some(2000 * MS)), "{k:?}");
+    }
+    assert!(start.elapsed() < ttl + 200 * MS, "{:?}", start.elapsed());
+    srv.pause(false);
+    for k in kept {
+        assert!(k.release().is_err());
+    }
+    // The thread exits when nothing is left to renew.
+    assert!(within(1000 * MS, || threads_named("quorumkit-redis") == 0).is_some());
+    // A released kept-alive lease leaves no keys (expired memory aside).
+    let l = t.acquire("z", "me", ttl, X, None).unwrap();
+    let k = t.keep_alive(l, ttl).unwrap();
+    std::thread::sleep(150 * MS);
+    k.release().unwrap();
+    std::thread::sleep(400 * MS);
+    assert!(srv.keys().is_empty(), "{:?}", srv.keys());
 }

@@ -385,6 +385,22 @@ class RedisLease:
     def expires_at(self) -> float: ...
     @property
     def lost(self) -> bool: ...
+    def wait_lost(self, timeout: float | None = None) -> bool: ...
+
+@final
+class RedisLeaseContext:
+    """``with table.lock(...) as lease`` on a ``RedisLeaseTable``: acquires on entry, keeps the
+    lease alive with the table's one background renewer, releases on exit (raising if it was lost).
+
+    Thread safety: one ``with`` at a time (entering it twice raises); the lease it yields is safe to share."""
+
+    def __enter__(self) -> RedisLease: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 @final
 class RedisLeaseTable:
@@ -406,26 +422,29 @@ class RedisLeaseTable:
     def now(self) -> float: ...
     def ping(self) -> None: ...
     def acquire(
-        self, resource: str, owner: str, ttl: float, timeout: float | None = None, shared: bool | None = None
+        self,
+        resource: str,
+        owner: str,
+        ttl: float,
+        timeout: float | None = None,
+        shared: bool = False,
+        cancel: CancelToken | None = None,
     ) -> RedisLease: ...
     def try_acquire(self, resource: str, owner: str, ttl: float, shared: bool | None = None) -> RedisLease | None: ...
+    def lock(
+        self,
+        resource: str,
+        *,
+        owner: str,
+        ttl: float,
+        timeout: float | None = None,
+        shared: bool = False,
+        auto_renew: bool = True,
+    ) -> RedisLeaseContext: ...
     def renew(self, lease: RedisLease, ttl: float) -> RedisLease: ...
     def release(self, lease: RedisLease) -> None: ...
     def queued(self, resource: str) -> int: ...
     def holders(self, resource: str) -> list[int]: ...
-    def lock(
-        self, resource: str, *, owner: str, ttl: float, timeout: float | None = None, shared: bool | None = None
-    ) -> RedisLeaseContext: ...
-
-@final
-class RedisLeaseContext:
-    """What ``RedisLeaseTable.lock()`` returns: acquire on enter, renew in the background, release on exit."""
-
-    def __enter__(self) -> RedisLease: ...
-    def __exit__(self, exc_type: object, _exc: object, _tb: object) -> bool: ...
-    @property
-    def lost(self) -> bool: ...
-    def wait_lost(self, timeout: float | None = None) -> bool: ...
 
 @final
 class LeaseTable:

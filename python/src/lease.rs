@@ -1005,7 +1005,7 @@ impl LeaseContext {
 /// raise `AcquireCancelledError` holding nothing.
 #[pyclass(frozen, module = "quorumkit", name = "CancelToken")]
 pub struct CancelToken {
-    core: CoreCancelToken,
+    pub(crate) core: CoreCancelToken,
 }
 
 #[pymethods]

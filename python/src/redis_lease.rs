@@ -1,19 +1,27 @@
 //! `qk.RedisLeaseTable`: leases kept in Redis and shared by processes and
 //! machines (the core's `lease::redis`), with the in-process table's
 //! surface: blocking FIFO `acquire` (GIL released, Ctrl-C honoured),
-//! `try_acquire`, `renew`, `release`.
+//! `try_acquire`, `renew`, `release`, and `lock()` whose leases the
+//! table's one background renewer keeps alive (the core's `KeepAlive`).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use quorumkit::lease::Mode;
 use quorumkit::lease::redis::{
-    RedisConfig, RedisEnqueued, RedisLeaseTable as CoreTable, RenewedLease, Renewer,
+    KeepAlive, RedisConfig, RedisEnqueued, RedisLeaseTable as CoreTable,
 };
+use quorumkit::lease::{CancelToken as CoreCancelToken, Mode};
 
+use crate::args::type_name;
 use crate::errors::{guard, to_pyerr, type_error};
-use crate::lease::{Request, SLICE, seconds_arg, str_obj, to_ns, utf8};
+use crate::lease::{Request, SLICE, seconds_arg, str_obj, timeout_arg, to_ns, utf8};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A lease granted by a `RedisLeaseTable`. `expires_at` is in seconds of
 /// this process's monotonic clock (`RedisLeaseTable.now()`), measured from
@@ -30,22 +38,101 @@ pub struct RedisLease {
     shared: bool,
     expires_at_ns: u64,
     table: CoreTable,
+    /// The background renewal while `lock()` holds it.
+    keep: Mutex<Option<KeepAlive>>,
+    /// Released through this object (or its `lock()` ended).
+    gone: AtomicBool,
+}
+
+impl RedisLease {
+    fn local_expiry(&self) -> u64 {
+        match &*lock(&self.keep) {
+            Some(k) => k.lease().expires_at,
+            None => self.expires_at_ns,
+        }
+    }
+
+    /// Stops the background renewal (if any) and releases the lease.
+    fn finish(&self, py: Python<'_>) -> PyResult<()> {
+        let keep = lock(&self.keep).take();
+        let r = match keep {
+            Some(k) => py.detach(|| k.release()),
+            None => {
+                let (r, o) = (
+                    utf8(self.resource.bind(py))?.into_owned(),
+                    utf8(self.owner.bind(py))?.into_owned(),
+                );
+                py.detach(|| self.table.release_token(&r, &o, self.token))
+            }
+        };
+        self.gone.store(true, Ordering::SeqCst);
+        r.map_err(|e| to_pyerr(py, e))
+    }
 }
 
 #[pymethods]
 impl RedisLease {
+    /// When the lease ends unless renewed (this process's monotonic clock,
+    /// seconds); moves forward while `lock()` renews it.
     #[getter]
     fn expires_at(&self) -> f64 {
-        crate::lease::secs(self.expires_at_ns)
+        crate::lease::secs(self.local_expiry())
     }
 
-    /// Whether Redis no longer holds this lease (released, expired, or
-    /// taken over); asks the server.
+    /// Whether this lease is no longer held. Under `lock()`: released, a
+    /// renewal was refused or failed until the expiry, or the local expiry
+    /// passed (no server call). Otherwise asks the server (released,
+    /// expired, or taken over).
     #[getter]
     fn lost(&self, py: Python<'_>) -> PyResult<bool> {
+        if self.gone.load(Ordering::SeqCst) {
+            return Ok(true);
+        }
+        if let Some(k) = &*lock(&self.keep) {
+            return Ok(k.is_lost());
+        }
         let r = utf8(self.resource.bind(py))?.into_owned();
         let held = py.detach(|| self.table.lease_status(&r, self.token));
         Ok(held.map_err(|e| to_pyerr(py, e))?.is_none())
+    }
+
+    /// Blocks (GIL released, Ctrl-C honoured) until the lease is lost
+    /// (True) or `timeout` seconds pass (False). Under `lock()` a failed
+    /// renewal wakes it at once; otherwise it wakes at the local expiry
+    /// and then asks the server.
+    #[pyo3(signature = (timeout=None))]
+    fn wait_lost(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        let until = timeout_arg(timeout)?.map(|t| Instant::now() + t);
+        loop {
+            if self.gone.load(Ordering::SeqCst) {
+                return Ok(true);
+            }
+            let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+            let slice = left.map_or(SLICE, |l| l.min(SLICE));
+            let kept = py.detach(|| lock(&self.keep).as_ref().map(|k| k.wait_lost(Some(slice))));
+            match kept {
+                Some(true) => return Ok(true),
+                Some(false) => {}
+                None => {
+                    let to_expiry = self.expires_at_ns.saturating_sub(self.table.now_ns());
+                    // Past the local expiry the server decides (it may
+                    // have been renewed elsewhere).
+                    if to_expiry == 0 && self.lost(py)? {
+                        return Ok(true);
+                    }
+                    let nap = if to_expiry == 0 {
+                        slice
+                    } else {
+                        slice.min(Duration::from_nanos(to_expiry))
+                    };
+                    py.detach(|| std::thread::sleep(nap));
+                }
+            }
+            if until.is_some_and(|u| Instant::now() >= u) {
+                return Ok(false);
+            }
+            py.check_signals()?;
+        }
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
@@ -66,8 +153,6 @@ impl RedisLease {
 #[pyclass(frozen, module = "quorumkit", name = "RedisLeaseTable")]
 pub struct RedisLeaseTable {
     pub(crate) core: CoreTable,
-    /// One renewer thread for every `lock()` of this table.
-    renewer: Renewer,
 }
 
 fn secs_opt(obj: Option<&Bound<'_, PyAny>>, what: &str, default: Duration) -> PyResult<Duration> {
@@ -89,15 +174,29 @@ impl RedisLeaseTable {
             shared: l.mode == Mode::Shared,
             expires_at_ns: l.expires_at,
             table: self.core.clone(),
+            keep: Mutex::new(None),
+            gone: AtomicBool::new(false),
         }
     }
 
-    /// The blocking acquire: queue once, then wait in GIL-free slices.
+    /// The blocking acquire: queue once, then wait in GIL-free slices,
+    /// checking for Ctrl-C between them (a `cancel` wakes the wait at once).
     fn acquire_req(
         &self,
         py: Python<'_>,
         req: &Request<'_>,
-    ) -> PyResult<(RedisLease, quorumkit::lease::Lease)> {
+        cancel: Option<&CoreCancelToken>,
+    ) -> PyResult<RedisLease> {
+        let cancelled = |py| {
+            crate::errors::new_err(
+                py,
+                crate::errors::Kind::Cancelled,
+                "the acquire was cancelled",
+            )
+        };
+        if cancel.is_some_and(CoreCancelToken::is_cancelled) {
+            return Err(cancelled(py));
+        }
         let (r, o) = (
             utf8(&req.resource)?.into_owned(),
             utf8(&req.owner)?.into_owned(),
@@ -105,13 +204,21 @@ impl RedisLeaseTable {
         let (ttl, mode, timeout) = (req.ttl, req.mode, req.timeout);
         let queued = py.detach(|| self.core.enqueue(&r, &o, ttl, mode, timeout));
         let mut ticket = match queued.map_err(|e| to_pyerr(py, e))? {
-            RedisEnqueued::Granted(l) => return Ok((self.wrap(req, l.clone()), l)),
+            RedisEnqueued::Granted(l) => return Ok(self.wrap(req, l)),
             RedisEnqueued::Queued(t) => t,
         };
         loop {
-            match py.detach(|| ticket.wait(Some(SLICE))) {
-                Ok(Some(l)) => return Ok((self.wrap(req, l.clone()), l)),
-                // Ctrl-C: dropping the ticket withdraws the request.
+            let r = py.detach(|| match cancel {
+                Some(c) => ticket.wait_cancellable(Some(SLICE), c),
+                None => ticket.wait(Some(SLICE)),
+            });
+            match r {
+                Ok(Some(l)) => return Ok(self.wrap(req, l)),
+                // Dropping the ticket (on Ctrl-C or a cancel) withdraws
+                // the request, releasing a grant that raced it.
+                Ok(None) if cancel.is_some_and(CoreCancelToken::is_cancelled) => {
+                    return Err(cancelled(py));
+                }
                 Ok(None) => py.check_signals()?,
                 Err(e) => return Err(to_pyerr(py, e)),
             }
@@ -160,10 +267,7 @@ impl RedisLeaseTable {
             ..d
         };
         let core = guard(py, || CoreTable::open(&url, config))?;
-        Ok(RedisLeaseTable {
-            renewer: Renewer::new(core.clone()),
-            core,
-        })
+        Ok(RedisLeaseTable { core })
     }
 
     /// This process's monotonic clock in seconds (the time base of
@@ -180,8 +284,10 @@ impl RedisLeaseTable {
 
     /// Blocks until the lease is granted (FIFO across every process) or
     /// `timeout` seconds pass (`LockTimeoutError`; 0 is a try-lock). The
-    /// GIL is released while waiting; Ctrl-C withdraws the request.
-    #[pyo3(signature = (resource, owner, ttl, timeout=None, shared=None))]
+    /// GIL is released while waiting; Ctrl-C withdraws the request, and so
+    /// does `cancel` (a `CancelToken`; `AcquireCancelledError`).
+    #[pyo3(signature = (resource, owner, ttl, timeout=None, shared=None, cancel=None), text_signature = "($self, resource, owner, ttl, timeout=None, shared=False, cancel=None)")]
+    #[allow(clippy::too_many_arguments)]
     fn acquire(
         &self,
         py: Python<'_>,
@@ -190,37 +296,25 @@ impl RedisLeaseTable {
         ttl: &Bound<'_, PyAny>,
         timeout: Option<&Bound<'_, PyAny>>,
         shared: Option<&Bound<'_, PyAny>>,
+        cancel: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<RedisLease> {
         let req = Request::parse(resource, owner, ttl, timeout, shared)?;
-        self.acquire_req(py, &req).map(|(l, _)| l)
-    }
-
-    /// `with table.lock(resource, owner=..., ttl=...) as lease:` acquires
-    /// (as `acquire`), keeps the lease alive with the table's one renewer
-    /// (every ttl/3 from when each renewal is sent), and releases on exit.
-    /// If a renewal fails, `lost` turns true and `wait_lost` returns; leaving
-    /// the block then raises the reason (the work in it was not protected
-    /// the whole time).
-    #[pyo3(signature = (resource, *, owner, ttl, timeout=None, shared=None))]
-    fn lock(
-        slf: &Bound<'_, Self>,
-        resource: &Bound<'_, PyAny>,
-        owner: &Bound<'_, PyAny>,
-        ttl: &Bound<'_, PyAny>,
-        timeout: Option<&Bound<'_, PyAny>>,
-        shared: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<RedisLeaseContext> {
-        // Parsed now so bad arguments fail at the call, not at `with`.
-        let req = Request::parse(resource, owner, ttl, timeout, shared)?;
-        Ok(RedisLeaseContext {
-            table: slf.clone().unbind(),
-            resource: req.resource.unbind(),
-            owner: req.owner.unbind(),
-            ttl: req.ttl,
-            timeout: req.timeout,
-            mode: req.mode,
-            held: std::sync::Mutex::new(None),
-        })
+        let token = match cancel.filter(|c| !c.is_none()) {
+            None => None,
+            Some(c) => Some(
+                c.cast::<crate::lease::CancelToken>()
+                    .map_err(|_| {
+                        type_error(format!(
+                            "cancel must be a CancelToken or None, not {}",
+                            type_name(c)
+                        ))
+                    })?
+                    .get()
+                    .core
+                    .clone(),
+            ),
+        };
+        self.acquire_req(py, &req, token.as_ref())
     }
 
     /// The lease if it is free now, else None; never queues.
@@ -269,18 +363,46 @@ impl RedisLeaseTable {
             shared: l.shared,
             expires_at_ns: renewed.expires_at,
             table: self.core.clone(),
+            keep: Mutex::new(None),
+            gone: AtomicBool::new(false),
         })
     }
 
-    /// Ends `lease` and hands the resource to the next waiter.
+    /// Ends `lease` (stopping its background renewal, if any) and hands
+    /// the resource to the next waiter.
     fn release(&self, py: Python<'_>, lease: &Bound<'_, PyAny>) -> PyResult<()> {
-        let l = Self::lease_arg(lease)?.get();
-        let (r, o) = (
-            utf8(l.resource.bind(py))?.into_owned(),
-            utf8(l.owner.bind(py))?.into_owned(),
-        );
-        let done = py.detach(|| self.core.release_token(&r, &o, l.token));
-        done.map_err(|e| to_pyerr(py, e))
+        Self::lease_arg(lease)?.get().finish(py)
+    }
+
+    /// `with table.lock(resource, owner=..., ttl=...) as lease:` acquires
+    /// (blocking, as `acquire`), keeps the lease alive with the table's one
+    /// background renewer (every ttl/3, measured from when each renewal is
+    /// sent) and releases it on exit. If the lease was lost meanwhile
+    /// (`lease.lost` turns True, `wait_lost` returns), leaving the block
+    /// raises `LeaseExpiredError` / `NotHolderError` /
+    /// `BackendUnavailableError`: the critical section ran unprotected.
+    #[pyo3(signature = (resource, *, owner, ttl, timeout=None, shared=None, auto_renew=true), text_signature = "($self, resource, *, owner, ttl, timeout=None, shared=False, auto_renew=True)")]
+    #[allow(clippy::too_many_arguments)]
+    fn lock(
+        slf: &Bound<'_, Self>,
+        resource: &Bound<'_, PyAny>,
+        owner: &Bound<'_, PyAny>,
+        ttl: &Bound<'_, PyAny>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        shared: Option<&Bound<'_, PyAny>>,
+        auto_renew: bool,
+    ) -> PyResult<RedisLeaseContext> {
+        let req = Request::parse(resource, owner, ttl, timeout, shared)?;
+        Ok(RedisLeaseContext {
+            table: slf.clone().unbind(),
+            resource: req.resource.unbind(),
+            owner: req.owner.unbind(),
+            ttl: req.ttl,
+            timeout: req.timeout,
+            mode: req.mode,
+            auto_renew,
+            lease: Mutex::new(None),
+        })
     }
 
     /// How many requests wait for `resource`.
@@ -301,7 +423,7 @@ impl RedisLeaseTable {
     }
 }
 
-/// What `RedisLeaseTable.lock()` returns: a context manager.
+/// `with table.lock(...) as lease:` on a `RedisLeaseTable`.
 #[pyclass(frozen, module = "quorumkit", name = "RedisLeaseContext")]
 pub struct RedisLeaseContext {
     table: Py<RedisLeaseTable>,
@@ -310,24 +432,19 @@ pub struct RedisLeaseContext {
     ttl: Duration,
     timeout: Option<Duration>,
     mode: Mode,
-    held: std::sync::Mutex<Option<RenewedLease>>,
-}
-
-impl RedisLeaseContext {
-    fn held(&self) -> std::sync::MutexGuard<'_, Option<RenewedLease>> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    auto_renew: bool,
+    lease: Mutex<Option<Py<RedisLease>>>,
 }
 
 #[pymethods]
 impl RedisLeaseContext {
-    fn __enter__(&self, py: Python<'_>) -> PyResult<RedisLease> {
-        if self.held().is_some() {
+    fn __enter__(&self, py: Python<'_>) -> PyResult<Py<RedisLease>> {
+        if lock(&self.lease).is_some() {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(
                 "this lock() context is already entered",
             ));
         }
-        let table = self.table.bind(py).get();
+        let table = self.table.get();
         let req = Request {
             resource: self.resource.bind(py).clone(),
             owner: self.owner.bind(py).clone(),
@@ -335,13 +452,28 @@ impl RedisLeaseContext {
             timeout: self.timeout,
             mode: self.mode,
         };
-        let (lease, core) = table.acquire_req(py, &req)?;
-        *self.held() = Some(table.renewer.keep(core, self.ttl));
+        let lease = table.acquire_req(py, &req, None)?;
+        if self.auto_renew {
+            let core = quorumkit::lease::Lease {
+                resource: utf8(&req.resource)?.as_ref().into(),
+                owner: utf8(&req.owner)?.as_ref().into(),
+                token: lease.token,
+                mode: self.mode,
+                expires_at: lease.expires_at_ns,
+            };
+            match table.core.keep_alive(core, self.ttl) {
+                Ok(k) => *lock(&lease.keep) = Some(k),
+                Err(e) => {
+                    let _ = lease.finish(py);
+                    return Err(to_pyerr(py, e));
+                }
+            }
+        }
+        let lease = Py::new(py, lease)?;
+        *lock(&self.lease) = Some(lease.clone_ref(py));
         Ok(lease)
     }
 
-    /// Releases the lease; raises why it was lost, if it was, unless the
-    /// block is already raising.
     #[pyo3(signature = (exc_type, _exc, _tb))]
     fn __exit__(
         &self,
@@ -349,49 +481,23 @@ impl RedisLeaseContext {
         exc_type: &Bound<'_, PyAny>,
         _exc: &Bound<'_, PyAny>,
         _tb: &Bound<'_, PyAny>,
-    ) -> PyResult<bool> {
-        let held = self.held().take();
-        if let Some(h) = held {
-            let r = py.detach(|| h.release());
-            if let Err(e) = r
-                && exc_type.is_none()
-            {
-                return Err(to_pyerr(py, e));
+    ) -> PyResult<()> {
+        let lease = lock(&self.lease).take();
+        if let Some(lease) = lease {
+            match lease.get().finish(py) {
+                // An exception already leaving the block wins.
+                Err(e) if exc_type.is_none() => return Err(e),
+                _ => {}
             }
         }
-        Ok(false)
+        Ok(())
     }
 
-    /// Whether a renewal failed while the block ran.
-    #[getter]
-    fn lost(&self) -> bool {
-        self.held().as_ref().is_some_and(|h| h.is_lost())
-    }
-
-    /// Blocks (GIL released) until the lease is lost (True) or `timeout`
-    /// seconds pass (False).
-    #[pyo3(signature = (timeout=None))]
-    fn wait_lost(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
-        let timeout = crate::lease::timeout_arg(timeout)?;
-        let Some(watch) = self.held().as_ref().map(RenewedLease::watch) else {
-            return Ok(false);
-        };
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        // GIL-free slices, so Ctrl-C is honoured.
-        loop {
-            let slice = match deadline {
-                Some(d) => d
-                    .saturating_duration_since(std::time::Instant::now())
-                    .min(SLICE),
-                None => SLICE,
-            };
-            if py.detach(|| watch.wait_lost(Some(slice))) {
-                return Ok(true);
-            }
-            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                return Ok(false);
-            }
-            py.check_signals()?;
-        }
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "RedisLeaseContext(resource={}, held={})",
+            self.resource.bind(py),
+            lock(&self.lease).is_some()
+        )
     }
 }

@@ -92,25 +92,151 @@ def test_redis_down_is_a_clean_error_within_the_timeout(server):
         t.try_acquire("r", "other", 1)
 
 
-def test_lock_renews_in_the_background_and_reports_loss(server):
-    t = qk.RedisLeaseTable(server.url, command_timeout=0.5, connect_timeout=0.5)
-    with t.lock("job", owner="me", ttl=0.3) as lease:
-        time.sleep(1.0)  # > 3 ttls: the table's renewer keeps it
-        assert not lease.lost
-        assert t.try_acquire("job", "other", 1) is None
-    assert t.holders("job") == []
-    # Taken away while held: lost turns true, and leaving the block raises.
-    ctx = t.lock("job2", owner="me", ttl=0.3)
-    with pytest.raises(qk.NotHolderError):
-        with ctx as lease:
-            t.release(lease)  # someone else ends it (here: directly)
-            assert ctx.wait_lost(timeout=2)
-            assert ctx.lost
-    # Redis gone: reported lost within the timeouts, never silently kept.
-    ctx = t.lock("job3", owner="me", ttl=0.3)
-    with pytest.raises(qk.BackendUnavailableError):
-        with ctx:
-            server.stop()
-            assert ctx.wait_lost(timeout=5)
+def _keys(server):
+    """Every key on the server (SCAN), via a raw RESP connection."""
+    import socket
+
+    def cmd(sock, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a.encode() if isinstance(a, str) else a
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        sock.sendall(out)
+        return sock.makefile("rb")
+
+    keys, cursor = [], b"0"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=2) as s:
+        f = None
+        while True:
+            f = cmd(s, "SCAN", cursor, "COUNT", "1000")
+            assert f.readline() == b"*2\r\n"
+            f.readline()
+            cursor = f.readline().strip()
+            n = int(f.readline()[1:])
+            for _ in range(n):
+                f.readline()
+                keys.append(f.readline().strip().decode())
+            if cursor == b"0":
+                return keys
+
+
+def test_no_keys_are_left_after_release(server):
+    t = qk.RedisLeaseTable(server.url, namespace="scan")
+    a = t.acquire("db", "a", 30)
+    got = []
+    w = threading.Thread(target=lambda: got.append(t.acquire("db", "b", 30, timeout=10)))
+    w.start()
+    deadline = time.monotonic() + 5
+    while t.queued("db") < 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert _keys(server), "keys while held and queued"
+    t.release(a)
+    w.join(10)
+    t.release(got[0])
+    with t.lock("other", owner="me", ttl=0.3):
+        time.sleep(0.25)
+    assert _keys(server) == []
+
+
+def test_bad_urls_and_namespaces_are_invalid_arguments():
+    for url in ["http://nope", "redis://127.0.0.1:notaport", "", "not a url"]:
+        with pytest.raises(qk.InvalidArgumentError):
+            qk.RedisLeaseTable(url)
+    with pytest.raises(qk.InvalidArgumentError):
+        qk.RedisLeaseTable("redis://127.0.0.1:1", namespace="a:b")
     with pytest.raises(TypeError):
-        t.lock("x", owner="me", ttl="1")
+        qk.RedisLeaseTable(b"redis://127.0.0.1:1")
+    with pytest.raises(qk.InvalidArgumentError):
+        qk.RedisLeaseTable("redis://127.0.0.1:1", command_timeout=-1)
+
+
+def test_nothing_listening_is_backend_unavailable_within_the_timeout():
+    from conftest import free_port
+
+    t = qk.RedisLeaseTable(f"redis://127.0.0.1:{free_port()}", connect_timeout=0.3, command_timeout=0.3)
+    start = time.monotonic()
+    with pytest.raises(qk.BackendUnavailableError) as e:
+        t.acquire("r", "me", 1, timeout=5)
+    assert isinstance(e.value, ConnectionError) and isinstance(e.value, qk.QuorumkitError)
+    assert time.monotonic() - start < 2
+
+
+def test_a_cancel_token_stops_a_blocked_acquire_promptly(server):
+    t = qk.RedisLeaseTable(server.url)
+    a = t.acquire("r", "a", 30)
+    tok = qk.CancelToken()
+    threading.Timer(0.2, tok.cancel).start()
+    start = time.monotonic()
+    with pytest.raises(qk.AcquireCancelledError):
+        t.acquire("r", "b", 30, cancel=tok)
+    assert time.monotonic() - start < 0.5
+    assert t.queued("r") == 0
+    t.release(a)
+
+
+def test_lock_renews_in_the_background_and_releases(server):
+    t = qk.RedisLeaseTable(server.url, command_timeout=1.0)
+    with t.lock("job", owner="me", ttl=0.3) as lease:
+        assert isinstance(lease, qk.RedisLease)
+        first = lease.expires_at
+        time.sleep(0.9)  # three TTLs: only renewals keep it
+        assert not lease.lost
+        assert lease.expires_at > first
+        assert t.holders("job") == [lease.token]
+        assert t.try_acquire("job", "other", 1) is None
+        assert lease.wait_lost(0.05) is False
+    assert lease.lost
+    assert t.holders("job") == []
+    other = t.acquire("job", "other", 1, timeout=1)
+    assert other.token > lease.token
+    t.release(other)
+
+
+def test_a_lost_lock_is_reported_and_leaving_the_block_raises(server):
+    t = qk.RedisLeaseTable(server.url, command_timeout=1.0)
+    with pytest.raises(qk.NotHolderError):
+        with t.lock("job", owner="me", ttl=0.3) as lease:
+            # Someone else ends it behind the renewer's back.
+            t2 = qk.RedisLeaseTable(server.url)
+            t2.release(t2.renew(lease, 0.3))
+            assert lease.wait_lost(2) is True
+            assert lease.lost
+    # An exception leaving the block wins over the loss.
+    with pytest.raises(KeyError):
+        with t.lock("job2", owner="me", ttl=0.3) as lease:
+            t.release(t.renew(lease, 0.3))
+            lease.wait_lost(2)
+            raise KeyError("mine")
+
+
+def test_lock_reports_a_loss_when_redis_stops(server):
+    t = qk.RedisLeaseTable(server.url, connect_timeout=0.2, command_timeout=0.2)
+    ctx = t.lock("job", owner="me", ttl=0.6)
+    lease = ctx.__enter__()
+    server.stop()
+    start = time.monotonic()
+    assert lease.wait_lost(3) is True
+    assert time.monotonic() - start < 1.0  # by the local expiry
+    with pytest.raises(qk.BackendUnavailableError):
+        ctx.__exit__(None, None, None)
+
+
+def test_one_renewer_thread_for_many_locks(server):
+    import contextlib
+
+    t = qk.RedisLeaseTable(server.url)
+
+    def renewers():
+        import os
+
+        n = 0
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/comm") as f:
+                n += f.read().startswith("quorumkit-redis")
+        return n
+
+    with contextlib.ExitStack() as stack:
+        leases = [stack.enter_context(t.lock(f"r{i}", owner="me", ttl=0.3)) for i in range(10)]
+        time.sleep(0.5)
+        assert renewers() == 1
+        assert not any(lease.lost for lease in leases)

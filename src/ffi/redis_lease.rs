@@ -15,10 +15,6 @@ use crate::error::Error;
 use crate::lease::redis::{RedisConfig, RedisEnqueued, RedisLeaseTable};
 use crate::lease::{CancelToken, Cancelled, Lease, Mode};
 
-/// How often a blocked acquire looks at its cancel signals (a Redis wait
-/// cannot be woken from another thread, so cancels are seen this late).
-const CANCEL_CHECK: Duration = Duration::from_millis(20);
-
 /// A lease table kept in Redis (README, "Lock leases"): every process that
 /// opens the same server and namespace shares its leases, FIFO queues and
 /// fencing tokens; expiry is the server's, so a crashed holder's lease
@@ -173,7 +169,7 @@ fn cancelled(resource: &str) -> Failure {
 /// Acquires a lease, blocking until granted (FIFO across every process),
 /// `timeout_ns` passes (`QK_TIMEOUT_FOREVER`: no limit; 0: only if free
 /// now), or `cancel` fires / the table is freed (`QK_ERR_CANCELLED`, seen
-/// within 20 ms). `cancel` may be NULL. `expires_at_ns` of the result is on
+/// within a round trip to the server). `cancel` may be NULL. `expires_at_ns` of the result is on
 /// this process's monotonic clock, measured from when the request was sent.
 ///
 /// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`,
@@ -213,19 +209,22 @@ pub unsafe extern "C" fn qk_redis_lease_table_acquire(
         let mode = mode_of(mode)?;
         let t = n.table;
         let _inside = t.inside.enter();
-        let stop = || t.closing.is_cancelled() || user.as_ref().is_some_and(|u| u.is_cancelled());
-        if stop() {
+        // Fires when the caller's signal does or the table is freed.
+        let stop = CancelToken::new();
+        t.closing.link(&stop);
+        if let Some(u) = &user {
+            u.link(&stop);
+        }
+        if stop.is_cancelled() {
             return Err(cancelled(n.resource));
         }
         let timeout = (timeout_ns != QK_TIMEOUT_FOREVER).then(|| Duration::from_nanos(timeout_ns));
         let ttl = Duration::from_nanos(ttl_ns);
         let lease: Lease = match t.table.enqueue(n.resource, n.owner, ttl, mode, timeout)? {
             RedisEnqueued::Granted(l) => l,
-            RedisEnqueued::Queued(mut ticket) => loop {
-                if let Some(l) = ticket.wait(Some(CANCEL_CHECK))? {
-                    break l;
-                }
-                if stop() {
+            RedisEnqueued::Queued(mut ticket) => match ticket.wait_cancellable(None, &stop)? {
+                Some(l) => l,
+                None => {
                     if let Cancelled::Granted(l) = ticket.cancel()? {
                         t.table.release(&l)?;
                     }

@@ -167,8 +167,15 @@ void test_redis_lease(void) {
     pthread_t tw;
     REQUIRE(pthread_create(&tw, NULL, wait_lease, &w) == 0);
     for (int i = 0; i < 500 && queued(t) < 1; i++) nap_ms(5);
+    nap_ms(50); /* into its blocking read */
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_MONOTONIC, &c0);
     CHECK_OK(qk_cancel_fire(c, NULL));
     REQUIRE(pthread_join(tw, NULL) == 0);
+    clock_gettime(CLOCK_MONOTONIC, &c1);
+    /* Woken by the cancel, not by its next re-check (1 s away). */
+    long cancel_ms = (c1.tv_sec - c0.tv_sec) * 1000 + (c1.tv_nsec - c0.tv_nsec) / 1000000;
+    CHECK(cancel_ms < 300);
     CHECK(w.status == QK_ERR_CANCELLED && w.err.status == QK_ERR_CANCELLED);
     CHECK(queued(t) == 0);
     qk_cancel_free(c);
@@ -194,6 +201,31 @@ void test_redis_lease(void) {
               QK_ERR_INVALID_ARG);
     CHECK_ERR(qk_redis_lease_table_try_acquire(t, STR("r"), STR("o"), SEC, QK_LEASE_EXCLUSIVE, NULL, NULL),
               QK_ERR_NULL_ARG);
+    /* NULL arguments, each with a message naming the argument. */
+    size_t qn = 0;
+    CHECK_ERR(qk_redis_lease_table_acquire(NULL, STR("r"), STR("o"), SEC, QK_LEASE_EXCLUSIVE, 0, NULL, &x, &err),
+              QK_ERR_NULL_ARG);
+    CHECK(strstr(err.message, "table") != NULL);
+    CHECK_ERR(qk_redis_lease_table_acquire(t, NULL, 1, STR("o"), SEC, QK_LEASE_EXCLUSIVE, 0, NULL, &x, &err),
+              QK_ERR_NULL_ARG);
+    CHECK(strstr(err.message, "resource") != NULL);
+    CHECK_ERR(qk_redis_lease_table_acquire(t, STR("r"), NULL, 1, SEC, QK_LEASE_EXCLUSIVE, 0, NULL, &x, &err),
+              QK_ERR_NULL_ARG);
+    CHECK(strstr(err.message, "owner") != NULL);
+    CHECK_ERR(qk_redis_lease_table_acquire(t, STR("r"), STR("o"), SEC, QK_LEASE_EXCLUSIVE, 0, NULL, NULL, NULL),
+              QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_redis_lease_table_renew(NULL, STR("r"), STR("o"), 1, SEC, &x, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_redis_lease_table_renew(t, STR("r"), STR("o"), 1, SEC, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_redis_lease_table_release(NULL, STR("r"), STR("o"), 1, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_redis_lease_table_release(t, NULL, 1, STR("o"), 1, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_redis_lease_table_queue_len(NULL, STR("r"), &qn, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_redis_lease_table_queue_len(t, STR("r"), NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_redis_lease_table_new(url, NULL, 0, 0, 0, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_redis_lease_table_new("redis://127.0.0.1:notaport", NULL, 0, 0, 0, &bad, &err),
+              QK_ERR_INVALID_ARG);
+    CHECK(strstr(err.message, "URL") != NULL && bad == NULL);
+    /* Renew and release of a lease that is not held: NOT_HOLDER, not a crash. */
+    CHECK_ERR(qk_redis_lease_table_renew(t, STR("r"), STR("o"), 12345, SEC, &x, NULL), QK_ERR_NOT_HOLDER);
 
     /* Leader election over Redis: the epoch is the lease's token. */
     qk_election *ea = NULL, *eb = NULL;
@@ -223,6 +255,12 @@ void test_redis_lease(void) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     CHECK(t1.tv_sec - t0.tv_sec < 3);
     CHECK(strlen(err.message) > 0);
+    CHECK_ERR(qk_redis_lease_table_acquire(t, STR("r"), STR("o"), SEC, QK_LEASE_EXCLUSIVE, SEC, NULL, &x, &err),
+              QK_ERR_BACKEND_UNAVAILABLE);
+    CHECK(strstr(err.message, "redis") != NULL);
+    CHECK_ERR(qk_redis_lease_table_renew(t, STR("r"), STR("o"), 1, SEC, &x, NULL), QK_ERR_BACKEND_UNAVAILABLE);
+    CHECK_ERR(qk_redis_lease_table_release(t, STR("r"), STR("o"), 1, NULL), QK_ERR_BACKEND_UNAVAILABLE);
+    CHECK_ERR(qk_redis_lease_table_queue_len(t, STR("r"), &qn, NULL), QK_ERR_BACKEND_UNAVAILABLE);
     qk_redis_lease_table_free(t);
     qk_redis_lease_table_free(NULL);
 }

@@ -138,7 +138,8 @@ impl Pool {
     /// entry in list `key`, with a read timeout of `wait + command_timeout`.
     /// `BLMOVE key key` reads without taking: if the reply is lost (a broken
     /// connection), the entry is still there for the next re-check. Once
-    /// read, the list is deleted on the same connection.
+    /// read, the list is deleted on the same connection, except after a
+    /// [`NUDGE`], which alone is removed (a grant pushed meanwhile stays).
     pub fn wait_entry(&self, key: &str, wait: Duration) -> Result<Option<String>> {
         let wait = wait.max(Duration::from_millis(1));
         let secs = format!("{:.3}", wait.as_secs_f64());
@@ -154,13 +155,41 @@ impl Pool {
                 .query(con);
             con.set_read_timeout(Some(self.command_timeout))?;
             let out = out?;
-            if out.is_some() {
-                redis::cmd("DEL").arg(key).exec(con)?;
+            match out.as_deref() {
+                None => {}
+                Some(NUDGE) => redis::cmd("LREM").arg(key).arg(0).arg(NUDGE).exec(con)?,
+                Some(_) => redis::cmd("DEL").arg(key).exec(con)?,
             }
             Ok(out)
         })
     }
+
+    /// Pushes a [`NUDGE`] onto list `key` so that a waiter blocked reading
+    /// it wakes at once (or does not block at all if it reads later). A new
+    /// list lives `ttl_ms`; an existing one (holding a grant) keeps its TTL.
+    pub fn nudge(&self, key: &str, ttl_ms: u64) -> Result<()> {
+        self.run(|con| {
+            NUDGE_SCRIPT
+                .key(key)
+                .arg(NUDGE)
+                .arg(ttl_ms.max(1))
+                .invoke::<i64>(con)
+                .map(|_| ())
+        })
+    }
 }
+
+/// What a cancel pushes onto a waiter's wake-up list: not a grant (grants
+/// are `"token expiry"`); the scripts skip it.
+pub(crate) const NUDGE: &str = "c";
+
+static NUDGE_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "local n = redis.call('LPUSH', KEYS[1], ARGV[1])\n\
+         if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n\
+         return n",
+    )
+});
 
 /// A URL with its password replaced, for messages.
 pub(crate) fn redact(url: &str) -> String {

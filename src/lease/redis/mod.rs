@@ -12,6 +12,8 @@
 //! - `scripts` and `lua/`: one atomic Lua script per operation, run with
 //!   `EVALSHA` (loaded again after `NOSCRIPT`).
 //! - [`ticket`]: [`RedisTicket`], a queued request and its wake-ups.
+//! - [`renewer`]: [`KeepAlive`], a lease renewed in the background by the
+//!   table's one renewer thread.
 //!
 //! How it works:
 //! - **Expiry** is the server's: a lease's end is a server-clock score the
@@ -58,7 +60,7 @@ use redis::Value;
 
 pub use config::RedisConfig;
 pub use keys::{MAX_NAME_LEN, MAX_NAMESPACE_LEN};
-pub use renewer::{LossWatch, RenewedLease, Renewer};
+pub use renewer::KeepAlive;
 pub use ticket::{RedisEnqueued, RedisTicket};
 
 use super::clock::MonotonicClock;
@@ -72,6 +74,7 @@ struct Inner {
     pool: Pool,
     config: RedisConfig,
     common: Common,
+    renewer: renewer::Renewer,
 }
 
 /// A lease table kept in Redis. Cheap to clone (one shared pool); safe to
@@ -149,6 +152,7 @@ impl RedisLeaseTable {
                 pool,
                 config,
                 common,
+                renewer: renewer::Renewer::default(),
             }),
         })
     }
@@ -201,6 +205,10 @@ impl RedisLeaseTable {
 
     pub(crate) fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    pub(crate) fn renewer(&self) -> &renewer::Renewer {
+        &self.inner.renewer
     }
 
     fn acquire_call(

@@ -1,301 +1,309 @@
-//! [`Renewer`]: one background thread that keeps every registered lease
-//! of a [`RedisLeaseTable`] alive, renewing each at a third of its TTL
-//! measured from when the previous renewal was *sent* (so a slow reply
-//! never pushes a renewal past the expiry). A failed renewal ends that
-//! lease's protection at once: it is reported lost, never silently kept.
+//! Auto-renewal for a [`RedisLeaseTable`]: one renewer thread per table
+//! serves every lease kept alive through it (not a thread per lease).
+//!
+//! Each lease is renewed `ttl / 3` after its last renewal *was sent*, so
+//! the schedule never drifts past the expiry the server computed from that
+//! request. A renewal that Redis refuses (`LeaseExpired`, `NotHolder`)
+//! marks the lease lost at once; one that cannot reach Redis is retried
+//! (every `ttl / 10`, at most 200 ms apart) until the lease's local expiry
+//! passes, and then it is lost too: a lease whose renewals fail is
+//! reported lost, never silently kept. `is_lost` is also true as soon as
+//! the local clock passes the last known expiry, even if the renewer is
+//! late.
+//!
+//! The thread holds the table while it has leases to renew and exits when
+//! it has none; the next [`RedisLeaseTable::keep_alive`] starts it again.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::RedisLeaseTable;
 use crate::error::{Error, Result};
 use crate::lease::Lease;
+use crate::lease::clock::nanos;
 
-/// What the renewer and the lease's owner share.
-#[derive(Default)]
-struct Status {
-    state: Mutex<StatusState>,
-    cv: Condvar,
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-#[derive(Default)]
-struct StatusState {
-    lease: Option<Lease>,
+struct EntryState {
+    lease: Lease,
+    /// Local monotonic ns at which the next renewal is due.
+    next_at: u64,
+    renewals: u64,
     lost: Option<Error>,
+    stopped: bool,
 }
 
 struct Entry {
-    lease: Lease,
     ttl: Duration,
-    next: Instant,
-    status: Arc<Status>,
+    st: Mutex<EntryState>,
+    cv: Condvar,
 }
 
-#[derive(Default)]
-struct State {
-    entries: HashMap<u64, Entry>,
-    next_id: u64,
-    thread: bool,
-}
+impl Entry {
+    fn period(&self) -> u64 {
+        (nanos(self.ttl) / 3).max(1)
+    }
 
-struct Inner {
-    table: RedisLeaseTable,
-    state: Mutex<State>,
-    wake: Condvar,
-}
+    fn retry(&self) -> u64 {
+        (nanos(self.ttl) / 10).clamp(1_000_000, 200_000_000)
+    }
 
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn done(st: &EntryState) -> bool {
+        st.stopped || st.lost.is_some()
     }
 }
 
-/// The table-wide renewer. Cloning gives another handle to the same one.
-#[derive(Clone)]
-pub struct Renewer {
-    inner: Arc<Inner>,
+#[derive(Default)]
+struct Sched {
+    entries: Vec<Arc<Entry>>,
+    running: bool,
 }
 
-impl std::fmt::Debug for Renewer {
+/// The table's renewer: its schedule and the condvar its thread sleeps on.
+#[derive(Default)]
+pub(crate) struct Renewer {
+    sched: Mutex<Sched>,
+    cv: Condvar,
+}
+
+impl Renewer {
+    fn add(&self, table: &RedisLeaseTable, e: Arc<Entry>) {
+        let mut s = lock(&self.sched);
+        s.entries.push(e);
+        if !s.running {
+            s.running = true;
+            let t = table.clone();
+            let spawned = std::thread::Builder::new()
+                .name("quorumkit-redis-renewer".into())
+                .spawn(move || run(t));
+            if spawned.is_err() {
+                s.running = false;
+                // Without a thread nothing renews: the lease is lost at
+                // its expiry, which `is_lost` reports.
+            }
+        }
+        drop(s);
+        self.cv.notify_all();
+    }
+
+    fn poke(&self) {
+        let _s = lock(&self.sched);
+        self.cv.notify_all();
+    }
+}
+
+fn run(table: RedisLeaseTable) {
+    let renewer = table.renewer();
+    loop {
+        let due: Vec<Arc<Entry>> = {
+            let mut s = lock(&renewer.sched);
+            loop {
+                s.entries.retain(|e| !Entry::done(&lock(&e.st)));
+                if s.entries.is_empty() {
+                    s.running = false;
+                    return;
+                }
+                let now = table.now_ns();
+                let next = s
+                    .entries
+                    .iter()
+                    .map(|e| lock(&e.st).next_at)
+                    .min()
+                    .unwrap_or(u64::MAX);
+                if next <= now {
+                    break;
+                }
+                s = renewer
+                    .cv
+                    .wait_timeout(s, Duration::from_nanos(next - now))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            let now = table.now_ns();
+            s.entries
+                .iter()
+                .filter(|e| lock(&e.st).next_at <= now)
+                .cloned()
+                .collect()
+        };
+        for e in due {
+            renew_one(&table, &e);
+        }
+    }
+}
+
+fn renew_one(table: &RedisLeaseTable, e: &Entry) {
+    let lease = {
+        let st = lock(&e.st);
+        if Entry::done(&st) {
+            return;
+        }
+        st.lease.clone()
+    };
+    let sent = table.now_ns();
+    let result = table.renew_token(&lease.resource, &lease.owner, lease.token, e.ttl);
+    let mut st = lock(&e.st);
+    if st.stopped {
+        return;
+    }
+    match result {
+        Ok(l) => {
+            st.lease.expires_at = l.expires_at;
+            st.next_at = sent.saturating_add(e.period());
+            st.renewals += 1;
+        }
+        Err(err @ Error::BackendUnavailable(_)) => {
+            let now = table.now_ns();
+            if now >= st.lease.expires_at {
+                st.lost = Some(err);
+            } else {
+                st.next_at = now.saturating_add(e.retry()).min(st.lease.expires_at);
+            }
+        }
+        Err(err) => st.lost = Some(err),
+    }
+    drop(st);
+    e.cv.notify_all();
+}
+
+/// A lease that the table's renewer keeps alive (see the module docs).
+/// Dropping it stops the renewals and releases the lease (best effort).
+pub struct KeepAlive {
+    table: RedisLeaseTable,
+    entry: Arc<Entry>,
+}
+
+impl std::fmt::Debug for KeepAlive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Renewer")
-            .field("leases", &self.inner.lock().entries.len())
+        f.debug_struct("KeepAlive")
+            .field("lease", &self.lease())
+            .field("lost", &self.is_lost())
             .finish()
     }
 }
 
-/// A lease kept alive by a [`Renewer`] until [`release`](Self::release)d
-/// (or dropped, which releases it too).
-pub struct RenewedLease {
-    id: u64,
-    renewer: Renewer,
-    status: Arc<Status>,
-    released: bool,
-}
-
-impl Renewer {
-    /// A renewer for `table`; its thread starts with the first lease and
-    /// ends when none is left.
-    pub fn new(table: RedisLeaseTable) -> Self {
-        Renewer {
-            inner: Arc::new(Inner {
-                table,
-                state: Mutex::new(State::default()),
-                wake: Condvar::new(),
-            }),
-        }
-    }
-
-    /// Keeps `lease` alive, renewing it for `ttl` every `ttl / 3`.
-    pub fn keep(&self, lease: Lease, ttl: Duration) -> RenewedLease {
-        let status = Arc::new(Status::default());
-        status.state.lock().unwrap_or_else(|e| e.into_inner()).lease = Some(lease.clone());
-        let mut st = self.inner.lock();
-        let id = st.next_id;
-        st.next_id += 1;
-        st.entries.insert(
-            id,
-            Entry {
+impl RedisLeaseTable {
+    /// Keeps `lease` (held from this table) alive: the table's one renewer
+    /// thread renews it to `ttl` every `ttl / 3`, counted from when the
+    /// previous renewal was sent (from the lease's grant for the first).
+    pub fn keep_alive(&self, lease: Lease, ttl: Duration) -> Result<KeepAlive> {
+        super::config::ttl_ms(ttl)?;
+        let ttl = ttl.max(Duration::from_nanos(1));
+        let period = (nanos(ttl) / 3).max(1);
+        // The grant's expiry was counted from its request's sending: the
+        // first renewal is due a third of the way through, whatever `ttl`.
+        let granted_at = lease.expires_at.saturating_sub(nanos(ttl));
+        let entry = Arc::new(Entry {
+            ttl,
+            st: Mutex::new(EntryState {
+                next_at: granted_at.saturating_add(period),
                 lease,
-                ttl,
-                next: Instant::now() + ttl / 3,
-                status: status.clone(),
-            },
-        );
-        if !st.thread {
-            st.thread = true;
-            let weak = Arc::downgrade(&self.inner);
-            std::thread::Builder::new()
-                .name("qk-redis-renewer".into())
-                .spawn(move || run(weak))
-                .expect("spawn the lease renewer thread");
-        }
-        drop(st);
-        self.inner.wake.notify_all();
-        RenewedLease {
-            id,
-            renewer: self.clone(),
-            status,
-            released: false,
-        }
-    }
-
-    /// How many leases it keeps alive now.
-    pub fn len(&self) -> usize {
-        self.inner.lock().entries.len()
-    }
-
-    /// Whether it keeps none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+                renewals: 0,
+                lost: None,
+                stopped: false,
+            }),
+            cv: Condvar::new(),
+        });
+        self.renewer().add(self, entry.clone());
+        Ok(KeepAlive {
+            table: self.clone(),
+            entry,
+        })
     }
 }
 
-/// The renewer thread: sleeps until the earliest renewal is due, renews
-/// the due leases, and exits when none is left.
-fn run(weak: Weak<Inner>) {
-    loop {
-        let Some(inner) = weak.upgrade() else { return };
-        let due: Vec<(u64, Lease, Duration)> = {
-            let mut st = inner.lock();
-            loop {
-                if st.entries.is_empty() {
-                    st.thread = false;
-                    return;
-                }
-                let now = Instant::now();
-                let earliest = st
-                    .entries
-                    .values()
-                    .map(|e| e.next)
-                    .min()
-                    .expect("not empty");
-                if earliest <= now {
-                    break;
-                }
-                st = inner
-                    .wake
-                    .wait_timeout(st, earliest - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-            let now = Instant::now();
-            st.entries
-                .iter()
-                .filter(|(_, e)| e.next <= now)
-                .map(|(id, e)| (*id, e.lease.clone(), e.ttl))
-                .collect()
-        };
-        for (id, lease, ttl) in due {
-            let sent = Instant::now();
-            let result = inner.table.renew(&lease, ttl);
-            let mut st = inner.lock();
-            let Some(entry) = st.entries.get_mut(&id) else {
-                continue; // released meanwhile
-            };
-            let status = entry.status.clone();
-            match result {
-                Ok(l) => {
-                    entry.lease = l.clone();
-                    entry.next = sent + ttl / 3;
-                    drop(st);
-                    status.state.lock().unwrap_or_else(|e| e.into_inner()).lease = Some(l);
-                }
-                Err(e) => {
-                    st.entries.remove(&id);
-                    drop(st);
-                    status.state.lock().unwrap_or_else(|e| e.into_inner()).lost = Some(e);
-                    status.cv.notify_all();
-                }
-            }
-        }
-        drop(inner);
+impl KeepAlive {
+    /// The lease as last renewed (its `expires_at` moves forward).
+    pub fn lease(&self) -> Lease {
+        lock(&self.entry.st).lease.clone()
     }
-}
 
-/// A handle that watches one [`RenewedLease`] for loss from anywhere
-/// (cloneable; it does not keep the lease alive).
-#[derive(Clone)]
-pub struct LossWatch {
-    status: Arc<Status>,
-}
+    /// How many renewals succeeded.
+    pub fn renewals(&self) -> u64 {
+        lock(&self.entry.st).renewals
+    }
 
-impl LossWatch {
-    /// Whether a renewal failed.
+    fn lost_in(&self, st: &EntryState) -> bool {
+        st.lost.is_some() || (!st.stopped && self.table.now_ns() >= st.lease.expires_at)
+    }
+
+    /// Whether the lease is lost: a renewal was refused or failed until
+    /// the expiry, or the local clock has passed its last known expiry.
     pub fn is_lost(&self) -> bool {
-        self.status
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .lost
-            .is_some()
+        self.lost_in(&lock(&self.entry.st))
     }
 
-    /// Blocks until the lease is lost (true) or `timeout` passes (false).
+    /// Why it was lost, if a renewal said so (`LeaseExpired`, `NotHolder`,
+    /// `BackendUnavailable`).
+    pub fn lost_reason(&self) -> Option<Error> {
+        lock(&self.entry.st).lost.clone()
+    }
+
+    /// Blocks until the lease is lost (true) or `timeout` passes (false;
+    /// `None`: as long as it takes, or until stopped).
     pub fn wait_lost(&self, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut st = self.status.state.lock().unwrap_or_else(|e| e.into_inner());
+        let until = timeout.map(|t| Instant::now() + t);
+        let mut st = lock(&self.entry.st);
         loop {
-            if st.lost.is_some() {
+            if self.lost_in(&st) {
                 return true;
             }
-            st = match deadline {
-                None => self.status.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return false;
-                    }
-                    self.status
-                        .cv
-                        .wait_timeout(st, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+            if st.stopped {
+                return false;
+            }
+            let left = st.lease.expires_at.saturating_sub(self.table.now_ns());
+            let mut wait = Duration::from_nanos(left.max(1));
+            if let Some(u) = until {
+                let now = Instant::now();
+                if now >= u {
+                    return false;
                 }
-            };
+                wait = wait.min(u - now);
+            }
+            st = self
+                .entry
+                .cv
+                .wait_timeout(st, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Stops renewing; returns the lease as last renewed and why a renewal
+    /// lost it, if one did.
+    pub fn stop(&self) -> (Lease, Option<Error>) {
+        let out = {
+            let mut st = lock(&self.entry.st);
+            st.stopped = true;
+            (st.lease.clone(), st.lost.clone())
+        };
+        self.entry.cv.notify_all();
+        self.table.renewer().poke();
+        out
+    }
+
+    /// Stops renewing and releases the lease. If a renewal lost it,
+    /// returns why and releases nothing; if only the local expiry passed,
+    /// the server decides (`LeaseExpired` if it had ended).
+    pub fn release(self) -> Result<()> {
+        let (lease, lost) = self.stop();
+        match lost {
+            Some(e) => Err(e),
+            None => self.table.release(&lease),
         }
     }
 }
 
-impl RenewedLease {
-    /// A watcher of this lease's loss, usable from other threads.
-    pub fn watch(&self) -> LossWatch {
-        LossWatch {
-            status: self.status.clone(),
-        }
-    }
-
-    /// The lease as last renewed.
-    pub fn lease(&self) -> Lease {
-        let st = self.status.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.lease.clone().expect("set at creation")
-    }
-
-    /// Whether a renewal failed (the lease may have passed to another).
-    pub fn is_lost(&self) -> bool {
-        self.lost_reason().is_some()
-    }
-
-    /// Why the renewal failed (`LeaseExpired`, `NotHolder`,
-    /// `BackendUnavailable`, ...), if it did.
-    pub fn lost_reason(&self) -> Option<Error> {
-        self.status
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .lost
-            .clone()
-    }
-
-    /// Blocks until the lease is lost (true) or `timeout` passes (false).
-    pub fn wait_lost(&self, timeout: Option<Duration>) -> bool {
-        self.watch().wait_lost(timeout)
-    }
-
-    /// Stops renewing and releases the lease. If it was lost, returns why
-    /// (the work done under it was not protected the whole time).
-    pub fn release(mut self) -> Result<()> {
-        self.finish()
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        if self.released {
-            return Ok(());
-        }
-        self.released = true;
-        self.renewer.inner.lock().entries.remove(&self.id);
-        self.renewer.inner.wake.notify_all();
-        if let Some(e) = self.lost_reason() {
-            return Err(e);
-        }
-        let lease = self.lease();
-        self.renewer.inner.table.release(&lease)
-    }
-}
-
-impl Drop for RenewedLease {
+impl Drop for KeepAlive {
     fn drop(&mut self) {
-        let _ = self.finish();
+        if lock(&self.entry.st).stopped {
+            return;
+        }
+        let (lease, lost) = self.stop();
+        if lost.is_none() {
+            let _ = self.table.release(&lease);
+        }
     }
 }

@@ -4,16 +4,24 @@
 //! renews the heartbeat, says when time alone could let it in). No polling
 //! of the resource: the read returns as soon as the grant is pushed. A
 //! grant whose reply was lost stays in the list for the next re-check.
+//!
+//! Waiting in slices (`wait(Some(slice))`, as the Python face does to
+//! check for Ctrl-C) costs one blocking read per slice; the re-check
+//! script still runs only every `recheck_interval` (or at a hinted time).
+//! A [`CancelToken`] wakes a blocked read at once: its cancel pushes a
+//! nudge onto the waiter's wake-up list (`wait_cancellable`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::conn::NUDGE;
 use super::keys::ResourceKeys;
 use super::scripts;
 use super::{Call, RedisLeaseTable, Stamp, lease, mode_char};
 use crate::error::{Error, Result};
+use crate::lease::cancel::Wake;
 use crate::lease::table::Cancelled;
-use crate::lease::{Lease, Mode};
+use crate::lease::{CancelToken, Lease, Mode};
 
 /// What [`RedisLeaseTable::enqueue`] did.
 #[derive(Debug)]
@@ -47,7 +55,24 @@ pub struct RedisTicket {
     stamp: Stamp,
     /// Until when time alone keeps this request out (head of the queue).
     look: Option<Instant>,
+    /// When the next re-check is due (heartbeat, lost wake-ups).
+    next_check: Instant,
     finished: bool,
+}
+
+/// Registered with a [`CancelToken`] while a ticket waits: a cancel pushes
+/// a nudge onto the wake-up list, which ends the blocking read at once.
+struct Nudge {
+    table: RedisLeaseTable,
+    key: String,
+}
+
+impl Wake for Nudge {
+    fn wake(&self) {
+        // Best effort: if Redis is unreachable the read ends with its slice.
+        let ttl = super::config::ceil_ms(self.table.config().waiter_ttl);
+        let _ = self.table.pool().nudge(&self.key, ttl);
+    }
 }
 
 impl std::fmt::Debug for RedisTicket {
@@ -81,11 +106,13 @@ impl RedisTicket {
         sent: Instant,
         look_ms: i64,
     ) -> Self {
+        let next_check = sent + table.config().recheck_interval;
         RedisTicket {
             table,
             req: Box::new(req),
             stamp,
             look: hint(sent, look_ms),
+            next_check,
             finished: false,
         }
     }
@@ -112,11 +139,41 @@ impl RedisTicket {
     /// not answer (the ticket stays queued while its heartbeat lasts; wait
     /// again). After the outcome is given this answers `InvalidArgument`.
     pub fn wait(&mut self, max: Option<Duration>) -> Result<Option<Lease>> {
+        self.wait_inner(max, None)
+    }
+
+    /// [`wait`](Self::wait) that also returns `Ok(None)` as soon as
+    /// `cancel` is cancelled, from any thread (the request stays queued:
+    /// withdraw it with [`cancel`](Self::cancel)). The cancel wakes a
+    /// blocked read by pushing a nudge onto this waiter's wake-up list, so
+    /// it is seen within a round trip, not at the end of a slice.
+    pub fn wait_cancellable(
+        &mut self,
+        max: Option<Duration>,
+        cancel: &CancelToken,
+    ) -> Result<Option<Lease>> {
+        if self.finished {
+            return Err(Error::invalid("this ticket's outcome was already taken"));
+        }
+        let nudge: Arc<dyn Wake> = Arc::new(Nudge {
+            table: self.table.clone(),
+            key: self.req.keys.wake(self.req.id),
+        });
+        cancel.register(Arc::downgrade(&nudge));
+        let out = self.wait_inner(max, Some(cancel));
+        drop(nudge);
+        out
+    }
+
+    fn wait_inner(
+        &mut self,
+        max: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Option<Lease>> {
         if self.finished {
             return Err(Error::invalid("this ticket's outcome was already taken"));
         }
         let until = max.map(|m| Instant::now() + m);
-        let recheck = self.table.config().recheck_interval;
         loop {
             let now = Instant::now();
             if self.req.deadline.is_some_and(|d| now >= d) {
@@ -128,42 +185,54 @@ impl RedisTicket {
                     }),
                 };
             }
-            if until.is_some_and(|u| now >= u) {
+            if cancel.is_some_and(CancelToken::is_cancelled) || until.is_some_and(|u| now >= u) {
                 return Ok(None);
             }
+            // A re-check is due every recheck_interval, and at the hinted
+            // time (the holder's expiry, the lock-delay's end).
+            let check_at = match self.look {
+                Some(l) => l.min(self.next_check),
+                None => self.next_check,
+            };
+            if now >= check_at {
+                if let Some(l) = self.recheck()? {
+                    return Ok(Some(l));
+                }
+                continue;
+            }
             let look = self.look.map(|l| l.saturating_duration_since(now));
-            let mut slice = recheck;
-            for bound in [
-                look,
-                self.req.deadline.map(|d| d - now),
-                until.map(|u| u - now),
-            ]
-            .into_iter()
-            .flatten()
+            let mut slice = check_at - now;
+            for bound in [self.req.deadline.map(|d| d - now), until.map(|u| u - now)]
+                .into_iter()
+                .flatten()
             {
                 slice = slice.min(bound);
             }
-            if look.is_some_and(|l| l <= slice && l <= READ_SLACK) {
+            if slice < Duration::from_millis(1)
+                || look.is_some_and(|l| l <= slice && l <= READ_SLACK)
+            {
                 // The holder's expiry (or lock-delay end) is imminent: a
                 // blocking read's timeout could overshoot it, so sleep here. A grant
                 // pushed meanwhile waits in the list for the re-check.
                 std::thread::sleep(slice);
-            } else if slice >= Duration::from_millis(1) {
-                // Wake before a hinted time even if the server is late; the
-                // re-check then gives the short rest of it.
-                let sleep = match look {
-                    Some(l) if l <= slice => l - READ_SLACK,
-                    _ => slice,
-                };
-                let wake = self.req.keys.wake(self.req.id);
-                if let Some(entry) = self.table.pool().wait_entry(&wake, sleep)? {
+                continue;
+            }
+            // Wake before a hinted time even if the server is late; the
+            // re-check then gives the short rest of it.
+            let sleep = match look {
+                Some(l) if l <= slice => l - READ_SLACK,
+                _ => slice,
+            };
+            let wake = self.req.keys.wake(self.req.id);
+            match self.table.pool().wait_entry(&wake, sleep)? {
+                // A cancel's nudge (or a stale one): the loop looks at the token.
+                Some(entry) if entry == NUDGE => {}
+                Some(entry) => {
                     let (token, exp_ms) = scripts::parse_grant(&entry)?;
                     let at = self.stamp.local(exp_ms);
                     return Ok(Some(self.granted(token as i64, at)));
                 }
-            }
-            if let Some(l) = self.recheck()? {
-                return Ok(Some(l));
+                None => {}
             }
         }
     }
@@ -174,6 +243,7 @@ impl RedisTicket {
         let ttl = self.req.ttl_ms.to_string();
         let hb = super::config::ceil_ms(self.table.config().waiter_ttl).to_string();
         let sent = Instant::now();
+        self.next_check = sent + self.table.config().recheck_interval;
         let (r, stamp) = self.table.call(
             &scripts::POLL,
             Call {

@@ -212,8 +212,12 @@ local function tidy()
 end
 
 -- Reads a wake-up entry ("token expiry") into numbers.
+-- Anything else (a client's cancel nudge) reads as expired, so it is skipped.
 local function parse_grant(s)
   local sp = string.find(s, ' ', 1, true)
+  if not sp then
+    return 0, 0
+  end
   return tonumber(string.sub(s, 1, sp - 1)), tonumber(string.sub(s, sp + 1))
 end
 
