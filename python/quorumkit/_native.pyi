@@ -9,6 +9,7 @@ from typing import Any, Literal, final
 from typing_extensions import Buffer, Self, TypeAlias
 
 from quorumkit._asyncio import AsyncLeaseContext
+from quorumkit._redis_asyncio import AsyncRedisLeaseContext
 
 __all__ = [
     "BoundedLoadBalancer",
@@ -441,6 +442,19 @@ class RedisLeaseTable:
         shared: bool = False,
         auto_renew: bool = True,
     ) -> RedisLeaseContext: ...
+    def acquire_async(
+        self, resource: str, owner: str, ttl: float, timeout: float | None = None, shared: bool = False
+    ) -> Coroutine[Any, Any, RedisLease]: ...
+    def lock_async(
+        self,
+        resource: str,
+        *,
+        owner: str,
+        ttl: float,
+        timeout: float | None = None,
+        shared: bool | None = None,
+        auto_renew: bool = True,
+    ) -> AsyncRedisLeaseContext: ...
     def renew(self, lease: RedisLease, ttl: float) -> RedisLease: ...
     def release(self, lease: RedisLease) -> None: ...
     def queued(self, resource: str) -> int: ...

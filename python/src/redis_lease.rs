@@ -381,6 +381,48 @@ impl RedisLeaseTable {
     /// (`lease.lost` turns True, `wait_lost` returns), leaving the block
     /// raises `LeaseExpiredError` / `NotHolderError` /
     /// `BackendUnavailableError`: the critical section ran unprotected.
+    /// `await table.acquire_async(...)`: like `acquire`, on a worker thread
+    /// so the event loop never blocks; cancelling the task withdraws the
+    /// request (quorumkit._redis_asyncio).
+    #[pyo3(signature = (resource, owner, ttl, timeout=None, shared=false))]
+    fn acquire_async<'py>(
+        slf: &Bound<'py, Self>,
+        resource: &Bound<'py, PyAny>,
+        owner: &Bound<'py, PyAny>,
+        ttl: &Bound<'py, PyAny>,
+        timeout: Option<&Bound<'py, PyAny>>,
+        shared: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        // Types and ranges checked now, so they raise at the call, not at await.
+        Request::parse(resource, owner, ttl, timeout, None)?;
+        let f = py
+            .import("quorumkit._redis_asyncio")?
+            .getattr("acquire_async")?;
+        let none = py.None().into_bound(py);
+        f.call1((slf, resource, owner, ttl, timeout.unwrap_or(&none), shared))
+    }
+
+    /// `async with table.lock_async(...) as lease:` (see `lock`).
+    #[pyo3(signature = (resource, *, owner, ttl, timeout=None, shared=None, auto_renew=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn lock_async<'py>(
+        slf: &Bound<'py, Self>,
+        resource: &Bound<'py, PyAny>,
+        owner: &Bound<'py, PyAny>,
+        ttl: &Bound<'py, PyAny>,
+        timeout: Option<&Bound<'py, PyAny>>,
+        shared: Option<&Bound<'py, PyAny>>,
+        auto_renew: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let ctx = Self::lock(slf, resource, owner, ttl, timeout, shared, auto_renew)?;
+        let cls = py
+            .import("quorumkit._redis_asyncio")?
+            .getattr("AsyncRedisLeaseContext")?;
+        cls.call1((Bound::new(py, ctx)?,))
+    }
+
     #[pyo3(signature = (resource, *, owner, ttl, timeout=None, shared=None, auto_renew=true), text_signature = "($self, resource, *, owner, ttl, timeout=None, shared=False, auto_renew=True)")]
     #[allow(clippy::too_many_arguments)]
     fn lock(

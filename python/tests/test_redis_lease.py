@@ -240,3 +240,49 @@ def test_one_renewer_thread_for_many_locks(server):
         time.sleep(0.5)
         assert renewers() == 1
         assert not any(lease.lost for lease in leases)
+
+
+def test_asyncio_acquire_hands_off_and_cancels(server):
+    import asyncio
+
+    t = qk.RedisLeaseTable(server.url)
+
+    async def main():
+        first = await t.acquire_async("a", "one", 30)
+        waiter = asyncio.ensure_future(t.acquire_async("a", "two", 30))
+        cancelled = asyncio.ensure_future(t.acquire_async("a", "three", 30))
+        for _ in range(500):
+            if t.queued("a") == 2:
+                break
+            await asyncio.sleep(0.005)
+        assert t.queued("a") == 2
+        # The event loop keeps running while both wait.
+        ticks = 0
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 5
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        t.release(first)
+        second = await asyncio.wait_for(waiter, 5)
+        assert second.owner == "two" and second.token > first.token
+        assert t.queued("a") == 0, "the cancelled waiter left the queue"
+        t.release(second)
+        async with t.lock_async("b", owner="me", ttl=0.3) as lease:
+            await asyncio.sleep(1.0)  # renewed in the background
+            assert not lease.lost
+        assert t.holders("b") == []
+        with pytest.raises(qk.LockTimeoutError):
+            held = t.acquire("c", "x", 30)
+            try:
+                await t.acquire_async("c", "y", 30, timeout=0.05)
+            finally:
+                t.release(held)
+        with pytest.raises(qk.InvalidArgumentError):
+            await t.acquire_async("", "y", 1)
+        with pytest.raises(TypeError):
+            t.acquire_async("r", "y", "1s")  # refused at the call
+
+    asyncio.run(main())
