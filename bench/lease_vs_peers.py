@@ -4,7 +4,8 @@
     .venv/bin/python bench/lease_vs_peers.py                # about 20 s
     .venv/bin/python bench/lease_vs_peers.py --quick --json out.json
 
-Compared: quorumkit ``LeaseTable`` (in-process leases with fencing tokens),
+Compared: quorumkit ``LeaseTable`` (in-process leases with fencing tokens) and
+``RedisLeaseTable`` (the same leases kept in Redis),
 ``threading.Lock`` (the floor: no TTL, no token, not distributed), redis-py's
 ``Lock`` and python-redis-lock's ``Lock`` against a ``redis-server`` that this
 script starts on a free loopback port (``--save "" --appendonly no``) and stops
@@ -175,6 +176,27 @@ def python_redis_lock_impl(port: int) -> Impl:
     return Impl("python-redis-lock", make, scale=0.02)
 
 
+def quorumkit_redis_impl(port: int) -> Impl:
+    table = qk.RedisLeaseTable(f"redis://127.0.0.1:{port}", namespace="bench")
+
+    def make(resource: str, owner: str):
+        return functools.partial(table.acquire, resource, owner, TTL), table.release
+
+    return Impl("quorumkit RedisLeaseTable", make, scale=0.02)
+
+
+def ping_rate(port: int, n: int) -> float:
+    """Round trips per second of one client on one connection (PING)."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port)
+    client.ping()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        client.ping()
+    return n / (time.perf_counter() - t0)
+
+
 # ---------------------------------------------------------------- measurements
 
 
@@ -324,7 +346,7 @@ def main() -> int:
         port = None if args.no_redis else stack.enter_context(redis_server())
         impls = [quorumkit_impl(), threading_impl()]
         if port is not None:
-            impls += [redis_py_impl(port), python_redis_lock_impl(port)]
+            impls += [redis_py_impl(port), python_redis_lock_impl(port), quorumkit_redis_impl(port)]
         for impl in impls:
             r = impl.results
             r["uncontended"] = uncontended(impl, max(1000, int(n * impl.scale)))
@@ -335,8 +357,24 @@ def main() -> int:
                   f"{fmt_rate(r['t8r8'])} 8/8, {fmt_rate(r['t8r1'])} 8/1, "
                   f"hand-off p50 {r['p50']:.1f} µs p99 {r['p99']:.1f} µs", flush=True)
 
+        ping = ping_rate(port, 2000 if args.quick else 20000) if port is not None else None
+
     print()
     print(report(impls))
+    qr = next((i for i in impls if i.label == "quorumkit RedisLeaseTable"), None)
+    if qr is not None:
+        print("\nquorumkit RedisLeaseTable ÷ Redis peer (same server, same run):\n")
+        print("| vs | uncontended | 8 threads / 8 resources | 8 threads / 1 resource | hand-off p50 | hand-off p99 |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for impl in impls:
+            if impl.label in ("redis-py Lock", "python-redis-lock"):
+                r, q2 = impl.results, qr.results
+                print(f"| {impl.label} | {ratio(q2['uncontended'], r['uncontended'])} "
+                      f"| {ratio(q2['t8r8'], r['t8r8'])} | {ratio(q2['t8r1'], r['t8r1'])} "
+                      f"| {ratio(r['p50'], q2['p50'])} | {ratio(r['p99'], q2['p99'])} |")
+        pairs = qr.results["uncontended"]
+        print(f"\nPING (redis-py, one connection) {fmt_rate(ping)}; RedisLeaseTable acquire+release {fmt_rate(pairs)} "
+              f"= {pairs / (ping / 2):.2f} x (PING/s / 2) (goal >= 0.9)")
     q = impls[0].results
     redis_py = next((i.results for i in impls if i.label == "redis-py Lock"), None)
     print("\ntargets:")
