@@ -160,6 +160,11 @@ pub struct FileStorage {
     failed: Option<String>,
 }
 
+/// How often, and how far apart, `open` asks again for a lock held by
+/// someone else (at most 100 ms in all) before answering `StorageInUse`.
+const LOCK_ATTEMPTS: u32 = 20;
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(5);
+
 impl FileStorage {
     /// Opens the record file of replica `identity` at `path`, creating it
     /// (with its header, made durable) if it does not exist or is empty,
@@ -182,15 +187,27 @@ impl FileStorage {
             .truncate(false)
             .open(&path)
             .map_err(|e| io_error("cannot open", &path, &e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::StorageInUse(format!(
-                    "{} is locked by another open storage (a live replica in this or another process)",
-                    path.display()
-                )));
+        // A lock can be held for an instant by no replica at all: a child
+        // that another thread is spawning inherits every descriptor between
+        // fork and exec, and with it the lock of a file just closed here. A
+        // live holder keeps it; that window closes within milliseconds, so
+        // ask again for a short, bounded while before saying "in use".
+        let mut attempts = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if attempts < LOCK_ATTEMPTS => {
+                    attempts += 1;
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::StorageInUse(format!(
+                        "{} is locked by another open storage (a live replica in this or another process)",
+                        path.display()
+                    )));
+                }
+                Err(TryLockError::Error(e)) => return Err(io_error("cannot lock", &path, &e)),
             }
-            Err(TryLockError::Error(e)) => return Err(io_error("cannot lock", &path, &e)),
         }
         let mut s = FileStorage {
             path,
