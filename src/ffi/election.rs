@@ -10,7 +10,7 @@ use super::args::{Out, arg_ref, arg_slice_mut, arg_str, free_boxed, hand_out};
 use super::boundary::{Failure, FfiResult, boundary, catch_or, qk_error};
 use super::lease::{QK_TIMEOUT_FOREVER, qk_lease_table};
 use super::status::qk_status;
-use crate::lease::{Election, Leader, LeaseTable};
+use crate::lease::{Election, Leader, LeaseBackend, LeaseTable};
 
 #[cfg(feature = "redis")]
 use super::redis_lease::qk_redis_lease_table;
@@ -45,8 +45,22 @@ macro_rules! with {
 #[allow(non_camel_case_types)]
 pub struct qk_election(Inner);
 
-fn ttl_of(ttl_ns: u64) -> Duration {
-    Duration::from_nanos(ttl_ns)
+/// A candidate on its own handle to `table`'s state.
+///
+/// # Safety
+/// The names are NULL or point to that many readable bytes.
+unsafe fn candidate_of<B: LeaseBackend + Clone>(
+    table: &B,
+    name: *const c_char,
+    name_len: usize,
+    candidate: *const c_char,
+    candidate_len: usize,
+    ttl_ns: u64,
+) -> FfiResult<Election<B>> {
+    let name = unsafe { arg_str(name, name_len, "name") }?;
+    let cand = unsafe { arg_str(candidate, candidate_len, "candidate") }?;
+    let ttl = Duration::from_nanos(ttl_ns);
+    Ok(Election::new(Arc::new(table.clone()), name, cand, ttl)?)
 }
 
 /// Creates candidate `candidate` in election `name` on an in-process
@@ -73,13 +87,13 @@ pub unsafe extern "C" fn qk_election_new(
     election_out: *mut *mut qk_election,
     err: *mut qk_error,
 ) -> qk_status {
-    boundary(err, || {
-        let t = unsafe { arg_ref(table, "table") }?;
-        let name = unsafe { arg_str(name, name_len, "name") }?;
-        let cand = unsafe { arg_str(candidate, candidate_len, "candidate") }?;
-        let out = unsafe { Out::new(election_out, "election_out") }?;
-        let e = Election::new(Arc::new(t.table.clone()), name, cand, ttl_of(ttl_ns))?;
-        hand_out(out, qk_election(Inner::Local(e)));
+    boundary(err, || unsafe {
+        let t = arg_ref(table, "table")?;
+        let e = candidate_of(&t.table, name, name_len, candidate, candidate_len, ttl_ns)?;
+        hand_out(
+            Out::new(election_out, "election_out")?,
+            qk_election(Inner::Local(e)),
+        );
         Ok(())
     })
 }
@@ -104,13 +118,13 @@ pub unsafe extern "C" fn qk_election_new_redis(
     election_out: *mut *mut qk_election,
     err: *mut qk_error,
 ) -> qk_status {
-    boundary(err, || {
-        let t = unsafe { arg_ref(table, "table") }?;
-        let name = unsafe { arg_str(name, name_len, "name") }?;
-        let cand = unsafe { arg_str(candidate, candidate_len, "candidate") }?;
-        let out = unsafe { Out::new(election_out, "election_out") }?;
-        let e = Election::new(Arc::new(t.table.clone()), name, cand, ttl_of(ttl_ns))?;
-        hand_out(out, qk_election(Inner::Redis(e)));
+    boundary(err, || unsafe {
+        let t = arg_ref(table, "table")?;
+        let e = candidate_of(&t.table, name, name_len, candidate, candidate_len, ttl_ns)?;
+        hand_out(
+            Out::new(election_out, "election_out")?,
+            qk_election(Inner::Redis(e)),
+        );
         Ok(())
     })
 }

@@ -106,7 +106,7 @@ pub struct qk_cancel(CancelToken);
 #[allow(non_camel_case_types)]
 pub struct qk_fence(Fence);
 
-fn mode_of(mode: u32) -> FfiResult<Mode> {
+pub(crate) fn mode_of(mode: u32) -> FfiResult<Mode> {
     match mode {
         QK_LEASE_EXCLUSIVE => Ok(Mode::Exclusive),
         QK_LEASE_SHARED => Ok(Mode::Shared),
@@ -250,21 +250,23 @@ pub unsafe extern "C" fn qk_lease_table_now(
     })
 }
 
-struct Names<'a> {
-    table: &'a qk_lease_table,
-    resource: &'a str,
-    owner: &'a str,
+/// The table, resource and owner arguments every lease call takes (of
+/// `qk_lease_table` or `qk_redis_lease_table`).
+pub(crate) struct Names<'a, T> {
+    pub(crate) table: &'a T,
+    pub(crate) resource: &'a str,
+    pub(crate) owner: &'a str,
 }
 
 /// # Safety
 /// As the callers' contracts.
-unsafe fn names<'a>(
-    table: *const qk_lease_table,
+pub(crate) unsafe fn names<'a, T>(
+    table: *const T,
     resource: *const c_char,
     resource_len: usize,
     owner: *const c_char,
     owner_len: usize,
-) -> FfiResult<Names<'a>> {
+) -> FfiResult<Names<'a, T>> {
     unsafe {
         Ok(Names {
             table: arg_ref(table, "table")?,
@@ -276,7 +278,7 @@ unsafe fn names<'a>(
 
 /// The arguments of a blocking acquire.
 struct Request<'a> {
-    names: Names<'a>,
+    names: Names<'a, qk_lease_table>,
     ttl: Duration,
     mode: Mode,
     timeout: Option<Duration>,
@@ -407,11 +409,7 @@ pub unsafe extern "C" fn qk_lease_table_acquire_cancellable(
     err: *mut qk_error,
 ) -> qk_status {
     boundary(err, || {
-        let user = if cancel.is_null() {
-            None
-        } else {
-            Some(unsafe { arg_ref(cancel, "cancel") }?.0.clone())
-        };
+        let user = unsafe { cancel_token(cancel) }?;
         let req = unsafe {
             Request::parse(
                 table,
@@ -544,11 +542,7 @@ pub unsafe extern "C" fn qk_lease_table_acquire_async(
 ) -> qk_status {
     boundary(err, || {
         let f = callback.ok_or_else(|| Failure::null("callback"))?;
-        let user = if cancel.is_null() {
-            None
-        } else {
-            Some(unsafe { arg_ref(cancel, "cancel") }?.0.clone())
-        };
+        let user = unsafe { cancel_token(cancel) }?;
         let req = unsafe {
             Request::parse(
                 table,
@@ -581,12 +575,16 @@ pub unsafe extern "C" fn qk_lease_table_acquire_async(
     })
 }
 
-/// The token behind a `qk_cancel` (a clone: the call keeps its own).
+/// The token behind an optional `qk_cancel` argument (NULL: none), cloned
+/// so that the call keeps its own.
 ///
 /// # Safety
 /// `cancel` is NULL or live.
-pub(crate) unsafe fn cancel_token(cancel: *const qk_cancel) -> FfiResult<CancelToken> {
-    Ok(unsafe { arg_ref(cancel, "cancel") }?.0.clone())
+pub(crate) unsafe fn cancel_token(cancel: *const qk_cancel) -> FfiResult<Option<CancelToken>> {
+    if cancel.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(unsafe { arg_ref(cancel, "cancel") }?.0.clone()))
 }
 
 /// Creates a cancel signal (not fired) and stores it in `*cancel_out`.

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::{Out, arg_ref, arg_str, free_boxed, hand_out};
-use super::boundary::{Failure, FfiResult, boundary, catch_or, qk_error};
+use super::boundary::{Failure, boundary, catch_or, qk_error};
 use super::inflight::Inside;
-use super::lease::{QK_LEASE_SHARED, QK_TIMEOUT_FOREVER, qk_cancel, qk_lease};
+use super::lease::{QK_TIMEOUT_FOREVER, cancel_token, mode_of, names, qk_cancel, qk_lease};
 use super::status::qk_status;
 use crate::error::Error;
 use crate::lease::redis::{RedisConfig, RedisEnqueued, RedisLeaseTable};
-use crate::lease::{CancelToken, Cancelled, Lease, Mode};
+use crate::lease::{CancelToken, Cancelled, Lease};
 
 /// A lease table kept in Redis (README, "Lock leases"): every process that
 /// opens the same server and namespace shares its leases, FIFO queues and
@@ -32,16 +32,6 @@ pub struct qk_redis_lease_table {
     pub(crate) table: RedisLeaseTable,
     closing: CancelToken,
     inside: Arc<Inside>,
-}
-
-fn mode_of(mode: u32) -> FfiResult<Mode> {
-    match mode {
-        super::lease::QK_LEASE_EXCLUSIVE => Ok(Mode::Exclusive),
-        QK_LEASE_SHARED => Ok(Mode::Shared),
-        m => Err(Failure::invalid(format!(
-            "mode {m} is neither QK_LEASE_EXCLUSIVE nor QK_LEASE_SHARED"
-        ))),
-    }
 }
 
 /// Opens a table on the server at `url` (NUL-terminated:
@@ -135,30 +125,6 @@ pub unsafe extern "C" fn qk_redis_lease_table_free(table: *mut qk_redis_lease_ta
     })
 }
 
-struct Names<'a> {
-    table: &'a qk_redis_lease_table,
-    resource: &'a str,
-    owner: &'a str,
-}
-
-/// # Safety
-/// As the callers' contracts.
-unsafe fn names<'a>(
-    table: *const qk_redis_lease_table,
-    resource: *const c_char,
-    resource_len: usize,
-    owner: *const c_char,
-    owner_len: usize,
-) -> FfiResult<Names<'a>> {
-    unsafe {
-        Ok(Names {
-            table: arg_ref(table, "table")?,
-            resource: arg_str(resource, resource_len, "resource")?,
-            owner: arg_str(owner, owner_len, "owner")?,
-        })
-    }
-}
-
 fn cancelled(resource: &str) -> Failure {
     Error::Cancelled {
         resource: resource.to_owned(),
@@ -200,11 +166,7 @@ pub unsafe extern "C" fn qk_redis_lease_table_acquire(
 ) -> qk_status {
     boundary(err, || {
         let n = unsafe { names(table, resource, resource_len, owner, owner_len) }?;
-        let user = if cancel.is_null() {
-            None
-        } else {
-            Some(unsafe { super::lease::cancel_token(cancel) }?)
-        };
+        let user = unsafe { cancel_token(cancel) }?;
         let out = unsafe { Out::new(lease_out, "lease_out") }?;
         let mode = mode_of(mode)?;
         let t = n.table;
