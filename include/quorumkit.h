@@ -234,6 +234,20 @@ typedef struct qk_election qk_election;
 typedef struct qk_fence qk_fence;
 
 /**
+ * A lease kept alive by its table's renewer: renewed to its TTL every
+ * TTL/3, counted from when each renewal was sent. A renewal the server
+ * refuses, or renewals failing until the lease's expiry, make it lost.
+ *
+ * Thread safety: every function taking a `const qk_keep_alive *` may run
+ * concurrently from any number of threads; none may run or start once
+ * `qk_keep_alive_free()` has begun. It may outlive its table.
+ *
+ * Create with `qk_redis_lease_table_keep_alive()`, destroy with
+ * `qk_keep_alive_free()`.
+ */
+typedef struct qk_keep_alive qk_keep_alive;
+
+/**
  * A ketama continuum over memcached servers. Servers have dense indices
  * `0..count` in the order given (the order breaks ties between equal
  * points); removing one shifts the later indices down by one. Every
@@ -451,6 +465,15 @@ typedef void (*qk_lease_callback)(void *user_data,
                                   qk_status status,
                                   const qk_lease *lease,
                                   const char *message);
+
+/**
+ * Told once that a kept-alive lease was lost: `status` says why
+ * (`QK_ERR_NOT_HOLDER`, `QK_ERR_LEASE_EXPIRED`, `QK_ERR_BACKEND_UNAVAILABLE`)
+ * and `message` (lent for the call) in detail. It runs on the table's
+ * renewer thread (or inside `qk_keep_alive_on_lost()` if the lease was
+ * lost already) and should return quickly: it delays other renewals.
+ */
+typedef void (*qk_lost_callback)(void *user_data, qk_status status, const char *message);
 
 /**
  * How a replica behaves. Fill it with `qk_paxos_config_init()` (defaults)
@@ -3407,6 +3430,137 @@ qk_status qk_redis_lease_table_queue_len(const qk_redis_lease_table *table,
                                          size_t resource_len,
                                          size_t *len_out,
                                          qk_error *err);
+
+/**
+ * Starts keeping alive `lease` (as granted by `table` to `owner` on
+ * `resource`; its `token`, `mode` and `expires_at_ns` are read): renewed
+ * to `ttl_ns` every `ttl_ns / 3`, the first a third of the way from its
+ * grant. Freeing the result stops the renewals and releases the lease.
+ *
+ * Ownership: the caller owns `*out`; free it with `qk_keep_alive_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
+ * (a zero or too large TTL, a bad mode).
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_redis_lease_table` except its free.
+ *
+ * # Safety
+ * `table` and `lease` are NULL or live; `resource`/`owner` are NULL or
+ * point to `resource_len`/`owner_len` readable bytes; `out` is NULL or
+ * writable.
+ */
+qk_status qk_redis_lease_table_keep_alive(const qk_redis_lease_table *table,
+                                          const char *resource,
+                                          size_t resource_len,
+                                          const char *owner,
+                                          size_t owner_len,
+                                          const qk_lease *lease,
+                                          uint64_t ttl_ns,
+                                          qk_keep_alive **out,
+                                          qk_error *err);
+
+/**
+ * Stops the renewals and releases the lease unless it was lost (best
+ * effort: errors are not reported; use `qk_keep_alive_release()` first to
+ * see them). NULL is a no-op.
+ *
+ * Thread safety: no call on `keep_alive` may run or start once this has
+ * begun.
+ *
+ * # Safety
+ * `keep_alive` is NULL or live and not used again.
+ */
+void qk_keep_alive_free(qk_keep_alive *keep_alive);
+
+/**
+ * Registers `callback(user_data, status, message)`, called once when the
+ * lease is found lost (see `qk_lost_callback`); at once, inside this
+ * call, if it was lost already. Never called after
+ * `qk_keep_alive_release()`, `qk_keep_alive_stop()` or free.
+ *
+ * Errors: `QK_ERR_NULL_ARG` (also for a NULL callback).
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_keep_alive` except its free.
+ *
+ * # Safety
+ * `keep_alive` is NULL or live; `user_data` stays valid until the
+ * callback has run or the keep-alive is stopped or freed.
+ */
+qk_status qk_keep_alive_on_lost(const qk_keep_alive *keep_alive,
+                                qk_lost_callback callback,
+                                void *user_data,
+                                qk_error *err);
+
+/**
+ * Stores in `*lost_out` 1 if the lease is lost (a renewal was refused or
+ * failed until the expiry, or the local clock passed its last known
+ * expiry), else 0.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_keep_alive` except its free.
+ *
+ * # Safety
+ * `keep_alive` is NULL or live; `lost_out` is NULL or writable.
+ */
+qk_status qk_keep_alive_is_lost(const qk_keep_alive *keep_alive, uint8_t *lost_out, qk_error *err);
+
+/**
+ * Blocks until the lease is lost (`*lost_out` = 1), or `timeout_ns`
+ * passes or the keep-alive is stopped (0). `QK_TIMEOUT_FOREVER` waits as
+ * long as it takes.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_keep_alive` except its free.
+ *
+ * # Safety
+ * As `qk_keep_alive_is_lost()`.
+ */
+qk_status qk_keep_alive_wait_lost(const qk_keep_alive *keep_alive,
+                                  uint64_t timeout_ns,
+                                  uint8_t *lost_out,
+                                  qk_error *err);
+
+/**
+ * Stores the lease as last renewed (its `expires_at_ns` moves forward)
+ * in `*lease_out`, and how many renewals succeeded in `*renewals_out`
+ * (NULL to skip).
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_keep_alive` except its free.
+ *
+ * # Safety
+ * `keep_alive` is NULL or live; `lease_out` is NULL or writable;
+ * `renewals_out` is NULL or writable.
+ */
+qk_status qk_keep_alive_lease(const qk_keep_alive *keep_alive,
+                              qk_lease *lease_out,
+                              uint64_t *renewals_out,
+                              qk_error *err);
+
+/**
+ * Stops the renewals and releases the lease. If a renewal lost it, this
+ * returns that reason (`QK_ERR_NOT_HOLDER`, `QK_ERR_LEASE_EXPIRED`,
+ * `QK_ERR_BACKEND_UNAVAILABLE`) and releases nothing: the work done under
+ * it ran unprotected. Calling it again answers `QK_ERR_NOT_HOLDER`.
+ * The keep-alive must still be freed.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, and the reasons above.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_keep_alive` except its free.
+ *
+ * # Safety
+ * `keep_alive` is NULL or live.
+ */
+qk_status qk_keep_alive_release(const qk_keep_alive *keep_alive, qk_error *err);
 
 /**
  * Creates candidate `candidate` in election `name` on an in-process

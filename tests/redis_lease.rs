@@ -804,15 +804,30 @@ fn keep_alive_renews_many_leases_on_one_thread_and_reports_a_loss() {
         );
         assert_eq!(t.holders(&k.lease().resource).unwrap().len(), 1);
     }
+    // Each loss is told to its callbacks once, with the reason.
+    let (told_tx, told) = std::sync::mpsc::channel::<(usize, Error)>();
+    for (i, k) in kept.iter().enumerate() {
+        let tx = told_tx.clone();
+        k.on_lost(move |e| tx.send((i, e.clone())).unwrap());
+    }
     // Taken away behind the renewer's back: lost at its next renewal.
     let victim = &kept[0];
     let l = victim.lease();
     t.release(&l).unwrap();
+    let (i, why) = told.recv_timeout(1000 * MS).expect("on_lost callback");
+    assert_eq!(i, 0);
+    assert!(matches!(why, Error::NotHolder { .. }), "{why:?}");
     assert!(victim.wait_lost(Some(1000 * MS)));
     assert!(matches!(
         victim.lost_reason(),
         Some(Error::NotHolder { .. })
     ));
+    // Registered after the loss: told at once, on this thread.
+    let here = std::thread::current().id();
+    let (tx, late) = std::sync::mpsc::channel();
+    victim.on_lost(move |e| tx.send((std::thread::current().id(), e.clone())).unwrap());
+    let (on, _) = late.try_recv().expect("told at once");
+    assert_eq!(on, here);
     // Redis stops: every kept lease is lost by its local expiry.
     let mut kept = kept;
     let first = kept.remove(0);
@@ -823,6 +838,14 @@ fn keep_alive_renews_many_leases_on_one_thread_and_reports_a_loss() {
         assert!(k.wait_lost(Some(2000 * MS)), "{k:?}");
     }
     assert!(start.elapsed() < ttl + 200 * MS, "{:?}", start.elapsed());
+    // The renewer is told by its own calls, each bounded by the command
+    // timeout (500 ms), one after another while the server is stopped.
+    let mut told_ids: Vec<usize> = (0..kept.len())
+        .map(|_| told.recv_timeout(2000 * MS).expect("told of the loss").0)
+        .collect();
+    told_ids.sort();
+    assert_eq!(told_ids, vec![1, 2, 3, 4], "each told once");
+    assert!(told.try_recv().is_err(), "no second call");
     srv.pause(false);
     for k in kept {
         assert!(k.release().is_err());

@@ -1,5 +1,6 @@
 """Type stubs for quorumkit._native, the Rust extension (checked by mypy.stubtest)."""
 
+import asyncio
 import os
 import pathlib
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
@@ -387,6 +388,8 @@ class RedisLease:
     @property
     def lost(self) -> bool: ...
     def wait_lost(self, timeout: float | None = None) -> bool: ...
+    def on_lost(self, callback: Callable[[RedisLease, BaseException], object]) -> None: ...
+    def lost_event(self) -> asyncio.Event: ...
 
 @final
 class RedisLeaseContext:
@@ -441,6 +444,7 @@ class RedisLeaseTable:
         timeout: float | None = None,
         shared: bool = False,
         auto_renew: bool = True,
+        on_lost: Callable[[RedisLease, BaseException], object] | None = None,
     ) -> RedisLeaseContext: ...
     def acquire_async(
         self, resource: str, owner: str, ttl: float, timeout: float | None = None, shared: bool = False
@@ -454,6 +458,7 @@ class RedisLeaseTable:
         timeout: float | None = None,
         shared: bool | None = None,
         auto_renew: bool = True,
+        on_lost: Callable[[RedisLease, BaseException], object] | None = None,
     ) -> AsyncRedisLeaseContext: ...
     def renew(self, lease: RedisLease, ttl: float) -> RedisLease: ...
     def release(self, lease: RedisLease) -> None: ...

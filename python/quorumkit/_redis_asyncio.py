@@ -21,7 +21,7 @@ from quorumkit._native import CancelToken
 if TYPE_CHECKING:
     from quorumkit._native import RedisLease, RedisLeaseContext, RedisLeaseTable
 
-__all__ = ["AsyncRedisLeaseContext", "acquire_async"]
+__all__ = ["AsyncRedisLeaseContext", "acquire_async", "lost_event"]
 
 
 async def acquire_async(
@@ -47,6 +47,22 @@ async def acquire_async(
         else:  # granted just before the cancel reached it: give it back
             await loop.run_in_executor(None, table.release, lease)
         raise
+
+
+def lost_event(lease: RedisLease) -> asyncio.Event:
+    """``RedisLease.lost_event()``: an event of the running loop, set from the
+    renewer thread (through ``call_soon_threadsafe``) when the lease is lost."""
+    loop = asyncio.get_running_loop()
+    event = asyncio.Event()
+
+    def lost(_lease: RedisLease, _error: BaseException) -> None:
+        try:
+            loop.call_soon_threadsafe(event.set)
+        except RuntimeError:  # the loop was closed meanwhile: nobody waits
+            pass
+
+    lease.on_lost(lost)
+    return event
 
 
 class AsyncRedisLeaseContext:

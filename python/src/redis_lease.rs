@@ -5,7 +5,7 @@
 //! table's one background renewer keeps alive (the core's `KeepAlive`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
@@ -38,13 +38,18 @@ pub struct RedisLease {
     shared: bool,
     expires_at_ns: u64,
     table: CoreTable,
-    /// The background renewal while `lock()` holds it.
-    keep: Mutex<Option<KeepAlive>>,
+    /// The background renewal while `lock()` holds it (shared so a loss
+    /// callback can be registered without holding this lock).
+    keep: Mutex<Option<Arc<KeepAlive>>>,
     /// Released through this object (or its `lock()` ended).
     gone: AtomicBool,
 }
 
 impl RedisLease {
+    fn kept(&self) -> Option<Arc<KeepAlive>> {
+        lock(&self.keep).clone()
+    }
+
     fn local_expiry(&self) -> u64 {
         match &*lock(&self.keep) {
             Some(k) => k.lease().expires_at,
@@ -56,7 +61,7 @@ impl RedisLease {
     fn finish(&self, py: Python<'_>) -> PyResult<()> {
         let keep = lock(&self.keep).take();
         let r = match keep {
-            Some(k) => py.detach(|| k.release()),
+            Some(k) => py.detach(|| k.stop_and_release()),
             None => {
                 let (r, o) = (
                     utf8(self.resource.bind(py))?.into_owned(),
@@ -88,7 +93,7 @@ impl RedisLease {
         if self.gone.load(Ordering::SeqCst) {
             return Ok(true);
         }
-        if let Some(k) = &*lock(&self.keep) {
+        if let Some(k) = self.kept() {
             return Ok(k.is_lost());
         }
         let r = utf8(self.resource.bind(py))?.into_owned();
@@ -109,7 +114,7 @@ impl RedisLease {
             }
             let left = until.map(|u| u.saturating_duration_since(Instant::now()));
             let slice = left.map_or(SLICE, |l| l.min(SLICE));
-            let kept = py.detach(|| lock(&self.keep).as_ref().map(|k| k.wait_lost(Some(slice))));
+            let kept = py.detach(|| self.kept().map(|k| k.wait_lost(Some(slice))));
             match kept {
                 Some(true) => return Ok(true),
                 Some(false) => {}
@@ -133,6 +138,52 @@ impl RedisLease {
             }
             py.check_signals()?;
         }
+    }
+
+    /// Calls `callback(lease, error)` once when the background renewal of
+    /// `lock()` finds this lease lost (a renewal refused, or failing until
+    /// the expiry); `error` is the `LeaseExpiredError` / `NotHolderError` /
+    /// `BackendUnavailableError` that leaving the block will raise. It runs
+    /// on the table's renewer thread (at once, on this thread, if the loss
+    /// is known already), never after the lease is released; exceptions
+    /// it raises are reported as unraisable. Keep it quick: it delays the
+    /// renewal of the table's other leases. Only leases under `lock()`
+    /// with `auto_renew` have a renewal to report a loss (`ValueError`
+    /// otherwise; use `wait_lost`).
+    fn on_lost(slf: &Bound<'_, Self>, callback: Py<PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        if !callback.bind(py).is_callable() {
+            return Err(type_error(format!(
+                "callback must be callable, not {}",
+                type_name(callback.bind(py))
+            )));
+        }
+        let Some(k) = slf.get().kept() else {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "only a lease held by lock() with auto_renew has a background renewal to \
+                 report its loss; use wait_lost()",
+            ));
+        };
+        let me = slf.clone().unbind();
+        k.on_lost(move |e| {
+            Python::attach(|py| {
+                let err = to_pyerr(py, e.clone());
+                if let Err(raised) = callback.call1(py, (me, err.value(py))) {
+                    raised.write_unraisable(py, Some(callback.bind(py)));
+                }
+            })
+        });
+        Ok(())
+    }
+
+    /// An `asyncio.Event` of the running loop, set when `on_lost` would
+    /// call back (see there); for `await lease.lost_event().wait()`.
+    fn lost_event<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let f = slf
+            .py()
+            .import("quorumkit._redis_asyncio")?
+            .getattr("lost_event")?;
+        f.call1((slf,))
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
@@ -404,7 +455,7 @@ impl RedisLeaseTable {
     }
 
     /// `async with table.lock_async(...) as lease:` (see `lock`).
-    #[pyo3(signature = (resource, *, owner, ttl, timeout=None, shared=None, auto_renew=true))]
+    #[pyo3(signature = (resource, *, owner, ttl, timeout=None, shared=None, auto_renew=true, on_lost=None))]
     #[allow(clippy::too_many_arguments)]
     fn lock_async<'py>(
         slf: &Bound<'py, Self>,
@@ -414,16 +465,19 @@ impl RedisLeaseTable {
         timeout: Option<&Bound<'py, PyAny>>,
         shared: Option<&Bound<'py, PyAny>>,
         auto_renew: bool,
+        on_lost: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        let ctx = Self::lock(slf, resource, owner, ttl, timeout, shared, auto_renew)?;
+        let ctx = Self::lock(
+            slf, resource, owner, ttl, timeout, shared, auto_renew, on_lost,
+        )?;
         let cls = py
             .import("quorumkit._redis_asyncio")?
             .getattr("AsyncRedisLeaseContext")?;
         cls.call1((Bound::new(py, ctx)?,))
     }
 
-    #[pyo3(signature = (resource, *, owner, ttl, timeout=None, shared=None, auto_renew=true), text_signature = "($self, resource, *, owner, ttl, timeout=None, shared=False, auto_renew=True)")]
+    #[pyo3(signature = (resource, *, owner, ttl, timeout=None, shared=None, auto_renew=true, on_lost=None), text_signature = "($self, resource, *, owner, ttl, timeout=None, shared=False, auto_renew=True, on_lost=None)")]
     #[allow(clippy::too_many_arguments)]
     fn lock(
         slf: &Bound<'_, Self>,
@@ -433,8 +487,24 @@ impl RedisLeaseTable {
         timeout: Option<&Bound<'_, PyAny>>,
         shared: Option<&Bound<'_, PyAny>>,
         auto_renew: bool,
+        on_lost: Option<Py<PyAny>>,
     ) -> PyResult<RedisLeaseContext> {
         let req = Request::parse(resource, owner, ttl, timeout, shared)?;
+        let py = slf.py();
+        let on_lost = on_lost.filter(|c| !c.is_none(py));
+        if let Some(c) = &on_lost {
+            if !auto_renew {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "on_lost needs auto_renew: only the background renewal can tell of a loss",
+                ));
+            }
+            if !c.bind(py).is_callable() {
+                return Err(type_error(format!(
+                    "on_lost must be callable, not {}",
+                    type_name(c.bind(py))
+                )));
+            }
+        }
         Ok(RedisLeaseContext {
             table: slf.clone().unbind(),
             resource: req.resource.unbind(),
@@ -443,6 +513,7 @@ impl RedisLeaseTable {
             timeout: req.timeout,
             mode: req.mode,
             auto_renew,
+            on_lost,
             lease: Mutex::new(None),
         })
     }
@@ -475,6 +546,7 @@ pub struct RedisLeaseContext {
     timeout: Option<Duration>,
     mode: Mode,
     auto_renew: bool,
+    on_lost: Option<Py<PyAny>>,
     lease: Mutex<Option<Py<RedisLease>>>,
 }
 
@@ -504,14 +576,18 @@ impl RedisLeaseContext {
                 expires_at: lease.expires_at_ns,
             };
             match table.core.keep_alive(core, self.ttl) {
-                Ok(k) => *lock(&lease.keep) = Some(k),
+                Ok(k) => *lock(&lease.keep) = Some(Arc::new(k)),
                 Err(e) => {
                     let _ = lease.finish(py);
                     return Err(to_pyerr(py, e));
                 }
             }
         }
-        let lease = Py::new(py, lease)?;
+        let lease = Bound::new(py, lease)?;
+        if let Some(c) = &self.on_lost {
+            RedisLease::on_lost(&lease, c.clone_ref(py))?;
+        }
+        let lease = lease.unbind();
         *lock(&self.lease) = Some(lease.clone_ref(py));
         Ok(lease)
     }

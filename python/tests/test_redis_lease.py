@@ -286,3 +286,70 @@ def test_asyncio_acquire_hands_off_and_cancels(server):
             t.acquire_async("r", "y", "1s")  # refused at the call
 
     asyncio.run(main())
+
+
+def test_on_lost_callback_and_asyncio_event_fire_once_on_a_loss(server, monkeypatch):
+    import asyncio
+
+    t = qk.RedisLeaseTable(server.url, command_timeout=1.0)
+    calls = []
+    seen = threading.Event()
+
+    def told(lease, error):
+        calls.append((lease.token, type(error), threading.current_thread() is threading.main_thread()))
+        seen.set()
+
+    with pytest.raises(qk.NotHolderError):
+        with t.lock("job", owner="me", ttl=0.3, on_lost=told) as lease:
+            time.sleep(0.5)  # renewed, not lost: no call yet
+            assert calls == []
+            t.release(t.renew(lease, 0.3))  # ended behind the renewer's back
+            assert seen.wait(2)
+            assert lease.lost
+            # Registered after the loss: called at once, on this thread.
+            late = []
+            lease.on_lost(lambda lz, e: late.append(type(e)))
+            assert late == [qk.NotHolderError]
+    assert calls == [(lease.token, qk.NotHolderError, False)]
+
+    async def main():
+        async with t.lock_async("job3", owner="me", ttl=0.3) as lease:
+            event = lease.lost_event()
+            await asyncio.sleep(0.5)
+            assert not event.is_set()
+            t.release(t.renew(lease, 0.3))
+            await asyncio.wait_for(event.wait(), 2)
+            assert lease.lost
+
+    with pytest.raises(qk.NotHolderError):
+        asyncio.run(main())
+
+    # A callback that raises is reported as unraisable and does not stop
+    # the renewer of other leases.
+    import sys
+
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_type))
+    with t.lock("keep", owner="me", ttl=0.3) as kept:
+        with pytest.raises(qk.NotHolderError):
+            with t.lock("boom", owner="me", ttl=0.3, on_lost=lambda lz, e: 1 / 0) as lease:
+                t.release(t.renew(lease, 0.3))
+                assert lease.wait_lost(2)
+        time.sleep(0.7)
+        assert not kept.lost
+    assert reported == [ZeroDivisionError]
+
+
+def test_on_lost_bad_input(server):
+    t = qk.RedisLeaseTable(server.url)
+    with pytest.raises(TypeError):
+        t.lock("job", owner="me", ttl=1, on_lost=42)
+    with pytest.raises(ValueError):
+        t.lock("job", owner="me", ttl=1, auto_renew=False, on_lost=print)
+    lease = t.acquire("job", "me", 1)
+    with pytest.raises(ValueError):
+        lease.on_lost(print)  # no background renewal to tell of a loss
+    with t.lock("job2", owner="me", ttl=1) as held:
+        with pytest.raises(TypeError):
+            held.on_lost("not callable")
+    t.release(lease)

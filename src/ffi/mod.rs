@@ -43,6 +43,8 @@ pub mod md5ring;
 
 pub mod lease;
 #[cfg(feature = "redis")]
+pub mod redis_keep_alive;
+#[cfg(feature = "redis")]
 pub mod redis_lease;
 
 pub mod election;

@@ -126,6 +126,87 @@ static size_t queued(const qk_redis_lease_table *t) {
     return n;
 }
 
+struct lost_note {
+    pthread_mutex_t mu;
+    int calls;
+    qk_status status;
+    char message[256];
+};
+
+static void on_lost(void *user_data, qk_status status, const char *message) {
+    struct lost_note *n = user_data;
+    pthread_mutex_lock(&n->mu);
+    n->calls++;
+    n->status = status;
+    snprintf(n->message, sizeof n->message, "%s", message);
+    pthread_mutex_unlock(&n->mu);
+}
+
+static int lost_calls(struct lost_note *n) {
+    pthread_mutex_lock(&n->mu);
+    int c = n->calls;
+    pthread_mutex_unlock(&n->mu);
+    return c;
+}
+
+/* The table's renewer keeps a lease alive; a loss is told to the callback once. */
+static void keep_alive_case(const qk_redis_lease_table *t) {
+    qk_lease l, now, x;
+    CHECK_OK(qk_redis_lease_table_acquire(t, STR("ka"), STR("k"), 300 * MS, QK_LEASE_EXCLUSIVE, 0, NULL, &l, NULL));
+    qk_keep_alive *k = NULL;
+    CHECK_OK(qk_redis_lease_table_keep_alive(t, STR("ka"), STR("k"), &l, 300 * MS, &k, NULL));
+    struct lost_note note = {PTHREAD_MUTEX_INITIALIZER, 0, QK_OK, ""};
+    CHECK_OK(qk_keep_alive_on_lost(k, on_lost, &note, NULL));
+    nap_ms(700); /* past two TTLs: alive only through renewals */
+    uint8_t lost = 9;
+    uint64_t renewals = 0;
+    CHECK_OK(qk_keep_alive_is_lost(k, &lost, NULL));
+    CHECK(lost == 0);
+    CHECK_OK(qk_keep_alive_lease(k, &now, &renewals, NULL));
+    CHECK(renewals >= 3 && now.token == l.token && now.expires_at_ns > l.expires_at_ns);
+    CHECK_ERR(qk_redis_lease_table_try_acquire(t, STR("ka"), STR("y"), SEC, QK_LEASE_EXCLUSIVE, &x, NULL), QK_ERR_BUSY);
+    CHECK(lost_calls(&note) == 0);
+    /* Taken away behind the renewer's back: lost at its next renewal. */
+    CHECK_OK(qk_redis_lease_table_release(t, STR("ka"), STR("k"), l.token, NULL));
+    CHECK_OK(qk_keep_alive_wait_lost(k, 2 * SEC, &lost, NULL));
+    CHECK(lost == 1);
+    for (int i = 0; i < 200 && lost_calls(&note) == 0; i++) nap_ms(5);
+    CHECK(lost_calls(&note) == 1 && note.status == QK_ERR_NOT_HOLDER && strstr(note.message, "ka"));
+    qk_error err;
+    CHECK_ERR(qk_keep_alive_release(k, &err), QK_ERR_NOT_HOLDER);
+    CHECK(err.status == QK_ERR_NOT_HOLDER);
+    /* Registered after the loss: told at once, inside the call. */
+    struct lost_note late = {PTHREAD_MUTEX_INITIALIZER, 0, QK_OK, ""};
+    CHECK_OK(qk_keep_alive_on_lost(k, on_lost, &late, NULL));
+    CHECK(lost_calls(&late) == 1 && late.status == QK_ERR_NOT_HOLDER);
+    CHECK(lost_calls(&note) == 1);
+    qk_keep_alive_free(k);
+
+    /* Freeing a keep-alive that still holds releases the lease. */
+    CHECK_OK(qk_redis_lease_table_acquire(t, STR("ka"), STR("k"), 300 * MS, QK_LEASE_EXCLUSIVE, 0, NULL, &l, NULL));
+    k = NULL;
+    CHECK_OK(qk_redis_lease_table_keep_alive(t, STR("ka"), STR("k"), &l, 300 * MS, &k, NULL));
+    qk_keep_alive_free(k);
+    CHECK_OK(qk_redis_lease_table_try_acquire(t, STR("ka"), STR("y"), SEC, QK_LEASE_EXCLUSIVE, &x, NULL));
+    CHECK_OK(qk_redis_lease_table_release(t, STR("ka"), STR("y"), x.token, NULL));
+
+    /* Bad input. */
+    CHECK_ERR(qk_redis_lease_table_keep_alive(NULL, STR("ka"), STR("k"), &l, SEC, &k, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_redis_lease_table_keep_alive(t, STR("ka"), STR("k"), NULL, SEC, &k, &err), QK_ERR_NULL_ARG);
+    CHECK(strstr(err.message, "lease") != NULL);
+    CHECK_ERR(qk_redis_lease_table_keep_alive(t, STR("ka"), STR("k"), &l, SEC, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_redis_lease_table_keep_alive(t, STR("ka"), STR("k"), &l, 0, &k, NULL), QK_ERR_INVALID_ARG);
+    qk_lease bad_mode = l;
+    bad_mode.mode = 7;
+    CHECK_ERR(qk_redis_lease_table_keep_alive(t, STR("ka"), STR("k"), &bad_mode, SEC, &k, NULL), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_keep_alive_on_lost(NULL, on_lost, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_keep_alive_is_lost(NULL, &lost, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_keep_alive_wait_lost(NULL, 0, &lost, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_keep_alive_lease(NULL, &now, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_keep_alive_release(NULL, NULL), QK_ERR_NULL_ARG);
+    qk_keep_alive_free(NULL);
+}
+
 void test_redis_lease(void) {
     if (access(REDIS_SERVER, X_OK) != 0) {
         fprintf(stderr, "test_redis_lease: SKIPPED: %s missing (make sysdeps installs it)\n", REDIS_SERVER);
@@ -226,6 +307,8 @@ void test_redis_lease(void) {
     CHECK(strstr(err.message, "URL") != NULL && bad == NULL);
     /* Renew and release of a lease that is not held: NOT_HOLDER, not a crash. */
     CHECK_ERR(qk_redis_lease_table_renew(t, STR("r"), STR("o"), 12345, SEC, &x, NULL), QK_ERR_NOT_HOLDER);
+
+    keep_alive_case(t);
 
     /* Leader election over Redis: the epoch is the lease's token. */
     qk_election *ea = NULL, *eb = NULL;

@@ -11,6 +11,10 @@
 //! the local clock passes the last known expiry, even if the renewer is
 //! late.
 //!
+//! A loss also runs the callbacks registered with [`KeepAlive::on_lost`],
+//! once each, on the renewer thread, so a program learns of it without
+//! polling.
+//!
 //! The thread holds the table while it has leases to renew and exits when
 //! it has none; the next [`RedisLeaseTable::keep_alive`] starts it again.
 
@@ -26,6 +30,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Told once why a kept-alive lease was lost.
+pub type LostCallback = Box<dyn FnOnce(&Error) + Send>;
+
 struct EntryState {
     lease: Lease,
     /// Local monotonic ns at which the next renewal is due.
@@ -33,6 +40,7 @@ struct EntryState {
     renewals: u64,
     lost: Option<Error>,
     stopped: bool,
+    on_lost: Vec<LostCallback>,
 }
 
 struct Entry {
@@ -143,7 +151,17 @@ fn renew_one(table: &RedisLeaseTable, e: &Entry) {
         st.lease.clone()
     };
     let sent = table.now_ns();
-    let result = table.renew_token(&lease.resource, &lease.owner, lease.token, e.ttl);
+    // Past its local expiry (the renewer was held up by slow calls for
+    // other leases, or the process was paused): lost without asking, so
+    // the callbacks hear of it no later than this.
+    let result = if sent >= lease.expires_at {
+        Err(Error::BackendUnavailable(format!(
+            "no renewal of the lease on {:?} reached the server before its expiry",
+            lease.resource
+        )))
+    } else {
+        table.renew_token(&lease.resource, &lease.owner, lease.token, e.ttl)
+    };
     let mut st = lock(&e.st);
     if st.stopped {
         return;
@@ -164,8 +182,20 @@ fn renew_one(table: &RedisLeaseTable, e: &Entry) {
         }
         Err(err) => st.lost = Some(err),
     }
+    let told = match &st.lost {
+        Some(err) => Some((err.clone(), std::mem::take(&mut st.on_lost))),
+        None => None,
+    };
     drop(st);
     e.cv.notify_all();
+    // Outside the entry's lock: a callback may call back into the KeepAlive.
+    if let Some((err, callbacks)) = told {
+        for f in callbacks {
+            // A panicking callback must not end the thread that renews
+            // every other lease of the table.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&err)));
+        }
+    }
 }
 
 /// A lease that the table's renewer keeps alive (see the module docs).
@@ -203,6 +233,7 @@ impl RedisLeaseTable {
                 renewals: 0,
                 lost: None,
                 stopped: false,
+                on_lost: Vec::new(),
             }),
             cv: Condvar::new(),
         });
@@ -241,6 +272,23 @@ impl KeepAlive {
         lock(&self.entry.st).lost.clone()
     }
 
+    /// Runs `f` once with the reason when the renewer finds the lease lost
+    /// (a renewal refused, or failing until the expiry), on the renewer's
+    /// thread; at once, on this thread, if that has happened already.
+    /// Never runs after [`stop`](Self::stop) or a release. `f` should be
+    /// quick: it delays the renewals of the table's other leases.
+    pub fn on_lost(&self, f: impl FnOnce(&Error) + Send + 'static) {
+        let mut st = lock(&self.entry.st);
+        match st.lost.clone() {
+            Some(err) => {
+                drop(st);
+                f(&err);
+            }
+            None if st.stopped => {}
+            None => st.on_lost.push(Box::new(f)),
+        }
+    }
+
     /// Blocks until the lease is lost (true) or `timeout` passes (false;
     /// `None`: as long as it takes, or until stopped).
     pub fn wait_lost(&self, timeout: Option<Duration>) -> bool {
@@ -277,6 +325,7 @@ impl KeepAlive {
         let out = {
             let mut st = lock(&self.entry.st);
             st.stopped = true;
+            st.on_lost.clear();
             (st.lease.clone(), st.lost.clone())
         };
         self.entry.cv.notify_all();
@@ -288,6 +337,13 @@ impl KeepAlive {
     /// returns why and releases nothing; if only the local expiry passed,
     /// the server decides (`LeaseExpired` if it had ended).
     pub fn release(self) -> Result<()> {
+        self.stop_and_release()
+    }
+
+    /// [`release`](Self::release) through a shared reference (for handles
+    /// that are freed separately, such as the C ABI's); a second call
+    /// answers `NotHolder` from the server.
+    pub fn stop_and_release(&self) -> Result<()> {
         let (lease, lost) = self.stop();
         match lost {
             Some(e) => Err(e),
