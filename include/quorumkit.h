@@ -3278,6 +3278,137 @@ qk_status qk_fence_highest(const qk_fence *fence,
                            qk_error *err);
 
 /**
+ * Starts keeping alive `lease` (as granted by `table` to `owner` on
+ * `resource`; its `token`, `mode` and `expires_at_ns` are read): renewed
+ * to `ttl_ns` every `ttl_ns / 3`, the first a third of the way from its
+ * grant. Freeing the result stops the renewals and releases the lease.
+ *
+ * Ownership: the caller owns `*out`; free it with `qk_keep_alive_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
+ * (a zero or too large TTL, a bad mode).
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_redis_lease_table` except its free.
+ *
+ * # Safety
+ * `table` and `lease` are NULL or live; `resource`/`owner` are NULL or
+ * point to `resource_len`/`owner_len` readable bytes; `out` is NULL or
+ * writable.
+ */
+qk_status qk_redis_lease_table_keep_alive(const qk_redis_lease_table *table,
+                                          const char *resource,
+                                          size_t resource_len,
+                                          const char *owner,
+                                          size_t owner_len,
+                                          const qk_lease *lease,
+                                          uint64_t ttl_ns,
+                                          qk_keep_alive **out,
+                                          qk_error *err);
+
+/**
+ * Stops the renewals and releases the lease unless it was lost (best
+ * effort: errors are not reported; use `qk_keep_alive_release()` first to
+ * see them). NULL is a no-op.
+ *
+ * Thread safety: no call on `keep_alive` may run or start once this has
+ * begun.
+ *
+ * # Safety
+ * `keep_alive` is NULL or live and not used again.
+ */
+void qk_keep_alive_free(qk_keep_alive *keep_alive);
+
+/**
+ * Registers `callback(user_data, status, message)`, called once when the
+ * lease is found lost (see `qk_lost_callback`); at once, inside this
+ * call, if it was lost already. Never called after
+ * `qk_keep_alive_release()`, `qk_keep_alive_stop()` or free.
+ *
+ * Errors: `QK_ERR_NULL_ARG` (also for a NULL callback).
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_keep_alive` except its free.
+ *
+ * # Safety
+ * `keep_alive` is NULL or live; `user_data` stays valid until the
+ * callback has run or the keep-alive is stopped or freed.
+ */
+qk_status qk_keep_alive_on_lost(const qk_keep_alive *keep_alive,
+                                qk_lost_callback callback,
+                                void *user_data,
+                                qk_error *err);
+
+/**
+ * Stores in `*lost_out` 1 if the lease is lost (a renewal was refused or
+ * failed until the expiry, or the local clock passed its last known
+ * expiry), else 0.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_keep_alive` except its free.
+ *
+ * # Safety
+ * `keep_alive` is NULL or live; `lost_out` is NULL or writable.
+ */
+qk_status qk_keep_alive_is_lost(const qk_keep_alive *keep_alive, uint8_t *lost_out, qk_error *err);
+
+/**
+ * Blocks until the lease is lost (`*lost_out` = 1), or `timeout_ns`
+ * passes or the keep-alive is stopped (0). `QK_TIMEOUT_FOREVER` waits as
+ * long as it takes.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_keep_alive` except its free.
+ *
+ * # Safety
+ * As `qk_keep_alive_is_lost()`.
+ */
+qk_status qk_keep_alive_wait_lost(const qk_keep_alive *keep_alive,
+                                  uint64_t timeout_ns,
+                                  uint8_t *lost_out,
+                                  qk_error *err);
+
+/**
+ * Stores the lease as last renewed (its `expires_at_ns` moves forward)
+ * in `*lease_out`, and how many renewals succeeded in `*renewals_out`
+ * (NULL to skip).
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_keep_alive` except its free.
+ *
+ * # Safety
+ * `keep_alive` is NULL or live; `lease_out` is NULL or writable;
+ * `renewals_out` is NULL or writable.
+ */
+qk_status qk_keep_alive_lease(const qk_keep_alive *keep_alive,
+                              qk_lease *lease_out,
+                              uint64_t *renewals_out,
+                              qk_error *err);
+
+/**
+ * Stops the renewals and releases the lease. If a renewal lost it, this
+ * returns that reason (`QK_ERR_NOT_HOLDER`, `QK_ERR_LEASE_EXPIRED`,
+ * `QK_ERR_BACKEND_UNAVAILABLE`) and releases nothing: the work done under
+ * it ran unprotected. Calling it again answers `QK_ERR_NOT_HOLDER`.
+ * The keep-alive must still be freed.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, and the reasons above.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_keep_alive` except its free.
+ *
+ * # Safety
+ * `keep_alive` is NULL or live.
+ */
+qk_status qk_keep_alive_release(const qk_keep_alive *keep_alive, qk_error *err);
+
+/**
  * Opens a table on the server at `url` (NUL-terminated:
  * `redis://[user:password@]host:port[/db]`, `rediss://` for TLS builds,
  * `redis+unix:///path`) under `namespace` (its keys' prefix; (NULL, 0)
@@ -3432,137 +3563,6 @@ qk_status qk_redis_lease_table_queue_len(const qk_redis_lease_table *table,
                                          qk_error *err);
 
 /**
- * Starts keeping alive `lease` (as granted by `table` to `owner` on
- * `resource`; its `token`, `mode` and `expires_at_ns` are read): renewed
- * to `ttl_ns` every `ttl_ns / 3`, the first a third of the way from its
- * grant. Freeing the result stops the renewals and releases the lease.
- *
- * Ownership: the caller owns `*out`; free it with `qk_keep_alive_free()`.
- *
- * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
- * (a zero or too large TTL, a bad mode).
- *
- * Thread safety: may run concurrently with any call on the same
- * `qk_redis_lease_table` except its free.
- *
- * # Safety
- * `table` and `lease` are NULL or live; `resource`/`owner` are NULL or
- * point to `resource_len`/`owner_len` readable bytes; `out` is NULL or
- * writable.
- */
-qk_status qk_redis_lease_table_keep_alive(const qk_redis_lease_table *table,
-                                          const char *resource,
-                                          size_t resource_len,
-                                          const char *owner,
-                                          size_t owner_len,
-                                          const qk_lease *lease,
-                                          uint64_t ttl_ns,
-                                          qk_keep_alive **out,
-                                          qk_error *err);
-
-/**
- * Stops the renewals and releases the lease unless it was lost (best
- * effort: errors are not reported; use `qk_keep_alive_release()` first to
- * see them). NULL is a no-op.
- *
- * Thread safety: no call on `keep_alive` may run or start once this has
- * begun.
- *
- * # Safety
- * `keep_alive` is NULL or live and not used again.
- */
-void qk_keep_alive_free(qk_keep_alive *keep_alive);
-
-/**
- * Registers `callback(user_data, status, message)`, called once when the
- * lease is found lost (see `qk_lost_callback`); at once, inside this
- * call, if it was lost already. Never called after
- * `qk_keep_alive_release()`, `qk_keep_alive_stop()` or free.
- *
- * Errors: `QK_ERR_NULL_ARG` (also for a NULL callback).
- *
- * Thread safety: may run concurrently with any call on the same
- * `qk_keep_alive` except its free.
- *
- * # Safety
- * `keep_alive` is NULL or live; `user_data` stays valid until the
- * callback has run or the keep-alive is stopped or freed.
- */
-qk_status qk_keep_alive_on_lost(const qk_keep_alive *keep_alive,
-                                qk_lost_callback callback,
-                                void *user_data,
-                                qk_error *err);
-
-/**
- * Stores in `*lost_out` 1 if the lease is lost (a renewal was refused or
- * failed until the expiry, or the local clock passed its last known
- * expiry), else 0.
- *
- * Errors: `QK_ERR_NULL_ARG`.
- *
- * Thread safety: may run concurrently with any call on the same
- * `qk_keep_alive` except its free.
- *
- * # Safety
- * `keep_alive` is NULL or live; `lost_out` is NULL or writable.
- */
-qk_status qk_keep_alive_is_lost(const qk_keep_alive *keep_alive, uint8_t *lost_out, qk_error *err);
-
-/**
- * Blocks until the lease is lost (`*lost_out` = 1), or `timeout_ns`
- * passes or the keep-alive is stopped (0). `QK_TIMEOUT_FOREVER` waits as
- * long as it takes.
- *
- * Errors: `QK_ERR_NULL_ARG`.
- *
- * Thread safety: may run concurrently with any call on the same
- * `qk_keep_alive` except its free.
- *
- * # Safety
- * As `qk_keep_alive_is_lost()`.
- */
-qk_status qk_keep_alive_wait_lost(const qk_keep_alive *keep_alive,
-                                  uint64_t timeout_ns,
-                                  uint8_t *lost_out,
-                                  qk_error *err);
-
-/**
- * Stores the lease as last renewed (its `expires_at_ns` moves forward)
- * in `*lease_out`, and how many renewals succeeded in `*renewals_out`
- * (NULL to skip).
- *
- * Errors: `QK_ERR_NULL_ARG`.
- *
- * Thread safety: may run concurrently with any call on the same
- * `qk_keep_alive` except its free.
- *
- * # Safety
- * `keep_alive` is NULL or live; `lease_out` is NULL or writable;
- * `renewals_out` is NULL or writable.
- */
-qk_status qk_keep_alive_lease(const qk_keep_alive *keep_alive,
-                              qk_lease *lease_out,
-                              uint64_t *renewals_out,
-                              qk_error *err);
-
-/**
- * Stops the renewals and releases the lease. If a renewal lost it, this
- * returns that reason (`QK_ERR_NOT_HOLDER`, `QK_ERR_LEASE_EXPIRED`,
- * `QK_ERR_BACKEND_UNAVAILABLE`) and releases nothing: the work done under
- * it ran unprotected. Calling it again answers `QK_ERR_NOT_HOLDER`.
- * The keep-alive must still be freed.
- *
- * Errors: `QK_ERR_NULL_ARG`, and the reasons above.
- *
- * Thread safety: may run concurrently with any call on the same
- * `qk_keep_alive` except its free.
- *
- * # Safety
- * `keep_alive` is NULL or live.
- */
-qk_status qk_keep_alive_release(const qk_keep_alive *keep_alive, qk_error *err);
-
-/**
  * Creates candidate `candidate` in election `name` on an in-process
  * lease table; its leadership lease lasts `ttl_ns` (>= 3 ms) unless
  * renewed (every ttl/3, in the background, while it leads).
@@ -3680,6 +3680,33 @@ qk_status qk_election_leader(const qk_election *election,
                              uint64_t *epoch_out,
                              uint8_t *has_out,
                              qk_error *err);
+
+/**
+ * Observes leadership: blocks until the term differs from the one whose
+ * epoch is `last_epoch` (0: "nobody leads"), asking the table every
+ * `poll_ns` (0: 50 ms; at least 1 ms), or until `timeout_ns` passes
+ * (`QK_TIMEOUT_FOREVER`: as long as it takes). Then stores the leader
+ * as `qk_election_leader()` does; at the timeout that is the unchanged
+ * leader. A loop over this call, feeding back `*epoch_out` (0 when
+ * `*has_out` is 0), sees every term change.
+ *
+ * Errors: as `qk_election_leader()`.
+ *
+ * Thread safety: may run concurrently with any call on the same `qk_election` except its free.
+ *
+ * # Safety
+ * As `qk_election_leader()`.
+ */
+qk_status qk_election_wait_change(const qk_election *election,
+                                  uint64_t last_epoch,
+                                  uint64_t poll_ns,
+                                  uint64_t timeout_ns,
+                                  char *name_buf,
+                                  size_t cap,
+                                  size_t *name_len_out,
+                                  uint64_t *epoch_out,
+                                  uint8_t *has_out,
+                                  qk_error *err);
 
 /**
  * Creates a detector and stores it in `*detector_out`. Akka's defaults

@@ -79,9 +79,65 @@ fn succession<B: LeaseBackend>(backend: Arc<B>) {
     assert_eq!(a.leader().unwrap(), None);
 }
 
+/// An observer's iterator yields the leader now, then every term change,
+/// and ends after its idle time passes with no change.
+fn observation<B: LeaseBackend>(backend: Arc<B>) {
+    let watcher = Election::new(backend.clone(), "obs", "watcher", 300 * MS).unwrap();
+    let (tx, seen) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let observer = scope.spawn(|| {
+            for change in watcher.observe(5 * MS, Some(Duration::from_secs(1))) {
+                let change = change.unwrap().map(|l| (l.candidate, l.epoch));
+                tx.send(change.clone()).unwrap();
+            }
+        });
+        let next = || seen.recv_timeout(Duration::from_secs(3)).unwrap();
+        assert_eq!(next(), None, "first: nobody leads");
+        let a = Election::new(backend.clone(), "obs", "a", 300 * MS).unwrap();
+        let b = Election::new(backend.clone(), "obs", "b", 300 * MS).unwrap();
+        let ea = a.campaign(Some(Duration::from_secs(1))).unwrap();
+        assert_eq!(next(), Some(("a".to_owned(), ea)));
+        std::thread::sleep(700 * MS); // renewals are not changes
+        a.resign().unwrap();
+        assert_eq!(next(), None);
+        let eb = b.campaign(Some(Duration::from_secs(1))).unwrap();
+        assert_eq!(next(), Some(("b".to_owned(), eb)));
+        b.resign().unwrap();
+        assert_eq!(next(), None);
+        let ea2 = a.campaign(Some(Duration::from_secs(1))).unwrap();
+        assert!(ea2 > eb && eb > ea);
+        assert_eq!(
+            next(),
+            Some(("a".to_owned(), ea2)),
+            "the same candidate's new term"
+        );
+        // No change for `idle`: the iterator ends.
+        let start = Instant::now();
+        observer.join().unwrap();
+        assert!(start.elapsed() >= 900 * MS, "{:?}", start.elapsed());
+        assert!(seen.try_recv().is_err(), "nothing else was yielded");
+    });
+}
+
 #[test]
 fn succession_in_process() {
     succession(Arc::new(LeaseTable::default()));
+}
+
+#[test]
+fn observation_in_process() {
+    observation(Arc::new(LeaseTable::default()));
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn observation_over_redis() {
+    use quorumkit::lease::redis::{RedisConfig, RedisLeaseTable};
+    let Some(srv) = redis_server::start() else {
+        return;
+    };
+    let table = RedisLeaseTable::open(&srv.url(), RedisConfig::default()).unwrap();
+    observation(Arc::new(table));
 }
 
 #[cfg(feature = "redis")]

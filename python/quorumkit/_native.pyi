@@ -3,7 +3,7 @@
 import asyncio
 import os
 import pathlib
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, final
 
@@ -368,6 +368,13 @@ class Election:
     def wait_change(
         self, last: tuple[str, int] | None, *, poll: float | None = None, timeout: float | None = None
     ) -> tuple[str, int] | None: ...
+    def campaign_async(self, timeout: float | None = None) -> Coroutine[Any, Any, int]: ...
+    def observe(
+        self, *, poll: float | None = None, idle_timeout: float | None = None
+    ) -> Iterator[tuple[str, int] | None]: ...
+    def observe_async(
+        self, *, poll: float | None = None, idle_timeout: float | None = None
+    ) -> AsyncIterator[tuple[str, int] | None]: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, *_exc: object) -> bool: ...
 

@@ -39,6 +39,26 @@ fn leader_tuple(l: Option<Leader>) -> Option<(String, u64)> {
     l.map(|l| (l.candidate, l.epoch))
 }
 
+impl Election {
+    /// Checks the observers' arguments now, then hands them to the
+    /// iterator of `quorumkit._election`.
+    fn observer<'py>(
+        slf: &Bound<'py, Self>,
+        which: &str,
+        poll: Option<&Bound<'py, PyAny>>,
+        idle_timeout: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        if let Some(p) = poll {
+            to_ns(py, seconds_arg(p, "poll")?, "poll")?;
+        }
+        timeout_arg(idle_timeout)?;
+        let none = py.None().into_bound(py);
+        let f = py.import("quorumkit._election")?.getattr(which)?;
+        f.call1((slf, poll.unwrap_or(&none), idle_timeout.unwrap_or(&none)))
+    }
+}
+
 #[pymethods]
 impl Election {
     /// `Election(table, name, candidate, ttl)`: `ttl` seconds of leadership
@@ -79,6 +99,51 @@ impl Election {
         let timeout = timeout_arg(timeout)?;
         let r = py.detach(|| with!(&self.inner, e => e.campaign(timeout)));
         r.map_err(|e| to_pyerr(py, e))
+    }
+
+    /// `await election.campaign_async(timeout=None)`: `campaign` on a
+    /// worker thread, so the event loop never blocks. A campaign cannot be
+    /// withdrawn mid-wait: if the task is cancelled, the term it wins (if
+    /// any) is resigned at once (quorumkit._election).
+    #[pyo3(signature = (timeout=None))]
+    fn campaign_async<'py>(
+        slf: &Bound<'py, Self>,
+        timeout: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        // Checked now, so a bad value raises at the call, not at await.
+        timeout_arg(timeout)?;
+        let none = py.None().into_bound(py);
+        let f = py
+            .import("quorumkit._election")?
+            .getattr("campaign_async")?;
+        f.call1((slf, timeout.unwrap_or(&none)))
+    }
+
+    /// `for leader in election.observe(poll=None, idle_timeout=None):`
+    /// yields the leader now (a `(candidate, epoch)` tuple or None), then
+    /// each change of term, as `wait_change` sees them every `poll`
+    /// seconds; it ends once `idle_timeout` seconds pass with no change
+    /// (None: never).
+    #[pyo3(signature = (*, poll=None, idle_timeout=None))]
+    fn observe<'py>(
+        slf: &Bound<'py, Self>,
+        poll: Option<&Bound<'py, PyAny>>,
+        idle_timeout: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::observer(slf, "observe", poll, idle_timeout)
+    }
+
+    /// `async for leader in election.observe_async(...)`: `observe` for
+    /// asyncio, each wait on a worker thread in slices of at most 0.25 s,
+    /// so cancelling the task leaves nothing waiting for long.
+    #[pyo3(signature = (*, poll=None, idle_timeout=None))]
+    fn observe_async<'py>(
+        slf: &Bound<'py, Self>,
+        poll: Option<&Bound<'py, PyAny>>,
+        idle_timeout: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::observer(slf, "observe_async", poll, idle_timeout)
     }
 
     /// Gives up leadership at once (a no-op when not leading).

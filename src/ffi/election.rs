@@ -281,3 +281,51 @@ pub unsafe extern "C" fn qk_election_leader(
         write_leader(leader, name_buf, cap, len, epoch, has)
     })
 }
+
+/// Observes leadership: blocks until the term differs from the one whose
+/// epoch is `last_epoch` (0: "nobody leads"), asking the table every
+/// `poll_ns` (0: 50 ms; at least 1 ms), or until `timeout_ns` passes
+/// (`QK_TIMEOUT_FOREVER`: as long as it takes). Then stores the leader
+/// as `qk_election_leader()` does; at the timeout that is the unchanged
+/// leader. A loop over this call, feeding back `*epoch_out` (0 when
+/// `*has_out` is 0), sees every term change.
+///
+/// Errors: as `qk_election_leader()`.
+///
+/// Thread safety: may run concurrently with any call on the same `qk_election` except its free.
+///
+/// # Safety
+/// As `qk_election_leader()`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn qk_election_wait_change(
+    election: *const qk_election,
+    last_epoch: u64,
+    poll_ns: u64,
+    timeout_ns: u64,
+    name_buf: *mut c_char,
+    cap: usize,
+    name_len_out: *mut usize,
+    epoch_out: *mut u64,
+    has_out: *mut u8,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let e = unsafe { arg_ref(election, "election") }?;
+        let (len, epoch, has) = unsafe {
+            (
+                Out::new(name_len_out, "name_len_out")?,
+                Out::new(epoch_out, "epoch_out")?,
+                Out::new(has_out, "has_out")?,
+            )
+        };
+        let poll = match poll_ns {
+            0 => Duration::from_millis(50),
+            ns => Duration::from_nanos(ns).max(Duration::from_millis(1)),
+        };
+        let timeout = (timeout_ns != QK_TIMEOUT_FOREVER).then(|| Duration::from_nanos(timeout_ns));
+        let last = (last_epoch != 0).then_some(last_epoch);
+        let leader = with!(&e.0, x => x.wait_epoch_change(last, poll, timeout))?;
+        write_leader(leader, name_buf, cap, len, epoch, has)
+    })
+}

@@ -226,16 +226,29 @@ impl<B: LeaseBackend> Election<B> {
     /// `last` (None: "no leader"), or at `timeout` with the unchanged value.
     /// Asks the table every `poll` (a table cannot push changes across
     /// processes); this candidate's own changes are seen at once.
+    /// Terms are told apart by their epochs: a later term always has a
+    /// greater one, even with the same candidate.
     pub fn wait_change(
         &self,
         last: Option<&Leader>,
         poll: Duration,
         timeout: Option<Duration>,
     ) -> Result<Option<Leader>> {
+        self.wait_epoch_change(last.map(|l| l.epoch), poll, timeout)
+    }
+
+    /// [`wait_change`](Self::wait_change) from the last term's epoch alone
+    /// (None: "no leader").
+    pub fn wait_epoch_change(
+        &self,
+        last_epoch: Option<u64>,
+        poll: Duration,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Leader>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let now_leader = self.leader()?;
-            if now_leader.as_ref() != last {
+            if now_leader.as_ref().map(|l| l.epoch) != last_epoch {
                 return Ok(now_leader);
             }
             let mut wait = poll;
@@ -256,6 +269,22 @@ impl<B: LeaseBackend> Election<B> {
         }
     }
 
+    /// Observes leadership as an iterator: first the leader now, then each
+    /// change (a new term, or nobody leading), as [`wait_change`] sees
+    /// them every `poll`. It ends after `idle` passes with no change
+    /// (`None`: never), and after an error, which it yields.
+    ///
+    /// [`wait_change`]: Self::wait_change
+    pub fn observe(&self, poll: Duration, idle: Option<Duration>) -> Observe<'_, B> {
+        Observe {
+            election: self,
+            poll,
+            idle,
+            last: None,
+            done: false,
+        }
+    }
+
     fn stop_renewer(&self) {
         let handle = self
             .renewer
@@ -265,6 +294,47 @@ impl<B: LeaseBackend> Election<B> {
         if let Some(h) = handle {
             self.shared.changed.notify_all();
             let _ = h.join();
+        }
+    }
+}
+
+/// The iterator of [`Election::observe`].
+#[derive(Debug)]
+pub struct Observe<'a, B: LeaseBackend> {
+    election: &'a Election<B>,
+    poll: Duration,
+    idle: Option<Duration>,
+    /// The last term yielded (`Some(None)`: "nobody led"); None before the first.
+    last: Option<Option<u64>>,
+    done: bool,
+}
+
+impl<B: LeaseBackend> Iterator for Observe<'_, B> {
+    type Item = Result<Option<Leader>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let r = match self.last {
+            None => self.election.leader(),
+            Some(last) => self.election.wait_epoch_change(last, self.poll, self.idle),
+        };
+        match r {
+            Ok(now) => {
+                let epoch = now.as_ref().map(|l| l.epoch);
+                if self.last == Some(epoch) {
+                    // `idle` passed with no change.
+                    self.done = true;
+                    return None;
+                }
+                self.last = Some(epoch);
+                Some(Ok(now))
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
         }
     }
 }

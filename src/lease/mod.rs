@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 pub use cancel::CancelToken;
 pub use clock::{Clock, ManualClock, MonotonicClock};
-pub use election::{Election, Leader, LeaseBackend};
+pub use election::{Election, Leader, LeaseBackend, Observe};
 pub use fence::Fence;
 pub use guard::LeaseGuard;
 pub use machine::{AcquireOutcome, AcquireRequest, Event, LeaseConfig, LeaseMachine, WaiterId};

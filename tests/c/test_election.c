@@ -1,6 +1,7 @@
 /* qk_election on an in-process table: one leader at a time, FIFO
  * succession with growing epochs, resign, leader(), bad input. */
 #include <pthread.h>
+#include <time.h>
 
 #include "check.h"
 
@@ -18,7 +19,58 @@ static void *campaign(void *arg) {
     return NULL;
 }
 
+struct resigner {
+    const qk_election *e;
+    qk_status status;
+};
+
+static void *resign_later(void *arg) {
+    struct resigner *r = arg;
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL);
+    r->status = qk_election_resign(r->e, NULL);
+    return NULL;
+}
+
+/* Observing: a loop over qk_election_wait_change sees each term change. */
+static void observe_case(void) {
+    qk_lease_table *t = NULL;
+    REQUIRE(qk_lease_table_new(0, &t, NULL) == QK_OK);
+    qk_election *a = NULL, *w = NULL;
+    REQUIRE(qk_election_new(t, STR("obs"), STR("a"), 300 * MS, &a, NULL) == QK_OK);
+    REQUIRE(qk_election_new(t, STR("obs"), STR("watcher"), 300 * MS, &w, NULL) == QK_OK);
+    char name[16];
+    size_t len = 0;
+    uint64_t epoch = 7, ea = 0;
+    uint8_t has = 9;
+    /* Nobody leads and nothing changes: the timeout answers "nobody". */
+    CHECK_OK(qk_election_wait_change(w, 0, MS, 20 * MS, name, sizeof name, &len, &epoch, &has, NULL));
+    CHECK(has == 0);
+    CHECK_OK(qk_election_campaign(a, 1000 * MS, &ea, NULL));
+    CHECK_OK(qk_election_wait_change(w, 0, MS, QK_TIMEOUT_FOREVER, name, sizeof name, &len, &epoch, &has, NULL));
+    CHECK(has == 1 && epoch == ea && len == 1 && name[0] == 'a');
+    /* Renewals are not changes. */
+    CHECK_OK(qk_election_wait_change(w, ea, MS, 400 * MS, name, sizeof name, &len, &epoch, &has, NULL));
+    CHECK(has == 1 && epoch == ea);
+    /* A resign on another thread wakes a wait with no timeout. */
+    struct resigner r = {a, -1};
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, resign_later, &r) == 0);
+    CHECK_OK(qk_election_wait_change(w, ea, MS, QK_TIMEOUT_FOREVER, name, sizeof name, &len, &epoch, &has, NULL));
+    REQUIRE(pthread_join(th, NULL) == 0);
+    CHECK(r.status == QK_OK && has == 0);
+    /* Bad input. */
+    CHECK_ERR(qk_election_wait_change(NULL, 0, MS, 0, name, sizeof name, &len, &epoch, &has, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_election_wait_change(w, 0, MS, 0, name, sizeof name, NULL, &epoch, &has, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_election_wait_change(w, 0, MS, 0, name, sizeof name, &len, NULL, &has, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_election_wait_change(w, 0, MS, 0, name, sizeof name, &len, &epoch, NULL, NULL), QK_ERR_NULL_ARG);
+    qk_election_free(w);
+    qk_election_free(a);
+    qk_lease_table_free(t);
+}
+
 void test_election(void) {
+    observe_case();
     qk_lease_table *t = NULL;
     REQUIRE(qk_lease_table_new(0, &t, NULL) == QK_OK);
     qk_election *a = NULL, *b = NULL;
