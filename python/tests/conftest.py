@@ -54,18 +54,33 @@ def free_port():
 
 
 class Server:
-    def __init__(self):
+    """persist: an append-only file fsynced on every write (what survives a
+    kill -9); otherwise nothing survives a restart."""
+
+    def __init__(self, persist=False):
         self.dir = tempfile.mkdtemp(prefix="qk-redis-py-")
+        self.persist = persist
         for _ in range(5):
             self.port = free_port()
-            self.proc = subprocess.Popen(
-                [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", self.dir],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if self._answers():
+            if self._spawn():
                 return
             self.stop()
         raise RuntimeError("could not start redis-server")
+
+    def _spawn(self):
+        durability = (["--appendonly", "yes", "--appendfsync", "always"] if self.persist
+                      else ["--appendonly", "no"])
+        self.proc = subprocess.Popen(
+            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             *durability, "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self._answers()
+
+    def restart(self):
+        """kill -9, then a new server on the same port and directory."""
+        self.stop()
+        if not self._spawn():
+            raise RuntimeError(f"redis-server did not come back on port {self.port}")
 
     def _answers(self):
         deadline = time.monotonic() + 5
