@@ -189,6 +189,7 @@ bench: sysdeps py-install
 	$(PY) bench/ring_vs_peers.py
 	$(PY) bench/bounded_snapshot.py
 	$(PY) bench/lease_vs_peers.py
+	$(PY) bench/redis_locks_processes.py
 	$(PY) bench/paxos_bench.py
 
 clean:
