@@ -96,7 +96,7 @@ header: cbindgen
 	QK_BLESS=1 cargo test -q --test c_constants
 
 # ---------------------------------------------------------------- demo
-demo: py-install
+demo: sysdeps py-install
 	$(PY) examples/demo.py
 
 # ---------------------------------------------------------------- tests
