@@ -84,7 +84,8 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 step "valgrind"
-VALGRIND=(valgrind -q --leak-check=full --error-exitcode=1 --errors-for-leak-kinds=definite,indirect)
+VALGRIND=(valgrind -q --leak-check=full --error-exitcode=1 --errors-for-leak-kinds=definite,indirect
+          --suppressions="$ROOT/tests/c/valgrind.supp")
 "${VALGRIND[@]}" "$BUILD/plain/test_c"
 "${VALGRIND[@]}" "$BUILD/plain/test_cpp"
 

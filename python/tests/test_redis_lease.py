@@ -353,3 +353,48 @@ def test_on_lost_bad_input(server):
         with pytest.raises(TypeError):
             held.on_lost("not callable")
     t.release(lease)
+
+
+def test_tls_and_unix_socket_urls(tmp_path):
+    """rediss:// to a self-signed server (refused unless the URL ends in
+    #insecure) and redis+unix:// with a database number."""
+    import os
+    import shutil
+    import subprocess
+
+    from conftest import REDIS, free_port
+
+    if not os.path.exists(REDIS) or shutil.which("openssl") is None:
+        pytest.skip("redis-server or openssl is not installed (make sysdeps installs them)")
+    cert, key, sock = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "redis.sock"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    tls_port = free_port()
+    proc = subprocess.Popen(
+        [REDIS, "--port", "0", "--tls-port", str(tls_port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path), "--tls-cert-file", str(cert),
+         "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+         "--unixsocket", str(sock), "--unixsocketperm", "700"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for url in (f"rediss://127.0.0.1:{tls_port}/#insecure", f"redis+unix://{sock}?db=3"):
+            t = qk.RedisLeaseTable(url, connect_timeout=1, command_timeout=1)
+            for _ in range(200):  # the TLS port may open a moment after the socket
+                try:
+                    t.ping()
+                    break
+                except qk.BackendUnavailableError:
+                    time.sleep(0.01)
+            lease = t.acquire("r", "me", 5)
+            assert t.try_acquire("r", "other", 5) is None
+            t.release(lease)
+        strict = qk.RedisLeaseTable(f"rediss://127.0.0.1:{tls_port}", connect_timeout=1, command_timeout=1)
+        with pytest.raises(qk.BackendUnavailableError, match="(?i)cert"):
+            strict.ping()
+    finally:
+        proc.kill()
+        proc.wait(5)

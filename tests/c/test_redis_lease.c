@@ -66,21 +66,42 @@ struct server {
     pid_t pid;
     int port;
     char dir[64];
+    int tls_port; /* set by start_tls_server */
 };
 
-static int start_server(struct server *srv) {
+/* With tls: also a TLS port, serving the self-signed dir/cert.pem. */
+static int spawn_server(struct server *srv, int tls) {
     snprintf(srv->dir, sizeof srv->dir, "/tmp/qk-redis-c-XXXXXX");
     if (!mkdtemp(srv->dir)) return 0;
+    char cert[128], key[128];
+    snprintf(cert, sizeof cert, "%s/cert.pem", srv->dir);
+    snprintf(key, sizeof key, "%s/key.pem", srv->dir);
+    if (tls) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+                 "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s >/dev/null 2>&1",
+                 key, cert);
+        if (system(cmd) != 0) return 0;
+    }
     for (int attempt = 0; attempt < 5; attempt++) {
         srv->port = free_port();
-        char port[16];
+        srv->tls_port = tls ? free_port() : 0;
+        char port[16], tls_port[16];
         snprintf(port, sizeof port, "%d", srv->port);
+        snprintf(tls_port, sizeof tls_port, "%d", srv->tls_port);
         pid_t pid = fork();
         if (pid == 0) {
             freopen("/dev/null", "w", stdout);
             freopen("/dev/null", "w", stderr);
-            execl(REDIS_SERVER, REDIS_SERVER, "--port", port, "--bind", "127.0.0.1", "--save", "",
-                  "--appendonly", "no", "--dir", srv->dir, (char *)NULL);
+            if (tls)
+                execl(REDIS_SERVER, REDIS_SERVER, "--port", port, "--bind", "127.0.0.1", "--save", "",
+                      "--appendonly", "no", "--dir", srv->dir, "--tls-port", tls_port, "--tls-cert-file", cert,
+                      "--tls-key-file", key, "--tls-ca-cert-file", cert, "--tls-auth-clients", "no",
+                      (char *)NULL);
+            else
+                execl(REDIS_SERVER, REDIS_SERVER, "--port", port, "--bind", "127.0.0.1", "--save", "",
+                      "--appendonly", "no", "--dir", srv->dir, (char *)NULL);
             _exit(127);
         }
         srv->pid = pid;
@@ -95,12 +116,19 @@ static int start_server(struct server *srv) {
     return 0;
 }
 
+static int start_server(struct server *srv) { return spawn_server(srv, 0); }
+
 static void stop_server(struct server *srv) {
     if (srv->pid > 0) {
         kill(srv->pid, SIGKILL);
         waitpid(srv->pid, NULL, 0);
         srv->pid = 0;
     }
+    char path[128];
+    snprintf(path, sizeof path, "%s/cert.pem", srv->dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/key.pem", srv->dir);
+    unlink(path);
     rmdir(srv->dir);
 }
 
@@ -207,11 +235,38 @@ static void keep_alive_case(const qk_redis_lease_table *t) {
     qk_keep_alive_free(NULL);
 }
 
+/* rediss:// to a self-signed server: refused unless the URL says #insecure. */
+static void tls_case(void) {
+    struct server srv = {0};
+    if (!spawn_server(&srv, 1)) {
+        fprintf(stderr, "test_redis_lease: TLS case SKIPPED: openssl or a TLS redis-server missing\n");
+        stop_server(&srv);
+        return;
+    }
+    char url[96];
+    qk_redis_lease_table *t = NULL;
+    qk_error err;
+    qk_lease l;
+    snprintf(url, sizeof url, "rediss://127.0.0.1:%d", srv.tls_port);
+    REQUIRE(qk_redis_lease_table_new(url, NULL, 0, SEC, SEC, &t, NULL) == QK_OK);
+    CHECK_ERR(qk_redis_lease_table_try_acquire(t, STR("r"), STR("o"), SEC, QK_LEASE_EXCLUSIVE, &l, &err),
+              QK_ERR_BACKEND_UNAVAILABLE);
+    CHECK(strstr(err.message, "ert") != NULL); /* the certificate is named */
+    qk_redis_lease_table_free(t);
+    snprintf(url, sizeof url, "rediss://127.0.0.1:%d/#insecure", srv.tls_port);
+    REQUIRE(qk_redis_lease_table_new(url, NULL, 0, SEC, SEC, &t, NULL) == QK_OK);
+    CHECK_OK(qk_redis_lease_table_try_acquire(t, STR("r"), STR("o"), SEC, QK_LEASE_EXCLUSIVE, &l, NULL));
+    CHECK_OK(qk_redis_lease_table_release(t, STR("r"), STR("o"), l.token, NULL));
+    qk_redis_lease_table_free(t);
+    stop_server(&srv);
+}
+
 void test_redis_lease(void) {
     if (access(REDIS_SERVER, X_OK) != 0) {
         fprintf(stderr, "test_redis_lease: SKIPPED: %s missing (make sysdeps installs it)\n", REDIS_SERVER);
         return;
     }
+    tls_case();
     struct server srv = {0};
     REQUIRE(start_server(&srv));
     char url[64];

@@ -51,6 +51,10 @@ pub(crate) fn map_err(e: RedisError) -> Error {
 
 impl Pool {
     pub fn open(url: &str, config: &RedisConfig) -> Result<Pool> {
+        // rustls needs a process-wide crypto provider; the first table
+        // installs ring's (a no-op if the program installed one already).
+        #[cfg(feature = "redis-tls")]
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = Client::open(url)
             .map_err(|e| Error::invalid(format!("bad redis URL {:?}: {e}", redact(url))))?;
         Ok(Pool {

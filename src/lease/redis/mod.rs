@@ -137,7 +137,9 @@ pub(crate) struct Call<'a> {
 
 impl RedisLeaseTable {
     /// A table on the server at `url`: `redis://[user:password@]host[:port][/db]`,
-    /// `rediss://…` (TLS, feature `redis-tls`) or `redis+unix:///path[?db=N]`.
+    /// `rediss://…` (TLS, feature `redis-tls`, on by default: certificates
+    /// checked against the system roots, or not at all with a trailing
+    /// `#insecure`) or `redis+unix:///path[?db=N]`.
     /// Connects lazily: a bad URL fails here, an unreachable server at the
     /// first call (see [`ping`](Self::ping)).
     pub fn open(url: &str, config: RedisConfig) -> Result<Self> {
