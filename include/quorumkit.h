@@ -3411,7 +3411,8 @@ qk_status qk_keep_alive_release(const qk_keep_alive *keep_alive, qk_error *err);
 /**
  * Opens a table on the server at `url` (NUL-terminated:
  * `redis://[user:password@]host:port[/db]`, `rediss://` for TLS (a trailing `#insecure` skips the certificate check),
- * `redis+unix:///path`) under `namespace` (its keys' prefix; (NULL, 0)
+ * `redis+unix:///path`, or `redis-cluster://host:port,host:port,...` for
+ * a Redis Cluster, `rediss-cluster://` with TLS) under `namespace` (its keys' prefix; (NULL, 0)
  * means "qk"). `connect_timeout_ns` and `command_timeout_ns` bound every
  * wait for the server (0: the defaults, 2 s each). Connects lazily: an
  * unreachable server is reported by the first call.

@@ -289,7 +289,8 @@ impl RedisLeaseTable {
 #[pymethods]
 impl RedisLeaseTable {
     /// Opens a table on `url` (`redis://[user:password@]host:port/db`,
-    /// `rediss://` for TLS, `redis+unix:///path`). Connects lazily: an
+    /// `rediss://` for TLS, `redis+unix:///path`, `redis-cluster://h1:p1,h2:p2`
+    /// for a Redis Cluster). Connects lazily: an
     /// unreachable server is reported by the first call, within
     /// `connect_timeout` (`BackendUnavailableError`).
     #[new]

@@ -36,7 +36,8 @@ pub struct qk_redis_lease_table {
 
 /// Opens a table on the server at `url` (NUL-terminated:
 /// `redis://[user:password@]host:port[/db]`, `rediss://` for TLS (a trailing `#insecure` skips the certificate check),
-/// `redis+unix:///path`) under `namespace` (its keys' prefix; (NULL, 0)
+/// `redis+unix:///path`, or `redis-cluster://host:port,host:port,...` for
+/// a Redis Cluster, `rediss-cluster://` with TLS) under `namespace` (its keys' prefix; (NULL, 0)
 /// means "qk"). `connect_timeout_ns` and `command_timeout_ns` bound every
 /// wait for the server (0: the defaults, 2 s each). Connects lazily: an
 /// unreachable server is reported by the first call.

@@ -261,12 +261,126 @@ static void tls_case(void) {
     stop_server(&srv);
 }
 
+#define REDIS_CLI "/usr/bin/redis-cli"
+
+/* Three masters joined by redis-cli --cluster create; ports in ports[3]. */
+static int start_cluster(pid_t pids[3], int ports[3], char *dir, size_t dir_len) {
+    snprintf(dir, dir_len, "/tmp/qk-cluster-c-XXXXXX");
+    if (!mkdtemp(dir)) return 0;
+    for (int i = 0; i < 3; i++) {
+        ports[i] = free_port();
+        char port[16], bus[16], conf[32];
+        snprintf(port, sizeof port, "%d", ports[i]);
+        snprintf(bus, sizeof bus, "%d", free_port());
+        snprintf(conf, sizeof conf, "nodes-%d.conf", i);
+        pid_t pid = fork();
+        if (pid == 0) {
+            freopen("/dev/null", "w", stdout);
+            freopen("/dev/null", "w", stderr);
+            execl(REDIS_SERVER, REDIS_SERVER, "--port", port, "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                  "--cluster-port", bus, "--cluster-config-file", conf, "--save", "", "--appendonly", "no",
+                  "--dir", dir, (char *)NULL);
+            _exit(127);
+        }
+        pids[i] = pid;
+    }
+    for (int i = 0; i < 3; i++) {
+        int up = 0;
+        for (int k = 0; k < 500 && !up; k++) {
+            up = answers_as(ports[i], pids[i]);
+            if (!up) nap_ms(10);
+        }
+        if (!up) return 0;
+    }
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             REDIS_CLI " --cluster create 127.0.0.1:%d 127.0.0.1:%d 127.0.0.1:%d --cluster-replicas 0 "
+                       "--cluster-yes >/dev/null 2>&1",
+             ports[0], ports[1], ports[2]);
+    if (system(cmd) != 0) return 0;
+    for (int k = 0; k < 400; k++) {
+        int ok = 1;
+        for (int i = 0; i < 3 && ok; i++) {
+            snprintf(cmd, sizeof cmd, REDIS_CLI " -p %d CLUSTER INFO | grep -q cluster_state:ok", ports[i]);
+            ok = system(cmd) == 0;
+        }
+        if (ok) return 1;
+        nap_ms(50);
+    }
+    return 0;
+}
+
+/* The table on a Redis Cluster: grants on resources spread over the masters,
+ * a blocked waiter's hand-off, and a cluster URL with a database refused. */
+static void cluster_case(void) {
+    pid_t pids[3] = {0, 0, 0};
+    int ports[3];
+    char dir[64];
+    if (access(REDIS_CLI, X_OK) != 0) {
+        fprintf(stderr, "test_redis_lease: cluster case SKIPPED: %s missing\n", REDIS_CLI);
+        return;
+    }
+    REQUIRE(start_cluster(pids, ports, dir, sizeof dir));
+    char url[128];
+    snprintf(url, sizeof url, "redis-cluster://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", ports[0], ports[1],
+             ports[2]);
+    qk_redis_lease_table *t = NULL;
+    REQUIRE(qk_redis_lease_table_new(url, STR("ccl"), SEC, SEC, &t, NULL) == QK_OK);
+    qk_lease held[12], x;
+    char name[16];
+    for (int i = 0; i < 12; i++) {
+        snprintf(name, sizeof name, "res-%d", i);
+        CHECK_OK(qk_redis_lease_table_acquire(t, name, strlen(name), STR("a"), 10 * SEC, QK_LEASE_EXCLUSIVE, 0, NULL,
+                                              &held[i], NULL));
+        CHECK_ERR(qk_redis_lease_table_try_acquire(t, name, strlen(name), STR("b"), SEC, QK_LEASE_EXCLUSIVE, &x, NULL),
+                  QK_ERR_BUSY);
+    }
+    /* Every master holds some of the keys. */
+    for (int i = 0; i < 3; i++) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, REDIS_CLI " -p %d --scan | grep -q ccl", ports[i]);
+        CHECK(system(cmd) == 0);
+    }
+    for (int i = 0; i < 12; i++) {
+        snprintf(name, sizeof name, "res-%d", i);
+        CHECK_OK(qk_redis_lease_table_release(t, name, strlen(name), STR("a"), held[i].token, NULL));
+    }
+    /* A blocked waiter gets the lease at the release. */
+    qk_lease a;
+    CHECK_OK(qk_redis_lease_table_acquire(t, STR("res"), STR("a"), 30 * SEC, QK_LEASE_EXCLUSIVE, 0, NULL, &a, NULL));
+    struct waiter b = {t, NULL, "b", -1, {0}, {0}};
+    pthread_t tb;
+    REQUIRE(pthread_create(&tb, NULL, wait_lease, &b) == 0);
+    for (int i = 0; i < 500 && queued(t) < 1; i++) nap_ms(5);
+    CHECK(queued(t) == 1);
+    CHECK_OK(qk_redis_lease_table_release(t, STR("res"), STR("a"), a.token, NULL));
+    REQUIRE(pthread_join(tb, NULL) == 0);
+    CHECK(b.status == QK_OK && b.lease.token > a.token);
+    CHECK_OK(qk_redis_lease_table_release(t, STR("res"), STR("b"), b.lease.token, NULL));
+    qk_redis_lease_table_free(t);
+    qk_error err;
+    qk_redis_lease_table *bad = NULL;
+    CHECK_ERR(qk_redis_lease_table_new("redis-cluster://127.0.0.1:1/3", NULL, 0, 0, 0, &bad, &err),
+              QK_ERR_INVALID_ARG);
+    CHECK(strstr(err.message, "database") != NULL && bad == NULL);
+    for (int i = 0; i < 3; i++) {
+        if (pids[i] > 0) {
+            kill(pids[i], SIGKILL);
+            waitpid(pids[i], NULL, 0);
+        }
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 void test_redis_lease(void) {
     if (access(REDIS_SERVER, X_OK) != 0) {
         fprintf(stderr, "test_redis_lease: SKIPPED: %s missing (make sysdeps installs it)\n", REDIS_SERVER);
         return;
     }
     tls_case();
+    cluster_case();
     struct server srv = {0};
     REQUIRE(start_server(&srv));
     char url[64];

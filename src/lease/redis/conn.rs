@@ -2,18 +2,59 @@
 //! connect and read/write timeouts, and the mapping of redis-rs errors to
 //! the crate's [`Error`]. Plain threads, no async runtime: a blocked waiter
 //! holds one connection for one bounded blocking read at a time.
+//!
+//! A `redis-cluster://` (or `rediss-cluster://`) URL names seed nodes of a
+//! Redis Cluster; each pooled connection is then a redis-rs cluster
+//! connection, which sends every command to the node owning its keys' slot
+//! and follows MOVED/ASK redirects. All keys of one resource share a hash
+//! tag (`keys.rs`), so each script and blocking read touches one slot.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use redis::{Client, Connection, ErrorKind, RedisError, RedisResult};
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
 
 use super::config::RedisConfig;
 use crate::error::{Error, Result};
 
+/// Where connections come from: one server, or a cluster's seed nodes.
+enum Source {
+    Single(Client),
+    Cluster(ClusterClient),
+}
+
+/// One pooled connection.
+pub(crate) enum Conn {
+    Single(Connection),
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    fn like(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Conn::Single(c) => c,
+            Conn::Cluster(c) => c,
+        }
+    }
+
+    fn set_timeouts(&self, read: Duration, write: Duration) -> RedisResult<()> {
+        match self {
+            Conn::Single(c) => {
+                c.set_read_timeout(Some(read))?;
+                c.set_write_timeout(Some(write))
+            }
+            Conn::Cluster(c) => {
+                c.set_read_timeout(Some(read))?;
+                c.set_write_timeout(Some(write))
+            }
+        }
+    }
+}
+
 pub(crate) struct Pool {
-    client: Client,
-    idle: Mutex<Vec<Connection>>,
+    source: Source,
+    idle: Mutex<Vec<Conn>>,
     connect_timeout: Duration,
     command_timeout: Duration,
     max_idle: usize,
@@ -49,16 +90,67 @@ pub(crate) fn map_err(e: RedisError) -> Error {
     }
 }
 
+/// The seed nodes' URLs of a `redis-cluster://[user:pass@]h1:p1,h2:p2[?…]`
+/// URL (`rediss-cluster://` for TLS), or None for any other URL.
+pub(crate) fn cluster_nodes(url: &str) -> Option<Result<Vec<String>>> {
+    let (scheme, rest) = if let Some(r) = url.strip_prefix("redis-cluster://") {
+        ("redis", r)
+    } else if let Some(r) = url.strip_prefix("rediss-cluster://") {
+        ("rediss", r)
+    } else {
+        return None;
+    };
+    let (creds, hosts) = match rest.rfind('@') {
+        Some(at) => (&rest[..=at], &rest[at + 1..]),
+        None => ("", rest),
+    };
+    // A path (a database) is refused: a cluster has database 0 only.
+    let (hosts, tail) = match hosts.find(['/', '?', '#']) {
+        Some(i) => (&hosts[..i], &hosts[i..]),
+        None => (hosts, ""),
+    };
+    if tail.starts_with('/') && tail.len() > 1 && !tail.starts_with("/#") && !tail.starts_with("/?")
+    {
+        return Some(Err(Error::invalid(
+            "a redis-cluster:// URL takes no database number (a cluster has only database 0)",
+        )));
+    }
+    let tail = tail.trim_start_matches('/');
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(|h| {
+            let slash = if tail.is_empty() { "" } else { "/" };
+            format!("{scheme}://{creds}{h}{slash}{tail}")
+        })
+        .collect();
+    if hosts.split(',').any(str::is_empty) {
+        return Some(Err(Error::invalid(format!(
+            "bad redis cluster URL {:?}: empty node address",
+            redact(url)
+        ))));
+    }
+    Some(Ok(nodes))
+}
+
 impl Pool {
     pub fn open(url: &str, config: &RedisConfig) -> Result<Pool> {
         // rustls needs a process-wide crypto provider; the first table
         // installs ring's (a no-op if the program installed one already).
         #[cfg(feature = "redis-tls")]
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = Client::open(url)
-            .map_err(|e| Error::invalid(format!("bad redis URL {:?}: {e}", redact(url))))?;
+        let bad = |e: RedisError| Error::invalid(format!("bad redis URL {:?}: {e}", redact(url)));
+        let source = match cluster_nodes(url) {
+            None => Source::Single(Client::open(url).map_err(bad)?),
+            Some(nodes) => Source::Cluster(
+                ClusterClient::builder(nodes?)
+                    .connection_timeout(config.connect_timeout)
+                    .response_timeout(config.command_timeout)
+                    .build()
+                    .map_err(bad)?,
+            ),
+        };
         Ok(Pool {
-            client,
+            source,
             idle: Mutex::new(Vec::new()),
             connect_timeout: config.connect_timeout,
             command_timeout: config.command_timeout,
@@ -66,22 +158,26 @@ impl Pool {
         })
     }
 
-    fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+    fn idle(&self) -> MutexGuard<'_, Vec<Conn>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn connect(&self) -> Result<Connection> {
-        let con = self
-            .client
-            .get_connection_with_timeout(self.connect_timeout)
-            .map_err(map_err)?;
-        con.set_read_timeout(Some(self.command_timeout))
-            .and_then(|()| con.set_write_timeout(Some(self.command_timeout)))
+    fn connect(&self) -> Result<Conn> {
+        let con = match &self.source {
+            Source::Single(client) => Conn::Single(
+                client
+                    .get_connection_with_timeout(self.connect_timeout)
+                    .map_err(map_err)?,
+            ),
+            // The builder set the connect and response timeouts.
+            Source::Cluster(client) => Conn::Cluster(client.get_connection().map_err(map_err)?),
+        };
+        con.set_timeouts(self.command_timeout, self.command_timeout)
             .map_err(map_err)?;
         Ok(con)
     }
 
-    fn put_back(&self, con: Connection) {
+    fn put_back(&self, con: Conn) {
         let mut idle = self.idle();
         if idle.len() < self.max_idle {
             idle.push(con);
@@ -99,7 +195,14 @@ impl Pool {
     /// connection broke between the request and its reply; the scripts are
     /// safe under that (at worst an unused grant ends with its TTL, or a
     /// repeated release answers `NotHolder`).
-    pub fn run<T>(&self, mut f: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {
+    pub fn run<T>(
+        &self,
+        mut f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T>,
+    ) -> Result<T> {
+        self.run_conn(|c| f(c.like()))
+    }
+
+    fn run_conn<T>(&self, mut f: impl FnMut(&mut Conn) -> RedisResult<T>) -> Result<T> {
         let pooled = self.idle().pop();
         let reused = pooled.is_some();
         let mut con = match pooled {
@@ -148,17 +251,18 @@ impl Pool {
         let wait = wait.max(Duration::from_millis(1));
         let secs = format!("{:.3}", wait.as_secs_f64());
         let read_timeout = wait + self.command_timeout;
-        self.run(|con| {
-            con.set_read_timeout(Some(read_timeout))?;
+        self.run_conn(|conn| {
+            conn.set_timeouts(read_timeout, self.command_timeout)?;
             let out: RedisResult<Option<String>> = redis::cmd("BLMOVE")
                 .arg(key)
                 .arg(key)
                 .arg("LEFT")
                 .arg("LEFT")
                 .arg(&secs)
-                .query(con);
-            con.set_read_timeout(Some(self.command_timeout))?;
+                .query(conn.like());
+            conn.set_timeouts(self.command_timeout, self.command_timeout)?;
             let out = out?;
+            let con = conn.like();
             match out.as_deref() {
                 None => {}
                 Some(NUDGE) => redis::cmd("LREM").arg(key).arg(0).arg(NUDGE).exec(con)?,

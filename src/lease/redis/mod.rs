@@ -139,7 +139,9 @@ impl RedisLeaseTable {
     /// A table on the server at `url`: `redis://[user:password@]host[:port][/db]`,
     /// `rediss://…` (TLS, feature `redis-tls`, on by default: certificates
     /// checked against the system roots, or not at all with a trailing
-    /// `#insecure`) or `redis+unix:///path[?db=N]`.
+    /// `#insecure`), `redis+unix:///path[?db=N]`, or
+    /// `redis-cluster://[user:password@]host:port,host:port,…` (seed nodes of
+    /// a Redis Cluster; `rediss-cluster://` with TLS; no database number).
     /// Connects lazily: a bad URL fails here, an unreachable server at the
     /// first call (see [`ping`](Self::ping)).
     pub fn open(url: &str, config: RedisConfig) -> Result<Self> {

@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use redis::{Connection, RedisResult, Script, Value};
+use redis::{ConnectionLike, RedisResult, Script, Value};
 
 use super::keys::ResourceKeys;
 use crate::error::{Error, Result};
@@ -36,7 +36,7 @@ pub(crate) struct Common {
 
 /// Runs `script` on `keys` with the common arguments and then `args`.
 pub(crate) fn invoke(
-    con: &mut Connection,
+    con: &mut dyn ConnectionLike,
     script: &Script,
     keys: &ResourceKeys,
     common: &Common,
