@@ -37,6 +37,13 @@ fn jump_key(key: &Bound<'_, PyAny>) -> PyResult<u64> {
 }
 
 /// The bucket in `range(num_buckets)` of `key`.
+///
+/// Domain, against the `jump-consistent-hash` package: an int key wider
+/// than 64 bits is refused (`InvalidArgumentError`) where the package
+/// silently keeps its low 64 bits, so distinct keys never share a bucket
+/// by truncation; `num_buckets` may go up to 2**32 - 1, where the package
+/// stops at 2**31 - 1 (`OverflowError`); below that both give the same
+/// bucket for every key.
 #[pyfunction]
 pub fn jump_hash(
     py: Python<'_>,

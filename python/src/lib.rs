@@ -7,6 +7,7 @@ mod bounded;
 mod detect;
 mod election;
 mod errors;
+mod instance_call;
 mod jump;
 mod lease;
 mod paxos;
@@ -45,6 +46,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(jump::jump_hash, m)?)?;
     m.add_function(wrap_pyfunction!(jump::jump_hash_batch, m)?)?;
     m.add_class::<rings::Md5Ring>()?;
+    m.add_class::<instance_call::InstanceCall>()?;
     m.add_class::<lease::ManualClock>()?;
     m.add_class::<lease::Lease>()?;
     m.add_class::<lease::LeaseTable>()?;

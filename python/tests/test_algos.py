@@ -311,3 +311,20 @@ def test_maglev_bad_inputs() -> None:
         mg.get_node(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         qk.Maglev(nodes=3)  # type: ignore[arg-type]
+
+
+def test_jump_domain_against_the_package() -> None:
+    # Where the package takes the input, both agree (boundaries included).
+    for key in (0, 1, 2**63, 2**64 - 1, -1, -(2**63)):
+        for n in (1, 2, 1000, 2**31 - 1):
+            assert qk.jump_hash(key, n) == jump.hash(key, n), (key, n)
+    # Wider keys: the package truncates to 64 bits (2**64 collides with 0); refused here.
+    assert jump.hash(2**64, 10) == jump.hash(0, 10)
+    with pytest.raises(qk.InvalidArgumentError):
+        qk.jump_hash(2**64, 10)
+    # 2**31 <= buckets < 2**32: the package overflows; taken here, and the
+    # bucket of a key that stays below 2**31 is unchanged.
+    with pytest.raises(OverflowError):
+        jump.hash(5, 2**31)
+    assert qk.jump_hash(5, 2**31) == qk.jump_hash(5, 2**31 - 1) == jump.hash(5, 2**31 - 1)
+    assert 0 <= qk.jump_hash(7, 2**32 - 1) < 2**32 - 1

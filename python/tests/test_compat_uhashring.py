@@ -266,3 +266,124 @@ def test_print_continuum_and_native_paths() -> None:
     # Names whose strings collide are refused in the native modes.
     with pytest.raises(ValueError, match="same name"):
         compat.HashRing([1, "1"])
+
+
+# ------------------------------------------------------------------ the gaps closed
+
+from hashlib import md5  # noqa: E402
+
+HashRing = compat.HashRing
+
+
+def test_version_names_the_uhashring_it_matches():
+    import uhashring as real
+
+    from quorumkit.compat import uhashring as mine
+
+    assert mine.__version__ == real.__version__ == "2.5"
+
+
+@pytest.mark.parametrize("mode", [{}, {"hash_fn": "ketama"}, {"vnodes": 40}])
+def test_pickle_and_deepcopy_keep_the_placement(mode):
+    import copy
+    import pickle
+
+    ring = HashRing({"a": 1, "b": {"weight": 2, "port": 11211, "instance": "inst-b"}, "c": 3}, **mode)
+    keys = [f"k{i}" for i in range(2000)]
+    for clone in (pickle.loads(pickle.dumps(ring)), copy.deepcopy(ring), copy.copy(ring)):
+        assert [clone.get_node(k) for k in keys] == [ring.get_node(k) for k in keys]
+        assert [clone[k] for k in keys] == [ring[k] for k in keys]
+        assert clone.get_points() == ring.get_points()
+        assert clone.conf == ring.conf
+        clone.add_node("d")  # independent of the original
+        assert "d" not in ring.get_nodes()
+
+
+def test_deepcopy_keeps_a_custom_hash_fn():
+    import copy
+
+    ring = HashRing(["a", "b"], hash_fn=lambda k: int(md5(str(k).encode()).hexdigest(), 16))
+    clone = copy.deepcopy(ring)
+    assert [clone.get_node(f"k{i}") for i in range(500)] == [ring.get_node(f"k{i}") for i in range(500)]
+
+
+@pytest.mark.parametrize(
+    "mode, bad",
+    [
+        ({"hash_fn": "ketama"}, {"weight": 1.5}),
+        ({"hash_fn": "ketama"}, {"weight": 0}),
+        ({}, {"weight": 1.5}),
+        ({}, {"vnodes": "many"}),
+    ],
+)
+def test_a_failed_add_leaves_the_ring_unchanged(mode, bad):
+    ring = HashRing(["a", "b"], **mode)
+    keys = [f"k{i}" for i in range(1000)]
+    before = ([ring.get_node(k) for k in keys], [ring.get(k) for k in keys], ring.get_points(), dict(ring.conf))
+    with pytest.raises(Exception):
+        if bad.get("weight") == 0:
+            # ketama: a total weight of 0 (every node at 0)
+            ring.add_node("a", {"weight": 0})
+            ring.add_node("b", {"weight": 0})
+        else:
+            ring.add_node("c", bad)
+    after = ([ring.get_node(k) for k in keys], [ring.get(k) for k in keys], ring.get_points(), dict(ring.conf))
+    if bad.get("weight") == 0 and mode:
+        # The first zero weight succeeded (uhashring takes it); the failing
+        # second left the ring as the first one made it, still answering.
+        assert all(n == "b" for n in after[0])
+    else:
+        assert after == before
+    ring.add_node("c")  # and it keeps working
+    assert "c" in ring.get_nodes()
+
+
+def test_a_failed_ketama_replicas_add_leaves_an_empty_ring_usable():
+    ring = HashRing([], hash_fn="ketama", replicas=5)
+    with pytest.raises(IndexError):
+        ring.add_node("a")
+    assert ring.get_node("k") is None and list(ring.get_nodes()) == []
+
+
+def test_monkey_patches_python_memcached_onto_the_ring(monkeypatch):
+    import memcache
+
+    from quorumkit.compat.uhashring import monkey
+
+    saved = {k: memcache.Client.__dict__[k] for k in ("__init__", "_get_server")}
+    try:
+        monkey.patch_memcache()
+        monkey.patch_memcache()  # twice is harmless
+        servers = ["127.0.0.1:11211", "127.0.0.2:11212", "127.0.0.3:11213"]
+        client = memcache.Client(servers)
+        assert isinstance(client.uhashring, HashRing)
+        assert sorted(client.uhashring.get_nodes()) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+        # Every server "accepts": the key's server is the ring's choice.
+        for s in client.servers:
+            monkeypatch.setattr(s, "connect", lambda: 1)
+        for i in range(200):
+            key = f"user:{i}"
+            server, k = client._get_server(key)
+            assert k == key and server is client.uhashring[key]
+            assert server.ip == client.uhashring.get_node(key)
+        # The chosen server refuses: the next one along the ring takes the key.
+        key = "user:7"
+        first = client.uhashring[key]
+        monkeypatch.setattr(first, "connect", lambda: 0)
+        server, _ = client._get_server(key)
+        assert server is not first and server is not None
+        # Nobody accepts: (None, None), after the retries.
+        for s in client.servers:
+            monkeypatch.setattr(s, "connect", lambda: 0)
+        assert client._get_server(key) == (None, None)
+        # A (hash, key) tuple keeps python-memcached's own choice.
+        for s in client.servers:
+            monkeypatch.setattr(s, "connect", lambda: 1)
+        server, k = client._get_server((0, "x"))
+        assert k == "x" and server is client.buckets[0]
+    finally:
+        for k, v in saved.items():
+            setattr(memcache.Client, k, v)
+        for k in ("_qk_patched", "_old_init", "_old_get_server"):
+            if k in memcache.Client.__dict__:
+                delattr(memcache.Client, k)

@@ -27,14 +27,15 @@ enum Source {
 /// One pooled connection.
 pub(crate) enum Conn {
     Single(Connection),
-    Cluster(ClusterConnection),
+    // Boxed: a cluster connection is several times a plain one's size.
+    Cluster(Box<ClusterConnection>),
 }
 
 impl Conn {
     fn like(&mut self) -> &mut dyn ConnectionLike {
         match self {
             Conn::Single(c) => c,
-            Conn::Cluster(c) => c,
+            Conn::Cluster(c) => &mut **c,
         }
     }
 
@@ -170,7 +171,9 @@ impl Pool {
                     .map_err(map_err)?,
             ),
             // The builder set the connect and response timeouts.
-            Source::Cluster(client) => Conn::Cluster(client.get_connection().map_err(map_err)?),
+            Source::Cluster(client) => {
+                Conn::Cluster(Box::new(client.get_connection().map_err(map_err)?))
+            }
         };
         con.set_timeouts(self.command_timeout, self.command_timeout)
             .map_err(map_err)?;

@@ -4,7 +4,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, KeysView
 from typing import Any
 
-__all__ = ["HashRing"]
+__all__ = ["HashRing", "__version__"]
+
+__version__: str
 
 class HashRing:
     hashi: Callable[..., Any]

@@ -30,6 +30,7 @@ points collide); ``vnodes * weight`` is capped at 2**24 points per node;
 from __future__ import annotations
 
 from bisect import bisect
+from functools import partial
 from collections import Counter
 from hashlib import md5
 from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Tuple
@@ -37,7 +38,10 @@ from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Tupl
 from quorumkit import _native
 from quorumkit._errors import InvalidArgumentError
 
-__all__ = ["HashRing"]
+__all__ = ["HashRing", "__version__"]
+
+# The uhashring release whose API and placements this module reproduces.
+__version__ = "2.5"
 
 _CONF_KEYS = ("hostname", "instance", "nodename", "port", "vnodes", "weight")
 
@@ -312,11 +316,14 @@ class HashRing:
             self._backend = _MetaBackend(hash_fn) if hash_fn else _Md5Backend()
             vnodes = 160 if vnodes is None else vnodes
         self._default_vnodes = vnodes
+        # What pickle and copy need to rebuild the ring (see __reduce__).
+        self._init_kwargs = dict(kwargs)
         self.hashi = self._backend.hashi
         if weight_fn and not callable(weight_fn):
             raise TypeError("weight_fn should be a callable function")
         self._weight_fn = weight_fn
         self._conf: Dict[Any, Dict[str, Any]] = {}
+        self._fast_instance: Optional[Callable[[Any], Any]] = None
         if self._configure_nodes(nodes):
             self._create(self._conf.items())
 
@@ -363,18 +370,56 @@ class HashRing:
         self._bind_fast()
 
     def _bind_fast(self) -> None:
-        # The hot lookup goes straight to the core (no Python frame) when
-        # the node names are plain str and get_node is not overridden.
+        # The hot lookups go straight to the core when the node names are
+        # plain str and the method is not overridden: get_node and get with
+        # no Python frame (get_node_instance too), ring[key] with one.
         fast = self._backend.fast_lookup()
-        if fast is not None and type(self).get_node is HashRing.get_node:
+        cls = type(self)
+        for name in ("get_node", "get", "get_node_instance"):
+            self.__dict__.pop(name, None)
+        self._fast_instance = None
+        if fast is None:
+            return
+        locate_in = self._backend.core.locate_in
+        if cls.get_node is HashRing.get_node:
             self.get_node = fast  # type: ignore[method-assign]
-        else:
-            self.__dict__.pop("get_node", None)
+        if cls.get is HashRing.get:
+            self.get = partial(locate_in, self._conf)  # type: ignore[method-assign]
+        if cls.get_node_instance is HashRing.get_node_instance:
+            instances = {name: conf["instance"] for name, conf in self._conf.items()}
+            self._fast_instance = partial(locate_in, instances)
+            self.get_node_instance = self._fast_instance  # type: ignore[method-assign]
+
+    def _changing(self, change: Callable[[], None]) -> None:
+        """Runs a membership change; if it raises (a float weight, a total
+        weight of 0, ketama ``replicas`` > 4, ...), the ring is put back as
+        it was, so later calls see the ring from before the failed one."""
+        saved = {name: dict(conf) for name, conf in self._conf.items()}
+        try:
+            change()
+            # A change of an `instance` alone rebuilds nothing, but the
+            # fast ring[key] path must see it.
+            self._bind_fast()
+        except BaseException:
+            self._conf = saved
+            backend = type(self._backend)
+            fresh = backend(self._backend.replicas) if backend is _KetamaBackend else (
+                backend(self.hashi) if backend is _MetaBackend else backend())
+            self._backend = fresh
+            self.hashi = fresh.hashi
+            if saved:
+                fresh.create(list(saved.items()), self._conf)
+            self._bind_fast()
+            raise
 
     def __setitem__(self, nodename: Any, conf: Any = {"weight": 1}) -> None:  # noqa: B006
         """Adds (or reconfigures) the node ``nodename`` with ``conf``."""
-        if self._configure_nodes({nodename: conf}):
-            self._create([(nodename, self._conf[nodename])])
+
+        def change() -> None:
+            if self._configure_nodes({nodename: conf}):
+                self._create([(nodename, self._conf[nodename])])
+
+        self._changing(change)
 
     add_node = __setitem__
 
@@ -392,8 +437,22 @@ class HashRing:
 
     def regenerate(self) -> None:
         """Re-reads every node's configuration (re-running ``weight_fn``) and rebuilds."""
-        self._configure_nodes(dict(self._conf))
-        self._create(self._conf.items())
+
+        def change() -> None:
+            self._configure_nodes(dict(self._conf))
+            self._create(self._conf.items())
+
+        self._changing(change)
+
+    # ------------------------------------------------------------ pickle / copy
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # The native rings do not pickle; the configuration rebuilds them
+        # (same placement). A lambda hash_fn / weight_fn pickles no better
+        # than in uhashring, but copy.deepcopy keeps it.
+        nodes = {name: {k: v for k, v in conf.items() if k in ("hostname", "instance", "nodename", "port",
+                                                               "vnodes", "weight")}
+                 for name, conf in self._conf.items()}
+        return (_rebuild, (type(self), nodes, self._init_kwargs))
 
     # ------------------------------------------------------------ lookups
     def _get(self, key: Any, what: str) -> Any:
@@ -421,11 +480,17 @@ class HashRing:
         """The configuration dict of the node that owns ``key``."""
         return self._get(key, "dict")
 
-    def __getitem__(self, key: Any) -> Any:
+    def get_node_instance(self, key: Any) -> Any:
         """The ``instance`` of the node that owns ``key``."""
         return self._get(key, "instance")
 
-    get_node_instance = __getitem__
+    def _getitem(self, key: Any) -> Any:
+        """The ``instance`` of the node that owns ``key``."""
+        return self.get_node_instance(key)
+
+    # ring[key]: the instance's native fast path when it has one (set by
+    # _bind_fast), else _getitem; no Python frame on the fast path.
+    __getitem__ = _native.InstanceCall("_fast_instance", _getitem)
 
     def get_node_hostname(self, key: Any) -> Any:
         return self._get(key, "hostname")
@@ -529,3 +594,17 @@ class HashRing:
     @property
     def _keys(self) -> List[Any]:
         return self._backend.views().keys
+
+
+def _rebuild(cls: Any, nodes: Dict[Any, Dict[str, Any]], kwargs: Dict[str, Any]) -> "HashRing":
+    """Unpickles a ``HashRing``: the same nodes and options, the same placement."""
+    ring = cls([], **kwargs)
+    if nodes:
+        # weight_fn already ran for these weights: set them without it.
+        weight_fn, ring._weight_fn = ring._weight_fn, None
+        try:
+            if ring._configure_nodes(nodes):
+                ring._create(ring._conf.items())
+        finally:
+            ring._weight_fn = weight_fn
+    return ring

@@ -1,0 +1,3 @@
+__all__ = ["patch_memcache"]
+
+def patch_memcache() -> None: ...
