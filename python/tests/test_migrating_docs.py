@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -114,3 +115,27 @@ def test_python_block_runs(path, line, marker, code, tmp_path, request):
         run_block(code, where, tmp_path, {"QK_REDIS_URL": server.url})
     else:
         run_block(code, where, tmp_path, {})
+
+
+def c_cases():
+    for path in GUIDES[:1]:  # the twin test keeps the Chinese guide's blocks identical
+        for lang, marker, code, line in blocks(path):
+            if lang == "c" and marker != "skip":
+                yield pytest.param(line, code, id=f"{path.name}:{line}")
+
+
+@pytest.mark.parametrize(("line", "code"), list(c_cases()))
+def test_c_block_compiles_against_the_header(line, code, tmp_path):
+    # Compiled (not linked: that needs a built library) against this checkout's header.
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        pytest.skip("no C compiler")
+    src = tmp_path / "block.c"
+    src.write_text(code, encoding="utf-8")
+    proc = subprocess.run(
+        [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", str(ROOT / "include"), "-c", str(src), "-o", str(tmp_path / "block.o")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, f"docs/migrating.md:{line} does not compile\n{proc.stderr}"
