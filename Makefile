@@ -19,8 +19,9 @@ DATADIR   ?= $(PREFIX)/share
 # Debian packages the C/C++ tests, the CMake example, the libmemcached oracle, the
 # lease benchmark's Redis peers (bench/lease_vs_peers.py), the Redis lease tests, the Go
 # binding (golang-go), the Node binding (nodejs), the JNA snippet (libjna-java) and the
-# TLS tests (openssl makes their self-signed certificates) need.
-SYS_PKGS  := cmake valgrind pkg-config libmemcached-dev g++ redis-server golang-go nodejs libjna-java default-jdk-headless openssl
+# TLS tests (openssl makes their self-signed certificates) need; redis-tools has the
+# redis-cli that joins the cluster tests' nodes.
+SYS_PKGS  := cmake valgrind pkg-config libmemcached-dev g++ redis-server redis-tools golang-go nodejs libjna-java default-jdk-headless openssl
 
 export CARGO_TERM_COLOR := never
 # proptest's seed: fixed so `make test` is repeatable; override it to explore

@@ -37,7 +37,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lease_vs_peers import redis_server  # noqa: E402  (the shared server helper)
+from lease_vs_peers import ping_rate, redis_server  # noqa: E402  (shared with that benchmark)
 
 TTL = 10.0
 IMPLS = ["quorumkit", "redis-py", "python-redis-lock", "pottery"]
@@ -73,17 +73,6 @@ def make_lock(impl: str, port: int, resource: str, owner: str):
         rl = Redlock(key=f"pot:{resource}", masters={client}, auto_release_time=TTL)
         return (lambda: rl.acquire(blocking=True)), (lambda _: rl.release())
     raise ValueError(impl)
-
-
-def ping_rate(port: int, n: int) -> float:
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=port)
-    client.ping()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        client.ping()
-    return n / (time.perf_counter() - t0)
 
 
 def uncontended(impl: str, port: int, n: int) -> float:

@@ -281,6 +281,30 @@ fn leases_work_on_every_master_of_a_three_node_cluster() {
         assert!(Instant::now() < until, "{:?}", cluster.keys());
         std::thread::sleep(50 * MS);
     }
+
+    // One master forgets everything (a restart without persistence): its
+    // resources' tokens re-seed from that node's TIME and keep increasing;
+    // the leases on the other masters stay held.
+    let mut held = Vec::new();
+    for i in 0..12 {
+        let r = format!("seed-{i}");
+        let l = t.acquire(&r, "a", 60_000 * MS, X, None).unwrap();
+        held.push((cluster.owner_of(&format!("{{qk:{r}}}")), l));
+    }
+    let victim = held[0].0;
+    assert!(held.iter().any(|(p, _)| *p != victim), "all on one master");
+    assert_eq!(cli(victim, &["FLUSHALL"]).trim(), "OK");
+    for (port, l) in &held {
+        let again = t.try_acquire(&l.resource, "b", 5_000 * MS, X);
+        if *port == victim {
+            let again = again.expect("the forgotten lease is free again");
+            assert!(again.token > l.token, "{} after {}", again.token, l.token);
+            t.release(&again).unwrap();
+        } else {
+            assert!(matches!(again, Err(Error::Busy { .. })), "{again:?}");
+            t.release(l).unwrap();
+        }
+    }
 }
 
 #[test]
@@ -310,4 +334,26 @@ fn bad_cluster_urls_get_clear_errors() {
         "{:?}",
         start.elapsed()
     );
+    // Seeds that accept connections and never answer: bounded by the
+    // command timeout per node, not a hang.
+    let mute: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let nodes: Vec<String> = mute
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect();
+    let t =
+        RedisLeaseTable::open(&format!("redis-cluster://{}", nodes.join(",")), quick()).unwrap();
+    let start = Instant::now();
+    assert!(matches!(
+        t.try_acquire("r", "o", 1000 * MS, X),
+        Err(Error::BackendUnavailable(_))
+    ));
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(mute);
 }

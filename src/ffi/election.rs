@@ -218,6 +218,24 @@ pub unsafe extern "C" fn qk_election_is_leader(
     })
 }
 
+/// The out-parameters of a leader answer.
+///
+/// # Safety
+/// Each pointer is NULL or writable.
+unsafe fn leader_outs(
+    name_len_out: *mut usize,
+    epoch_out: *mut u64,
+    has_out: *mut u8,
+) -> FfiResult<(Out<usize>, Out<u64>, Out<u8>)> {
+    unsafe {
+        Ok((
+            Out::new(name_len_out, "name_len_out")?,
+            Out::new(epoch_out, "epoch_out")?,
+            Out::new(has_out, "has_out")?,
+        ))
+    }
+}
+
 fn write_leader(
     leader: Option<Leader>,
     name_buf: *mut c_char,
@@ -270,13 +288,7 @@ pub unsafe extern "C" fn qk_election_leader(
 ) -> qk_status {
     boundary(err, || {
         let e = unsafe { arg_ref(election, "election") }?;
-        let (len, epoch, has) = unsafe {
-            (
-                Out::new(name_len_out, "name_len_out")?,
-                Out::new(epoch_out, "epoch_out")?,
-                Out::new(has_out, "has_out")?,
-            )
-        };
+        let (len, epoch, has) = unsafe { leader_outs(name_len_out, epoch_out, has_out) }?;
         let leader = with!(&e.0, x => x.leader())?;
         write_leader(leader, name_buf, cap, len, epoch, has)
     })
@@ -312,13 +324,7 @@ pub unsafe extern "C" fn qk_election_wait_change(
 ) -> qk_status {
     boundary(err, || {
         let e = unsafe { arg_ref(election, "election") }?;
-        let (len, epoch, has) = unsafe {
-            (
-                Out::new(name_len_out, "name_len_out")?,
-                Out::new(epoch_out, "epoch_out")?,
-                Out::new(has_out, "has_out")?,
-            )
-        };
+        let (len, epoch, has) = unsafe { leader_outs(name_len_out, epoch_out, has_out) }?;
         let poll = match poll_ns {
             0 => Duration::from_millis(50),
             ns => Duration::from_nanos(ns).max(Duration::from_millis(1)),

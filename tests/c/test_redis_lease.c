@@ -90,6 +90,7 @@ static int spawn_server(struct server *srv, int tls) {
         char port[16], tls_port[16];
         snprintf(port, sizeof port, "%d", srv->port);
         snprintf(tls_port, sizeof tls_port, "%d", srv->tls_port);
+        fflush(NULL); /* else the child's exit would print buffered output again */
         pid_t pid = fork();
         if (pid == 0) {
             freopen("/dev/null", "w", stdout);
@@ -273,6 +274,7 @@ static int start_cluster(pid_t pids[3], int ports[3], char *dir, size_t dir_len)
         snprintf(port, sizeof port, "%d", ports[i]);
         snprintf(bus, sizeof bus, "%d", free_port());
         snprintf(conf, sizeof conf, "nodes-%d.conf", i);
+        fflush(NULL); /* else the child's exit would print buffered output again */
         pid_t pid = fork();
         if (pid == 0) {
             freopen("/dev/null", "w", stdout);

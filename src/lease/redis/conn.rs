@@ -143,9 +143,12 @@ impl Pool {
         let source = match cluster_nodes(url) {
             None => Source::Single(Client::open(url).map_err(bad)?),
             Some(nodes) => Source::Cluster(
+                // 3 retries, not the crate's 16: with nodes that accept but
+                // never answer, each retry waits out a command timeout.
                 ClusterClient::builder(nodes?)
                     .connection_timeout(config.connect_timeout)
                     .response_timeout(config.command_timeout)
+                    .retries(3)
                     .build()
                     .map_err(bad)?,
             ),
