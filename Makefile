@@ -30,7 +30,8 @@ export CARGO_TERM_COLOR := never
 export PROPTEST_RNG_SEED ?= 20261124
 
 .PHONY: all demo test lint rust-test header header-check c-test py-test bench soak \
-        sysdeps venv cbindgen lib py-install install uninstall install-test node-deps node-test clean fuzz fuzz-build fuzz-smoke
+        sysdeps venv cbindgen lib py-install install uninstall install-test node-deps node-test clean fuzz fuzz-build fuzz-smoke \
+        docs docs-check
 
 all: lib py-install
 
@@ -102,7 +103,7 @@ demo: sysdeps py-install
 	$(PY) examples/demo.py
 
 # ---------------------------------------------------------------- tests
-test: lint rust-test header-check c-test install-test node-test py-test fuzz-smoke
+test: lint rust-test header-check c-test install-test node-test py-test docs-check fuzz-smoke
 	@echo "make test: all checks passed"
 
 lint:
@@ -121,6 +122,24 @@ c-test: sysdeps lib
 py-test: sysdeps py-install
 	cd python && $(PY) -m pytest -q tests
 	cd python && $(PY) -m mypy.stubtest quorumkit --allowlist stubtest-allowlist.txt
+
+# API references: rustdoc of every feature (every public item documented,
+# intra-doc links checked: warnings fail) into target/doc, and the Python
+# reference generated from the stubs and docstrings by pdoc into target/pydoc.
+PYDOC_MODULES := quorumkit quorumkit.compat.uhashring quorumkit.compat.uhashring.monkey \
+                 quorumkit.compat.consistent_hash quorumkit.compat.consistent_hashing quorumkit.compat.paxos
+docs: py-install
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --all-features
+	rm -rf target/pydoc
+	cd python && $(PY) -W error -m pdoc -o $(CURDIR)/target/pydoc $(PYDOC_MODULES)
+
+# make test: both references build, and the pages of the main entry points exist.
+docs-check: docs
+	test -f target/doc/quorumkit/index.html
+	test -f target/doc/quorumkit/lease/redis/struct.RedisLeaseTable.html
+	test -f target/pydoc/quorumkit.html
+	test -f target/pydoc/quorumkit/compat/uhashring/monkey.html
+	grep -q "RedisLeaseTable" target/pydoc/quorumkit.html
 
 # Many more seeded Paxos simulations than `make test` runs (release build).
 # Start elsewhere with SOAK_BASE; a failing seed prints its replay command.

@@ -35,6 +35,10 @@
 //! assert_eq!(ring.get_nodes(b"user:42", 2).unwrap().len(), 2);
 //! ```
 
+#![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` on nightly: label feature-gated items.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod detect;
 pub mod error;
 pub mod hash;

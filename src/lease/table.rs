@@ -9,8 +9,8 @@
 //! - Time: with the monotonic clock, one timer thread per table (started
 //!   on the first queued request) sleeps until the earliest deadline of a
 //!   shard that has waiters (holder expiry, lock-delay end, waiter timeout)
-//!   and advances it. With a [`ManualClock`], moving the clock advances the
-//!   table in the moving thread instead.
+//!   and advances it. With a [`ManualClock`](super::ManualClock), moving
+//!   the clock advances the table in the moving thread instead.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
