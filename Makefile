@@ -31,7 +31,7 @@ export PROPTEST_RNG_SEED ?= 20261124
 
 .PHONY: all demo test lint rust-test header header-check c-test py-test bench soak \
         sysdeps venv cbindgen lib py-install install uninstall install-test node-deps node-test clean fuzz fuzz-build fuzz-smoke \
-        docs docs-check
+        docs docs-check dist dist-test
 
 all: lib py-install
 
@@ -103,7 +103,7 @@ demo: sysdeps py-install
 	$(PY) examples/demo.py
 
 # ---------------------------------------------------------------- tests
-test: lint rust-test header-check c-test install-test node-test py-test docs-check fuzz-smoke
+test: lint rust-test header-check c-test install-test node-test py-test docs-check dist-test fuzz-smoke
 	@echo "make test: all checks passed"
 
 lint:
@@ -140,6 +140,16 @@ docs-check: docs
 	test -f target/pydoc/quorumkit.html
 	test -f target/pydoc/quorumkit/compat/uhashring/monkey.html
 	grep -q "RedisLeaseTable" target/pydoc/quorumkit.html
+
+# Release artifacts in dist/: an abi3 manylinux wheel (checked by auditwheel),
+# the sdist, the crate (cargo package) and a relocatable C SDK tarball.
+dist: lib py-install
+	scripts/dist.sh $(PY)
+
+# make test: each artifact installed in a clean place passes a smoke test (the
+# sdist is built from scratch by pip: about 3 minutes here).
+dist-test: sysdeps dist
+	scripts/dist_test.sh python3
 
 # Many more seeded Paxos simulations than `make test` runs (release build).
 # Start elsewhere with SOAK_BASE; a failing seed prints its replay command.
