@@ -1,6 +1,7 @@
 //! Lease benchmarks: uncontended acquire+release on one core — the pure
 //! state machine and the thread-safe table separately — the fence check,
-//! and the release-to-waiter hand-off between two blocked threads.
+//! the release-to-waiter hand-off between two blocked threads, and 8
+//! threads contending for one resource (the issue-11 case).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -151,5 +152,36 @@ fn handoff(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, uncontended, handoff);
+/// 8 threads, 1 resource: each does `per` blocking acquire+release pairs.
+/// Returns the wall time for all `8 * per` pairs.
+fn contended(t: &LeaseTable, per: u64) -> Duration {
+    let ttl = Duration::from_secs(60);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let owner = format!("w{i}");
+            s.spawn(move || {
+                for _ in 0..per {
+                    let l = t.acquire("r", &owner, ttl, Mode::Exclusive, None).unwrap();
+                    t.release(&l).unwrap();
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn contention(c: &mut Criterion) {
+    let t = LeaseTable::new(MonotonicClock, LeaseConfig::default());
+    let mut g = c.benchmark_group("lease_contended");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(8 * 2_000));
+    g.bench_function("table 8 threads x 1 resource, 2000 pairs each", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| contended(&t, 2_000)).sum())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, uncontended, handoff, contention);
 criterion_main!(benches);

@@ -308,6 +308,65 @@ fn blocked_threads_are_served_fifo() {
     );
 }
 
+/// Free-running contention: 8 threads loop on one resource. Each joins the
+/// queue while holding an arrival lock, so the arrival number it records is
+/// its place in the queue; exclusive grants in FIFO order then carry tokens
+/// that rise with the arrival number. Any overtaking shows up as a descent.
+#[test]
+fn contended_grants_follow_queue_order() {
+    let seed = seed();
+    let t = table();
+    let arrival = Arc::new(Mutex::new(0u64));
+    let grants = Arc::new(Mutex::new(Vec::new()));
+    let ttl = Duration::from_secs(30);
+    let mut threads = vec![];
+    for i in 0..8u64 {
+        let (t, arrival, grants) = (t.clone(), arrival.clone(), grants.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut rng = Rng(seed ^ (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let owner = format!("t{i}");
+            for _ in 0..300 {
+                let (seq, queued) = {
+                    let mut n = arrival.lock().unwrap();
+                    let q = t.enqueue("r", &owner, ttl, Mode::Exclusive, None).unwrap();
+                    *n += 1;
+                    (*n, q)
+                };
+                let lease = match queued {
+                    Enqueued::Granted(l) => l,
+                    Enqueued::Queued(mut ticket) => {
+                        let deadline = Instant::now() + Duration::from_secs(20);
+                        loop {
+                            if let Some(l) = ticket.wait(Some(Duration::from_millis(100))).unwrap()
+                            {
+                                break l;
+                            }
+                            assert!(Instant::now() < deadline, "seed {seed}: never granted");
+                        }
+                    }
+                };
+                grants.lock().unwrap().push((seq, lease.token));
+                if rng.below(4) == 0 {
+                    std::thread::sleep(Duration::from_micros(rng.below(50)));
+                }
+                t.release(&lease).unwrap();
+            }
+        }));
+    }
+    for h in threads {
+        h.join().unwrap();
+    }
+    let mut g = grants.lock().unwrap().clone();
+    assert_eq!(g.len(), 8 * 300);
+    g.sort_by_key(|&(seq, _)| seq);
+    if let Some(w) = g.windows(2).find(|w| w[0].1 >= w[1].1) {
+        panic!(
+            "seed {seed}: arrival {} got token {} after arrival {} got {}",
+            w[1].0, w[1].1, w[0].0, w[0].1
+        );
+    }
+}
+
 #[test]
 fn timer_grants_at_expiry_and_times_out_waiters() {
     let t = table();
