@@ -79,7 +79,7 @@ node-test: lib node-deps
 	cd bindings/node && QUORUMKIT_LIB=$(BUILD_DIR)/libquorumkit.so node --test test/
 	cd bindings/node && npx --no-install tsc -p .
 
-# koffi for bindings/node and the README's koffi snippet, pinned by the lock file.
+# koffi for bindings/node and docs/c-abi.md's koffi snippet, pinned by the lock file.
 node-deps: bindings/node/node_modules/.package-lock.json
 
 bindings/node/node_modules/.package-lock.json: bindings/node/package-lock.json

@@ -200,8 +200,7 @@ typedef struct qk_cancel qk_cancel;
 
 /**
  * A registry of monitored nodes, each with a sliding window of heartbeat
- * inter-arrival times and a suspicion level φ (README, "Failure
- * detection").
+ * inter-arrival times and a suspicion level φ (docs/failure-detection.md).
  *
  * Thread safety: none inside. Calls on one detector must not overlap
  * (functions taking a `const qk_detector *` may overlap each other, but
@@ -212,7 +211,7 @@ typedef struct qk_cancel qk_cancel;
 typedef struct qk_detector qk_detector;
 
 /**
- * One candidate in a named election (README, "Leader election"). It
+ * One candidate in a named election (docs/leases.md). It
  * holds its own reference to the table's state, so it may outlive the
  * table handle it was made from.
  *
@@ -261,7 +260,7 @@ typedef struct qk_keep_alive qk_keep_alive;
 typedef struct qk_ketama qk_ketama;
 
 /**
- * A thread-safe lease table (README, "Lock leases"): exclusive and shared
+ * A thread-safe lease table (docs/leases.md): exclusive and shared
  * leases with TTLs, strictly increasing fencing tokens, FIFO blocking
  * acquire with timeouts, owner-checked renew and release, optional
  * lock-delay.
@@ -280,7 +279,7 @@ typedef struct qk_lease_table qk_lease_table;
 /**
  * A Maglev lookup table (Eisenbud et al., NSDI 2016) of prime size over
  * named backends with integer weights: a lookup is one table read; a
- * membership change rebuilds the table (see the README, "Placement").
+ * membership change rebuilds the table (see the docs/rings.md).
  * `qk_maglev_diff()` of a copy (`qk_maglev_clone()`) before and after a
  * change gives the fraction of keys that moved. Backends have dense
  * indices `0..count` in insertion order; removing one shifts the later
@@ -310,7 +309,7 @@ typedef struct qk_maglev qk_maglev;
 typedef struct qk_md5ring qk_md5ring;
 
 /**
- * A Multi-Paxos replica (README, "Paxos"): proposer, acceptor and learner
+ * A Multi-Paxos replica (docs/paxos.md): proposer, acceptor and learner
  * in one, on memory or file storage.
  *
  * Thread safety: none inside. Calls on one node must not overlap (the
@@ -323,7 +322,7 @@ typedef struct qk_md5ring qk_md5ring;
 typedef struct qk_paxos_node qk_paxos_node;
 
 /**
- * A lease table kept in Redis (README, "Lock leases"): every process that
+ * A lease table kept in Redis (docs/leases.md): every process that
  * opens the same server and namespace shares its leases, FIFO queues and
  * fencing tokens; expiry is the server's, so a crashed holder's lease
  * ends with no client alive.
@@ -342,7 +341,7 @@ typedef struct qk_redis_lease_table qk_redis_lease_table;
  * Weighted rendezvous (highest random weight) hashing with `double`
  * weights: a node's expected share of keys is its weight over the sum of
  * weights, and a membership change moves only the keys that must move
- * (see the README, "Placement"). A lookup scores every node: O(nodes).
+ * (see the docs/rings.md). A lookup scores every node: O(nodes).
  * Nodes have dense indices `0..count` in insertion order; removing a node
  * shifts the later indices down by one.
  *
@@ -356,7 +355,7 @@ typedef struct qk_rendezvous qk_rendezvous;
 
 /**
  * A consistent-hash ring with weighted virtual nodes on xxh3-64 (see the
- * README, "Placement"). Nodes have dense indices `0..count` in insertion
+ * docs/rings.md). Nodes have dense indices `0..count` in insertion
  * order; removing a node shifts the later indices down by one.
  *
  * Thread safety: functions taking a `const qk_ring *` only read and may
@@ -369,7 +368,7 @@ typedef struct qk_rendezvous qk_rendezvous;
 typedef struct qk_ring qk_ring;
 
 /**
- * A two-phase commit coordinator (README, "Transactions").
+ * A two-phase commit coordinator (docs/transactions.md).
  *
  * Thread safety: none inside; calls on one handle must not overlap.
  * Create with `qk_txn_coordinator_new()`, destroy with
@@ -1153,7 +1152,7 @@ qk_status qk_ring_get_node_by_hash(const qk_ring *ring,
                                    qk_error *err);
 
 /**
- * Writes a snapshot of the ring (README, "Snapshot format": its
+ * Writes a snapshot of the ring (docs/snapshots.md: its
  * membership in node order, versioned and checksummed) to `buf[0..cap]`
  * and its length to `*len_out`.
  *
@@ -1542,7 +1541,7 @@ qk_status qk_ketama_point(const qk_ketama *ketama,
                           qk_error *err);
 
 /**
- * Writes a snapshot of the continuum (README, "Snapshot format": its
+ * Writes a snapshot of the continuum (docs/snapshots.md: its
  * compat mode and servers in order, versioned and checksummed) to `buf[0..cap]`
  * and its length to `*len_out`.
  *
@@ -2060,7 +2059,7 @@ qk_status qk_rendezvous_get_node_by_hash(const qk_rendezvous *hrw,
                                          qk_error *err);
 
 /**
- * Writes a snapshot of the placement (README, "Snapshot format": its nodes and weights in node order,
+ * Writes a snapshot of the placement (docs/snapshots.md: its nodes and weights in node order,
  * versioned and checksummed) to `buf[0..cap]` and its length to
  * `*len_out`.
  *
@@ -2446,7 +2445,7 @@ qk_status qk_maglev_diff(const qk_maglev *a,
                          qk_error *err);
 
 /**
- * Writes a snapshot of the table (README, "Snapshot format": its backends and weights in backend order and the table size,
+ * Writes a snapshot of the table (docs/snapshots.md: its backends and weights in backend order and the table size,
  * versioned and checksummed) to `buf[0..cap]` and its length to
  * `*len_out`.
  *

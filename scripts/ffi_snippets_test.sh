@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's "Calling from other languages" snippets: each README copy
+# docs/c-abi.md's "Calling from other languages" snippets: each guide copy
 # must equal its file under docs/ffi, and each file must run and print the
 # right lookup and error through its FFI layer: Python ctypes, Node koffi,
 # Go cgo (pkg-config), Java JNA.
@@ -17,16 +17,16 @@ TMP=$(mktemp -d /tmp/qk-snippets.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 export QUORUMKIT_LIB=$LIBDIR/libquorumkit.so
 
-# The README copy of each snippet equals its file.
+# The guide's copy of each snippet equals its file.
 python3 - "$ROOT" <<'PY'
 import re, sys, pathlib
 root = pathlib.Path(sys.argv[1])
-readme = (root / "README.md").read_text()
+readme = (root / "docs" / "c-abi.md").read_text()
 found = re.findall(r"<!-- snippet: (\S+) [^>]*-->\n```\w*\n(.*?)```\n", readme, re.S)
-assert len(found) == 4, f"expected 4 snippets in README.md, found {len(found)}"
+assert len(found) == 4, f"expected 4 snippets in docs/c-abi.md, found {len(found)}"
 for path, body in found:
     if (root / path).read_text() != body:
-        sys.exit(f"README.md's copy of {path} differs from the file (copy the file into the README)")
+        sys.exit(f"docs/c-abi.md's copy of {path} differs from the file (copy the file into the guide)")
 PY
 
 expect() { # NAME OUTPUT

@@ -5,7 +5,7 @@
 #   - C through pkg-config (shared, and static with --static),
 #   - C++ through CMake's find_package,
 #   - Go through `#cgo pkg-config` (the bindings/go module and its tests),
-#   - the README's ctypes, koffi, cgo and JNA snippets,
+#   - docs/c-abi.md's ctypes, koffi, cgo and JNA snippets,
 # and finally `make uninstall`, which must leave nothing behind.
 #
 # Usage: scripts/install_test.sh        (make install-test runs it)
@@ -74,7 +74,7 @@ export GOFLAGS=-mod=mod GOCACHE=${GOCACHE:-$TMP/gocache} GOPATH=${GOPATH:-$TMP/g
     CGO_LDFLAGS="-Wl,-rpath,$LIB" go test -count=1 -race ./...)
 unset PKG_CONFIG_PATH
 
-step "the README's ctypes, koffi, cgo and JNA snippets against the installed copy"
+step "docs/c-abi.md's ctypes, koffi, cgo and JNA snippets against the installed copy"
 "$ROOT/scripts/ffi_snippets_test.sh" "$LIB" "$LIB/pkgconfig"
 
 step "make install DESTDIR (staged: nothing outside DESTDIR, paths without it)"

@@ -54,5 +54,15 @@ pub mod ffi;
 
 pub use error::{Error, Result};
 
+// The Rust blocks of the front pages run as doc tests (`cargo test --doc`);
+// python/tests/test_docs.py runs their Python blocks and compiles their C.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.zh-CN.md")]
+pub struct ReadmeZhCnDoctests;
+
 /// The crate version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -183,7 +183,7 @@ macro_rules! ring_class {
 }
 
 ring_class!(HashRing, CoreHashRing, "HashRing", weights: u32,
-    snapshot: "The ring as a snapshot: versioned, checksummed bytes (README, \"Snapshot format\") that `from_bytes` restores in any process and from C.", {
+    snapshot: "The ring as a snapshot: versioned, checksummed bytes (docs/snapshots.md) that `from_bytes` restores in any process and from C.", {
     #[new]
     #[pyo3(signature = (nodes=None, *, vnodes=None), text_signature = "(nodes=None, *, vnodes=160)")]
     fn new(
@@ -242,7 +242,7 @@ ring_class!(HashRing, CoreHashRing, "HashRing", weights: u32,
 });
 
 ring_class!(KetamaRing, CoreKetamaRing, "KetamaRing", weights: u32,
-    snapshot: "The ring as a snapshot: versioned, checksummed bytes (README, \"Snapshot format\") that `from_bytes` restores in any process and from C.", {
+    snapshot: "The ring as a snapshot: versioned, checksummed bytes (docs/snapshots.md) that `from_bytes` restores in any process and from C.", {
     #[new]
     #[pyo3(signature = (servers, *, compat=None), text_signature = "(servers, *, compat='libmemcached')")]
     fn new(
@@ -327,7 +327,7 @@ ring_class!(KetamaRing, CoreKetamaRing, "KetamaRing", weights: u32,
 });
 
 ring_class!(RendezvousHash, CoreRendezvous, "RendezvousHash", weights: f64,
-    snapshot: "The placement as a snapshot: versioned, checksummed bytes (README, \"Snapshot format\") that `from_bytes` restores in any process and from C.", {
+    snapshot: "The placement as a snapshot: versioned, checksummed bytes (docs/snapshots.md) that `from_bytes` restores in any process and from C.", {
     #[new]
     #[pyo3(signature = (nodes=None))]
     fn new(py: Python<'_>, nodes: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
@@ -360,7 +360,7 @@ ring_class!(RendezvousHash, CoreRendezvous, "RendezvousHash", weights: f64,
 });
 
 ring_class!(Maglev, CoreMaglev, "Maglev",
-    snapshot: "The table as a snapshot: versioned, checksummed bytes (README, \"Snapshot format\"; backends, weights and table size: the table is rebuilt) that `from_bytes` restores in any process and from C.", {
+    snapshot: "The table as a snapshot: versioned, checksummed bytes (docs/snapshots.md; backends, weights and table size: the table is rebuilt) that `from_bytes` restores in any process and from C.", {
     #[new]
     #[pyo3(
         signature = (nodes=None, *, table_size=None),

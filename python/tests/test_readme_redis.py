@@ -1,4 +1,4 @@
-"""The README's rewrite of the circulating SETNX lock runs as printed,
+"""docs/leases.md's rewrite of the circulating SETNX lock runs as printed,
 against a redis-server the `server` fixture starts."""
 
 import pathlib
@@ -8,18 +8,18 @@ import pytest
 
 import quorumkit as qk
 
-README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+README = pathlib.Path(__file__).resolve().parents[2] / "docs" / "leases.md"
 
 
 def snippet() -> str:
     m = re.search(r"<!-- redis-lock-rewrite -->\n```python\n(.*?)```", README.read_text(), re.S)
-    assert m, "the redis-lock-rewrite block is missing from README.md"
+    assert m, "the redis-lock-rewrite block is missing from docs/leases.md"
     return m.group(1)
 
 
 def test_the_rewritten_setnx_lock_runs_and_is_safe(server):
     env = {"REDIS_URL": server.url}
-    exec(compile(snippet(), "README.md:redis-lock-rewrite", "exec"), env)
+    exec(compile(snippet(), "docs/leases.md:redis-lock-rewrite", "exec"), env)
     assert env["store"] == {"orders": "v1"}
     acquire, release, write = env["acquire_lock"], env["release_lock"], env["write"]
     table = env["table"]

@@ -10,8 +10,7 @@ use super::status::qk_status;
 use crate::detect::{DetectorConfig, FailureDetector};
 
 /// A registry of monitored nodes, each with a sliding window of heartbeat
-/// inter-arrival times and a suspicion level φ (README, "Failure
-/// detection").
+/// inter-arrival times and a suspicion level φ (docs/failure-detection.md).
 ///
 /// Thread safety: none inside. Calls on one detector must not overlap
 /// (functions taking a `const qk_detector *` may overlap each other, but

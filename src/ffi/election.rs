@@ -33,7 +33,7 @@ macro_rules! with {
     };
 }
 
-/// One candidate in a named election (README, "Leader election"). It
+/// One candidate in a named election (docs/leases.md). It
 /// holds its own reference to the table's state, so it may outlive the
 /// table handle it was made from.
 ///

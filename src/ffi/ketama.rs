@@ -496,7 +496,7 @@ pub unsafe extern "C" fn qk_ketama_point(
     })
 }
 
-/// Writes a snapshot of the continuum (README, "Snapshot format": its
+/// Writes a snapshot of the continuum (docs/snapshots.md: its
 /// compat mode and servers in order, versioned and checksummed) to `buf[0..cap]`
 /// and its length to `*len_out`.
 ///

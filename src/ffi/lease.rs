@@ -51,7 +51,7 @@ impl From<Lease> for qk_lease {
     }
 }
 
-/// A thread-safe lease table (README, "Lock leases"): exclusive and shared
+/// A thread-safe lease table (docs/leases.md): exclusive and shared
 /// leases with TTLs, strictly increasing fencing tokens, FIFO blocking
 /// acquire with timeouts, owner-checked renew and release, optional
 /// lock-delay.

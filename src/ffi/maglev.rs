@@ -11,7 +11,7 @@ use crate::ring::{DEFAULT_TABLE_SIZE, Maglev};
 
 /// A Maglev lookup table (Eisenbud et al., NSDI 2016) of prime size over
 /// named backends with integer weights: a lookup is one table read; a
-/// membership change rebuilds the table (see the README, "Placement").
+/// membership change rebuilds the table (see the docs/rings.md).
 /// `qk_maglev_diff()` of a copy (`qk_maglev_clone()`) before and after a
 /// change gives the fraction of keys that moved. Backends have dense
 /// indices `0..count` in insertion order; removing one shifts the later
@@ -457,7 +457,7 @@ pub unsafe extern "C" fn qk_maglev_diff(
     })
 }
 
-/// Writes a snapshot of the table (README, "Snapshot format": its backends and weights in backend order and the table size,
+/// Writes a snapshot of the table (docs/snapshots.md: its backends and weights in backend order and the table size,
 /// versioned and checksummed) to `buf[0..cap]` and its length to
 /// `*len_out`.
 ///

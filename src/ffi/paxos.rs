@@ -125,7 +125,7 @@ impl qk_paxos_output {
     }
 }
 
-/// A Multi-Paxos replica (README, "Paxos"): proposer, acceptor and learner
+/// A Multi-Paxos replica (docs/paxos.md): proposer, acceptor and learner
 /// in one, on memory or file storage.
 ///
 /// Thread safety: none inside. Calls on one node must not overlap (the

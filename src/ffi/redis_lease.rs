@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::lease::redis::{RedisConfig, RedisEnqueued, RedisLeaseTable};
 use crate::lease::{CancelToken, Cancelled, Lease};
 
-/// A lease table kept in Redis (README, "Lock leases"): every process that
+/// A lease table kept in Redis (docs/leases.md): every process that
 /// opens the same server and namespace shares its leases, FIFO queues and
 /// fencing tokens; expiry is the server's, so a crashed holder's lease
 /// ends with no client alive.

@@ -12,7 +12,7 @@ use crate::ring::Rendezvous;
 /// Weighted rendezvous (highest random weight) hashing with `double`
 /// weights: a node's expected share of keys is its weight over the sum of
 /// weights, and a membership change moves only the keys that must move
-/// (see the README, "Placement"). A lookup scores every node: O(nodes).
+/// (see the docs/rings.md). A lookup scores every node: O(nodes).
 /// Nodes have dense indices `0..count` in insertion order; removing a node
 /// shifts the later indices down by one.
 ///
@@ -372,7 +372,7 @@ pub unsafe extern "C" fn qk_rendezvous_get_node_by_hash(
     })
 }
 
-/// Writes a snapshot of the placement (README, "Snapshot format": its nodes and weights in node order,
+/// Writes a snapshot of the placement (docs/snapshots.md: its nodes and weights in node order,
 /// versioned and checksummed) to `buf[0..cap]` and its length to
 /// `*len_out`.
 ///

@@ -11,7 +11,7 @@ use crate::hash::key_hash;
 use crate::ring::{DEFAULT_VNODES, HashRing};
 
 /// A consistent-hash ring with weighted virtual nodes on xxh3-64 (see the
-/// README, "Placement"). Nodes have dense indices `0..count` in insertion
+/// docs/rings.md). Nodes have dense indices `0..count` in insertion
 /// order; removing a node shifts the later indices down by one.
 ///
 /// Thread safety: functions taking a `const qk_ring *` only read and may
@@ -412,7 +412,7 @@ pub unsafe extern "C" fn qk_ring_get_node_by_hash(
     })
 }
 
-/// Writes a snapshot of the ring (README, "Snapshot format": its
+/// Writes a snapshot of the ring (docs/snapshots.md: its
 /// membership in node order, versioned and checksummed) to `buf[0..cap]`
 /// and its length to `*len_out`.
 ///

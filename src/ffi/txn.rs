@@ -91,7 +91,7 @@ impl qk_txn_config {
     }
 }
 
-/// A two-phase commit coordinator (README, "Transactions").
+/// A two-phase commit coordinator (docs/transactions.md).
 ///
 /// Thread safety: none inside; calls on one handle must not overlap.
 /// Create with `qk_txn_coordinator_new()`, destroy with

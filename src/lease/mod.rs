@@ -14,7 +14,7 @@
 //! - `redis` (feature `redis`): `RedisLeaseTable`, the same table kept in
 //!   Redis and shared by processes and machines.
 //!
-//! The contract (README, "Lock leases"): tokens strictly increase across the
+//! The contract (docs/leases.md): tokens strictly increase across the
 //! whole table; waiters are served FIFO per resource (a shared request
 //! queued behind an exclusive one waits); a queued request is granted with
 //! `expires_at = grant time + ttl`; failed or timed-out acquires never touch

@@ -287,8 +287,8 @@ pub enum Enqueued {
     Queued(Ticket),
 }
 
-/// A thread-safe lease table (see the module docs and the README, "Lock
-/// leases"). Cloning gives another handle to the same table.
+/// A thread-safe lease table (see the module docs and docs/leases.md).
+/// Cloning gives another handle to the same table.
 #[derive(Clone)]
 pub struct LeaseTable {
     inner: Arc<Inner>,

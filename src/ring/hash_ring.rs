@@ -1,6 +1,6 @@
 //! A consistent-hash ring with weighted virtual nodes on xxh3-64.
 //!
-//! Placement (fixed forever, see README "Placement"): node `name` with
+//! Placement (fixed forever, see docs/rings.md): node `name` with
 //! weight `w` has `vnodes * w` points at `vnode_hash(name, i)` for
 //! `i in 0..vnodes*w`; a key goes to the first point at or after
 //! `key_hash(key)`, wrapping around. Points at the same position are

@@ -9,7 +9,7 @@
 //! minimal disruption). [`Maglev::diff`] and the membership methods report
 //! that disruption.
 //!
-//! Placement (fixed forever, see README "Placement"):
+//! Placement (fixed forever, see docs/rings.md):
 //! - `offset = xxh3_64(utf8(name), seed RING_SEED) mod M`,
 //!   `skip = xxh3_64(utf8(name), seed MAGLEV_SKIP_SEED) mod (M − 1) + 1`;
 //!   backend `i`'s permutation is `perm_i[j] = (offset + j × skip) mod M`;

@@ -9,7 +9,7 @@
 //! weights, and a membership change moves only the keys that must move
 //! (scores of the other nodes do not change).
 //!
-//! Placement (fixed forever, see README "Placement"):
+//! Placement (fixed forever, see docs/rings.md):
 //! - `node_hash = xxh3_64(utf8(name), seed RING_SEED)`, computed once;
 //! - `h = xxh3_64(le64(key_hash(key)) ‖ le64(node_hash), seed RING_SEED)`
 //!   (16 bytes, little-endian);

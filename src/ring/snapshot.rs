@@ -1,5 +1,5 @@
 //! Snapshots: a versioned binary format that saves a ring's membership and
-//! restores it with identical placements (README, "Snapshot format").
+//! restores it with identical placements (docs/snapshots.md).
 //!
 //! ```text
 //! offset  size  field
@@ -424,7 +424,7 @@ impl Snapshot for Rendezvous {
 
 /// Body: table size u32, backend count u32, then per backend in index
 /// order its name (string) and weight u32. The table is rebuilt: it is a
-/// function of these fields (README, "Placement").
+/// function of these fields (docs/rings.md).
 impl Snapshot for Maglev {
     const KIND: u16 = KIND_MAGLEV;
 
