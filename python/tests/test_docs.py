@@ -1,11 +1,12 @@
-"""Every code block of the front pages and the install guide runs: Python
+"""Every code block of the front pages and the guides in docs/ runs: Python
 blocks as programs of their own, C blocks compiled against include/ and the
 built library and run; Rust blocks run as doc tests (src/lib.rs includes
 the READMEs under cfg(doctest)). docs/migrating*.md have their own runner
 (test_migrating_docs.py), with the same markers.
 
 Markers, on the line right before a fence:
-  <!-- doc: skip -->   not run (install commands, a broken original shown for contrast)
+  <!-- doc: skip -->   not run (install commands, event-loop fragments whose calls a named
+                       test runs end to end)
   <!-- doc: redis -->  a Python block that needs Redis: it gets a fresh server's URL in
                        the environment variable QK_REDIS_URL
 A fence in another language with no marker fails the test, so nothing slips through."""
@@ -20,10 +21,16 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-FILES = ["README.md", "README.zh-CN.md", "docs/install.md"]
+FILES = ["README.md", "README.zh-CN.md"] + sorted(
+    str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md") if not p.name.startswith("migrating")
+)
 RUN = {"python", "c", "rust", "text"}  # rust: doc tests; text: listings, nothing to run
 
-FENCE = re.compile(r"(?:<!-- doc: (\w+) -->\n)?```(\w*)\n(.*?)^```", re.S | re.M)
+# A block right after `<!-- snippet: PATH ... -->` or `<!-- redis-lock-rewrite -->` is run
+# by its own test (scripts/ffi_snippets_test.sh, python/tests/test_readme_redis.py).
+FENCE = re.compile(
+    r"(?:<!-- (?:doc: (\w+)|(snippet: [^>]*|redis-lock-rewrite)) -->\n)?```(\w*)\n(.*?)^```", re.S | re.M
+)
 
 
 def blocks(name):
@@ -31,7 +38,8 @@ def blocks(name):
     out = []
     for m in FENCE.finditer(text):
         line = text.count("\n", 0, m.start()) + 1
-        out.append((f"{name}:{line}", m.group(1), m.group(2), m.group(3)))
+        marker = "elsewhere" if m.group(2) else m.group(1)
+        out.append((f"{name}:{line}", marker, m.group(3), m.group(4)))
     return out
 
 
@@ -41,7 +49,7 @@ ALL = [b for f in FILES for b in blocks(f)]
 def test_every_block_is_run_or_marked():
     assert ALL, "no code blocks found"
     for where, marker, lang, _ in ALL:
-        assert marker in (None, "skip", "redis"), f"{where}: unknown marker {marker!r}"
+        assert marker in (None, "skip", "redis", "elsewhere"), f"{where}: unknown marker {marker!r}"
         if marker is None:
             assert lang in RUN, f"{where}: a ```{lang} block with no marker is never run"
 
@@ -52,7 +60,7 @@ def test_the_chinese_front_page_has_the_same_code():
     assert en == zh
 
 
-@pytest.mark.parametrize("where, marker, code", [(w, m, c) for w, m, lang, c in ALL if lang == "python" and m != "skip"])
+@pytest.mark.parametrize("where, marker, code", [(w, m, c) for w, m, lang, c in ALL if lang == "python" and m in (None, "redis")])
 def test_python_block_runs(where, marker, code, request):
     env = dict(os.environ)
     if marker == "redis":
@@ -62,7 +70,7 @@ def test_python_block_runs(where, marker, code, request):
     assert run.returncode == 0, f"{where}:\n{run.stderr[-3000:]}"
 
 
-@pytest.mark.parametrize("where, code", [(w, c) for w, m, lang, c in ALL if lang == "c" and m != "skip"])
+@pytest.mark.parametrize("where, code", [(w, c) for w, m, lang, c in ALL if lang == "c" and m is None])
 def test_c_block_compiles_and_runs(where, code, tmp_path):
     lib = ROOT / "target" / "release"
     if not (lib / "libquorumkit.so").exists():
