@@ -54,7 +54,7 @@ pub mod ffi;
 
 pub use error::{Error, Result};
 
-// The Rust blocks of the front pages run as doc tests (`cargo test --doc`);
+// The Rust blocks of the front pages and the guides run as doc tests (`cargo test --doc`);
 // python/tests/test_docs.py runs their Python blocks and compiles their C.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
@@ -63,6 +63,18 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../README.zh-CN.md")]
 pub struct ReadmeZhCnDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/paxos.md")]
+pub struct PaxosGuideDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/migrating.md")]
+pub struct MigratingGuideDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/migrating.zh-CN.md")]
+pub struct MigratingGuideZhCnDoctests;
 
 /// The crate version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
