@@ -3,6 +3,7 @@
 //! `__init__.py` re-exports everything public from here.
 
 mod args;
+mod bound_lookup;
 mod bounded;
 mod detect;
 mod election;
@@ -47,6 +48,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(jump::jump_hash_batch, m)?)?;
     m.add_class::<rings::Md5Ring>()?;
     m.add_class::<instance_call::InstanceCall>()?;
+    m.add_class::<bound_lookup::BoundLookup>()?;
     m.add_class::<lease::ManualClock>()?;
     m.add_class::<lease::Lease>()?;
     m.add_class::<lease::LeaseTable>()?;

@@ -73,23 +73,18 @@ macro_rules! ring_class {
                 self.inner.locate_str(py, key)
             }
 
-            /// `mapping[node]` for the node of `str(key)` (as `locate_str`; the
-            /// mapping first, for `functools.partial`),
-            /// or None when no node holds a point: one call where a Python
-            /// wrapper would cost a frame (the uhashring drop-in's `get`).
-            fn locate_in<'py>(
-                &self,
-                py: Python<'py>,
-                mapping: &Bound<'py, pyo3::types::PyDict>,
-                key: &Bound<'py, PyAny>,
-            ) -> PyResult<Option<Bound<'py, PyAny>>> {
-                match self.inner.locate_str(py, key)? {
-                    None => Ok(None),
-                    Some(name) => match mapping.get_item(name.bind(py))? {
-                        Some(v) => Ok(Some(v)),
-                        None => Err(pyo3::exceptions::PyKeyError::new_err(name)),
-                    },
-                }
+            /// `mapping[node]` for the node of `str(key)` as one native call:
+            /// `ring.bind_lookup(mapping).lookup` is what a Python wrapper
+            /// would do with a frame (the uhashring drop-in's `get`).
+            fn bind_lookup(
+                slf: &Bound<'_, Self>,
+                mapping: &Bound<'_, pyo3::types::PyDict>,
+            ) -> crate::bound_lookup::BoundLookup {
+                let ring: Py<Self> = slf.clone().unbind();
+                crate::bound_lookup::BoundLookup::new(
+                    Box::new(move |py, key| ring.get().inner.locate_str(py, key)),
+                    mapping.clone().unbind(),
+                )
             }
 
             /// The first `n` distinct nodes for `key`, in preference order.

@@ -95,3 +95,27 @@ def test_bad_arguments() -> None:
     with pytest.raises(UnicodeEncodeError):
         ring.locate_str("\ud800")
     assert ring.nodes == ["a"] and ring.point_count == 160  # failures changed nothing
+
+
+@pytest.mark.parametrize("make", [qk.Md5Ring, qk.HashRing, lambda: qk.KetamaRing([]), qk.RendezvousHash, qk.Maglev],
+                         ids=["Md5Ring", "HashRing", "KetamaRing", "RendezvousHash", "Maglev"])
+def test_bind_lookup_follows_the_ring_and_the_mapping(make) -> None:
+    ring = make()
+    values: dict[str, object] = {}
+    lookup = ring.bind_lookup(values).lookup
+    assert lookup("k") is None  # empty ring
+    ring.add_node("a")
+    with pytest.raises(KeyError, match="a"):
+        lookup("k")  # the mapping lacks the node
+    values["a"] = conf = {"host": "a"}
+    assert lookup("k") is conf and lookup(12) is conf  # str(key), as uhashring
+    ring.add_node("b")
+    values["b"] = "B"
+    keys = [f"key-{i}" for i in range(200)]
+    assert [lookup(k) for k in keys] == [values[ring.locate_str(k)] for k in keys]
+    assert {ring.locate_str(k) for k in keys} == {"a", "b"}  # both nodes were looked up
+    assert ring.bind_lookup(values).mapping is values
+    with pytest.raises(TypeError):
+        ring.bind_lookup(["not", "a", "dict"])  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        lookup()  # type: ignore[call-arg]

@@ -30,7 +30,6 @@ points collide); ``vnodes * weight`` is capped at 2**24 points per node;
 from __future__ import annotations
 
 from bisect import bisect
-from functools import partial
 from collections import Counter
 from hashlib import md5
 from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Tuple
@@ -380,14 +379,14 @@ class HashRing:
         self._fast_instance = None
         if fast is None:
             return
-        locate_in = self._backend.core.locate_in
+        bind = self._backend.core.bind_lookup
         if cls.get_node is HashRing.get_node:
             self.get_node = fast  # type: ignore[method-assign]
         if cls.get is HashRing.get:
-            self.get = partial(locate_in, self._conf)  # type: ignore[method-assign]
+            self.get = bind(self._conf).lookup  # type: ignore[method-assign]
         if cls.get_node_instance is HashRing.get_node_instance:
             instances = {name: conf["instance"] for name, conf in self._conf.items()}
-            self._fast_instance = partial(locate_in, instances)
+            self._fast_instance = bind(instances).lookup
             self.get_node_instance = self._fast_instance  # type: ignore[method-assign]
 
     def _changing(self, change: Callable[[], None]) -> None:
