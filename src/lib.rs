@@ -43,6 +43,8 @@ pub mod detect;
 pub mod error;
 pub mod hash;
 pub mod lease;
+#[cfg(feature = "server")]
+pub mod net;
 pub mod paxos;
 pub mod ring;
 pub mod rng;

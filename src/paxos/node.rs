@@ -632,6 +632,13 @@ impl<S: Storage> Node<S> {
         &self.storage
     }
 
+    /// The storage, mutably: for a driver whose storage defers its sync to
+    /// one call per batch of events (group commit, `net::GroupCommit`).
+    /// Appending records through it, or loading, breaks the node.
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
     /// Stop the node and hand back its storage (to restart it, as after a crash).
     pub fn into_storage(self) -> S {
         self.storage

@@ -1,0 +1,238 @@
+//! The client of a replica cluster: finds the leader, follows redirects,
+//! and retries a request (with the same session and request id, so the
+//! cluster applies it once) until it is answered or the timeout passes.
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use super::auth::{Identity, Role, handshake};
+use super::frame::{DEFAULT_MAX_FRAME, io_error, read_frame, write_frame};
+use super::proto::{ErrorCode, Request, Response, Status};
+use crate::error::{Error, Result};
+
+/// How a client reaches its cluster.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Addresses of the replicas (any subset that includes a live one).
+    pub addrs: Vec<SocketAddr>,
+    /// The cluster's id.
+    pub cluster_id: u64,
+    /// The cluster secret.
+    pub secret: Vec<u8>,
+    /// How long one call may take in all, retries included.
+    pub timeout: Duration,
+    /// How long one attempt waits for its answer before trying elsewhere.
+    pub attempt_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults: 10 s per call, 2 s per attempt.
+    pub fn new(addrs: Vec<SocketAddr>, cluster_id: u64, secret: impl Into<Vec<u8>>) -> Self {
+        ClientConfig {
+            addrs,
+            cluster_id,
+            secret: secret.into(),
+            timeout: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A connection to a cluster, one call at a time (use one client per
+/// thread). Each client is its own session: its request ids increase.
+pub struct Client {
+    config: ClientConfig,
+    identity: Identity,
+    conn: Option<(SocketAddr, TcpStream)>,
+    /// The address to try next (a redirect's, else the next in turn).
+    target: SocketAddr,
+    turn: usize,
+    session: u64,
+    next_request: u64,
+}
+
+impl Client {
+    /// A client of the cluster at `config.addrs`. No connection is made
+    /// until the first call.
+    ///
+    /// Errors: `InvalidArgument` for no address or a short secret.
+    pub fn new(config: ClientConfig) -> Result<Client> {
+        if config.addrs.is_empty() {
+            return Err(Error::invalid("net client: no replica address"));
+        }
+        let identity = Identity {
+            cluster_id: config.cluster_id,
+            role: Role::Client,
+            secret: config.secret.clone(),
+        };
+        identity.validate()?;
+        let session = session_id();
+        Ok(Client {
+            target: config.addrs[0],
+            config,
+            identity,
+            conn: None,
+            turn: 0,
+            session,
+            next_request: 1,
+        })
+    }
+
+    /// Replicates `command` and returns the state machine's result. An
+    /// error after a send means the command may or may not have been
+    /// applied (a retried call is applied once within one client).
+    ///
+    /// Errors: `BackendUnavailable` when no leader answered in time;
+    /// `InvalidArgument` when the cluster refused the request.
+    pub fn propose(&mut self, command: &[u8]) -> Result<Vec<u8>> {
+        let request = self.next_request;
+        self.next_request += 1;
+        let req = Request::Propose {
+            client: self.session,
+            request,
+            command: command.to_vec(),
+        };
+        self.call(&req, request)
+    }
+
+    /// Answers `query` on the leader under its read lease (linearizable).
+    pub fn read(&mut self, query: &[u8]) -> Result<Vec<u8>> {
+        let request = self.next_request;
+        self.next_request += 1;
+        self.call(
+            &Request::Read {
+                request,
+                query: query.to_vec(),
+            },
+            request,
+        )
+    }
+
+    /// The status of the replica at `addr` (no redirect).
+    pub fn status_of(&mut self, addr: SocketAddr) -> Result<Status> {
+        let request = self.next_request;
+        self.next_request += 1;
+        let deadline = Instant::now() + self.config.attempt_timeout.min(self.config.timeout);
+        match self.attempt(addr, &Request::Status { request }, request, deadline)? {
+            Response::Ok { result, .. } => Status::decode(&result),
+            other => Err(Error::corrupt(format!(
+                "net client: unexpected answer to status: {other:?}"
+            ))),
+        }
+    }
+
+    fn call(&mut self, req: &Request, request: u64) -> Result<Vec<u8>> {
+        let deadline = Instant::now() + self.config.timeout;
+        let mut backoff = Duration::from_millis(10);
+        let mut last = String::from("no replica answered");
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::unavailable(format!(
+                    "net client: no leader answered within {:?} ({last})",
+                    self.config.timeout
+                )));
+            }
+            let target = self.target;
+            let until = deadline.min(now + self.config.attempt_timeout);
+            match self.attempt(target, req, request, until) {
+                Ok(Response::Ok { result, .. }) => return Ok(result),
+                Ok(Response::Redirect { leader, addr, .. }) => {
+                    last = format!("redirected to replica {leader}");
+                    match addr.parse() {
+                        Ok(a) if a != target => {
+                            self.target = a;
+                            continue;
+                        }
+                        _ => self.rotate(),
+                    }
+                }
+                Ok(Response::Error {
+                    code: ErrorCode::Invalid | ErrorCode::Rejected,
+                    message,
+                    ..
+                }) => {
+                    return Err(Error::invalid(format!(
+                        "net: the cluster refused the request: {message}"
+                    )));
+                }
+                Ok(Response::Error { message, .. }) => {
+                    last = message;
+                    self.rotate();
+                }
+                Err(e) => {
+                    last = format!("{target}: {e}");
+                    self.conn = None;
+                    self.rotate();
+                }
+            }
+            std::thread::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())));
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    fn rotate(&mut self) {
+        self.turn = (self.turn + 1) % self.config.addrs.len();
+        self.target = self.config.addrs[self.turn];
+    }
+
+    /// Sends `req` to `addr` and waits for its answer until `until`.
+    fn attempt(
+        &mut self,
+        addr: SocketAddr,
+        req: &Request,
+        request: u64,
+        until: Instant,
+    ) -> Result<Response> {
+        let io = |e: std::io::Error| io_error("client", e);
+        if self.conn.as_ref().is_none_or(|(a, _)| *a != addr) {
+            self.conn = None;
+            let wait = until
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            let mut s = TcpStream::connect_timeout(&addr, wait).map_err(io)?;
+            s.set_nodelay(true).map_err(io)?;
+            s.set_read_timeout(Some(wait)).map_err(io)?;
+            s.set_write_timeout(Some(wait)).map_err(io)?;
+            handshake(&mut s, &self.identity)?;
+            self.conn = Some((addr, s));
+        }
+        let (_, s) = self.conn.as_mut().expect("connected above");
+        let (kind, payload) = req.encode();
+        write_frame(s, kind, &payload).map_err(io)?;
+        loop {
+            let wait = until.saturating_duration_since(Instant::now());
+            if wait.is_zero() {
+                self.conn = None;
+                return Err(Error::unavailable("net client: no answer in time"));
+            }
+            s.set_read_timeout(Some(wait)).map_err(io)?;
+            let Some((kind, payload)) = read_frame(s, DEFAULT_MAX_FRAME)? else {
+                self.conn = None;
+                return Err(Error::unavailable(
+                    "net client: the replica closed the connection",
+                ));
+            };
+            let resp = Response::decode(kind, &payload)?;
+            if resp.request() == request {
+                return Ok(resp);
+            } // else a late answer to an earlier attempt: skip it
+        }
+    }
+}
+
+/// A session id that no other client picks: random, from the kernel.
+fn session_id() -> u64 {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok()
+    {
+        return u64::from_be_bytes(b) | 1;
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (t.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32)) | 1
+}

@@ -1,0 +1,846 @@
+//! The replica runtime: one `paxos::Node` driven over TCP, with its record
+//! file, its peers, its clients and the user's state machine.
+//!
+//! Plain threads, not an async runtime: a replica has a handful of peer
+//! links and a bounded number of clients, the node itself is one
+//! single-threaded state machine, and threads keep the core free of an
+//! executor that C and Python hosts would have to share. Threads:
+//! - the *core* owns the node, the state machine and the session table.
+//!   It blocks on one bounded event queue until an event arrives or the
+//!   node's next deadline passes (no busy polling), handles every queued
+//!   event, commits the record file once (group commit), then acts on the
+//!   node's outputs;
+//! - an *acceptor*, and a *reader* per inbound connection (handshake, then
+//!   frames decoded into events; a bad frame closes that connection only);
+//! - a *sender* per peer: one outbound connection, reconnected with
+//!   backoff, fed by a bounded queue that drops when full (Paxos repeats
+//!   what it needs);
+//! - a *writer* per client connection, fed by a bounded queue; a client
+//!   that does not read its answers is disconnected.
+//!
+//! Backpressure: readers block when the event queue is full; proposals
+//! beyond `max_pending` are answered `Busy`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::auth::{Identity, Role, handshake};
+use super::frame::{DEFAULT_MAX_FRAME, push_frame, read_frame};
+use super::group_commit::GroupCommit;
+use super::proto::{
+    ErrorCode, KIND_PAXOS, Request, Response, Status, decode_command, encode_command,
+};
+use super::sessions::{DEFAULT_MAX_SESSIONS, Sessions, Verdict};
+use crate::error::{Error, Result};
+use crate::paxos::{Config, FileIdentity, FileStorage, Message, Node, NodeId, Output, wire};
+
+/// The user's replicated state machine.
+pub trait StateMachine: Send + 'static {
+    /// Applies a decided command and returns its result. It must be
+    /// deterministic: every replica applies the same commands in the same
+    /// order and must reach the same state.
+    fn apply(&mut self, command: &[u8]) -> Vec<u8>;
+    /// Answers a read-only query from the current state (on the leader,
+    /// under its read lease); `Err` refuses it with a message.
+    fn query(&self, query: &[u8]) -> std::result::Result<Vec<u8>, String>;
+}
+
+/// The name of the record file in the data directory.
+pub const LOG_FILE: &str = "paxos.log";
+
+/// How a replica runs.
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    /// Paxos settings; `node.id` is this replica, `node.members` the ids of
+    /// `peers`, `node.cluster_id` the cluster.
+    pub node: Config,
+    /// Every replica's address (this one's included): where peers connect
+    /// and where clients are redirected.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Where to listen; `None`: this replica's entry in `peers`, which
+    /// must then be a loopback address (listening beyond loopback is
+    /// asked for explicitly).
+    pub listen: Option<SocketAddr>,
+    /// The data directory (holds [`LOG_FILE`]).
+    pub data_dir: PathBuf,
+    /// Create a new replica: the directory must hold no record file. A
+    /// replica that lost its data must not silently rejoin as a voter that
+    /// forgot its promises, so without `init` a missing file is an error.
+    pub init: bool,
+    /// The shared cluster secret (at least 16 bytes).
+    pub secret: Vec<u8>,
+    /// The largest frame accepted.
+    pub max_frame: usize,
+    /// Proposals waiting for their decision before new ones get `Busy`.
+    pub max_pending: usize,
+    /// Client sessions remembered for exactly-once retries.
+    pub max_sessions: usize,
+    /// Log connection problems and leader changes to stderr.
+    pub verbose: bool,
+}
+
+impl ReplicaConfig {
+    /// Defaults for replica `id` of `peers`, storing in `data_dir`.
+    pub fn new(
+        id: NodeId,
+        peers: BTreeMap<NodeId, SocketAddr>,
+        data_dir: impl Into<PathBuf>,
+        cluster_id: u64,
+        secret: impl Into<Vec<u8>>,
+    ) -> Self {
+        let mut node = Config::new(id, peers.keys().copied().collect());
+        node.cluster_id = cluster_id;
+        node.seed = u64::from(id) ^ cluster_id;
+        ReplicaConfig {
+            node,
+            peers,
+            listen: None,
+            data_dir: data_dir.into(),
+            init: false,
+            secret: secret.into(),
+            max_frame: DEFAULT_MAX_FRAME,
+            max_pending: 100_000,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            verbose: false,
+        }
+    }
+
+    fn identity(&self) -> Identity {
+        Identity {
+            cluster_id: self.node.cluster_id,
+            role: Role::Replica(self.node.id),
+            secret: self.secret.clone(),
+        }
+    }
+}
+
+/// A running replica. Dropping it shuts it down.
+pub struct Replica {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    events: SyncSender<Event>,
+    core: Option<JoinHandle<Result<()>>>,
+    acceptor: Option<JoinHandle<()>>,
+    conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
+    status: Arc<Mutex<Status>>,
+}
+
+enum Event {
+    Peer(NodeId, Message),
+    Client(Arc<ClientConn>, Request),
+    Stop,
+}
+
+/// The writing side of a client connection.
+struct ClientConn {
+    tx: SyncSender<Vec<u8>>,
+    stream: TcpStream,
+}
+
+impl ClientConn {
+    fn send(&self, resp: &Response) {
+        let (kind, payload) = resp.encode();
+        let mut frame = Vec::with_capacity(5 + payload.len());
+        push_frame(&mut frame, kind, &payload);
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(frame) {
+            // It does not read its answers: let it go rather than buffer.
+            let _ = self.stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Replica {
+    /// Opens the record file, binds the listener and starts the threads.
+    ///
+    /// Errors: `InvalidArgument` (a bad config: this id not among the
+    /// peers, a short secret, a non-loopback address without `listen`);
+    /// `Storage` when the data directory holds no record file and `init`
+    /// is false, or holds one and `init` is true; `StorageInUse` when
+    /// another process runs this replica; the record file's errors; an I/O
+    /// error binding the address.
+    pub fn start(config: ReplicaConfig, machine: impl StateMachine) -> Result<Replica> {
+        config.node.validate()?;
+        config.identity().validate()?;
+        let members: Vec<NodeId> = config.peers.keys().copied().collect();
+        let mut sorted = config.node.members.clone();
+        sorted.sort_unstable();
+        if sorted != members {
+            return Err(Error::invalid("net: node.members must be the ids of peers"));
+        }
+        let own = config.peers[&config.node.id];
+        let listen = match config.listen {
+            Some(a) => a,
+            None if own.ip().is_loopback() => own,
+            None => {
+                return Err(Error::invalid(format!(
+                    "net: {own} is not a loopback address: set `listen` to listen beyond loopback"
+                )));
+            }
+        };
+        let path = config.data_dir.join(LOG_FILE);
+        let exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
+        if config.init && exists {
+            return Err(Error::storage(format!(
+                "{} already holds a replica: init would discard its promises",
+                path.display()
+            )));
+        }
+        if !config.init && !exists {
+            return Err(Error::storage(format!(
+                "{} holds no replica: start a new (or replaced) replica with init",
+                path.display()
+            )));
+        }
+        if config.init {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                Error::storage(format!("cannot create {}: {e}", config.data_dir.display()))
+            })?;
+        }
+        let storage = FileStorage::open(
+            &path,
+            FileIdentity::new(config.node.cluster_id, config.node.id),
+        )?;
+        let clock = Instant::now();
+        let node = Node::new(config.node.clone(), GroupCommit::new(storage), 0)?;
+        let listener = TcpListener::bind(listen)
+            .map_err(|e| Error::storage(format!("cannot listen on {listen}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::storage(e.to_string()))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let (events, rx) = sync_channel::<Event>(4096);
+        let conns = Arc::new(Mutex::new(HashMap::new()));
+        let status = Arc::new(Mutex::new(Status {
+            id: config.node.id,
+            leader: 0,
+            ballot_round: 0,
+            ballot_node: 0,
+            commit_index: 0,
+            applied: 0,
+            read_lease: false,
+        }));
+        let identity = config.identity();
+        let mut senders = HashMap::new();
+        for (&peer, &peer_addr) in &config.peers {
+            if peer == config.node.id {
+                continue;
+            }
+            let (tx, prx) = sync_channel::<Vec<u8>>(1024);
+            let (stop, identity, verbose) = (stop.clone(), identity.clone(), config.verbose);
+            std::thread::Builder::new()
+                .name(format!("qk-send-{peer}"))
+                .spawn(move || sender(peer, peer_addr, identity, prx, stop, verbose))
+                .map_err(|e| Error::storage(format!("cannot start a thread: {e}")))?;
+            senders.insert(peer, tx);
+        }
+        let acceptor = {
+            let (stop, events, conns, identity) = (
+                stop.clone(),
+                events.clone(),
+                conns.clone(),
+                identity.clone(),
+            );
+            let members = members.clone();
+            let (max_frame, verbose) = (config.max_frame, config.verbose);
+            std::thread::Builder::new()
+                .name("qk-accept".into())
+                .spawn(move || {
+                    accept(
+                        listener, identity, members, events, conns, stop, max_frame, verbose,
+                    )
+                })
+                .map_err(|e| Error::storage(format!("cannot start a thread: {e}")))?
+        };
+        let core = Core {
+            node,
+            machine: Box::new(machine),
+            sessions: Sessions::new(config.max_sessions),
+            pending: HashMap::new(),
+            reads: Vec::new(),
+            senders,
+            peers: config.peers.clone(),
+            clock,
+            status: status.clone(),
+            max_pending: config.max_pending,
+            applied: 0,
+            verbose: config.verbose,
+            leader: None,
+        };
+        let core = std::thread::Builder::new()
+            .name("qk-core".into())
+            .spawn(move || core.run(rx))
+            .map_err(|e| Error::storage(format!("cannot start a thread: {e}")))?;
+        Ok(Replica {
+            addr,
+            stop,
+            events,
+            core: Some(core),
+            acceptor: Some(acceptor),
+            conns,
+            status,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its status as of the core's last turn.
+    pub fn status(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether the core stopped (a storage failure); `shutdown` returns why.
+    pub fn is_stopped(&self) -> bool {
+        self.core.as_ref().is_none_or(|c| c.is_finished())
+    }
+
+    /// Stops every thread, closes every connection and releases the record
+    /// file. Returns the core's error if it had stopped on one.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.stop_threads()
+    }
+
+    fn stop_threads(&mut self) -> Result<()> {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.events.try_send(Event::Stop);
+        // Wake the acceptor, then close every connection so readers end.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+        for (_, s) in self.conns.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        match self.core.take() {
+            Some(c) => c
+                .join()
+                .unwrap_or_else(|_| Err(Error::storage("net: the core thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.stop_threads();
+    }
+}
+
+fn log(verbose: bool, msg: std::fmt::Arguments<'_>) {
+    if verbose {
+        eprintln!("quorumkit: {msg}");
+    }
+}
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+#[allow(clippy::too_many_arguments)]
+fn accept(
+    listener: TcpListener,
+    identity: Identity,
+    members: Vec<NodeId>,
+    events: SyncSender<Event>,
+    conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
+    stop: Arc<AtomicBool>,
+    max_frame: usize,
+    verbose: bool,
+) {
+    for stream in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        let _ = stream.set_nodelay(true);
+        let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+        if let Ok(clone) = stream.try_clone() {
+            conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, clone);
+        }
+        let (identity, members, events, conns) = (
+            identity.clone(),
+            members.clone(),
+            events.clone(),
+            conns.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("qk-read".into())
+            .spawn(move || {
+                let peer = stream.peer_addr().ok();
+                if let Err(e) = serve_conn(stream, &identity, &members, &events, max_frame) {
+                    log(
+                        verbose,
+                        format_args!("connection from {peer:?} closed: {e}"),
+                    );
+                }
+                conns.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            });
+        if spawned.is_err() {
+            log(
+                verbose,
+                format_args!("cannot start a reader thread; connection refused"),
+            );
+        }
+    }
+}
+
+/// One inbound connection: the handshake, then frames until it closes.
+fn serve_conn(
+    mut stream: TcpStream,
+    identity: &Identity,
+    members: &[NodeId],
+    events: &SyncSender<Event>,
+    max_frame: usize,
+) -> Result<()> {
+    let io = |e: std::io::Error| super::frame::io_error("socket", e);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(io)?;
+    let role = handshake(&mut stream, identity)?;
+    stream.set_read_timeout(None).map_err(io)?;
+    match role {
+        Role::Replica(from) => {
+            if !members.contains(&from) || Role::Replica(from) == identity.role {
+                return Err(Error::invalid(format!(
+                    "net: replica {from} is not a member of this cluster"
+                )));
+            }
+            let mut r = std::io::BufReader::new(stream);
+            while let Some((kind, payload)) = read_frame(&mut r, max_frame)? {
+                if kind != KIND_PAXOS {
+                    return Err(Error::corrupt(format!(
+                        "net: frame kind {kind} on a replica link"
+                    )));
+                }
+                let msg = wire::decode(&payload)?;
+                if events.send(Event::Peer(from, msg)).is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+        Role::Client => {
+            let (tx, rx) = sync_channel::<Vec<u8>>(1024);
+            let conn = Arc::new(ClientConn {
+                tx,
+                stream: stream.try_clone().map_err(io)?,
+            });
+            let mut w = stream.try_clone().map_err(io)?;
+            std::thread::Builder::new()
+                .name("qk-write".into())
+                .spawn(move || {
+                    let mut buf = Vec::new();
+                    while let Ok(frame) = rx.recv() {
+                        buf.clear();
+                        buf.extend_from_slice(&frame);
+                        while let Ok(more) = rx.try_recv() {
+                            buf.extend_from_slice(&more);
+                            if buf.len() > 1 << 16 {
+                                break;
+                            }
+                        }
+                        if w.write_all(&buf).is_err() {
+                            let _ = w.shutdown(Shutdown::Both);
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| Error::storage(format!("cannot start a thread: {e}")))?;
+            let mut r = std::io::BufReader::new(stream);
+            while let Some((kind, payload)) = read_frame(&mut r, max_frame)? {
+                let req = Request::decode(kind, &payload)?;
+                if events.send(Event::Client(conn.clone(), req)).is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The link to one peer: connect (with backoff), authenticate, write what
+/// the core queues. Messages queued while the peer is unreachable are
+/// dropped; the protocol repeats what matters.
+fn sender(
+    peer: NodeId,
+    addr: SocketAddr,
+    identity: Identity,
+    rx: Receiver<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+    verbose: bool,
+) {
+    let mut conn: Option<TcpStream> = None;
+    let mut backoff = Duration::from_millis(20);
+    let mut retry_at = Instant::now();
+    let mut buf = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        let first = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        if conn.is_none() {
+            if Instant::now() < retry_at {
+                continue; // dropped: the peer is down and we wait to retry
+            }
+            match connect(addr, &identity) {
+                Ok(s) => {
+                    log(
+                        verbose,
+                        format_args!("connected to replica {peer} at {addr}"),
+                    );
+                    conn = Some(s);
+                    backoff = Duration::from_millis(20);
+                }
+                Err(e) => {
+                    log(verbose, format_args!("replica {peer} at {addr}: {e}"));
+                    retry_at = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            }
+        }
+        buf.clear();
+        push_frame(&mut buf, KIND_PAXOS, &first);
+        while let Ok(more) = rx.try_recv() {
+            push_frame(&mut buf, KIND_PAXOS, &more);
+            if buf.len() > 1 << 16 {
+                break;
+            }
+        }
+        if let Some(s) = conn.as_mut()
+            && s.write_all(&buf).is_err()
+        {
+            conn = None; // reconnect on the next message
+        }
+    }
+}
+
+fn connect(addr: SocketAddr, identity: &Identity) -> Result<TcpStream> {
+    let io = |e: std::io::Error| super::frame::io_error("connect", e);
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(io)?;
+    s.set_nodelay(true).map_err(io)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(io)?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))
+        .map_err(io)?;
+    handshake(&mut s, identity)?;
+    Ok(s)
+}
+
+struct PendingRead {
+    conn: Arc<ClientConn>,
+    request: u64,
+    query: Vec<u8>,
+    until: u64,
+}
+
+struct Core {
+    node: Node<GroupCommit<FileStorage>>,
+    machine: Box<dyn StateMachine>,
+    sessions: Sessions,
+    pending: HashMap<(u64, u64), Arc<ClientConn>>,
+    reads: Vec<PendingRead>,
+    senders: HashMap<NodeId, SyncSender<Vec<u8>>>,
+    peers: BTreeMap<NodeId, SocketAddr>,
+    clock: Instant,
+    status: Arc<Mutex<Status>>,
+    max_pending: usize,
+    applied: u64,
+    verbose: bool,
+    leader: Option<NodeId>,
+}
+
+/// How long a read waits on a leader for its lease before `Unavailable`.
+const READ_WAIT_NS: u64 = 1_000_000_000;
+/// Events handled before one group commit.
+const MAX_BATCH: usize = 1024;
+
+impl Core {
+    fn now(&self) -> u64 {
+        self.clock.elapsed().as_nanos() as u64
+    }
+
+    fn run(mut self, rx: Receiver<Event>) -> Result<()> {
+        let result = self.turns(&rx);
+        if let Err(e) = &result {
+            eprintln!("quorumkit: replica {} stopped: {e}", self.node.id());
+        }
+        result
+    }
+
+    fn turns(&mut self, rx: &Receiver<Event>) -> Result<()> {
+        loop {
+            let now = self.now();
+            let wait = self
+                .node
+                .next_deadline()
+                .saturating_sub(now)
+                .min(100_000_000);
+            let first = match rx.recv_timeout(Duration::from_nanos(wait)) {
+                Ok(Event::Stop) => return Ok(()),
+                Ok(ev) => Some(ev),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            if let Some(ev) = first {
+                self.handle(ev)?;
+                for _ in 1..MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(Event::Stop) => return Ok(()),
+                        Ok(ev) => self.handle(ev)?,
+                        Err(_) => break,
+                    }
+                }
+            }
+            let now = self.now();
+            if now >= self.node.next_deadline() {
+                self.node.tick(now)?;
+            }
+            // One fsync for the whole batch, before anything it covers leaves.
+            self.node.storage_mut().commit()?;
+            self.act()?;
+            self.answer_reads();
+            self.publish();
+        }
+    }
+
+    fn handle(&mut self, ev: Event) -> Result<()> {
+        let now = self.now();
+        match ev {
+            Event::Peer(from, msg) => match self.node.step(from, msg, now) {
+                Ok(()) => Ok(()),
+                Err(e @ (Error::Storage(_) | Error::StorageCorrupt(_))) => Err(e),
+                Err(e) => {
+                    log(
+                        self.verbose,
+                        format_args!("message from replica {from} refused: {e}"),
+                    );
+                    Ok(())
+                }
+            },
+            Event::Client(conn, req) => {
+                self.request(conn, req, now)?;
+                Ok(())
+            }
+            Event::Stop => Ok(()),
+        }
+    }
+
+    fn redirect(&self, request: u64) -> Response {
+        match self.node.leader() {
+            Some(l) if l != self.node.id() => Response::Redirect {
+                request,
+                leader: l,
+                addr: self
+                    .peers
+                    .get(&l)
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+            },
+            _ => Response::Error {
+                request,
+                code: ErrorCode::Unavailable,
+                message: "no leader is known yet".into(),
+            },
+        }
+    }
+
+    fn request(&mut self, conn: Arc<ClientConn>, req: Request, now: u64) -> Result<()> {
+        match req {
+            Request::Status { request } => {
+                let result = self.current_status(now).encode();
+                conn.send(&Response::Ok { request, result });
+            }
+            Request::Propose {
+                client,
+                request,
+                command,
+            } => {
+                if !self.node.is_leader() {
+                    conn.send(&self.redirect(request));
+                    return Ok(());
+                }
+                if let Verdict::Duplicate(r) = self.sessions.check(client, request) {
+                    conn.send(&Response::Ok {
+                        request,
+                        result: r.to_vec(),
+                    });
+                    return Ok(());
+                }
+                if let Some(waiting) = self.pending.get_mut(&(client, request)) {
+                    // A retry of a proposal still in flight: answer it here.
+                    *waiting = conn;
+                    return Ok(());
+                }
+                if self.pending.len() >= self.max_pending {
+                    conn.send(&Response::Error {
+                        request,
+                        code: ErrorCode::Busy,
+                        message: format!("{} proposals are pending", self.pending.len()),
+                    });
+                    return Ok(());
+                }
+                match self
+                    .node
+                    .propose(encode_command(client, request, &command), now)
+                {
+                    Ok(()) => {
+                        self.pending.insert((client, request), conn);
+                    }
+                    Err(e @ (Error::Storage(_) | Error::StorageCorrupt(_))) => return Err(e),
+                    Err(_) => conn.send(&self.redirect(request)),
+                }
+            }
+            Request::Read { request, query } => {
+                if !self.node.is_leader() {
+                    conn.send(&self.redirect(request));
+                    return Ok(());
+                }
+                self.reads.push(PendingRead {
+                    conn,
+                    request,
+                    query,
+                    until: now + READ_WAIT_NS,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn act(&mut self) -> Result<()> {
+        let mut scratch = Vec::new();
+        while let Some(out) = self.node.poll() {
+            match out {
+                Output::Send(env) => {
+                    if let Some(tx) = self.senders.get(&env.to) {
+                        scratch.clear();
+                        wire::encode(&env.message, &mut scratch);
+                        let _ = tx.try_send(scratch.clone());
+                    }
+                }
+                Output::Decided { batch, .. } => {
+                    for cmd in batch {
+                        self.apply(&cmd);
+                    }
+                }
+                Output::LeaderChanged { leader, .. } => {
+                    if leader != self.leader {
+                        log(
+                            self.verbose,
+                            format_args!("replica {}: leader is now {leader:?}", self.node.id()),
+                        );
+                    }
+                    let was_leader = self.leader == Some(self.node.id());
+                    self.leader = leader;
+                    if was_leader && leader != Some(self.node.id()) {
+                        // Deposed: its proposals may or may not be decided.
+                        // Clients retry with the same ids (applied once).
+                        for ((_, request), conn) in self.pending.drain() {
+                            conn.send(&Response::Error {
+                                request,
+                                code: ErrorCode::Unavailable,
+                                message: "leadership changed; retry".into(),
+                            });
+                        }
+                        for r in self.reads.drain(..) {
+                            r.conn.send(&Response::Error {
+                                request: r.request,
+                                code: ErrorCode::Unavailable,
+                                message: "leadership changed; retry".into(),
+                            });
+                        }
+                    }
+                }
+                Output::Persisted { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, logged: &[u8]) {
+        let Some((client, request, command)) = decode_command(logged) else {
+            return; // not a command of this runtime: nothing to apply
+        };
+        let result = match self.sessions.check(client, request) {
+            Verdict::Apply => {
+                let r = self.machine.apply(command);
+                self.applied += 1;
+                self.sessions.record(client, request, r.clone());
+                r
+            }
+            Verdict::Duplicate(r) => r.to_vec(),
+            Verdict::Stale => return,
+        };
+        if let Some(conn) = self.pending.remove(&(client, request)) {
+            conn.send(&Response::Ok { request, result });
+        }
+    }
+
+    fn answer_reads(&mut self) {
+        if self.reads.is_empty() {
+            return;
+        }
+        let now = self.now();
+        let lease = self.node.has_read_lease(now);
+        let machine = &self.machine;
+        self.reads.retain(|r| {
+            if lease {
+                let resp = match machine.query(&r.query) {
+                    Ok(result) => Response::Ok {
+                        request: r.request,
+                        result,
+                    },
+                    Err(message) => Response::Error {
+                        request: r.request,
+                        code: ErrorCode::Rejected,
+                        message,
+                    },
+                };
+                r.conn.send(&resp);
+                false
+            } else if now >= r.until {
+                r.conn.send(&Response::Error {
+                    request: r.request,
+                    code: ErrorCode::Unavailable,
+                    message: "the leader holds no read lease".into(),
+                });
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn current_status(&self, now: u64) -> Status {
+        let b = self.node.ballot();
+        Status {
+            id: self.node.id(),
+            leader: self.node.leader().unwrap_or(0),
+            ballot_round: b.round,
+            ballot_node: b.node,
+            commit_index: self.node.commit_index(),
+            applied: self.applied,
+            read_lease: self.node.has_read_lease(now),
+        }
+    }
+
+    fn publish(&self) {
+        let s = self.current_status(self.now());
+        *self.status.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+}

@@ -1,0 +1,113 @@
+//! Exactly-once application of retried requests. Each replica keeps, per
+//! client session, the last request id applied and its result; a decided
+//! command whose request id is not newer is not applied again (its cached
+//! result answers a retry). Every replica applies the same log, so every
+//! replica's table is the same, evictions included.
+
+use std::collections::HashMap;
+
+/// Sessions kept before the least recently active are forgotten (a client
+/// silent through this many other sessions' requests loses its dedup).
+pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
+
+#[derive(Debug)]
+struct Session {
+    request: u64,
+    result: Vec<u8>,
+    /// The position of its last command in the log (for eviction order).
+    seen: u64,
+}
+
+/// The session table.
+#[derive(Debug)]
+pub struct Sessions {
+    map: HashMap<u64, Session>,
+    max: usize,
+    seq: u64,
+}
+
+/// What to do with a decided command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    /// New: apply it, then call [`Sessions::record`].
+    Apply,
+    /// Already applied: this was its result.
+    Duplicate(&'a [u8]),
+    /// Older than the session's last request: its answer is gone (the
+    /// client moved on, so nobody waits for it).
+    Stale,
+}
+
+impl Sessions {
+    /// An empty table keeping at most `max` sessions (at least 1).
+    pub fn new(max: usize) -> Self {
+        Sessions {
+            map: HashMap::new(),
+            max: max.max(1),
+            seq: 0,
+        }
+    }
+
+    /// Classifies a decided command of `client` with id `request`.
+    pub fn check(&self, client: u64, request: u64) -> Verdict<'_> {
+        match self.map.get(&client) {
+            Some(s) if request == s.request => Verdict::Duplicate(&s.result),
+            Some(s) if request < s.request => Verdict::Stale,
+            _ => Verdict::Apply,
+        }
+    }
+
+    /// Records that `request` of `client` was applied with `result`.
+    pub fn record(&mut self, client: u64, request: u64, result: Vec<u8>) {
+        self.seq += 1;
+        self.map.insert(
+            client,
+            Session {
+                request,
+                result,
+                seen: self.seq,
+            },
+        );
+        if self.map.len() > self.max {
+            // Forget the least recently active tenth at once (deterministic:
+            // `seen` is the log order), so eviction costs O(1) amortized.
+            let mut seen: Vec<u64> = self.map.values().map(|s| s.seen).collect();
+            let cut = (self.max / 10).max(1);
+            seen.select_nth_unstable(cut - 1);
+            let bound = seen[cut - 1];
+            self.map.retain(|_, s| s.seen > bound);
+        }
+    }
+
+    /// How many sessions are kept.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_is_not_applied_twice_and_old_sessions_go() {
+        let mut s = Sessions::new(20);
+        assert_eq!(s.check(1, 1), Verdict::Apply);
+        s.record(1, 1, b"r1".to_vec());
+        assert_eq!(s.check(1, 1), Verdict::Duplicate(b"r1"));
+        assert_eq!(s.check(1, 0), Verdict::Stale);
+        assert_eq!(s.check(1, 2), Verdict::Apply);
+        for c in 2..=21 {
+            s.record(c, 1, vec![]);
+        }
+        // Client 1 was the least recently active: forgotten with one other.
+        assert!(s.len() <= 20);
+        assert_eq!(s.check(1, 1), Verdict::Apply);
+        assert_eq!(s.check(21, 1), Verdict::Duplicate(b""));
+    }
+}

@@ -1,0 +1,230 @@
+//! Three replicas of the runtime in one process, over real loopback TCP:
+//! writes through any replica, a leader stopped and restarted from its
+//! file, exactly-once retries, refused connections.
+#![cfg(feature = "server")]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use quorumkit::net::auth::{Identity, Role, handshake};
+use quorumkit::net::frame::{read_frame, write_frame};
+use quorumkit::net::proto::{Request, Response};
+use quorumkit::net::{Client, ClientConfig, Replica, ReplicaConfig, kv};
+
+const SECRET: &[u8] = b"net-replica-test-secret";
+const CLUSTER: u64 = 0xc1;
+
+fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap()).collect()
+}
+
+struct Cluster {
+    dir: std::path::PathBuf,
+    peers: BTreeMap<u32, SocketAddr>,
+    replicas: BTreeMap<u32, Replica>,
+}
+
+impl Cluster {
+    fn config(&self, id: u32, init: bool) -> ReplicaConfig {
+        let mut c = ReplicaConfig::new(
+            id,
+            self.peers.clone(),
+            self.dir.join(format!("r{id}")),
+            CLUSTER,
+            SECRET,
+        );
+        c.node.heartbeat_interval = 20_000_000;
+        c.node.election_timeout = 150_000_000;
+        c.node.lease_duration = 300_000_000;
+        c.node.max_clock_drift = 20_000_000;
+        c.init = init;
+        c
+    }
+
+    fn start(n: usize, name: &str) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("qk-net-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let peers: BTreeMap<u32, SocketAddr> = (1..=n as u32).zip(free_addrs(n)).collect();
+        let mut c = Cluster {
+            dir,
+            peers,
+            replicas: BTreeMap::new(),
+        };
+        for id in 1..=n as u32 {
+            let r = Replica::start(c.config(id, true), kv::KvStore::new()).unwrap();
+            c.replicas.insert(id, r);
+        }
+        c
+    }
+
+    fn client(&self) -> Client {
+        let mut cfg = ClientConfig::new(self.peers.values().copied().collect(), CLUSTER, SECRET);
+        cfg.timeout = Duration::from_secs(15);
+        cfg.attempt_timeout = Duration::from_millis(500);
+        Client::new(cfg).unwrap()
+    }
+
+    fn leader(&self) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            for (id, r) in &self.replicas {
+                let s = r.status();
+                if s.leader == *id {
+                    return *id;
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader within 10 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.replicas.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn writes_survive_a_leader_restart_and_reads_see_them() {
+    let mut c = Cluster::start(3, "restart");
+    let mut client = c.client();
+    for i in 0..50 {
+        assert_eq!(
+            kv::decode_i64(&client.propose(&kv::add(b"n", 1)).unwrap()),
+            Some(i + 1)
+        );
+    }
+    assert_eq!(
+        kv::decode_i64(&kv::decode_previous(&client.read(&kv::get(b"n")).unwrap()).unwrap()),
+        Some(50)
+    );
+    // Stop the leader; the others elect one and keep going.
+    let old = c.leader();
+    c.replicas.remove(&old).unwrap().shutdown().unwrap();
+    for i in 50..80 {
+        assert_eq!(
+            kv::decode_i64(&client.propose(&kv::add(b"n", 1)).unwrap()),
+            Some(i + 1)
+        );
+    }
+    // Restart it from its file: it catches up and can lead again.
+    let r = Replica::start(c.config(old, false), kv::KvStore::new()).unwrap();
+    c.replicas.insert(old, r);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.replicas[&old].status().applied < 80 {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted replica did not catch up: {:?}",
+            c.replicas[&old].status()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let s = c.replicas[&old].status();
+    assert!(s.commit_index >= 1 && s.leader != 0, "{s:?}");
+}
+
+#[test]
+fn a_data_directory_is_never_silently_replaced_or_shared() {
+    let c = Cluster::start(3, "dirs");
+    // Running: a second process on the same file is refused.
+    let e = Replica::start(c.config(1, false), kv::KvStore::new())
+        .err()
+        .unwrap();
+    assert!(matches!(e, quorumkit::Error::StorageInUse(_)), "{e}");
+    // init over an existing replica is refused.
+    let e = Replica::start(c.config(2, true), kv::KvStore::new())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("already holds a replica"), "{e}");
+    // A lost data directory needs init (an operator's decision).
+    let mut cfg = c.config(3, false);
+    cfg.data_dir = c.dir.join("lost");
+    let e = Replica::start(cfg, kv::KvStore::new()).err().unwrap();
+    assert!(e.to_string().contains("holds no replica"), "{e}");
+    // Bad configurations.
+    let mut cfg = c.config(3, false);
+    cfg.secret = b"short".to_vec();
+    assert!(matches!(
+        Replica::start(cfg, kv::KvStore::new()),
+        Err(quorumkit::Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn retries_apply_once_and_strangers_are_refused() {
+    let c = Cluster::start(3, "strangers");
+    let mut client = c.client();
+    assert_eq!(
+        kv::decode_previous(&client.propose(&kv::put(b"k", b"v")).unwrap()),
+        None
+    );
+    // A client with the wrong secret or cluster gets nothing.
+    for (cluster, secret) in [
+        (CLUSTER, &b"wrong-secret-of-the-cluster"[..]),
+        (CLUSTER + 1, SECRET),
+    ] {
+        let mut cfg = ClientConfig::new(c.peers.values().copied().collect(), cluster, secret);
+        cfg.timeout = Duration::from_millis(600);
+        let mut bad = Client::new(cfg).unwrap();
+        let e = bad.propose(&kv::put(b"k", b"evil")).unwrap_err();
+        assert!(matches!(e, quorumkit::Error::BackendUnavailable(_)), "{e}");
+    }
+    // Garbage and an oversized frame on a raw socket: that connection closes, the replica serves on.
+    use std::io::{Read, Write};
+    for junk in [
+        &b"GET / HTTP/1.0\r\n\r\n"[..],
+        &[0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+    ] {
+        let mut s = TcpStream::connect(c.peers[&1]).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(junk);
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf); // ends: the replica closed it
+    }
+    assert_eq!(
+        kv::decode_previous(&client.read(&kv::get(b"k")).unwrap()),
+        Some(b"v".to_vec()),
+        "the evil writes must not have landed"
+    );
+    for id in 1..=3 {
+        assert!(!c.replicas[&id].is_stopped());
+    }
+    // The same request sent three times (a client retrying after lost
+    // answers) is applied once: every answer is the first result.
+    let leader = c.leader();
+    let mut s = TcpStream::connect(c.peers[&leader]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = Identity {
+        cluster_id: CLUSTER,
+        role: Role::Client,
+        secret: SECRET.to_vec(),
+    };
+    handshake(&mut s, &me).unwrap();
+    let req = Request::Propose {
+        client: 77,
+        request: 1,
+        command: kv::add(b"once", 10),
+    };
+    let (kind, payload) = req.encode();
+    for _ in 0..3 {
+        write_frame(&mut s, kind, &payload).unwrap();
+        let (k, p) = read_frame(&mut s, 1 << 20).unwrap().unwrap();
+        assert_eq!(
+            Response::decode(k, &p).unwrap(),
+            Response::Ok {
+                request: 1,
+                result: 10i64.to_be_bytes().to_vec()
+            }
+        );
+    }
+    assert_eq!(
+        kv::decode_i64(&kv::decode_previous(&client.read(&kv::get(b"once")).unwrap()).unwrap()),
+        Some(10)
+    );
+}
