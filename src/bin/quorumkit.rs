@@ -1,1 +1,371 @@
-fn main() {}
+//! `quorumkit`: run a replica, look at a cluster, use its key-value store.
+//!
+//! Exit codes: 0 done; 1 the operation failed (unreachable cluster, key not
+//! found, a replica that stopped on an error); 2 bad usage.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use quorumkit::net::{Client, ClientConfig, Replica, ReplicaConfig, kv};
+
+#[derive(Parser)]
+#[command(
+    name = "quorumkit",
+    version,
+    about = "Paxos-replicated services from quorumkit"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct ClusterArgs {
+    /// Every replica: ID=HOST:PORT,... (the client commands also take HOST:PORT,...)
+    #[arg(long, value_name = "LIST")]
+    peers: String,
+    /// The cluster id: any number, the same for every replica and client.
+    #[arg(long, default_value_t = 1, value_parser = parse_u64)]
+    cluster_id: u64,
+    /// A file holding the cluster secret (at least 16 bytes; a final newline is ignored).
+    /// Without it, the environment variable QK_CLUSTER_SECRET.
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one replica of a replicated key-value store until killed.
+    Serve {
+        /// This replica's id (one of --peers).
+        #[arg(long)]
+        id: u32,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// The data directory (its record file is locked while the replica runs).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Create a new replica in an empty data directory. Without it the
+        /// directory must hold this replica's records: a replica that lost
+        /// them must not rejoin unnoticed.
+        #[arg(long)]
+        init: bool,
+        /// Listen here instead of this replica's --peers address (needed to
+        /// listen beyond loopback, e.g. 0.0.0.0:7001).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<SocketAddr>,
+        /// Heartbeat interval in milliseconds (election timeout: 10x).
+        #[arg(long, default_value_t = 50)]
+        heartbeat_ms: u64,
+        /// Log connections and leader changes to stderr.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Show each replica's view: leader, ballot, commit index and lag.
+    Status {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Use the replicated key-value store.
+    Kv {
+        #[command(subcommand)]
+        op: KvOp,
+    },
+}
+
+#[derive(Args)]
+struct KvArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+}
+
+#[derive(Subcommand)]
+enum KvOp {
+    /// Set KEY to VALUE; prints the previous value, if any.
+    Put {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        args: KvArgs,
+    },
+    /// Print KEY's value (a linearizable read on the leader); exit 1 if absent.
+    Get {
+        key: String,
+        #[command(flatten)]
+        args: KvArgs,
+    },
+    /// Add DELTA to the integer at KEY (absent: 0); prints the new value.
+    Add {
+        key: String,
+        #[arg(allow_hyphen_values = true)]
+        delta: i64,
+        #[command(flatten)]
+        args: KvArgs,
+    },
+    /// Remove KEY; prints the removed value, if any.
+    Del {
+        key: String,
+        #[command(flatten)]
+        args: KvArgs,
+    },
+}
+
+fn parse_u64(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("{s:?}: {e}"))
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    addr.to_socket_addrs()
+        .map_err(|e| format!("{addr:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr:?}: no address"))
+}
+
+/// `ID=HOST:PORT,...`; with `ids_optional`, bare `HOST:PORT` entries too
+/// (numbered in order).
+fn parse_peers(list: &str, ids_optional: bool) -> Result<BTreeMap<u32, SocketAddr>, String> {
+    let mut peers = BTreeMap::new();
+    for (i, item) in list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+    {
+        let (id, addr) = match item.split_once('=') {
+            Some((id, addr)) => (
+                id.parse::<u32>()
+                    .map_err(|_| format!("{item:?}: the id is not a number"))?,
+                addr,
+            ),
+            None if ids_optional => (i as u32 + 1, item),
+            None => return Err(format!("{item:?}: expected ID=HOST:PORT")),
+        };
+        if id == 0 {
+            return Err(format!("{item:?}: replica ids start at 1"));
+        }
+        if peers.insert(id, resolve(addr)?).is_some() {
+            return Err(format!("replica {id} is listed twice"));
+        }
+    }
+    if peers.is_empty() {
+        return Err("--peers is empty".into());
+    }
+    Ok(peers)
+}
+
+fn secret(args: &ClusterArgs) -> Result<Vec<u8>, String> {
+    let mut s = match &args.secret_file {
+        Some(p) => std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+        None => std::env::var("QK_CLUSTER_SECRET")
+            .map_err(|_| {
+                "no cluster secret: pass --secret-file or set QK_CLUSTER_SECRET".to_string()
+            })?
+            .into_bytes(),
+    };
+    while s.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        s.pop();
+    }
+    Ok(s)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            id,
+            cluster,
+            data,
+            init,
+            listen,
+            heartbeat_ms,
+            verbose,
+        } => serve(id, &cluster, data, init, listen, heartbeat_ms, verbose),
+        Command::Status { cluster } => status(&cluster),
+        Command::Kv { op } => kv_op(op),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("quorumkit: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(
+    id: u32,
+    cluster: &ClusterArgs,
+    data: PathBuf,
+    init: bool,
+    listen: Option<SocketAddr>,
+    heartbeat_ms: u64,
+    verbose: bool,
+) -> Result<ExitCode, String> {
+    let peers = parse_peers(&cluster.peers, false)?;
+    if !peers.contains_key(&id) {
+        return Err(format!("--id {id} is not among --peers"));
+    }
+    if heartbeat_ms == 0 {
+        return Err("--heartbeat-ms must be at least 1".into());
+    }
+    let mut config = ReplicaConfig::new(
+        id,
+        peers,
+        data.clone(),
+        cluster.cluster_id,
+        secret(cluster)?,
+    );
+    config.node.heartbeat_interval = heartbeat_ms * 1_000_000;
+    config.node.election_timeout = heartbeat_ms * 10_000_000;
+    config.node.lease_duration = heartbeat_ms * 20_000_000;
+    config.node.max_clock_drift = heartbeat_ms * 1_000_000;
+    config.listen = listen;
+    config.init = init;
+    config.verbose = verbose;
+    let replica = Replica::start(config, kv::KvStore::new()).map_err(|e| e.to_string())?;
+    eprintln!(
+        "quorumkit: replica {id} of cluster {:#x} serving on {} (data in {})",
+        cluster.cluster_id,
+        replica.local_addr(),
+        data.display()
+    );
+    while !replica.is_stopped() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    replica.shutdown().map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn client(cluster: &ClusterArgs, timeout: f64) -> Result<Client, String> {
+    let peers = parse_peers(&cluster.peers, true)?;
+    if !(timeout.is_finite() && timeout > 0.0) {
+        return Err("--timeout must be a positive number of seconds".into());
+    }
+    let mut cfg = ClientConfig::new(
+        peers.values().copied().collect(),
+        cluster.cluster_id,
+        secret(cluster)?,
+    );
+    cfg.timeout = Duration::from_secs_f64(timeout);
+    cfg.attempt_timeout = cfg.attempt_timeout.min(cfg.timeout);
+    Client::new(cfg).map_err(|e| e.to_string())
+}
+
+fn status(cluster: &ClusterArgs) -> Result<ExitCode, String> {
+    let peers = parse_peers(&cluster.peers, true)?;
+    let mut c = client(cluster, 2.0)?;
+    let mut rows = Vec::new();
+    for (&id, &addr) in &peers {
+        rows.push((id, addr, c.status_of(addr)));
+    }
+    let top = rows
+        .iter()
+        .filter_map(|(_, _, s)| s.as_ref().ok().map(|s| s.commit_index))
+        .max()
+        .unwrap_or(0);
+    println!(
+        "{:<4} {:<22} {:<7} {:<12} {:>10} {:>6} {:<5}",
+        "ID", "ADDRESS", "LEADER", "BALLOT", "COMMIT", "LAG", "LEASE"
+    );
+    let mut leaders = std::collections::BTreeSet::new();
+    for (id, addr, s) in &rows {
+        match s {
+            Ok(s) => {
+                if s.leader != 0 {
+                    leaders.insert(s.leader);
+                }
+                let leader = if s.leader == 0 {
+                    "-".to_string()
+                } else {
+                    s.leader.to_string()
+                };
+                let ballot = format!("{}.{}", s.ballot_round, s.ballot_node);
+                let lease = if s.read_lease { "yes" } else { "no" };
+                println!(
+                    "{:<4} {:<22} {:<7} {:<12} {:>10} {:>6} {:<5}",
+                    s.id,
+                    addr.to_string(),
+                    leader,
+                    ballot,
+                    s.commit_index,
+                    top - s.commit_index,
+                    lease
+                );
+                if s.id != *id {
+                    eprintln!(
+                        "quorumkit: {addr} answers as replica {}, listed as {id}",
+                        s.id
+                    );
+                }
+            }
+            Err(e) => println!("{:<4} {:<22} unreachable: {e}", id, addr.to_string()),
+        }
+    }
+    if leaders.is_empty() {
+        eprintln!("quorumkit: no replica knows a leader");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kv_op(op: KvOp) -> Result<ExitCode, String> {
+    let (KvOp::Put { args, .. }
+    | KvOp::Get { args, .. }
+    | KvOp::Add { args, .. }
+    | KvOp::Del { args, .. }) = &op;
+    let mut c = client(&args.cluster, args.timeout)?;
+    let show = |v: Option<Vec<u8>>| {
+        if let Some(v) = v {
+            println!("{}", String::from_utf8_lossy(&v));
+        }
+    };
+    match op {
+        KvOp::Put { key, value, .. } => show(kv::decode_previous(
+            &c.propose(&kv::put(key.as_bytes(), value.as_bytes()))
+                .map_err(|e| e.to_string())?,
+        )),
+        KvOp::Del { key, .. } => show(kv::decode_previous(
+            &c.propose(&kv::delete(key.as_bytes()))
+                .map_err(|e| e.to_string())?,
+        )),
+        KvOp::Add { key, delta, .. } => {
+            let r = c
+                .propose(&kv::add(key.as_bytes(), delta))
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                kv::decode_i64(&r).ok_or("the value is not an integer")?
+            );
+        }
+        KvOp::Get { key, .. } => {
+            let r = c
+                .read(&kv::get(key.as_bytes()))
+                .map_err(|e| e.to_string())?;
+            match kv::decode_previous(&r) {
+                Some(v) => match kv::decode_i64(&v) {
+                    // `add` stores 8-byte integers: show them as numbers.
+                    Some(n) if v.len() == 8 && !v.iter().all(|b| b.is_ascii_graphic()) => {
+                        println!("{n}")
+                    }
+                    _ => println!("{}", String::from_utf8_lossy(&v)),
+                },
+                None => {
+                    eprintln!("quorumkit: {key}: not found");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
