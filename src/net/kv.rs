@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::frame::{Reader, put_bytes};
-use super::replica::StateMachine;
+use super::replica::{Applied, Applying, StateMachine};
 
 const PUT: u8 = b'P';
 const DELETE: u8 = b'D';
@@ -90,7 +90,22 @@ fn previous(v: Option<Vec<u8>>) -> Vec<u8> {
 pub const BAD_COMMAND: &[u8] = b"\xffbad command";
 
 impl StateMachine for KvStore {
-    fn apply(&mut self, command: &[u8]) -> Vec<u8> {
+    fn apply(&mut self, command: &Applying<'_>) -> Applied {
+        Applied::Done(self.apply_bytes(command.command))
+    }
+
+    fn query(&self, query: &[u8]) -> std::result::Result<Vec<u8>, String> {
+        let mut r = Reader::new(query);
+        match (r.u8(), r.bytes()) {
+            (Ok(GET), Ok(key)) if r.finish().is_ok() => Ok(previous(self.map.get(key).cloned())),
+            _ => Err("kv: not a query of this store".into()),
+        }
+    }
+}
+
+impl KvStore {
+    /// Applies one command's bytes; returns its result.
+    pub fn apply_bytes(&mut self, command: &[u8]) -> Vec<u8> {
         let mut r = Reader::new(command);
         let parsed = (|| {
             let op = r.u8().ok()?;
@@ -115,14 +130,6 @@ impl StateMachine for KvStore {
             _ => BAD_COMMAND.to_vec(),
         }
     }
-
-    fn query(&self, query: &[u8]) -> std::result::Result<Vec<u8>, String> {
-        let mut r = Reader::new(query);
-        match (r.u8(), r.bytes()) {
-            (Ok(GET), Ok(key)) if r.finish().is_ok() => Ok(previous(self.map.get(key).cloned())),
-            _ => Err("kv: not a query of this store".into()),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -132,19 +139,19 @@ mod tests {
     #[test]
     fn commands_and_queries() {
         let mut kv = KvStore::new();
-        assert_eq!(decode_previous(&kv.apply(&put(b"a", b"1"))), None);
+        assert_eq!(decode_previous(&kv.apply_bytes(&put(b"a", b"1"))), None);
         assert_eq!(
-            decode_previous(&kv.apply(&put(b"a", b"2"))),
+            decode_previous(&kv.apply_bytes(&put(b"a", b"2"))),
             Some(b"1".to_vec())
         );
         assert_eq!(
             decode_previous(&kv.query(&get(b"a")).unwrap()),
             Some(b"2".to_vec())
         );
-        assert_eq!(decode_i64(&kv.apply(&add(b"n", 5))), Some(5));
-        assert_eq!(decode_i64(&kv.apply(&add(b"n", -7))), Some(-2));
+        assert_eq!(decode_i64(&kv.apply_bytes(&add(b"n", 5))), Some(5));
+        assert_eq!(decode_i64(&kv.apply_bytes(&add(b"n", -7))), Some(-2));
         assert_eq!(
-            decode_previous(&kv.apply(&delete(b"a"))),
+            decode_previous(&kv.apply_bytes(&delete(b"a"))),
             Some(b"2".to_vec())
         );
         assert_eq!(decode_previous(&kv.query(&get(b"a")).unwrap()), None);
@@ -157,7 +164,7 @@ mod tests {
             b"A\0\0\0\x01n\x01",
             b"D\0\0\0\x01ax",
         ] {
-            assert_eq!(kv.apply(bad), BAD_COMMAND, "{bad:?}");
+            assert_eq!(kv.apply_bytes(bad), BAD_COMMAND, "{bad:?}");
         }
         assert_eq!(kv, before);
         assert!(kv.query(b"X").is_err() && kv.query(&put(b"a", b"")).is_err());

@@ -17,4 +17,4 @@ pub mod replica;
 pub mod sessions;
 
 pub use client::{Client, ClientConfig};
-pub use replica::{LOG_FILE, Replica, ReplicaConfig, StateMachine};
+pub use replica::{Applied, Applying, Completion, LOG_FILE, Replica, ReplicaConfig, StateMachine};

@@ -267,24 +267,39 @@ impl Status {
     }
 }
 
-/// A command as the log holds it: the client session, the request id and
-/// the user's command.
-pub(crate) fn encode_command(client: u64, request: u64, command: &[u8]) -> Vec<u8> {
-    let mut c = Vec::with_capacity(16 + command.len());
+/// A command as the log holds it: the client session, the request id, the
+/// cluster time the leader stamped on it, and the user's command. Session
+/// 0 is the runtime's own: a tick that only moves time.
+pub(crate) fn encode_command(client: u64, request: u64, time: u64, command: &[u8]) -> Vec<u8> {
+    let mut c = Vec::with_capacity(24 + command.len());
     c.extend_from_slice(&client.to_be_bytes());
     c.extend_from_slice(&request.to_be_bytes());
+    c.extend_from_slice(&time.to_be_bytes());
     c.extend_from_slice(command);
     c
 }
 
+/// A logged command's parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Logged<'a> {
+    pub client: u64,
+    pub request: u64,
+    pub time: u64,
+    pub command: &'a [u8],
+}
+
 /// Splits a logged command; `None` for bytes too short to be one.
-pub(crate) fn decode_command(c: &[u8]) -> Option<(u64, u64, &[u8])> {
-    if c.len() < 16 {
+pub(crate) fn decode_command(c: &[u8]) -> Option<Logged<'_>> {
+    if c.len() < 24 {
         return None;
     }
-    let client = u64::from_be_bytes(c[..8].try_into().unwrap());
-    let request = u64::from_be_bytes(c[8..16].try_into().unwrap());
-    Some((client, request, &c[16..]))
+    let word = |i: usize| u64::from_be_bytes(c[i..i + 8].try_into().unwrap());
+    Some(Logged {
+        client: word(0),
+        request: word(8),
+        time: word(16),
+        command: &c[24..],
+    })
 }
 
 #[cfg(test)]
@@ -337,10 +352,9 @@ mod tests {
             read_lease: true,
         };
         assert_eq!(Status::decode(&s.encode()).unwrap(), s);
-        assert_eq!(
-            decode_command(&encode_command(1, 2, b"x")),
-            Some((1, 2, &b"x"[..]))
-        );
+        let c = encode_command(1, 2, 3, b"x");
+        let want = Logged { client: 1, request: 2, time: 3, command: b"x" };
+        assert_eq!(decode_command(&c), Some(want));
     }
 
     #[test]
@@ -351,6 +365,6 @@ mod tests {
         assert!(Response::decode(KIND_ERROR, &[0, 0, 0, 0, 0, 0, 0, 1, 77, 0, 0, 0, 0]).is_err());
         assert!(Response::decode(KIND_REDIRECT, &[0; 12]).is_err());
         assert!(Status::decode(&[0; 44]).is_err());
-        assert_eq!(decode_command(&[0; 15]), None);
+        assert_eq!(decode_command(&[0; 23]), None);
     }
 }

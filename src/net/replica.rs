@@ -41,12 +41,60 @@ use super::sessions::{DEFAULT_MAX_SESSIONS, Sessions, Verdict};
 use crate::error::{Error, Result};
 use crate::paxos::{Config, FileIdentity, FileStorage, Message, Node, NodeId, Output, wire};
 
-/// The user's replicated state machine.
+/// A decided command as the state machine sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Applying<'a> {
+    /// The client session that proposed it.
+    pub client: u64,
+    /// Its request id within the session.
+    pub request: u64,
+    /// Cluster time (nanoseconds) that the leader stamped on it: the same
+    /// on every replica, never decreasing along the log, and advancing no
+    /// faster than real time (see the module docs of `net`).
+    pub time: u64,
+    /// The command's bytes.
+    pub command: &'a [u8],
+}
+
+/// What applying a command produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Its result, sent to the client at once.
+    Done(Vec<u8>),
+    /// Its result comes later, through [`StateMachine::take_completions`]
+    /// (a lease request that waits in a queue).
+    Deferred,
+}
+
+/// A deferred result, for the request `(client, request)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// The session.
+    pub client: u64,
+    /// The request.
+    pub request: u64,
+    /// Its result.
+    pub result: Vec<u8>,
+}
+
+/// The user's replicated state machine. Every replica applies the same
+/// commands in the same order and must reach the same state: apply, advance
+/// and completions must be deterministic functions of what they are given.
 pub trait StateMachine: Send + 'static {
-    /// Applies a decided command and returns its result. It must be
-    /// deterministic: every replica applies the same commands in the same
-    /// order and must reach the same state.
-    fn apply(&mut self, command: &[u8]) -> Vec<u8>;
+    /// Applies a decided command.
+    fn apply(&mut self, command: &Applying<'_>) -> Applied;
+    /// Moves the state's clock to `time` (a tick the leader proposed because
+    /// [`next_deadline`](Self::next_deadline) passed).
+    fn advance(&mut self, _time: u64) {}
+    /// The cluster time at which time alone changes the state (a lease
+    /// expiry), if any.
+    fn next_deadline(&mut self) -> Option<u64> {
+        None
+    }
+    /// Results of deferred commands that apply or advance just produced.
+    fn take_completions(&mut self) -> Vec<Completion> {
+        Vec::new()
+    }
     /// Answers a read-only query from the current state (on the leader,
     /// under its read lease); `Err` refuses it with a message.
     fn query(&self, query: &[u8]) -> std::result::Result<Vec<u8>, String>;
@@ -273,6 +321,10 @@ impl Replica {
             applied: 0,
             verbose: config.verbose,
             leader: None,
+            anchor: (0, 0),
+            tick_sent: None,
+            next_tick_request: 1,
+            applied_time: 0,
         };
         let core = std::thread::Builder::new()
             .name("qk-core".into())
@@ -563,16 +615,32 @@ struct Core {
     applied: u64,
     verbose: bool,
     leader: Option<NodeId>,
+    /// Cluster time: the largest `t + (now - seen)` over the stamped times
+    /// `t` this replica applied at local time `seen`, as (t, seen).
+    anchor: (u64, u64),
+    /// A tick proposed and not yet applied (local time it was proposed).
+    tick_sent: Option<u64>,
+    next_tick_request: u64,
+    /// The time of the last command applied (times never go back).
+    applied_time: u64,
 }
 
 /// How long a read waits on a leader for its lease before `Unavailable`.
 const READ_WAIT_NS: u64 = 1_000_000_000;
+/// A tick not applied within this long is proposed again.
+const TICK_RESEND_NS: u64 = 500_000_000;
 /// Events handled before one group commit.
 const MAX_BATCH: usize = 1024;
 
 impl Core {
     fn now(&self) -> u64 {
         self.clock.elapsed().as_nanos() as u64
+    }
+
+    /// This replica's estimate of cluster time.
+    fn cluster_now(&self) -> u64 {
+        let (t, seen) = self.anchor;
+        t.saturating_add(self.now().saturating_sub(seen))
     }
 
     fn run(mut self, rx: Receiver<Event>) -> Result<()> {
@@ -614,6 +682,7 @@ impl Core {
             // One fsync for the whole batch, before anything it covers leaves.
             self.node.storage_mut().commit()?;
             self.act()?;
+            self.propose_tick()?;
             self.answer_reads();
             self.publish();
         }
@@ -695,9 +764,10 @@ impl Core {
                     });
                     return Ok(());
                 }
+                let time = self.cluster_now();
                 match self
                     .node
-                    .propose(encode_command(client, request, &command), now)
+                    .propose(encode_command(client, request, time, &command), now)
                 {
                     Ok(()) => {
                         self.pending.insert((client, request), conn);
@@ -773,22 +843,88 @@ impl Core {
     }
 
     fn apply(&mut self, logged: &[u8]) {
-        let Some((client, request, command)) = decode_command(logged) else {
+        let Some(c) = decode_command(logged) else {
             return; // not a command of this runtime: nothing to apply
         };
-        let result = match self.sessions.check(client, request) {
-            Verdict::Apply => {
-                let r = self.machine.apply(command);
-                self.applied += 1;
-                self.sessions.record(client, request, r.clone());
-                r
-            }
-            Verdict::Duplicate(r) => r.to_vec(),
-            Verdict::Stale => return,
-        };
-        if let Some(conn) = self.pending.remove(&(client, request)) {
-            conn.send(&Response::Ok { request, result });
+        // Cluster time only moves forward, at most at real rate.
+        let now = self.now();
+        if c.time > self.cluster_now() {
+            self.anchor = (c.time, now);
         }
+        let time = c.time.max(self.applied_time);
+        self.applied_time = time;
+        if c.client == 0 {
+            self.tick_sent = None;
+            self.machine.advance(time);
+        } else {
+            let (client, request) = (c.client, c.request);
+            let result = match self.sessions.check(client, request) {
+                Verdict::Apply => {
+                    let applying = Applying {
+                        client,
+                        request,
+                        time,
+                        command: c.command,
+                    };
+                    let r = match self.machine.apply(&applying) {
+                        Applied::Done(r) => Some(r),
+                        Applied::Deferred => None,
+                    };
+                    self.applied += 1;
+                    self.sessions.record(client, request, r.clone());
+                    r
+                }
+                Verdict::Duplicate(r) => Some(r.to_vec()),
+                Verdict::Deferred | Verdict::Stale => None,
+            };
+            if let Some(result) = result
+                && let Some(conn) = self.pending.remove(&(client, request))
+            {
+                conn.send(&Response::Ok { request, result });
+            }
+        }
+        for done in self.machine.take_completions() {
+            self.sessions
+                .complete(done.client, done.request, done.result.clone());
+            if let Some(conn) = self.pending.remove(&(done.client, done.request)) {
+                conn.send(&Response::Ok {
+                    request: done.request,
+                    result: done.result,
+                });
+            }
+        }
+    }
+
+    /// On the leader: when the state's next deadline has passed in cluster
+    /// time, propose a tick (one at a time; re-sent if lost).
+    fn propose_tick(&mut self) -> Result<()> {
+        if !self.node.is_leader() {
+            self.tick_sent = None;
+            return Ok(());
+        }
+        let now = self.now();
+        if self.tick_sent.is_some_and(|at| now < at + TICK_RESEND_NS) {
+            return Ok(());
+        }
+        let time = self.cluster_now();
+        match self.machine.next_deadline() {
+            Some(d) if d <= time => {}
+            _ => return Ok(()),
+        }
+        let request = self.next_tick_request;
+        self.next_tick_request += 1;
+        match self
+            .node
+            .propose(encode_command(0, request, time, &[]), now)
+        {
+            Ok(()) => self.tick_sent = Some(now),
+            Err(e @ (Error::Storage(_) | Error::StorageCorrupt(_))) => return Err(e),
+            Err(_) => {}
+        }
+        // The proposal's records are synced and its messages sent next turn;
+        // make that turn come now.
+        self.node.storage_mut().commit()?;
+        self.act()
     }
 
     fn answer_reads(&mut self) {

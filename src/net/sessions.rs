@@ -13,7 +13,8 @@ pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 #[derive(Debug)]
 struct Session {
     request: u64,
-    result: Vec<u8>,
+    /// `None` while the request's result is deferred.
+    result: Option<Vec<u8>>,
     /// The position of its last command in the log (for eviction order).
     seen: u64,
 }
@@ -33,6 +34,8 @@ pub enum Verdict<'a> {
     Apply,
     /// Already applied: this was its result.
     Duplicate(&'a [u8]),
+    /// Already applied, and its result is still to come.
+    Deferred,
     /// Older than the session's last request: its answer is gone (the
     /// client moved on, so nobody waits for it).
     Stale,
@@ -51,14 +54,28 @@ impl Sessions {
     /// Classifies a decided command of `client` with id `request`.
     pub fn check(&self, client: u64, request: u64) -> Verdict<'_> {
         match self.map.get(&client) {
-            Some(s) if request == s.request => Verdict::Duplicate(&s.result),
+            Some(s) if request == s.request => match &s.result {
+                Some(r) => Verdict::Duplicate(r),
+                None => Verdict::Deferred,
+            },
             Some(s) if request < s.request => Verdict::Stale,
             _ => Verdict::Apply,
         }
     }
 
-    /// Records that `request` of `client` was applied with `result`.
-    pub fn record(&mut self, client: u64, request: u64, result: Vec<u8>) {
+    /// Records the deferred result of `request`, if it is still the
+    /// session's latest.
+    pub fn complete(&mut self, client: u64, request: u64, result: Vec<u8>) {
+        if let Some(s) = self.map.get_mut(&client)
+            && s.request == request
+        {
+            s.result = Some(result);
+        }
+    }
+
+    /// Records that `request` of `client` was applied with `result`
+    /// (`None`: deferred, see [`Self::complete`]).
+    pub fn record(&mut self, client: u64, request: u64, result: Option<Vec<u8>>) {
         self.seq += 1;
         self.map.insert(
             client,
@@ -98,16 +115,22 @@ mod tests {
     fn a_retry_is_not_applied_twice_and_old_sessions_go() {
         let mut s = Sessions::new(20);
         assert_eq!(s.check(1, 1), Verdict::Apply);
-        s.record(1, 1, b"r1".to_vec());
+        s.record(1, 1, Some(b"r1".to_vec()));
         assert_eq!(s.check(1, 1), Verdict::Duplicate(b"r1"));
         assert_eq!(s.check(1, 0), Verdict::Stale);
         assert_eq!(s.check(1, 2), Verdict::Apply);
         for c in 2..=21 {
-            s.record(c, 1, vec![]);
+            s.record(c, 1, Some(vec![]));
         }
         // Client 1 was the least recently active: forgotten with one other.
         assert!(s.len() <= 20);
         assert_eq!(s.check(1, 1), Verdict::Apply);
         assert_eq!(s.check(21, 1), Verdict::Duplicate(b""));
+        s.record(30, 4, None);
+        assert_eq!(s.check(30, 4), Verdict::Deferred);
+        s.complete(30, 3, b"old".to_vec()); // not the latest: ignored
+        assert_eq!(s.check(30, 4), Verdict::Deferred);
+        s.complete(30, 4, b"late".to_vec());
+        assert_eq!(s.check(30, 4), Verdict::Duplicate(b"late"));
     }
 }
