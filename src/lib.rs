@@ -48,6 +48,8 @@ pub mod net;
 pub mod paxos;
 pub mod ring;
 pub mod rng;
+#[cfg(feature = "server")]
+pub mod service;
 pub mod sim;
 pub mod txn;
 

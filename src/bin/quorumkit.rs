@@ -1,7 +1,9 @@
 //! `quorumkit`: run a replica, look at a cluster, use its key-value store.
 //!
 //! Exit codes: 0 done; 1 the operation failed (unreachable cluster, key not
-//! found, a replica that stopped on an error); 2 bad usage.
+//! found, a lock not taken in time, a replica that stopped on an error);
+//! 2 bad usage; 3 (`lock`) the lease was lost while the command ran (the
+//! command was terminated). `lock` otherwise exits with the command's code.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -9,8 +11,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use quorumkit::net::{Client, ClientConfig, Replica, ReplicaConfig, kv};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use quorumkit::lease::Mode;
+use quorumkit::net::{Client, ClientConfig, Replica, ReplicaConfig, StateMachine, kv};
+use quorumkit::service::LeaseClient;
 
 #[derive(Parser)]
 #[command(
@@ -39,8 +43,11 @@ struct ClusterArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run one replica of a replicated key-value store until killed.
+    /// Run one replica (of the lease service, or of a key-value store) until killed.
     Serve {
+        /// What the cluster replicates.
+        #[arg(long, value_enum, default_value_t = State::Lease)]
+        state: State,
         /// This replica's id (one of --peers).
         #[arg(long)]
         id: u32,
@@ -70,11 +77,60 @@ enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
-    /// Use the replicated key-value store.
+    /// Run COMMAND while holding (and renewing) an exclusive lease on
+    /// RESOURCE; its fencing token is in QK_FENCING_TOKEN.
+    Lock {
+        resource: String,
+        /// The lease's time to live (10s, 500ms, 2m; a bare number is seconds).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        ttl: Duration,
+        /// Give up (exit 1) if not granted within this long (default: wait).
+        #[arg(long, value_parser = parse_duration)]
+        wait: Option<Duration>,
+        /// The owner name the lease is taken under (default: host:pid).
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// The command and its arguments.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// Use the replicated key-value store (a cluster served with --state kv).
     Kv {
         #[command(subcommand)]
         op: KvOp,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum State {
+    /// The replicated lease service (quorumkit lock, LeaseClient).
+    Lease,
+    /// A replicated key-value store (quorumkit kv).
+    Kv,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a duration like 10s or 500ms"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: the unit must be ms, s, m or h")),
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+        return Err(format!("{s:?}: must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 #[derive(Args)]
@@ -183,6 +239,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve {
+            state,
             id,
             cluster,
             data,
@@ -190,7 +247,36 @@ fn main() -> ExitCode {
             listen,
             heartbeat_ms,
             verbose,
-        } => serve(id, &cluster, data, init, listen, heartbeat_ms, verbose),
+        } => match state {
+            State::Lease => serve(
+                quorumkit::service::LeaseService::default(),
+                id,
+                &cluster,
+                data,
+                init,
+                listen,
+                heartbeat_ms,
+                verbose,
+            ),
+            State::Kv => serve(
+                kv::KvStore::new(),
+                id,
+                &cluster,
+                data,
+                init,
+                listen,
+                heartbeat_ms,
+                verbose,
+            ),
+        },
+        Command::Lock {
+            resource,
+            ttl,
+            wait,
+            owner,
+            cluster,
+            command,
+        } => lock(&cluster, &resource, ttl, wait, owner, &command),
         Command::Status { cluster } => status(&cluster),
         Command::Kv { op } => kv_op(op),
     };
@@ -203,7 +289,9 @@ fn main() -> ExitCode {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn serve(
+    machine: impl StateMachine,
     id: u32,
     cluster: &ClusterArgs,
     data: PathBuf,
@@ -233,7 +321,7 @@ fn serve(
     config.listen = listen;
     config.init = init;
     config.verbose = verbose;
-    let replica = Replica::start(config, kv::KvStore::new()).map_err(|e| e.to_string())?;
+    let replica = Replica::start(config, machine).map_err(|e| e.to_string())?;
     eprintln!(
         "quorumkit: replica {id} of cluster {:#x} serving on {} (data in {})",
         cluster.cluster_id,
@@ -368,4 +456,123 @@ fn kv_op(op: KvOp) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn lock(
+    cluster: &ClusterArgs,
+    resource: &str,
+    ttl: Duration,
+    wait: Option<Duration>,
+    owner: Option<String>,
+    command: &[String],
+) -> Result<ExitCode, String> {
+    let peers = parse_peers(&cluster.peers, true)?;
+    let cfg = ClientConfig::new(
+        peers.values().copied().collect(),
+        cluster.cluster_id,
+        secret(cluster)?,
+    );
+    let client = std::sync::Arc::new(LeaseClient::new(cfg).map_err(|e| e.to_string())?);
+    let owner = owner.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}:{}", host.trim(), std::process::id())
+    });
+    let lease = client
+        .acquire(resource, &owner, ttl, Mode::Exclusive, wait)
+        .map_err(|e| format!("cannot take the lease on {resource:?}: {e}"))?;
+    let token = lease.lease.token;
+    let mut child = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .env("QK_FENCING_TOKEN", token.to_string())
+        .env("QK_LEASE_RESOURCE", resource)
+        .spawn()
+        .map_err(|e| {
+            let _ = client.release(&lease);
+            format!("cannot run {:?}: {e}", command[0])
+        })?;
+    // Renew at a third of the TTL; a lease that cannot be renewed before
+    // this process's view of it ends is lost.
+    let (lost_tx, lost_rx) = std::sync::mpsc::channel::<String>();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renewer = {
+        let (client, done, mut held) = (client.clone(), done.clone(), lease.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(
+                    (ttl / 3)
+                        .min(Duration::from_millis(200))
+                        .max(Duration::from_millis(1)),
+                );
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                if held
+                    .valid_until
+                    .saturating_duration_since(std::time::Instant::now())
+                    > ttl * 2 / 3
+                {
+                    continue;
+                }
+                match client.renew(&held, ttl) {
+                    Ok(l) => held = l,
+                    Err(e)
+                        if !held.is_valid()
+                            || matches!(
+                                e,
+                                quorumkit::Error::NotHolder { .. }
+                                    | quorumkit::Error::LeaseExpired { .. }
+                            ) =>
+                    {
+                        let _ = lost_tx.send(e.to_string());
+                        return held;
+                    }
+                    Err(_) => {} // retried next round while the lease is still valid
+                }
+                if !held.is_valid() {
+                    let _ = lost_tx.send("the lease ran out before a renewal succeeded".into());
+                    return held;
+                }
+            }
+            held
+        })
+    };
+    let status = loop {
+        if let Ok(why) = lost_rx.try_recv() {
+            eprintln!(
+                "quorumkit: lost the lease on {resource:?} (token {token}): {why}; stopping the command"
+            );
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = renewer.join();
+            return Ok(ExitCode::from(3));
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(format!("waiting for the command: {e}")),
+        }
+    };
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let held = renewer.join().unwrap_or(lease);
+    if lost_rx.try_recv().is_ok() {
+        eprintln!("quorumkit: the lease on {resource:?} was lost as the command ended");
+        return Ok(ExitCode::from(3));
+    }
+    if let Err(e) = client.release(&held) {
+        eprintln!("quorumkit: releasing the lease on {resource:?}: {e}");
+    }
+    Ok(ExitCode::from(
+        status.code().map_or(1, |c| c.clamp(0, 255) as u8),
+    ))
 }

@@ -78,6 +78,11 @@ impl Client {
         })
     }
 
+    /// Changes how long one call may take in all.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.config.timeout = timeout;
+    }
+
     /// Replicates `command` and returns the state machine's result. An
     /// error after a send means the command may or may not have been
     /// applied (a retried call is applied once within one client).

@@ -94,7 +94,7 @@ impl StateMachine for KvStore {
         Applied::Done(self.apply_bytes(command.command))
     }
 
-    fn query(&self, query: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    fn query(&mut self, query: &[u8]) -> std::result::Result<Vec<u8>, String> {
         let mut r = Reader::new(query);
         match (r.u8(), r.bytes()) {
             (Ok(GET), Ok(key)) if r.finish().is_ok() => Ok(previous(self.map.get(key).cloned())),

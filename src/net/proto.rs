@@ -353,7 +353,12 @@ mod tests {
         };
         assert_eq!(Status::decode(&s.encode()).unwrap(), s);
         let c = encode_command(1, 2, 3, b"x");
-        let want = Logged { client: 1, request: 2, time: 3, command: b"x" };
+        let want = Logged {
+            client: 1,
+            request: 2,
+            time: 3,
+            command: b"x",
+        };
         assert_eq!(decode_command(&c), Some(want));
     }
 

@@ -97,7 +97,7 @@ pub trait StateMachine: Send + 'static {
     }
     /// Answers a read-only query from the current state (on the leader,
     /// under its read lease); `Err` refuses it with a message.
-    fn query(&self, query: &[u8]) -> std::result::Result<Vec<u8>, String>;
+    fn query(&mut self, query: &[u8]) -> std::result::Result<Vec<u8>, String>;
 }
 
 /// The name of the record file in the data directory.
@@ -933,7 +933,7 @@ impl Core {
         }
         let now = self.now();
         let lease = self.node.has_read_lease(now);
-        let machine = &self.machine;
+        let machine = &mut self.machine;
         self.reads.retain(|r| {
             if lease {
                 let resp = match machine.query(&r.query) {

@@ -1,0 +1,221 @@
+//! `LeaseClient`: the lease table's surface over a replicated lease
+//! service. Safe to share between threads: each call borrows a connection
+//! from a small pool (a blocking acquire does not hold up a renew).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::leases;
+use crate::error::{Error, Result};
+use crate::lease::{Lease, LeaseBackend, Mode};
+use crate::net::{Client, ClientConfig};
+
+/// A lease held through the service. `lease.expires_at` is in cluster
+/// time; `valid_until` is this process's conservative view: the request's
+/// send time plus the TTL (the service's expiry is never earlier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteLease {
+    /// The lease as the service granted it (the token is the fencing token).
+    pub lease: Lease,
+    /// Until when this process may act on it.
+    pub valid_until: Instant,
+}
+
+impl RemoteLease {
+    /// Whether this process may still act on it.
+    pub fn is_valid(&self) -> bool {
+        Instant::now() < self.valid_until
+    }
+}
+
+/// A client of a replicated lease service (`quorumkit serve --state lease`).
+pub struct LeaseClient {
+    config: ClientConfig,
+    pool: Mutex<Vec<Client>>,
+}
+
+impl LeaseClient {
+    /// A client of the cluster in `config`; no connection is made yet.
+    ///
+    /// Errors: `InvalidArgument` (no address, a short secret).
+    pub fn new(config: ClientConfig) -> Result<LeaseClient> {
+        let first = Client::new(config.clone())?;
+        Ok(LeaseClient {
+            config,
+            pool: Mutex::new(vec![first]),
+        })
+    }
+
+    /// Runs `f` on a pooled connection whose calls may take `timeout` in all.
+    fn with_client<T>(
+        &self,
+        timeout: Duration,
+        f: impl FnOnce(&mut Client) -> Result<T>,
+    ) -> Result<T> {
+        let popped = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut c = match popped {
+            Some(c) => c,
+            None => Client::new(self.config.clone())?,
+        };
+        c.set_timeout(timeout);
+        let out = f(&mut c);
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 16 {
+            pool.push(c);
+        }
+        out
+    }
+
+    fn check(resource: &str, owner: &str, ttl: Duration) -> Result<u64> {
+        if resource.is_empty() || owner.is_empty() {
+            return Err(Error::invalid(
+                "lease: resource and owner must be non-empty",
+            ));
+        }
+        let ns = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+        if ns == 0 {
+            return Err(Error::invalid("lease: ttl must be positive"));
+        }
+        Ok(ns)
+    }
+
+    /// Blocks until the lease is granted (FIFO), or `timeout` passes
+    /// (`Timeout`; `None` waits without end). The service tells the
+    /// waiting client when it is granted: no polling.
+    pub fn acquire(
+        &self,
+        resource: &str,
+        owner: &str,
+        ttl: Duration,
+        mode: Mode,
+        timeout: Option<Duration>,
+    ) -> Result<RemoteLease> {
+        let ttl_ns = Self::check(resource, owner, ttl)?;
+        let wait_ns = match timeout {
+            Some(t) => u64::try_from(t.as_nanos()).unwrap_or(u64::MAX).max(1),
+            None => 0,
+        };
+        let cmd = leases::acquire(resource, owner, ttl_ns, mode, Some(wait_ns));
+        // The answer may come after the whole wait: allow for it.
+        let extra = timeout.unwrap_or(Duration::from_secs(365 * 24 * 3600));
+        self.grant(resource, owner, ttl, &cmd, extra)
+    }
+
+    /// Takes the lease if it is free now, else `Busy`.
+    pub fn try_acquire(
+        &self,
+        resource: &str,
+        owner: &str,
+        ttl: Duration,
+        mode: Mode,
+    ) -> Result<RemoteLease> {
+        let ttl_ns = Self::check(resource, owner, ttl)?;
+        self.grant(
+            resource,
+            owner,
+            ttl,
+            &leases::acquire(resource, owner, ttl_ns, mode, None),
+            Duration::ZERO,
+        )
+    }
+
+    fn grant(
+        &self,
+        resource: &str,
+        owner: &str,
+        ttl: Duration,
+        cmd: &[u8],
+        extra: Duration,
+    ) -> Result<RemoteLease> {
+        let sent = Instant::now();
+        // A waiting acquire re-asks every attempt timeout (its retry finds
+        // the request queued and waits on): only the total grows.
+        let result = self.with_client(self.config.timeout.saturating_add(extra), |c| {
+            c.propose(cmd)
+        })?;
+        let lease = leases::decode_lease_result(&result, resource, owner, 0)?;
+        // Valid from when this process learned of the grant, at the latest;
+        // counted conservatively from the send time.
+        Ok(RemoteLease {
+            lease,
+            valid_until: sent + ttl,
+        })
+    }
+
+    /// Extends a held lease to `ttl` from now (the service's now).
+    pub fn renew(&self, lease: &RemoteLease, ttl: Duration) -> Result<RemoteLease> {
+        let l = &lease.lease;
+        let ttl_ns = Self::check(&l.resource, &l.owner, ttl)?;
+        let sent = Instant::now();
+        // A renewal that cannot finish while the lease is valid is of no use.
+        let left = lease.valid_until.saturating_duration_since(sent);
+        let timeout = self.config.timeout.min(left.max(Duration::from_millis(1)));
+        let result = self.with_client(timeout, |c| {
+            c.propose(&leases::renew(&l.resource, &l.owner, l.token, ttl_ns))
+        })?;
+        let renewed = leases::decode_lease_result(&result, &l.resource, &l.owner, l.token)?;
+        Ok(RemoteLease {
+            lease: renewed,
+            valid_until: sent + ttl,
+        })
+    }
+
+    /// Ends a held lease; the next waiter is granted at once.
+    pub fn release(&self, lease: &RemoteLease) -> Result<()> {
+        let l = &lease.lease;
+        let result = self.with_client(self.config.timeout, |c| {
+            c.propose(&leases::release(&l.resource, &l.owner, l.token))
+        })?;
+        leases::decode_unit_result(&result, &l.resource, &l.owner, l.token)
+    }
+
+    /// The current holders of `resource` (a linearizable read on the leader).
+    pub fn holders(&self, resource: &str) -> Result<Vec<Lease>> {
+        let result =
+            self.with_client(self.config.timeout, |c| c.read(&leases::holders(resource)))?;
+        leases::decode_holders(&result, resource)
+    }
+}
+
+/// Leader election over the service: `lease::Election::new(client, ...)`.
+impl LeaseBackend for LeaseClient {
+    fn acquire_exclusive(
+        &self,
+        resource: &str,
+        owner: &str,
+        ttl: Duration,
+        timeout: Option<Duration>,
+    ) -> Result<Lease> {
+        self.acquire(resource, owner, ttl, Mode::Exclusive, timeout)
+            .map(|l| l.lease)
+    }
+    fn renew_lease(&self, resource: &str, owner: &str, token: u64, ttl: Duration) -> Result<Lease> {
+        let held = RemoteLease {
+            lease: Lease {
+                resource: resource.into(),
+                owner: owner.into(),
+                token,
+                mode: Mode::Exclusive,
+                expires_at: 0,
+            },
+            valid_until: Instant::now(),
+        };
+        self.renew(&held, ttl).map(|l| l.lease)
+    }
+    fn release_lease(&self, resource: &str, owner: &str, token: u64) -> Result<()> {
+        let held = RemoteLease {
+            lease: Lease {
+                resource: resource.into(),
+                owner: owner.into(),
+                token,
+                mode: Mode::Exclusive,
+                expires_at: 0,
+            },
+            valid_until: Instant::now(),
+        };
+        self.release(&held)
+    }
+    fn lease_holders(&self, resource: &str) -> Result<Vec<Lease>> {
+        self.holders(resource)
+    }
+}

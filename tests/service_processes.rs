@@ -1,0 +1,319 @@
+//! The replicated lease service as real `quorumkit serve` processes on
+//! loopback: clients contend for a lease while replicas are killed -9 and
+//! paused; exclusive holders never overlap (each holder's interval runs
+//! from its grant to the earlier of its release and its own view of the
+//! expiry), fencing tokens rise in grant order, a fenced counter loses no
+//! update; a crashed holder's lease passes on after its TTL and not before;
+//! `quorumkit lock` runs a command under the lease and exits 3 when it loses it.
+//!
+//! QK_SEED=n reruns one fault schedule; the seed is printed on failure.
+#![cfg(feature = "cli")]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use quorumkit::lease::{Fence, Mode};
+use quorumkit::net::ClientConfig;
+use quorumkit::rng::SplitMix64;
+use quorumkit::service::LeaseClient;
+
+const SECRET: &str = "service-test-secret-0123456";
+const CLUSTER: u64 = 0x1ea5e;
+
+struct Procs {
+    dir: std::path::PathBuf,
+    peers: BTreeMap<u32, SocketAddr>,
+    children: BTreeMap<u32, Child>,
+}
+
+impl Procs {
+    fn new(n: u32, name: &str) -> Procs {
+        let dir = std::env::temp_dir().join(format!("qk-svc-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ls: Vec<TcpListener> = (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let peers = (1..=n)
+            .zip(ls.iter().map(|l| l.local_addr().unwrap()))
+            .collect();
+        drop(ls);
+        let mut p = Procs {
+            dir,
+            peers,
+            children: BTreeMap::new(),
+        };
+        for id in 1..=n {
+            p.spawn(id, true);
+        }
+        p
+    }
+
+    fn peer_list(&self) -> String {
+        self.peers
+            .iter()
+            .map(|(id, a)| format!("{id}={a}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn spawn(&mut self, id: u32, init: bool) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorumkit"));
+        cmd.args([
+            "serve",
+            "--id",
+            &id.to_string(),
+            "--peers",
+            &self.peer_list(),
+        ])
+        .args(["--cluster-id", &CLUSTER.to_string(), "--heartbeat-ms", "20"])
+        .arg("--data")
+        .arg(self.dir.join(format!("r{id}")))
+        .env("QK_CLUSTER_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        if init {
+            cmd.arg("--init");
+        }
+        self.children
+            .insert(id, cmd.spawn().expect("start quorumkit serve"));
+    }
+
+    fn kill9(&mut self, id: u32) {
+        if let Some(mut c) = self.children.remove(&id) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn signal(&self, id: u32, sig: &str) {
+        if let Some(c) = self.children.get(&id) {
+            let _ = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status();
+        }
+    }
+
+    fn client(&self) -> LeaseClient {
+        let mut cfg = ClientConfig::new(self.peers.values().copied().collect(), CLUSTER, SECRET);
+        cfg.timeout = Duration::from_secs(20);
+        cfg.attempt_timeout = Duration::from_millis(400);
+        LeaseClient::new(cfg).unwrap()
+    }
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        let ids: Vec<u32> = self.children.keys().copied().collect();
+        for id in ids {
+            self.signal(id, "-CONT");
+            self.kill9(id);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("QK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    token: u64,
+    from: Instant,
+    to: Instant,
+}
+
+#[test]
+fn exclusive_holders_never_overlap_under_kills_and_pauses() {
+    let seed = seed();
+    eprintln!("seed {seed}");
+    let mut procs = Procs::new(3, "excl");
+    let mut rng = SplitMix64::new(seed);
+    let stop = Arc::new(AtomicBool::new(false));
+    let holds = Arc::new(Mutex::new(Vec::<Hold>::new()));
+    let fence = Arc::new(Fence::new());
+    // The protected resource: a counter that only fenced writes reach.
+    let counter = Arc::new(Mutex::new(0u64));
+    let fenced_writes = Arc::new(Mutex::new(0u64));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let client = procs.client();
+        let (stop, holds, fence, counter, fenced_writes) = (
+            stop.clone(),
+            holds.clone(),
+            fence.clone(),
+            counter.clone(),
+            fenced_writes.clone(),
+        );
+        workers.push(std::thread::spawn(move || {
+            let owner = format!("worker-{w}");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                let Ok(lease) = client.acquire(
+                    "res",
+                    &owner,
+                    Duration::from_millis(800),
+                    Mode::Exclusive,
+                    Some(Duration::from_secs(5)),
+                ) else {
+                    continue;
+                };
+                let from = Instant::now();
+                // Read-modify-write through the fence, slowly enough to be interleaved.
+                let seen = *counter.lock().unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+                if lease.is_valid() && fence.check("res", lease.lease.token).is_ok() {
+                    let mut c = counter.lock().unwrap();
+                    if *c == seen {
+                        *c += 1;
+                    }
+                    *fenced_writes.lock().unwrap() += 1;
+                }
+                let to = Instant::now().min(lease.valid_until);
+                if lease.is_valid() {
+                    holds.lock().unwrap().push(Hold {
+                        token: lease.lease.token,
+                        from,
+                        to,
+                    });
+                }
+                let _ = client.release(&lease);
+            }
+        }));
+    }
+    let wait = |ms: u64| std::thread::sleep(Duration::from_millis(ms));
+    wait(800);
+    for round in 0..5 {
+        let victim = 1 + rng.below(3) as u32;
+        if rng.below(2) == 0 {
+            eprintln!("round {round}: kill -9 replica {victim}");
+            procs.kill9(victim);
+            wait(300 + rng.below(500));
+            procs.spawn(victim, false);
+        } else {
+            eprintln!("round {round}: SIGSTOP replica {victim}");
+            procs.signal(victim, "-STOP");
+            wait(700 + rng.below(800));
+            procs.signal(victim, "-CONT");
+        }
+        wait(500 + rng.below(500));
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let mut holds = holds.lock().unwrap().clone();
+    assert!(holds.len() > 20, "seed {seed}: only {} holds", holds.len());
+    holds.sort_by_key(|h| h.token);
+    for w in holds.windows(2) {
+        assert!(
+            w[0].token < w[1].token,
+            "seed {seed}: token {} granted twice",
+            w[1].token
+        );
+        // In token order, each hold ends before the next begins.
+        assert!(
+            w[0].to <= w[1].from,
+            "seed {seed}: holds {:?} and {:?} overlap",
+            w[0],
+            w[1]
+        );
+    }
+    let (c, f) = (*counter.lock().unwrap(), *fenced_writes.lock().unwrap());
+    assert_eq!(c, f, "seed {seed}: the fenced counter lost an update");
+    eprintln!(
+        "seed {seed}: {} holds, tokens up to {}",
+        holds.len(),
+        holds.last().unwrap().token
+    );
+}
+
+#[test]
+fn a_crashed_holders_lease_passes_on_after_its_ttl_and_lock_reports_loss() {
+    let mut procs = Procs::new(3, "crash");
+    let exe = env!("CARGO_BIN_EXE_quorumkit");
+    let peers = procs.peer_list();
+    let lock = |ttl: &str, script: &str| {
+        Command::new(exe)
+            .args(["lock", "job", "--ttl", ttl, "--peers", &peers])
+            .args([
+                "--cluster-id",
+                &CLUSTER.to_string(),
+                "--",
+                "sh",
+                "-c",
+                script,
+            ])
+            .env("QK_CLUSTER_SECRET", SECRET)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // A lock whose command finishes: its exit code, and the token in the environment.
+    let out = lock("2s", "echo $QK_FENCING_TOKEN; exit 7")
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    let first: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    // kill -9 a `quorumkit lock` that holds the lease: the next waiter gets it after the TTL.
+    let mut holder = lock("1500ms", "echo held; sleep 30");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "held");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let killed_at = Instant::now();
+    let client = procs.client();
+    let next = client
+        .acquire(
+            "job",
+            "next",
+            Duration::from_secs(5),
+            Mode::Exclusive,
+            Some(Duration::from_secs(10)),
+        )
+        .unwrap();
+    let waited = killed_at.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "granted {waited:?} after the holder died: before its TTL"
+    );
+    assert!(
+        waited < Duration::from_secs(6),
+        "granted only after {waited:?}"
+    );
+    assert!(next.lease.token > first + 1);
+    client.release(&next).unwrap();
+    // `quorumkit lock` whose cluster disappears: the lease is lost, the command stopped, exit 3.
+    let mut held = lock("1s", "echo held; sleep 30");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(held.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    for id in 1..=3 {
+        procs.kill9(id);
+    }
+    let t = Instant::now();
+    let status = held.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "after {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(10));
+}
