@@ -29,7 +29,7 @@ export CARGO_TERM_COLOR := never
 # input and is saved in tests/*.proptest-regressions, which is committed.
 export PROPTEST_RNG_SEED ?= 20261124
 
-.PHONY: all demo test lint rust-test header header-check c-test py-test bench soak \
+.PHONY: all demo test lint rust-test header header-check c-test py-test bin bench soak \
         sysdeps venv cbindgen lib py-install install uninstall install-test node-deps node-test clean fuzz fuzz-build fuzz-smoke \
         docs docs-check dist dist-test
 
@@ -119,7 +119,11 @@ header-check: header
 c-test: sysdeps lib
 	scripts/c_tests.sh $(BUILD_DIR)
 
-py-test: sysdeps py-install
+# The binary: tests start `quorumkit serve` clusters.
+bin:
+	cargo build --release --bin quorumkit
+
+py-test: sysdeps py-install bin
 	cd python && $(PY) -m pytest -q tests
 	cd python && $(PY) -m mypy.stubtest quorumkit --allowlist stubtest-allowlist.txt
 

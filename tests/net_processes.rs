@@ -63,6 +63,8 @@ impl Procs {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorumkit"));
         cmd.args([
             "serve",
+            "--state",
+            "kv",
             "--id",
             &id.to_string(),
             "--peers",

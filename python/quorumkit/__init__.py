@@ -64,6 +64,8 @@ from quorumkit._native import (
     key_hash,
 )
 
+from quorumkit._lease_client import LeaseClient, RemoteLease, RemoteLeaseContext
+
 # The simulated cluster under its generic name.
 Simulation = PaxosCluster
 
@@ -84,6 +86,9 @@ __all__ = [
     "CancelToken",
     "Election",
     "LeaseTable",
+    "LeaseClient",
+    "RemoteLease",
+    "RemoteLeaseContext",
     "RedisLease",
     "RedisLeaseContext",
     "RedisLeaseTable",

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 from types import TracebackType
 from typing import Any, Literal, final
 
-from typing_extensions import Buffer, Self, TypeAlias
+from typing_extensions import Buffer, Self, TypeAlias, disjoint_base
 
 from quorumkit._asyncio import AsyncLeaseContext
 from quorumkit._redis_asyncio import AsyncRedisLeaseContext
@@ -25,6 +25,7 @@ __all__ = [
     "KetamaRing",
     "Lease",
     "LeaseContext",
+    "LeaseClient",
     "LeaseTable",
     "Maglev",
     "Md5Ring",
@@ -32,6 +33,7 @@ __all__ = [
     "PaxosCluster",
     "PaxosNode",
     "RING_SEED",
+    "RemoteLease",
     "RedisLease",
     "RedisLeaseContext",
     "RedisLeaseTable",
@@ -381,12 +383,48 @@ class CancelToken:
     def cancelled(self) -> bool: ...
 
 @final
+class RemoteLease:
+    """A lease granted by a replicated lease service; ``token`` is the fencing
+    token, ``valid`` whether this process may still act on it."""
+
+    @property
+    def resource(self) -> str: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def token(self) -> int: ...
+    @property
+    def shared(self) -> bool: ...
+    @property
+    def expires_at(self) -> float: ...
+    @property
+    def valid(self) -> bool: ...
+    def remaining(self) -> float: ...
+
+@disjoint_base
+class LeaseClient:
+    """A client of a replicated lease service (``quorumkit serve``).
+
+    Thread safety: safe to share between threads; blocking calls release the GIL."""
+
+    def __new__(
+        cls, addrs: Iterable[str], *, secret: str | bytes, cluster_id: int = 1, timeout: float | None = None
+    ) -> Self: ...
+    def acquire(
+        self, resource: str, owner: str, ttl: float, timeout: float | None = None, shared: bool | None = None
+    ) -> RemoteLease: ...
+    def try_acquire(self, resource: str, owner: str, ttl: float, shared: bool | None = None) -> RemoteLease | None: ...
+    def renew(self, lease: RemoteLease, ttl: float) -> RemoteLease: ...
+    def release(self, lease: RemoteLease) -> None: ...
+    def holders(self, resource: str) -> list[int]: ...
+
+@final
 class Election:
-    """One candidate in a named election on a LeaseTable or RedisLeaseTable; the epoch is the fencing token.
+    """One candidate in a named election on a LeaseTable, RedisLeaseTable or LeaseClient; the epoch is the fencing token.
 
     Thread safety: safe to share between threads; campaign() releases the GIL."""
 
-    def __new__(cls, table: LeaseTable | RedisLeaseTable, name: str, candidate: str, ttl: float) -> Self: ...
+    def __new__(cls, table: LeaseTable | RedisLeaseTable | LeaseClient, name: str, candidate: str, ttl: float) -> Self: ...
     def campaign(self, timeout: float | None = None) -> int: ...
     def resign(self) -> None: ...
     @property

@@ -1,5 +1,5 @@
-//! `qk.Election`: leader election on a `qk.LeaseTable` or a
-//! `qk.RedisLeaseTable` (the core's `lease::Election`).
+//! `qk.Election`: leader election on a `qk.LeaseTable`, a
+//! `qk.RedisLeaseTable` or a `qk.LeaseClient` (the core's `lease::Election`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use crate::redis_lease::RedisLeaseTable;
 enum Inner {
     Local(CoreElection<CoreTable>),
     Redis(CoreElection<CoreRedisTable>),
+    Remote(CoreElection<quorumkit::service::LeaseClient>),
 }
 
 macro_rules! with {
@@ -23,6 +24,7 @@ macro_rules! with {
         match $inner {
             Inner::Local($e) => $body,
             Inner::Redis($e) => $body,
+            Inner::Remote($e) => $body,
         }
     };
 }
@@ -82,9 +84,14 @@ impl Election {
             Inner::Redis(
                 CoreElection::new(core, name, candidate, ttl).map_err(|e| to_pyerr(py, e))?,
             )
+        } else if let Ok(t) = table.cast::<crate::lease_client::LeaseClient>() {
+            let core = t.get().core.clone();
+            Inner::Remote(
+                CoreElection::new(core, name, candidate, ttl).map_err(|e| to_pyerr(py, e))?,
+            )
         } else {
             return Err(type_error(format!(
-                "table must be a LeaseTable or a RedisLeaseTable, not {}",
+                "table must be a LeaseTable, a RedisLeaseTable or a LeaseClient, not {}",
                 type_name(table)
             )));
         };

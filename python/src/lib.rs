@@ -11,6 +11,7 @@ mod errors;
 mod instance_call;
 mod jump;
 mod lease;
+mod lease_client;
 mod paxos;
 mod redis_lease;
 mod rings;
@@ -56,6 +57,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lease::AsyncTicket>()?;
     m.add_class::<lease::Fence>()?;
     m.add_class::<lease::CancelToken>()?;
+    m.add_class::<lease_client::LeaseClient>()?;
+    m.add_class::<lease_client::RemoteLease>()?;
     m.add_class::<redis_lease::RedisLease>()?;
     m.add_class::<redis_lease::RedisLeaseTable>()?;
     m.add_class::<redis_lease::RedisLeaseContext>()?;

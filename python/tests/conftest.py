@@ -114,3 +114,59 @@ def server():
     yield s
     s.stop()
     shutil.rmtree(s.dir, ignore_errors=True)
+
+
+QK_BIN = os.environ.get("QK_BIN") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "target", "release", "quorumkit")
+CLUSTER_SECRET = "python-tests-cluster-secret"
+
+
+class LeaseCluster:
+    """`quorumkit serve` processes on free loopback ports in a temp dir,
+    stopped by PID."""
+
+    def __init__(self, n=3, state="lease", cluster_id=7):
+        self.dir = tempfile.mkdtemp(prefix="qk-serve-py-")
+        self.cluster_id = cluster_id
+        self.state = state
+        self.ports = {i: free_port() for i in range(1, n + 1)}
+        self.procs = {}
+        for i in self.ports:
+            self.start(i, init=True)
+
+    @property
+    def peers(self):
+        return ",".join(f"{i}=127.0.0.1:{p}" for i, p in self.ports.items())
+
+    @property
+    def addrs(self):
+        return [f"127.0.0.1:{p}" for p in self.ports.values()]
+
+    def start(self, i, init=False):
+        cmd = [QK_BIN, "serve", "--state", self.state, "--id", str(i), "--peers", self.peers,
+               "--cluster-id", str(self.cluster_id), "--heartbeat-ms", "20",
+               "--data", os.path.join(self.dir, f"r{i}")] + (["--init"] if init else [])
+        env = dict(os.environ, QK_CLUSTER_SECRET=CLUSTER_SECRET)
+        self.procs[i] = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def kill(self, i):
+        p = self.procs.pop(i, None)
+        if p is not None and p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(5)
+
+    def stop(self):
+        for i in list(self.procs):
+            self.kill(i)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def lease_cluster():
+    if not os.path.exists(QK_BIN):
+        if os.environ.get("CI"):
+            pytest.fail(f"{QK_BIN} is missing (cargo build --release --bin quorumkit)")
+        pytest.skip("the quorumkit binary is not built (cargo build --release --bin quorumkit)")
+    c = LeaseCluster()
+    yield c
+    c.stop()

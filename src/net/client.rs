@@ -90,6 +90,15 @@ impl Client {
     /// Errors: `BackendUnavailable` when no leader answered in time;
     /// `InvalidArgument` when the cluster refused the request.
     pub fn propose(&mut self, command: &[u8]) -> Result<Vec<u8>> {
+        self.propose_waiting(command, Some(Duration::ZERO))
+    }
+
+    /// Like [`propose`](Self::propose) for a command whose answer may come
+    /// only after a wait in the state machine (a queued lease request): the
+    /// call may last the timeout plus `wait` (`None`: without end) while a
+    /// leader holds the request, but still fails within the timeout when no
+    /// replica can be reached.
+    pub fn propose_waiting(&mut self, command: &[u8], wait: Option<Duration>) -> Result<Vec<u8>> {
         let request = self.next_request;
         self.next_request += 1;
         let req = Request::Propose {
@@ -97,7 +106,7 @@ impl Client {
             request,
             command: command.to_vec(),
         };
-        self.call(&req, request)
+        self.call(&req, request, wait)
     }
 
     /// Answers `query` on the leader under its read lease (linearizable).
@@ -110,6 +119,7 @@ impl Client {
                 query: query.to_vec(),
             },
             request,
+            Some(Duration::ZERO),
         )
     }
 
@@ -119,20 +129,30 @@ impl Client {
         self.next_request += 1;
         let deadline = Instant::now() + self.config.attempt_timeout.min(self.config.timeout);
         match self.attempt(addr, &Request::Status { request }, request, deadline)? {
-            Response::Ok { result, .. } => Status::decode(&result),
+            Some(Response::Ok { result, .. }) => Status::decode(&result),
+            None => Err(Error::unavailable(format!(
+                "net client: {addr} did not answer in time"
+            ))),
             other => Err(Error::corrupt(format!(
                 "net client: unexpected answer to status: {other:?}"
             ))),
         }
     }
 
-    fn call(&mut self, req: &Request, request: u64) -> Result<Vec<u8>> {
-        let deadline = Instant::now() + self.config.timeout;
+    fn call(&mut self, req: &Request, request: u64, wait: Option<Duration>) -> Result<Vec<u8>> {
+        let start = Instant::now();
+        let deadline = wait.and_then(|w| start.checked_add(self.config.timeout.saturating_add(w)));
+        let deadline =
+            deadline.unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 24 * 3600));
+        // The last time a replica held the request without refusing it: a
+        // call with no such contact for the timeout gives up even when the
+        // answer may legitimately take longer.
+        let mut contact = start;
         let mut backoff = Duration::from_millis(10);
         let mut last = String::from("no replica answered");
         loop {
             let now = Instant::now();
-            if now >= deadline {
+            if now >= deadline || now.duration_since(contact) >= self.config.timeout {
                 return Err(Error::unavailable(format!(
                     "net client: no leader answered within {:?} ({last})",
                     self.config.timeout
@@ -141,8 +161,8 @@ impl Client {
             let target = self.target;
             let until = deadline.min(now + self.config.attempt_timeout);
             match self.attempt(target, req, request, until) {
-                Ok(Response::Ok { result, .. }) => return Ok(result),
-                Ok(Response::Redirect { leader, addr, .. }) => {
+                Ok(Some(Response::Ok { result, .. })) => return Ok(result),
+                Ok(Some(Response::Redirect { leader, addr, .. })) => {
                     last = format!("redirected to replica {leader}");
                     match addr.parse() {
                         Ok(a) if a != target => {
@@ -152,18 +172,24 @@ impl Client {
                         _ => self.rotate(),
                     }
                 }
-                Ok(Response::Error {
+                Ok(Some(Response::Error {
                     code: ErrorCode::Invalid | ErrorCode::Rejected,
                     message,
                     ..
-                }) => {
+                })) => {
                     return Err(Error::invalid(format!(
                         "net: the cluster refused the request: {message}"
                     )));
                 }
-                Ok(Response::Error { message, .. }) => {
+                Ok(Some(Response::Error { message, .. })) => {
                     last = message;
                     self.rotate();
+                }
+                Ok(None) => {
+                    // Held by a live replica that has not answered yet (a
+                    // queued request): ask again, same request id.
+                    contact = Instant::now();
+                    continue;
                 }
                 Err(e) => {
                     last = format!("{target}: {e}");
@@ -181,14 +207,15 @@ impl Client {
         self.target = self.config.addrs[self.turn];
     }
 
-    /// Sends `req` to `addr` and waits for its answer until `until`.
+    /// Sends `req` to `addr` and waits for its answer until `until`;
+    /// `None` when the replica took the request and did not answer in time.
     fn attempt(
         &mut self,
         addr: SocketAddr,
         req: &Request,
         request: u64,
         until: Instant,
-    ) -> Result<Response> {
+    ) -> Result<Option<Response>> {
         let io = |e: std::io::Error| io_error("client", e);
         if self.conn.as_ref().is_none_or(|(a, _)| *a != addr) {
             self.conn = None;
@@ -209,10 +236,19 @@ impl Client {
             let wait = until.saturating_duration_since(Instant::now());
             if wait.is_zero() {
                 self.conn = None;
-                return Err(Error::unavailable("net client: no answer in time"));
+                return Ok(None);
             }
             s.set_read_timeout(Some(wait)).map_err(io)?;
-            let Some((kind, payload)) = read_frame(s, DEFAULT_MAX_FRAME)? else {
+            let frame = match read_frame(s, DEFAULT_MAX_FRAME) {
+                Ok(f) => f,
+                // A read cut by the timeout (the stream may be mid-frame: drop it).
+                Err(_) if Instant::now() + Duration::from_millis(5) >= until => {
+                    self.conn = None;
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
+            let Some((kind, payload)) = frame else {
                 self.conn = None;
                 return Err(Error::unavailable(
                     "net client: the replica closed the connection",
@@ -220,7 +256,7 @@ impl Client {
             };
             let resp = Response::decode(kind, &payload)?;
             if resp.request() == request {
-                return Ok(resp);
+                return Ok(Some(resp));
             } // else a late answer to an earlier attempt: skip it
         }
     }

@@ -96,9 +96,8 @@ impl LeaseClient {
             None => 0,
         };
         let cmd = leases::acquire(resource, owner, ttl_ns, mode, Some(wait_ns));
-        // The answer may come after the whole wait: allow for it.
-        let extra = timeout.unwrap_or(Duration::from_secs(365 * 24 * 3600));
-        self.grant(resource, owner, ttl, &cmd, extra)
+        // The answer may come after the whole wait (None: without end).
+        self.grant(resource, owner, ttl, &cmd, timeout)
     }
 
     /// Takes the lease if it is free now, else `Busy`.
@@ -115,7 +114,7 @@ impl LeaseClient {
             owner,
             ttl,
             &leases::acquire(resource, owner, ttl_ns, mode, None),
-            Duration::ZERO,
+            Some(Duration::ZERO),
         )
     }
 
@@ -125,14 +124,13 @@ impl LeaseClient {
         owner: &str,
         ttl: Duration,
         cmd: &[u8],
-        extra: Duration,
+        wait: Option<Duration>,
     ) -> Result<RemoteLease> {
         let sent = Instant::now();
         // A waiting acquire re-asks every attempt timeout (its retry finds
-        // the request queued and waits on): only the total grows.
-        let result = self.with_client(self.config.timeout.saturating_add(extra), |c| {
-            c.propose(cmd)
-        })?;
+        // the request queued and waits on); an unreachable cluster still
+        // fails within the timeout.
+        let result = self.with_client(self.config.timeout, |c| c.propose_waiting(cmd, wait))?;
         let lease = leases::decode_lease_result(&result, resource, owner, 0)?;
         // Valid from when this process learned of the grant, at the latest;
         // counted conservatively from the send time.
