@@ -72,6 +72,10 @@ pub struct ReadmeZhCnDoctests;
 #[doc = include_str!("../docs/paxos.md")]
 pub struct PaxosGuideDoctests;
 
+#[cfg(all(doctest, feature = "server"))]
+#[doc = include_str!("../docs/service.md")]
+pub struct ServiceGuideDoctests;
+
 #[cfg(doctest)]
 #[doc = include_str!("../docs/migrating.md")]
 pub struct MigratingGuideDoctests;

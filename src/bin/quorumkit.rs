@@ -96,6 +96,19 @@ enum Command {
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
+    /// Measure a lease-service cluster: CLIENTS threads, each taking and
+    /// releasing its own resource's lease for SECONDS; prints pairs/s and
+    /// the latency of a pair (p50, p99).
+    Bench {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Concurrent clients (one connection each).
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// How long to run.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        duration: Duration,
+    },
     /// Use the replicated key-value store (a cluster served with --state kv).
     Kv {
         #[command(subcommand)]
@@ -279,6 +292,11 @@ fn main() -> ExitCode {
         } => lock(&cluster, &resource, ttl, wait, owner, &command),
         Command::Status { cluster } => status(&cluster),
         Command::Kv { op } => kv_op(op),
+        Command::Bench {
+            cluster,
+            clients,
+            duration,
+        } => bench(&cluster, clients, duration),
     };
     match result {
         Ok(code) => code,
@@ -575,4 +593,73 @@ fn lock(
     Ok(ExitCode::from(
         status.code().map_or(1, |c| c.clamp(0, 255) as u8),
     ))
+}
+
+fn bench(cluster: &ClusterArgs, clients: usize, duration: Duration) -> Result<ExitCode, String> {
+    if clients == 0 || clients > 4096 {
+        return Err("--clients must be 1..=4096".into());
+    }
+    let peers = parse_peers(&cluster.peers, true)?;
+    let cfg = ClientConfig::new(
+        peers.values().copied().collect(),
+        cluster.cluster_id,
+        secret(cluster)?,
+    );
+    let start = std::time::Instant::now() + Duration::from_millis(200);
+    let end = start + duration;
+    let mut threads = Vec::new();
+    for i in 0..clients {
+        let client = LeaseClient::new(cfg.clone()).map_err(|e| e.to_string())?;
+        threads.push(std::thread::spawn(move || {
+            let (resource, owner) = (format!("bench-{i}"), format!("bench-client-{i}"));
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            while std::time::Instant::now() < start {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            while std::time::Instant::now() < end {
+                let t = std::time::Instant::now();
+                match client.try_acquire(
+                    &resource,
+                    &owner,
+                    Duration::from_secs(10),
+                    Mode::Exclusive,
+                ) {
+                    Ok(l) => match client.release(&l) {
+                        Ok(()) => lat.push(t.elapsed()),
+                        Err(_) => errors += 1,
+                    },
+                    Err(_) => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for t in threads {
+        let (l, e) = t
+            .join()
+            .map_err(|_| "a bench thread panicked".to_string())?;
+        lat.extend(l);
+        errors += e;
+    }
+    if lat.is_empty() {
+        return Err(format!(
+            "no acquire+release pair succeeded ({errors} errors)"
+        ));
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    println!(
+        "{} clients, {:.1} s: {} acquire+release pairs, {:.0} pairs/s; pair latency p50 {:.2} ms, p99 {:.2} ms; {} errors",
+        clients,
+        duration.as_secs_f64(),
+        lat.len(),
+        lat.len() as f64 / duration.as_secs_f64(),
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        errors
+    );
+    Ok(ExitCode::SUCCESS)
 }
