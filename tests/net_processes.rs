@@ -9,125 +9,34 @@
 //! printed when a check fails.
 #![cfg(feature = "cli")]
 
-use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use quorumkit::net::{Client, ClientConfig, kv};
+use quorumkit::net::{Client, kv};
 use quorumkit::rng::SplitMix64;
 
 const SECRET: &str = "processes-test-secret-0123";
 const CLUSTER: u64 = 0x9e;
 
-struct Procs {
-    dir: std::path::PathBuf,
-    peers: BTreeMap<u32, SocketAddr>,
-    children: BTreeMap<u32, Child>,
+mod serve_cluster;
+use serve_cluster::{Procs, seed};
+
+fn client(procs: &Procs, timeout: Duration) -> Client {
+    Client::new(procs.client_config(timeout)).unwrap()
 }
 
-impl Procs {
-    fn new(n: u32, name: &str) -> Procs {
-        let dir = std::env::temp_dir().join(format!("qk-procs-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let ls: Vec<TcpListener> = (0..n)
-            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        let peers = (1..=n)
-            .zip(ls.iter().map(|l| l.local_addr().unwrap()))
-            .collect();
-        drop(ls);
-        let mut p = Procs {
-            dir,
-            peers,
-            children: BTreeMap::new(),
-        };
-        for id in 1..=n {
-            p.spawn(id, true);
-        }
-        p
-    }
-
-    fn peer_list(&self) -> String {
-        self.peers
-            .iter()
-            .map(|(id, a)| format!("{id}={a}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    fn spawn(&mut self, id: u32, init: bool) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorumkit"));
-        cmd.args([
-            "serve",
-            "--state",
-            "kv",
-            "--id",
-            &id.to_string(),
-            "--peers",
-            &self.peer_list(),
-        ])
-        .args(["--cluster-id", &CLUSTER.to_string(), "--heartbeat-ms", "20"])
-        .arg("--data")
-        .arg(self.dir.join(format!("r{id}")))
-        .env("QK_CLUSTER_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        if init {
-            cmd.arg("--init");
-        }
-        self.children
-            .insert(id, cmd.spawn().expect("start quorumkit serve"));
-    }
-
-    fn kill9(&mut self, id: u32) {
-        if let Some(mut c) = self.children.remove(&id) {
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
+/// The replica that says it leads (asked over the network).
+fn leader(procs: &Procs) -> Option<u32> {
+    let mut c = client(procs, Duration::from_millis(300));
+    for (&id, &addr) in &procs.peers {
+        if let Ok(s) = c.status_of(addr)
+            && s.leader == id
+        {
+            return Some(id);
         }
     }
-
-    fn signal(&self, id: u32, sig: &str) {
-        if let Some(c) = self.children.get(&id) {
-            let _ = Command::new("kill")
-                .args([sig, &c.id().to_string()])
-                .status();
-        }
-    }
-
-    fn client(&self, timeout: Duration) -> Client {
-        let mut cfg = ClientConfig::new(self.peers.values().copied().collect(), CLUSTER, SECRET);
-        cfg.timeout = timeout;
-        cfg.attempt_timeout = Duration::from_millis(400);
-        Client::new(cfg).unwrap()
-    }
-
-    /// The replica that says it leads (asked over the network).
-    fn leader(&self) -> Option<u32> {
-        let mut c = self.client(Duration::from_millis(300));
-        for (&id, &addr) in &self.peers {
-            if let Ok(s) = c.status_of(addr)
-                && s.leader == id
-            {
-                return Some(id);
-            }
-        }
-        None
-    }
-}
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        let ids: Vec<u32> = self.children.keys().copied().collect();
-        for id in ids {
-            self.signal(id, "-CONT");
-            self.kill9(id);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    None
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -178,25 +87,13 @@ fn the_checker_catches_bad_histories() {
     assert!(check_counter(&mut [at(0, 5, 1), at(6, 9, 1)]).is_err()); // applied twice / lost update
 }
 
-fn seed() -> u64 {
-    std::env::var("QK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-}
-
 fn run_under_faults(n: u32, name: &str, seed: u64, fault_rounds: usize) {
-    let mut procs = Procs::new(n, name);
+    let mut procs = Procs::new(n, name, "kv", CLUSTER, SECRET);
     let mut rng = SplitMix64::new(seed);
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for _ in 0..4 {
-        let (mut c, stop) = (procs.client(Duration::from_secs(20)), stop.clone());
+        let (mut c, stop) = (client(&procs, Duration::from_secs(20)), stop.clone());
         workers.push(std::thread::spawn(move || {
             let (mut ok, mut unknown) = (Vec::new(), 0u64);
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -217,7 +114,7 @@ fn run_under_faults(n: u32, name: &str, seed: u64, fault_rounds: usize) {
     let wait = |ms: u64| std::thread::sleep(Duration::from_millis(ms));
     wait(500);
     for round in 0..fault_rounds {
-        let leader = procs.leader();
+        let leader = leader(&procs);
         let victim = match (rng.below(2), leader) {
             (0, Some(l)) => l,
             _ => 1 + rng.below(u64::from(n)) as u32,
@@ -265,7 +162,7 @@ fn run_under_faults(n: u32, name: &str, seed: u64, fault_rounds: usize) {
     }
     // Every acknowledged add is in the final value; an add whose outcome
     // was unknown may or may not be.
-    let mut c = procs.client(Duration::from_secs(20));
+    let mut c = client(&procs, Duration::from_secs(20));
     let final_value =
         kv::decode_i64(&kv::decode_previous(&c.read(&kv::get(b"counter")).unwrap()).unwrap())
             .unwrap();

@@ -9,124 +9,23 @@
 //! QK_SEED=n reruns one fault schedule; the seed is printed on failure.
 #![cfg(feature = "cli")]
 
-use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use quorumkit::lease::{Fence, Mode};
-use quorumkit::net::ClientConfig;
 use quorumkit::rng::SplitMix64;
 use quorumkit::service::LeaseClient;
 
 const SECRET: &str = "service-test-secret-0123456";
 const CLUSTER: u64 = 0x1ea5e;
 
-struct Procs {
-    dir: std::path::PathBuf,
-    peers: BTreeMap<u32, SocketAddr>,
-    children: BTreeMap<u32, Child>,
-}
+mod serve_cluster;
+use serve_cluster::{Procs, seed};
 
-impl Procs {
-    fn new(n: u32, name: &str) -> Procs {
-        let dir = std::env::temp_dir().join(format!("qk-svc-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let ls: Vec<TcpListener> = (0..n)
-            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        let peers = (1..=n)
-            .zip(ls.iter().map(|l| l.local_addr().unwrap()))
-            .collect();
-        drop(ls);
-        let mut p = Procs {
-            dir,
-            peers,
-            children: BTreeMap::new(),
-        };
-        for id in 1..=n {
-            p.spawn(id, true);
-        }
-        p
-    }
-
-    fn peer_list(&self) -> String {
-        self.peers
-            .iter()
-            .map(|(id, a)| format!("{id}={a}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    fn spawn(&mut self, id: u32, init: bool) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorumkit"));
-        cmd.args([
-            "serve",
-            "--id",
-            &id.to_string(),
-            "--peers",
-            &self.peer_list(),
-        ])
-        .args(["--cluster-id", &CLUSTER.to_string(), "--heartbeat-ms", "20"])
-        .arg("--data")
-        .arg(self.dir.join(format!("r{id}")))
-        .env("QK_CLUSTER_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        if init {
-            cmd.arg("--init");
-        }
-        self.children
-            .insert(id, cmd.spawn().expect("start quorumkit serve"));
-    }
-
-    fn kill9(&mut self, id: u32) {
-        if let Some(mut c) = self.children.remove(&id) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn signal(&self, id: u32, sig: &str) {
-        if let Some(c) = self.children.get(&id) {
-            let _ = Command::new("kill")
-                .args([sig, &c.id().to_string()])
-                .status();
-        }
-    }
-
-    fn client(&self) -> LeaseClient {
-        let mut cfg = ClientConfig::new(self.peers.values().copied().collect(), CLUSTER, SECRET);
-        cfg.timeout = Duration::from_secs(20);
-        cfg.attempt_timeout = Duration::from_millis(400);
-        LeaseClient::new(cfg).unwrap()
-    }
-}
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        let ids: Vec<u32> = self.children.keys().copied().collect();
-        for id in ids {
-            self.signal(id, "-CONT");
-            self.kill9(id);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn seed() -> u64 {
-    std::env::var("QK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
+fn client(procs: &Procs) -> LeaseClient {
+    LeaseClient::new(procs.client_config(Duration::from_secs(20))).unwrap()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -140,7 +39,7 @@ struct Hold {
 fn exclusive_holders_never_overlap_under_kills_and_pauses() {
     let seed = seed();
     eprintln!("seed {seed}");
-    let mut procs = Procs::new(3, "excl");
+    let mut procs = Procs::new(3, "excl", "lease", CLUSTER, SECRET);
     let mut rng = SplitMix64::new(seed);
     let stop = Arc::new(AtomicBool::new(false));
     let holds = Arc::new(Mutex::new(Vec::<Hold>::new()));
@@ -150,7 +49,7 @@ fn exclusive_holders_never_overlap_under_kills_and_pauses() {
     let fenced_writes = Arc::new(Mutex::new(0u64));
     let mut workers = Vec::new();
     for w in 0..4 {
-        let client = procs.client();
+        let client = client(&procs);
         let (stop, holds, fence, counter, fenced_writes) = (
             stop.clone(),
             holds.clone(),
@@ -243,7 +142,7 @@ fn exclusive_holders_never_overlap_under_kills_and_pauses() {
 
 #[test]
 fn a_crashed_holders_lease_passes_on_after_its_ttl_and_lock_reports_loss() {
-    let mut procs = Procs::new(3, "crash");
+    let mut procs = Procs::new(3, "crash", "lease", CLUSTER, SECRET);
     let exe = env!("CARGO_BIN_EXE_quorumkit");
     let peers = procs.peer_list();
     let lock = |ttl: &str, script: &str| {
@@ -280,7 +179,7 @@ fn a_crashed_holders_lease_passes_on_after_its_ttl_and_lock_reports_loss() {
     let _ = holder.kill();
     let _ = holder.wait();
     let killed_at = Instant::now();
-    let client = procs.client();
+    let client = client(&procs);
     let next = client
         .acquire(
             "job",

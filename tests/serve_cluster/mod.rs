@@ -1,0 +1,148 @@
+//! `quorumkit serve` processes for the process-level tests: free loopback
+//! ports, a temp dir, kill -9 / SIGSTOP / SIGCONT by PID, stopped on drop
+//! (`mod serve_cluster;` in each test file).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use quorumkit::net::ClientConfig;
+
+/// A cluster of `quorumkit serve --state STATE` processes.
+pub struct Procs {
+    pub dir: std::path::PathBuf,
+    pub peers: BTreeMap<u32, SocketAddr>,
+    pub children: BTreeMap<u32, Child>,
+    pub state: &'static str,
+    pub cluster: u64,
+    pub secret: &'static str,
+}
+
+impl Procs {
+    /// `n` new replicas (each started with --init).
+    pub fn new(
+        n: u32,
+        name: &str,
+        state: &'static str,
+        cluster: u64,
+        secret: &'static str,
+    ) -> Procs {
+        let dir = std::env::temp_dir().join(format!("qk-procs-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ls: Vec<TcpListener> = (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let peers = (1..=n)
+            .zip(ls.iter().map(|l| l.local_addr().unwrap()))
+            .collect();
+        drop(ls);
+        let mut p = Procs {
+            dir,
+            peers,
+            children: BTreeMap::new(),
+            state,
+            cluster,
+            secret,
+        };
+        for id in 1..=n {
+            p.spawn(id, true);
+        }
+        p
+    }
+
+    /// `--peers` for this cluster.
+    pub fn peer_list(&self) -> String {
+        self.peers
+            .iter()
+            .map(|(id, a)| format!("{id}={a}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Starts replica `id` (a new one with `init`, else from its directory).
+    pub fn spawn(&mut self, id: u32, init: bool) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorumkit"));
+        cmd.args([
+            "serve",
+            "--state",
+            self.state,
+            "--id",
+            &id.to_string(),
+            "--peers",
+            &self.peer_list(),
+        ])
+        .args([
+            "--cluster-id",
+            &self.cluster.to_string(),
+            "--heartbeat-ms",
+            "20",
+        ])
+        .arg("--data")
+        .arg(self.dir.join(format!("r{id}")))
+        .env("QK_CLUSTER_SECRET", self.secret)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        if init {
+            cmd.arg("--init");
+        }
+        self.children
+            .insert(id, cmd.spawn().expect("start quorumkit serve"));
+    }
+
+    /// kill -9, and reap.
+    pub fn kill9(&mut self, id: u32) {
+        if let Some(mut c) = self.children.remove(&id) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `kill SIG pid` (e.g. "-STOP", "-CONT").
+    pub fn signal(&self, id: u32, sig: &str) {
+        if let Some(c) = self.children.get(&id) {
+            let _ = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status();
+        }
+    }
+
+    /// A client config for this cluster with `timeout` per call.
+    pub fn client_config(&self, timeout: Duration) -> ClientConfig {
+        let mut cfg = ClientConfig::new(
+            self.peers.values().copied().collect(),
+            self.cluster,
+            self.secret,
+        );
+        cfg.timeout = timeout;
+        cfg.attempt_timeout = Duration::from_millis(400).min(timeout);
+        cfg
+    }
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        let ids: Vec<u32> = self.children.keys().copied().collect();
+        for id in ids {
+            self.signal(id, "-CONT");
+            self.kill9(id);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The seed of a randomized schedule: QK_SEED, else the clock.
+pub fn seed() -> u64 {
+    std::env::var("QK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
