@@ -116,7 +116,7 @@ rust-test:
 header-check: header
 	git diff --exit-code -- include/quorumkit.h include/quorumkit-constants.json
 
-c-test: sysdeps lib
+c-test: sysdeps lib bin
 	scripts/c_tests.sh $(BUILD_DIR)
 
 # The binary: tests start `quorumkit serve` clusters.

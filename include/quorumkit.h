@@ -260,6 +260,22 @@ typedef struct qk_keep_alive qk_keep_alive;
 typedef struct qk_ketama qk_ketama;
 
 /**
+ * A client of a replicated lease service (docs/service.md): every
+ * process that reaches the same cluster shares its leases, FIFO queues
+ * and fencing tokens, and a leader's failure loses none of them.
+ *
+ * Thread safety: every function taking a `const qk_lease_client *` may
+ * run concurrently from any number of threads (connections are pooled;
+ * a blocked acquire does not hold up a renew). `qk_lease_client_free()`
+ * waits for the calls in progress, so bound blocking acquires with a
+ * timeout in a program that frees its client while others still run.
+ *
+ * Create with `qk_lease_client_new()`, destroy with
+ * `qk_lease_client_free()`.
+ */
+typedef struct qk_lease_client qk_lease_client;
+
+/**
  * A thread-safe lease table (docs/leases.md): exclusive and shared
  * leases with TTLs, strictly increasing fencing tokens, FIFO blocking
  * acquire with timeouts, owner-checked renew and release, optional
@@ -3606,6 +3622,26 @@ qk_status qk_election_new_redis(const qk_redis_lease_table *table,
                                 qk_error *err);
 
 /**
+ * As `qk_election_new()`, over a replicated lease service: candidates in
+ * every process that reaches the same cluster take part, and a replica's
+ * failure does not end the term.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_lease_client` except its free.
+ *
+ * # Safety
+ * As `qk_election_new()`.
+ */
+qk_status qk_election_new_service(const qk_lease_client *client,
+                                  const char *name,
+                                  size_t name_len,
+                                  const char *candidate,
+                                  size_t candidate_len,
+                                  uint64_t ttl_ns,
+                                  qk_election **election_out,
+                                  qk_error *err);
+
+/**
  * Resigns (if leading) and frees the candidate. NULL is a no-op.
  *
  * Thread safety: needs the `qk_election` to itself: no other call on it may overlap or follow.
@@ -3706,6 +3742,187 @@ qk_status qk_election_wait_change(const qk_election *election,
                                   size_t *name_len_out,
                                   uint64_t *epoch_out,
                                   uint8_t *has_out,
+                                  qk_error *err);
+
+/**
+ * Opens a client of the cluster whose replicas listen at `addrs`
+ * (NUL-terminated, comma-separated `HOST:PORT` entries; the
+ * `ID=HOST:PORT` form of `quorumkit serve --peers` is accepted too),
+ * with the cluster's id and secret (`secret_len` >= 16 bytes).
+ * `timeout_ns` bounds every call's search for a leader, retries included
+ * (0: 10 s). Connects lazily: an unreachable cluster is reported by the
+ * first call, as `QK_ERR_BACKEND_UNAVAILABLE`, within the timeout.
+ *
+ * Ownership: the caller owns the client; free it with
+ * `qk_lease_client_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
+ * (no address, one that does not resolve, a secret under 16 bytes).
+ *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
+ * # Safety
+ * `addrs` is NULL or NUL-terminated; `secret` is NULL or points to
+ * `secret_len` readable bytes; `client_out` is NULL or writable.
+ */
+qk_status qk_lease_client_new(const char *addrs,
+                              uint64_t cluster_id,
+                              const uint8_t *secret,
+                              size_t secret_len,
+                              uint64_t timeout_ns,
+                              qk_lease_client **client_out,
+                              qk_error *err);
+
+/**
+ * Frees a client. NULL is a no-op. Waits for the calls in progress on it
+ * to return. Leases still held stay with the service until released
+ * elsewhere or expired.
+ *
+ * Thread safety: no call on the client may start once this has begun.
+ *
+ * # Safety
+ * `client` is NULL or a live client not used again.
+ */
+void qk_lease_client_free(qk_lease_client *client);
+
+/**
+ * Stores the reading of the clock that `qk_lease.expires_at_ns` of this
+ * client's leases is measured on: the process's monotonic clock, in
+ * nanoseconds (the same for every client of the process).
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: may run concurrently with any call.
+ *
+ * # Safety
+ * `client` is NULL or live; `now_out` is NULL or writable.
+ */
+qk_status qk_lease_client_now(const qk_lease_client *client, uint64_t *now_out, qk_error *err);
+
+/**
+ * Acquires a lease, blocking until the service grants it (FIFO across
+ * every client of the cluster; the service tells this client, with no
+ * polling) or `timeout_ns` passes (`QK_TIMEOUT_FOREVER`: no limit; 0:
+ * only if free now). A retried request (after a leader change) is never
+ * granted twice. `lease_out->expires_at_ns` is on `qk_lease_client_now()`'s
+ * clock, counted from when the request was sent (the service's own
+ * expiry is never earlier); `token` is the fencing token, greater than
+ * every token the cluster granted before on any resource.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
+ * (empty names, zero TTL, bad mode), `QK_ERR_TIMEOUT`,
+ * `QK_ERR_BACKEND_UNAVAILABLE` (no leader answered within the client's
+ * timeout).
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_lease_client` except its free.
+ *
+ * # Safety
+ * `client` is NULL or live; `resource` and `owner` are NULL or point to
+ * that many readable bytes; `lease_out` is NULL or writable.
+ */
+qk_status qk_lease_client_acquire(const qk_lease_client *client,
+                                  const char *resource,
+                                  size_t resource_len,
+                                  const char *owner,
+                                  size_t owner_len,
+                                  uint64_t ttl_ns,
+                                  uint32_t mode,
+                                  uint64_t timeout_ns,
+                                  qk_lease *lease_out,
+                                  qk_error *err);
+
+/**
+ * Grants the lease if it is free now (`QK_ERR_BUSY` otherwise); never
+ * queues.
+ *
+ * Errors: as `qk_lease_client_acquire()`, with `QK_ERR_BUSY`.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_lease_client` except its free.
+ *
+ * # Safety
+ * As `qk_lease_client_acquire()`.
+ */
+qk_status qk_lease_client_try_acquire(const qk_lease_client *client,
+                                      const char *resource,
+                                      size_t resource_len,
+                                      const char *owner,
+                                      size_t owner_len,
+                                      uint64_t ttl_ns,
+                                      uint32_t mode,
+                                      qk_lease *lease_out,
+                                      qk_error *err);
+
+/**
+ * Extends the lease `token` to `ttl_ns` from the service's now; stores
+ * the renewed lease (its `expires_at_ns` counted from this call's send
+ * time).
+ *
+ * Errors: `QK_ERR_LEASE_EXPIRED` (it ran out first), `QK_ERR_NOT_HOLDER`
+ * (not this owner's, released, superseded), `QK_ERR_BACKEND_UNAVAILABLE`,
+ * and the argument errors.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_lease_client` except its free.
+ *
+ * # Safety
+ * As `qk_lease_client_acquire()`.
+ */
+qk_status qk_lease_client_renew(const qk_lease_client *client,
+                                const char *resource,
+                                size_t resource_len,
+                                const char *owner,
+                                size_t owner_len,
+                                uint64_t token,
+                                uint64_t ttl_ns,
+                                qk_lease *lease_out,
+                                qk_error *err);
+
+/**
+ * Ends the lease `token`; the next waiter is granted at once.
+ *
+ * Errors: as `qk_lease_client_renew()`.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_lease_client` except its free.
+ *
+ * # Safety
+ * As `qk_lease_client_acquire()`.
+ */
+qk_status qk_lease_client_release(const qk_lease_client *client,
+                                  const char *resource,
+                                  size_t resource_len,
+                                  const char *owner,
+                                  size_t owner_len,
+                                  uint64_t token,
+                                  qk_error *err);
+
+/**
+ * Reads the current holders of `resource` (a linearizable read on the
+ * leader): stores their number in `*count_out` and the first
+ * `min(count, cap)` of them in `holders[]` (`expires_at_ns` there is the
+ * service's cluster time: it orders the holders' expiries but is not on
+ * this process's clock).
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`,
+ * `QK_ERR_BUFFER_TOO_SMALL` (more holders than `cap`; `*count_out` says
+ * how many), `QK_ERR_BACKEND_UNAVAILABLE`.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_lease_client` except its free.
+ *
+ * # Safety
+ * `client` is NULL or live; `resource` is NULL or points to
+ * `resource_len` readable bytes; `holders` is NULL (with `cap` 0) or holds
+ * `cap` writable `qk_lease`s; `count_out` is NULL or writable.
+ */
+qk_status qk_lease_client_holders(const qk_lease_client *client,
+                                  const char *resource,
+                                  size_t resource_len,
+                                  qk_lease *holders,
+                                  size_t cap,
+                                  size_t *count_out,
                                   qk_error *err);
 
 /**

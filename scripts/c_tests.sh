@@ -44,7 +44,7 @@ mkdir -p "$BUILD"
 WARN=(-Wall -Wextra -Werror)
 INC=(-I"$ROOT/include" -I"$ROOT/bindings/cpp")
 LINK=(-L"$LIBDIR" -lquorumkit -Wl,-rpath,"$LIBDIR")
-C_SRC=("$ROOT"/tests/c/test_main.c "$ROOT"/tests/c/test_errors.c "$ROOT"/tests/c/test_election.c "$ROOT"/tests/c/test_redis_lease.c "$ROOT"/tests/c/test_ring.c "$ROOT"/tests/c/test_ketama.c
+C_SRC=("$ROOT"/tests/c/test_main.c "$ROOT"/tests/c/test_errors.c "$ROOT"/tests/c/test_election.c "$ROOT"/tests/c/test_redis_lease.c "$ROOT"/tests/c/test_lease_client.c "$ROOT"/tests/c/test_ring.c "$ROOT"/tests/c/test_ketama.c
        "$ROOT"/tests/c/test_threads.c "$ROOT"/tests/c/test_bounded.c "$ROOT"/tests/c/test_snapshot.c
        "$ROOT"/tests/c/test_algos.c "$ROOT"/tests/c/test_md5ring.c "$ROOT"/tests/c/test_lease.c
        "$ROOT"/tests/c/test_detect.c "$ROOT"/tests/c/test_paxos.c "$ROOT"/tests/c/test_txn.c
@@ -56,6 +56,7 @@ build() {
     shift
     mkdir -p "$dir"
     gcc -std=c11 -pedantic -g "${WARN[@]}" "$@" "${INC[@]}" -DQK_VECTORS_DIR="\"$ROOT/tests/vectors\"" \
+        -DQK_BIN_PATH="\"$ROOT/target/release/quorumkit\"" \
         "${C_SRC[@]}" \
         -o "$dir/test_c" "${LINK[@]}" -pthread -lm
     g++ -std=c++17 -pedantic -g "${WARN[@]}" "$@" "${INC[@]}" "$ROOT/tests/c/test_cpp.cpp" \

@@ -1,6 +1,6 @@
 //! `qk_election`: leader election on leases ([`Election`]), over a
-//! `qk_lease_table` (one process) or a `qk_redis_lease_table` (processes
-//! and machines). The leader's epoch is its lease's fencing token.
+//! `qk_lease_table` (one process), a `qk_redis_lease_table` or a
+//! `qk_lease_client` (processes and machines). The leader's epoch is its lease's fencing token.
 
 use std::ffi::c_char;
 use std::sync::Arc;
@@ -17,10 +17,17 @@ use super::redis_lease::qk_redis_lease_table;
 #[cfg(feature = "redis")]
 use crate::lease::redis::RedisLeaseTable;
 
+#[cfg(feature = "server")]
+use super::lease_client::qk_lease_client;
+#[cfg(feature = "server")]
+use crate::service::LeaseClient;
+
 enum Inner {
     Local(Election<LeaseTable>),
     #[cfg(feature = "redis")]
     Redis(Election<RedisLeaseTable>),
+    #[cfg(feature = "server")]
+    Service(Election<LeaseClient>),
 }
 
 macro_rules! with {
@@ -29,6 +36,8 @@ macro_rules! with {
             Inner::Local($e) => $body,
             #[cfg(feature = "redis")]
             Inner::Redis($e) => $body,
+            #[cfg(feature = "server")]
+            Inner::Service($e) => $body,
         }
     };
 }
@@ -124,6 +133,45 @@ pub unsafe extern "C" fn qk_election_new_redis(
         hand_out(
             Out::new(election_out, "election_out")?,
             qk_election(Inner::Redis(e)),
+        );
+        Ok(())
+    })
+}
+
+/// As `qk_election_new()`, over a replicated lease service: candidates in
+/// every process that reaches the same cluster take part, and a replica's
+/// failure does not end the term.
+///
+/// Thread safety: may run concurrently with any call on the same
+/// `qk_lease_client` except its free.
+///
+/// # Safety
+/// As `qk_election_new()`.
+#[cfg(feature = "server")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_election_new_service(
+    client: *const qk_lease_client,
+    name: *const c_char,
+    name_len: usize,
+    candidate: *const c_char,
+    candidate_len: usize,
+    ttl_ns: u64,
+    election_out: *mut *mut qk_election,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || unsafe {
+        let c = arg_ref(client, "client")?;
+        let name = arg_str(name, name_len, "name")?;
+        let cand = arg_str(candidate, candidate_len, "candidate")?;
+        let e = Election::new(
+            Arc::clone(&c.client),
+            name,
+            cand,
+            Duration::from_nanos(ttl_ns),
+        )?;
+        hand_out(
+            Out::new(election_out, "election_out")?,
+            qk_election(Inner::Service(e)),
         );
         Ok(())
     })

@@ -48,6 +48,8 @@ pub mod redis_keep_alive;
 pub mod redis_lease;
 
 pub mod election;
+#[cfg(feature = "server")]
+pub mod lease_client;
 
 pub mod detect;
 

@@ -31,6 +31,14 @@ pub mod machine;
 pub mod redis;
 pub mod table;
 
+/// Leases from a replicated lease service (`quorumkit serve --state
+/// lease`): the same surface as [`LeaseTable`], across processes and
+/// machines. Another name for [`crate::service`]'s client.
+#[cfg(feature = "server")]
+pub mod remote {
+    pub use crate::service::{LeaseClient as Client, RemoteLease};
+}
+
 use std::sync::Arc;
 
 pub use cancel::CancelToken;

@@ -38,6 +38,29 @@ impl ClientConfig {
     }
 }
 
+/// Parses a replica list: `HOST:PORT` entries (or `ID=HOST:PORT`, the
+/// form `--peers` takes; the id is ignored) separated by commas.
+///
+/// Errors: `InvalidArgument` for an empty list or an entry that does not
+/// resolve.
+pub fn parse_addrs(list: &str) -> Result<Vec<SocketAddr>> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let addr = item.split_once('=').map_or(item, |(_, a)| a);
+        let resolved = std::net::ToSocketAddrs::to_socket_addrs(addr)
+            .ok()
+            .and_then(|mut it| it.next())
+            .ok_or_else(|| {
+                Error::invalid(format!("net client: {item:?} is not a HOST:PORT address"))
+            })?;
+        out.push(resolved);
+    }
+    if out.is_empty() {
+        return Err(Error::invalid("net client: no replica address"));
+    }
+    Ok(out)
+}
+
 /// A connection to a cluster, one call at a time (use one client per
 /// thread). Each client is its own session: its request ids increase.
 pub struct Client {

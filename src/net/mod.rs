@@ -16,5 +16,5 @@ pub mod proto;
 pub mod replica;
 pub mod sessions;
 
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, parse_addrs};
 pub use replica::{Applied, Applying, Completion, LOG_FILE, Replica, ReplicaConfig, StateMachine};

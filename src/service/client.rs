@@ -143,15 +143,29 @@ impl LeaseClient {
     /// Extends a held lease to `ttl` from now (the service's now).
     pub fn renew(&self, lease: &RemoteLease, ttl: Duration) -> Result<RemoteLease> {
         let l = &lease.lease;
-        let ttl_ns = Self::check(&l.resource, &l.owner, ttl)?;
-        let sent = Instant::now();
         // A renewal that cannot finish while the lease is valid is of no use.
-        let left = lease.valid_until.saturating_duration_since(sent);
+        let left = lease.valid_until.saturating_duration_since(Instant::now());
         let timeout = self.config.timeout.min(left.max(Duration::from_millis(1)));
+        self.renew_token(&l.resource, &l.owner, l.token, ttl, timeout)
+    }
+
+    /// Extends the lease `token` of `owner` on `resource` (known by its
+    /// names alone, as the C face and `Election` hold it); the call may
+    /// take `timeout`.
+    pub fn renew_token(
+        &self,
+        resource: &str,
+        owner: &str,
+        token: u64,
+        ttl: Duration,
+        timeout: Duration,
+    ) -> Result<RemoteLease> {
+        let ttl_ns = Self::check(resource, owner, ttl)?;
+        let sent = Instant::now();
         let result = self.with_client(timeout, |c| {
-            c.propose(&leases::renew(&l.resource, &l.owner, l.token, ttl_ns))
+            c.propose(&leases::renew(resource, owner, token, ttl_ns))
         })?;
-        let renewed = leases::decode_lease_result(&result, &l.resource, &l.owner, l.token)?;
+        let renewed = leases::decode_lease_result(&result, resource, owner, token)?;
         Ok(RemoteLease {
             lease: renewed,
             valid_until: sent + ttl,
@@ -161,10 +175,25 @@ impl LeaseClient {
     /// Ends a held lease; the next waiter is granted at once.
     pub fn release(&self, lease: &RemoteLease) -> Result<()> {
         let l = &lease.lease;
+        self.release_token(&l.resource, &l.owner, l.token)
+    }
+
+    /// Ends the lease `token` of `owner` on `resource`.
+    pub fn release_token(&self, resource: &str, owner: &str, token: u64) -> Result<()> {
+        if resource.is_empty() || owner.is_empty() {
+            return Err(Error::invalid(
+                "lease: resource and owner must be non-empty",
+            ));
+        }
         let result = self.with_client(self.config.timeout, |c| {
-            c.propose(&leases::release(&l.resource, &l.owner, l.token))
+            c.propose(&leases::release(resource, owner, token))
         })?;
-        leases::decode_unit_result(&result, &l.resource, &l.owner, l.token)
+        leases::decode_unit_result(&result, resource, owner, token)
+    }
+
+    /// The longest any call may take (retries included).
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout
     }
 
     /// The current holders of `resource` (a linearizable read on the leader).
@@ -188,30 +217,14 @@ impl LeaseBackend for LeaseClient {
             .map(|l| l.lease)
     }
     fn renew_lease(&self, resource: &str, owner: &str, token: u64, ttl: Duration) -> Result<Lease> {
-        let held = RemoteLease {
-            lease: Lease {
-                resource: resource.into(),
-                owner: owner.into(),
-                token,
-                mode: Mode::Exclusive,
-                expires_at: 0,
-            },
-            valid_until: Instant::now(),
-        };
-        self.renew(&held, ttl).map(|l| l.lease)
+        // The caller does not say how long the lease has left: the renewal
+        // may take up to the TTL (it is useless after that).
+        let timeout = self.config.timeout.min(ttl);
+        self.renew_token(resource, owner, token, ttl, timeout)
+            .map(|l| l.lease)
     }
     fn release_lease(&self, resource: &str, owner: &str, token: u64) -> Result<()> {
-        let held = RemoteLease {
-            lease: Lease {
-                resource: resource.into(),
-                owner: owner.into(),
-                token,
-                mode: Mode::Exclusive,
-                expires_at: 0,
-            },
-            valid_until: Instant::now(),
-        };
-        self.release(&held)
+        self.release_token(resource, owner, token)
     }
     fn lease_holders(&self, resource: &str) -> Result<Vec<Lease>> {
         self.holders(resource)

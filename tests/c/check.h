@@ -53,5 +53,6 @@ void test_txn(void);
 void test_errors(void);
 void test_election(void);
 void test_redis_lease(void);
+void test_lease_client(void);
 
 #endif

@@ -92,6 +92,7 @@ int main(void) {
     test_errors();
     test_election();
     test_redis_lease();
+    test_lease_client();
     printf("c tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

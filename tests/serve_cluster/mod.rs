@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use quorumkit::net::ClientConfig;
 
+pub mod proxy;
+use proxy::{LinkMode, LinkProxy};
+
 /// A cluster of `quorumkit serve --state STATE` processes.
 pub struct Procs {
     pub dir: std::path::PathBuf,
@@ -19,6 +22,9 @@ pub struct Procs {
     pub state: &'static str,
     pub cluster: u64,
     pub secret: &'static str,
+    /// With proxies: the proxy of each directed link (from, to); replica
+    /// `from` reaches `to` through it.
+    pub links: BTreeMap<(u32, u32), LinkProxy>,
 }
 
 impl Procs {
@@ -47,6 +53,7 @@ impl Procs {
             state,
             cluster,
             secret,
+            links: BTreeMap::new(),
         };
         for id in 1..=n {
             p.spawn(id, true);
@@ -54,11 +61,73 @@ impl Procs {
         p
     }
 
+    /// As [`new`](Self::new), with every replica-to-replica link through
+    /// its own proxy, so that tests can partition, drop and delay.
+    pub fn with_proxies(
+        n: u32,
+        name: &str,
+        state: &'static str,
+        cluster: u64,
+        secret: &'static str,
+    ) -> Procs {
+        let mut p = Procs::new(0, name, state, cluster, secret);
+        let ls: Vec<TcpListener> = (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        p.peers = (1..=n)
+            .zip(ls.iter().map(|l| l.local_addr().unwrap()))
+            .collect();
+        drop(ls);
+        for from in 1..=n {
+            for to in 1..=n {
+                if from != to {
+                    p.links
+                        .insert((from, to), LinkProxy::start(p.peers[&to]));
+                }
+            }
+        }
+        for id in 1..=n {
+            p.spawn(id, true);
+        }
+        p
+    }
+
+    /// Sets both directions between every replica of `a` and every one of
+    /// `b` (a partition is `set_between(side, other, Cut)`).
+    pub fn set_between(&self, a: &[u32], b: &[u32], mode: LinkMode) {
+        for &x in a {
+            for &y in b {
+                for key in [(x, y), (y, x)] {
+                    if let Some(l) = self.links.get(&key) {
+                        l.set(mode);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Heals every link (and removes delays).
+    pub fn heal(&self) {
+        for l in self.links.values() {
+            l.set_delay(0);
+            l.set(LinkMode::Pass);
+        }
+    }
+
     /// `--peers` for this cluster.
     pub fn peer_list(&self) -> String {
+        self.peer_list_of(0)
+    }
+
+    /// `--peers` as replica `me` sees it: its own address, and the others
+    /// through the links' proxies when there are some.
+    pub fn peer_list_of(&self, me: u32) -> String {
         self.peers
             .iter()
-            .map(|(id, a)| format!("{id}={a}"))
+            .map(|(&id, a)| {
+                let addr = self.links.get(&(me, id)).map_or(*a, |l| l.addr);
+                format!("{id}={addr}")
+            })
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -73,7 +142,7 @@ impl Procs {
             "--id",
             &id.to_string(),
             "--peers",
-            &self.peer_list(),
+            &self.peer_list_of(id),
         ])
         .args([
             "--cluster-id",
