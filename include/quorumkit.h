@@ -325,6 +325,18 @@ typedef struct qk_maglev qk_maglev;
 typedef struct qk_md5ring qk_md5ring;
 
 /**
+ * A client of a replica cluster: finds the leader, follows redirects,
+ * and retries a command with the same request id (so it is applied once).
+ *
+ * Thread safety: every function taking a `const qk_net_client *` may run
+ * concurrently (calls take turns on one connection: use one client per
+ * thread for parallel calls). `qk_net_client_free()` needs it to itself.
+ *
+ * Create with `qk_net_client_new()`, destroy with `qk_net_client_free()`.
+ */
+typedef struct qk_net_client qk_net_client;
+
+/**
  * A Multi-Paxos replica (docs/paxos.md): proposer, acceptor and learner
  * in one, on memory or file storage.
  *
@@ -368,6 +380,25 @@ typedef struct qk_redis_lease_table qk_redis_lease_table;
  * Create with `qk_rendezvous_new()`, destroy with `qk_rendezvous_free()`.
  */
 typedef struct qk_rendezvous qk_rendezvous;
+
+/**
+ * A replica of a cluster, running on its own threads (docs/service.md):
+ * it listens, connects to its peers, stores its log in its data
+ * directory with group commit, and applies decided commands through the
+ * host's callbacks.
+ *
+ * Thread safety: `qk_replica_status()` may run from any thread;
+ * `qk_replica_free()` needs the replica to itself.
+ *
+ * Create with `qk_replica_start()`, destroy with `qk_replica_free()`.
+ */
+typedef struct qk_replica qk_replica;
+
+/**
+ * Where a callback puts its answer: set it with `qk_reply_set()` (the
+ * bytes are copied). Valid only during the callback that received it.
+ */
+typedef struct qk_reply qk_reply;
 
 /**
  * A consistent-hash ring with weighted virtual nodes on xxh3-64 (see the
@@ -489,6 +520,82 @@ typedef void (*qk_lease_callback)(void *user_data,
  * lost already) and should return quickly: it delays other renewals.
  */
 typedef void (*qk_lost_callback)(void *user_data, qk_status status, const char *message);
+
+/**
+ * Applies a decided command to the host's state: called on the replica's
+ * own thread, one call at a time, for every command in log order (on
+ * every replica alike; after a restart, again from the first command, so
+ * the state must start empty). `time_ns` is the cluster time the leader
+ * stamped on the command. Return 0 with the result in `reply`, or
+ * non-zero to refuse the command with the message in `reply` (the
+ * proposer gets `QK_ERR_INVALID_ARG`). Must be deterministic: the same
+ * state and command give the same answer on every replica.
+ */
+typedef int32_t (*qk_replica_apply_fn)(void *user_data,
+                                       uint64_t time_ns,
+                                       const uint8_t *command,
+                                       size_t command_len,
+                                       qk_reply *reply);
+
+/**
+ * Answers a read-only query from the current state (on the leader, under
+ * its read lease): 0 with the answer in `reply`, or non-zero to refuse
+ * with the message in `reply`. Called on the replica's thread, never at
+ * the same time as the apply callback.
+ */
+typedef int32_t (*qk_replica_query_fn)(void *user_data,
+                                       const uint8_t *query,
+                                       size_t query_len,
+                                       qk_reply *reply);
+
+/**
+ * The status of a running replica (filled by `qk_replica_status()`).
+ */
+typedef struct {
+    /**
+     * This replica.
+     */
+    uint32_t id;
+    /**
+     * The leader it knows (0: none).
+     */
+    uint32_t leader;
+    /**
+     * Its ballot: round, and the replica that owns it.
+     */
+    uint64_t ballot_round;
+    /**
+     * The ballot's replica.
+     */
+    uint32_t ballot_node;
+    /**
+     * Log entries known decided.
+     */
+    uint64_t commit_index;
+    /**
+     * Commands applied to the state machine.
+     */
+    uint64_t applied;
+    /**
+     * 1 while it leads under a read lease (it answers reads), else 0.
+     */
+    uint8_t read_lease;
+} qk_replica_info;
+
+/**
+ * Bytes that the library allocated for the caller: free them with
+ * `qk_bytes_free()`.
+ */
+typedef struct {
+    /**
+     * The bytes (NULL when `len` is 0).
+     */
+    uint8_t *data;
+    /**
+     * How many.
+     */
+    size_t len;
+} qk_bytes;
 
 /**
  * How a replica behaves. Fill it with `qk_paxos_config_init()` (defaults)
@@ -3924,6 +4031,175 @@ qk_status qk_lease_client_holders(const qk_lease_client *client,
                                   size_t cap,
                                   size_t *count_out,
                                   qk_error *err);
+
+/**
+ * Stores `len` bytes from `data` as the callback's reply (replacing any
+ * earlier one).
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: only inside the callback that received `reply`.
+ *
+ * # Safety
+ * `reply` is NULL or the callback's reply; `data` is NULL (with `len` 0)
+ * or points to `len` readable bytes.
+ */
+qk_status qk_reply_set(qk_reply *reply, const uint8_t *data, size_t len, qk_error *err);
+
+/**
+ * Starts replica `id` of the cluster `peers` (NUL-terminated
+ * `ID=HOST:PORT,...`, this replica included; it listens on its own
+ * entry, which must be a loopback address), keeping its log in
+ * `data_dir`. `init` = 1 creates a new replica (the directory must hold
+ * no log); 0 restarts one from its directory (a replica that lost its
+ * data must not rejoin silently: that is refused). `heartbeat_ns` sets
+ * the leader's heartbeat (0: 50 ms); elections take 10 heartbeats, read
+ * leases last 20. The callbacks run on the replica's thread with
+ * `user_data` (`query` may be NULL: reads are then refused).
+ *
+ * Ownership: the caller owns the replica; stop and free it with
+ * `qk_replica_free()`. `user_data` must stay valid until then.
+ *
+ * Errors: `QK_ERR_NULL_ARG` (a NULL string or `apply`),
+ * `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG` (bad peers, `id` not
+ * among them, a short secret), `QK_ERR_STORAGE*` (the data directory:
+ * in use by another process, missing its log without `init`, of another
+ * cluster), `QK_ERR_BACKEND_UNAVAILABLE` (cannot listen).
+ *
+ * Thread safety: thread-safe. The callbacks must be safe to run on
+ * another thread than the caller's.
+ *
+ * # Safety
+ * `peers` and `data_dir` are NULL or NUL-terminated; `secret` is NULL or
+ * points to `secret_len` readable bytes; `replica_out` is NULL or
+ * writable; the callbacks and `user_data` stay valid until the replica is
+ * freed.
+ */
+qk_status qk_replica_start(uint32_t id,
+                           const char *peers,
+                           const char *data_dir,
+                           uint64_t cluster_id,
+                           const uint8_t *secret,
+                           size_t secret_len,
+                           uint8_t init,
+                           uint64_t heartbeat_ns,
+                           qk_replica_apply_fn apply,
+                           qk_replica_query_fn query,
+                           void *user_data,
+                           qk_replica **replica_out,
+                           qk_error *err);
+
+/**
+ * Stops the replica (its threads end; nothing more is applied) and frees
+ * it. NULL is a no-op. Its data directory keeps the log for a restart.
+ *
+ * Thread safety: needs the replica to itself.
+ *
+ * # Safety
+ * `replica` is NULL or live and not used again.
+ */
+void qk_replica_free(qk_replica *replica);
+
+/**
+ * Stores the replica's status in `*status_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: may run concurrently from any thread, except with the
+ * replica's free.
+ *
+ * # Safety
+ * `replica` is NULL or live; `status_out` is NULL or writable.
+ */
+qk_status qk_replica_status(const qk_replica *replica, qk_replica_info *status_out, qk_error *err);
+
+/**
+ * Frees bytes the library handed out and sets `bytes` to empty. NULL, or
+ * empty bytes, are a no-op.
+ *
+ * Thread safety: needs `bytes` to itself.
+ *
+ * # Safety
+ * `bytes` is NULL or holds what a `qk_` call stored (or was zeroed).
+ */
+void qk_bytes_free(qk_bytes *bytes);
+
+/**
+ * Opens a client of the cluster at `addrs` (NUL-terminated,
+ * comma-separated `HOST:PORT` or `ID=HOST:PORT` entries), with its id and
+ * secret. `timeout_ns` bounds every call, retries included (0: 10 s).
+ * Connects lazily.
+ *
+ * Ownership: free the client with `qk_net_client_free()`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`.
+ *
+ * Thread safety: thread-safe.
+ *
+ * # Safety
+ * `addrs` is NULL or NUL-terminated; `secret` is NULL or points to
+ * `secret_len` readable bytes; `client_out` is NULL or writable.
+ */
+qk_status qk_net_client_new(const char *addrs,
+                            uint64_t cluster_id,
+                            const uint8_t *secret,
+                            size_t secret_len,
+                            uint64_t timeout_ns,
+                            qk_net_client **client_out,
+                            qk_error *err);
+
+/**
+ * Frees a client. NULL is a no-op.
+ *
+ * Thread safety: needs the client to itself.
+ *
+ * # Safety
+ * `client` is NULL or live and not used again.
+ */
+void qk_net_client_free(qk_net_client *client);
+
+/**
+ * Replicates `command` and stores the state machine's result in
+ * `*result_out` (free it with `qk_bytes_free()`), once the command is
+ * decided and applied. An error after the command was sent means it may
+ * or may not have been applied.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` (the state machine
+ * refused the command: its message is the error's);
+ * `QK_ERR_BACKEND_UNAVAILABLE` (no leader answered within the timeout);
+ * `QK_ERR_CORRUPT` (the cluster runs another kind of state machine).
+ *
+ * Thread safety: may run concurrently with any call on the client except
+ * its free (calls take turns).
+ *
+ * # Safety
+ * `client` is NULL or live; `command` is NULL (with `len` 0) or points to
+ * `command_len` readable bytes; `result_out` is NULL or writable.
+ */
+qk_status qk_net_client_propose(const qk_net_client *client,
+                                const uint8_t *command,
+                                size_t command_len,
+                                qk_bytes *result_out,
+                                qk_error *err);
+
+/**
+ * Answers `query` from the state on the leader, under its read lease (a
+ * linearizable read that is not logged); stores the answer in
+ * `*result_out` (free it with `qk_bytes_free()`).
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` (the query callback
+ * refused it, or there is none); `QK_ERR_BACKEND_UNAVAILABLE`.
+ *
+ * Thread safety: as `qk_net_client_propose()`.
+ *
+ * # Safety
+ * As `qk_net_client_propose()`.
+ */
+qk_status qk_net_client_read(const qk_net_client *client,
+                             const uint8_t *query,
+                             size_t query_len,
+                             qk_bytes *result_out,
+                             qk_error *err);
 
 /**
  * Creates a detector and stores it in `*detector_out`. Akka's defaults

@@ -120,7 +120,13 @@ fn the_checker_catches_bad_histories() {
     assert!(check_counter(&mut [at(0, 5, 2), at(6, 9, 1)]).is_err()); // a stale read of the counter
     assert!(check_counter(&mut [at(0, 5, 1), at(6, 9, 1)]).is_err()); // applied twice / lost update
     let adds = [at(0, 5, 1), at(6, 9, 2)];
-    assert!(check_reads(&adds, &[at(5, 6, 1), at(7, 8, 1), at(7, 8, 2), at(10, 11, 2)]).is_ok());
+    assert!(
+        check_reads(
+            &adds,
+            &[at(5, 6, 1), at(7, 8, 1), at(7, 8, 2), at(10, 11, 2)]
+        )
+        .is_ok()
+    );
     assert!(check_reads(&adds, &[at(10, 11, 1)]).is_err()); // stale: add 2 had ended
     assert!(check_reads(&adds, &[at(1, 2, 2)]).is_err()); // from the future: add 2 not begun
     assert!(check_reads(&adds, &[at(6, 7, 2), at(8, 9, 1)]).is_err()); // went back
@@ -260,7 +266,11 @@ fn run_under_partitions(n: u32, name: &str, seed: u64, fault_rounds: usize) {
                             end: Instant::now(),
                             value,
                         };
-                        if w == 0 { reads.push(op) } else { adds.push(op) }
+                        if w == 0 {
+                            reads.push(op)
+                        } else {
+                            adds.push(op)
+                        }
                     }
                     Err(_) => unknown += u64::from(w != 0),
                 }
@@ -284,12 +294,16 @@ fn run_under_partitions(n: u32, name: &str, seed: u64, fault_rounds: usize) {
                 // A minority against a majority; the leader on either side.
                 let k = (n as usize - 1) / 2;
                 let side: Vec<u32> = if rng.below(2) == 0 {
-                    std::iter::once(leader).chain(others[..k - 1].iter().copied()).collect()
+                    std::iter::once(leader)
+                        .chain(others[..k - 1].iter().copied())
+                        .collect()
                 } else {
                     others[..k].to_vec()
                 };
                 let rest: Vec<u32> = all.iter().copied().filter(|x| !side.contains(x)).collect();
-                eprintln!("round {round}: partition minority {side:?} | {rest:?} (leader {leader})");
+                eprintln!(
+                    "round {round}: partition minority {side:?} | {rest:?} (leader {leader})"
+                );
                 procs.set_between(&side, &rest, LinkMode::Cut);
             }
             2 => {
@@ -326,7 +340,11 @@ fn run_under_partitions(n: u32, name: &str, seed: u64, fault_rounds: usize) {
     }
     let acked = adds.len() as i64;
     assert!(acked > 20, "seed {seed}: only {acked} adds succeeded");
-    assert!(reads.len() > 5, "seed {seed}: only {} reads succeeded", reads.len());
+    assert!(
+        reads.len() > 5,
+        "seed {seed}: only {} reads succeeded",
+        reads.len()
+    );
     if let Err(e) = check_counter(&mut adds).and_then(|()| check_reads(&adds, &reads)) {
         panic!("seed {seed}: {e}");
     }

@@ -332,10 +332,7 @@ fn serve(
         cluster.cluster_id,
         secret(cluster)?,
     );
-    config.node.heartbeat_interval = heartbeat_ms * 1_000_000;
-    config.node.election_timeout = heartbeat_ms * 10_000_000;
-    config.node.lease_duration = heartbeat_ms * 20_000_000;
-    config.node.max_clock_drift = heartbeat_ms * 1_000_000;
+    config.set_heartbeat(Duration::from_millis(heartbeat_ms));
     config.listen = listen;
     config.init = init;
     config.verbose = verbose;

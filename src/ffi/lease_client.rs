@@ -137,8 +137,8 @@ pub unsafe extern "C" fn qk_lease_client_now(
 /// deadline (the request's send time plus the TTL) on the monotonic clock.
 fn c_lease(l: RemoteLease) -> qk_lease {
     let now = Instant::now();
-    let left = u64::try_from(l.valid_until.saturating_duration_since(now).as_nanos())
-        .unwrap_or(u64::MAX);
+    let left =
+        u64::try_from(l.valid_until.saturating_duration_since(now).as_nanos()).unwrap_or(u64::MAX);
     let mut out: qk_lease = l.lease.into();
     out.expires_at_ns = MonotonicClock.now_ns().saturating_add(left);
     out
@@ -226,10 +226,10 @@ pub unsafe extern "C" fn qk_lease_client_try_acquire(
         let out = unsafe { Out::new(lease_out, "lease_out") }?;
         let mode = mode_of(mode)?;
         let _inside = n.table.inside.enter();
-        let l = n
-            .table
-            .client
-            .try_acquire(n.resource, n.owner, Duration::from_nanos(ttl_ns), mode)?;
+        let l =
+            n.table
+                .client
+                .try_acquire(n.resource, n.owner, Duration::from_nanos(ttl_ns), mode)?;
         out.set(c_lease(l));
         Ok(())
     })

@@ -50,6 +50,8 @@ pub mod redis_lease;
 pub mod election;
 #[cfg(feature = "server")]
 pub mod lease_client;
+#[cfg(feature = "server")]
+pub mod replica;
 
 pub mod detect;
 

@@ -1,6 +1,8 @@
 //! Paxos replicas as processes on a network: the replica runtime
 //! ([`Replica`], generic over the user's [`StateMachine`]), its client
-//! ([`Client`]), and a replicated key-value store ([`kv`]).
+//! ([`Client`]), a state machine made of the host's functions
+//! ([`hosted`], for the C and Python faces), and a replicated key-value
+//! store ([`kv`]).
 //!
 //! Every connection starts with a handshake in which both ends prove that
 //! they hold the cluster secret ([`auth`]); frames are length-prefixed
@@ -11,6 +13,7 @@ pub mod auth;
 pub mod client;
 pub mod frame;
 pub mod group_commit;
+pub mod hosted;
 pub mod kv;
 pub mod proto;
 pub mod replica;

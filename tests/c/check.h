@@ -54,5 +54,6 @@ void test_errors(void);
 void test_election(void);
 void test_redis_lease(void);
 void test_lease_client(void);
+void test_replica(void);
 
 #endif

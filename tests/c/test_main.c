@@ -93,6 +93,7 @@ int main(void) {
     test_election();
     test_redis_lease();
     test_lease_client();
+    test_replica();
     printf("c tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

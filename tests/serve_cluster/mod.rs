@@ -81,8 +81,7 @@ impl Procs {
         for from in 1..=n {
             for to in 1..=n {
                 if from != to {
-                    p.links
-                        .insert((from, to), LinkProxy::start(p.peers[&to]));
+                    p.links.insert((from, to), LinkProxy::start(p.peers[&to]));
                 }
             }
         }

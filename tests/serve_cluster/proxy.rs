@@ -62,8 +62,7 @@ impl LinkProxy {
                     drop(inbound);
                     continue;
                 }
-                let Ok(outbound) =
-                    TcpStream::connect_timeout(&target, Duration::from_millis(500))
+                let Ok(outbound) = TcpStream::connect_timeout(&target, Duration::from_millis(500))
                 else {
                     continue;
                 };

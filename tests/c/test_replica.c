@@ -1,0 +1,210 @@
+/* qk_replica with a C state machine (a counter kept by callbacks) and
+ * qk_net_client: three replicas in this process on free loopback ports,
+ * data in a temp dir; the leader is stopped and restarted from its
+ * directory, which replays its log into an empty state. */
+#define _DEFAULT_SOURCE /* mkdtemp */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+
+#define SEC 1000000000ull
+#define MS 1000000ull
+#define SECRET "replica-c-test-secret"
+
+struct counter {
+    int64_t total;
+    uint64_t applied;
+    uint64_t last_time;
+    int time_went_back;
+};
+
+static int32_t apply_counter(void *user, uint64_t time_ns, const uint8_t *cmd, size_t len, qk_reply *reply) {
+    struct counter *c = user;
+    char text[64] = {0}, out[32];
+    if (len == 0 || len >= sizeof text) {
+        qk_reply_set(reply, KEY("bad command length"), NULL);
+        return 1;
+    }
+    memcpy(text, cmd, len);
+    if (time_ns < c->last_time) c->time_went_back = 1;
+    c->last_time = time_ns;
+    c->applied++;
+    long long n = 0;
+    if (sscanf(text, "add %lld", &n) != 1) {
+        qk_reply_set(reply, KEY("unknown command"), NULL);
+        return 7;
+    }
+    c->total += n;
+    snprintf(out, sizeof out, "%" PRId64, c->total);
+    qk_reply_set(reply, KEY(out), NULL);
+    return 0;
+}
+
+static int32_t query_counter(void *user, const uint8_t *q, size_t len, qk_reply *reply) {
+    struct counter *c = user;
+    if (len != 3 || memcmp(q, "get", 3) != 0) {
+        qk_reply_set(reply, KEY("only get"), NULL);
+        return 1;
+    }
+    char out[32];
+    snprintf(out, sizeof out, "%" PRId64, c->total);
+    qk_reply_set(reply, KEY(out), NULL);
+    return 0;
+}
+
+static void nap_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int free_port(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(s, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(s, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(s);
+    return port;
+}
+
+static long long as_number(qk_bytes *b) {
+    char text[32] = {0};
+    if (b->len == 0 || b->len >= sizeof text) return -1;
+    memcpy(text, b->data, b->len);
+    qk_bytes_free(b);
+    return atoll(text);
+}
+
+static qk_status start(int id, const char *peers, const char *dir, struct counter *c, int init, qk_replica **out) {
+    char data[128];
+    snprintf(data, sizeof data, "%s/r%d", dir, id);
+    return qk_replica_start((uint32_t)id, peers, data, 5, KEY(SECRET), (uint8_t)init, 20 * MS, apply_counter,
+                            query_counter, c, out, NULL);
+}
+
+/* Proposes "add n" and returns the new total (-1 on error). */
+static long long add(qk_net_client *cl, long long n) {
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "add %lld", n);
+    qk_bytes r = {0};
+    if (qk_net_client_propose(cl, KEY(cmd), &r, NULL) != QK_OK) return -1;
+    return as_number(&r);
+}
+
+void test_replica(void) {
+    char dir[] = "/tmp/qk-replica-c-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    int port[3];
+    for (int i = 0; i < 3; i++) port[i] = free_port();
+    char peers[128], addrs[128];
+    snprintf(peers, sizeof peers, "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d", port[0], port[1], port[2]);
+    snprintf(addrs, sizeof addrs, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", port[0], port[1], port[2]);
+
+    /* Bad input is refused with a status and nothing starts. */
+    struct counter scratch = {0};
+    qk_replica *none = NULL;
+    CHECK_ERR(qk_replica_start(1, NULL, dir, 5, KEY(SECRET), 1, 0, apply_counter, NULL, &scratch, &none, NULL),
+              QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_replica_start(1, peers, dir, 5, KEY(SECRET), 1, 0, NULL, NULL, &scratch, &none, NULL),
+              QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_replica_start(4, peers, dir, 5, KEY(SECRET), 1, 0, apply_counter, NULL, &scratch, &none, NULL),
+              QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_replica_start(1, "1=nowhere", dir, 5, KEY(SECRET), 1, 0, apply_counter, NULL, &scratch, &none,
+                               NULL),
+              QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_replica_start(1, "0=127.0.0.1:1", dir, 5, KEY(SECRET), 1, 0, apply_counter, NULL, &scratch,
+                               &none, NULL),
+              QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_replica_start(1, peers, dir, 5, KEY("short"), 1, 0, apply_counter, NULL, &scratch, &none, NULL),
+              QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_replica_start(1, peers, dir, 5, KEY(SECRET), 2, 0, apply_counter, NULL, &scratch, &none, NULL),
+              QK_ERR_INVALID_ARG);
+    /* A replica without its log and without init must not rejoin. */
+    CHECK(start(1, peers, dir, &scratch, 0, &none) != QK_OK);
+    CHECK(none == NULL);
+
+    struct counter state[3] = {{0}, {0}, {0}};
+    qk_replica *r[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3; i++) CHECK_OK(start(i + 1, peers, dir, &state[i], 1, &r[i]));
+    REQUIRE(r[0] && r[1] && r[2]);
+    /* A second replica on the same directory is refused. */
+    struct counter other = {0};
+    CHECK(start(1, peers, dir, &other, 0, &none) != QK_OK);
+
+    qk_net_client *cl = NULL;
+    CHECK_OK(qk_net_client_new(addrs, 5, KEY(SECRET), 10 * SEC, &cl, NULL));
+    REQUIRE(cl != NULL);
+    long long total = 0;
+    for (int i = 1; i <= 20; i++) {
+        long long got = add(cl, i);
+        total += i;
+        CHECK(got == total);
+    }
+    /* A refusal comes back as an error with the callback's message. */
+    qk_bytes res = {0};
+    qk_error e = {0};
+    CHECK(qk_net_client_propose(cl, KEY("multiply 3"), &res, &e) == QK_ERR_INVALID_ARG);
+    CHECK(strstr(e.message, "unknown command") != NULL);
+    CHECK(res.data == NULL && res.len == 0);
+    /* Reads go to the leader's state. */
+    CHECK_OK(qk_net_client_read(cl, KEY("get"), &res, NULL));
+    CHECK(as_number(&res) == total);
+    CHECK_ERR(qk_net_client_read(cl, KEY("size"), &res, NULL), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_net_client_propose(cl, NULL, 4, &res, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_net_client_propose(cl, KEY("add 1"), NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_net_client_new("", 5, KEY(SECRET), 0, &cl, NULL), QK_ERR_INVALID_ARG);
+    qk_bytes_free(NULL);
+
+    /* Every replica applies the same commands (the refused one too). */
+    for (int w = 0; w < 200; w++) {
+        int same = 1;
+        for (int i = 0; i < 3; i++) {
+            qk_replica_info st;
+            CHECK_OK(qk_replica_status(r[i], &st, NULL));
+            same &= st.applied == 21;
+        }
+        if (same) break;
+        nap_ms(10);
+    }
+    int leader = 0;
+    for (int i = 0; i < 3; i++) {
+        qk_replica_info st = {0};
+        CHECK_OK(qk_replica_status(r[i], &st, NULL));
+        CHECK(st.id == (uint32_t)i + 1 && st.applied == 21);
+        CHECK(state[i].total == total && !state[i].time_went_back);
+        if (st.read_lease) leader = i;
+    }
+    CHECK_ERR(qk_replica_status(r[0], NULL, NULL), QK_ERR_NULL_ARG);
+
+    /* Stop the leader: the others go on; restart it from its directory,
+     * and it rebuilds its state from the log. */
+    qk_replica_free(r[leader]);
+    r[leader] = NULL;
+    long long got = add(cl, 100);
+    total += 100;
+    CHECK(got == total);
+    state[leader].total = 0;
+    state[leader].applied = 0;
+    state[leader].last_time = 0;
+    CHECK_OK(start(leader + 1, peers, dir, &state[leader], 0, &r[leader]));
+    got = add(cl, 1);
+    total += 1;
+    CHECK(got == total);
+    for (int w = 0; w < 300 && state[leader].total != total; w++) nap_ms(10);
+    CHECK(state[leader].total == total);
+
+    qk_net_client_free(cl);
+    for (int i = 0; i < 3; i++) qk_replica_free(r[i]);
+    qk_replica_free(NULL);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
