@@ -34,6 +34,8 @@ __all__ = [
     "PaxosNode",
     "RING_SEED",
     "RemoteLease",
+    "Replica",
+    "ReplicaClient",
     "RedisLease",
     "RedisLeaseContext",
     "RedisLeaseTable",
@@ -417,6 +419,51 @@ class LeaseClient:
     def renew(self, lease: RemoteLease, ttl: float) -> RemoteLease: ...
     def release(self, lease: RemoteLease) -> None: ...
     def holders(self, resource: str) -> list[int]: ...
+
+@final
+class Replica:
+    """A replica of a cluster on its own threads; applies decided commands by
+    calling ``apply(command, time_ns)`` (an exception refuses the command) and
+    answers reads with ``query(q)``.
+
+    Thread safety: safe to share between threads; stop() releases the GIL."""
+
+    def __new__(
+        cls,
+        id: int,
+        peers: Mapping[int, str] | str,
+        data_dir: str | os.PathLike[str],
+        *,
+        secret: str | bytes,
+        apply: Callable[[bytes, int], bytes | str | None],
+        query: Callable[[bytes], bytes | str | None] | None = None,
+        cluster_id: int = 1,
+        init: bool = False,
+        heartbeat: float | None = None,
+    ) -> Self: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def running(self) -> bool: ...
+    def status(self) -> dict[str, Any]: ...
+    def stop(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> bool: ...
+
+@final
+class ReplicaClient:
+    """A client of a replica cluster: propose() replicates a command once,
+    read() asks the leader's query callable.
+
+    Thread safety: safe to share between threads (calls take turns); calls release the GIL."""
+
+    def __new__(
+        cls, addrs: Iterable[str], *, secret: str | bytes, cluster_id: int = 1, timeout: float | None = None
+    ) -> Self: ...
+    def propose(self, command: bytes | str | Buffer) -> bytes: ...
+    def read(self, query: bytes | str | Buffer) -> bytes: ...
 
 @final
 class Election:

@@ -4,17 +4,15 @@
 //! `quorumkit/_lease_client.py`, on top of these.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
 use quorumkit::lease::{Lease as CoreLease, Mode};
-use quorumkit::net::ClientConfig;
 use quorumkit::service::{LeaseClient as CoreClient, RemoteLease as CoreRemote};
 
 use crate::args::type_name;
-use crate::errors::{invalid, to_pyerr, type_error};
-use crate::lease::{mode_arg, seconds_arg, str_obj, timeout_arg, to_ns, ttl_arg, utf8};
+use crate::errors::{to_pyerr, type_error};
+use crate::lease::{mode_arg, str_obj, timeout_arg, ttl_arg, utf8};
 
 /// A lease granted by the service. `token` is the fencing token;
 /// `valid` says whether this process may still act on it (its view ends
@@ -117,40 +115,7 @@ impl LeaseClient {
         cluster_id: u64,
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        if addrs.is_instance_of::<PyString>() {
-            return Err(type_error(
-                "addrs must be a list of \"host:port\" strings, not one str",
-            ));
-        }
-        let mut list = Vec::new();
-        for a in addrs.try_iter()? {
-            let a = a?;
-            let s: String = str_obj(&a, "an address")?.extract()?;
-            let parsed = std::net::ToSocketAddrs::to_socket_addrs(&s)
-                .ok()
-                .and_then(|mut it| it.next())
-                .ok_or_else(|| invalid(py, format!("{s:?} is not a host:port address")))?;
-            list.push(parsed);
-        }
-        let secret: Vec<u8> = if let Ok(s) = secret.cast::<PyString>() {
-            s.to_str()?.as_bytes().to_vec()
-        } else if let Ok(b) = secret.cast::<PyBytes>() {
-            b.as_bytes().to_vec()
-        } else {
-            return Err(type_error(format!(
-                "secret must be str or bytes, not {}",
-                type_name(secret)
-            )));
-        };
-        let mut cfg = ClientConfig::new(list, cluster_id, secret);
-        if let Some(t) = timeout.filter(|t| !t.is_none()) {
-            let s = seconds_arg(t, "timeout")?;
-            if s == 0.0 {
-                return Err(invalid(py, "timeout must be > 0 seconds"));
-            }
-            cfg.timeout = Duration::from_nanos(to_ns(py, s, "timeout")?);
-            cfg.attempt_timeout = cfg.attempt_timeout.min(cfg.timeout);
-        }
+        let cfg = crate::replica::client_config(py, addrs, secret, cluster_id, timeout)?;
         let core = CoreClient::new(cfg).map_err(|e| to_pyerr(py, e))?;
         Ok(LeaseClient {
             core: Arc::new(core),

@@ -14,6 +14,7 @@ mod lease;
 mod lease_client;
 mod paxos;
 mod redis_lease;
+mod replica;
 mod rings;
 mod shared;
 mod txn;
@@ -59,6 +60,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lease::CancelToken>()?;
     m.add_class::<lease_client::LeaseClient>()?;
     m.add_class::<lease_client::RemoteLease>()?;
+    m.add_class::<replica::Replica>()?;
+    m.add_class::<replica::ReplicaClient>()?;
     m.add_class::<redis_lease::RedisLease>()?;
     m.add_class::<redis_lease::RedisLeaseTable>()?;
     m.add_class::<redis_lease::RedisLeaseContext>()?;

@@ -55,7 +55,7 @@ static const char *binary(void) {
 }
 
 static void spawn(struct cluster *c, int i) {
-    char id[8], data[128];
+    char id[16], data[128];
     snprintf(id, sizeof id, "%d", i + 1);
     snprintf(data, sizeof data, "%s/r%d", c->dir, i + 1);
     const char *bin = binary();

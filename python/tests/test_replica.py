@@ -1,0 +1,205 @@
+"""qk.Replica with a Python state machine, and qk.ReplicaClient: three
+replicas in this process on free loopback ports, data in a temp dir."""
+
+import shutil
+import tempfile
+import threading
+import time
+
+import pytest
+
+import quorumkit as qk
+from conftest import free_port
+
+SECRET = "python-replica-test-secret"
+
+
+class Counter:
+    """A replicated counter: b"add N" adds, b"get" reads."""
+
+    def __init__(self):
+        self.total = 0
+        self.applied = 0
+        self.times = []
+        self.thread = None
+
+    def apply(self, command, time_ns):
+        assert isinstance(command, bytes)
+        self.thread = threading.get_ident()
+        self.times.append(time_ns)
+        self.applied += 1
+        op, _, arg = command.partition(b" ")
+        if op != b"add":
+            raise ValueError(f"unknown command {op!r}")
+        self.total += int(arg)
+        return str(self.total)
+
+    def query(self, q):
+        if q != b"get":
+            raise KeyError(q)
+        return str(self.total).encode()
+
+
+class Cluster:
+    def __init__(self, n=3):
+        self.dir = tempfile.mkdtemp(prefix="qk-replica-py-")
+        self.peers = {i: f"127.0.0.1:{free_port()}" for i in range(1, n + 1)}
+        self.states = {}
+        self.replicas = {}
+        for i in self.peers:
+            self.start(i, init=True)
+
+    def start(self, i, init=False):
+        self.states[i] = Counter()
+        self.replicas[i] = qk.Replica(
+            i, self.peers, f"{self.dir}/r{i}", secret=SECRET, apply=self.states[i].apply,
+            query=self.states[i].query, cluster_id=3, init=init, heartbeat=0.02)
+
+    def client(self, timeout=10.0):
+        return qk.ReplicaClient(list(self.peers.values()), secret=SECRET, cluster_id=3, timeout=timeout)
+
+    def stop(self):
+        for r in self.replicas.values():
+            r.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster():
+    c = Cluster()
+    yield c
+    c.stop()
+
+
+def wait_for(cond, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
+
+
+def test_commands_apply_in_order_on_every_replica(cluster):
+    c = cluster.client()
+    total = 0
+    for i in range(1, 31):
+        total += i
+        assert c.propose(f"add {i}".encode()) == str(total).encode()
+    assert c.read(b"get") == str(total).encode()
+    assert wait_for(lambda: all(s.total == total for s in cluster.states.values()))
+    for s in cluster.states.values():
+        assert s.applied == 30
+        assert s.times == sorted(s.times)
+        assert s.thread != threading.get_ident()  # the replica's own thread
+    statuses = [r.status() for r in cluster.replicas.values()]
+    assert sum(s["read_lease"] for s in statuses) == 1
+    leaders = {s["leader"] for s in statuses}
+    assert len(leaders) == 1 and leaders.pop() in cluster.peers
+    assert all(s["applied"] == 30 for s in statuses)
+
+
+def test_refusals_and_bad_results_reach_the_proposer(cluster):
+    c = cluster.client()
+    with pytest.raises(qk.InvalidArgumentError, match="unknown command"):
+        c.propose(b"multiply 2")
+    with pytest.raises(qk.InvalidArgumentError, match="KeyError"):
+        c.read(b"size")
+    # A refused command changes nothing, and later ones still apply.
+    assert c.propose(b"add 5") == b"5"
+    with pytest.raises(TypeError):
+        c.propose(12)
+
+
+def test_concurrent_clients_each_apply_once(cluster):
+    adds = 40
+    results = []
+    lock = threading.Lock()
+
+    def worker():
+        c = cluster.client()
+        for _ in range(adds):
+            r = int(c.propose(b"add 1"))
+            with lock:
+                results.append(r)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == list(range(1, 4 * adds + 1))
+
+
+def test_leader_stopped_and_restarted_from_its_log(cluster):
+    c = cluster.client()
+    assert c.propose(b"add 10") == b"10"
+    leader = next(i for i, r in cluster.replicas.items() if r.status()["read_lease"])
+    cluster.replicas[leader].stop()
+    assert not cluster.replicas[leader].running
+    with pytest.raises(qk.InvalidArgumentError):
+        cluster.replicas[leader].status()
+    assert c.propose(b"add 1") == b"11"
+    cluster.start(leader)  # from its directory: replays the log into a new Counter
+    assert c.propose(b"add 1") == b"12"
+    assert wait_for(lambda: cluster.states[leader].total == 12)
+
+
+def test_data_directory_rules(cluster):
+    # A second replica on a directory in use is refused.
+    with pytest.raises(qk.StorageError):
+        qk.Replica(1, cluster.peers, f"{cluster.dir}/r1", secret=SECRET, apply=Counter().apply, cluster_id=3)
+    # A replica that lost its data does not rejoin without init.
+    with pytest.raises(qk.StorageError):
+        qk.Replica(1, cluster.peers, f"{cluster.dir}/elsewhere", secret=SECRET, apply=Counter().apply,
+                   cluster_id=3)
+
+
+def test_bad_arguments():
+    d = tempfile.mkdtemp(prefix="qk-replica-bad-")
+    peers = {1: f"127.0.0.1:{free_port()}"}
+    try:
+        with pytest.raises(qk.InvalidArgumentError, match="not among"):
+            qk.Replica(2, peers, d, secret=SECRET, apply=print)
+        with pytest.raises(TypeError, match="callable"):
+            qk.Replica(1, peers, d, secret=SECRET, apply=5)
+        with pytest.raises(TypeError, match="callable"):
+            qk.Replica(1, peers, d, secret=SECRET, apply=print, query="x")
+        with pytest.raises(qk.InvalidArgumentError):
+            qk.Replica(1, {1: "nowhere"}, d, secret=SECRET, apply=print)
+        with pytest.raises(qk.InvalidArgumentError):
+            qk.Replica(1, "1=127.0.0.1:1,1=127.0.0.1:2", d, secret=SECRET, apply=print)
+        with pytest.raises(TypeError):
+            qk.Replica(1, [1, 2], d, secret=SECRET, apply=print)
+        with pytest.raises(qk.InvalidArgumentError):
+            qk.Replica(1, peers, d, secret="short", apply=print, init=True)
+        with pytest.raises(qk.InvalidArgumentError):
+            qk.Replica(1, peers, d, secret=SECRET, apply=print, heartbeat=0)
+        with pytest.raises(TypeError):
+            qk.ReplicaClient("127.0.0.1:1", secret=SECRET)
+        with pytest.raises(qk.InvalidArgumentError):
+            qk.ReplicaClient([], secret=SECRET)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_one_replica_cluster_context_manager_and_dead_cluster():
+    d = tempfile.mkdtemp(prefix="qk-replica-one-")
+    try:
+        state = Counter()
+        peers = f"1=127.0.0.1:{free_port()}"
+        with qk.Replica(1, peers, d, secret=SECRET, apply=state.apply, init=True, heartbeat=0.02) as r:
+            assert r.running and r.address.startswith("127.0.0.1:")
+            c = qk.ReplicaClient([r.address], secret=SECRET)
+            assert c.propose(b"add 2") == b"2"
+            # Without a query callable, reads are refused.
+            with pytest.raises(qk.InvalidArgumentError, match="query"):
+                c.read(b"get")
+        assert not r.running
+        dead = qk.ReplicaClient([r.address], secret=SECRET, timeout=0.3)
+        t0 = time.monotonic()
+        with pytest.raises(qk.BackendUnavailableError):
+            dead.propose(b"add 1")
+        assert time.monotonic() - t0 < 3
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
