@@ -99,7 +99,7 @@ header: cbindgen
 	QK_BLESS=1 cargo test -q --test c_constants
 
 # ---------------------------------------------------------------- demo
-demo: sysdeps py-install
+demo: sysdeps py-install bin
 	$(PY) examples/demo.py
 
 # ---------------------------------------------------------------- tests
@@ -162,6 +162,15 @@ SOAK_BASE  ?= 1000000
 soak:
 	QK_SIM_SEEDS=$(SOAK_SEEDS) QK_SIM_SEED_BASE=$(SOAK_BASE) \
 	  cargo test --release --test paxos_sim seeds_ -- --nocapture
+
+# A longer Jepsen-style run of the process fault tests (real `quorumkit serve`
+# processes under kill -9, SIGSTOP, partitions through TCP proxies, and whole-
+# cluster restarts): JEPSEN_ROUNDS fault rounds per test (default 60), one
+# test at a time; QK_SEED=n replays a schedule.
+JEPSEN_ROUNDS ?= 60
+jepsen:
+	QK_FAULT_ROUNDS=$(JEPSEN_ROUNDS) cargo test --release --test net_processes \
+	  --test service_processes -- --nocapture --test-threads=1
 
 # ---------------------------------------------------------------- fuzz
 # Coverage-guided fuzzing (libFuzzer via libfuzzer-sys, on stable Rust: the

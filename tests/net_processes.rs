@@ -21,7 +21,7 @@ const CLUSTER: u64 = 0x9e;
 
 mod serve_cluster;
 use serve_cluster::proxy::LinkMode;
-use serve_cluster::{Procs, seed};
+use serve_cluster::{Procs, rounds, seed, work_bound};
 
 fn client(procs: &Procs, timeout: Duration) -> Client {
     Client::new(procs.client_config(timeout)).unwrap()
@@ -141,7 +141,7 @@ fn run_under_faults(n: u32, name: &str, seed: u64, fault_rounds: usize) {
         let (mut c, stop) = (client(&procs, Duration::from_secs(20)), stop.clone());
         workers.push(std::thread::spawn(move || {
             let (mut ok, mut unknown) = (Vec::new(), 0u64);
-            let deadline = Instant::now() + Duration::from_secs(60);
+            let deadline = Instant::now() + work_bound(fault_rounds);
             while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                 let start = Instant::now();
                 match c.propose(&kv::add(b"counter", 1)) {
@@ -225,14 +225,14 @@ fn run_under_faults(n: u32, name: &str, seed: u64, fault_rounds: usize) {
 fn three_replicas_under_kills_pauses_and_restarts() {
     let seed = seed();
     eprintln!("seed {seed}");
-    run_under_faults(3, "three", seed, 6);
+    run_under_faults(3, "three", seed, rounds(6));
 }
 
 #[test]
 fn five_replicas_under_kills_pauses_and_restarts() {
     let seed = seed() ^ 0x5555;
     eprintln!("seed {seed}");
-    run_under_faults(5, "five", seed, 5);
+    run_under_faults(5, "five", seed, rounds(5));
 }
 
 /// The same counter through proxies on every replica link: partitions
@@ -248,7 +248,7 @@ fn run_under_partitions(n: u32, name: &str, seed: u64, fault_rounds: usize) {
         let (mut c, stop) = (client(&procs, Duration::from_secs(20)), stop.clone());
         workers.push(std::thread::spawn(move || {
             let (mut adds, mut reads, mut unknown) = (Vec::new(), Vec::new(), 0u64);
-            let deadline = Instant::now() + Duration::from_secs(60);
+            let deadline = Instant::now() + work_bound(fault_rounds);
             while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                 let start = Instant::now();
                 // Worker 0 reads; the others add.
@@ -368,12 +368,12 @@ fn run_under_partitions(n: u32, name: &str, seed: u64, fault_rounds: usize) {
 fn three_replicas_under_partitions() {
     let seed = seed() ^ 0x3333;
     eprintln!("seed {seed}");
-    run_under_partitions(3, "part3", seed, 6);
+    run_under_partitions(3, "part3", seed, rounds(6));
 }
 
 #[test]
 fn five_replicas_under_partitions() {
     let seed = seed() ^ 0x7777;
     eprintln!("seed {seed}");
-    run_under_partitions(5, "part5", seed, 5);
+    run_under_partitions(5, "part5", seed, rounds(5));
 }

@@ -214,3 +214,17 @@ pub fn seed() -> u64 {
                 .as_nanos() as u64
         })
 }
+
+/// How many fault rounds a test runs: QK_FAULT_ROUNDS (the `make jepsen`
+/// soak sets it), else `default`.
+pub fn rounds(default: usize) -> usize {
+    std::env::var("QK_FAULT_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// How long workers may run for `rounds` fault rounds (a bound, not a goal).
+pub fn work_bound(rounds: usize) -> Duration {
+    Duration::from_secs(60 + 6 * rounds as u64)
+}
