@@ -29,7 +29,7 @@ export CARGO_TERM_COLOR := never
 # input and is saved in tests/*.proptest-regressions, which is committed.
 export PROPTEST_RNG_SEED ?= 20261124
 
-.PHONY: all demo test lint rust-test header header-check c-test py-test bin bench soak \
+.PHONY: all demo test lint rust-test header header-check c-test py-test bin bench bench-etcd jepsen soak \
         sysdeps venv cbindgen lib py-install install uninstall install-test node-deps node-test clean fuzz fuzz-build fuzz-smoke \
         docs docs-check dist dist-test
 
@@ -171,6 +171,11 @@ JEPSEN_ROUNDS ?= 60
 jepsen:
 	QK_FAULT_ROUNDS=$(JEPSEN_ROUNDS) cargo test --release --test net_processes \
 	  --test service_processes -- --nocapture --test-threads=1
+
+# The lease service and KV side by side with a 3-member etcd cluster, same run
+# (bench/etcd_compare.sh; installs Debian's etcd-server when missing).
+bench-etcd:
+	bench/etcd_compare.sh --seconds 5 --clients 64
 
 # ---------------------------------------------------------------- fuzz
 # Coverage-guided fuzzing (libFuzzer via libfuzzer-sys, on stable Rust: the
