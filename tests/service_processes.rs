@@ -22,7 +22,8 @@ const SECRET: &str = "service-test-secret-0123456";
 const CLUSTER: u64 = 0x1ea5e;
 
 mod serve_cluster;
-use serve_cluster::{Procs, seed};
+use serve_cluster::proxy::LinkMode;
+use serve_cluster::{Procs, rounds, seed, work_bound};
 
 fn client(procs: &Procs) -> LeaseClient {
     LeaseClient::new(procs.client_config(Duration::from_secs(20))).unwrap()
@@ -39,7 +40,80 @@ struct Hold {
 fn exclusive_holders_never_overlap_under_kills_and_pauses() {
     let seed = seed();
     eprintln!("seed {seed}");
-    let mut procs = Procs::new(3, "excl", "lease", CLUSTER, SECRET);
+    let procs = Procs::new(3, "excl", "lease", CLUSTER, SECRET);
+    check_exclusive(procs, seed, rounds(5), |procs, rng, round| {
+        let victim = 1 + rng.below(3) as u32;
+        if rng.below(2) == 0 {
+            eprintln!("round {round}: kill -9 replica {victim}");
+            procs.kill9(victim);
+            wait(300 + rng.below(500));
+            procs.spawn(victim, false);
+        } else {
+            eprintln!("round {round}: SIGSTOP replica {victim}");
+            procs.signal(victim, "-STOP");
+            wait(700 + rng.below(800));
+            procs.signal(victim, "-CONT");
+        }
+    });
+}
+
+/// The replica that says it leads.
+fn leader(procs: &Procs) -> Option<u32> {
+    let mut c =
+        quorumkit::net::Client::new(procs.client_config(Duration::from_millis(300))).ok()?;
+    procs
+        .peers
+        .iter()
+        .find(|&(&id, &addr)| c.status_of(addr).is_ok_and(|s| s.leader == id))
+        .map(|(&id, _)| id)
+}
+
+#[test]
+fn exclusive_holders_never_overlap_under_partitions() {
+    let seed = seed() ^ 0xabab;
+    eprintln!("seed {seed}");
+    let procs = Procs::with_proxies(3, "excl-part", "lease", CLUSTER, SECRET);
+    check_exclusive(procs, seed, rounds(6), |procs, rng, round| {
+        let l = leader(procs).unwrap_or(1);
+        let others: Vec<u32> = (1..=3).filter(|&x| x != l).collect();
+        match rng.below(4) {
+            0 => {
+                eprintln!("round {round}: leader {l} cut off");
+                procs.set_between(&[l], &others, LinkMode::Cut);
+            }
+            1 => {
+                eprintln!("round {round}: bridge: link {l}-{} cut", others[0]);
+                procs.set_between(&[l], &others[..1], LinkMode::Cut);
+            }
+            2 => {
+                eprintln!("round {round}: links from leader {l} black-hole their bytes");
+                procs.set_between(&[l], &others, LinkMode::Drop);
+            }
+            _ => {
+                let ms = 5 + rng.below(40);
+                eprintln!("round {round}: every link delayed {ms} ms");
+                for link in procs.links.values() {
+                    link.set_delay(ms);
+                }
+            }
+        }
+        wait(700 + rng.below(800));
+        procs.heal();
+    });
+}
+
+fn wait(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// Four clients contend for one lease while `fault` runs `rounds` times;
+/// then holds never overlap, tokens rise and the fenced counter is whole.
+fn check_exclusive(
+    mut procs: Procs,
+    seed: u64,
+    rounds: usize,
+    mut fault: impl FnMut(&mut Procs, &mut SplitMix64, usize),
+) {
     let mut rng = SplitMix64::new(seed);
     let stop = Arc::new(AtomicBool::new(false));
     let holds = Arc::new(Mutex::new(Vec::<Hold>::new()));
@@ -59,7 +133,7 @@ fn exclusive_holders_never_overlap_under_kills_and_pauses() {
         );
         workers.push(std::thread::spawn(move || {
             let owner = format!("worker-{w}");
-            let deadline = Instant::now() + Duration::from_secs(60);
+            let deadline = Instant::now() + work_bound(rounds);
             while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                 let Ok(lease) = client.acquire(
                     "res",
@@ -93,21 +167,9 @@ fn exclusive_holders_never_overlap_under_kills_and_pauses() {
             }
         }));
     }
-    let wait = |ms: u64| std::thread::sleep(Duration::from_millis(ms));
     wait(800);
-    for round in 0..5 {
-        let victim = 1 + rng.below(3) as u32;
-        if rng.below(2) == 0 {
-            eprintln!("round {round}: kill -9 replica {victim}");
-            procs.kill9(victim);
-            wait(300 + rng.below(500));
-            procs.spawn(victim, false);
-        } else {
-            eprintln!("round {round}: SIGSTOP replica {victim}");
-            procs.signal(victim, "-STOP");
-            wait(700 + rng.below(800));
-            procs.signal(victim, "-CONT");
-        }
+    for round in 0..rounds {
+        fault(&mut procs, &mut rng, round);
         wait(500 + rng.below(500));
     }
     stop.store(true, Ordering::SeqCst);
@@ -215,4 +277,71 @@ fn a_crashed_holders_lease_passes_on_after_its_ttl_and_lock_reports_loss() {
     let status = held.wait().unwrap();
     assert_eq!(status.code(), Some(3), "after {:?}", t.elapsed());
     assert!(t.elapsed() < Duration::from_secs(10));
+}
+
+/// The control: the same read-modify-write by holders of real leases
+/// whose TTL runs out mid-write. Unfenced, a stale holder overwrites a
+/// newer holder's update (updates are lost); through the fence, whose
+/// check is part of the store's read and write, none is.
+#[test]
+fn unfenced_control_loses_updates_that_the_fence_keeps() {
+    let procs = Procs::new(3, "control", "lease", CLUSTER, SECRET);
+    // (unfenced value, its writes, fenced value, its writes)
+    let store = Arc::new(Mutex::new((0u64, 0u64, 0u64, 0u64)));
+    let fence = Arc::new(Fence::new());
+    let stop = Instant::now() + Duration::from_secs(4);
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (client, store, fence) = (client(&procs), store.clone(), fence.clone());
+            std::thread::spawn(move || {
+                let owner = format!("control-{w}");
+                let mut n = w;
+                while Instant::now() < stop {
+                    let Ok(lease) = client.acquire(
+                        "ctl",
+                        &owner,
+                        Duration::from_millis(60),
+                        Mode::Exclusive,
+                        Some(Duration::from_secs(5)),
+                    ) else {
+                        continue;
+                    };
+                    let token = lease.lease.token;
+                    let (seen_u, seen_f) = {
+                        let s = store.lock().unwrap();
+                        let f = fence.check("ctl", token).is_ok().then_some(s.2);
+                        (s.0, f)
+                    };
+                    // Every other hold outlives its lease (another holder is
+                    // granted meanwhile); the rest finish in time.
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(if n % 2 == 0 { 120 } else { 5 }));
+                    let mut s = store.lock().unwrap();
+                    s.0 = seen_u + 1;
+                    s.1 += 1;
+                    if let Some(f) = seen_f
+                        && fence.check("ctl", token).is_ok()
+                    {
+                        s.2 = f + 1;
+                        s.3 += 1;
+                    }
+                    drop(s);
+                    let _ = client.release(&lease);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let s = *store.lock().unwrap();
+    eprintln!(
+        "unfenced: {} after {} writes; fenced: {} after {} writes",
+        s.0, s.1, s.2, s.3
+    );
+    assert!(s.1 > 10, "too few writes: {s:?}");
+    assert!(s.0 < s.1, "the unfenced control lost no update: {s:?}");
+    assert_eq!(s.2, s.3, "the fenced store lost an update: {s:?}");
+    assert!(s.3 > 0, "no fenced write succeeded: {s:?}");
+    drop(procs);
 }
