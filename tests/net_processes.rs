@@ -172,7 +172,7 @@ fn run_under_faults(n: u32, name: &str, seed: u64, fault_rounds: usize) {
                 procs.spawn(victim, false);
             }
             1 => {
-                // Paused well past its lease (20 heartbeats of 20 ms), then resumed.
+                // Paused well past its lease (10 heartbeats of 20 ms), then resumed.
                 eprintln!("round {round}: SIGSTOP replica {victim} (leader {leader:?})");
                 procs.signal(victim, "-STOP");
                 wait(600 + rng.below(900));

@@ -178,8 +178,8 @@ unsafe fn c_str<'a>(p: *const c_char, arg: &str) -> FfiResult<&'a str> {
 /// `data_dir`. `init` = 1 creates a new replica (the directory must hold
 /// no log); 0 restarts one from its directory (a replica that lost its
 /// data must not rejoin silently: that is refused). `heartbeat_ns` sets
-/// the leader's heartbeat (0: 50 ms); elections take 10 heartbeats, read
-/// leases last 20. The callbacks run on the replica's thread with
+/// the leader's heartbeat (0: 50 ms); elections take 10 to 20 heartbeats,
+/// read leases last 10. The callbacks run on the replica's thread with
 /// `user_data` (`query` may be NULL: reads are then refused).
 ///
 /// Ownership: the caller owns the replica; stop and free it with

@@ -161,15 +161,16 @@ impl ReplicaConfig {
     }
 
     /// Sets the leader's heartbeat and scales the other timings with it:
-    /// an election after 10 silent heartbeats, read leases of 20, and a
-    /// clock-drift allowance of one.
+    /// an election after 10 to 20 silent heartbeats, read leases of 10 (no
+    /// longer than the shortest election wait, so a failover is not held
+    /// up by the old leader's lease), and a clock-drift allowance of one.
     pub fn set_heartbeat(&mut self, interval: Duration) {
         let ns = u64::try_from(interval.as_nanos())
             .unwrap_or(u64::MAX / 20)
             .max(1);
         self.node.heartbeat_interval = ns;
         self.node.election_timeout = ns.saturating_mul(10);
-        self.node.lease_duration = ns.saturating_mul(20);
+        self.node.lease_duration = ns.saturating_mul(10);
         self.node.max_clock_drift = ns;
     }
 
