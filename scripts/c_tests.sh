@@ -44,7 +44,7 @@ mkdir -p "$BUILD"
 WARN=(-Wall -Wextra -Werror)
 INC=(-I"$ROOT/include" -I"$ROOT/bindings/cpp")
 LINK=(-L"$LIBDIR" -lquorumkit -Wl,-rpath,"$LIBDIR")
-C_SRC=("$ROOT"/tests/c/test_main.c "$ROOT"/tests/c/test_errors.c "$ROOT"/tests/c/test_election.c "$ROOT"/tests/c/test_redis_lease.c "$ROOT"/tests/c/test_lease_client.c "$ROOT"/tests/c/test_replica.c "$ROOT"/tests/c/test_ring.c "$ROOT"/tests/c/test_ketama.c
+C_SRC=("$ROOT"/tests/c/test_main.c "$ROOT"/tests/c/test_errors.c "$ROOT"/tests/c/test_election.c "$ROOT"/tests/c/test_redis_lease.c "$ROOT"/tests/c/test_lease_client.c "$ROOT"/tests/c/test_replica.c "$ROOT"/tests/c/net_util.c "$ROOT"/tests/c/test_ring.c "$ROOT"/tests/c/test_ketama.c
        "$ROOT"/tests/c/test_threads.c "$ROOT"/tests/c/test_bounded.c "$ROOT"/tests/c/test_snapshot.c
        "$ROOT"/tests/c/test_algos.c "$ROOT"/tests/c/test_md5ring.c "$ROOT"/tests/c/test_lease.c
        "$ROOT"/tests/c/test_detect.c "$ROOT"/tests/c/test_paxos.c "$ROOT"/tests/c/test_txn.c

@@ -34,6 +34,10 @@ void check_status(qk_status got, qk_status want, const char *call, const char *f
 #define SENTINEL_U32 0xa5a5a5a5u
 #define SENTINEL_U64 0xa5a5a5a5a5a5a5a5ull
 
+/* Sleeps `ms` milliseconds; a free TCP port on 127.0.0.1 (net_util.c). */
+void nap_ms(long ms);
+int free_port(void);
+
 /* Helpers over NUL-terminated strings. */
 #define STR(s) (s), strlen(s)
 #define KEY(s) (const uint8_t *)(s), strlen(s)
