@@ -4053,8 +4053,8 @@ qk_status qk_reply_set(qk_reply *reply, const uint8_t *data, size_t len, qk_erro
  * `data_dir`. `init` = 1 creates a new replica (the directory must hold
  * no log); 0 restarts one from its directory (a replica that lost its
  * data must not rejoin silently: that is refused). `heartbeat_ns` sets
- * the leader's heartbeat (0: 50 ms); elections take 10 heartbeats, read
- * leases last 20. The callbacks run on the replica's thread with
+ * the leader's heartbeat (0: 50 ms); elections take 10 to 20 heartbeats,
+ * read leases last 10. The callbacks run on the replica's thread with
  * `user_data` (`query` may be NULL: reads are then refused).
  *
  * Ownership: the caller owns the replica; stop and free it with
