@@ -26,7 +26,7 @@ use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -200,22 +200,122 @@ enum Event {
     Stop,
 }
 
-/// The writing side of a client connection.
+/// The writing side of a client connection. Answers are not written as
+/// they are made: the core gathers a turn's answers per connection and
+/// writes each connection's at the end of the turn, without blocking (one
+/// system call for many answers, and no writer thread to wake).
 struct ClientConn {
-    tx: SyncSender<Vec<u8>>,
     stream: TcpStream,
+    outbox: Mutex<Outbox>,
+    /// The replica's connections with answers to write (shared by all of
+    /// them, drained by the core).
+    ready: Arc<Mutex<Vec<Arc<ClientConn>>>>,
+}
+
+#[derive(Default)]
+struct Outbox {
+    /// Encoded answers not yet written.
+    buf: Vec<u8>,
+    /// Whether the connection is in `ready`.
+    listed: bool,
+    /// Closed after a write error or an overflow: answers are dropped.
+    closed: bool,
+}
+
+/// A client that leaves this much of its answers unread is disconnected
+/// (it does not read them, and the replica does not buffer without bound).
+const MAX_UNREAD: usize = 4 << 20;
+
+/// What writing a connection's answers did.
+#[derive(PartialEq, Eq)]
+enum Flushed {
+    /// All written (or dropped: the connection is closed).
+    Done,
+    /// The socket is full; the rest waits for a later turn.
+    Partly,
 }
 
 impl ClientConn {
-    fn send(&self, resp: &Response) {
+    fn send(self: &Arc<Self>, resp: &Response) {
+        let mut out = lock(&self.outbox);
+        if out.closed {
+            return;
+        }
         let (kind, payload) = resp.encode();
-        let mut frame = Vec::with_capacity(5 + payload.len());
-        push_frame(&mut frame, kind, &payload);
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(frame) {
-            // It does not read its answers: let it go rather than buffer.
-            let _ = self.stream.shutdown(Shutdown::Both);
+        push_frame(&mut out.buf, kind, &payload);
+        if !out.listed {
+            out.listed = true;
+            lock(&self.ready).push(self.clone());
         }
     }
+
+    /// Writes what the socket takes now.
+    fn flush(&self) -> Flushed {
+        let mut out = lock(&self.outbox);
+        out.listed = false;
+        let mut written = 0;
+        let result = loop {
+            if written == out.buf.len() {
+                break Flushed::Done;
+            }
+            match write_nowait(&self.stream, &out.buf[written..]) {
+                Ok(0) => break self.close(&mut out),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break Flushed::Partly,
+                Err(_) => break self.close(&mut out),
+            }
+        };
+        out.buf.drain(..written);
+        if result == Flushed::Partly {
+            if out.buf.len() > MAX_UNREAD {
+                return self.close(&mut out);
+            }
+            out.listed = true;
+        }
+        result
+    }
+
+    fn close(&self, out: &mut Outbox) -> Flushed {
+        out.closed = true;
+        out.buf = Vec::new();
+        let _ = self.stream.shutdown(Shutdown::Both);
+        Flushed::Done
+    }
+}
+
+/// A write that does not wait for room in the socket's buffer
+/// (`WouldBlock` instead). The reader thread reads the same socket
+/// blocking, so the socket itself stays in blocking mode and the flag is
+/// per call.
+#[cfg(unix)]
+fn write_nowait(stream: &TcpStream, data: &[u8]) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the pointer and length describe `data`, alive for the call.
+    let n = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Elsewhere: a blocking write (a client that stops reading holds up the
+/// core until its socket's send timeout).
+#[cfg(not(unix))]
+fn write_nowait(mut stream: &TcpStream, data: &[u8]) -> std::io::Result<usize> {
+    stream.write(data)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Replica {
@@ -303,12 +403,14 @@ impl Replica {
                 .map_err(|e| Error::storage(format!("cannot start a thread: {e}")))?;
             senders.insert(peer, tx);
         }
+        let ready = Arc::new(Mutex::new(Vec::new()));
         let acceptor = {
-            let (stop, events, conns, identity) = (
+            let (stop, events, conns, identity, ready) = (
                 stop.clone(),
                 events.clone(),
                 conns.clone(),
                 identity.clone(),
+                ready.clone(),
             );
             let members = members.clone();
             let (max_frame, verbose) = (config.max_frame, config.verbose);
@@ -316,7 +418,7 @@ impl Replica {
                 .name("qk-accept".into())
                 .spawn(move || {
                     accept(
-                        listener, identity, members, events, conns, stop, max_frame, verbose,
+                        listener, identity, members, events, ready, conns, stop, max_frame, verbose,
                     )
                 })
                 .map_err(|e| Error::storage(format!("cannot start a thread: {e}")))?
@@ -326,7 +428,10 @@ impl Replica {
             machine: Box::new(machine),
             sessions: Sessions::new(config.max_sessions),
             pending: HashMap::new(),
+            proposals: Vec::new(),
+            proposed: Vec::new(),
             reads: Vec::new(),
+            ready,
             senders,
             peers: config.peers.clone(),
             clock,
@@ -419,6 +524,7 @@ fn accept(
     identity: Identity,
     members: Vec<NodeId>,
     events: SyncSender<Event>,
+    ready: Arc<Mutex<Vec<Arc<ClientConn>>>>,
     conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
     stop: Arc<AtomicBool>,
     max_frame: usize,
@@ -437,17 +543,19 @@ fn accept(
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(id, clone);
         }
-        let (identity, members, events, conns) = (
+        let (identity, members, events, conns, ready) = (
             identity.clone(),
             members.clone(),
             events.clone(),
             conns.clone(),
+            ready.clone(),
         );
         let spawned = std::thread::Builder::new()
             .name("qk-read".into())
             .spawn(move || {
                 let peer = stream.peer_addr().ok();
-                if let Err(e) = serve_conn(stream, &identity, &members, &events, max_frame) {
+                if let Err(e) = serve_conn(stream, &identity, &members, &events, &ready, max_frame)
+                {
                     log(
                         verbose,
                         format_args!("connection from {peer:?} closed: {e}"),
@@ -470,6 +578,7 @@ fn serve_conn(
     identity: &Identity,
     members: &[NodeId],
     events: &SyncSender<Event>,
+    ready: &Arc<Mutex<Vec<Arc<ClientConn>>>>,
     max_frame: usize,
 ) -> Result<()> {
     let io = |e: std::io::Error| super::frame::io_error("socket", e);
@@ -500,32 +609,15 @@ fn serve_conn(
             Ok(())
         }
         Role::Client => {
-            let (tx, rx) = sync_channel::<Vec<u8>>(1024);
+            #[cfg(not(unix))]
+            stream
+                .set_write_timeout(Some(Duration::from_millis(100)))
+                .map_err(io)?;
             let conn = Arc::new(ClientConn {
-                tx,
                 stream: stream.try_clone().map_err(io)?,
+                outbox: Mutex::new(Outbox::default()),
+                ready: ready.clone(),
             });
-            let mut w = stream.try_clone().map_err(io)?;
-            std::thread::Builder::new()
-                .name("qk-write".into())
-                .spawn(move || {
-                    let mut buf = Vec::new();
-                    while let Ok(frame) = rx.recv() {
-                        buf.clear();
-                        buf.extend_from_slice(&frame);
-                        while let Ok(more) = rx.try_recv() {
-                            buf.extend_from_slice(&more);
-                            if buf.len() > 1 << 16 {
-                                break;
-                            }
-                        }
-                        if w.write_all(&buf).is_err() {
-                            let _ = w.shutdown(Shutdown::Both);
-                            return;
-                        }
-                    }
-                })
-                .map_err(|e| Error::storage(format!("cannot start a thread: {e}")))?;
             let mut r = std::io::BufReader::new(stream);
             while let Some((kind, payload)) = read_frame(&mut r, max_frame)? {
                 let req = Request::decode(kind, &payload)?;
@@ -620,7 +712,13 @@ struct Core {
     machine: Box<dyn StateMachine>,
     sessions: Sessions,
     pending: HashMap<(u64, u64), Arc<ClientConn>>,
+    /// Commands accepted from clients this turn, proposed together at its
+    /// end, and their (client, request) ids.
+    proposals: Vec<crate::paxos::Command>,
+    proposed: Vec<(u64, u64)>,
     reads: Vec<PendingRead>,
+    /// Connections with answers to write at the end of the turn.
+    ready: Arc<Mutex<Vec<Arc<ClientConn>>>>,
     senders: HashMap<NodeId, SyncSender<Vec<u8>>>,
     peers: BTreeMap<NodeId, SocketAddr>,
     clock: Instant,
@@ -643,6 +741,8 @@ struct Core {
 const READ_WAIT_NS: u64 = 1_000_000_000;
 /// A tick not applied within this long is proposed again.
 const TICK_RESEND_NS: u64 = 500_000_000;
+/// How soon a connection whose socket was full is written again.
+const STALLED_RETRY_NS: u64 = 5_000_000;
 /// Events handled before one group commit.
 const MAX_BATCH: usize = 1024;
 
@@ -668,11 +768,13 @@ impl Core {
     fn turns(&mut self, rx: &Receiver<Event>) -> Result<()> {
         loop {
             let now = self.now();
-            let wait = self
-                .node
-                .next_deadline()
-                .saturating_sub(now)
-                .min(100_000_000);
+            // A connection whose socket was full is tried again soon.
+            let most = if lock(&self.ready).is_empty() {
+                100_000_000
+            } else {
+                STALLED_RETRY_NS
+            };
+            let wait = self.node.next_deadline().saturating_sub(now).min(most);
             let first = match rx.recv_timeout(Duration::from_nanos(wait)) {
                 Ok(Event::Stop) => return Ok(()),
                 Ok(ev) => Some(ev),
@@ -689,6 +791,7 @@ impl Core {
                     }
                 }
             }
+            self.propose_gathered()?;
             let now = self.now();
             if now >= self.node.next_deadline() {
                 self.node.tick(now)?;
@@ -698,6 +801,7 @@ impl Core {
             self.act()?;
             self.propose_tick()?;
             self.answer_reads();
+            self.write_answers();
             self.publish();
         }
     }
@@ -721,6 +825,34 @@ impl Core {
                 Ok(())
             }
             Event::Stop => Ok(()),
+        }
+    }
+
+    /// Proposes the turn's commands together (packed into as few slots as
+    /// the node's batch size allows). A replica deposed during the turn
+    /// redirects them instead.
+    fn propose_gathered(&mut self) -> Result<()> {
+        if self.proposals.is_empty() {
+            return Ok(());
+        }
+        let commands = std::mem::take(&mut self.proposals);
+        let ids = std::mem::take(&mut self.proposed);
+        let outcome = if self.node.is_leader() {
+            self.node.propose_all(commands, self.now())
+        } else {
+            Err(Error::NotLeader { leader: None })
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(e @ (Error::Storage(_) | Error::StorageCorrupt(_))) => Err(e),
+            Err(_) => {
+                for (client, request) in ids {
+                    if let Some(conn) = self.pending.remove(&(client, request)) {
+                        conn.send(&self.redirect(request));
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
@@ -778,17 +910,12 @@ impl Core {
                     });
                     return Ok(());
                 }
+                // Gathered for the end of the turn: one slot carries many.
                 let time = self.cluster_now();
-                match self
-                    .node
-                    .propose(encode_command(client, request, time, &command), now)
-                {
-                    Ok(()) => {
-                        self.pending.insert((client, request), conn);
-                    }
-                    Err(e @ (Error::Storage(_) | Error::StorageCorrupt(_))) => return Err(e),
-                    Err(_) => conn.send(&self.redirect(request)),
-                }
+                self.proposals
+                    .push(encode_command(client, request, time, &command));
+                self.proposed.push((client, request));
+                self.pending.insert((client, request), conn);
             }
             Request::Read { request, query } => {
                 if !self.node.is_leader() {
@@ -974,6 +1101,16 @@ impl Core {
                 true
             }
         });
+    }
+
+    /// Writes the turn's answers, a connection at a time.
+    fn write_answers(&mut self) {
+        let ready = std::mem::take(&mut *lock(&self.ready));
+        for conn in ready {
+            if conn.flush() == Flushed::Partly {
+                lock(&self.ready).push(conn);
+            }
+        }
     }
 
     fn current_status(&self, now: u64) -> Status {

@@ -562,6 +562,14 @@ impl<S: Storage> Node<S> {
         self.run(now, |n| n.on_propose(command))
     }
 
+    /// Propose several commands at once, as [`propose`](Self::propose)
+    /// would one by one, except that a leader packs them into as few slots
+    /// as `max_batch` allows (one record and one `Accept` per slot instead
+    /// of per command): for a driver that gathers a turn's proposals.
+    pub fn propose_all(&mut self, commands: Vec<Command>, now: u64) -> Result<()> {
+        self.run(now, |n| n.on_propose_all(commands))
+    }
+
     /// The next output, or `None` when there is nothing to do.
     pub fn poll(&mut self) -> Option<Output> {
         self.out.pop_front()
@@ -1023,6 +1031,28 @@ impl<S: Storage> Node<S> {
                     return Err(Error::NotLeader { leader: None });
                 }
                 self.forward.push(command);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_propose_all(&mut self, commands: Vec<Command>) -> Result<()> {
+        match (self.role, self.leader) {
+            (Role::Leader, _) => {
+                self.queue.extend(commands);
+                self.flush()
+            }
+            (_, Some(l)) if l != self.config.id => {
+                if !commands.is_empty() {
+                    self.send_forward(l, commands);
+                }
+                Ok(())
+            }
+            _ => {
+                if self.forward.len() + commands.len() > MAX_PENDING {
+                    return Err(Error::NotLeader { leader: None });
+                }
+                self.forward.extend(commands);
                 Ok(())
             }
         }

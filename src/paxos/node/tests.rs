@@ -390,6 +390,42 @@ fn batching_packs_commands_into_few_slots() {
 }
 
 #[test]
+fn propose_all_packs_one_call_into_one_slot_and_forwards_from_a_follower() {
+    let mut c = Cluster::new(3, 5, |c| {
+        c.max_batch = 64;
+        c.max_inflight = 64;
+    });
+    let l = c.elect();
+    let base = c.decided[l].len();
+    let now = c.now;
+    c.nodes[l]
+        .as_mut()
+        .unwrap()
+        .propose_all((0..100).map(cmd).collect(), now)
+        .unwrap();
+    c.drain(l);
+    c.run_for(50 * MS);
+    c.check_agreement();
+    // 100 commands, batches of at most 64: two slots, where one `propose`
+    // per command would have taken one slot each (nothing was in flight).
+    assert_eq!(c.decided[l].len() - base, 2);
+    assert_eq!(c.commands(l), (0..100).map(cmd).collect::<Vec<_>>());
+
+    // From a follower: forwarded to the leader, decided in order.
+    let f = (l + 1) % 3;
+    let now = c.now;
+    c.nodes[f]
+        .as_mut()
+        .unwrap()
+        .propose_all((100..110).map(cmd).collect(), now)
+        .unwrap();
+    c.drain(f);
+    c.run_for(50 * MS);
+    c.check_agreement();
+    assert_eq!(c.commands(l), (0..110).map(cmd).collect::<Vec<_>>());
+}
+
+#[test]
 fn leader_crash_elects_another_and_continues() {
     for seed in 0..10 {
         let mut c = Cluster::new(3, seed, |_| {});
