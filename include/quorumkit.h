@@ -3940,6 +3940,43 @@ qk_status qk_lease_client_acquire(const qk_lease_client *client,
                                   qk_error *err);
 
 /**
+ * Starts an acquire that does not block the caller: it waits on a thread
+ * of its own (for event loops and bindings; a program with thousands of
+ * concurrent waiters should call `qk_lease_client_acquire()` from its
+ * own pool instead), and `callback(user_data, ...)` gets the outcome
+ * exactly once from that thread (see `qk_lease_callback`; `lease`'s
+ * `expires_at_ns` as in `qk_lease_client_acquire()`). `timeout_ns` as
+ * there. `qk_lease_client_free()` waits for the callback of every
+ * acquire in progress, so give a timeout to an acquire that a free may
+ * overtake.
+ *
+ * Errors (the callback is then never called): `QK_ERR_NULL_ARG` (also
+ * for a NULL callback), `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
+ * (empty names, zero TTL, bad mode), `QK_ERR_BACKEND_UNAVAILABLE` (no
+ * thread could be started). Every later failure (`QK_ERR_TIMEOUT`,
+ * `QK_ERR_BUSY` for timeout 0, `QK_ERR_BACKEND_UNAVAILABLE`) reaches the
+ * callback.
+ *
+ * Thread safety: may run concurrently with any call on the same
+ * `qk_lease_client` except its free.
+ *
+ * # Safety
+ * As `qk_lease_client_acquire()`; `callback` is called from another
+ * thread with `user_data`, which must stay valid until it is.
+ */
+qk_status qk_lease_client_acquire_async(const qk_lease_client *client,
+                                        const char *resource,
+                                        size_t resource_len,
+                                        const char *owner,
+                                        size_t owner_len,
+                                        uint64_t ttl_ns,
+                                        uint32_t mode,
+                                        uint64_t timeout_ns,
+                                        qk_lease_callback callback,
+                                        void *user_data,
+                                        qk_error *err);
+
+/**
  * Grants the lease if it is free now (`QK_ERR_BUSY` otherwise); never
  * queues.
  *

@@ -476,16 +476,30 @@ pub type qk_lease_callback = Option<
 >;
 
 /// The C callback and its user data, sent to whichever thread decides.
-struct CCallback {
+pub(crate) struct CCallback {
     f: unsafe extern "C" fn(*mut c_void, qk_status, *const qk_lease, *const c_char),
     user_data: usize,
 }
 
 impl CCallback {
+    /// `callback` with `user_data`; `QK_ERR_NULL_ARG` for a NULL callback.
+    pub(crate) fn new(callback: qk_lease_callback, user_data: *mut c_void) -> FfiResult<Self> {
+        let f = callback.ok_or_else(|| Failure::null("callback"))?;
+        Ok(CCallback {
+            f,
+            user_data: user_data as usize,
+        })
+    }
+
     fn call(&self, outcome: crate::error::Result<Lease>) {
+        self.deliver(outcome.map(qk_lease::from))
+    }
+
+    /// Calls the callback once with `outcome` (a panic inside stays here).
+    pub(crate) fn deliver(&self, outcome: crate::error::Result<qk_lease>) {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let (status, lease, message) = match outcome {
-                Ok(l) => (super::status::QK_OK, Some(qk_lease::from(l)), String::new()),
+                Ok(l) => (super::status::QK_OK, Some(l), String::new()),
                 Err(e) => (super::status::status_of(&e), None, e.to_string()),
             };
             let message = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
@@ -541,7 +555,7 @@ pub unsafe extern "C" fn qk_lease_table_acquire_async(
     err: *mut qk_error,
 ) -> qk_status {
     boundary(err, || {
-        let f = callback.ok_or_else(|| Failure::null("callback"))?;
+        let cb = CCallback::new(callback, user_data)?;
         let user = unsafe { cancel_token(cancel) }?;
         let req = unsafe {
             Request::parse(
@@ -556,10 +570,6 @@ pub unsafe extern "C" fn qk_lease_table_acquire_async(
             )
         }?;
         let t = req.names.table;
-        let cb = CCallback {
-            f,
-            user_data: user_data as usize,
-        };
         let mut cancels = vec![&t.closing];
         cancels.extend(user.as_ref());
         t.table.acquire_with_callback(

@@ -3,14 +3,15 @@
 //! `qk_lease_table`, across processes and machines, plus
 //! `QK_ERR_BACKEND_UNAVAILABLE` when no replica answers in time.
 
-use std::ffi::{CStr, c_char};
+use std::ffi::{CStr, c_char, c_void};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::args::{Out, arg_ref, arg_slice, arg_slice_mut, arg_str, free_boxed, hand_out};
 use super::boundary::{Failure, boundary, catch_or, qk_error};
 use super::inflight::Inside;
-use super::lease::{QK_TIMEOUT_FOREVER, mode_of, names, qk_lease};
+use super::lease::{CCallback, QK_TIMEOUT_FOREVER, mode_of, names, qk_lease, qk_lease_callback};
+use crate::error::Error;
 use super::status::qk_status;
 use crate::lease::MonotonicClock;
 use crate::net::{ClientConfig, parse_addrs};
@@ -194,6 +195,73 @@ pub unsafe extern "C" fn qk_lease_client_acquire(
             }
         };
         out.set(c_lease(l));
+        Ok(())
+    })
+}
+
+/// Starts an acquire that does not block the caller: it waits on a thread
+/// of its own (for event loops and bindings; a program with thousands of
+/// concurrent waiters should call `qk_lease_client_acquire()` from its
+/// own pool instead), and `callback(user_data, ...)` gets the outcome
+/// exactly once from that thread (see `qk_lease_callback`; `lease`'s
+/// `expires_at_ns` as in `qk_lease_client_acquire()`). `timeout_ns` as
+/// there. `qk_lease_client_free()` waits for the callback of every
+/// acquire in progress, so give a timeout to an acquire that a free may
+/// overtake, and do not free the client from its own callback.
+///
+/// Errors (the callback is then never called): `QK_ERR_NULL_ARG` (also
+/// for a NULL callback), `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`
+/// (empty names, zero TTL, bad mode), `QK_ERR_BACKEND_UNAVAILABLE` (no
+/// thread could be started). Every later failure (`QK_ERR_TIMEOUT`,
+/// `QK_ERR_BUSY` for timeout 0, `QK_ERR_BACKEND_UNAVAILABLE`) reaches the
+/// callback.
+///
+/// Thread safety: may run concurrently with any call on the same
+/// `qk_lease_client` except its free.
+///
+/// # Safety
+/// As `qk_lease_client_acquire()`; `callback` is called from another
+/// thread with `user_data`, which must stay valid until it is.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn qk_lease_client_acquire_async(
+    client: *const qk_lease_client,
+    resource: *const c_char,
+    resource_len: usize,
+    owner: *const c_char,
+    owner_len: usize,
+    ttl_ns: u64,
+    mode: u32,
+    timeout_ns: u64,
+    callback: qk_lease_callback,
+    user_data: *mut c_void,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let cb = CCallback::new(callback, user_data)?;
+        let n = unsafe { names(client, resource, resource_len, owner, owner_len) }?;
+        let mode = mode_of(mode)?;
+        if ttl_ns == 0 {
+            return Err(Error::invalid("lease: ttl must be positive").into());
+        }
+        let c = n.table;
+        let (lc, resource, owner) = (c.client.clone(), n.resource.to_owned(), n.owner.to_owned());
+        // Counted in before the thread starts, so that a free cannot slip
+        // between this return and the thread's first step.
+        let inside = c.inside.enter();
+        let ttl = Duration::from_nanos(ttl_ns);
+        std::thread::Builder::new()
+            .name("qk-lease-acquire".into())
+            .spawn(move || {
+                let _inside = inside;
+                let outcome = match timeout_ns {
+                    0 => lc.try_acquire(&resource, &owner, ttl, mode),
+                    QK_TIMEOUT_FOREVER => lc.acquire(&resource, &owner, ttl, mode, None),
+                    ns => lc.acquire(&resource, &owner, ttl, mode, Some(Duration::from_nanos(ns))),
+                };
+                cb.deliver(outcome.map(c_lease));
+            })
+            .map_err(|e| Error::unavailable(format!("cannot start a thread: {e}")))?;
         Ok(())
     })
 }

@@ -130,6 +130,91 @@ static void *blocked_acquire(void *arg) {
     return NULL;
 }
 
+/* The outcome of qk_lease_client_acquire_async(), handed over under a lock. */
+struct async_outcome {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int calls;
+    qk_status status;
+    qk_lease lease;
+    char message[256];
+};
+
+static void on_async(void *user_data, qk_status status, const qk_lease *lease, const char *message) {
+    struct async_outcome *o = user_data;
+    pthread_mutex_lock(&o->mu);
+    o->calls++;
+    o->status = status;
+    if (lease) o->lease = *lease;
+    snprintf(o->message, sizeof o->message, "%s", message ? message : "(null)");
+    pthread_cond_broadcast(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* Waits (at most `ms`) for the callback; returns how many calls came. */
+static int await_async(struct async_outcome *o, int ms) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&o->mu);
+    while (o->calls == 0 && pthread_cond_timedwait(&o->cv, &o->mu, &until) == 0) {
+    }
+    int calls = o->calls;
+    pthread_mutex_unlock(&o->mu);
+    return calls;
+}
+
+static void async_acquire(qk_lease_client *lc) {
+    struct async_outcome o = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, QK_ERR_PANIC, {0}, ""};
+    /* Bad input is refused at the call; the callback never runs. */
+    CHECK_ERR(qk_lease_client_acquire_async(lc, STR("a"), STR("o"), SEC, QK_LEASE_EXCLUSIVE, SEC, NULL, &o, NULL),
+              QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_lease_client_acquire_async(NULL, STR("a"), STR("o"), SEC, QK_LEASE_EXCLUSIVE, SEC, on_async, &o,
+                                            NULL),
+              QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_lease_client_acquire_async(lc, STR("a"), STR("o"), 0, QK_LEASE_EXCLUSIVE, SEC, on_async, &o, NULL),
+              QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_lease_client_acquire_async(lc, STR(""), STR("o"), SEC, QK_LEASE_EXCLUSIVE, SEC, on_async, &o, NULL),
+              QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_lease_client_acquire_async(lc, STR("a"), STR("o"), SEC, 7, SEC, on_async, &o, NULL),
+              QK_ERR_INVALID_ARG);
+    nap_ms(50);
+    CHECK(o.calls == 0);
+
+    /* Queued behind a holder: no answer until the holder releases, then the
+     * grant arrives through the callback with a larger token. */
+    qk_lease holder;
+    CHECK_OK(qk_lease_client_try_acquire(lc, STR("async"), STR("holder"), 5 * SEC, QK_LEASE_EXCLUSIVE, &holder,
+                                         NULL));
+    CHECK_OK(qk_lease_client_acquire_async(lc, STR("async"), STR("waiter"), 5 * SEC, QK_LEASE_EXCLUSIVE, 10 * SEC,
+                                           on_async, &o, NULL));
+    CHECK(await_async(&o, 300) == 0);
+    CHECK_OK(qk_lease_client_release(lc, STR("async"), STR("holder"), holder.token, NULL));
+    CHECK(await_async(&o, 10000) == 1);
+    CHECK_OK(o.status);
+    CHECK(o.lease.token > holder.token && o.lease.mode == QK_LEASE_EXCLUSIVE);
+    uint64_t now = 0;
+    CHECK_OK(qk_lease_client_now(lc, &now, NULL));
+    CHECK(o.lease.expires_at_ns > now && o.lease.expires_at_ns <= now + 5 * SEC);
+    CHECK(strcmp(o.message, "") == 0);
+
+    /* Timeout 0 on a held resource: QK_ERR_BUSY through the callback. */
+    struct async_outcome busy = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, QK_OK, {0}, ""};
+    CHECK_OK(qk_lease_client_acquire_async(lc, STR("async"), STR("other"), SEC, QK_LEASE_EXCLUSIVE, 0, on_async,
+                                           &busy, NULL));
+    CHECK(await_async(&busy, 10000) == 1);
+    CHECK(busy.status == QK_ERR_BUSY);
+    CHECK(strlen(busy.message) > 0);
+    CHECK_OK(qk_lease_client_release(lc, STR("async"), STR("waiter"), o.lease.token, NULL));
+    nap_ms(20);
+    CHECK(o.calls == 1 && busy.calls == 1); /* exactly once */
+}
+
 static void bad_input(qk_lease_client *lc) {
     qk_lease_client *none = (qk_lease_client *)0x1;
     qk_lease l;
@@ -234,6 +319,7 @@ static void leases_and_failover(struct cluster *c) {
     pthread_join(th, NULL);
     CHECK_OK(w.status);
     CHECK(w.lease.token > first.token);
+    async_acquire(lc);
 
     /* Election over the service. */
     qk_election *e = NULL;
