@@ -3948,7 +3948,7 @@ qk_status qk_lease_client_acquire(const qk_lease_client *client,
  * `expires_at_ns` as in `qk_lease_client_acquire()`). `timeout_ns` as
  * there. `qk_lease_client_free()` waits for the callback of every
  * acquire in progress, so give a timeout to an acquire that a free may
- * overtake.
+ * overtake, and do not free the client from its own callback.
  *
  * Errors (the callback is then never called): `QK_ERR_NULL_ARG` (also
  * for a NULL callback), `QK_ERR_INVALID_UTF8`, `QK_ERR_INVALID_ARG`

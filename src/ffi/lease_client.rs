@@ -11,8 +11,8 @@ use super::args::{Out, arg_ref, arg_slice, arg_slice_mut, arg_str, free_boxed, h
 use super::boundary::{Failure, boundary, catch_or, qk_error};
 use super::inflight::Inside;
 use super::lease::{CCallback, QK_TIMEOUT_FOREVER, mode_of, names, qk_lease, qk_lease_callback};
-use crate::error::Error;
 use super::status::qk_status;
+use crate::error::Error;
 use crate::lease::MonotonicClock;
 use crate::net::{ClientConfig, parse_addrs};
 use crate::service::{LeaseClient, RemoteLease};
@@ -241,6 +241,10 @@ pub unsafe extern "C" fn qk_lease_client_acquire_async(
         let cb = CCallback::new(callback, user_data)?;
         let n = unsafe { names(client, resource, resource_len, owner, owner_len) }?;
         let mode = mode_of(mode)?;
+        // Refused here, not through the callback (the thread's acquire would).
+        if n.resource.is_empty() || n.owner.is_empty() {
+            return Err(Error::invalid("lease: resource and owner must be non-empty").into());
+        }
         if ttl_ns == 0 {
             return Err(Error::invalid("lease: ttl must be positive").into());
         }

@@ -181,6 +181,8 @@ static void async_acquire(qk_lease_client *lc) {
               QK_ERR_INVALID_ARG);
     CHECK_ERR(qk_lease_client_acquire_async(lc, STR(""), STR("o"), SEC, QK_LEASE_EXCLUSIVE, SEC, on_async, &o, NULL),
               QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_lease_client_acquire_async(lc, STR("a"), STR(""), SEC, QK_LEASE_EXCLUSIVE, SEC, on_async, &o, NULL),
+              QK_ERR_INVALID_ARG);
     CHECK_ERR(qk_lease_client_acquire_async(lc, STR("a"), STR("o"), SEC, 7, SEC, on_async, &o, NULL),
               QK_ERR_INVALID_ARG);
     nap_ms(50);
