@@ -4495,6 +4495,29 @@ qk_status qk_paxos_node_propose(qk_paxos_node *node,
                                 qk_error *err);
 
 /**
+ * Proposes `count` commands at once (command `i` is `cmds[i]`, `lens[i]`
+ * bytes, copied): as `count` calls of `qk_paxos_node_propose()`, except
+ * that a leader packs them into as few slots as its batch size allows
+ * (one record and one accept message per slot, not per command). Nothing
+ * is proposed unless every argument is valid.
+ *
+ * Errors: `QK_ERR_NULL_ARG` (also for a NULL command with a non-zero
+ * length); `QK_ERR_STORAGE` (the node is stopped).
+ *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+ *
+ * # Safety
+ * `node` is NULL or a live node; `cmds` and `lens` are NULL or point to
+ * `count` readable elements, each command to its length in bytes.
+ */
+qk_status qk_paxos_node_propose_all(qk_paxos_node *node,
+                                    const uint8_t *const *cmds,
+                                    const size_t *lens,
+                                    size_t count,
+                                    uint64_t now_ns,
+                                    qk_error *err);
+
+/**
  * Takes the node's next output: stores it in `*output_out` and true in
  * `*has_out`, or false in `*has_out` (and leaves `*output_out` alone) when
  * there is nothing to do. Outputs come in the order they must be acted on;

@@ -334,6 +334,24 @@ impl PaxosNode {
         self.with(py, move |n| n.propose(cmd, now))
     }
 
+    /// Proposes several commands at once (an iterable of bytes): as many
+    /// ``propose`` calls, except that a leader packs them into as few slots
+    /// as its batch size allows. ``TypeError`` (nothing proposed) if one
+    /// is not bytes-like.
+    fn propose_all(
+        &self,
+        py: Python<'_>,
+        commands: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let mut cmds = Vec::new();
+        for c in commands.try_iter()? {
+            cmds.push(bytes_arg(&c?, "commands")?);
+        }
+        let now = ns_arg(now, "now")?;
+        self.with(py, move |n| n.propose_all(cmds, now))
+    }
+
     /// Everything the node asks for, in order: ``("send", to, data)``,
     /// ``("decided", slot, [command, ...])`` (an empty list for a no-op
     /// slot), ``("persisted", records)``, ``("leader", leader_or_None)``.

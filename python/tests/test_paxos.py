@@ -163,6 +163,35 @@ def test_three_nodes_over_bytes(tmp_path: Path) -> None:
     assert net.logs[3][: len(before)] == before
 
 
+def test_propose_all_packs_a_call_into_one_slot() -> None:
+    net = Net()
+    net.run_until(lambda: net.leader() is not None)
+    leader = net.leader()
+    assert leader is not None
+    node = net.nodes[leader]
+    assert node is not None
+    # A bad element refuses the whole call: nothing is proposed.
+    raises(TypeError, node.propose_all, [b"x", 5], net.now)
+    raises(TypeError, node.propose_all, 5, net.now)
+    node.propose_all([], net.now)
+    before = net.slots[leader]
+    node.propose_all([b"p0", bytearray(b"p1"), memoryview(b"p2"), b"p3"], net.now)
+    net.drain(leader)
+    net.run_until(lambda: all(len(log) >= 4 for log in net.logs.values()))
+    net.deliver()
+    for log in net.logs.values():
+        assert log == [b"p0", b"p1", b"p2", b"p3"]
+    assert net.slots[leader] == before + 1  # max_batch 4: one slot, not four
+    # From a follower: forwarded, decided in order.
+    follower = next(i for i in MEMBERS if i != leader)
+    f = net.nodes[follower]
+    assert f is not None
+    f.propose_all((b"q%d" % k for k in range(6)), net.now)
+    net.drain(follower)
+    net.run_until(lambda: all(len(log) >= 10 for log in net.logs.values()))
+    assert net.logs[1][4:] == [b"q%d" % k for k in range(6)]
+
+
 def test_node_bad_inputs(tmp_path: Path) -> None:
     n = PaxosNode(1, [1, 2, 3])
     assert (n.id, n.members, n.path, n.leader, n.is_leader, n.commit_index) == (1, [1, 2, 3], None, None, False, 0)

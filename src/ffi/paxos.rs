@@ -421,6 +421,41 @@ pub unsafe extern "C" fn qk_paxos_node_propose(
     })
 }
 
+/// Proposes `count` commands at once (command `i` is `cmds[i]`, `lens[i]`
+/// bytes, copied): as `count` calls of `qk_paxos_node_propose()`, except
+/// that a leader packs them into as few slots as its batch size allows
+/// (one record and one accept message per slot, not per command). Nothing
+/// is proposed unless every argument is valid.
+///
+/// Errors: `QK_ERR_NULL_ARG` (also for a NULL command with a non-zero
+/// length); `QK_ERR_STORAGE` (the node is stopped).
+///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+///
+/// # Safety
+/// `node` is NULL or a live node; `cmds` and `lens` are NULL or point to
+/// `count` readable elements, each command to its length in bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_propose_all(
+    node: *mut qk_paxos_node,
+    cmds: *const *const u8,
+    lens: *const usize,
+    count: usize,
+    now_ns: u64,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let n = unsafe { arg_mut(node, "node") }?;
+        let ptrs = unsafe { arg_slice(cmds, count, "cmds") }?;
+        let lens = unsafe { arg_slice(lens, count, "lens") }?;
+        let mut commands = Vec::with_capacity(count);
+        for (&p, &len) in ptrs.iter().zip(lens) {
+            commands.push(unsafe { arg_key(p, len, "cmds[i]") }?.to_vec());
+        }
+        Ok(n.node.propose_all(commands, now_ns)?)
+    })
+}
+
 /// Takes the node's next output: stores it in `*output_out` and true in
 /// `*has_out`, or false in `*has_out` (and leaves `*output_out` alone) when
 /// there is nothing to do. Outputs come in the order they must be acted on;

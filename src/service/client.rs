@@ -28,6 +28,12 @@ impl RemoteLease {
     }
 }
 
+/// Idle connections a `LeaseClient` keeps. As many as the threads that
+/// share one client at once: a call that finds none idle opens a new
+/// connection (a handshake and a new session), and one beyond this bound
+/// is closed after its call.
+const MAX_IDLE: usize = 256;
+
 /// A client of a replicated lease service (`quorumkit serve --state lease`).
 pub struct LeaseClient {
     config: ClientConfig,
@@ -60,7 +66,7 @@ impl LeaseClient {
         c.set_timeout(timeout);
         let out = f(&mut c);
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < 16 {
+        if pool.len() < MAX_IDLE {
             pool.push(c);
         }
         out

@@ -294,6 +294,31 @@ static void test_paxos_cluster(void) {
         CHECK_OK(qk_paxos_node_commit_index(c.node[i], &ci, NULL));
         CHECK(ci == c.next_slot[i] && ci >= 3);
     }
+    /* propose_all: four commands in one call take one slot (max_batch 4),
+     * delivered in order everywhere; a bad array proposes nothing. */
+    deliver_all(&c);
+    uint64_t slots_before = c.next_slot[leader];
+    const uint8_t *bad[2] = {(const uint8_t *)"x", NULL};
+    const size_t bad_lens[2] = {1, 1};
+    CHECK_ERR(qk_paxos_node_propose_all(c.node[leader], bad, bad_lens, 2, c.now, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_propose_all(c.node[leader], NULL, bad_lens, 2, c.now, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_propose_all(NULL, bad, bad_lens, 1, c.now, NULL), QK_ERR_NULL_ARG);
+    CHECK_OK(qk_paxos_node_propose_all(c.node[leader], NULL, NULL, 0, c.now, NULL));
+    const uint8_t *many[4] = {(const uint8_t *)"p0", (const uint8_t *)"p1", (const uint8_t *)"p2",
+                              (const uint8_t *)"p3"};
+    const size_t many_lens[4] = {2, 2, 2, 2};
+    CHECK_OK(qk_paxos_node_propose_all(c.node[leader], many, many_lens, 4, c.now, NULL));
+    drain(&c, leader);
+    want = 14;
+    REQUIRE(run_until(&c, all_delivered, &want));
+    deliver_all(&c);
+    CHECK(c.next_slot[leader] == slots_before + 1);
+    CHECK(count_of(&c, 0, "x") == 0);
+    for (int i = 0; i < NODES; i++) {
+        CHECK(c.log_len[i] == 14);
+        CHECK(strcmp(c.log[i][10], "p0") == 0 && strcmp(c.log[i][13], "p3") == 0);
+    }
+
     /* Followers never hold the read lease; the leader gets it. */
     REQUIRE(run_until(&c, leader_has_lease, NULL));
     leader = agreed_leader(&c);
@@ -317,13 +342,13 @@ static void test_paxos_cluster(void) {
         snprintf(cmd, sizeof cmd, "c%d", k);
         propose(&c, leader, cmd);
     }
-    want = 13;
+    want = 17;
     REQUIRE(run_until(&c, all_delivered, &want));
     start(&c, f);
     REQUIRE(run_until(&c, all_delivered, &want));
     deliver_all(&c);
     int other = (f + 1) % NODES;
-    CHECK(c.log_len[f] == 13);
+    CHECK(c.log_len[f] == 17);
     CHECK(same_log(&c, f, other));
     for (size_t k = 0; k < before_len; k++) CHECK(strcmp(before[k], c.log[f][k]) == 0);
     CHECK(c.order_errors == 0);
