@@ -221,7 +221,9 @@ impl Client {
                 }
             }
             std::thread::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())));
-            backoff = (backoff * 2).min(Duration::from_millis(200));
+            // Short: during an election a retry finds the new leader soon after
+            // it wins, and a refusal costs one loopback or LAN round trip.
+            backoff = (backoff * 2).min(Duration::from_millis(50));
         }
     }
 
