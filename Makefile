@@ -75,8 +75,8 @@ install-test: sysdeps lib node-deps
 	scripts/install_test.sh
 
 # bindings/node against the source tree's library (koffi, node --test).
-node-test: lib node-deps
-	cd bindings/node && QUORUMKIT_LIB=$(BUILD_DIR)/libquorumkit.so node --test test/
+node-test: lib bin node-deps
+	cd bindings/node && QUORUMKIT_LIB=$(BUILD_DIR)/libquorumkit.so QK_BIN=$(BUILD_DIR)/quorumkit node --test test/
 	cd bindings/node && npx --no-install tsc -p .
 
 # koffi for bindings/node and docs/c-abi.md's koffi snippet, pinned by the lock file.

@@ -139,6 +139,26 @@ export class LeaseTable extends Handle {
   readonly resourceCount: number;
 }
 
+/** A client of a replicated lease service (`quorumkit serve --state lease`). Every call but
+ * acquireAsync() is a network round trip on this thread (it blocks the event loop). */
+export class LeaseClient extends Handle {
+  /** `addrs`: "HOST:PORT" entries (an array or one comma-separated string); `secret` >= 16 bytes. */
+  constructor(addrs: string | string[], options: { secret: Bytes; clusterId?: U64; timeoutMs?: number });
+  /** The clock of `expiresAtNs` (this process's monotonic clock), in ns. */
+  now(): bigint;
+  tryAcquire<R extends Bytes, O extends Bytes>(resource: R, owner: O, ttlMs: number, options?: { shared?: boolean }): Lease<R, O>;
+  /** Blocks the event loop; refused (InvalidArgError) while acquireAsync() calls of this client wait, unless timeoutMs is 0. */
+  acquire<R extends Bytes, O extends Bytes>(resource: R, owner: O, ttlMs: number,
+    options?: { timeoutMs?: number; shared?: boolean }): Lease<R, O>;
+  /** FIFO wait on a library thread; TimeoutError, BusyError (timeoutMs 0), BackendUnavailableError. */
+  acquireAsync<R extends Bytes, O extends Bytes>(resource: R, owner: O, ttlMs: number,
+    options?: { timeoutMs?: number; shared?: boolean }): Promise<Lease<R, O>>;
+  renew<L extends LeaseRef>(lease: L, ttlMs: number): Lease<L['resource'], L['owner']>;
+  release(lease: LeaseRef): void;
+  /** Current holders; `expiresAtNs` in the service's cluster time. */
+  holders(resource: Bytes): { token: bigint; expiresAtNs: bigint; shared: boolean }[];
+}
+
 export class Fence extends Handle {
   constructor();
   check(resource: Bytes, token: U64): void;

@@ -5,6 +5,7 @@
 const native = require('./lib/native');
 const { HashRing, KetamaRing, Maglev, Rendezvous } = require('./lib/rings');
 const { LeaseTable, Fence } = require('./lib/lease');
+const { LeaseClient } = require('./lib/lease_client');
 const { FailureDetector } = require('./lib/detector');
 const { PaxosNode, paxosConfig } = require('./lib/paxos');
 
@@ -20,6 +21,7 @@ module.exports = {
   Maglev,
   Rendezvous,
   LeaseTable,
+  LeaseClient,
   Fence,
   FailureDetector,
   PaxosNode,
