@@ -71,7 +71,7 @@ install: lib
 
 # Installs into temp prefixes and builds C, C++ (CMake) and Go consumers
 # against the installed copy (scripts/install_test.sh).
-install-test: sysdeps lib node-deps
+install-test: sysdeps lib bin node-deps
 	scripts/install_test.sh
 
 # bindings/node against the source tree's library (koffi, node --test).

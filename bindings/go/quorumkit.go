@@ -110,6 +110,8 @@ var (
 	ErrStorageInUse   = &Error{Status: StatusStorageInUse}
 	ErrStorageCorrupt = &Error{Status: StatusStorageCorrupt}
 	ErrCancelled      = &Error{Status: StatusCancelled}
+	// ErrBackendUnavailable: no replica (or server) answered in time.
+	ErrBackendUnavailable = &Error{Status: StatusBackendUnavailable}
 )
 
 // ErrClosed is the answer of every method of a closed value.
