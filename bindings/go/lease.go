@@ -64,6 +64,11 @@ func (t *LeaseTable) Close() error {
 }
 
 func (t *LeaseTable) lease(resource, owner string, l *C.qk_lease) Lease {
+	return toLease(resource, owner, l)
+}
+
+// toLease is a qk_lease with its names (LeaseTable and LeaseClient).
+func toLease(resource, owner string, l *C.qk_lease) Lease {
 	return Lease{Resource: resource, Owner: owner, Token: uint64(l.token),
 		ExpiresAtNs: uint64(l.expires_at_ns), Mode: Mode(l.mode)}
 }

@@ -56,11 +56,6 @@ func (c *LeaseClient) Close() error {
 	return nil
 }
 
-func remoteLease(resource, owner string, l *C.qk_lease) Lease {
-	return Lease{Resource: resource, Owner: owner, Token: uint64(l.token),
-		ExpiresAtNs: uint64(l.expires_at_ns), Mode: Mode(l.mode)}
-}
-
 // Now reads the clock of Lease.ExpiresAtNs (this process's monotonic clock).
 func (c *LeaseClient) Now() (uint64, error) {
 	c.mu.RLock()
@@ -98,7 +93,7 @@ func (c *LeaseClient) Acquire(resource, owner string, ttl time.Duration, mode Mo
 	if err := check(st, &e); err != nil {
 		return Lease{}, err
 	}
-	return remoteLease(resource, owner, &l), nil
+	return toLease(resource, owner, &l), nil
 }
 
 // TryAcquire grants the lease if it is free now, else ErrBusy.
@@ -116,7 +111,7 @@ func (c *LeaseClient) TryAcquire(resource, owner string, ttl time.Duration, mode
 	if err := check(st, &e); err != nil {
 		return Lease{}, err
 	}
-	return remoteLease(resource, owner, &l), nil
+	return toLease(resource, owner, &l), nil
 }
 
 // Renew extends a held lease to ttl from the service's now (same token).
@@ -134,7 +129,7 @@ func (c *LeaseClient) Renew(l Lease, ttl time.Duration) (Lease, error) {
 	if err := check(st, &e); err != nil {
 		return Lease{}, err
 	}
-	return remoteLease(l.Resource, l.Owner, &out), nil
+	return toLease(l.Resource, l.Owner, &out), nil
 }
 
 // Release ends the lease; the next waiter is granted. ErrNotHolder if it
@@ -174,7 +169,7 @@ func (c *LeaseClient) Holders(resource string) ([]Lease, error) {
 		}
 		out := make([]Lease, int(n))
 		for i := range out {
-			out[i] = remoteLease(resource, "", &buf[i])
+			out[i] = toLease(resource, "", &buf[i])
 		}
 		return out, nil
 	}

@@ -234,4 +234,5 @@ class Fence extends Handle {
   }
 }
 
-module.exports = { LeaseTable, Fence };
+// toLease, timeoutNs and the modes serve lease_client.js too.
+module.exports = { LeaseTable, Fence, toLease, timeoutNs, EXCLUSIVE, SHARED };

@@ -9,7 +9,8 @@
 // waits on a thread of the library's own (qk_lease_client_acquire_async) and
 // settles its promise on this loop.
 
-const { koffi, fn, call, bytes, u64, msToNs, Handle, makeError, readError, CODES, UINT64_MAX, types } = require('./native');
+const { koffi, fn, call, bytes, u64, msToNs, Handle, makeError, readError, CODES, types } = require('./native');
+const { toLease, timeoutNs, EXCLUSIVE, SHARED } = require('./lease');
 
 koffi.opaque('qk_lease_client');
 
@@ -25,24 +26,8 @@ const F = {
   holders: fn('uint32 qk_lease_client_holders(qk_lease_client *, const uint8_t *, size_t, void *, size_t, _Out_ size_t *, qk_error *)'),
 };
 
-const EXCLUSIVE = 0;
-const SHARED = 1;
 const LEASE_SIZE = koffi.sizeof(types.qk_lease);
 const LEASE_MODE_OFFSET = koffi.offsetof(types.qk_lease, 'mode');
-
-function toLease(resource, owner, l) {
-  return {
-    resource,
-    owner,
-    token: BigInt(l.token),
-    expiresAtNs: BigInt(l.expires_at_ns),
-    shared: l.mode === SHARED,
-  };
-}
-
-function timeoutNs(timeoutMs) {
-  return timeoutMs === undefined || timeoutMs === Infinity ? UINT64_MAX : msToNs(timeoutMs, 'timeoutMs');
-}
 
 // Pending async acquires by id (the callback's user_data); one callback
 // registered for good. A ref'd timer keeps Node alive while any waits:
