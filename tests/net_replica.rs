@@ -228,3 +228,72 @@ fn retries_apply_once_and_strangers_are_refused() {
         Some(10)
     );
 }
+
+#[test]
+fn a_client_that_never_reads_its_answers_is_cut_off_and_others_are_served() {
+    let c = Cluster::start(3, "unread");
+    let mut client = c.client();
+    let big = vec![b'x'; 1 << 20];
+    client.propose(&kv::put(b"big", &big)).unwrap();
+    let leader = c.leader();
+    let mut s = TcpStream::connect(c.peers[&leader]).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let me = Identity {
+        cluster_id: CLUSTER,
+        role: Role::Client,
+        secret: SECRET.to_vec(),
+    };
+    handshake(&mut s, &me).unwrap();
+    // Ask for the 1 MiB value again and again and read nothing: the answers
+    // pile up past the socket's buffers and the replica's bound (4 MiB),
+    // and the replica closes the connection instead of buffering more.
+    let mut writes_failed = false;
+    let started = Instant::now();
+    for request in 1..=200u64 {
+        let (kind, payload) = Request::Read {
+            request,
+            query: kv::get(b"big"),
+        }
+        .encode();
+        if write_frame(&mut s, kind, &payload).is_err() {
+            writes_failed = true;
+            break;
+        }
+        if request % 20 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The core keeps serving other clients meanwhile.
+        if request % 50 == 0 {
+            assert_eq!(
+                kv::decode_previous(&client.read(&kv::get(b"big")).unwrap()).map(|v| v.len()),
+                Some(1 << 20)
+            );
+        }
+    }
+    // Closed by the replica: reading what arrived ends (EOF or reset)
+    // within the bound, well short of 200 MiB of answers.
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the connection was never closed"
+        );
+    }
+    assert!(
+        got < 100 << 20,
+        "{got} bytes of answers reached a client that never read (writes failed: {writes_failed})"
+    );
+    assert!(!c.replicas[&leader].is_stopped());
+    client.propose(&kv::put(b"after", b"1")).unwrap();
+    assert_eq!(
+        kv::decode_previous(&client.read(&kv::get(b"after")).unwrap()),
+        Some(b"1".to_vec())
+    );
+}
