@@ -8,15 +8,16 @@
 //! - the *core* owns the node, the state machine and the session table.
 //!   It blocks on one bounded event queue until an event arrives or the
 //!   node's next deadline passes (no busy polling), handles every queued
-//!   event, commits the record file once (group commit), then acts on the
-//!   node's outputs;
+//!   event, proposes the turn's commands together, sends the leader's
+//!   `Accept`s, commits the record file once (group commit), then acts on
+//!   the node's other outputs and writes each client's answers of the turn
+//!   without blocking (a client that leaves 4 MiB of answers unread is
+//!   disconnected);
 //! - an *acceptor*, and a *reader* per inbound connection (handshake, then
 //!   frames decoded into events; a bad frame closes that connection only);
 //! - a *sender* per peer: one outbound connection, reconnected with
 //!   backoff, fed by a bounded queue that drops when full (Paxos repeats
-//!   what it needs);
-//! - a *writer* per client connection, fed by a bounded queue; a client
-//!   that does not read its answers is disconnected.
+//!   what it needs).
 //!
 //! Backpressure: readers block when the event queue is full; proposals
 //! beyond `max_pending` are answered `Busy`.
