@@ -96,22 +96,10 @@ func (c *LeaseClient) Acquire(resource, owner string, ttl time.Duration, mode Mo
 	return toLease(resource, owner, &l), nil
 }
 
-// TryAcquire grants the lease if it is free now, else ErrBusy.
+// TryAcquire grants the lease if it is free now, else ErrBusy (Acquire
+// with timeout 0).
 func (c *LeaseClient) TryAcquire(resource, owner string, ttl time.Duration, mode Mode) (Lease, error) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.p == nil {
-		return Lease{}, ErrClosed
-	}
-	var e C.qk_error
-	var l C.qk_lease
-	r, rl := str(resource)
-	o, ol := str(owner)
-	st := C.qk_lease_client_try_acquire(c.p, r, rl, o, ol, C.uint64_t(ttl), C.uint32_t(mode), &l, &e)
-	if err := check(st, &e); err != nil {
-		return Lease{}, err
-	}
-	return toLease(resource, owner, &l), nil
+	return c.Acquire(resource, owner, ttl, mode, 0)
 }
 
 // Renew extends a held lease to ttl from the service's now (same token).

@@ -13,7 +13,7 @@ use super::inflight::Inside;
 use super::lease::{CCallback, QK_TIMEOUT_FOREVER, mode_of, names, qk_lease, qk_lease_callback};
 use super::status::qk_status;
 use crate::error::Error;
-use crate::lease::MonotonicClock;
+use crate::lease::{Mode, MonotonicClock};
 use crate::net::{ClientConfig, parse_addrs};
 use crate::service::{LeaseClient, RemoteLease};
 
@@ -134,6 +134,23 @@ pub unsafe extern "C" fn qk_lease_client_now(
     })
 }
 
+/// An acquire with the C timeout convention: 0 tries once,
+/// `QK_TIMEOUT_FOREVER` waits without end, anything else waits that long.
+fn acquire_within(
+    client: &LeaseClient,
+    resource: &str,
+    owner: &str,
+    ttl: Duration,
+    mode: Mode,
+    timeout_ns: u64,
+) -> crate::error::Result<RemoteLease> {
+    match timeout_ns {
+        0 => client.try_acquire(resource, owner, ttl, mode),
+        QK_TIMEOUT_FOREVER => client.acquire(resource, owner, ttl, mode, None),
+        ns => client.acquire(resource, owner, ttl, mode, Some(Duration::from_nanos(ns))),
+    }
+}
+
 /// A held lease as C sees it: valid until this process's conservative
 /// deadline (the request's send time plus the TTL) on the monotonic clock.
 fn c_lease(l: RemoteLease) -> qk_lease {
@@ -186,14 +203,7 @@ pub unsafe extern "C" fn qk_lease_client_acquire(
         let c = n.table;
         let _inside = c.inside.enter();
         let ttl = Duration::from_nanos(ttl_ns);
-        let l = match timeout_ns {
-            0 => c.client.try_acquire(n.resource, n.owner, ttl, mode)?,
-            QK_TIMEOUT_FOREVER => c.client.acquire(n.resource, n.owner, ttl, mode, None)?,
-            ns => {
-                let t = Some(Duration::from_nanos(ns));
-                c.client.acquire(n.resource, n.owner, ttl, mode, t)?
-            }
-        };
+        let l = acquire_within(&c.client, n.resource, n.owner, ttl, mode, timeout_ns)?;
         out.set(c_lease(l));
         Ok(())
     })
@@ -241,28 +251,19 @@ pub unsafe extern "C" fn qk_lease_client_acquire_async(
         let cb = CCallback::new(callback, user_data)?;
         let n = unsafe { names(client, resource, resource_len, owner, owner_len) }?;
         let mode = mode_of(mode)?;
+        let ttl = Duration::from_nanos(ttl_ns);
         // Refused here, not through the callback (the thread's acquire would).
-        if n.resource.is_empty() || n.owner.is_empty() {
-            return Err(Error::invalid("lease: resource and owner must be non-empty").into());
-        }
-        if ttl_ns == 0 {
-            return Err(Error::invalid("lease: ttl must be positive").into());
-        }
+        LeaseClient::check(n.resource, n.owner, ttl)?;
         let c = n.table;
         let (lc, resource, owner) = (c.client.clone(), n.resource.to_owned(), n.owner.to_owned());
         // Counted in before the thread starts, so that a free cannot slip
         // between this return and the thread's first step.
         let inside = c.inside.enter();
-        let ttl = Duration::from_nanos(ttl_ns);
         std::thread::Builder::new()
             .name("qk-lease-acquire".into())
             .spawn(move || {
                 let _inside = inside;
-                let outcome = match timeout_ns {
-                    0 => lc.try_acquire(&resource, &owner, ttl, mode),
-                    QK_TIMEOUT_FOREVER => lc.acquire(&resource, &owner, ttl, mode, None),
-                    ns => lc.acquire(&resource, &owner, ttl, mode, Some(Duration::from_nanos(ns))),
-                };
+                let outcome = acquire_within(&lc, &resource, &owner, ttl, mode, timeout_ns);
                 cb.deliver(outcome.map(c_lease));
             })
             .map_err(|e| Error::unavailable(format!("cannot start a thread: {e}")))?;

@@ -72,7 +72,9 @@ impl LeaseClient {
         out
     }
 
-    fn check(resource: &str, owner: &str, ttl: Duration) -> Result<u64> {
+    /// The argument checks of every grant: non-empty names, a positive TTL
+    /// (returned in nanoseconds).
+    pub(crate) fn check(resource: &str, owner: &str, ttl: Duration) -> Result<u64> {
         if resource.is_empty() || owner.is_empty() {
             return Err(Error::invalid(
                 "lease: resource and owner must be non-empty",
