@@ -50,6 +50,8 @@ fn add(total: &mut SimStats, s: &SimStats) {
     total.leader_changes += s.leader_changes;
     total.lease_grants += s.lease_grants;
     total.liveness_checks += s.liveness_checks;
+    total.compactions += s.compactions;
+    total.snapshots_installed += s.snapshots_installed;
 }
 
 /// Runs this part's share of the seeds; fails listing every failing seed.
@@ -74,7 +76,8 @@ fn seeds_part(part: u64) {
     eprintln!(
         "part {part}: {runs} seeds in {:.1?}: {} crashes, {} restarts, {} partitions, {} heals, \
          {} network changes; messages {} sent, {} lost, {} duplicated, {} cut; {} proposals, \
-         {} commands decided ({} twice), {} elections, {} leader changes, {} lease grants, {} liveness checks",
+         {} commands decided ({} twice), {} elections, {} leader changes, {} lease grants, {} liveness checks, \
+         {} compactions, {} snapshots installed",
         started.elapsed(),
         total.crashes,
         total.restarts,
@@ -92,6 +95,8 @@ fn seeds_part(part: u64) {
         total.leader_changes,
         total.lease_grants,
         total.liveness_checks,
+        total.compactions,
+        total.snapshots_installed,
     );
     assert!(
         failures.is_empty(),
@@ -571,6 +576,8 @@ impl<const MODE: u8> SimNode for Sequencer<MODE> {
 fn seq_plan() -> FaultPlan {
     FaultPlan {
         calm: 0,
+        // The sequencer keeps its whole log: it does not compact.
+        compaction: false,
         ..FaultPlan::default()
     }
 }
@@ -639,7 +646,11 @@ fn order_catches_delivery_with_gaps() {
 #[test]
 fn calm_spells_catch_a_cluster_that_needs_one_particular_node() {
     // With a majority up but node 0 down, a sequencer decides nothing.
-    let found = violations_under::<CORRECT>(40, &FaultPlan::default());
+    let plan = FaultPlan {
+        compaction: false,
+        ..FaultPlan::default()
+    };
+    let found = violations_under::<CORRECT>(40, &plan);
     let kinds: Vec<&String> = found.keys().collect();
     assert_eq!(kinds, vec!["liveness"], "{found:?}");
     assert!(found["liveness"] >= 2, "{found:?}");

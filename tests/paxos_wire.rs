@@ -170,6 +170,24 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 commit,
             }
         }),
+        (
+            (arb_u64(), arb_u64(), arb_u64()),
+            any::<u32>(),
+            arb_u64(),
+            proptest::collection::vec(any::<u8>(), 0..40)
+        )
+            .prop_map(
+                |((cluster, slot, total), checksum, offset, data)| Message::SnapshotChunk {
+                    cluster,
+                    slot,
+                    total,
+                    checksum,
+                    offset,
+                    data,
+                }
+            ),
+        (arb_u64(), arb_u64())
+            .prop_map(|(slot, offset)| Message::SnapshotRequest { slot, offset }),
     ]
 }
 
@@ -191,6 +209,12 @@ fn arb_record() -> impl Strategy<Value = Record> {
         }),
         (arb_u64(), arb_batch()).prop_map(|(slot, batch)| Record::Chosen { slot, batch }),
         arb_u64().prop_map(|commit| Record::Commit { commit }),
+        (arb_u64(), proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(slot, data)| {
+            Record::Snapshot {
+                slot,
+                data: std::sync::Arc::new(data),
+            }
+        }),
     ]
 }
 
@@ -495,6 +519,23 @@ fn golden_bytes_pin_the_format() {
             },
             vec![0x01, 0x0C, 0x04, 0x02, 0x01, 0x03, 0x01],
         ),
+        (
+            Message::SnapshotChunk {
+                cluster: 7,
+                slot: 5,
+                total: 3,
+                checksum: 0x0403_0201,
+                offset: 1,
+                data: b"ab".to_vec(),
+            },
+            vec![
+                0x01, 0x0D, 0x07, 0x05, 0x03, 0x01, 0x02, 0x03, 0x04, 0x01, 0x02, 0x61, 0x62,
+            ],
+        ),
+        (
+            Message::SnapshotRequest { slot: 5, offset: 2 },
+            vec![0x01, 0x0E, 0x05, 0x02],
+        ),
     ];
     for (m, want) in &cases {
         assert_eq!(&encode_to_vec(m), want, "{m:?}");
@@ -540,6 +581,13 @@ fn golden_bytes_pin_the_format() {
             vec![
                 0x01, 0x23, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01,
             ],
+        ),
+        (
+            Record::Snapshot {
+                slot: 3,
+                data: std::sync::Arc::new(b"st".to_vec()),
+            },
+            vec![0x01, 0x24, 0x03, 0x02, 0x73, 0x74],
         ),
     ];
     for (r, want) in &records {
@@ -680,7 +728,7 @@ fn malformed_inputs_get_precise_errors() {
     };
     assert!(corrupt(&[]).contains("truncated at byte 0"));
     assert!(corrupt(&[1]).contains("truncated at byte 1"));
-    assert!(corrupt(&[1, 0x0D]).contains("tag 0x0d at byte 1 is not a known tag"));
+    assert!(corrupt(&[1, 0x0F]).contains("tag 0x0f at byte 1 is not a known tag"));
     assert!(corrupt(&[1, 0x00]).contains("tag 0x00"));
     // Trailing bytes after a complete CatchUpRequest.
     assert!(corrupt(&[1, 0x09, 0x05, 0x00]).contains("1 trailing bytes"));

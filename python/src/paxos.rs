@@ -100,6 +100,9 @@ fn output_tuple<'py>(py: Python<'py>, o: Output) -> PyResult<Bound<'py, PyTuple>
         }
         Output::Persisted { records } => ("persisted", records).into_pyobject(py),
         Output::LeaderChanged { leader, .. } => ("leader", leader).into_pyobject(py),
+        Output::Snapshot { slot, data } => {
+            ("snapshot", slot, PyBytes::new(py, &data)).into_pyobject(py)
+        }
     }
     .map(|t| t.into_any().cast_into::<PyTuple>().expect("a tuple"))
 }
@@ -354,7 +357,11 @@ impl PaxosNode {
 
     /// Everything the node asks for, in order: ``("send", to, data)``,
     /// ``("decided", slot, [command, ...])`` (an empty list for a no-op
-    /// slot), ``("persisted", records)``, ``("leader", leader_or_None)``.
+    /// slot), ``("persisted", records)``, ``("leader", leader_or_None)``,
+    /// ``("snapshot", slot, data)`` (replace the application's state with
+    /// ``data``, the state after every slot below ``slot``: installed from
+    /// a peer, or the node's own after a restart; ``decided`` continues
+    /// from ``slot``).
     fn poll<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let outputs: Vec<Output> = {
             let mut n = lock(&self.node);
@@ -368,6 +375,39 @@ impl PaxosNode {
             list.append(output_tuple(py, o)?)?;
         }
         Ok(list)
+    }
+
+    /// Compacts the log: ``data`` (bytes) is the application's state after
+    /// applying every slot below ``slot``. The node drops those slots and
+    /// rewrites its storage as a checkpoint; a restart then polls
+    /// ``("snapshot", slot, data)`` first and replays only later slots, and
+    /// a replica that needs the dropped slots is sent the snapshot.
+    /// ``InvalidArgumentError`` (nothing changes) when ``slot`` is above
+    /// ``commit_index`` or not above ``log_start``.
+    fn compact(
+        &self,
+        py: Python<'_>,
+        slot: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let slot = int_in_range(slot, "slot", 0, i64::MAX)? as u64;
+        let data = bytes_arg(data, "data")?;
+        let now = ns_arg(now, "now")?;
+        self.with(py, move |n| n.compact(slot, data, now))
+    }
+
+    /// The first slot the log holds; every slot below it is in the
+    /// snapshot.
+    #[getter]
+    fn log_start(&self, py: Python<'_>) -> PyResult<u64> {
+        self.read(py, |n| n.log_start())
+    }
+
+    /// How many slots the log holds in memory (from ``log_start``).
+    #[getter]
+    fn log_len(&self, py: Python<'_>) -> PyResult<u64> {
+        self.read(py, |n| n.log_len())
     }
 
     /// When ``tick`` must next be called, in seconds.

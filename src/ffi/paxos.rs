@@ -32,6 +32,11 @@ pub const QK_PAXOS_OUTPUT_PERSISTED: u32 = 2;
 /// `qk_paxos_output.kind`: the node now follows `leader` (itself when it
 /// was elected), or no one when `has_leader` is false.
 pub const QK_PAXOS_OUTPUT_LEADER_CHANGED: u32 = 3;
+/// `qk_paxos_output.kind`: replace the application's state with `data`, a
+/// snapshot of the state after every slot below `slot` (installed from a
+/// peer that compacted those slots away, or, first thing after a restart,
+/// the node's own latest snapshot). DECIDED outputs continue from `slot`.
+pub const QK_PAXOS_OUTPUT_SNAPSHOT: u32 = 4;
 
 /// The most replicas a cluster may have (the length of
 /// `qk_paxos_config.members`).
@@ -83,11 +88,12 @@ pub struct qk_paxos_config {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct qk_paxos_output {
-    /// One of `QK_PAXOS_OUTPUT_SEND`, `_DECIDED`, `_PERSISTED`, `_LEADER_CHANGED`.
+    /// One of `QK_PAXOS_OUTPUT_SEND`, `_DECIDED`, `_PERSISTED`,
+    /// `_LEADER_CHANGED`, `_SNAPSHOT`.
     pub kind: u32,
     /// SEND: the destination replica.
     pub to: u32,
-    /// DECIDED: the slot.
+    /// DECIDED: the slot. SNAPSHOT: the snapshot covers every slot below it.
     pub slot: u64,
     /// DECIDED: the command's position in its slot (0-based).
     pub index: u64,
@@ -100,7 +106,8 @@ pub struct qk_paxos_output {
     pub has_leader: u8,
     /// LEADER_CHANGED: the leader's ballot round.
     pub ballot_round: u64,
-    /// SEND: the message bytes; DECIDED: the command bytes. Borrowed from
+    /// SEND: the message bytes; DECIDED: the command bytes; SNAPSHOT: the
+    /// snapshot (as given to `qk_paxos_node_compact()`). Borrowed from
     /// the node: valid until the next call that takes this node (copy them
     /// to keep them). NULL when `data_len` is 0.
     pub data: *const u8,
@@ -142,6 +149,8 @@ pub struct qk_paxos_node {
     /// A decided slot being handed out command by command: the slot, its
     /// batch and the index of the next command.
     decided: Option<(Slot, Batch, usize)>,
+    /// The snapshot of the last SNAPSHOT output (its bytes are handed out).
+    snapshot_out: Option<crate::paxos::SnapshotData>,
 }
 
 // The thread-safety promise in the doc of `qk_paxos_node`: a node may move
@@ -241,6 +250,7 @@ fn new_node(
             node,
             send_buf: Vec::new(),
             decided: None,
+            snapshot_out: None,
         },
     );
     Ok(())
@@ -540,6 +550,16 @@ fn next_output(n: &mut qk_paxos_node) -> Option<qk_paxos_output> {
             o.count = records as u64;
             Some(o)
         }
+        Output::Snapshot { slot, data } => {
+            let mut o = qk_paxos_output::empty(QK_PAXOS_OUTPUT_SNAPSHOT);
+            o.slot = slot;
+            o.data_len = data.len();
+            if !data.is_empty() {
+                o.data = data.as_ptr();
+            }
+            n.snapshot_out = Some(data);
+            Some(o)
+        }
         Output::LeaderChanged { leader, ballot } => {
             let mut o = qk_paxos_output::empty(QK_PAXOS_OUTPUT_LEADER_CHANGED);
             o.leader = leader.unwrap_or(0);
@@ -671,6 +691,66 @@ pub unsafe extern "C" fn qk_paxos_node_commit_index(
         let n = unsafe { arg_ref(node, "node") }?;
         let out = unsafe { Out::new(commit_out, "commit_out") }?;
         out.set(n.node.commit_index());
+        Ok(())
+    })
+}
+
+/// Compacts the log: `data` (`len` bytes, copied) is the application's
+/// state after applying every slot below `slot`. The node drops those
+/// slots and rewrites its storage as a checkpoint; after a restart it hands
+/// out a SNAPSHOT output with these bytes, then DECIDED from `slot` on; a
+/// replica that needs the dropped slots is sent the snapshot instead.
+///
+/// Errors: `QK_ERR_NULL_ARG` (also NULL `data` with a non-zero `len`);
+/// `QK_ERR_INVALID_ARGUMENT` when `slot` is above the commit index, or not
+/// above `qk_paxos_node_log_start()` (an older snapshot, or one that raced
+/// an install from a peer: nothing changes); `QK_ERR_STORAGE` (the node
+/// is stopped; the old records are left whole).
+///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+///
+/// # Safety
+/// `node` is NULL or a live node; `data` is NULL or points to `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_compact(
+    node: *mut qk_paxos_node,
+    slot: u64,
+    data: *const u8,
+    len: usize,
+    now_ns: u64,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let n = unsafe { arg_mut(node, "node") }?;
+        let data = unsafe { arg_key(data, len, "data") }?;
+        Ok(n.node.compact(slot, data.to_vec(), now_ns)?)
+    })
+}
+
+/// Stores the first slot the log holds in `*start_out` (every slot below
+/// it is in the snapshot) and how many slots it holds in memory in
+/// `*len_out`: what a compaction policy watches.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+///
+/// # Safety
+/// `node` is NULL or a live node; `start_out` and `len_out` are NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_log_extent(
+    node: *const qk_paxos_node,
+    start_out: *mut u64,
+    len_out: *mut u64,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let n = unsafe { arg_ref(node, "node") }?;
+        let start = unsafe { Out::new(start_out, "start_out") }?;
+        let len = unsafe { Out::new(len_out, "len_out") }?;
+        start.set(n.node.log_start());
+        len.set(n.node.log_len());
         Ok(())
     })
 }

@@ -64,6 +64,11 @@ impl<S: Storage> Storage for GroupCommit<S> {
     fn load(&mut self) -> Result<Vec<Record>> {
         self.inner.load()
     }
+
+    /// Not deferred: a checkpoint is durable when this returns.
+    fn compact(&mut self, checkpoint: Vec<Record>) -> Result<()> {
+        self.inner.compact(checkpoint)
+    }
 }
 
 #[cfg(test)]

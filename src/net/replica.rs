@@ -977,6 +977,15 @@ impl Core {
                         self.apply(&cmd);
                     }
                 }
+                Output::Snapshot { slot, .. } => {
+                    // This runtime never compacts, so no peer of its
+                    // cluster can send one: a snapshot here means another
+                    // kind of replica shares the cluster id.
+                    return Err(Error::invalid(format!(
+                        "replica {}: a snapshot of slots below {slot} arrived, but this runtime does not restore snapshots",
+                        self.node.id()
+                    )));
+                }
                 Output::LeaderChanged { leader, .. } => {
                     if leader != self.leader {
                         log(

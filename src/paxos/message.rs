@@ -131,6 +131,33 @@ pub enum Message {
         /// The receiver's promise (so the sender can outbid it next time).
         promised: Ballot,
     },
+    /// Part of a snapshot, sent to a replica that asked for slots this
+    /// node has compacted away (a `CatchUpRequest` below its log, or a
+    /// `SnapshotRequest`). The receiver pulls the next part with a
+    /// `SnapshotRequest`, so one part per receiver is in flight at a time.
+    SnapshotChunk {
+        /// The cluster the snapshot belongs to (`Config::cluster_id`);
+        /// a chunk of another cluster is ignored.
+        cluster: u64,
+        /// The snapshot covers every slot below this.
+        slot: Slot,
+        /// The whole snapshot's length in bytes.
+        total: u64,
+        /// CRC-32 of the whole snapshot, checked once it is assembled.
+        checksum: u32,
+        /// Where `data` starts in the snapshot.
+        offset: u64,
+        /// The bytes `offset..offset + data.len()`.
+        data: Vec<u8>,
+    },
+    /// Asks for the part of snapshot `slot` from `offset` on (the
+    /// resumption of an install, or the next part).
+    SnapshotRequest {
+        /// The snapshot being assembled.
+        slot: Slot,
+        /// The bytes already held.
+        offset: u64,
+    },
 }
 
 /// A message with its sender and destination, as a node emits it.

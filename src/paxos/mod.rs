@@ -20,4 +20,4 @@ pub use ballot::{Ballot, NodeId, Slot};
 pub use file_storage::{FileIdentity, FileStorage};
 pub use message::{AcceptedEntry, Batch, Command, Envelope, Message};
 pub use node::{Config, MIN_HEARTBEAT_INTERVAL, Node, Output};
-pub use storage::{MemoryStorage, Record, Storage};
+pub use storage::{MemoryStorage, Record, SnapshotData, Storage};

@@ -51,7 +51,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::ballot::{Ballot, NodeId, Slot};
 use super::message::{AcceptedEntry, Batch, Command, Envelope, Message};
-use super::storage::{Record, Storage};
+use super::storage::{Record, SnapshotData, Storage};
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
 
@@ -78,6 +78,12 @@ const MAX_PENDING: usize = 100_000;
 const HEARTBEAT_HISTORY: usize = 64;
 /// `Forward` sequence numbers a receiver remembers per sender.
 const FORWARD_WINDOW: u64 = 1024;
+/// Bytes per `SnapshotChunk`. The receiver pulls one chunk at a time, so
+/// this is also what an install has in flight per receiver.
+pub const SNAPSHOT_CHUNK: usize = 1 << 20;
+/// The largest snapshot a node accepts: it is kept in one record of the
+/// record file, whose frames hold at most `u32::MAX` bytes.
+pub const MAX_SNAPSHOT_BYTES: u64 = (u32::MAX as u64) - 64;
 
 /// The `Forward` sequence numbers seen from one sender: the highest, and a
 /// ring bitmap of the `FORWARD_WINDOW` seqs up to it (bit `seq % 1024`).
@@ -270,6 +276,16 @@ pub enum Output {
         /// Its commands.
         batch: Batch,
     },
+    /// Replace the application's state with `data`, a snapshot of the
+    /// state after every slot below `slot` (one this node installed from a
+    /// peer, or, first thing after a restart, its own latest). The
+    /// `Decided` outputs that follow continue from `slot`.
+    Snapshot {
+        /// The snapshot covers every slot below this.
+        slot: Slot,
+        /// The application's bytes, as given to [`Node::compact`].
+        data: SnapshotData,
+    },
     /// This node's view of the leader changed.
     LeaderChanged {
         /// The leader it now follows (itself when elected), or `None`.
@@ -300,6 +316,24 @@ impl Entry {
     fn present(&self) -> bool {
         self.chosen || self.ballot != Ballot::ZERO
     }
+}
+
+/// The latest snapshot: the state after every slot below `slot`.
+#[derive(Debug, Clone, Hash)]
+struct Snap {
+    slot: Slot,
+    data: SnapshotData,
+    /// CRC-32 of `data`, sent with every chunk.
+    checksum: u32,
+}
+
+/// A snapshot being received, chunk by chunk.
+#[derive(Debug, Clone, Hash)]
+struct Incoming {
+    slot: Slot,
+    total: u64,
+    checksum: u32,
+    data: Vec<u8>,
 }
 
 /// A leader's view of one slot it proposed.
@@ -341,7 +375,14 @@ pub struct Node<S: Storage> {
 
     // Acceptor and learner (durable through records).
     promised: Ballot,
+    /// The first slot `log` holds (`log[i]` is slot `base + i`); every slot
+    /// below it is compacted into `snapshot`.
+    base: Slot,
     log: Vec<Entry>,
+    /// The latest snapshot (this node's compaction or an installed one).
+    snapshot: Option<Snap>,
+    /// A snapshot being installed from a peer.
+    incoming: Option<Incoming>,
     commit: Slot,
     /// The commit index of the last `Commit` record: every `Decided` handed
     /// out is below it once the call that decided it has synced.
@@ -434,7 +475,10 @@ impl<S: Storage> Node<S> {
             stopped: None,
             now,
             promised: Ballot::ZERO,
+            base: 0,
             log: Vec::new(),
+            snapshot: None,
+            incoming: None,
             commit: 0,
             commit_persisted: 0,
             role: Role::Follower,
@@ -497,6 +541,9 @@ impl<S: Storage> Node<S> {
                     batch,
                 } => {
                     self.check_replayed_slot(slot, commit_rec)?;
+                    if slot < self.base {
+                        continue; // covered by the snapshot
+                    }
                     let e = self.entry_mut(slot);
                     if !e.chosen {
                         e.batch = batch;
@@ -505,26 +552,49 @@ impl<S: Storage> Node<S> {
                 }
                 Record::Chosen { slot, batch } => {
                     self.check_replayed_slot(slot, commit_rec)?;
+                    if slot < self.base {
+                        continue;
+                    }
                     let e = self.entry_mut(slot);
                     e.batch = batch;
                     e.chosen = true;
                 }
                 Record::Commit { commit } => commit_rec = commit_rec.max(commit),
+                Record::Snapshot { slot, data } => {
+                    if slot > self.base {
+                        self.drop_below(slot);
+                        self.snapshot = Some(Snap {
+                            slot,
+                            checksum: crc32fast::hash(&data),
+                            data,
+                        });
+                    }
+                    commit_rec = commit_rec.max(slot);
+                }
             }
         }
-        if commit_rec > self.log.len() as u64 {
+        if commit_rec > self.log_end() {
             return Err(Error::corrupt(format!(
-                "paxos storage: commit {commit_rec} but only {} slots recorded",
-                self.log.len()
+                "paxos storage: commit {commit_rec} but only slots up to {} recorded",
+                self.log_end()
             )));
         }
-        for s in 0..commit_rec as usize {
-            if !self.log[s].present() {
+        for s in self.base..commit_rec {
+            let e = &mut self.log[(s - self.base) as usize];
+            if !e.present() {
                 return Err(Error::corrupt(format!(
                     "paxos storage: commit {commit_rec} but slot {s} has no value"
                 )));
             }
-            self.log[s].chosen = true;
+            e.chosen = true;
+        }
+        self.commit = self.base;
+        self.next_slot = self.base;
+        if let Some(snap) = &self.snapshot {
+            self.decided.push(Output::Snapshot {
+                slot: snap.slot,
+                data: snap.data.clone(),
+            });
         }
         self.advance_commit();
         self.commit_persisted = commit_rec;
@@ -568,6 +638,47 @@ impl<S: Storage> Node<S> {
     /// of per command): for a driver that gathers a turn's proposals.
     pub fn propose_all(&mut self, commands: Vec<Command>, now: u64) -> Result<()> {
         self.run(now, |n| n.on_propose_all(commands))
+    }
+
+    /// Compact the log: `data` is the application's state after applying
+    /// every slot below `slot` (so `slot` is at most the commit index and
+    /// the application applied every `Decided` below it). The node drops
+    /// those slots from memory and replaces its storage's records with a
+    /// checkpoint ([`Storage::compact`]); a restart then hands out
+    /// [`Output::Snapshot`] and replays only the slots from `slot` on, and
+    /// a replica that needs the dropped slots gets the snapshot instead.
+    ///
+    /// Errors: `InvalidArgument` when `slot` is above the commit index,
+    /// when the log already starts at or after `slot` (an older snapshot,
+    /// or one that raced an install from a peer; nothing changes), or when
+    /// `data` is larger than [`MAX_SNAPSHOT_BYTES`]; a storage error stops
+    /// the node as for any call (the old records are left whole).
+    pub fn compact(&mut self, slot: Slot, data: Vec<u8>, now: u64) -> Result<()> {
+        self.run(now, |n| n.on_compact(slot, data))
+    }
+
+    /// The first slot the log holds: every slot below it was compacted
+    /// into the snapshot.
+    pub fn log_start(&self) -> Slot {
+        self.base
+    }
+
+    /// How many slots the log holds in memory (from [`log_start`](Self::log_start)).
+    pub fn log_len(&self) -> u64 {
+        self.log.len() as u64
+    }
+
+    /// The latest snapshot's slot and bytes, if the node has one.
+    pub fn snapshot(&self) -> Option<(Slot, &SnapshotData)> {
+        self.snapshot.as_ref().map(|s| (s.slot, &s.data))
+    }
+
+    /// A snapshot being installed from a peer: its slot, the bytes
+    /// received so far and its total length.
+    pub fn install_progress(&self) -> Option<(Slot, u64, u64)> {
+        self.incoming
+            .as_ref()
+            .map(|i| (i.slot, i.data.len() as u64, i.total))
     }
 
     /// The next output, or `None` when there is nothing to do.
@@ -692,7 +803,7 @@ impl<S: Storage> Node<S> {
     /// The ballot and value this acceptor holds for `slot`, and whether it
     /// knows the value is chosen; `None` when it accepted nothing there.
     pub fn accepted(&self, slot: Slot) -> Option<(Ballot, &Batch, bool)> {
-        let e = self.log.get(usize::try_from(slot).ok()?)?;
+        let e = self.entry(slot)?;
         e.present().then_some((e.ballot, &e.batch, e.chosen))
     }
 
@@ -713,7 +824,10 @@ impl<S: Storage> Node<S> {
             stopped,
             now,
             promised,
+            base,
             log,
+            snapshot,
+            incoming,
             commit,
             commit_persisted,
             role,
@@ -767,6 +881,7 @@ impl<S: Storage> Node<S> {
         (restart_block_until, known_commit, catchup_due, records).hash(&mut h);
         (prevote, leader_heard_at, quorum_heard, quorum_check_at).hash(&mut h);
         (forward_seq, forward_seen).hash(&mut h);
+        (base, snapshot, incoming).hash(&mut h);
         h.finish()
     }
 
@@ -878,14 +993,91 @@ impl<S: Storage> Node<S> {
         self.election_deadline = self.now.saturating_add(self.election_timeout());
     }
 
+    /// One past the last slot the log holds.
+    fn log_end(&self) -> Slot {
+        self.base + self.log.len() as u64
+    }
+
+    /// The entry for `slot`, if the log holds it.
+    fn entry(&self, slot: Slot) -> Option<&Entry> {
+        let i = slot.checked_sub(self.base)?;
+        self.log.get(usize::try_from(i).ok()?)
+    }
+
     /// The entry for `slot`, growing the log; callers keep `slot` within
-    /// the window.
+    /// the window and at or above `base`.
     fn entry_mut(&mut self, slot: Slot) -> &mut Entry {
-        let i = slot as usize;
+        let i = (slot - self.base) as usize;
         if i >= self.log.len() {
             self.log.resize_with(i + 1, Entry::default);
         }
         &mut self.log[i]
+    }
+
+    /// The entries of slots `from..to` (both within the log).
+    fn entries(&self, from: Slot, to: Slot) -> &[Entry] {
+        &self.log[(from - self.base) as usize..(to - self.base) as usize]
+    }
+
+    /// Forget every entry below `slot` (now covered by a snapshot).
+    fn drop_below(&mut self, slot: Slot) {
+        let n = (slot - self.base).min(self.log.len() as u64) as usize;
+        self.log.drain(..n);
+        self.base = slot;
+    }
+
+    /// What the storage keeps after a compaction: the snapshot, then
+    /// everything the node would otherwise need the dropped records for.
+    fn checkpoint_records(&self) -> Vec<Record> {
+        let mut records = Vec::with_capacity(self.log.len() + 3);
+        if let Some(s) = &self.snapshot {
+            records.push(Record::Snapshot {
+                slot: s.slot,
+                data: s.data.clone(),
+            });
+        }
+        if self.promised != Ballot::ZERO {
+            records.push(Record::Promise {
+                ballot: self.promised,
+            });
+        }
+        for (i, e) in self.log.iter().enumerate() {
+            let slot = self.base + i as u64;
+            if e.chosen {
+                records.push(Record::Chosen {
+                    slot,
+                    batch: e.batch.clone(),
+                });
+            } else if e.ballot != Ballot::ZERO {
+                records.push(Record::Accept {
+                    slot,
+                    ballot: e.ballot,
+                    batch: e.batch.clone(),
+                });
+            }
+        }
+        records.push(Record::Commit {
+            commit: self.commit,
+        });
+        records
+    }
+
+    /// Make `slot` and `data` the snapshot, drop the log below it and
+    /// rewrite the storage as a checkpoint.
+    fn take_snapshot(&mut self, slot: Slot, data: SnapshotData) -> Result<()> {
+        self.drop_below(slot);
+        self.snapshot = Some(Snap {
+            slot,
+            checksum: crc32fast::hash(&data),
+            data,
+        });
+        if self.incoming.as_ref().is_some_and(|i| i.slot <= slot) {
+            self.incoming = None;
+        }
+        let records = self.checkpoint_records();
+        self.storage.compact(records)?;
+        self.commit_persisted = self.commit;
+        Ok(())
     }
 
     fn in_window(&self, slot: Slot) -> bool {
@@ -922,7 +1114,7 @@ impl<S: Storage> Node<S> {
 
     /// Deliver every chosen slot from the commit index on, in order.
     fn advance_commit(&mut self) {
-        while let Some(e) = self.log.get(self.commit as usize) {
+        while let Some(e) = self.entry(self.commit) {
             if !e.chosen {
                 break;
             }
@@ -1004,12 +1196,17 @@ impl<S: Storage> Node<S> {
             && self.now >= self.catchup_due
             && target != self.config.id
         {
-            self.send(
-                target,
-                Message::CatchUpRequest {
+            let message = match &self.incoming {
+                // Resume the install where it stands.
+                Some(i) => Message::SnapshotRequest {
+                    slot: i.slot,
+                    offset: i.data.len() as u64,
+                },
+                None => Message::CatchUpRequest {
                     first_slot: self.commit,
                 },
-            );
+            };
+            self.send(target, message);
             self.catchup_due = self.now.saturating_add(self.config.heartbeat_interval);
         }
     }
@@ -1034,6 +1231,28 @@ impl<S: Storage> Node<S> {
                 Ok(())
             }
         }
+    }
+
+    fn on_compact(&mut self, slot: Slot, data: Vec<u8>) -> Result<()> {
+        if slot > self.commit {
+            return Err(Error::invalid(format!(
+                "compact: slot {slot} is not decided yet (the commit index is {})",
+                self.commit
+            )));
+        }
+        if slot <= self.base {
+            return Err(Error::invalid(format!(
+                "compact: the log already starts at slot {} (a snapshot at {slot} is not newer)",
+                self.base
+            )));
+        }
+        if data.len() as u64 > MAX_SNAPSHOT_BYTES {
+            return Err(Error::invalid(format!(
+                "compact: a snapshot of {} bytes is larger than the {MAX_SNAPSHOT_BYTES} supported",
+                data.len()
+            )));
+        }
+        self.take_snapshot(slot, std::sync::Arc::new(data))
     }
 
     fn on_propose_all(&mut self, commands: Vec<Command>) -> Result<()> {
@@ -1144,6 +1363,23 @@ impl<S: Storage> Node<S> {
             Message::PreVoteReply {
                 ballot, granted, ..
             } => self.on_prevote_reply(from, ballot, granted),
+            Message::SnapshotChunk {
+                cluster,
+                slot,
+                total,
+                checksum,
+                offset,
+                data,
+            } => {
+                if cluster != self.config.cluster_id {
+                    return Ok(()); // another cluster's state: never installed
+                }
+                self.on_snapshot_chunk(from, slot, total, checksum, offset, data)
+            }
+            Message::SnapshotRequest { slot, offset } => {
+                self.on_snapshot_request(from, slot, offset);
+                Ok(())
+            }
         }
     }
 
@@ -1163,7 +1399,11 @@ impl<S: Storage> Node<S> {
             // A pre-vote's ballot is nobody's promise yet.
             Message::PreVoteReply { promised, .. } => (*promised, Ballot::ZERO),
             Message::PreVote { .. } => return,
-            Message::Forward { .. } | Message::CatchUpRequest { .. } | Message::CatchUp { .. } => {
+            Message::Forward { .. }
+            | Message::CatchUpRequest { .. }
+            | Message::CatchUp { .. }
+            | Message::SnapshotChunk { .. }
+            | Message::SnapshotRequest { .. } => {
                 return;
             }
         };
@@ -1176,6 +1416,13 @@ impl<S: Storage> Node<S> {
 
     fn on_prepare(&mut self, from: NodeId, b: Ballot, first_slot: Slot) -> Result<()> {
         if !self.valid_ballot(b) || b.node != from {
+            return Ok(());
+        }
+        if first_slot < self.base {
+            // The candidate lacks slots this node compacted away, so it
+            // could not learn what this acceptor accepted there: no promise
+            // (which is always safe), but the snapshot it needs to catch up.
+            self.send_snapshot_chunk(from, 0);
             return Ok(());
         }
         if b < self.promised || self.lease_blocks(b.node) {
@@ -1198,13 +1445,14 @@ impl<S: Storage> Node<S> {
         }
         self.reset_election_timer();
         let commit = self.commit;
-        let start = first_slot.min(self.log.len() as u64) as usize;
-        let accepted = self.log[start..]
+        let start = first_slot.min(self.log_end());
+        let accepted = self
+            .entries(start, self.log_end())
             .iter()
             .enumerate()
             .filter(|(_, e)| e.present())
             .map(|(i, e)| {
-                let slot = (start + i) as u64;
+                let slot = start + i as u64;
                 AcceptedEntry {
                     slot,
                     ballot: e.ballot,
@@ -1366,11 +1614,11 @@ impl<S: Storage> Node<S> {
             promises: 1u64 << self.me,
             merged: BTreeMap::new(),
         };
-        for (i, e) in self.log.iter().enumerate().skip(commit as usize) {
+        for (i, e) in self.entries(commit, self.log_end()).iter().enumerate() {
             if e.present() {
                 election
                     .merged
-                    .insert(i as u64, (e.ballot, e.batch.clone(), e.chosen));
+                    .insert(commit + i as u64, (e.ballot, e.batch.clone(), e.chosen));
             }
         }
         self.election = Some(election);
@@ -1397,7 +1645,7 @@ impl<S: Storage> Node<S> {
             .log
             .iter()
             .rposition(Entry::present)
-            .map_or(0, |i| i as u64 + 1);
+            .map_or(0, |i| self.base + i as u64 + 1);
         let merged_end = election.merged.keys().next_back().map_or(0, |&s| s + 1);
         let end = start.max(own_end).max(merged_end);
         self.inflight.clear();
@@ -1405,9 +1653,9 @@ impl<S: Storage> Node<S> {
         // Re-propose every slot from the commit index on in the new ballot:
         // chosen or highest-ballot values, no-ops in the holes.
         for slot in start..end {
-            let own_chosen = self.log.get(slot as usize).is_some_and(|e| e.chosen);
-            let (batch, chosen) = if own_chosen {
-                (self.log[slot as usize].batch.clone(), true)
+            let own = self.entry(slot).filter(|e| e.chosen);
+            let (batch, chosen) = if let Some(e) = own {
+                (e.batch.clone(), true)
             } else if let Some((_, batch, chosen)) = election.merged.remove(&slot) {
                 (batch, chosen)
             } else {
@@ -1432,7 +1680,8 @@ impl<S: Storage> Node<S> {
         let mut first = start;
         while first < end {
             let last = end.min(first + ACCEPT_CHUNK);
-            let batches = self.log[first as usize..last as usize]
+            let batches = self
+                .entries(first, last)
                 .iter()
                 .map(|e| e.batch.clone())
                 .collect();
@@ -1536,7 +1785,7 @@ impl<S: Storage> Node<S> {
         let mut due: Vec<(Slot, u64)> = Vec::new();
         for (i, f) in self.inflight.iter_mut().enumerate() {
             let slot = self.commit + i as u64;
-            if self.log[slot as usize].chosen || now.saturating_sub(f.sent_at) < rto {
+            if self.log[(slot - self.base) as usize].chosen || now.saturating_sub(f.sent_at) < rto {
                 continue;
             }
             f.sent_at = now;
@@ -1556,7 +1805,7 @@ impl<S: Storage> Node<S> {
                 if acks & (1u64 << p) != 0 {
                     continue;
                 }
-                let batch = self.log[slot as usize].batch.clone();
+                let batch = self.log[(slot - self.base) as usize].batch.clone();
                 match &mut run {
                     Some((first, batches)) if *first + batches.len() as u64 == slot => {
                         batches.push(batch)
@@ -1611,8 +1860,7 @@ impl<S: Storage> Node<S> {
             }
             if slot >= self.commit {
                 let known = self
-                    .log
-                    .get(slot as usize)
+                    .entry(slot)
                     .is_some_and(|e| e.chosen || e.ballot == b);
                 if !known {
                     self.accept_local(slot, b, batch)?;
@@ -1638,9 +1886,9 @@ impl<S: Storage> Node<S> {
     /// chosen: the ones this node accepted in `b` hold the chosen value.
     fn learn_commit(&mut self, from: NodeId, b: Ballot, leader_commit: Slot) {
         self.known_commit = self.known_commit.max(leader_commit);
-        let upto = leader_commit.min(self.log.len() as u64);
+        let upto = leader_commit.min(self.log_end());
         for slot in self.commit..upto {
-            let e = &mut self.log[slot as usize];
+            let e = &mut self.log[(slot - self.base) as usize];
             if e.ballot == b {
                 e.chosen = true;
             }
@@ -1661,7 +1909,7 @@ impl<S: Storage> Node<S> {
             let f = &mut self.inflight[(slot - self.commit) as usize];
             f.acks |= bit;
             if f.acks.count_ones() as usize >= self.majority {
-                self.log[slot as usize].chosen = true;
+                self.log[(slot - self.base) as usize].chosen = true;
             }
         }
         self.advance_commit();
@@ -1768,8 +2016,14 @@ impl<S: Storage> Node<S> {
         if first_slot >= self.commit {
             return;
         }
+        if first_slot < self.base {
+            // Those slots are compacted: the asker installs the snapshot.
+            self.send_snapshot_chunk(from, 0);
+            return;
+        }
         let end = self.commit.min(first_slot.saturating_add(CATCHUP_CHUNK));
-        let batches = self.log[first_slot as usize..end as usize]
+        let batches = self
+            .entries(first_slot, end)
             .iter()
             .map(|e| e.batch.clone())
             .collect();
@@ -1805,7 +2059,7 @@ impl<S: Storage> Node<S> {
             if !self.in_window(slot) {
                 break;
             }
-            if self.log.get(slot as usize).is_some_and(|e| e.chosen) {
+            if self.entry(slot).is_some_and(|e| e.chosen) {
                 continue;
             }
             let record = Record::Chosen { slot, batch };
@@ -1823,6 +2077,121 @@ impl<S: Storage> Node<S> {
             self.catchup_due = self.now;
             self.maybe_catch_up(from);
         }
+        Ok(())
+    }
+}
+
+impl<S: Storage> Node<S> {
+    // ------------------------------------------------------- snapshots
+
+    /// Sends `to` the part of this node's snapshot from `offset` (from 0
+    /// when `offset` is past its end).
+    fn send_snapshot_chunk(&mut self, to: NodeId, offset: u64) {
+        let Some(snap) = &self.snapshot else {
+            return;
+        };
+        let total = snap.data.len() as u64;
+        let offset = if offset <= total { offset } else { 0 };
+        let end = total.min(offset + SNAPSHOT_CHUNK as u64);
+        let message = Message::SnapshotChunk {
+            cluster: self.config.cluster_id,
+            slot: snap.slot,
+            total,
+            checksum: snap.checksum,
+            offset,
+            data: snap.data[offset as usize..end as usize].to_vec(),
+        };
+        self.send(to, message);
+    }
+
+    fn on_snapshot_request(&mut self, from: NodeId, slot: Slot, offset: u64) {
+        match &self.snapshot {
+            Some(s) if s.slot == slot => self.send_snapshot_chunk(from, offset),
+            // A newer snapshot replaced the one asked for: start it over.
+            Some(_) => self.send_snapshot_chunk(from, 0),
+            None => {}
+        }
+    }
+
+    fn on_snapshot_chunk(
+        &mut self,
+        from: NodeId,
+        slot: Slot,
+        total: u64,
+        checksum: u32,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<()> {
+        if self.role == Role::Leader || slot <= self.commit {
+            // A leader's state is its own; an older snapshot is no news.
+            return Ok(());
+        }
+        if total > MAX_SNAPSHOT_BYTES || offset.saturating_add(data.len() as u64) > total {
+            return Ok(()); // implausible
+        }
+        self.known_commit = self.known_commit.max(slot);
+        let same = self
+            .incoming
+            .as_ref()
+            .is_some_and(|i| i.slot == slot && i.total == total && i.checksum == checksum);
+        if !same {
+            if self.incoming.as_ref().is_some_and(|i| i.slot > slot) {
+                return Ok(()); // a newer install is under way
+            }
+            if offset != 0 {
+                self.send(from, Message::SnapshotRequest { slot, offset: 0 });
+                return Ok(());
+            }
+            self.incoming = Some(Incoming {
+                slot,
+                total,
+                checksum,
+                data: Vec::new(),
+            });
+        }
+        let Some(inc) = self.incoming.as_mut() else {
+            return Ok(());
+        };
+        if offset != inc.data.len() as u64 {
+            return Ok(()); // a duplicate or a stray: the next request resumes
+        }
+        inc.data.extend_from_slice(&data);
+        let held = inc.data.len() as u64;
+        if held < total {
+            self.send(from, Message::SnapshotRequest { slot, offset: held });
+            // The reply drives the next request; the timer only resumes a
+            // lost one.
+            self.catchup_due = self.now.saturating_add(2 * self.config.heartbeat_interval);
+            return Ok(());
+        }
+        let Some(inc) = self.incoming.take() else {
+            return Ok(());
+        };
+        if crc32fast::hash(&inc.data) != inc.checksum {
+            // Damaged in transit (or a lying sender): start over later.
+            self.catchup_due = self.now;
+            return Ok(());
+        }
+        self.install(slot, std::sync::Arc::new(inc.data))?;
+        if self.commit < self.known_commit {
+            self.catchup_due = self.now;
+            self.maybe_catch_up(from);
+        }
+        Ok(())
+    }
+
+    /// Install a peer's snapshot: slots below `slot` are decided and in
+    /// `data`. Entries from `slot` on stay: they are this acceptor's
+    /// accepted values, which its promises must keep reporting.
+    fn install(&mut self, slot: Slot, data: SnapshotData) -> Result<()> {
+        self.commit = self.commit.max(slot);
+        self.next_slot = self.next_slot.max(self.commit);
+        self.decided.push(Output::Snapshot {
+            slot,
+            data: data.clone(),
+        });
+        self.take_snapshot(slot, data)?;
+        self.advance_commit();
         Ok(())
     }
 }

@@ -124,6 +124,11 @@ impl Acceptor {
                     )));
                 }
                 Record::Chosen { .. } | Record::Commit { .. } => {}
+                Record::Snapshot { .. } => {
+                    return Err(Error::InvalidArgument(
+                        "not a single-decree record: a snapshot".into(),
+                    ));
+                }
             }
         }
         Ok(a)

@@ -37,7 +37,20 @@ pub enum Record {
         /// The commit index.
         commit: Slot,
     },
+    /// The application's state after every slot below `slot`, which stands
+    /// in for those slots: replay drops what came before for them. The
+    /// first record of a checkpoint ([`Storage::compact`]).
+    Snapshot {
+        /// Every slot below this is in `data`.
+        slot: Slot,
+        /// The application's snapshot bytes.
+        data: SnapshotData,
+    },
 }
+
+/// A snapshot's bytes, shared between the node, its storage and its
+/// outputs without copies.
+pub type SnapshotData = std::sync::Arc<Vec<u8>>;
 
 /// Where a node keeps its records. A node appends the records of one call,
 /// then calls [`sync`](Storage::sync) once before any message that depends
@@ -60,6 +73,22 @@ pub trait Storage {
     /// The durable records, in append order (a node calls this once, when
     /// it starts).
     fn load(&mut self) -> Result<Vec<Record>>;
+    /// Replace every record with `checkpoint`, durably: a
+    /// [`Record::Snapshot`] first, then what the node still needs (its
+    /// promise, the entries after the snapshot, its commit index). After
+    /// `Ok`, `load` returns the checkpoint followed by whatever is
+    /// appended later; a crash inside the call leaves either the old
+    /// records or the checkpoint (both describe a valid state).
+    ///
+    /// The default appends the checkpoint after the old records and syncs:
+    /// correct (replay lets a snapshot stand in for what came before it)
+    /// but it frees nothing. A store that can drop records overrides it.
+    fn compact(&mut self, checkpoint: Vec<Record>) -> Result<()> {
+        for r in checkpoint {
+            self.append_owned(r)?;
+        }
+        self.sync()
+    }
 }
 
 /// Records in memory: for tests, the simulator and nodes whose durability
@@ -114,6 +143,13 @@ impl Storage for MemoryStorage {
     fn load(&mut self) -> Result<Vec<Record>> {
         Ok(self.records.clone())
     }
+
+    fn compact(&mut self, checkpoint: Vec<Record>) -> Result<()> {
+        self.records = checkpoint;
+        self.synced = self.records.len();
+        self.syncs += 1;
+        Ok(())
+    }
 }
 
 impl<S: Storage + ?Sized> Storage for Box<S> {
@@ -128,6 +164,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn load(&mut self) -> Result<Vec<Record>> {
         (**self).load()
+    }
+    fn compact(&mut self, checkpoint: Vec<Record>) -> Result<()> {
+        (**self).compact(checkpoint)
     }
 }
 

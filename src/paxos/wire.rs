@@ -61,6 +61,10 @@ const TAG_CATCH_UP: u8 = 0x0A;
 const TAG_PRE_VOTE: u8 = 0x0B;
 /// Tag of [`Message::PreVoteReply`].
 const TAG_PRE_VOTE_REPLY: u8 = 0x0C;
+/// `Message::SnapshotChunk`.
+const TAG_SNAPSHOT_CHUNK: u8 = 0x0D;
+/// `Message::SnapshotRequest`.
+const TAG_SNAPSHOT_REQUEST: u8 = 0x0E;
 /// Tag of an [`Envelope`]: `from`, `to`, then the message's tag and fields.
 const TAG_ENVELOPE: u8 = 0x10;
 /// Tag of [`Record::Promise`].
@@ -71,6 +75,8 @@ const TAG_RECORD_ACCEPT: u8 = 0x21;
 const TAG_RECORD_CHOSEN: u8 = 0x22;
 /// Tag of [`Record::Commit`].
 const TAG_RECORD_COMMIT: u8 = 0x23;
+/// `Record::Snapshot`.
+const TAG_RECORD_SNAPSHOT: u8 = 0x24;
 /// Tag of the single-decree [`Msg::Prepare`].
 const TAG_SINGLE_PREPARE: u8 = 0x30;
 /// Tag of the single-decree [`Msg::Promise`].
@@ -233,6 +239,27 @@ fn put_message(out: &mut Vec<u8>, msg: &Message) {
             out.push(u8::from(*granted));
             put_ballot(out, *promised);
         }
+        Message::SnapshotChunk {
+            cluster,
+            slot,
+            total,
+            checksum,
+            offset,
+            data,
+        } => {
+            out.push(TAG_SNAPSHOT_CHUNK);
+            put_varint(out, *cluster);
+            put_varint(out, *slot);
+            put_varint(out, *total);
+            out.extend_from_slice(&checksum.to_le_bytes());
+            put_varint(out, *offset);
+            put_bytes(out, data);
+        }
+        Message::SnapshotRequest { slot, offset } => {
+            out.push(TAG_SNAPSHOT_REQUEST);
+            put_varint(out, *slot);
+            put_varint(out, *offset);
+        }
     }
 }
 
@@ -284,6 +311,11 @@ pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
         Record::Commit { commit } => {
             out.push(TAG_RECORD_COMMIT);
             put_varint(out, *commit);
+        }
+        Record::Snapshot { slot, data } => {
+            out.push(TAG_RECORD_SNAPSHOT);
+            put_varint(out, *slot);
+            put_bytes(out, data);
         }
     }
 }
@@ -590,6 +622,24 @@ impl<'a> Reader<'a> {
                 granted: self.bool("PreVoteReply.granted")?,
                 promised: self.ballot("PreVoteReply.promised")?,
             },
+            TAG_SNAPSHOT_CHUNK => Message::SnapshotChunk {
+                cluster: self.u64("SnapshotChunk.cluster")?,
+                slot: self.u64("SnapshotChunk.slot")?,
+                total: self.u64("SnapshotChunk.total")?,
+                checksum: {
+                    let mut b = [0u8; 4];
+                    for x in &mut b {
+                        *x = self.u8("SnapshotChunk.checksum")?;
+                    }
+                    u32::from_le_bytes(b)
+                },
+                offset: self.u64("SnapshotChunk.offset")?,
+                data: self.bytes("SnapshotChunk.data")?,
+            },
+            TAG_SNAPSHOT_REQUEST => Message::SnapshotRequest {
+                slot: self.u64("SnapshotRequest.slot")?,
+                offset: self.u64("SnapshotRequest.offset")?,
+            },
             other => return Err(unknown_tag(at, other, "a message")),
         })
     }
@@ -598,9 +648,9 @@ impl<'a> Reader<'a> {
 /// What a tag is, for the message of a decoder that expected another kind.
 fn tag_kind(tag: u8) -> &'static str {
     match tag {
-        TAG_PREPARE..=TAG_PRE_VOTE_REPLY => "a message",
+        TAG_PREPARE..=TAG_SNAPSHOT_REQUEST => "a message",
         TAG_ENVELOPE => "an envelope",
-        TAG_RECORD_PROMISE..=TAG_RECORD_COMMIT => "a record",
+        TAG_RECORD_PROMISE..=TAG_RECORD_SNAPSHOT => "a record",
         TAG_SINGLE_PREPARE..=TAG_SINGLE_NACK => "a single-decree message",
         _ => "not a known tag",
     }
@@ -658,6 +708,10 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record> {
         },
         TAG_RECORD_COMMIT => Record::Commit {
             commit: r.u64("Record::Commit.commit")?,
+        },
+        TAG_RECORD_SNAPSHOT => Record::Snapshot {
+            slot: r.u64("Record::Snapshot.slot")?,
+            data: std::sync::Arc::new(r.bytes("Record::Snapshot.data")?),
         },
         other => return Err(unknown_tag(at, other, "a record")),
     };

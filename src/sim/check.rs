@@ -38,6 +38,9 @@ pub enum ViolationKind {
     /// A restarted node did not re-deliver, at once, every slot it had
     /// delivered before it crashed.
     Durability,
+    /// A node was handed a snapshot that is not the state after the slots
+    /// it claims to cover.
+    Snapshot,
 }
 
 impl fmt::Display for ViolationKind {
@@ -53,6 +56,7 @@ impl fmt::Display for ViolationKind {
             ViolationKind::Node => "node error",
             ViolationKind::Stuck => "stuck",
             ViolationKind::Durability => "durable delivery",
+            ViolationKind::Snapshot => "snapshot",
         };
         f.write_str(s)
     }
@@ -292,6 +296,23 @@ impl Delivery {
         Ok(())
     }
 
+    /// `node` replaced its state with a snapshot of every slot below
+    /// `slot`: it delivers from `slot` on. A snapshot may not go back.
+    pub fn installed(&mut self, node: NodeId, slot: Slot, time: u64) -> Result<(), Violation> {
+        let next = self.next.entry(node).or_insert(0);
+        if slot < *next {
+            return Err(Violation::new(
+                ViolationKind::Order,
+                time,
+                Some(node),
+                Some(slot),
+                format!("node {node} installed a snapshot of slots below {slot} after delivering slot {}", *next - 1),
+            ));
+        }
+        *next = slot;
+        Ok(())
+    }
+
     /// The next slot `node` will deliver (how many it delivered since it
     /// last started).
     pub fn delivered(&self, node: NodeId) -> Slot {
@@ -489,6 +510,86 @@ impl Linearizable {
     }
 }
 
+/// Snapshots: the state a node is handed for the slots below `slot` is the
+/// state those slots' agreed values produce. The simulated application's
+/// state is a digest of the batches it applied, in order; [`Snapshots::state`]
+/// is what a snapshot at a slot must hold.
+#[derive(Debug)]
+pub struct Snapshots {
+    /// `prefix[s]`: the digest after slots `0..s`.
+    prefix: Vec<u64>,
+    installs: u64,
+}
+
+impl Default for Snapshots {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Snapshots {
+    /// A checker that has seen nothing.
+    pub fn new() -> Self {
+        Snapshots {
+            prefix: vec![0],
+            installs: 0,
+        }
+    }
+
+    /// The digest after applying `batch` to the state `digest`.
+    pub fn apply(digest: u64, batch: &Batch) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (digest, batch).hash(&mut h);
+        h.finish()
+    }
+
+    /// The bytes of the state after slots `0..slot` (as a node snapshots
+    /// it), if every one of them was decided somewhere.
+    pub fn state(&mut self, agreement: &Agreement, slot: Slot) -> Option<Vec<u8>> {
+        while (self.prefix.len() as u64) <= slot {
+            let s = self.prefix.len() as u64 - 1;
+            let batch = agreement.value(s)?;
+            let d = Self::apply(self.prefix[s as usize], batch);
+            self.prefix.push(d);
+        }
+        let mut out = slot.to_le_bytes().to_vec();
+        out.extend_from_slice(&self.prefix[slot as usize].to_le_bytes());
+        Some(out)
+    }
+
+    /// `node` was handed `data` as the state below `slot` at `time`.
+    pub fn installed(
+        &mut self,
+        agreement: &Agreement,
+        node: NodeId,
+        slot: Slot,
+        data: &[u8],
+        time: u64,
+    ) -> Result<(), Violation> {
+        self.installs += 1;
+        let want = self.state(agreement, slot);
+        if want.as_deref() != Some(data) {
+            return Err(Violation::new(
+                ViolationKind::Snapshot,
+                time,
+                Some(node),
+                Some(slot),
+                format!(
+                    "node {node} was handed {data:02x?} as the state below slot {slot}, \
+                     but the agreed slots give {want:02x?}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Snapshots handed to nodes so far (restarts and installs).
+    pub fn installs(&self) -> u64 {
+        self.installs
+    }
+}
+
 /// All the checkers, fed together; violations come out stamped with `seed`.
 #[derive(Debug, Default)]
 pub struct Checkers {
@@ -505,6 +606,8 @@ pub struct Checkers {
     pub lease: LeaseExclusive,
     /// Real-time order and fresh lease reads.
     pub linearizable: Linearizable,
+    /// Snapshots hold the state of the slots they cover.
+    pub snapshots: Snapshots,
 }
 
 impl Checkers {
@@ -544,6 +647,31 @@ impl Checkers {
             .and_then(|()| self.linearizable.decided(node, slot, batch, time))
             .map_err(|v| v.with_seed(seed))?;
         self.liveness.decided(node, batch);
+        Ok(())
+    }
+
+    /// `node` was handed `data` as its state below `slot` at `time`.
+    pub fn installed(
+        &mut self,
+        node: NodeId,
+        slot: Slot,
+        data: &[u8],
+        time: u64,
+    ) -> Result<(), Violation> {
+        let seed = self.seed;
+        let from = self.delivery.delivered(node);
+        self.snapshots
+            .installed(&self.agreement, node, slot, data, time)
+            .and_then(|()| self.delivery.installed(node, slot, time))
+            .map_err(|v| v.with_seed(seed))?;
+        // The slots the snapshot skipped are applied on `node` now.
+        if !self.liveness.satisfied() {
+            for s in from..slot {
+                if let Some(batch) = self.agreement.value(s) {
+                    self.liveness.decided(node, batch);
+                }
+            }
+        }
         Ok(())
     }
 

@@ -95,6 +95,17 @@ pub trait SimNode: Sized {
     fn ballot(&self) -> Ballot;
     /// Stop, handing back the storage.
     fn into_storage(self) -> MemoryStorage;
+    /// The first slot its log holds (0 for a replica that never compacts).
+    fn log_start(&self) -> Slot {
+        0
+    }
+    /// Compact the log below `slot` into the snapshot `data`
+    /// ([`Node::compact`]); a replica that cannot is never asked to
+    /// (`SimConfig::compact_every` 0).
+    fn compact(&mut self, slot: Slot, data: Vec<u8>, now: u64) -> Result<()> {
+        let _ = (slot, data, now);
+        Err(Error::invalid("this replica does not compact"))
+    }
 }
 
 impl SimNode for Node<MemoryStorage> {
@@ -134,6 +145,12 @@ impl SimNode for Node<MemoryStorage> {
     fn into_storage(self) -> MemoryStorage {
         Node::into_storage(self)
     }
+    fn log_start(&self) -> Slot {
+        Node::log_start(self)
+    }
+    fn compact(&mut self, slot: Slot, data: Vec<u8>, now: u64) -> Result<()> {
+        Node::compact(self, slot, data, now)
+    }
 }
 
 /// How to build a simulated cluster.
@@ -163,6 +180,11 @@ pub struct SimConfig {
     pub check_lease_reads: bool,
     /// Keep a readable trace of every event (see [`PaxosCluster::trace`]).
     pub trace: bool,
+    /// Each node compacts its log once it holds this many delivered slots
+    /// (0: never). Its snapshot is its application state, a digest of the
+    /// batches it applied, which the checkers verify wherever a snapshot
+    /// is handed out (a restart, an install).
+    pub compact_every: u64,
 }
 
 impl SimConfig {
@@ -191,6 +213,7 @@ impl SimConfig {
             check_leases: true,
             check_lease_reads: true,
             trace: false,
+            compact_every: 0,
         }
     }
 }
@@ -267,6 +290,11 @@ pub struct SimStats {
     pub liveness_checks: u64,
     /// Highest commit index seen.
     pub max_commit: u64,
+    /// Compactions (a node's own snapshot of its state).
+    pub compactions: u64,
+    /// Snapshots a node installed from a peer (restores on restart are
+    /// not counted).
+    pub snapshots_installed: u64,
 }
 
 struct Replica<N> {
@@ -317,6 +345,8 @@ pub struct PaxosCluster<N: SimNode = Node<MemoryStorage>> {
     digest: u64,
     trace: Vec<String>,
     same_time_events: u64,
+    /// A node's first outputs (after a start) are being drained.
+    booting: bool,
 }
 
 /// Events processed at one instant before the run counts as stuck.
@@ -400,6 +430,7 @@ impl<N: SimNode> PaxosCluster<N> {
             digest: config.seed,
             trace: Vec::new(),
             same_time_events: 0,
+            booting: false,
             config,
         };
         for i in 0..cluster.config.n {
@@ -453,7 +484,9 @@ impl<N: SimNode> PaxosCluster<N> {
             Ok(node) => {
                 self.replicas[id as usize].node = Some(node);
                 self.note(2, id as u64, 0, || format!("start node {id}"));
+                self.booting = true;
                 self.drain(id);
+                self.booting = false;
                 // What a node delivered was durable first: a restart hands
                 // all of it out again before anything else happens.
                 let again = self.checkers.delivery.delivered(id);
@@ -995,6 +1028,17 @@ impl<N: SimNode> PaxosCluster<N> {
                         ));
                     }
                 }
+                Output::Snapshot { slot, data } => {
+                    if !self.booting {
+                        self.stats.snapshots_installed += 1;
+                    }
+                    self.note(13, i as u64 | (slot << 16), data.len() as u64, || {
+                        format!("node {i} restored a snapshot of slots below {slot}")
+                    });
+                    if let Err(v) = self.checkers.installed(i, slot, &data, self.now) {
+                        self.fail(v);
+                    }
+                }
                 Output::LeaderChanged { leader, ballot } => {
                     self.note(
                         11,
@@ -1008,6 +1052,9 @@ impl<N: SimNode> PaxosCluster<N> {
                     self.replicas[i as usize].leader_view = leader;
                 }
             }
+        }
+        if self.maybe_compact(i) {
+            return self.drain(i);
         }
         let r = &mut self.replicas[i as usize];
         if let Some(node) = &r.node {
@@ -1033,6 +1080,47 @@ impl<N: SimNode> PaxosCluster<N> {
             }
         }
         self.update_leader();
+    }
+
+    /// Node `i` compacts when it holds `compact_every` delivered slots:
+    /// its snapshot is the state of every slot it delivered. True when it
+    /// compacted (its outputs are then to be drained).
+    fn maybe_compact(&mut self, i: NodeId) -> bool {
+        let every = self.config.compact_every;
+        let delivered = self.checkers.delivery.delivered(i);
+        let local = self.local_time(i);
+        let Some(node) = self.replicas[i as usize].node.as_mut() else {
+            return false;
+        };
+        if every == 0 || delivered < node.log_start().saturating_add(every) {
+            return false;
+        }
+        let Some(data) = self
+            .checkers
+            .snapshots
+            .state(&self.checkers.agreement, delivered)
+        else {
+            return false;
+        };
+        match node.compact(delivered, data, local) {
+            Ok(()) => {
+                self.stats.compactions += 1;
+                self.note(14, i as u64 | (delivered << 16), 0, || {
+                    format!("node {i} compacted its log below slot {delivered}")
+                });
+                true
+            }
+            Err(e) => {
+                self.fail(Violation::new(
+                    ViolationKind::Node,
+                    self.now,
+                    Some(i),
+                    Some(delivered),
+                    format!("compact({delivered}) failed: {e}"),
+                ));
+                false
+            }
+        }
     }
 
     fn update_leader(&mut self) {

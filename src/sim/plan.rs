@@ -47,6 +47,10 @@ pub struct FaultPlan {
     pub slow_net_per_million: u32,
     /// Keep a readable trace (slow; for replaying one seed).
     pub trace: bool,
+    /// Let nodes compact their logs (each run draws how often, from every
+    /// slot to every 50; one run in eight never compacts), so installs of
+    /// snapshots meet crashes, partitions, loss and duplication.
+    pub compaction: bool,
 }
 
 impl Default for FaultPlan {
@@ -69,6 +73,7 @@ impl Default for FaultPlan {
             max_duplicate_per_million: 50_000,
             slow_net_per_million: 100_000,
             trace: false,
+            compaction: true,
         }
     }
 }
@@ -160,6 +165,14 @@ pub fn random_config(seed: u64, plan: &FaultPlan) -> SimConfig {
     let election_timeout = node.election_timeout;
     cfg.net = random_net(&mut rng, plan, election_timeout);
     cfg.trace = plan.trace;
+    // From a generator of its own, so every other draw (and so every
+    // schedule found before compaction existed) stays as it was.
+    let mut compaction = SplitMix64::new(seed ^ 0x636f_6d70_6163_7421);
+    cfg.compact_every = if plan.compaction {
+        [0, 1, 2, 3, 5, 8, 20, 50][compaction.below(8) as usize]
+    } else {
+        0
+    };
     cfg
 }
 
