@@ -684,3 +684,102 @@ proptest! {
         prop_assert_eq!(reload(&path).len(), got.len() + 1);
     }
 }
+
+// ------------------------------------------------------------ compaction
+
+fn checkpoint(slot: u64, state: &[u8]) -> Vec<Record> {
+    vec![
+        Record::Snapshot {
+            slot,
+            data: std::sync::Arc::new(state.to_vec()),
+        },
+        Record::Promise { ballot: b(9, 2) },
+        Record::Accept {
+            slot,
+            ballot: b(9, 2),
+            batch: vec![b"next".to_vec()],
+        },
+        Record::Commit { commit: slot },
+    ]
+}
+
+fn compact_file(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".compact");
+    PathBuf::from(p)
+}
+
+#[test]
+fn compaction_replaces_the_file_with_the_checkpoint_and_appends_go_on() {
+    let path = TempPath::new("compact");
+    let recs = sample_records(2000);
+    write_store(&path, &recs);
+    let before = file_len(&path);
+    let mut s = open(&*path).unwrap();
+    assert_eq!(s.load().unwrap(), recs);
+    let cp = checkpoint(5000, b"the state after 5000 slots");
+    s.append(&Record::Commit { commit: 1 }).unwrap(); // buffered: dropped
+    s.compact(cp.clone()).unwrap();
+    assert_eq!(s.record_count(), 4);
+    assert_eq!(s.len_bytes(), file_len(&path));
+    assert!(
+        file_len(&path) < before / 100,
+        "{} of {before}",
+        file_len(&path)
+    );
+    assert!(!compact_file(&path).exists());
+    let more = Record::Commit { commit: 5001 };
+    s.append(&more).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let mut want = cp.clone();
+    want.push(more);
+    assert_eq!(reload(&path), want);
+    // Compacting again, and again: the file never grows past one checkpoint.
+    for k in 0..5u64 {
+        let mut s = open(&*path).unwrap();
+        s.compact(checkpoint(6000 + k, &[k as u8; 100])).unwrap();
+    }
+    assert_eq!(reload(&path), checkpoint(6004, &[4; 100]));
+}
+
+#[test]
+fn a_compaction_cut_short_before_its_rename_leaves_the_old_file_whole() {
+    let path = TempPath::new("cut");
+    let recs = sample_records(40);
+    write_store(&path, &recs);
+    // What a crash mid-compaction leaves: part of the new file beside it.
+    std::fs::write(compact_file(&path), b"QKPX\x02\x00 half a checkpoint").unwrap();
+    assert_eq!(reload(&path), recs);
+    assert!(!compact_file(&path).exists(), "the leftover is removed");
+}
+
+#[test]
+fn the_compacted_file_is_still_locked_and_still_checked() {
+    let path = TempPath::new("relock");
+    write_store(&path, &sample_records(10));
+    let mut s = open(&*path).unwrap();
+    s.compact(checkpoint(77, &[0xAB; 300])).unwrap();
+    // The new file (a new inode) is held just as the old one was.
+    assert!(matches!(open(&*path), Err(Error::StorageInUse(_))));
+    // Opened as another replica: refused.
+    drop(s);
+    let other = FileIdentity {
+        cluster_id: 8,
+        replica_id: 1,
+    };
+    assert!(matches!(
+        FileStorage::open(&*path, other),
+        Err(Error::StorageMismatch(_))
+    ));
+    // Every bit flip in the snapshot's frame is refused, the file untouched.
+    let full = std::fs::read(&*path).unwrap();
+    let end = frame_ends(&checkpoint(77, &[0xAB; 300]))[0] as usize;
+    let probe = TempPath::new("relock-flip");
+    for bit in (FILE_HEADER_LEN as usize * 8..end * 8).step_by(7) {
+        let mut damaged = full.clone();
+        damaged[bit / 8] ^= 1 << (bit % 8);
+        assert_refused_untouched(&probe, &damaged, &format!("bit {bit}"));
+    }
+    assert_eq!(reload(&path), checkpoint(77, &[0xAB; 300]));
+}

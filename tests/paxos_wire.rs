@@ -176,8 +176,8 @@ fn arb_message() -> impl Strategy<Value = Message> {
             arb_u64(),
             proptest::collection::vec(any::<u8>(), 0..40)
         )
-            .prop_map(
-                |((cluster, slot, total), checksum, offset, data)| Message::SnapshotChunk {
+            .prop_map(|((cluster, slot, total), checksum, offset, data)| {
+                Message::SnapshotChunk {
                     cluster,
                     slot,
                     total,
@@ -185,9 +185,8 @@ fn arb_message() -> impl Strategy<Value = Message> {
                     offset,
                     data,
                 }
-            ),
-        (arb_u64(), arb_u64())
-            .prop_map(|(slot, offset)| Message::SnapshotRequest { slot, offset }),
+            }),
+        (arb_u64(), arb_u64()).prop_map(|(slot, offset)| Message::SnapshotRequest { slot, offset }),
     ]
 }
 

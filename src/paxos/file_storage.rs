@@ -192,10 +192,29 @@ impl FileStorage {
         // fork and exec, and with it the lock of a file just closed here. A
         // live holder keeps it; that window closes within milliseconds, so
         // ask again for a short, bounded while before saying "in use".
+        let mut file = file;
         let mut attempts = 0;
         loop {
             match file.try_lock() {
-                Ok(()) => break,
+                Ok(()) if same_file(&file, &path).unwrap_or(true) => break,
+                Ok(()) if attempts < LOCK_ATTEMPTS => {
+                    // The lock's last holder compacted: a new file is at
+                    // `path` now. Lock that one instead.
+                    attempts += 1;
+                    file = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(&path)
+                        .map_err(|e| io_error("cannot open", &path, &e))?;
+                }
+                Ok(()) => {
+                    return Err(Error::StorageInUse(format!(
+                        "{} keeps being replaced while it is opened",
+                        path.display()
+                    )));
+                }
                 Err(TryLockError::WouldBlock) if attempts < LOCK_ATTEMPTS => {
                     attempts += 1;
                     std::thread::sleep(LOCK_RETRY);
@@ -223,6 +242,9 @@ impl FileStorage {
             recovered: None,
             failed: None,
         };
+        // A compaction that crashed before its rename left this: the file
+        // at `path` is still the whole truth.
+        let _ = std::fs::remove_file(compact_path(&s.path));
         s.check_header()?;
         let records = s.recover()?;
         s.recovered = Some(records);
@@ -428,6 +450,93 @@ impl FileStorage {
     }
 }
 
+/// Appends `record` to `buf` as one frame.
+fn put_frame(record: &Record, buf: &mut Vec<u8>) -> Result<()> {
+    let start = buf.len();
+    buf.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
+    wire::encode_record(record, buf);
+    let payload = &buf[start + FRAME_HEADER_LEN..];
+    let Ok(n) = u32::try_from(payload.len()) else {
+        let n = payload.len();
+        buf.truncate(start);
+        return Err(Error::invalid(format!(
+            "a record of {n} bytes does not fit a frame (at most {} bytes)",
+            u32::MAX
+        )));
+    };
+    let head = frame_header(payload, n);
+    buf[start..start + FRAME_HEADER_LEN].copy_from_slice(&head);
+    Ok(())
+}
+
+/// Where a compaction writes the new file before renaming it over the old.
+fn compact_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".compact");
+    PathBuf::from(name)
+}
+
+/// Whether `file` is still the file at `path` (a compaction by the
+/// previous holder of the lock may have renamed a new one over it).
+fn same_file(file: &File, path: &Path) -> std::io::Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let (a, b) = (file.metadata()?, std::fs::metadata(path)?);
+        Ok(a.dev() == b.dev() && a.ino() == b.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        Ok(true)
+    }
+}
+
+impl FileStorage {
+    /// Writes `checkpoint` to a new file beside this one, syncs it and
+    /// renames it over this one: a crash leaves the old file or the new
+    /// one, never a mix (a leftover `.compact` file is removed on open).
+    fn rewrite(&mut self, checkpoint: &[Record]) -> Result<()> {
+        let tmp = compact_path(&self.path);
+        let mut bytes = Vec::with_capacity(FILE_HEADER_LEN as usize + 64);
+        bytes.extend_from_slice(&header(self.identity));
+        for r in checkpoint {
+            put_frame(r, &mut bytes)?;
+        }
+        let written = (|| {
+            let mut f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            // A new inode nobody else can have locked.
+            f.try_lock().map_err(std::io::Error::other)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            sync_parent_dir(&self.path)?;
+            Ok::<File, std::io::Error>(f)
+        })();
+        match written {
+            Ok(f) => {
+                // Dropping the old handle releases the old inode's lock.
+                self.file = f;
+                self.buf.clear();
+                self.written = bytes.len() as u64;
+                self.dirty = false;
+                self.records = checkpoint.len() as u64;
+                self.syncs += 1;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(self.fail("cannot compact", &e))
+            }
+        }
+    }
+}
+
 impl Storage for FileStorage {
     /// Frames the record into the buffer (written out early, without
     /// `fsync`, once the buffer passes 1 MiB). A record whose encoding
@@ -435,20 +544,7 @@ impl Storage for FileStorage {
     fn append(&mut self, record: &Record) -> Result<()> {
         self.check_failed()?;
         self.recovered = None;
-        let start = self.buf.len();
-        self.buf.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
-        wire::encode_record(record, &mut self.buf);
-        let payload = &self.buf[start + FRAME_HEADER_LEN..];
-        let Ok(n) = u32::try_from(payload.len()) else {
-            let n = payload.len();
-            self.buf.truncate(start);
-            return Err(Error::invalid(format!(
-                "a record of {n} bytes does not fit a frame (at most {} bytes)",
-                u32::MAX
-            )));
-        };
-        let head = frame_header(payload, n);
-        self.buf[start..start + FRAME_HEADER_LEN].copy_from_slice(&head);
+        put_frame(record, &mut self.buf)?;
         self.records += 1;
         if self.buf.len() >= WRITE_OUT_AT {
             self.write_out()?;
@@ -480,6 +576,16 @@ impl Storage for FileStorage {
         }
         self.write_out()?;
         self.recover()
+    }
+
+    /// Rewrites the file as the checkpoint (a new file renamed over this
+    /// one), so the disk holds only the snapshot and what follows it;
+    /// records buffered and not yet synced are dropped (the checkpoint
+    /// stands for them).
+    fn compact(&mut self, checkpoint: Vec<Record>) -> Result<()> {
+        self.check_failed()?;
+        self.recovered = None;
+        self.rewrite(&checkpoint)
     }
 }
 

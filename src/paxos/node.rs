@@ -1859,9 +1859,7 @@ impl<S: Storage> Node<S> {
                 break;
             }
             if slot >= self.commit {
-                let known = self
-                    .entry(slot)
-                    .is_some_and(|e| e.chosen || e.ballot == b);
+                let known = self.entry(slot).is_some_and(|e| e.chosen || e.ballot == b);
                 if !known {
                     self.accept_local(slot, b, batch)?;
                 }

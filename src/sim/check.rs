@@ -306,7 +306,10 @@ impl Delivery {
                 time,
                 Some(node),
                 Some(slot),
-                format!("node {node} installed a snapshot of slots below {slot} after delivering slot {}", *next - 1),
+                format!(
+                    "node {node} installed a snapshot of slots below {slot} after delivering slot {}",
+                    *next - 1
+                ),
             ));
         }
         *next = slot;

@@ -104,6 +104,20 @@ impl Cluster {
                 Output::LeaderChanged { leader, ballot } => {
                     self.leader_changes[i].push((leader, ballot))
                 }
+                Output::Snapshot { slot, data } => {
+                    // The test application's snapshot is its whole log.
+                    let log = snapshot_log(&data);
+                    assert_eq!(log.len() as u64, slot, "a snapshot's slot and state differ");
+                    assert!(
+                        self.decided[i].len() as u64 <= slot,
+                        "a snapshot older than the state it replaces"
+                    );
+                    for (s, b) in log.iter().enumerate() {
+                        let first = self.chosen.entry(s as u64).or_insert_with(|| b.clone());
+                        assert_eq!(first, b, "the snapshot disagrees at slot {s}");
+                    }
+                    self.decided[i] = log;
+                }
             }
             seen_other = true;
         }
@@ -275,6 +289,38 @@ impl Cluster {
 
     fn commands(&self, i: usize) -> Vec<Command> {
         self.decided[i].iter().flatten().cloned().collect()
+    }
+}
+
+/// The test application's snapshot: its whole log, encoded as a Promise
+/// message's entries (any encoding of batches would do).
+fn snapshot_bytes(log: &[Batch]) -> Vec<u8> {
+    crate::paxos::wire::encode_to_vec(&Message::CatchUp {
+        first_slot: 0,
+        batches: log.to_vec(),
+        commit: log.len() as u64,
+    })
+}
+
+fn snapshot_log(data: &[u8]) -> Vec<Batch> {
+    match crate::paxos::wire::decode(data).expect("a snapshot of the test application") {
+        Message::CatchUp { batches, .. } => batches,
+        other => panic!("not a snapshot: {other:?}"),
+    }
+}
+
+impl Cluster {
+    /// Node `i` compacts everything it delivered.
+    fn compact(&mut self, i: usize) {
+        let slot = self.decided[i].len() as u64;
+        let data = snapshot_bytes(&self.decided[i]);
+        let now = self.now;
+        self.nodes[i]
+            .as_mut()
+            .unwrap()
+            .compact(slot, data, now)
+            .unwrap();
+        self.drain(i);
     }
 }
 
@@ -714,7 +760,7 @@ fn persisted_precedes_sends_and_syncs_once_per_call() {
         .map(|o| match o {
             Output::Persisted { .. } => 0,
             Output::Send(_) => 1,
-            Output::Decided { .. } => 2,
+            Output::Decided { .. } | Output::Snapshot { .. } => 2,
             Output::LeaderChanged { .. } => 3,
         })
         .collect();
@@ -1780,4 +1826,226 @@ fn prevote_is_refused_while_a_leader_is_heard_and_a_cut_off_leader_steps_down() 
         l.tick(now).unwrap();
     }
     assert_eq!(l.leader(), None);
+}
+
+// ------------------------------------------------------------ compaction
+
+#[test]
+fn compaction_drops_the_prefix_and_a_restart_replays_only_the_suffix() {
+    let mut c = Cluster::new(3, 21, |c| c.max_batch = 1);
+    let l = c.elect();
+    for k in 0..100 {
+        c.propose(l, cmd(k));
+    }
+    c.run_for(50 * MS);
+    let f = (l + 1) % 3;
+    assert_eq!(c.decided[f].len(), c.decided[l].len());
+    let upto = c.decided[f].len() as u64;
+    c.compact(f);
+    let n = c.node(f);
+    assert_eq!((n.log_start(), n.log_len()), (upto, 0));
+    assert_eq!(n.snapshot().map(|(s, _)| s), Some(upto));
+    // The storage holds the checkpoint only: a snapshot, a promise, a commit.
+    let kinds: Vec<&str> = n
+        .storage()
+        .records()
+        .iter()
+        .map(|r| match r {
+            Record::Snapshot { .. } => "snapshot",
+            Record::Promise { .. } => "promise",
+            Record::Commit { .. } => "commit",
+            _ => "entry",
+        })
+        .collect();
+    assert_eq!(kinds, ["snapshot", "promise", "commit"]);
+    // Refusals change nothing.
+    let now = c.now;
+    let node = c.nodes[f].as_mut().unwrap();
+    let e = node.compact(upto, vec![], now).unwrap_err();
+    assert!(e.to_string().contains("already starts at slot"), "{e}");
+    let e = node.compact(upto + 50, vec![], now).unwrap_err();
+    assert!(e.to_string().contains("not decided yet"), "{e}");
+    assert_eq!(node.log_start(), upto);
+    // More commands, then a crash: the restart restores the snapshot, then
+    // replays only the slots after it.
+    for k in 100..110 {
+        c.propose(l, cmd(k));
+    }
+    c.run_for(50 * MS);
+    c.crash(f);
+    c.restart(f);
+    let outs_slots = c.decided[f].len() as u64;
+    assert!(outs_slots >= upto + 10, "{outs_slots}");
+    assert_eq!(c.commands(f), (0..110).map(cmd).collect::<Vec<_>>());
+    c.check_agreement();
+}
+
+#[test]
+fn a_lagging_replica_installs_the_snapshot_in_chunks_and_catches_up() {
+    let mut c = Cluster::new(3, 22, |c| c.max_batch = 4);
+    let l = c.elect();
+    let f = (l + 1) % 3;
+    c.crash(f);
+    // Big commands, so the snapshot spans several chunks.
+    let big = |k: u64| {
+        let mut v = vec![(k % 251) as u8; 300 * 1024];
+        v.extend_from_slice(&k.to_le_bytes());
+        v
+    };
+    for k in 0..12 {
+        c.propose(l, big(k));
+        c.run_for(5 * MS);
+    }
+    c.run_for(50 * MS);
+    let other = 3 - l - f;
+    c.compact(l);
+    c.compact(other);
+    let snap_len = c.node(l).snapshot().unwrap().1.len();
+    assert!(snap_len > 3 * SNAPSHOT_CHUNK, "{snap_len}");
+    // Lose every second chunk once: the install resumes where it stood.
+    let mut n = 0u64;
+    c.drop = Some(Box::new(move |e: &Envelope| {
+        if matches!(e.message, Message::SnapshotChunk { .. }) {
+            n += 1;
+            n.is_multiple_of(2)
+        } else {
+            false
+        }
+    }));
+    c.restart(f);
+    c.propose(l, big(12));
+    assert!(c.run_until(20_000, |c| c.decided[f].len() == c.decided[l].len()));
+    c.run_for(50 * MS);
+    c.check_agreement();
+    assert_eq!(c.commands(f), (0..13).map(big).collect::<Vec<_>>());
+    assert!(c.node(f).log_start() > 0);
+    assert!(c.node(f).install_progress().is_none());
+    // Its storage was rewritten as a checkpoint at the snapshot.
+    assert!(matches!(
+        c.node(f).storage().records().first(),
+        Some(Record::Snapshot { .. })
+    ));
+}
+
+#[test]
+fn an_install_keeps_the_accepted_values_after_the_snapshot() {
+    // A follower that accepted slot 5 in ballot 1.1 installs a snapshot
+    // of slots below 3: it must still report slot 5 in its promises (a
+    // snapshot installed over newer accepted values would forget it).
+    let mut n = Node::new(cfg(2, 3, 1), MemoryStorage::new(), 0).unwrap();
+    let b = Ballot::new(1, 1);
+    let batches: Vec<Batch> = (0..6).map(|k| vec![cmd(k)]).collect();
+    n.step(
+        1,
+        Message::Accept {
+            ballot: b,
+            first_slot: 0,
+            batches,
+            commit: 0,
+        },
+        MS,
+    )
+    .unwrap();
+    outputs(&mut n);
+    let data = b"state below 3".to_vec();
+    let checksum = crc32fast::hash(&data);
+    n.step(
+        1,
+        Message::SnapshotChunk {
+            cluster: 0,
+            slot: 3,
+            total: data.len() as u64,
+            checksum,
+            offset: 0,
+            data: data.clone(),
+        },
+        2 * MS,
+    )
+    .unwrap();
+    let outs = outputs(&mut n);
+    assert!(outs.iter().any(
+        |o| matches!(o, Output::Snapshot { slot: 3, data: d } if d.as_slice() == data.as_slice())
+    ));
+    assert_eq!((n.log_start(), n.commit_index()), (3, 3));
+    for slot in 3..6 {
+        let (ballot, batch, chosen) = n.accepted(slot).expect("kept");
+        assert_eq!((ballot, batch.clone(), chosen), (b, vec![cmd(slot)], false));
+    }
+    // A restart keeps them too (they are in the checkpoint).
+    let mut n = Node::new(cfg(2, 3, 1), n.into_storage(), 3 * MS).unwrap();
+    let outs = outputs(&mut n);
+    assert!(matches!(
+        outs.first(),
+        Some(Output::Snapshot { slot: 3, .. })
+    ));
+    assert_eq!(n.accepted(5).map(|e| e.0), Some(b));
+    // A candidate behind the snapshot gets no promise, but the snapshot.
+    let later = 3 * MS + 2 * 200 * MS;
+    n.step(
+        3,
+        Message::Prepare {
+            ballot: Ballot::new(2, 3),
+            first_slot: 1,
+        },
+        later,
+    )
+    .unwrap();
+    let m = sends(&outputs(&mut n));
+    assert!(
+        matches!(
+            m.as_slice(),
+            [Message::SnapshotChunk {
+                slot: 3,
+                offset: 0,
+                ..
+            }]
+        ),
+        "{m:?}"
+    );
+    assert_eq!(n.promised(), b);
+}
+
+#[test]
+fn damaged_foreign_and_implausible_chunks_are_ignored() {
+    let mut n = Node::new(cfg(2, 3, 1), MemoryStorage::new(), 0).unwrap();
+    let data = b"snapshot".to_vec();
+    let good = crc32fast::hash(&data);
+    let chunk = |cluster: u64, checksum: u32, total: u64, offset: u64, data: &[u8]| {
+        Message::SnapshotChunk {
+            cluster,
+            slot: 4,
+            total,
+            checksum,
+            offset,
+            data: data.to_vec(),
+        }
+    };
+    let len = data.len() as u64;
+    for m in [
+        chunk(9, good, len, 0, &data),                    // another cluster
+        chunk(0, good ^ 1, len, 0, &data),                // damaged: checksum differs
+        chunk(0, good, len - 1, 0, &data),                // runs past its total
+        chunk(0, good, MAX_SNAPSHOT_BYTES + 1, 0, &data), // too large
+        chunk(0, good, u64::MAX, u64::MAX, &data),        // offset overflows
+    ] {
+        n.step(1, m, MS).unwrap();
+        let outs = outputs(&mut n);
+        assert!(
+            !outs.iter().any(|o| matches!(o, Output::Snapshot { .. })),
+            "{outs:?}"
+        );
+        assert_eq!((n.log_start(), n.commit_index()), (0, 0));
+    }
+    // A chunk from the middle of an unknown snapshot asks for its start.
+    n.step(1, chunk(0, good, 100, 50, &data), MS).unwrap();
+    let m = sends(&outputs(&mut n));
+    assert_eq!(m, [Message::SnapshotRequest { slot: 4, offset: 0 }]);
+    // Then the whole of the good one installs.
+    n.step(1, chunk(0, good, len, 0, &data), MS).unwrap();
+    assert!(
+        outputs(&mut n)
+            .iter()
+            .any(|o| matches!(o, Output::Snapshot { slot: 4, .. }))
+    );
+    assert_eq!(n.commit_index(), 4);
 }
