@@ -32,7 +32,10 @@ fn main() -> quorumkit::Result<()> {
                     net.push_back((env.from, env.to, wire::encode_to_vec(&env.message)))
                 }
                 Output::Decided { batch, .. } => logs[i].extend(batch),
-                Output::Persisted { .. } | Output::LeaderChanged { .. } => {}
+                // (No node here compacts, so no snapshot is ever handed out.)
+                Output::Persisted { .. }
+                | Output::LeaderChanged { .. }
+                | Output::Snapshot { .. } => {}
             }
         }
     };

@@ -32,6 +32,18 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
+ * Bytes per `SnapshotChunk`. The receiver pulls one chunk at a time, so
+ * this is also what an install has in flight per receiver.
+ */
+#define SNAPSHOT_CHUNK (1 << 20)
+
+/**
+ * The largest snapshot a node accepts: it is kept in one record of the
+ * record file, whose frames hold at most `u32::MAX` bytes.
+ */
+#define MAX_SNAPSHOT_BYTES ((uint64_t)UINT32_MAX - 64)
+
+/**
  * How many bytes `qk_error.message` holds, its terminating NUL included.
  * Longer messages are cut at a UTF-8 character boundary.
  */
@@ -87,6 +99,14 @@
  * was elected), or no one when `has_leader` is false.
  */
 #define QK_PAXOS_OUTPUT_LEADER_CHANGED 3
+
+/**
+ * `qk_paxos_output.kind`: replace the application's state with `data`, a
+ * snapshot of the state after every slot below `slot` (installed from a
+ * peer that compacted those slots away, or, first thing after a restart,
+ * the node's own latest snapshot). DECIDED outputs continue from `slot`.
+ */
+#define QK_PAXOS_OUTPUT_SNAPSHOT 4
 
 /**
  * The most replicas a cluster may have (the length of
@@ -666,7 +686,8 @@ typedef struct {
  */
 typedef struct {
     /**
-     * One of `QK_PAXOS_OUTPUT_SEND`, `_DECIDED`, `_PERSISTED`, `_LEADER_CHANGED`.
+     * One of `QK_PAXOS_OUTPUT_SEND`, `_DECIDED`, `_PERSISTED`,
+     * `_LEADER_CHANGED`, `_SNAPSHOT`.
      */
     uint32_t kind;
     /**
@@ -674,7 +695,7 @@ typedef struct {
      */
     uint32_t to;
     /**
-     * DECIDED: the slot.
+     * DECIDED: the slot. SNAPSHOT: the snapshot covers every slot below it.
      */
     uint64_t slot;
     /**
@@ -699,7 +720,8 @@ typedef struct {
      */
     uint64_t ballot_round;
     /**
-     * SEND: the message bytes; DECIDED: the command bytes. Borrowed from
+     * SEND: the message bytes; DECIDED: the command bytes; SNAPSHOT: the
+     * snapshot (as given to `qk_paxos_node_compact()`). Borrowed from
      * the node: valid until the next call that takes this node (copy them
      * to keep them). NULL when `data_len` is 0.
      */
@@ -4615,6 +4637,49 @@ qk_status qk_paxos_node_has_read_lease(const qk_paxos_node *node,
 qk_status qk_paxos_node_commit_index(const qk_paxos_node *node,
                                      uint64_t *commit_out,
                                      qk_error *err);
+
+/**
+ * Compacts the log: `data` (`len` bytes, copied) is the application's
+ * state after applying every slot below `slot`. The node drops those
+ * slots and rewrites its storage as a checkpoint; after a restart it hands
+ * out a SNAPSHOT output with these bytes, then DECIDED from `slot` on; a
+ * replica that needs the dropped slots is sent the snapshot instead.
+ *
+ * Errors: `QK_ERR_NULL_ARG` (also NULL `data` with a non-zero `len`);
+ * `QK_ERR_INVALID_ARGUMENT` when `slot` is above the commit index, or not
+ * above `qk_paxos_node_log_start()` (an older snapshot, or one that raced
+ * an install from a peer: nothing changes); `QK_ERR_STORAGE` (the node
+ * is stopped; the old records are left whole).
+ *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+ *
+ * # Safety
+ * `node` is NULL or a live node; `data` is NULL or points to `len` bytes.
+ */
+qk_status qk_paxos_node_compact(qk_paxos_node *node,
+                                uint64_t slot,
+                                const uint8_t *data,
+                                size_t len,
+                                uint64_t now_ns,
+                                qk_error *err);
+
+/**
+ * Stores the first slot the log holds in `*start_out` (every slot below
+ * it is in the snapshot) and how many slots it holds in memory in
+ * `*len_out`: what a compaction policy watches.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+ *
+ * # Safety
+ * `node` is NULL or a live node; `start_out` and `len_out` are NULL or
+ * writable.
+ */
+qk_status qk_paxos_node_log_extent(const qk_paxos_node *node,
+                                   uint64_t *start_out,
+                                   uint64_t *len_out,
+                                   qk_error *err);
 
 /**
  * Creates a coordinator `id` with `config` and stores it in

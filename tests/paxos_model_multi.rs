@@ -201,6 +201,8 @@ impl State {
         for o in outs {
             match o {
                 Output::Persisted { .. } => {}
+                // Nothing compacts in this model: a snapshot is invented.
+                Output::Snapshot { .. } => self.invalid = true,
                 Output::Send(Envelope { from, to, message }) => {
                     self.net.insert((from, to, wire::encode_to_vec(&message)));
                 }

@@ -33,6 +33,21 @@ def raises(exc: type[BaseException], fn: Callable[..., Any], *args: Any, **kw: A
     return info.value
 
 
+def encode_state(log: list[bytes]) -> bytes:
+    """The test application's snapshot: its whole log, length-prefixed."""
+    return b"".join(len(c).to_bytes(4, "little") + c for c in log)
+
+
+def decode_state(data: bytes) -> list[bytes]:
+    out, at = [], 0
+    while at < len(data):
+        n = int.from_bytes(data[at : at + 4], "little")
+        out.append(data[at + 4 : at + 4 + n])
+        at += 4 + n
+    assert at == len(data)
+    return out
+
+
 class Net:
     """Three PaxosNodes, a FIFO network of (from, to, bytes), a fake clock
     moved to the earliest next_deadline."""
@@ -44,6 +59,7 @@ class Net:
         self.logs: dict[int, list[bytes]] = {}
         self.slots: dict[int, int] = {}
         self.queue: deque[tuple[int, int, bytes]] = deque()
+        self.snapshots: dict[int, int] = {}
         for i in MEMBERS:
             self.start(i)
 
@@ -75,6 +91,12 @@ class Net:
                 self.logs[i].extend(cmds)
             elif out[0] == "persisted":
                 assert out[1] > 0
+            elif out[0] == "snapshot":
+                _, slot, data = out
+                assert slot >= self.slots[i], (i, slot, self.slots[i])
+                self.logs[i] = decode_state(data)
+                self.slots[i] = slot
+                self.snapshots[i] = self.snapshots.get(i, 0) + 1
             else:
                 assert out[0] == "leader"
                 assert out[1] is None or out[1] in MEMBERS
@@ -112,6 +134,12 @@ class Net:
         if all(n.leader == leaders[0] for n in live.values()):
             return leaders[0]
         return None
+
+    def compact(self, i: int) -> None:
+        node = self.nodes[i]
+        assert node is not None
+        node.compact(self.slots[i], encode_state(self.logs[i]), self.now)
+        self.drain(i)
 
     def propose(self, i: int, cmd: bytes) -> None:
         node = self.nodes[i]
@@ -376,3 +404,45 @@ def test_the_same_file_restarts_a_single_node(tmp_path: Path) -> None:
         n2.tick(now)
         again += [c for o in n2.poll() if o[0] == "decided" for c in o[2]]  # type: ignore[union-attr]
     assert again == first
+
+
+def test_compaction_snapshot_install_and_restart_from_a_snapshot(tmp_path: Path) -> None:
+    net = Net(path=tmp_path / "node3.log")
+    net.run_until(lambda: net.leader() is not None)
+    net.crash(3)
+    net.run_until(lambda: net.leader() is not None)
+    leader = net.leader()
+    assert leader is not None
+    for k in range(30):
+        net.propose(leader, b"c%d" % k)
+    net.run_until(lambda: all(len(net.logs[i]) >= 30 for i in (1, 2)))
+    for i in (1, 2):
+        node = net.nodes[i]
+        assert node is not None
+        upto = net.slots[i]
+        net.compact(i)
+        assert (node.log_start, node.log_len) == (upto, 0)
+        # Refused, nothing changed: not newer, not decided yet, bad types.
+        raises(InvalidArgumentError, node.compact, upto, b"x", net.now)
+        raises(InvalidArgumentError, node.compact, upto + 5, b"x", net.now)
+        raises(InvalidArgumentError, node.compact, -1, b"x", net.now)
+        raises(TypeError, node.compact, upto, "not bytes", net.now)
+        raises(TypeError, node.compact, "1", b"x", net.now)
+        assert node.log_start == upto
+    # Node 3 comes back behind both snapshots: it installs one.
+    net.start(3)
+    net.run_until(lambda: len(net.logs[3]) >= 30)
+    assert net.snapshots.get(3) == 1
+    assert net.logs[3] == net.logs[1] == [b"c%d" % k for k in range(30)]
+    # It compacts too, then restarts from its file: snapshot first.
+    net.propose(leader, b"after")
+    net.run_until(lambda: all(len(net.logs[i]) >= 31 for i in MEMBERS))
+    net.compact(3)
+    net.propose(leader, b"later")
+    net.run_until(lambda: all(len(net.logs[i]) >= 32 for i in MEMBERS))
+    net.crash(3)
+    net.start(3)
+    assert net.snapshots.get(3) == 2
+    net.run_until(lambda: len(net.logs[3]) >= 32)
+    assert net.logs[3] == net.logs[1]
+    assert net.logs[3][-2:] == [b"after", b"later"]
