@@ -247,7 +247,9 @@ impl Cluster {
             let upto = self.node_slots[i as usize];
             if upto > n.log_start() && upto <= n.commit_index() {
                 let state = vec![(upto % 251) as u8; 4096];
-                self.nodes[i as usize].compact(upto, state, self.now).unwrap();
+                self.nodes[i as usize]
+                    .compact(upto, state, self.now)
+                    .unwrap();
                 self.drain(i);
             }
         }

@@ -177,7 +177,12 @@ impl<S: Storage> Cluster<S> {
     }
 
     fn longest_log(&self) -> u64 {
-        self.nodes.iter().flatten().map(|n| n.log_len()).max().unwrap_or(0)
+        self.nodes
+            .iter()
+            .flatten()
+            .map(|n| n.log_len())
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -270,12 +275,20 @@ fn install(mib: usize) {
         .collect();
     let mut c = Cluster::new(nodes, 0);
     for r in 0..10u64 {
-        c.decide((0..64).map(|j| (r * 64 + j).to_le_bytes().to_vec()).collect());
+        c.decide(
+            (0..64)
+                .map(|j| (r * 64 + j).to_le_bytes().to_vec())
+                .collect(),
+        );
     }
     let f = (c.leader + 1) % 3;
     c.nodes[f as usize] = None;
     for r in 10..20u64 {
-        c.decide((0..64).map(|j| (r * 64 + j).to_le_bytes().to_vec()).collect());
+        c.decide(
+            (0..64)
+                .map(|j| (r * 64 + j).to_le_bytes().to_vec())
+                .collect(),
+        );
     }
     // The two others compact a state of `mib` MiB.
     let mut state = vec![0u8; mib << 20];
@@ -302,7 +315,13 @@ fn install(mib: usize) {
         if n.commit_index() >= target {
             break;
         }
-        let next = c.nodes.iter().flatten().map(|n| n.next_deadline()).min().unwrap();
+        let next = c
+            .nodes
+            .iter()
+            .flatten()
+            .map(|n| n.next_deadline())
+            .min()
+            .unwrap();
         c.now = c.now.max(next);
         for i in MEMBERS {
             if let Some(n) = c.nodes[i as usize].as_mut()

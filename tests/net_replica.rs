@@ -297,3 +297,95 @@ fn a_client_that_never_reads_its_answers_is_cut_off_and_others_are_served() {
         Some(b"1".to_vec())
     );
 }
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn replicas_compact_their_logs_and_a_lagging_one_installs_a_snapshot() {
+    let mut c = Cluster::start(3, "compact");
+    // Restart every replica with compaction every 10 slots.
+    let ids: Vec<u32> = c.replicas.keys().copied().collect();
+    c.replicas.clear();
+    for &id in &ids {
+        let mut cfg = c.config(id, false);
+        cfg.compact_every_slots = 10;
+        c.replicas
+            .insert(id, Replica::start(cfg, kv::KvStore::new()).unwrap());
+    }
+    let mut client = c.client();
+    for i in 0..100 {
+        let r = client.propose(&kv::add(b"n", 1)).unwrap();
+        assert_eq!(kv::decode_i64(&r), Some(i + 1));
+        client
+            .propose(&kv::put(format!("k{i}").as_bytes(), b"v"))
+            .unwrap();
+    }
+    // A follower stops; the others go on and compact past it.
+    let leader = c.leader();
+    let f = *ids.iter().find(|&&i| i != leader).unwrap();
+    c.replicas.remove(&f).unwrap().shutdown().unwrap();
+    let stopped_bytes = dir_bytes(&c.dir.join(format!("r{f}")));
+    for i in 100..400 {
+        let r = client.propose(&kv::add(b"n", 1)).unwrap();
+        assert_eq!(kv::decode_i64(&r), Some(i + 1));
+    }
+    // Each running replica's disk holds a checkpoint, not 500 slots.
+    for &id in ids.iter().filter(|&&i| i != f) {
+        let bytes = dir_bytes(&c.dir.join(format!("r{id}")));
+        assert!(bytes < 8 * 1024, "replica {id}: {bytes} bytes on disk");
+    }
+    assert!(stopped_bytes > 0);
+    // The follower comes back: the slots it lacks are compacted away, so it
+    // installs a snapshot (state, sessions and counters) and catches up.
+    let mut cfg = c.config(f, false);
+    cfg.compact_every_slots = 10;
+    c.replicas
+        .insert(f, Replica::start(cfg, kv::KvStore::new()).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while c.replicas[&f].status().applied < 500 {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted replica did not catch up: {:?}",
+            c.replicas[&f].status()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Make it the leader (stop whoever else leads, then bring them back), so
+    // that what the client reads is its restored state.
+    for _ in 0..10 {
+        let l = c.leader();
+        if l == f {
+            break;
+        }
+        c.replicas.remove(&l).unwrap().shutdown().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !c
+            .replicas
+            .values()
+            .any(|r| r.status().leader != 0 && r.status().leader != l)
+        {
+            assert!(Instant::now() < deadline, "no new leader");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut cfg = c.config(l, false);
+        cfg.compact_every_slots = 10;
+        c.replicas
+            .insert(l, Replica::start(cfg, kv::KvStore::new()).unwrap());
+    }
+    assert_eq!(c.leader(), f, "the restarted replica never led");
+    let got = kv::decode_previous(&client.read(&kv::get(b"n")).unwrap()).unwrap();
+    assert_eq!(kv::decode_i64(&got), Some(400));
+    let got = kv::decode_previous(&client.read(&kv::get(b"k99")).unwrap());
+    assert_eq!(got.as_deref(), Some(&b"v"[..]));
+    let r = client.propose(&kv::add(b"n", 1)).unwrap();
+    assert_eq!(kv::decode_i64(&r), Some(401));
+}

@@ -94,6 +94,32 @@ impl StateMachine for KvStore {
         Applied::Done(self.apply_bytes(command.command))
     }
 
+    fn snapshot(&mut self) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&(self.map.len() as u64).to_be_bytes());
+        for (k, v) in &self.map {
+            put_bytes(&mut out, k);
+            put_bytes(&mut out, v);
+        }
+        Some(out)
+    }
+
+    fn restore(&mut self, data: &[u8]) -> std::result::Result<(), String> {
+        let mut r = Reader::new(data);
+        let parsed = (|| {
+            let n = r.u64()?;
+            let mut map = BTreeMap::new();
+            for _ in 0..n {
+                let k = r.bytes()?.to_vec();
+                map.insert(k, r.bytes()?.to_vec());
+            }
+            r.finish()?;
+            Ok::<_, crate::Error>(map)
+        })();
+        self.map = parsed.map_err(|e| format!("kv: not a snapshot of this store: {e}"))?;
+        Ok(())
+    }
+
     fn query(&mut self, query: &[u8]) -> std::result::Result<Vec<u8>, String> {
         let mut r = Reader::new(query);
         match (r.u8(), r.bytes()) {

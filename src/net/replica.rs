@@ -99,6 +99,20 @@ pub trait StateMachine: Send + 'static {
     /// Answers a read-only query from the current state (on the leader,
     /// under its read lease); `Err` refuses it with a message.
     fn query(&mut self, query: &[u8]) -> std::result::Result<Vec<u8>, String>;
+    /// The whole state as bytes, for log compaction: the replica keeps
+    /// this instead of the log before it. `None` (the default): the
+    /// machine cannot be snapshotted, and its replica keeps its whole log.
+    /// Deterministic state only (every replica's must restore alike).
+    fn snapshot(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+    /// Replaces the state with `data`, which [`snapshot`](Self::snapshot)
+    /// returned on this replica or another (a replica that fell behind a
+    /// peer's compaction installs the peer's snapshot). `Err` stops the
+    /// replica.
+    fn restore(&mut self, _data: &[u8]) -> std::result::Result<(), String> {
+        Err("this state machine cannot restore snapshots".into())
+    }
 }
 
 /// The name of the record file in the data directory.
@@ -131,6 +145,14 @@ pub struct ReplicaConfig {
     pub max_pending: usize,
     /// Client sessions remembered for exactly-once retries.
     pub max_sessions: usize,
+    /// Compact the log (snapshot the state machine, drop the slots before
+    /// it) once this many slots were applied since the last snapshot (0:
+    /// never by count). Only for machines that implement
+    /// [`StateMachine::snapshot`].
+    pub compact_every_slots: u64,
+    /// Also compact once the commands applied since the last snapshot hold
+    /// this many bytes (0: never by size).
+    pub compact_every_bytes: u64,
     /// Log connection problems and leader changes to stderr.
     pub verbose: bool,
 }
@@ -157,6 +179,8 @@ impl ReplicaConfig {
             max_frame: DEFAULT_MAX_FRAME,
             max_pending: 100_000,
             max_sessions: DEFAULT_MAX_SESSIONS,
+            compact_every_slots: 10_000,
+            compact_every_bytes: 64 << 20,
             verbose: false,
         }
     }
@@ -446,6 +470,10 @@ impl Replica {
             tick_sent: None,
             next_tick_request: 1,
             applied_time: 0,
+            next_slot: 0,
+            since_snapshot: (0, 0),
+            compact_every: (config.compact_every_slots, config.compact_every_bytes),
+            cannot_snapshot: false,
         };
         let core = std::thread::Builder::new()
             .name("qk-core".into())
@@ -739,7 +767,18 @@ struct Core {
     next_tick_request: u64,
     /// The time of the last command applied (times never go back).
     applied_time: u64,
+    /// The next slot to apply (every slot below it is in the state).
+    next_slot: u64,
+    /// Slots and command bytes applied since the last snapshot.
+    since_snapshot: (u64, u64),
+    /// When to compact: (slots, bytes) since the last snapshot, 0 = never.
+    compact_every: (u64, u64),
+    /// The machine returned no snapshot: never ask again.
+    cannot_snapshot: bool,
 }
+
+/// The first byte of a runtime snapshot (its format).
+const SNAPSHOT_FORMAT: u8 = 1;
 
 /// How long a read waits on a leader for its lease before `Unavailable`.
 const READ_WAIT_NS: u64 = 1_000_000_000;
@@ -804,6 +843,7 @@ impl Core {
             // One fsync for the whole batch, before anything it covers leaves.
             self.node.storage_mut().commit()?;
             self.act()?;
+            self.maybe_compact()?;
             self.propose_tick()?;
             self.answer_reads();
             self.write_answers();
@@ -972,19 +1012,24 @@ impl Core {
         while let Some(out) = held.pop_front().or_else(|| self.node.poll()) {
             match out {
                 Output::Send(env) => self.send_peer(&env.to, &env.message, &mut scratch),
-                Output::Decided { batch, .. } => {
+                Output::Decided { slot, batch } => {
+                    let bytes: usize = batch.iter().map(Vec::len).sum();
                     for cmd in batch {
                         self.apply(&cmd);
                     }
+                    self.next_slot = slot + 1;
+                    self.since_snapshot.0 += 1;
+                    self.since_snapshot.1 += bytes as u64;
                 }
-                Output::Snapshot { slot, .. } => {
-                    // This runtime never compacts, so no peer of its
-                    // cluster can send one: a snapshot here means another
-                    // kind of replica shares the cluster id.
-                    return Err(Error::invalid(format!(
-                        "replica {}: a snapshot of slots below {slot} arrived, but this runtime does not restore snapshots",
-                        self.node.id()
-                    )));
+                Output::Snapshot { slot, data } => {
+                    self.restore(&data).map_err(|m| {
+                        Error::corrupt(format!(
+                            "replica {}: cannot restore the snapshot of slots below {slot}: {m}",
+                            self.node.id()
+                        ))
+                    })?;
+                    self.next_slot = slot;
+                    self.since_snapshot = (0, 0);
                 }
                 Output::LeaderChanged { leader, .. } => {
                     if leader != self.leader {
@@ -1017,6 +1062,62 @@ impl Core {
                 Output::Persisted { .. } => {}
             }
         }
+        Ok(())
+    }
+
+    /// Compacts the log when the policy says so: the runtime's snapshot is
+    /// its session table, its clocks and the machine's state.
+    fn maybe_compact(&mut self) -> Result<()> {
+        let (slots, bytes) = self.since_snapshot;
+        let (every_slots, every_bytes) = self.compact_every;
+        let due =
+            (every_slots > 0 && slots >= every_slots) || (every_bytes > 0 && bytes >= every_bytes);
+        if !due || self.cannot_snapshot || self.next_slot <= self.node.log_start() {
+            return Ok(());
+        }
+        let Some(state) = self.machine.snapshot() else {
+            self.cannot_snapshot = true;
+            return Ok(());
+        };
+        let mut data = Vec::with_capacity(state.len() + 64);
+        data.push(SNAPSHOT_FORMAT);
+        data.extend_from_slice(&self.applied.to_be_bytes());
+        data.extend_from_slice(&self.applied_time.to_be_bytes());
+        self.sessions.encode(&mut data);
+        data.extend_from_slice(&state);
+        let now = self.now();
+        match self.node.compact(self.next_slot, data, now) {
+            Ok(()) => {
+                self.since_snapshot = (0, 0);
+                Ok(())
+            }
+            Err(e @ (Error::Storage(_) | Error::StorageCorrupt(_))) => Err(e),
+            // Not newer than an installed snapshot: nothing to do.
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Replaces the runtime's state with a snapshot's.
+    fn restore(&mut self, data: &[u8]) -> std::result::Result<(), String> {
+        let mut r = super::frame::Reader::new(data);
+        let parsed = (|| {
+            let format = r.u8()?;
+            if format != SNAPSHOT_FORMAT {
+                return Err(Error::corrupt(format!("snapshot format {format}")));
+            }
+            let applied = r.u64()?;
+            let applied_time = r.u64()?;
+            let sessions = Sessions::decode(&mut r)?;
+            Ok((applied, applied_time, sessions))
+        })();
+        let (applied, applied_time, sessions) = parsed.map_err(|e| e.to_string())?;
+        self.machine.restore(r.rest())?;
+        self.sessions = sessions;
+        self.applied = applied;
+        if applied_time > self.cluster_now() {
+            self.anchor = (applied_time, self.now());
+        }
+        self.applied_time = self.applied_time.max(applied_time);
         Ok(())
     }
 
