@@ -68,6 +68,11 @@ enum Command {
         /// Heartbeat interval in milliseconds (election timeout: 10x).
         #[arg(long, default_value_t = 50)]
         heartbeat_ms: u64,
+        /// Compact the log (snapshot the state, drop the slots before it)
+        /// every this many slots; 0: never. The key-value store compacts;
+        /// the lease service keeps its whole log.
+        #[arg(long, default_value_t = 10_000, value_name = "SLOTS")]
+        compact_every: u64,
         /// Log connections and leader changes to stderr.
         #[arg(long, short)]
         verbose: bool,
@@ -259,6 +264,7 @@ fn main() -> ExitCode {
             init,
             listen,
             heartbeat_ms,
+            compact_every,
             verbose,
         } => match state {
             State::Lease => serve(
@@ -268,7 +274,7 @@ fn main() -> ExitCode {
                 data,
                 init,
                 listen,
-                heartbeat_ms,
+                (heartbeat_ms, compact_every),
                 verbose,
             ),
             State::Kv => serve(
@@ -278,7 +284,7 @@ fn main() -> ExitCode {
                 data,
                 init,
                 listen,
-                heartbeat_ms,
+                (heartbeat_ms, compact_every),
                 verbose,
             ),
         },
@@ -315,7 +321,7 @@ fn serve(
     data: PathBuf,
     init: bool,
     listen: Option<SocketAddr>,
-    heartbeat_ms: u64,
+    (heartbeat_ms, compact_every): (u64, u64),
     verbose: bool,
 ) -> Result<ExitCode, String> {
     let peers = parse_peers(&cluster.peers, false)?;
@@ -333,6 +339,8 @@ fn serve(
         secret(cluster)?,
     );
     config.set_heartbeat(Duration::from_millis(heartbeat_ms));
+    config.compact_every_slots = compact_every;
+    config.compact_every_bytes = if compact_every == 0 { 0 } else { 64 << 20 };
     config.listen = listen;
     config.init = init;
     config.verbose = verbose;

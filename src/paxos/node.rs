@@ -24,13 +24,23 @@
 //!   remaining exception: a receiver that restarts between two copies of a
 //!   `Forward` has forgotten the first and proposes it again.
 //! - The application state is volatile: a restarted node re-delivers
-//!   `Decided` for every slot from 0 (the log is kept whole, in memory and in
-//!   storage; there is no compaction or snapshotting). It re-delivers at
-//!   least every slot it delivered before the restart, with the same values,
-//!   before anything new: a slot is handed out as `Decided` only after a
-//!   `Commit` record covering it was synced (in the call's one sync, so a
-//!   call that decides something syncs even when it persisted nothing
-//!   else). Slots decided after that come in order as the node catches up.
+//!   `Decided` for every slot from its log's start (slot 0, or the slot of
+//!   its latest snapshot, handed out first as [`Output::Snapshot`]). It
+//!   re-delivers at least every slot it delivered before the restart, with
+//!   the same values, before anything new: a slot is handed out as
+//!   `Decided` only after a `Commit` record covering it was synced (in the
+//!   call's one sync, so a call that decides something syncs even when it
+//!   persisted nothing else). Slots decided after that come in order as the
+//!   node catches up.
+//! - Compaction ([`Node::compact`]): the application hands in its state
+//!   after a slot; the node drops the slots before it, in memory and in
+//!   storage (a checkpoint, [`Storage::compact`]). A replica that asks for
+//!   dropped slots (a catch-up, or a candidate's prepare) is sent the
+//!   snapshot in chunks of [`SNAPSHOT_CHUNK`] bytes instead, which it pulls
+//!   one at a time and resumes after a loss; it installs the snapshot
+//!   (checked by CRC-32 and cluster id) and keeps its accepted values after
+//!   it. A candidate behind a peer's snapshot gets no promise from it
+//!   (it could not learn what that acceptor accepted in the dropped slots).
 //! - Messages from ids outside `members`, and messages whose ballots,
 //!   senders or slots are implausible, are ignored (`Ok`), never trusted.
 //! - A leader's read lease: see [`Node::has_read_lease`].
@@ -44,8 +54,9 @@
 //!   candidate's ballot exceeds every ballot it has heard of.
 //! - A leader's proposal queue is not bounded for `propose` (the caller
 //!   paces it); forwarded commands beyond 100,000 queued are dropped.
-//! - The whole log is kept in memory; a follower more than 2^18 slots (or
-//!   4 × `max_inflight`) behind ignores accepts and catches up first.
+//! - The log from its start is kept in memory; a follower more than 2^18
+//!   slots (or 4 × `max_inflight`) behind ignores accepts and catches up
+//!   first.
 
 use std::collections::{BTreeMap, VecDeque};
 
