@@ -32,18 +32,6 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
- * Bytes per `SnapshotChunk`. The receiver pulls one chunk at a time, so
- * this is also what an install has in flight per receiver.
- */
-#define SNAPSHOT_CHUNK (1 << 20)
-
-/**
- * The largest snapshot a node accepts: it is kept in one record of the
- * record file, whose frames hold at most `u32::MAX` bytes.
- */
-#define MAX_SNAPSHOT_BYTES ((uint64_t)UINT32_MAX - 64)
-
-/**
  * How many bytes `qk_error.message` holds, its terminating NUL included.
  * Longer messages are cut at a UTF-8 character boundary.
  */

@@ -440,6 +440,9 @@ class Replica:
         cluster_id: int = 1,
         init: bool = False,
         heartbeat: float | None = None,
+        snapshot: Callable[[], Buffer] | None = None,
+        restore: Callable[[bytes], object] | None = None,
+        compact_every: int | None = None,
     ) -> Self: ...
     @property
     def address(self) -> str: ...

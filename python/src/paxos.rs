@@ -34,6 +34,11 @@ fn ns_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
 }
 
 /// A command or message: bytes, bytearray or memoryview (copied).
+/// A bytes-like result of a host callable (bytes, bytearray, memoryview).
+pub(crate) fn bytes_of(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    bytes_arg(obj, "the snapshot")
+}
+
 fn bytes_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(b.as_bytes().to_vec());

@@ -170,7 +170,7 @@ fn peers_arg(py: Python<'_>, peers: &Bound<'_, PyAny>) -> PyResult<BTreeMap<u32,
 #[pymethods]
 impl Replica {
     #[new]
-    #[pyo3(signature = (id, peers, data_dir, *, secret, apply, query=None, cluster_id=1, init=false, heartbeat=None))]
+    #[pyo3(signature = (id, peers, data_dir, *, secret, apply, query=None, cluster_id=1, init=false, heartbeat=None, snapshot=None, restore=None, compact_every=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -183,6 +183,9 @@ impl Replica {
         cluster_id: u64,
         init: bool,
         heartbeat: Option<&Bound<'_, PyAny>>,
+        snapshot: Option<Py<PyAny>>,
+        restore: Option<Py<PyAny>>,
+        compact_every: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let peers = peers_arg(py, peers)?;
         if !peers.contains_key(&id) {
@@ -196,6 +199,23 @@ impl Replica {
         {
             return Err(type_error("query must be callable or None"));
         }
+        for (f, what) in [(&snapshot, "snapshot"), (&restore, "restore")] {
+            if let Some(f) = f
+                && !f.bind(py).is_callable()
+            {
+                return Err(type_error(format!("{what} must be callable or None")));
+            }
+        }
+        if snapshot.is_some() != restore.is_some() {
+            return Err(invalid(
+                py,
+                "snapshot and restore go together: give both or neither",
+            ));
+        }
+        let compact_every = match compact_every {
+            Some(c) => crate::args::int_in_range(c, "compact_every", 0, i64::MAX)? as u64,
+            None => 10_000,
+        };
         let beat = match heartbeat.filter(|h| !h.is_none()) {
             Some(h) => seconds_arg(h, "heartbeat")?,
             None => 0.05,
@@ -205,6 +225,10 @@ impl Replica {
         }
         let mut config = ReplicaConfig::new(id, peers, data_dir, cluster_id, secret_arg(secret)?);
         config.init = init;
+        config.compact_every_slots = compact_every;
+        if compact_every == 0 {
+            config.compact_every_bytes = 0;
+        }
         config.set_heartbeat(Duration::from_nanos(to_ns(py, beat, "heartbeat")?));
         let apply_fn: hosted::ApplyFn = Box::new(move |time, command| {
             Python::attach(|py| {
@@ -218,7 +242,24 @@ impl Replica {
             });
             f
         });
-        let machine = HostedMachine::new(apply_fn, query_fn);
+        let mut machine = HostedMachine::new(apply_fn, query_fn);
+        if let (Some(snap), Some(rest)) = (snapshot, restore) {
+            let snapshot_fn: hosted::SnapshotFn = Box::new(move || {
+                Python::attach(|py| {
+                    let out = snap.bind(py).call0().map_err(|e| e.to_string())?;
+                    crate::paxos::bytes_of(&out).map_err(|e| e.to_string())
+                })
+            });
+            let restore_fn: hosted::RestoreFn = Box::new(move |data: &[u8]| {
+                Python::attach(|py| {
+                    rest.bind(py)
+                        .call1((PyBytes::new(py, data),))
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                })
+            });
+            machine = machine.with_snapshots(snapshot_fn, restore_fn);
+        }
         let replica = py
             .detach(|| CoreReplica::start(config, machine))
             .map_err(|e| to_pyerr(py, e))?;

@@ -208,3 +208,69 @@ def test_one_replica_cluster_context_manager_and_dead_cluster():
         assert time.monotonic() - t0 < 3
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+class SnapshottingCounter(Counter):
+    """The counter, able to snapshot and restore its total."""
+
+    def __init__(self):
+        super().__init__()
+        self.snapshots = 0
+        self.restores = 0
+
+    def snapshot(self):
+        self.snapshots += 1
+        return str(self.total).encode()
+
+    def restore(self, data):
+        assert isinstance(data, bytes)
+        self.restores += 1
+        self.total = int(data)
+
+
+def test_replicas_compact_and_a_lagging_one_restores_a_snapshot():
+    dir_ = tempfile.mkdtemp(prefix="qk-replica-compact-")
+    peers = {i: f"127.0.0.1:{free_port()}" for i in (1, 2, 3)}
+    states, replicas = {}, {}
+
+    def start(i, init):
+        states[i] = SnapshottingCounter()
+        replicas[i] = qk.Replica(
+            i, peers, f"{dir_}/r{i}", secret=SECRET, apply=states[i].apply, query=states[i].query,
+            cluster_id=5, init=init, heartbeat=0.02, snapshot=states[i].snapshot,
+            restore=states[i].restore, compact_every=5)
+
+    try:
+        for i in peers:
+            start(i, True)
+        c = qk.ReplicaClient(list(peers.values()), secret=SECRET, cluster_id=5, timeout=10.0)
+        total = 0
+        for k in range(1, 21):
+            total += k
+            assert c.propose(f"add {k}".encode()) == str(total).encode()
+        leader = next(i for i, r in replicas.items() if r.status()["leader"] == i)
+        lagging = next(i for i in peers if i != leader)
+        replicas.pop(lagging).stop()
+        for k in range(21, 61):
+            total += k
+            assert c.propose(f"add {k}".encode()) == str(total).encode()
+        assert all(states[i].snapshots > 0 for i in replicas)
+        # Back behind its peers' compactions: it restores a snapshot.
+        start(lagging, False)
+        assert wait_for(lambda: states[lagging].total == total, timeout=10.0)
+        assert states[lagging].restores >= 1
+        assert wait_for(lambda: replicas[lagging].status()["applied"] == 60)
+        # Bad arguments: one without the other, not callable, a bad count.
+        with pytest.raises(qk.InvalidArgumentError, match="together"):
+            qk.Replica(9, {9: "127.0.0.1:1"}, f"{dir_}/x", secret=SECRET, apply=states[1].apply,
+                       snapshot=states[1].snapshot)
+        with pytest.raises(TypeError, match="restore must be callable"):
+            qk.Replica(9, {9: "127.0.0.1:1"}, f"{dir_}/x", secret=SECRET, apply=states[1].apply,
+                       snapshot=states[1].snapshot, restore=5)
+        with pytest.raises(qk.InvalidArgumentError, match="compact_every"):
+            qk.Replica(9, {9: "127.0.0.1:1"}, f"{dir_}/x", secret=SECRET, apply=states[1].apply,
+                       compact_every=-1)
+    finally:
+        for r in replicas.values():
+            r.stop()
+        shutil.rmtree(dir_, ignore_errors=True)

@@ -100,8 +100,9 @@ pub trait StateMachine: Send + 'static {
     /// under its read lease); `Err` refuses it with a message.
     fn query(&mut self, query: &[u8]) -> std::result::Result<Vec<u8>, String>;
     /// The whole state as bytes, for log compaction: the replica keeps
-    /// this instead of the log before it. `None` (the default): the
-    /// machine cannot be snapshotted, and its replica keeps its whole log.
+    /// this instead of the log before it. `None` (the default): no
+    /// snapshot now (a machine that cannot be snapshotted keeps its whole
+    /// log; the replica asks again at the next compaction point).
     /// Deterministic state only (every replica's must restore alike).
     fn snapshot(&mut self) -> Option<Vec<u8>> {
         None
@@ -473,7 +474,6 @@ impl Replica {
             next_slot: 0,
             since_snapshot: (0, 0),
             compact_every: (config.compact_every_slots, config.compact_every_bytes),
-            cannot_snapshot: false,
         };
         let core = std::thread::Builder::new()
             .name("qk-core".into())
@@ -773,8 +773,6 @@ struct Core {
     since_snapshot: (u64, u64),
     /// When to compact: (slots, bytes) since the last snapshot, 0 = never.
     compact_every: (u64, u64),
-    /// The machine returned no snapshot: never ask again.
-    cannot_snapshot: bool,
 }
 
 /// The first byte of a runtime snapshot (its format).
@@ -1072,11 +1070,12 @@ impl Core {
         let (every_slots, every_bytes) = self.compact_every;
         let due =
             (every_slots > 0 && slots >= every_slots) || (every_bytes > 0 && bytes >= every_bytes);
-        if !due || self.cannot_snapshot || self.next_slot <= self.node.log_start() {
+        if !due || self.next_slot <= self.node.log_start() {
             return Ok(());
         }
         let Some(state) = self.machine.snapshot() else {
-            self.cannot_snapshot = true;
+            // Not now: ask again at the next compaction point.
+            self.since_snapshot = (0, 0);
             return Ok(());
         };
         let mut data = Vec::with_capacity(state.len() + 64);

@@ -299,6 +299,45 @@ impl StateMachine for LeaseService {
         self.machine.next_deadline()
     }
 
+    /// The lease table and which client request each queued acquire
+    /// answers (in waiter order, so equal states give equal bytes).
+    fn snapshot(&mut self) -> Option<Vec<u8>> {
+        let table = self.machine.snapshot();
+        let mut out = Vec::with_capacity(table.len() + 16 + 24 * self.waiters.len());
+        put_bytes(&mut out, &table);
+        let mut waiters: Vec<(&WaiterId, &(u64, u64))> = self.waiters.iter().collect();
+        waiters.sort_unstable();
+        out.extend_from_slice(&(waiters.len() as u64).to_be_bytes());
+        for (w, (client, request)) in waiters {
+            out.extend_from_slice(&w.0.to_be_bytes());
+            out.extend_from_slice(&client.to_be_bytes());
+            out.extend_from_slice(&request.to_be_bytes());
+        }
+        Some(out)
+    }
+
+    fn restore(&mut self, data: &[u8]) -> std::result::Result<(), String> {
+        let mut r = Reader::new(data);
+        let parsed = (|| {
+            let machine = LeaseMachine::restore(self.machine.config(), r.bytes()?)?;
+            let n = r.u64()?;
+            let mut waiters = HashMap::new();
+            for _ in 0..n {
+                let w = WaiterId(r.u64()?);
+                let client = r.u64()?;
+                waiters.insert(w, (client, r.u64()?));
+            }
+            r.finish()?;
+            Ok::<_, Error>((machine, waiters))
+        })();
+        let (machine, waiters) =
+            parsed.map_err(|e| format!("lease service: not a snapshot of this service: {e}"))?;
+        self.machine = machine;
+        self.waiters = waiters;
+        self.done.clear();
+        Ok(())
+    }
+
     fn take_completions(&mut self) -> Vec<Completion> {
         std::mem::take(&mut self.done)
     }

@@ -15,6 +15,9 @@ pub mod proxy;
 use proxy::{LinkMode, LinkProxy};
 
 /// A cluster of `quorumkit serve --state STATE` processes.
+/// Slots between two compactions of every replica in these tests.
+pub const COMPACT_EVERY: &str = "50";
+
 pub struct Procs {
     pub dir: std::path::PathBuf,
     pub peers: BTreeMap<u32, SocketAddr>,
@@ -148,6 +151,10 @@ impl Procs {
             &self.cluster.to_string(),
             "--heartbeat-ms",
             "20",
+            // Compact often, so the faults meet compactions and replicas
+            // that come back behind them install snapshots.
+            "--compact-every",
+            COMPACT_EVERY,
         ])
         .arg("--data")
         .arg(self.dir.join(format!("r{id}")))
