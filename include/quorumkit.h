@@ -557,6 +557,23 @@ typedef int32_t (*qk_replica_query_fn)(void *user_data,
                                        qk_reply *reply);
 
 /**
+ * Writes the state machine's whole state into `reply` (with
+ * `qk_reply_set()`), for log compaction, and returns 0; non-zero skips
+ * this compaction (the replica asks again at the next one).
+ */
+typedef int32_t (*qk_replica_snapshot_fn)(void *user_data, qk_reply *reply);
+
+/**
+ * Replaces the state machine's state with `data` (what the snapshot
+ * callback wrote, on this replica or another) and returns 0; non-zero
+ * (with a message in `reply`) stops the replica.
+ */
+typedef int32_t (*qk_replica_restore_fn)(void *user_data,
+                                         const uint8_t *data,
+                                         size_t data_len,
+                                         qk_reply *reply);
+
+/**
  * The status of a running replica (filled by `qk_replica_status()`).
  */
 typedef struct {
@@ -4135,6 +4152,43 @@ qk_status qk_replica_start(uint32_t id,
                            void *user_data,
                            qk_replica **replica_out,
                            qk_error *err);
+
+/**
+ * As `qk_replica_start()`, with log compaction: every `compact_every`
+ * slots (0: never) the replica asks `snapshot` for the state machine's
+ * whole state and keeps it instead of the log before it. A restart, or a
+ * replica that fell behind its peers' compactions (it is sent a peer's
+ * snapshot), calls `restore` with the bytes first and applies only later
+ * commands. Both callbacks run on the replica's thread with `user_data`.
+ *
+ * Ownership: as `qk_replica_start()`.
+ *
+ * Errors: as `qk_replica_start()`; also `QK_ERR_NULL_ARG` for a NULL
+ * `snapshot` or `restore`.
+ *
+ * Thread safety: thread-safe. The callbacks must be safe to run on
+ * another thread than the caller's.
+ *
+ * # Safety
+ * As `qk_replica_start()`; `snapshot` and `restore` stay valid until the
+ * replica is freed.
+ */
+qk_status qk_replica_start_compacting(uint32_t id,
+                                      const char *peers,
+                                      const char *data_dir,
+                                      uint64_t cluster_id,
+                                      const uint8_t *secret,
+                                      size_t secret_len,
+                                      uint8_t init,
+                                      uint64_t heartbeat_ns,
+                                      qk_replica_apply_fn apply,
+                                      qk_replica_query_fn query,
+                                      qk_replica_snapshot_fn snapshot,
+                                      qk_replica_restore_fn restore,
+                                      uint64_t compact_every,
+                                      void *user_data,
+                                      qk_replica **replica_out,
+                                      qk_error *err);
 
 /**
  * Stops the replica (its threads end; nothing more is applied) and frees

@@ -52,6 +52,26 @@ pub type qk_replica_query_fn = Option<
     ) -> i32,
 >;
 
+/// Writes the state machine's whole state into `reply` (with
+/// `qk_reply_set()`), for log compaction, and returns 0; non-zero skips
+/// this compaction (the replica asks again at the next one).
+#[allow(non_camel_case_types)]
+pub type qk_replica_snapshot_fn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, reply: *mut qk_reply) -> i32>;
+
+/// Replaces the state machine's state with `data` (what the snapshot
+/// callback wrote, on this replica or another) and returns 0; non-zero
+/// (with a message in `reply`) stops the replica.
+#[allow(non_camel_case_types)]
+pub type qk_replica_restore_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        data: *const u8,
+        data_len: usize,
+        reply: *mut qk_reply,
+    ) -> i32,
+>;
+
 /// Stores `len` bytes from `data` as the callback's reply (replacing any
 /// earlier one).
 ///
@@ -216,12 +236,73 @@ pub unsafe extern "C" fn qk_replica_start(
     replica_out: *mut *mut qk_replica,
     err: *mut qk_error,
 ) -> qk_status {
-    boundary(err, || {
+    let args = StartArgs {
+        id,
+        peers,
+        data_dir,
+        cluster_id,
+        secret,
+        secret_len,
+        init,
+        heartbeat_ns,
+        apply,
+        query,
+        snapshots: None,
+        compact_every: 0,
+        user_data,
+    };
+    // SAFETY: the caller's contract, passed on.
+    boundary(err, || unsafe { start_replica(args, replica_out) })
+}
+
+/// [`qk_replica_start`]'s arguments, and the compaction ones.
+struct StartArgs {
+    id: u32,
+    peers: *const c_char,
+    data_dir: *const c_char,
+    cluster_id: u64,
+    secret: *const u8,
+    secret_len: usize,
+    init: u8,
+    heartbeat_ns: u64,
+    apply: qk_replica_apply_fn,
+    query: qk_replica_query_fn,
+    snapshots: Option<(qk_replica_snapshot_fn, qk_replica_restore_fn)>,
+    compact_every: u64,
+    user_data: *mut c_void,
+}
+
+/// # Safety
+/// As [`qk_replica_start_compacting`].
+unsafe fn start_replica(a: StartArgs, replica_out: *mut *mut qk_replica) -> FfiResult<()> {
+    let StartArgs {
+        id,
+        peers,
+        data_dir,
+        cluster_id,
+        secret,
+        secret_len,
+        init,
+        heartbeat_ns,
+        apply,
+        query,
+        snapshots,
+        compact_every,
+        user_data,
+    } = a;
+    {
         let peers = peer_map(unsafe { c_str(peers, "peers") }?)?;
         let dir = unsafe { c_str(data_dir, "data_dir") }?;
         let secret = unsafe { arg_slice(secret, secret_len, "secret") }?;
         let out = unsafe { Out::new(replica_out, "replica_out") }?;
         let apply = apply.ok_or_else(|| Failure::null("apply"))?;
+        let snapshots = match snapshots {
+            None => None,
+            Some((s, r)) => Some((
+                s.ok_or_else(|| Failure::null("snapshot"))?,
+                r.ok_or_else(|| Failure::null("restore"))?,
+            )),
+        };
         if !peers.contains_key(&id) {
             return Err(Failure::invalid(format!(
                 "replica {id} is not among the peers"
@@ -229,6 +310,12 @@ pub unsafe extern "C" fn qk_replica_start(
         }
         let mut config = ReplicaConfig::new(id, peers, dir, cluster_id, secret.to_vec());
         config.init = super::args::arg_flag(init, "init")?;
+        if snapshots.is_some() {
+            config.compact_every_slots = compact_every;
+            if compact_every == 0 {
+                config.compact_every_bytes = 0;
+            }
+        }
         let beat = if heartbeat_ns == 0 {
             Duration::from_millis(50)
         } else {
@@ -252,7 +339,21 @@ pub unsafe extern "C" fn qk_replica_start(
             });
             f
         });
-        let replica = Replica::start(config, HostedMachine::new(apply_fn, query_fn))?;
+        let mut machine = HostedMachine::new(apply_fn, query_fn);
+        if let Some((snap, rest)) = snapshots {
+            let snapshot_fn: hosted::SnapshotFn = Box::new(move || {
+                let u = user;
+                // SAFETY: the host's callback, with its own pointer.
+                call_back(|reply| unsafe { snap(u.0, reply) })
+            });
+            let restore_fn: hosted::RestoreFn = Box::new(move |data: &[u8]| {
+                let u = user;
+                // SAFETY: as for apply.
+                call_back(|reply| unsafe { rest(u.0, data.as_ptr(), data.len(), reply) }).map(drop)
+            });
+            machine = machine.with_snapshots(snapshot_fn, restore_fn);
+        }
+        let replica = Replica::start(config, machine)?;
         hand_out(
             out,
             qk_replica {
@@ -260,7 +361,64 @@ pub unsafe extern "C" fn qk_replica_start(
             },
         );
         Ok(())
-    })
+    }
+}
+
+/// As `qk_replica_start()`, with log compaction: every `compact_every`
+/// slots (0: never) the replica asks `snapshot` for the state machine's
+/// whole state and keeps it instead of the log before it. A restart, or a
+/// replica that fell behind its peers' compactions (it is sent a peer's
+/// snapshot), calls `restore` with the bytes first and applies only later
+/// commands. Both callbacks run on the replica's thread with `user_data`.
+///
+/// Ownership: as `qk_replica_start()`.
+///
+/// Errors: as `qk_replica_start()`; also `QK_ERR_NULL_ARG` for a NULL
+/// `snapshot` or `restore`.
+///
+/// Thread safety: thread-safe. The callbacks must be safe to run on
+/// another thread than the caller's.
+///
+/// # Safety
+/// As `qk_replica_start()`; `snapshot` and `restore` stay valid until the
+/// replica is freed.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn qk_replica_start_compacting(
+    id: u32,
+    peers: *const c_char,
+    data_dir: *const c_char,
+    cluster_id: u64,
+    secret: *const u8,
+    secret_len: usize,
+    init: u8,
+    heartbeat_ns: u64,
+    apply: qk_replica_apply_fn,
+    query: qk_replica_query_fn,
+    snapshot: qk_replica_snapshot_fn,
+    restore: qk_replica_restore_fn,
+    compact_every: u64,
+    user_data: *mut c_void,
+    replica_out: *mut *mut qk_replica,
+    err: *mut qk_error,
+) -> qk_status {
+    let args = StartArgs {
+        id,
+        peers,
+        data_dir,
+        cluster_id,
+        secret,
+        secret_len,
+        init,
+        heartbeat_ns,
+        apply,
+        query,
+        snapshots: Some((snapshot, restore)),
+        compact_every,
+        user_data,
+    };
+    // SAFETY: the caller's contract, passed on.
+    boundary(err, || unsafe { start_replica(args, replica_out) })
 }
 
 /// Stops the replica (its threads end; nothing more is applied) and frees

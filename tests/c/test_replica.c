@@ -81,7 +81,111 @@ static long long add(qk_net_client *cl, long long n) {
     return as_number(&r);
 }
 
+/* The counter's snapshot: its total and applied count as text. */
+struct snap_counter {
+    struct counter c;
+    int snapshots, restores;
+};
+
+static int32_t snapshot_counter(void *user, qk_reply *reply) {
+    struct snap_counter *s = user;
+    char out[64];
+    snprintf(out, sizeof out, "%" PRId64 " %" PRIu64, s->c.total, s->c.applied);
+    s->snapshots++;
+    qk_reply_set(reply, KEY(out), NULL);
+    return 0;
+}
+
+static int32_t restore_counter(void *user, const uint8_t *data, size_t len, qk_reply *reply) {
+    struct snap_counter *s = user;
+    char text[64] = {0};
+    long long total = 0;
+    unsigned long long applied = 0;
+    if (len >= sizeof text) {
+        qk_reply_set(reply, KEY("snapshot too long"), NULL);
+        return 1;
+    }
+    memcpy(text, data, len);
+    if (sscanf(text, "%lld %llu", &total, &applied) != 2) {
+        qk_reply_set(reply, KEY("not a counter snapshot"), NULL);
+        return 1;
+    }
+    s->c.total = total;
+    s->c.applied = applied;
+    s->restores++;
+    return 0;
+}
+
+static qk_status start_compacting(int id, const char *peers, const char *dir, struct snap_counter *s, int init,
+                                  qk_replica **out) {
+    char data[128];
+    snprintf(data, sizeof data, "%s/r%d", dir, id);
+    return qk_replica_start_compacting((uint32_t)id, peers, data, 6, KEY(SECRET), (uint8_t)init, 20 * MS,
+                                       apply_counter, query_counter, snapshot_counter, restore_counter, 5, s,
+                                       out, NULL);
+}
+
+/* Replicas that compact every 5 slots; one stops, the others compact past
+ * it, and it comes back by restoring a peer's snapshot. */
+static void test_replica_compaction(void) {
+    char dir[] = "/tmp/qk-replica-compact-c-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    int port[3];
+    for (int i = 0; i < 3; i++) port[i] = free_port();
+    char peers[128], addrs[128];
+    snprintf(peers, sizeof peers, "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d", port[0], port[1], port[2]);
+    snprintf(addrs, sizeof addrs, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", port[0], port[1], port[2]);
+    struct snap_counter st[3];
+    memset(st, 0, sizeof st);
+    qk_replica *r[3] = {NULL, NULL, NULL}, *none = NULL;
+    /* NULL callbacks are refused. */
+    char data[128];
+    snprintf(data, sizeof data, "%s/x", dir);
+    CHECK_ERR(qk_replica_start_compacting(1, peers, data, 6, KEY(SECRET), 1, 0, apply_counter, NULL, NULL,
+                                          restore_counter, 5, &st[0], &none, NULL),
+              QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_replica_start_compacting(1, peers, data, 6, KEY(SECRET), 1, 0, apply_counter, NULL,
+                                          snapshot_counter, NULL, 5, &st[0], &none, NULL),
+              QK_ERR_NULL_ARG);
+    CHECK(none == NULL);
+    for (int i = 0; i < 3; i++) CHECK_OK(start_compacting(i + 1, peers, dir, &st[i], 1, &r[i]));
+    qk_net_client *cl = NULL;
+    CHECK_OK(qk_net_client_new(addrs, 6, KEY(SECRET), 10 * SEC, &cl, NULL));
+    long long total = 0;
+    for (int k = 1; k <= 10; k++) {
+        total += k;
+        CHECK(add(cl, k) == total);
+    }
+    /* Stop a replica that does not lead. */
+    int gone = -1;
+    for (int i = 0; i < 3 && gone < 0; i++) {
+        qk_replica_info info = {0};
+        CHECK_OK(qk_replica_status(r[i], &info, NULL));
+        if (info.leader != info.id) gone = i;
+    }
+    REQUIRE(gone >= 0);
+    qk_replica_free(r[gone]);
+    r[gone] = NULL;
+    for (int k = 11; k <= 40; k++) {
+        total += k;
+        CHECK(add(cl, k) == total);
+    }
+    for (int i = 0; i < 3; i++)
+        if (i != gone) CHECK(st[i].snapshots > 0);
+    memset(&st[gone], 0, sizeof st[gone]);
+    CHECK_OK(start_compacting(gone + 1, peers, dir, &st[gone], 0, &r[gone]));
+    for (int w = 0; w < 500 && st[gone].c.total != total; w++) nap_ms(10);
+    CHECK(st[gone].c.total == total);
+    CHECK(st[gone].restores >= 1);
+    qk_net_client_free(cl);
+    for (int i = 0; i < 3; i++) qk_replica_free(r[i]);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 void test_replica(void) {
+    test_replica_compaction();
     char dir[] = "/tmp/qk-replica-c-XXXXXX";
     REQUIRE(mkdtemp(dir));
     int port[3];
