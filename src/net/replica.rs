@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -421,13 +421,14 @@ impl Replica {
             if peer == config.node.id {
                 continue;
             }
-            let (tx, prx) = sync_channel::<Vec<u8>>(1024);
+            let (queue, prx) = PeerQueue::new(MAX_PEER_QUEUE_BYTES);
+            let bytes = queue.bytes.clone();
             let (stop, identity, verbose) = (stop.clone(), identity.clone(), config.verbose);
             std::thread::Builder::new()
                 .name(format!("qk-send-{peer}"))
-                .spawn(move || sender(peer, peer_addr, identity, prx, stop, verbose))
+                .spawn(move || sender(peer, peer_addr, identity, prx, bytes, stop, verbose))
                 .map_err(|e| Error::storage(format!("cannot start a thread: {e}")))?;
-            senders.insert(peer, tx);
+            senders.insert(peer, queue);
         }
         let ready = Arc::new(Mutex::new(Vec::new()));
         let acceptor = {
@@ -663,21 +664,68 @@ fn serve_conn(
 /// The link to one peer: connect (with backoff), authenticate, write what
 /// the core queues. Messages queued while the peer is unreachable are
 /// dropped; the protocol repeats what matters.
+/// Bytes of messages queued for one peer at most (flow control): a slow
+/// or cut-off peer holds no more of this replica's memory. A message that
+/// does not fit is dropped; accept retransmission, catch-up and snapshot
+/// requests send again what the peer still needs.
+const MAX_PEER_QUEUE_BYTES: usize = 64 << 20;
+
+/// The queue of messages to one peer, bounded in messages and in bytes.
+struct PeerQueue {
+    tx: SyncSender<Vec<u8>>,
+    /// Bytes queued and not yet taken by the peer's sender.
+    bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+impl PeerQueue {
+    fn new(max_bytes: usize) -> (PeerQueue, Receiver<Vec<u8>>) {
+        let (tx, rx) = sync_channel::<Vec<u8>>(1024);
+        let q = PeerQueue {
+            tx,
+            bytes: Arc::new(AtomicUsize::new(0)),
+            max_bytes,
+        };
+        (q, rx)
+    }
+
+    /// Queues `m` unless the queue is full (an empty queue takes any one
+    /// message); false when it was dropped.
+    fn offer(&self, m: Vec<u8>) -> bool {
+        let n = m.len();
+        let before = self.bytes.fetch_add(n, Ordering::SeqCst);
+        if before > 0 && before + n > self.max_bytes {
+            self.bytes.fetch_sub(n, Ordering::SeqCst);
+            return false;
+        }
+        if self.tx.try_send(m).is_err() {
+            self.bytes.fetch_sub(n, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+}
+
 fn sender(
     peer: NodeId,
     addr: SocketAddr,
     identity: Identity,
     rx: Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     verbose: bool,
 ) {
+    let take = |m: Vec<u8>| {
+        queued.fetch_sub(m.len(), Ordering::SeqCst);
+        m
+    };
     let mut conn: Option<TcpStream> = None;
     let mut backoff = Duration::from_millis(20);
     let mut retry_at = Instant::now();
     let mut buf = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         let first = match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(m) => m,
+            Ok(m) => take(m),
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
@@ -704,7 +752,7 @@ fn sender(
         }
         buf.clear();
         push_frame(&mut buf, KIND_PAXOS, &first);
-        while let Ok(more) = rx.try_recv() {
+        while let Ok(more) = rx.try_recv().map(take) {
             push_frame(&mut buf, KIND_PAXOS, &more);
             if buf.len() > 1 << 16 {
                 break;
@@ -751,7 +799,7 @@ struct Core {
     held: std::collections::VecDeque<Output>,
     /// Connections with answers to write at the end of the turn.
     ready: Arc<Mutex<Vec<Arc<ClientConn>>>>,
-    senders: HashMap<NodeId, SyncSender<Vec<u8>>>,
+    senders: HashMap<NodeId, PeerQueue>,
     peers: BTreeMap<NodeId, SocketAddr>,
     clock: Instant,
     status: Arc<Mutex<Status>>,
@@ -997,10 +1045,10 @@ impl Core {
     }
 
     fn send_peer(&self, to: &NodeId, message: &Message, scratch: &mut Vec<u8>) {
-        if let Some(tx) = self.senders.get(to) {
+        if let Some(q) = self.senders.get(to) {
             scratch.clear();
             wire::encode(message, scratch);
-            let _ = tx.try_send(scratch.clone());
+            q.offer(scratch.clone());
         }
     }
 
@@ -1266,5 +1314,35 @@ impl Core {
     fn publish(&self) {
         let s = self.current_status(self.now());
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_queue_holds_a_bounded_number_of_bytes() {
+        let (q, rx) = PeerQueue::new(10 << 20);
+        // Nobody takes: 1 MiB messages fit ten times, then are dropped.
+        let taken: usize = (0..100)
+            .map(|_| usize::from(q.offer(vec![0; 1 << 20])))
+            .sum();
+        assert_eq!(taken, 10);
+        assert_eq!(q.bytes.load(Ordering::SeqCst), 10 << 20);
+        // One larger than the bound still goes through an empty queue.
+        let m = rx.try_recv().unwrap();
+        q.bytes.fetch_sub(m.len(), Ordering::SeqCst);
+        assert!(q.offer(vec![0; 1 << 20]));
+        while let Ok(m) = rx.try_recv() {
+            q.bytes.fetch_sub(m.len(), Ordering::SeqCst);
+        }
+        assert_eq!(q.bytes.load(Ordering::SeqCst), 0);
+        assert!(q.offer(vec![0; 20 << 20]));
+        assert!(!q.offer(vec![0; 1]));
+        // Small messages: bounded by count as well.
+        let (q, _rx) = PeerQueue::new(usize::MAX);
+        let taken: usize = (0..2000).map(|_| usize::from(q.offer(vec![1]))).sum();
+        assert_eq!(taken, 1024);
     }
 }
