@@ -32,10 +32,11 @@ fn main() -> quorumkit::Result<()> {
                     net.push_back((env.from, env.to, wire::encode_to_vec(&env.message)))
                 }
                 Output::Decided { batch, .. } => logs[i].extend(batch),
-                // (No node here compacts, so no snapshot is ever handed out.)
+                // (No node here compacts or reads by ReadIndex.)
                 Output::Persisted { .. }
                 | Output::LeaderChanged { .. }
-                | Output::Snapshot { .. } => {}
+                | Output::Snapshot { .. }
+                | Output::ReadIndex { .. } => {}
             }
         }
     };

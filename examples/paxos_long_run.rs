@@ -144,7 +144,9 @@ impl<S: Storage> Cluster<S> {
                     self.slots[k] = slot;
                     self.state[k] = u64::from_le_bytes(data[..8].try_into().unwrap());
                 }
-                Output::Persisted { .. } | Output::LeaderChanged { .. } => {}
+                Output::Persisted { .. }
+                | Output::LeaderChanged { .. }
+                | Output::ReadIndex { .. } => {}
             }
         }
         if self.every > 0 && node.log_len() >= self.every && self.slots[k] > node.log_start() {

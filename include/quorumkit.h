@@ -97,6 +97,15 @@
 #define QK_PAXOS_OUTPUT_SNAPSHOT 4
 
 /**
+ * `qk_paxos_output.kind`: the read `index` asked for with
+ * `qk_paxos_node_read_index()`: `count` 1 — answer it from the state now
+ * (the leader confirmed its leadership after the read arrived, and every
+ * slot up to its read index was delivered before this output); `count` 0
+ * — the node lost the leadership first: ask the new leader.
+ */
+#define QK_PAXOS_OUTPUT_READ_INDEX 5
+
+/**
  * The most replicas a cluster may have (the length of
  * `qk_paxos_config.members`).
  */
@@ -692,7 +701,7 @@ typedef struct {
 typedef struct {
     /**
      * One of `QK_PAXOS_OUTPUT_SEND`, `_DECIDED`, `_PERSISTED`,
-     * `_LEADER_CHANGED`, `_SNAPSHOT`.
+     * `_LEADER_CHANGED`, `_SNAPSHOT`, `_READ_INDEX`.
      */
     uint32_t kind;
     /**
@@ -704,12 +713,14 @@ typedef struct {
      */
     uint64_t slot;
     /**
-     * DECIDED: the command's position in its slot (0-based).
+     * DECIDED: the command's position in its slot (0-based). READ_INDEX:
+     * the read's id.
      */
     uint64_t index;
     /**
      * DECIDED: how many commands the slot holds (0 for a no-op slot).
-     * PERSISTED: how many records were synced.
+     * PERSISTED: how many records were synced. READ_INDEX: 1 ready, 0
+     * leadership lost.
      */
     uint64_t count;
     /**
@@ -4679,6 +4690,28 @@ qk_status qk_paxos_node_has_read_lease(const qk_paxos_node *node,
 qk_status qk_paxos_node_commit_index(const qk_paxos_node *node,
                                      uint64_t *commit_out,
                                      qk_error *err);
+
+/**
+ * Asks for a linearizable read that needs no clock bound (ReadIndex): the
+ * leader notes its commit index and sends a heartbeat; a
+ * `QK_PAXOS_OUTPUT_READ_INDEX` output with `index` = `read_id` follows
+ * once a majority acknowledged it and the index is delivered (`count` 1:
+ * answer from the state now), or once the node lost the leadership
+ * (`count` 0).
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_NOT_LEADER` on a follower;
+ * `QK_ERR_LIMIT_EXCEEDED` past 100,000 waiting reads; `QK_ERR_STORAGE`
+ * (the node is stopped).
+ *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+ *
+ * # Safety
+ * `node` is NULL or a live node.
+ */
+qk_status qk_paxos_node_read_index(qk_paxos_node *node,
+                                   uint64_t read_id,
+                                   uint64_t now_ns,
+                                   qk_error *err);
 
 /**
  * Compacts the log: `data` (`len` bytes, copied) is the application's

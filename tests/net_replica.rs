@@ -389,3 +389,34 @@ fn replicas_compact_their_logs_and_a_lagging_one_installs_a_snapshot() {
     let r = client.propose(&kv::add(b"n", 1)).unwrap();
     assert_eq!(kv::decode_i64(&r), Some(401));
 }
+
+#[test]
+fn read_index_reads_need_no_lease() {
+    let mut c = Cluster::start(3, "readindex");
+    // Restart every replica without leases, reading by ReadIndex.
+    let ids: Vec<u32> = c.replicas.keys().copied().collect();
+    c.replicas.clear();
+    for &id in &ids {
+        let mut cfg = c.config(id, false);
+        cfg.node.lease_duration = 0;
+        cfg.read_policy = quorumkit::net::ReadPolicy::ReadIndex;
+        c.replicas
+            .insert(id, Replica::start(cfg, kv::KvStore::new()).unwrap());
+    }
+    let mut client = c.client();
+    for i in 0..30 {
+        let r = client.propose(&kv::add(b"n", 1)).unwrap();
+        assert_eq!(kv::decode_i64(&r), Some(i + 1));
+        // Every read sees the write before it.
+        let got = kv::decode_previous(&client.read(&kv::get(b"n")).unwrap()).unwrap();
+        assert_eq!(kv::decode_i64(&got), Some(i + 1));
+    }
+    assert!(c.replicas.values().all(|r| !r.status().read_lease));
+    // A new leader serves them too.
+    let old = c.leader();
+    c.replicas.remove(&old).unwrap().shutdown().unwrap();
+    let r = client.propose(&kv::add(b"n", 1)).unwrap();
+    assert_eq!(kv::decode_i64(&r), Some(31));
+    let got = kv::decode_previous(&client.read(&kv::get(b"n")).unwrap()).unwrap();
+    assert_eq!(kv::decode_i64(&got), Some(31));
+}

@@ -202,7 +202,7 @@ impl State {
             match o {
                 Output::Persisted { .. } => {}
                 // Nothing compacts in this model: a snapshot is invented.
-                Output::Snapshot { .. } => self.invalid = true,
+                Output::Snapshot { .. } | Output::ReadIndex { .. } => self.invalid = true,
                 Output::Send(Envelope { from, to, message }) => {
                     self.net.insert((from, to, wire::encode_to_vec(&message)));
                 }

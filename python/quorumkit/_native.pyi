@@ -443,6 +443,7 @@ class Replica:
         snapshot: Callable[[], Buffer] | None = None,
         restore: Callable[[bytes], object] | None = None,
         compact_every: int | None = None,
+        read_policy: Literal["lease", "read_index"] = "lease",
     ) -> Self: ...
     @property
     def address(self) -> str: ...
@@ -830,6 +831,7 @@ _PaxosOutput: TypeAlias = (
     | tuple[Literal["persisted"], int]
     | tuple[Literal["leader"], int | None]
     | tuple[Literal["snapshot"], int, bytes]
+    | tuple[Literal["read"], int, bool]
 )
 
 @final
@@ -889,6 +891,7 @@ class PaxosNode:
     def propose_all(self, commands: Iterable[Buffer], now: float) -> None: ...
     def poll(self) -> list[_PaxosOutput]: ...
     def compact(self, slot: int, data: Buffer, now: float) -> None: ...
+    def read_index(self, read_id: int, now: float) -> None: ...
     @property
     def log_start(self) -> int: ...
     @property

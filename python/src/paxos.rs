@@ -108,6 +108,7 @@ fn output_tuple<'py>(py: Python<'py>, o: Output) -> PyResult<Bound<'py, PyTuple>
         Output::Snapshot { slot, data } => {
             ("snapshot", slot, PyBytes::new(py, &data)).into_pyobject(py)
         }
+        Output::ReadIndex { id, ready } => ("read", id, ready).into_pyobject(py),
     }
     .map(|t| t.into_any().cast_into::<PyTuple>().expect("a tuple"))
 }
@@ -400,6 +401,23 @@ impl PaxosNode {
         let data = bytes_arg(data, "data")?;
         let now = ns_arg(now, "now")?;
         self.with(py, move |n| n.compact(slot, data, now))
+    }
+
+    /// Asks for a linearizable read that needs no clock bound (ReadIndex):
+    /// ``("read", read_id, True)`` follows in ``poll()`` once the leader
+    /// confirmed its leadership after the read arrived and every slot up to
+    /// its read index was delivered (answer it from the state then);
+    /// ``("read", read_id, False)`` if it lost the leadership first.
+    /// ``NotLeaderError`` on a follower.
+    fn read_index(
+        &self,
+        py: Python<'_>,
+        read_id: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let id = int_in_range(read_id, "read_id", 0, i64::MAX)? as u64;
+        let now = ns_arg(now, "now")?;
+        self.with(py, move |n| n.read_index(id, now))
     }
 
     /// The first slot the log holds; every slot below it is in the

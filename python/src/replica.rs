@@ -170,7 +170,7 @@ fn peers_arg(py: Python<'_>, peers: &Bound<'_, PyAny>) -> PyResult<BTreeMap<u32,
 #[pymethods]
 impl Replica {
     #[new]
-    #[pyo3(signature = (id, peers, data_dir, *, secret, apply, query=None, cluster_id=1, init=false, heartbeat=None, snapshot=None, restore=None, compact_every=None))]
+    #[pyo3(signature = (id, peers, data_dir, *, secret, apply, query=None, cluster_id=1, init=false, heartbeat=None, snapshot=None, restore=None, compact_every=None, read_policy="lease"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -186,6 +186,7 @@ impl Replica {
         snapshot: Option<Py<PyAny>>,
         restore: Option<Py<PyAny>>,
         compact_every: Option<&Bound<'_, PyAny>>,
+        read_policy: &str,
     ) -> PyResult<Self> {
         let peers = peers_arg(py, peers)?;
         if !peers.contains_key(&id) {
@@ -226,6 +227,16 @@ impl Replica {
         let mut config = ReplicaConfig::new(id, peers, data_dir, cluster_id, secret_arg(secret)?);
         config.init = init;
         config.compact_every_slots = compact_every;
+        config.read_policy = match read_policy {
+            "lease" => quorumkit::net::ReadPolicy::Lease,
+            "read_index" => quorumkit::net::ReadPolicy::ReadIndex,
+            other => {
+                return Err(invalid(
+                    py,
+                    format!("read_policy must be \"lease\" or \"read_index\", not {other:?}"),
+                ));
+            }
+        };
         if compact_every == 0 {
             config.compact_every_bytes = 0;
         }

@@ -60,6 +60,7 @@ class Net:
         self.slots: dict[int, int] = {}
         self.queue: deque[tuple[int, int, bytes]] = deque()
         self.snapshots: dict[int, int] = {}
+        self.reads: list[tuple[int, int, bool, int]] = []
         for i in MEMBERS:
             self.start(i)
 
@@ -91,6 +92,10 @@ class Net:
                 self.logs[i].extend(cmds)
             elif out[0] == "persisted":
                 assert out[1] > 0
+            elif out[0] == "read":
+                _, read_id, ready = out
+                assert isinstance(ready, bool)
+                self.reads.append((i, read_id, ready, len(self.logs[i])))
             elif out[0] == "snapshot":
                 _, slot, data = out
                 assert slot >= self.slots[i], (i, slot, self.slots[i])
@@ -446,3 +451,25 @@ def test_compaction_snapshot_install_and_restart_from_a_snapshot(tmp_path: Path)
     net.run_until(lambda: len(net.logs[3]) >= 32)
     assert net.logs[3] == net.logs[1]
     assert net.logs[3][-2:] == [b"after", b"later"]
+
+
+def test_read_index_is_ready_after_a_majority_and_refused_on_a_follower() -> None:
+    net = Net()
+    net.run_until(lambda: net.leader() is not None)
+    leader = net.leader()
+    assert leader is not None
+    for k in range(3):
+        net.propose(leader, b"w%d" % k)
+    node = net.nodes[leader]
+    assert node is not None
+    node.read_index(41, net.now)
+    net.drain(leader)
+    assert net.reads == []  # a heartbeat round first
+    net.deliver()
+    assert net.reads == [(leader, 41, True, 3)]  # and the writes before it delivered
+    follower = next(i for i in MEMBERS if i != leader)
+    f = net.nodes[follower]
+    assert f is not None
+    raises(qk.NotLeaderError, f.read_index, 1, net.now)
+    raises(InvalidArgumentError, node.read_index, -1, net.now)
+    raises(TypeError, node.read_index, "1", net.now)

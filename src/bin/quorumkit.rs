@@ -73,6 +73,11 @@ enum Command {
         /// the lease service keeps its whole log.
         #[arg(long, default_value_t = 10_000, value_name = "SLOTS")]
         compact_every: u64,
+        /// How the leader answers reads: under its leader lease (no message
+        /// per read; assumes bounded clock drift), or by ReadIndex (a
+        /// heartbeat round per turn of reads; no clock assumption).
+        #[arg(long, value_enum, default_value_t = ReadPolicyArg::Lease)]
+        read_policy: ReadPolicyArg,
         /// Log connections and leader changes to stderr.
         #[arg(long, short)]
         verbose: bool,
@@ -127,6 +132,15 @@ enum State {
     Lease,
     /// A replicated key-value store (quorumkit kv).
     Kv,
+}
+
+/// `serve --read-policy`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReadPolicyArg {
+    /// Reads under the leader lease.
+    Lease,
+    /// Reads by ReadIndex.
+    ReadIndex,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -265,6 +279,7 @@ fn main() -> ExitCode {
             listen,
             heartbeat_ms,
             compact_every,
+            read_policy,
             verbose,
         } => match state {
             State::Lease => serve(
@@ -274,7 +289,7 @@ fn main() -> ExitCode {
                 data,
                 init,
                 listen,
-                (heartbeat_ms, compact_every),
+                (heartbeat_ms, compact_every, read_policy),
                 verbose,
             ),
             State::Kv => serve(
@@ -284,7 +299,7 @@ fn main() -> ExitCode {
                 data,
                 init,
                 listen,
-                (heartbeat_ms, compact_every),
+                (heartbeat_ms, compact_every, read_policy),
                 verbose,
             ),
         },
@@ -321,7 +336,7 @@ fn serve(
     data: PathBuf,
     init: bool,
     listen: Option<SocketAddr>,
-    (heartbeat_ms, compact_every): (u64, u64),
+    (heartbeat_ms, compact_every, read_policy): (u64, u64, ReadPolicyArg),
     verbose: bool,
 ) -> Result<ExitCode, String> {
     let peers = parse_peers(&cluster.peers, false)?;
@@ -340,6 +355,10 @@ fn serve(
     );
     config.set_heartbeat(Duration::from_millis(heartbeat_ms));
     config.compact_every_slots = compact_every;
+    config.read_policy = match read_policy {
+        ReadPolicyArg::Lease => quorumkit::net::ReadPolicy::Lease,
+        ReadPolicyArg::ReadIndex => quorumkit::net::ReadPolicy::ReadIndex,
+    };
     config.compact_every_bytes = if compact_every == 0 { 0 } else { 64 << 20 };
     config.listen = listen;
     config.init = init;

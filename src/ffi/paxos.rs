@@ -37,6 +37,12 @@ pub const QK_PAXOS_OUTPUT_LEADER_CHANGED: u32 = 3;
 /// peer that compacted those slots away, or, first thing after a restart,
 /// the node's own latest snapshot). DECIDED outputs continue from `slot`.
 pub const QK_PAXOS_OUTPUT_SNAPSHOT: u32 = 4;
+/// `qk_paxos_output.kind`: the read `index` asked for with
+/// `qk_paxos_node_read_index()`: `count` 1 — answer it from the state now
+/// (the leader confirmed its leadership after the read arrived, and every
+/// slot up to its read index was delivered before this output); `count` 0
+/// — the node lost the leadership first: ask the new leader.
+pub const QK_PAXOS_OUTPUT_READ_INDEX: u32 = 5;
 
 /// The most replicas a cluster may have (the length of
 /// `qk_paxos_config.members`).
@@ -89,16 +95,18 @@ pub struct qk_paxos_config {
 #[derive(Debug, Clone, Copy)]
 pub struct qk_paxos_output {
     /// One of `QK_PAXOS_OUTPUT_SEND`, `_DECIDED`, `_PERSISTED`,
-    /// `_LEADER_CHANGED`, `_SNAPSHOT`.
+    /// `_LEADER_CHANGED`, `_SNAPSHOT`, `_READ_INDEX`.
     pub kind: u32,
     /// SEND: the destination replica.
     pub to: u32,
     /// DECIDED: the slot. SNAPSHOT: the snapshot covers every slot below it.
     pub slot: u64,
-    /// DECIDED: the command's position in its slot (0-based).
+    /// DECIDED: the command's position in its slot (0-based). READ_INDEX:
+    /// the read's id.
     pub index: u64,
     /// DECIDED: how many commands the slot holds (0 for a no-op slot).
-    /// PERSISTED: how many records were synced.
+    /// PERSISTED: how many records were synced. READ_INDEX: 1 ready, 0
+    /// leadership lost.
     pub count: u64,
     /// LEADER_CHANGED: the leader, when `has_leader`.
     pub leader: u32,
@@ -560,6 +568,12 @@ fn next_output(n: &mut qk_paxos_node) -> Option<qk_paxos_output> {
             n.snapshot_out = Some(data);
             Some(o)
         }
+        Output::ReadIndex { id, ready } => {
+            let mut o = qk_paxos_output::empty(QK_PAXOS_OUTPUT_READ_INDEX);
+            o.index = id;
+            o.count = u64::from(ready);
+            Some(o)
+        }
         Output::LeaderChanged { leader, ballot } => {
             let mut o = qk_paxos_output::empty(QK_PAXOS_OUTPUT_LEADER_CHANGED);
             o.leader = leader.unwrap_or(0);
@@ -692,6 +706,34 @@ pub unsafe extern "C" fn qk_paxos_node_commit_index(
         let out = unsafe { Out::new(commit_out, "commit_out") }?;
         out.set(n.node.commit_index());
         Ok(())
+    })
+}
+
+/// Asks for a linearizable read that needs no clock bound (ReadIndex): the
+/// leader notes its commit index and sends a heartbeat; a
+/// `QK_PAXOS_OUTPUT_READ_INDEX` output with `index` = `read_id` follows
+/// once a majority acknowledged it and the index is delivered (`count` 1:
+/// answer from the state now), or once the node lost the leadership
+/// (`count` 0).
+///
+/// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_NOT_LEADER` on a follower;
+/// `QK_ERR_LIMIT_EXCEEDED` past 100,000 waiting reads; `QK_ERR_STORAGE`
+/// (the node is stopped).
+///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+///
+/// # Safety
+/// `node` is NULL or a live node.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_read_index(
+    node: *mut qk_paxos_node,
+    read_id: u64,
+    now_ns: u64,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let n = unsafe { arg_mut(node, "node") }?;
+        Ok(n.node.read_index(read_id, now_ns)?)
     })
 }
 

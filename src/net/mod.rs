@@ -20,4 +20,6 @@ pub mod replica;
 pub mod sessions;
 
 pub use client::{Client, ClientConfig, parse_addrs};
-pub use replica::{Applied, Applying, Completion, LOG_FILE, Replica, ReplicaConfig, StateMachine};
+pub use replica::{
+    Applied, Applying, Completion, LOG_FILE, ReadPolicy, Replica, ReplicaConfig, StateMachine,
+};

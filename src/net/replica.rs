@@ -116,6 +116,20 @@ pub trait StateMachine: Send + 'static {
     }
 }
 
+/// How a leader answers reads linearizably.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadPolicy {
+    /// From its state while it holds the leader lease (no message per
+    /// read; safe while clocks drift apart by less than
+    /// `max_clock_drift` over a lease).
+    #[default]
+    Lease,
+    /// ReadIndex: a heartbeat round to a majority per turn of reads, then
+    /// from its state once the commit index noted is applied (no clock
+    /// assumption).
+    ReadIndex,
+}
+
 /// The name of the record file in the data directory.
 pub const LOG_FILE: &str = "paxos.log";
 
@@ -154,6 +168,8 @@ pub struct ReplicaConfig {
     /// Also compact once the commands applied since the last snapshot hold
     /// this many bytes (0: never by size).
     pub compact_every_bytes: u64,
+    /// How the leader makes sure a read sees every write before it.
+    pub read_policy: ReadPolicy,
     /// Log connection problems and leader changes to stderr.
     pub verbose: bool,
 }
@@ -182,6 +198,7 @@ impl ReplicaConfig {
             max_sessions: DEFAULT_MAX_SESSIONS,
             compact_every_slots: 10_000,
             compact_every_bytes: 64 << 20,
+            read_policy: ReadPolicy::Lease,
             verbose: false,
         }
     }
@@ -458,6 +475,9 @@ impl Replica {
             proposals: Vec::new(),
             proposed: Vec::new(),
             reads: Vec::new(),
+            index_reads: HashMap::new(),
+            next_read_id: 0,
+            read_policy: config.read_policy,
             held: Default::default(),
             ready,
             senders,
@@ -778,6 +798,21 @@ fn connect(addr: SocketAddr, identity: &Identity) -> Result<TcpStream> {
     Ok(s)
 }
 
+/// The answer to `r` from the machine's state.
+fn query_response(machine: &mut Box<dyn StateMachine>, r: &PendingRead) -> Response {
+    match machine.query(&r.query) {
+        Ok(result) => Response::Ok {
+            request: r.request,
+            result,
+        },
+        Err(message) => Response::Error {
+            request: r.request,
+            code: ErrorCode::Rejected,
+            message,
+        },
+    }
+}
+
 struct PendingRead {
     conn: Arc<ClientConn>,
     request: u64,
@@ -795,6 +830,10 @@ struct Core {
     proposals: Vec<crate::paxos::Command>,
     proposed: Vec<(u64, u64)>,
     reads: Vec<PendingRead>,
+    /// Reads waiting for their ReadIndex, by id.
+    index_reads: HashMap<u64, PendingRead>,
+    next_read_id: u64,
+    read_policy: ReadPolicy,
     /// Outputs taken from the node before the turn's fsync, to act on after it.
     held: std::collections::VecDeque<Output>,
     /// Connections with answers to write at the end of the turn.
@@ -1013,12 +1052,25 @@ impl Core {
                     conn.send(&self.redirect(request));
                     return Ok(());
                 }
-                self.reads.push(PendingRead {
+                let read = PendingRead {
                     conn,
                     request,
                     query,
                     until: now + READ_WAIT_NS,
-                });
+                };
+                if self.read_policy == ReadPolicy::Lease {
+                    self.reads.push(read);
+                    return Ok(());
+                }
+                let id = self.next_read_id;
+                self.next_read_id += 1;
+                match self.node.read_index(id, now) {
+                    Ok(()) => {
+                        self.index_reads.insert(id, read);
+                    }
+                    Err(e @ (Error::Storage(_) | Error::StorageCorrupt(_))) => return Err(e),
+                    Err(_) => read.conn.send(&self.redirect(request)),
+                }
             }
         }
         Ok(())
@@ -1058,6 +1110,20 @@ impl Core {
         while let Some(out) = held.pop_front().or_else(|| self.node.poll()) {
             match out {
                 Output::Send(env) => self.send_peer(&env.to, &env.message, &mut scratch),
+                Output::ReadIndex { id, ready } => {
+                    if let Some(r) = self.index_reads.remove(&id) {
+                        let resp = if ready {
+                            query_response(&mut self.machine, &r)
+                        } else {
+                            Response::Error {
+                                request: r.request,
+                                code: ErrorCode::Unavailable,
+                                message: "leadership changed; retry".into(),
+                            }
+                        };
+                        r.conn.send(&resp);
+                    }
+                }
                 Output::Decided { slot, batch } => {
                     let bytes: usize = batch.iter().map(Vec::len).sum();
                     for cmd in batch {
@@ -1262,18 +1328,7 @@ impl Core {
         let machine = &mut self.machine;
         self.reads.retain(|r| {
             if lease {
-                let resp = match machine.query(&r.query) {
-                    Ok(result) => Response::Ok {
-                        request: r.request,
-                        result,
-                    },
-                    Err(message) => Response::Error {
-                        request: r.request,
-                        code: ErrorCode::Rejected,
-                        message,
-                    },
-                };
-                r.conn.send(&resp);
+                r.conn.send(&query_response(machine, r));
                 false
             } else if now >= r.until {
                 r.conn.send(&Response::Error {

@@ -297,6 +297,18 @@ pub enum Output {
         /// The application's bytes, as given to [`Node::compact`].
         data: SnapshotData,
     },
+    /// A read asked for with [`Node::read_index`]: `ready` — this node was
+    /// still the leader after the read arrived (a majority acknowledged a
+    /// heartbeat sent after it) and every slot up to its read index was
+    /// delivered before this output, so the application may answer it from
+    /// its state now. Not `ready` — leadership was lost first; ask the new
+    /// leader.
+    ReadIndex {
+        /// The caller's id for the read.
+        id: u64,
+        /// Whether it may be answered.
+        ready: bool,
+    },
     /// This node's view of the leader changed.
     LeaderChanged {
         /// The leader it now follows (itself when elected), or `None`.
@@ -345,6 +357,16 @@ struct Incoming {
     total: u64,
     checksum: u32,
     data: Vec<u8>,
+}
+
+/// A read waiting for its leadership check (a heartbeat `seq` acknowledged
+/// by a majority) and for the commit index to reach `index`.
+#[derive(Debug, Clone, Copy, Hash)]
+struct PendingRead {
+    id: u64,
+    index: Slot,
+    seq: u64,
+    confirmed: bool,
 }
 
 /// A leader's view of one slot it proposed.
@@ -434,6 +456,11 @@ pub struct Node<S: Storage> {
     quorum_check_at: u64,
     /// Lease reads wait until the slots re-proposed at election are chosen.
     lease_ready_slot: Slot,
+    /// ReadIndex reads in arrival order.
+    reads: VecDeque<PendingRead>,
+    /// The heartbeat sent in the current call, if one was (reads arriving
+    /// in the same call share it: it leaves after all of them).
+    call_heartbeat: Option<u64>,
 
     // Follower.
     forward: Vec<Command>,
@@ -511,6 +538,8 @@ impl<S: Storage> Node<S> {
             quorum_heard: 0,
             quorum_check_at: now,
             lease_ready_slot: 0,
+            reads: VecDeque::new(),
+            call_heartbeat: None,
             forward: Vec::new(),
             // A separate generator, so the node's own draws are unchanged;
             // `now` and the record count tell incarnations apart.
@@ -692,6 +721,20 @@ impl<S: Storage> Node<S> {
             .map(|i| (i.slot, i.data.len() as u64, i.total))
     }
 
+    /// A linearizable read without clock assumptions (Raft's ReadIndex, an
+    /// alternative to [`has_read_lease`](Self::has_read_lease)): the leader
+    /// notes its commit index, sends a heartbeat, and once a majority has
+    /// acknowledged it and the index is delivered hands out
+    /// [`Output::ReadIndex`] `{ id, ready: true }`; the application then
+    /// answers the read from its state. `ready: false` if it loses the
+    /// leadership first.
+    ///
+    /// Errors: `NotLeader` (with the leader it knows) on a follower;
+    /// `LimitExceeded` past 100,000 waiting reads.
+    pub fn read_index(&mut self, id: u64, now: u64) -> Result<()> {
+        self.run(now, |n| n.on_read_index(id))
+    }
+
     /// The next output, or `None` when there is nothing to do.
     pub fn poll(&mut self) -> Option<Output> {
         self.out.pop_front()
@@ -860,6 +903,8 @@ impl<S: Storage> Node<S> {
             quorum_heard,
             quorum_check_at,
             lease_ready_slot,
+            reads,
+            call_heartbeat,
             forward,
             forward_seq,
             forward_seen,
@@ -892,7 +937,7 @@ impl<S: Storage> Node<S> {
         (restart_block_until, known_commit, catchup_due, records).hash(&mut h);
         (prevote, leader_heard_at, quorum_heard, quorum_check_at).hash(&mut h);
         (forward_seq, forward_seen).hash(&mut h);
-        (base, snapshot, incoming).hash(&mut h);
+        (base, snapshot, incoming, reads, call_heartbeat).hash(&mut h);
         h.finish()
     }
 
@@ -903,6 +948,7 @@ impl<S: Storage> Node<S> {
             return Err(Error::Storage(msg.clone()));
         }
         self.now = now;
+        self.call_heartbeat = None;
         let result = f(self);
         let result = match result {
             Err(e @ Error::Storage(_)) => Err(e),
@@ -941,6 +987,7 @@ impl<S: Storage> Node<S> {
             });
             self.records = 0;
         }
+        self.release_reads();
         self.out.extend(self.sends.drain(..).map(Output::Send));
         self.out.extend(self.decided.drain(..));
         self.out.extend(self.leader_changes.drain(..));
@@ -1169,6 +1216,12 @@ impl<S: Storage> Node<S> {
             self.inflight.clear();
             self.hb_sent.clear();
             self.lease_until = 0;
+            for r in self.reads.drain(..) {
+                self.decided.push(Output::ReadIndex {
+                    id: r.id,
+                    ready: false,
+                });
+            }
         }
         self.role = Role::Follower;
         self.election = None;
@@ -1978,16 +2031,62 @@ impl<S: Storage> Node<S> {
         }
         let bit = 1u64 << self.position(from).unwrap_or(0);
         self.quorum_heard |= bit;
-        if self.config.lease_duration == 0 {
-            return;
-        }
         let Some(h) = self.hb_sent.iter_mut().find(|h| h.0 == seq) else {
             return;
         };
         h.2 |= bit;
         if h.2.count_ones() as usize >= self.majority {
             let sent_at = h.1;
-            self.extend_lease(sent_at);
+            if self.config.lease_duration > 0 {
+                self.extend_lease(sent_at);
+            }
+            // Still the leader after every read that this heartbeat follows.
+            for r in self.reads.iter_mut().filter(|r| r.seq <= seq) {
+                r.confirmed = true;
+            }
+        }
+    }
+
+    fn on_read_index(&mut self, id: u64) -> Result<()> {
+        if self.role != Role::Leader {
+            let leader = self.leader.filter(|&l| l != self.config.id);
+            return Err(Error::NotLeader { leader });
+        }
+        if self.reads.len() >= MAX_PENDING {
+            return Err(Error::LimitExceeded(format!(
+                "{MAX_PENDING} reads are waiting for their read index"
+            )));
+        }
+        // Every write this leader's state must include: whatever was
+        // committed, and the slots it re-proposed when elected.
+        let index = self.commit.max(self.lease_ready_slot);
+        let seq = if self.majority == 1 {
+            0
+        } else if let Some(seq) = self.call_heartbeat {
+            seq
+        } else {
+            self.send_heartbeat();
+            self.call_heartbeat = Some(self.hb_seq);
+            self.hb_seq
+        };
+        self.reads.push_back(PendingRead {
+            id,
+            index,
+            seq,
+            confirmed: self.majority == 1,
+        });
+        Ok(())
+    }
+
+    /// Hands out the reads that are confirmed and whose index is delivered.
+    fn release_reads(&mut self) {
+        while let Some(r) = self.reads.front() {
+            if !(r.confirmed && self.commit >= r.index) {
+                break;
+            }
+            let id = r.id;
+            self.reads.pop_front();
+            self.decided.push(Output::ReadIndex { id, ready: true });
         }
     }
 

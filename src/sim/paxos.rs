@@ -106,6 +106,12 @@ pub trait SimNode: Sized {
         let _ = (slot, data, now);
         Err(Error::invalid("this replica does not compact"))
     }
+    /// Ask for a ReadIndex read ([`Node::read_index`]); a replica without
+    /// them answers `NotLeader`.
+    fn read_index(&mut self, id: u64, now: u64) -> Result<()> {
+        let _ = (id, now);
+        Err(Error::NotLeader { leader: None })
+    }
 }
 
 impl SimNode for Node<MemoryStorage> {
@@ -150,6 +156,9 @@ impl SimNode for Node<MemoryStorage> {
     }
     fn compact(&mut self, slot: Slot, data: Vec<u8>, now: u64) -> Result<()> {
         Node::compact(self, slot, data, now)
+    }
+    fn read_index(&mut self, id: u64, now: u64) -> Result<()> {
+        Node::read_index(self, id, now)
     }
 }
 
@@ -295,6 +304,11 @@ pub struct SimStats {
     /// Snapshots a node installed from a peer (restores on restart are
     /// not counted).
     pub snapshots_installed: u64,
+    /// ReadIndex reads asked for at a leader.
+    pub reads: u64,
+    /// ReadIndex reads answered (each checked to see every slot delivered
+    /// anywhere before it was asked).
+    pub reads_served: u64,
 }
 
 struct Replica<N> {
@@ -347,6 +361,10 @@ pub struct PaxosCluster<N: SimNode = Node<MemoryStorage>> {
     same_time_events: u64,
     /// A node's first outputs (after a start) are being drained.
     booting: bool,
+    /// ReadIndex reads in flight: id -> (node, slots delivered anywhere
+    /// when it was asked).
+    pending_reads: std::collections::HashMap<u64, (NodeId, Slot)>,
+    next_read: u64,
 }
 
 /// Events processed at one instant before the run counts as stuck.
@@ -431,6 +449,8 @@ impl<N: SimNode> PaxosCluster<N> {
             trace: Vec::new(),
             same_time_events: 0,
             booting: false,
+            pending_reads: std::collections::HashMap::new(),
+            next_read: 0,
             config,
         };
         for i in 0..cluster.config.n {
@@ -589,6 +609,42 @@ impl<N: SimNode> PaxosCluster<N> {
         Ok(id)
     }
 
+    /// Ask node `i` for a ReadIndex read ([`Node::read_index`]); false when
+    /// it is down or does not lead. When it is answered, the checkers
+    /// require node `i` to have delivered every slot delivered anywhere
+    /// when it was asked.
+    pub fn read_index(&mut self, i: NodeId) -> Result<bool> {
+        self.check_id(i)?;
+        if !self.is_alive(i) {
+            return Ok(false);
+        }
+        let id = self.next_read;
+        self.next_read += 1;
+        let floor = self.checkers.linearizable.delivered();
+        let local = self.local_time(i);
+        let node = self.replicas[i as usize].node.as_mut().expect("alive");
+        match node.read_index(id, local) {
+            Ok(()) => {
+                self.pending_reads.insert(id, (i, floor));
+                self.stats.reads += 1;
+                self.note(15, i as u64, id, || format!("read {id} at node {i}"));
+                self.drain(i);
+                Ok(true)
+            }
+            Err(Error::NotLeader { .. }) => Ok(false),
+            Err(e) => {
+                self.fail(Violation::new(
+                    ViolationKind::Node,
+                    self.now,
+                    Some(i),
+                    None,
+                    format!("read_index failed: {e}"),
+                ));
+                Ok(false)
+            }
+        }
+    }
+
     /// Propose a fresh command (see [`new_command`](Self::new_command)) and
     /// return it with the node it went to.
     pub fn propose_new(&mut self, target: Option<NodeId>) -> Result<(NodeId, Command)> {
@@ -611,6 +667,7 @@ impl<N: SimNode> PaxosCluster<N> {
         r.parked = Some(storage);
         r.deadline = None;
         r.leader_view = None;
+        self.pending_reads.retain(|_, (n, _)| *n != i);
         self.net.drop_node(i);
         self.stats.crashes += 1;
         self.checkers.liveness.clear();
@@ -1026,6 +1083,42 @@ impl<N: SimNode> PaxosCluster<N> {
                                 super::check::show_batch(&batch)
                             ),
                         ));
+                    }
+                }
+                Output::ReadIndex { id, ready } => {
+                    let Some((asked_at, floor)) = self.pending_reads.remove(&id) else {
+                        self.fail(Violation::new(
+                            ViolationKind::Node,
+                            self.now,
+                            Some(i),
+                            None,
+                            format!("node {i} answered read {id}, which nobody asked"),
+                        ));
+                        continue;
+                    };
+                    let delivered = self.checkers.delivery.delivered(i);
+                    if asked_at != i {
+                        self.fail(Violation::new(
+                            ViolationKind::Node,
+                            self.now,
+                            Some(i),
+                            None,
+                            format!("node {i} answered read {id}, asked at node {asked_at}"),
+                        ));
+                    } else if ready && delivered < floor {
+                        self.fail(Violation::new(
+                            ViolationKind::Linearizability,
+                            self.now,
+                            Some(i),
+                            Some(delivered),
+                            format!(
+                                "node {i} served read {id} having delivered slots below \
+                                 {delivered}, but slots below {floor} were delivered before \
+                                 it was asked: the read is stale"
+                            ),
+                        ));
+                    } else if ready {
+                        self.stats.reads_served += 1;
                     }
                 }
                 Output::Snapshot { slot, data } => {

@@ -47,6 +47,9 @@ pub struct FaultPlan {
     pub slow_net_per_million: u32,
     /// Keep a readable trace (slow; for replaying one seed).
     pub trace: bool,
+    /// Ask the leader for ReadIndex reads now and then (each checked for
+    /// staleness when it is answered).
+    pub reads: bool,
     /// Let nodes compact their logs (each run draws how often, from every
     /// slot to every 50; one run in eight never compacts), so installs of
     /// snapshots meet crashes, partitions, loss and duplication.
@@ -74,6 +77,7 @@ impl Default for FaultPlan {
             slow_net_per_million: 100_000,
             trace: false,
             compaction: true,
+            reads: true,
         }
     }
 }
@@ -272,6 +276,7 @@ fn drive<N: SimNode>(
     plan: &FaultPlan,
 ) -> Result<RunReport, Violation> {
     let mut rng = SplitMix64::new(seed ^ 0x6661_756c_7473_2121);
+    let mut reads = SplitMix64::new(seed ^ 0x7265_6164_696e_6478);
     let n = c.len();
     let weights = [
         plan.propose,
@@ -314,6 +319,20 @@ fn drive<N: SimNode>(
                         break;
                     }
                     c.propose_new(None).expect("a running node");
+                }
+                // And, from a generator of its own (every other draw stays
+                // as it was), a ReadIndex read at the node that leads.
+                if plan.reads && reads.chance(500_000) {
+                    let leaders: Vec<_> = c
+                        .status()
+                        .iter()
+                        .filter(|s| s.is_leader)
+                        .map(|s| s.id)
+                        .collect();
+                    if let Some(&l) = leaders.get(reads.below(leaders.len().max(1) as u64) as usize)
+                    {
+                        c.read_index(l).expect("a node id");
+                    }
                 }
             }
             1 => {

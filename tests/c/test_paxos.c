@@ -361,7 +361,8 @@ static void test_paxos_cluster(void) {
 
 static void test_paxos_errors(void) {
     CHECK(QK_PAXOS_OUTPUT_SEND == 0 && QK_PAXOS_OUTPUT_DECIDED == 1 &&
-          QK_PAXOS_OUTPUT_PERSISTED == 2 && QK_PAXOS_OUTPUT_LEADER_CHANGED == 3);
+          QK_PAXOS_OUTPUT_PERSISTED == 2 && QK_PAXOS_OUTPUT_LEADER_CHANGED == 3 &&
+          QK_PAXOS_OUTPUT_SNAPSHOT == 4 && QK_PAXOS_OUTPUT_READ_INDEX == 5);
     qk_paxos_config cfg;
     CHECK_ERR(qk_paxos_config_init(1, MEMBERS, NODES, NULL, NULL), QK_ERR_NULL_ARG);
     CHECK_ERR(qk_paxos_config_init(1, NULL, NODES, &cfg, NULL), QK_ERR_NULL_ARG);
@@ -676,7 +677,35 @@ static void test_paxos_compaction(void) {
     CHECK(strstr(qk_last_error_message(), "already starts at slot") != NULL);
     CHECK_OK(qk_paxos_node_propose(n, KEY("after"), now, NULL));
     drain_lone(n, &decided, &snap_slot, snap, sizeof snap);
+
+    /* ReadIndex on a lone leader: ready at once, with the read's id. */
+    CHECK_ERR(qk_paxos_node_read_index(NULL, 1, now, NULL), QK_ERR_NULL_ARG);
+    CHECK_OK(qk_paxos_node_read_index(n, 77, now, NULL));
+    {
+        qk_paxos_output o;
+        uint8_t has = true;
+        int reads = 0;
+        while (has) {
+            CHECK_OK(qk_paxos_node_poll(n, &o, &has, NULL));
+            if (has && o.kind == QK_PAXOS_OUTPUT_READ_INDEX) {
+                CHECK(o.index == 77 && o.count == 1);
+                reads++;
+            }
+        }
+        CHECK(reads == 1);
+    }
     qk_paxos_node_free(n);
+
+    /* On a follower (a fresh member of three): not the leader. */
+    {
+        qk_paxos_config three;
+        CHECK_OK(qk_paxos_config_init(1, MEMBERS, NODES, &three, NULL));
+        qk_paxos_node *f = NULL;
+        CHECK_OK(qk_paxos_node_new_memory(&three, 0, &f, NULL));
+        CHECK_ERR(qk_paxos_node_read_index(f, 1, 0, NULL), QK_ERR_NOT_LEADER);
+        qk_paxos_node_free(f);
+    }
+    n = NULL;
 
     /* The restart hands out the snapshot first, then only the slot after it. */
     n = NULL;

@@ -41,6 +41,8 @@ struct Cluster {
     duplicate: u32,
     /// Every value ever decided anywhere, by slot (survives restarts).
     chosen: std::collections::HashMap<Slot, Batch>,
+    /// ReadIndex outputs: (node, read id, ready, slots it had delivered).
+    reads: Vec<(usize, u64, bool, usize)>,
 }
 
 impl Cluster {
@@ -69,6 +71,7 @@ impl Cluster {
             shuffle: false,
             duplicate: 0,
             chosen: std::collections::HashMap::new(),
+            reads: Vec::new(),
         }
     }
 
@@ -103,6 +106,9 @@ impl Cluster {
                 }
                 Output::LeaderChanged { leader, ballot } => {
                     self.leader_changes[i].push((leader, ballot))
+                }
+                Output::ReadIndex { id, ready } => {
+                    self.reads.push((i, id, ready, self.decided[i].len()))
                 }
                 Output::Snapshot { slot, data } => {
                     // The test application's snapshot is its whole log.
@@ -760,7 +766,7 @@ fn persisted_precedes_sends_and_syncs_once_per_call() {
         .map(|o| match o {
             Output::Persisted { .. } => 0,
             Output::Send(_) => 1,
-            Output::Decided { .. } | Output::Snapshot { .. } => 2,
+            Output::Decided { .. } | Output::Snapshot { .. } | Output::ReadIndex { .. } => 2,
             Output::LeaderChanged { .. } => 3,
         })
         .collect();
@@ -2048,4 +2054,55 @@ fn damaged_foreign_and_implausible_chunks_are_ignored() {
             .any(|o| matches!(o, Output::Snapshot { slot: 4, .. }))
     );
     assert_eq!(n.commit_index(), 4);
+}
+
+// ------------------------------------------------------------ ReadIndex
+
+#[test]
+fn read_index_waits_for_a_majority_after_the_read_and_fails_when_deposed() {
+    let mut c = Cluster::new(3, 31, |c| c.lease_duration = 0);
+    let l = c.elect();
+    for k in 0..5 {
+        c.propose(l, cmd(k));
+    }
+    let f = (l + 1) % 3;
+    let now = c.now;
+    let e = c.nodes[f].as_mut().unwrap().read_index(7, now).unwrap_err();
+    assert!(matches!(e, Error::NotLeader { leader: Some(_) }), "{e}");
+    // Not ready at once: it needs a majority's answer to a heartbeat sent
+    // after it, and the writes before it delivered.
+    c.nodes[l].as_mut().unwrap().read_index(8, now).unwrap();
+    c.nodes[l].as_mut().unwrap().read_index(9, now).unwrap();
+    c.drain(l);
+    assert!(c.reads.is_empty());
+    c.deliver_all();
+    assert_eq!(
+        c.reads.iter().map(|r| (r.0, r.1, r.2)).collect::<Vec<_>>(),
+        [(l, 8, true), (l, 9, true)]
+    );
+    // Ready means everything proposed before was delivered at the leader.
+    assert!(c.reads.iter().all(|r| r.3 >= 5), "{:?}", c.reads);
+    // Cut the leader off: a read there never becomes ready; it fails when
+    // the leader steps down.
+    c.reads.clear();
+    let lid = c.configs[l].id;
+    c.drop = Some(Box::new(move |e: &Envelope| e.from == lid || e.to == lid));
+    let now = c.now;
+    c.nodes[l].as_mut().unwrap().read_index(10, now).unwrap();
+    c.drain(l);
+    assert!(c.run_until(10_000, |c| !c.reads.is_empty()));
+    assert_eq!(c.reads[0].0, l);
+    assert_eq!((c.reads[0].1, c.reads[0].2), (10, false));
+    assert!(!c.node(l).is_leader());
+}
+
+#[test]
+fn a_lone_node_answers_read_index_at_once() {
+    let mut c = Cluster::new(1, 32, |_| {});
+    let l = c.elect();
+    c.propose(l, cmd(1));
+    let now = c.now;
+    c.nodes[l].as_mut().unwrap().read_index(1, now).unwrap();
+    c.drain(l);
+    assert_eq!(c.reads, [(l, 1, true, 1)]);
 }
