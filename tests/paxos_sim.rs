@@ -52,6 +52,8 @@ fn add(total: &mut SimStats, s: &SimStats) {
     total.liveness_checks += s.liveness_checks;
     total.compactions += s.compactions;
     total.snapshots_installed += s.snapshots_installed;
+    total.reads += s.reads;
+    total.reads_served += s.reads_served;
 }
 
 /// Runs this part's share of the seeds; fails listing every failing seed.
@@ -77,7 +79,7 @@ fn seeds_part(part: u64) {
         "part {part}: {runs} seeds in {:.1?}: {} crashes, {} restarts, {} partitions, {} heals, \
          {} network changes; messages {} sent, {} lost, {} duplicated, {} cut; {} proposals, \
          {} commands decided ({} twice), {} elections, {} leader changes, {} lease grants, {} liveness checks, \
-         {} compactions, {} snapshots installed",
+         {} compactions, {} snapshots installed, {} ReadIndex reads ({} answered)",
         started.elapsed(),
         total.crashes,
         total.restarts,
@@ -97,6 +99,8 @@ fn seeds_part(part: u64) {
         total.liveness_checks,
         total.compactions,
         total.snapshots_installed,
+        total.reads,
+        total.reads_served,
     );
     assert!(
         failures.is_empty(),
