@@ -32,6 +32,13 @@ const (
 	OutputDecided       OutputKind = C.QK_PAXOS_OUTPUT_DECIDED
 	OutputPersisted     OutputKind = C.QK_PAXOS_OUTPUT_PERSISTED
 	OutputLeaderChanged OutputKind = C.QK_PAXOS_OUTPUT_LEADER_CHANGED
+	// OutputSnapshot: replace the application's state with Data, the state
+	// after every slot below Slot (installed from a peer, or the node's own
+	// after a restart).
+	OutputSnapshot OutputKind = C.QK_PAXOS_OUTPUT_SNAPSHOT
+	// OutputReadIndex: the read with id Index may be answered from the
+	// state now (Count 1), or leadership was lost first (Count 0).
+	OutputReadIndex OutputKind = C.QK_PAXOS_OUTPUT_READ_INDEX
 )
 
 // PaxosOutput is one thing the replica asks for: Send Data to replica To,
@@ -178,6 +185,49 @@ func (n *PaxosNode) Poll() ([]PaxosOutput, error) {
 		}
 		outs = append(outs, out)
 	}
+}
+
+// Compact drops the log below slot: state is the application's state after
+// every slot below it. A restart then polls an OutputSnapshot first.
+// Refused (nothing changes) when slot is above the commit index or not
+// above the log's start.
+func (n *PaxosNode) Compact(slot uint64, state []byte, nowNs uint64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.p == nil {
+		return ErrClosed
+	}
+	var e C.qk_error
+	b, bl := bytesArg(state)
+	return check(C.qk_paxos_node_compact(n.p, C.uint64_t(slot), b, bl, C.uint64_t(nowNs), &e), &e)
+}
+
+// LogStart is the first slot the log holds (every slot below it is in the
+// snapshot).
+func (n *PaxosNode) LogStart() (uint64, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.p == nil {
+		return 0, ErrClosed
+	}
+	var e C.qk_error
+	var start, length C.uint64_t
+	if err := check(C.qk_paxos_node_log_extent(n.p, &start, &length, &e), &e); err != nil {
+		return 0, err
+	}
+	return uint64(start), nil
+}
+
+// ReadIndex asks the leader for a linearizable read with no clock bound:
+// Poll later gives an OutputReadIndex with Index id.
+func (n *PaxosNode) ReadIndex(id uint64, nowNs uint64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.p == nil {
+		return ErrClosed
+	}
+	var e C.qk_error
+	return check(C.qk_paxos_node_read_index(n.p, C.uint64_t(id), C.uint64_t(nowNs), &e), &e)
 }
 
 // NextDeadline is when Tick should next be called.

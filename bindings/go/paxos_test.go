@@ -173,3 +173,82 @@ func TestPaxosThreeReplicasOnFilesWithRestart(t *testing.T) {
 		t.Fatalf("bad config: %v", err)
 	}
 }
+
+// A lone replica on a file: compaction, a restart from the snapshot, and a
+// ReadIndex read.
+func TestPaxosCompactionAndReadIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lone.log")
+	cfg := PaxosConfig{ID: 1, Members: []uint32{1}, ClusterID: 9}
+	now := uint64(time.Second)
+	n, err := NewPaxosNode(cfg, path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slots uint64
+	var reads []PaxosOutput
+	var snapshot []byte
+	drain := func(n *PaxosNode) {
+		outs, err := n.Poll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range outs {
+			switch o.Kind {
+			case OutputDecided:
+				if o.Index+1 >= o.Count {
+					slots = o.Slot + 1
+				}
+			case OutputSnapshot:
+				snapshot, slots = o.Data, o.Slot
+			case OutputReadIndex:
+				reads = append(reads, o)
+			}
+		}
+	}
+	for i := 0; i < 100; i++ {
+		if l, _ := n.IsLeader(); l {
+			break
+		}
+		d, _ := n.NextDeadline()
+		now = d
+		if err := n.Tick(now); err != nil {
+			t.Fatal(err)
+		}
+		drain(n)
+	}
+	for i := 0; i < 5; i++ {
+		if err := n.Propose([]byte(fmt.Sprintf("c%d", i)), now); err != nil {
+			t.Fatal(err)
+		}
+		drain(n)
+	}
+	if err := n.Compact(slots+3, []byte("x"), now); !errors.Is(err, ErrInvalidArg) {
+		t.Fatalf("compact past the commit index: %v", err)
+	}
+	state := []byte(fmt.Sprintf("state@%d", slots))
+	if err := n.Compact(slots, state, now); err != nil {
+		t.Fatal(err)
+	}
+	if start, _ := n.LogStart(); start != slots {
+		t.Fatalf("log starts at %d, want %d", start, slots)
+	}
+	if err := n.ReadIndex(4, now); err != nil {
+		t.Fatal(err)
+	}
+	drain(n)
+	if len(reads) != 1 || reads[0].Index != 4 || reads[0].Count != 1 {
+		t.Fatalf("reads %+v", reads)
+	}
+	want := slots
+	n.Close()
+	n, err = NewPaxosNode(cfg, path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	slots = 0
+	drain(n)
+	if !bytes.Equal(snapshot, state) || slots != want {
+		t.Fatalf("restart: snapshot %q at %d, want %q at %d", snapshot, slots, state, want)
+	}
+}

@@ -210,7 +210,9 @@ export type PaxosOutput =
   | { kind: 'send'; to: number; data: Buffer }
   | { kind: 'decided'; slot: bigint; index: number; count: number; data: Buffer }
   | { kind: 'persisted'; count: number }
-  | { kind: 'leaderChanged'; leader: number | null; ballotRound: bigint };
+  | { kind: 'leaderChanged'; leader: number | null; ballotRound: bigint }
+  | { kind: 'snapshot'; slot: bigint; data: Buffer }
+  | { kind: 'read'; id: bigint; ready: boolean };
 
 export class PaxosNode extends Handle {
   static readonly MAX_MEMBERS: 64;
@@ -227,4 +229,7 @@ export class PaxosNode extends Handle {
   readonly isLeader: boolean;
   hasReadLease(nowNs: U64): boolean;
   readonly commitIndex: bigint;
+  compact(slot: U64, state: Buffer | Uint8Array | string, nowNs: U64): void;
+  readonly logStart: bigint;
+  readIndex(id: U64, nowNs: U64): void;
 }

@@ -20,12 +20,17 @@ const F = {
   isLeader: fn('uint32 qk_paxos_node_is_leader(qk_paxos_node *, _Out_ uint8_t *, qk_error *)'),
   hasReadLease: fn('uint32 qk_paxos_node_has_read_lease(qk_paxos_node *, uint64, _Out_ uint8_t *, qk_error *)'),
   commitIndex: fn('uint32 qk_paxos_node_commit_index(qk_paxos_node *, _Out_ uint64 *, qk_error *)'),
+  compact: fn('uint32 qk_paxos_node_compact(qk_paxos_node *, uint64, const uint8_t *, size_t, uint64, qk_error *)'),
+  logExtent: fn('uint32 qk_paxos_node_log_extent(qk_paxos_node *, _Out_ uint64 *, _Out_ uint64 *, qk_error *)'),
+  readIndex: fn('uint32 qk_paxos_node_read_index(qk_paxos_node *, uint64, uint64, qk_error *)'),
 };
 
 const SEND = 0;
 const DECIDED = 1;
 const PERSISTED = 2;
 const LEADER_CHANGED = 3;
+const SNAPSHOT = 4;
+const READ_INDEX = 5;
 
 function u32(v, what) {
   if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new TypeError(`${what} must be a uint32, got ${v}`);
@@ -133,10 +138,44 @@ class PaxosNode extends Handle {
         case LEADER_CHANGED:
           outs.push({ kind: 'leaderChanged', leader: o.has_leader ? o.leader : null, ballotRound: BigInt(o.ballot_round) });
           break;
+        case SNAPSHOT:
+          // Replace the application's state with `data`: the state after every slot below `slot`.
+          outs.push({ kind: 'snapshot', slot: BigInt(o.slot), data: copyOut(o.data, Number(o.data_len)) });
+          break;
+        case READ_INDEX:
+          outs.push({ kind: 'read', id: BigInt(o.index), ready: Number(o.count) === 1 });
+          break;
         default:
           throw makeError(CODES.INVALID_ARG, `unknown qk_paxos_output kind ${o.kind}`);
       }
     }
+  }
+
+  /**
+   * Compacts the log: `state` (copied) is the application's state after
+   * every slot below `slot`. Those slots are dropped and the storage is
+   * rewritten; a restart polls a 'snapshot' output first. INVALID_ARG (and
+   * nothing changes) when `slot` is above commitIndex or not above logStart.
+   */
+  compact(slot, state, nowNs) {
+    const b = bytes(state, 'state');
+    call(F.compact, this.ptr, u64(slot, 'slot'), b, b.length, u64(nowNs, 'nowNs'));
+  }
+
+  /** The first slot the log holds (every slot below it is in the snapshot). */
+  get logStart() {
+    const start = [0];
+    const len = [0];
+    call(F.logExtent, this.ptr, start, len);
+    return BigInt(start[0]);
+  }
+
+  /**
+   * A linearizable read with no clock bound (ReadIndex), on the leader
+   * (NOT_LEADER elsewhere): poll() later gives { kind: 'read', id, ready }.
+   */
+  readIndex(id, nowNs) {
+    call(F.readIndex, this.ptr, u64(id, 'id'), u64(nowNs, 'nowNs'));
   }
 
   /** When tick() must next be called (ns on the caller's clock). */

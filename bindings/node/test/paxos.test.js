@@ -37,6 +37,12 @@ class Cluster {
         this.network.push([id, o.to, o.data]);
       } else if (o.kind === 'decided' && o.count > 0) {
         this.decided.get(id).push(o.data.toString('utf8'));
+      } else if (o.kind === 'snapshot') {
+        // The test's application state: its decided commands, as JSON.
+        this.decided.set(id, JSON.parse(o.data.toString('utf8')));
+        this.snapshots = (this.snapshots || 0) + 1;
+      } else if (o.kind === 'read') {
+        (this.reads = this.reads || []).push([id, o.id, o.ready]);
       }
     }
   }
@@ -178,4 +184,37 @@ test('a single replica on memory leads itself and decides', () => {
   assert.deepStrictEqual(decided, [Buffer.from([0, 1, 2, 255])]);
   assert.ok(n.hasReadLease(now));
   n.close();
+});
+
+test('compaction, a restart from the snapshot, and a ReadIndex read', () => {
+  const dir = tmpdir();
+  const c = new Cluster(dir);
+  c.run(3000);
+  const leader = c.leader();
+  assert.ok(leader);
+  for (let i = 0; i < 6; i++) c.propose(leader.id, `w-${i}`);
+  c.run(100);
+  const f = IDS.find((id) => id !== leader.id);
+  const node = c.nodes.get(f);
+  const upto = node.commitIndex;
+  assert.throws(() => node.compact(upto + 5n, 'x', c.now), (e) => e.code === 'INVALID_ARG');
+  node.compact(upto, JSON.stringify(c.decided.get(f)), c.now);
+  assert.strictEqual(node.logStart, upto);
+  assert.throws(() => node.compact(upto, 'older', c.now), (e) => e.code === 'INVALID_ARG');
+  // Restart it: the snapshot comes first, then the later slots.
+  const before = c.decided.get(f).slice();
+  c.close(f);
+  c.open(f);
+  c.drain(f);
+  assert.strictEqual(c.snapshots, 1);
+  assert.deepStrictEqual(c.decided.get(f), before);
+  // ReadIndex: refused on a follower, ready on the leader after a round.
+  assert.throws(() => c.nodes.get(f).readIndex(1, c.now), (e) => e.code === 'NOT_LEADER');
+  leader.readIndex(9n, c.now);
+  c.drain(leader.id);
+  c.deliver();
+  c.run(50);
+  assert.deepStrictEqual(c.reads, [[leader.id, 9n, true]]);
+  for (const id of IDS) c.close(id);
+  fs.rmSync(dir, { recursive: true, force: true });
 });
