@@ -54,6 +54,9 @@ fn add(total: &mut SimStats, s: &SimStats) {
     total.snapshots_installed += s.snapshots_installed;
     total.reads += s.reads;
     total.reads_served += s.reads_served;
+    total.membership_changes += s.membership_changes;
+    total.replicas_added += s.replicas_added;
+    total.replicas_retired += s.replicas_retired;
 }
 
 /// Runs this part's share of the seeds; fails listing every failing seed.
@@ -79,7 +82,8 @@ fn seeds_part(part: u64) {
         "part {part}: {runs} seeds in {:.1?}: {} crashes, {} restarts, {} partitions, {} heals, \
          {} network changes; messages {} sent, {} lost, {} duplicated, {} cut; {} proposals, \
          {} commands decided ({} twice), {} elections, {} leader changes, {} lease grants, {} liveness checks, \
-         {} compactions, {} snapshots installed, {} ReadIndex reads ({} answered)",
+         {} compactions, {} snapshots installed, {} ReadIndex reads ({} answered), \
+         {} membership changes ({} replicas added, {} retired)",
         started.elapsed(),
         total.crashes,
         total.restarts,
@@ -101,6 +105,9 @@ fn seeds_part(part: u64) {
         total.snapshots_installed,
         total.reads,
         total.reads_served,
+        total.membership_changes,
+        total.replicas_added,
+        total.replicas_retired,
     );
     assert!(
         failures.is_empty(),
@@ -113,6 +120,7 @@ fn seeds_part(part: u64) {
         assert!(total.crashes > 0 && total.restarts > 0 && total.partitions > 0);
         assert!(total.net.lost > 0 && total.net.duplicated > 0);
         assert!(total.commands_decided > 0);
+        assert!(total.membership_changes > 0 && total.replicas_retired > 0);
     }
 }
 

@@ -15,7 +15,8 @@ use pyo3::types::{
     PyType,
 };
 use quorumkit::paxos::{
-    Config, FileIdentity, FileStorage, MemoryStorage, Node, NodeId, Output, Storage, wire,
+    Config, FileIdentity, FileStorage, MembershipChange, MemoryStorage, Node, NodeId, Output, Storage,
+    wire,
 };
 use quorumkit::sim::{PaxosCluster as SimCluster, SimConfig, Violation};
 
@@ -109,6 +110,9 @@ fn output_tuple<'py>(py: Python<'py>, o: Output) -> PyResult<Bound<'py, PyTuple>
             ("snapshot", slot, PyBytes::new(py, &data)).into_pyobject(py)
         }
         Output::ReadIndex { id, ready } => ("read", id, ready).into_pyobject(py),
+        Output::MembershipChanged(m) => {
+            ("membership", m.epoch, m.start, m.voters, m.learners).into_pyobject(py)
+        }
     }
     .map(|t| t.into_any().cast_into::<PyTuple>().expect("a tuple"))
 }
@@ -132,6 +136,16 @@ fn closed_err(py: Python<'_>) -> PyErr {
 }
 
 impl PaxosNode {
+    fn change(
+        &self,
+        py: Python<'_>,
+        change: MembershipChange,
+        now: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let now = ns_arg(now, "now")?;
+        self.with(py, move |n| n.change_membership(change, now))
+    }
+
     /// Reads the open node (an error once closed).
     fn read<T>(&self, py: Python<'_>, f: impl FnOnce(&DynNode) -> T) -> PyResult<T> {
         match lock(&self.node).as_ref() {
@@ -171,8 +185,8 @@ impl PaxosNode {
 impl PaxosNode {
     #[new]
     #[pyo3(
-        signature = (id, members, *, heartbeat_interval=None, election_timeout=None, lease_duration=None, max_clock_drift=None, max_batch=None, max_inflight=None, seed=None, path=None, now=None, cluster_id=None),
-        text_signature = "(id, members, *, heartbeat_interval=0.05, election_timeout=0.5, lease_duration=1.0, max_clock_drift=0.05, max_batch=64, max_inflight=64, seed=0, path=None, now=0.0, cluster_id=0)"
+        signature = (id, members, *, heartbeat_interval=None, election_timeout=None, lease_duration=None, max_clock_drift=None, max_batch=None, max_inflight=None, seed=None, path=None, now=None, cluster_id=None, join=false),
+        text_signature = "(id, members, *, heartbeat_interval=0.05, election_timeout=0.5, lease_duration=1.0, max_clock_drift=0.05, max_batch=64, max_inflight=64, seed=0, path=None, now=0.0, cluster_id=0, join=False)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -189,6 +203,7 @@ impl PaxosNode {
         path: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
         cluster_id: Option<&Bound<'_, PyAny>>,
+        join: bool,
     ) -> PyResult<Self> {
         let id = node_id_arg(id, "id")?;
         if members.is_instance_of::<PyString>() || members.is_instance_of::<PyBytes>() {
@@ -249,24 +264,32 @@ impl PaxosNode {
             })?),
             _ => None,
         };
+        fn start<S: Storage>(c: Config, s: S, now: u64, join: bool) -> quorumkit::Result<Node<S>> {
+            if join {
+                Node::join(c, s, now)
+            } else {
+                Node::new(c, s, now)
+            }
+        }
         let node = match &path {
             None => guard(py, || {
-                Node::new(
+                start(
                     c.clone(),
                     Box::new(MemoryStorage::new()) as Box<dyn Storage + Send>,
                     now,
+                    join,
                 )
             })?,
             Some(p) => {
                 // Check the config before creating a file for it.
                 guard(py, || {
-                    Node::new(c.clone(), MemoryStorage::new(), now).map(|_| ())
+                    start(c.clone(), MemoryStorage::new(), now, join).map(|_| ())
                 })?;
                 let (c2, p2) = (c.clone(), p.clone());
                 let r = py.detach(move || {
                     let identity = FileIdentity::new(c2.cluster_id, c2.id);
                     let storage = FileStorage::open(&p2, identity)?;
-                    Node::new(c2, Box::new(storage) as Box<dyn Storage + Send>, now)
+                    start(c2, Box::new(storage) as Box<dyn Storage + Send>, now, join)
                 });
                 guard(py, || r)?
             }
@@ -290,10 +313,92 @@ impl PaxosNode {
         self.config.id
     }
 
-    /// Every replica's id.
+    /// The voters of the current membership (the ``members`` given until
+    /// the first change; those given once closed).
     #[getter]
     fn members(&self) -> Vec<NodeId> {
-        self.config.members.clone()
+        match lock(&self.node).as_ref() {
+            Some(n) => n.members().to_vec(),
+            None => self.config.members.clone(),
+        }
+    }
+
+    /// The learners of the current membership.
+    #[getter]
+    fn learners(&self, py: Python<'_>) -> PyResult<Vec<NodeId>> {
+        self.read(py, |n| n.learners().to_vec())
+    }
+
+    /// The current membership as ``(epoch, start, voters, learners)``:
+    /// ``epoch`` counts the changes (0 at creation) and decides every slot
+    /// from ``start`` on.
+    #[getter]
+    fn membership(&self, py: Python<'_>) -> PyResult<(u64, u64, Vec<NodeId>, Vec<NodeId>)> {
+        self.read(py, |n| {
+            let m = n.membership();
+            (m.epoch, m.start, m.voters.clone(), m.learners.clone())
+        })
+    }
+
+    /// Whether this replica votes in the current membership.
+    #[getter]
+    fn is_voter(&self, py: Python<'_>) -> PyResult<bool> {
+        self.read(py, |n| n.is_voter())
+    }
+
+    /// Leader only: add replica ``id`` as a learner (it receives the log
+    /// and catches up without a vote; start it with ``join=True``). The
+    /// change takes a slot of its own; every replica hands out
+    /// ``("membership", epoch, start, voters, learners)`` when it is
+    /// delivered. ``NotLeaderError`` on a follower; ``InvalidArgumentError``
+    /// (nothing changes) while another change is under way or when ``id``
+    /// is already a member.
+    fn add_learner(
+        &self,
+        py: Python<'_>,
+        id: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let id = node_id_arg(id, "id")?;
+        self.change(py, MembershipChange::AddLearner(id), now)
+    }
+
+    /// Leader only: make the learner ``id`` a voter. Errors as
+    /// ``add_learner`` (``id`` must be a learner).
+    fn promote(
+        &self,
+        py: Python<'_>,
+        id: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let id = node_id_arg(id, "id")?;
+        self.change(py, MembershipChange::Promote(id), now)
+    }
+
+    /// Leader only: remove the voter or learner ``id``. Errors as
+    /// ``add_learner``; also refused when it would leave one voter.
+    fn remove(
+        &self,
+        py: Python<'_>,
+        id: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let id = node_id_arg(id, "id")?;
+        self.change(py, MembershipChange::Remove(id), now)
+    }
+
+    /// Leader only: give the voter ``old``'s vote to the learner ``new``
+    /// in one change (replace a failed replica). Errors as ``add_learner``.
+    fn replace(
+        &self,
+        py: Python<'_>,
+        old: &Bound<'_, PyAny>,
+        new: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let old = node_id_arg(old, "old")?;
+        let new = node_id_arg(new, "new")?;
+        self.change(py, MembershipChange::Replace { old, new }, now)
     }
 
     /// The storage file, or ``None`` for memory storage.

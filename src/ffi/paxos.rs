@@ -16,7 +16,8 @@ use super::boundary::qk_error;
 use super::boundary::{Failure, FfiResult, boundary, catch_or};
 use super::status::qk_status;
 use crate::paxos::{
-    Batch, Config, FileIdentity, FileStorage, MemoryStorage, Node, Output, Slot, Storage, wire,
+    Batch, Config, FileIdentity, FileStorage, MembershipChange, MemoryStorage, Node, Output, Slot,
+    Storage, wire,
 };
 
 /// `qk_paxos_output.kind`: send `data` (a wire-encoded message) to the
@@ -43,6 +44,25 @@ pub const QK_PAXOS_OUTPUT_SNAPSHOT: u32 = 4;
 /// slot up to its read index was delivered before this output); `count` 0
 /// — the node lost the leadership first: ask the new leader.
 pub const QK_PAXOS_OUTPUT_READ_INDEX: u32 = 5;
+/// `qk_paxos_output.kind`: a membership change was delivered (or, after a
+/// restart or a snapshot install, the membership the node holds): epoch
+/// `index` decides every slot from `slot` on. `data` points to `data_len`
+/// bytes holding `data_len / 4` `uint32_t` ids (aligned for `uint32_t`):
+/// the first `count` are the voters, the rest the learners. The DECIDED
+/// output of the change's slot (just before) has no commands. A node that
+/// is in neither list takes no further part and may be shut down.
+pub const QK_PAXOS_OUTPUT_MEMBERSHIP: u32 = 6;
+
+/// `qk_paxos_node_change_membership()`: add `id` as a learner (it receives
+/// the log and catches up, without a vote).
+pub const QK_PAXOS_ADD_LEARNER: u32 = 0;
+/// `qk_paxos_node_change_membership()`: make the learner `id` a voter.
+pub const QK_PAXOS_PROMOTE: u32 = 1;
+/// `qk_paxos_node_change_membership()`: remove the voter or learner `id`.
+pub const QK_PAXOS_REMOVE: u32 = 2;
+/// `qk_paxos_node_change_membership()`: give the voter `id`'s vote to the
+/// learner `other` (replace a failed replica) in one change.
+pub const QK_PAXOS_REPLACE: u32 = 3;
 
 /// The most replicas a cluster may have (the length of
 /// `qk_paxos_config.members`).
@@ -159,6 +179,8 @@ pub struct qk_paxos_node {
     decided: Option<(Slot, Batch, usize)>,
     /// The snapshot of the last SNAPSHOT output (its bytes are handed out).
     snapshot_out: Option<crate::paxos::SnapshotData>,
+    /// The ids of the last MEMBERSHIP output (voters, then learners).
+    membership_out: Vec<u32>,
 }
 
 // The thread-safety promise in the doc of `qk_paxos_node`: a node may move
@@ -251,7 +273,10 @@ fn new_node(
     now_ns: u64,
     out: Out<*mut qk_paxos_node>,
 ) -> FfiResult {
-    let node = Node::new(config, storage, now_ns)?;
+    start_node(Node::new(config, storage, now_ns)?, out)
+}
+
+fn start_node(node: Node<Box<dyn Storage + Send + Sync>>, out: Out<*mut qk_paxos_node>) -> FfiResult {
     hand_out(
         out,
         qk_paxos_node {
@@ -259,6 +284,7 @@ fn new_node(
             send_buf: Vec::new(),
             decided: None,
             snapshot_out: None,
+            membership_out: Vec::new(),
         },
     );
     Ok(())
@@ -346,6 +372,148 @@ pub unsafe extern "C" fn qk_paxos_node_new_file(
         config.validate()?;
         let storage = FileStorage::open(&path, FileIdentity::new(config.cluster_id, config.id))?;
         new_node(config, Box::new(storage), now_ns, out)
+    })
+}
+
+/// Creates a replica that joins a running cluster, as
+/// `qk_paxos_node_new_memory()` (`join_file` false) or
+/// `qk_paxos_node_new_file()` (`path` non-NULL); `config->members` names
+/// the cluster's voters as the operator knows them and need not include
+/// `config->id`. The node takes no part until a leader adds it with
+/// `qk_paxos_node_change_membership(QK_PAXOS_ADD_LEARNER)`; it then
+/// catches up (by snapshot install if the log was compacted) and follows
+/// as a learner until promoted. Restart such a node (from its file) with
+/// this function too.
+///
+/// Ownership: the caller owns the node; free it with `qk_paxos_node_free()`.
+///
+/// Errors: as `qk_paxos_node_new_file()`, except that `id` need not be a
+/// member.
+///
+/// Thread safety: thread-safe (uses no shared handle).
+///
+/// # Safety
+/// `config` is NULL or a readable config; `path` is NULL (memory storage)
+/// or a NUL-terminated string; `node_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_join(
+    config: *const qk_paxos_config,
+    path: *const c_char,
+    now_ns: u64,
+    node_out: *mut *mut qk_paxos_node,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let c = unsafe { arg_ref(config, "config") }?;
+        let out = unsafe { Out::new(node_out, "node_out") }?;
+        let config = config_of(c)?;
+        config.validate_settings()?;
+        let storage: Box<dyn Storage + Send + Sync> = if path.is_null() {
+            Box::new(MemoryStorage::new())
+        } else {
+            // SAFETY: non-NULL and NUL-terminated per the contract.
+            let path = path_of(unsafe { CStr::from_ptr(path) })?;
+            let id = FileIdentity::new(config.cluster_id, config.id);
+            Box::new(FileStorage::open(&path, id)?)
+        };
+        start_node(Node::join(config, storage, now_ns)?, out)
+    })
+}
+
+/// Proposes a membership change at the leader: `kind` is
+/// `QK_PAXOS_ADD_LEARNER`, `QK_PAXOS_PROMOTE` or `QK_PAXOS_REMOVE` of
+/// replica `id` (`other` ignored), or `QK_PAXOS_REPLACE`: the voter `id`'s
+/// vote goes to the learner `other`. The change takes a slot of its own;
+/// when it is delivered every replica hands out a MEMBERSHIP output and
+/// the new voters elect a leader (the old one stands at once if it still
+/// votes). Commands proposed meanwhile wait; none is lost.
+///
+/// Errors (nothing changes): `QK_ERR_NULL_ARG`; `QK_ERR_NOT_LEADER` on a
+/// follower; `QK_ERR_INVALID_ARG` for an unknown `kind`, a change while
+/// another is under way, a replica that is unknown (remove, replace), already
+/// a member (add), not a learner (promote, replace's `other`), a removal
+/// that would leave one voter, or more than `QK_PAXOS_MAX_MEMBERS` replicas;
+/// `QK_ERR_STORAGE` (the node is stopped).
+///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+///
+/// # Safety
+/// `node` is NULL or a live node.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_change_membership(
+    node: *mut qk_paxos_node,
+    kind: u32,
+    id: u32,
+    other: u32,
+    now_ns: u64,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let n = unsafe { arg_mut(node, "node") }?;
+        let change = match kind {
+            QK_PAXOS_ADD_LEARNER => MembershipChange::AddLearner(id),
+            QK_PAXOS_PROMOTE => MembershipChange::Promote(id),
+            QK_PAXOS_REMOVE => MembershipChange::Remove(id),
+            QK_PAXOS_REPLACE => MembershipChange::Replace { old: id, new: other },
+            other => {
+                return Err(Failure::invalid(format!(
+                    "kind {other} is not a QK_PAXOS_ADD_LEARNER, PROMOTE, REMOVE or REPLACE"
+                )));
+            }
+        };
+        Ok(n.node.change_membership(change, now_ns)?)
+    })
+}
+
+/// Stores the current membership: its epoch in `*epoch_out` (0 until the
+/// first change), the first slot it decides in `*start_out`, the voters
+/// then the learners in `ids_out` (room for `ids_cap` ids; NULL with 0 to
+/// ask the size), how many voters in `*voters_len_out` and how many ids in
+/// all in `*ids_len_out`.
+///
+/// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_BUFFER_TOO_SMALL` when `ids_cap` is
+/// below the count (the counts are stored; nothing is written to `ids_out`).
+///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+///
+/// # Safety
+/// `node` is NULL or a live node; `ids_out` is NULL or has room for
+/// `ids_cap` ids; the other outputs are NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_membership(
+    node: *const qk_paxos_node,
+    epoch_out: *mut u64,
+    start_out: *mut u64,
+    ids_out: *mut u32,
+    ids_cap: usize,
+    voters_len_out: *mut usize,
+    ids_len_out: *mut usize,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let n = unsafe { arg_ref(node, "node") }?;
+        let epoch = unsafe { Out::new(epoch_out, "epoch_out") }?;
+        let start = unsafe { Out::new(start_out, "start_out") }?;
+        let voters_len = unsafe { Out::new(voters_len_out, "voters_len_out") }?;
+        let ids_len = unsafe { Out::new(ids_len_out, "ids_len_out") }?;
+        let m = n.node.membership();
+        let ids: Vec<u32> = m.peers().collect();
+        epoch.set(m.epoch);
+        start.set(m.start);
+        voters_len.set(m.voters.len());
+        ids_len.set(ids.len());
+        if ids_cap < ids.len() {
+            return Err(Failure::too_small("ids_out", ids.len(), ids_cap));
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        if ids_out.is_null() {
+            return Err(Failure::null("ids_out"));
+        }
+        // SAFETY: non-NULL with room for `ids_cap` >= `ids.len()` ids.
+        unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), ids_out, ids.len()) };
+        Ok(())
     })
 }
 
@@ -566,6 +734,17 @@ fn next_output(n: &mut qk_paxos_node) -> Option<qk_paxos_output> {
                 o.data = data.as_ptr();
             }
             n.snapshot_out = Some(data);
+            Some(o)
+        }
+        Output::MembershipChanged(m) => {
+            let mut o = qk_paxos_output::empty(QK_PAXOS_OUTPUT_MEMBERSHIP);
+            o.slot = m.start;
+            o.index = m.epoch;
+            o.count = m.voters.len() as u64;
+            n.membership_out.clear();
+            n.membership_out.extend(m.peers());
+            o.data_len = 4 * n.membership_out.len();
+            o.data = n.membership_out.as_ptr().cast();
             Some(o)
         }
         Output::ReadIndex { id, ready } => {

@@ -1143,6 +1143,19 @@ impl Core {
                     self.next_slot = slot;
                     self.since_snapshot = (0, 0);
                 }
+                Output::MembershipChanged(m) => {
+                    log(
+                        self.verbose,
+                        format_args!(
+                            "replica {}: membership epoch {} from slot {}: voters {:?}, learners {:?}",
+                            self.node.id(),
+                            m.epoch,
+                            m.start,
+                            m.voters,
+                            m.learners
+                        ),
+                    );
+                }
                 Output::LeaderChanged { leader, .. } => {
                     if leader != self.leader {
                         log(

@@ -10,6 +10,7 @@
 
 pub mod ballot;
 pub mod file_storage;
+pub mod membership;
 pub mod message;
 pub mod node;
 pub mod single;
@@ -18,6 +19,7 @@ pub mod wire;
 
 pub use ballot::{Ballot, NodeId, Slot};
 pub use file_storage::{FileIdentity, FileStorage};
+pub use membership::{Membership, MembershipChange};
 pub use message::{AcceptedEntry, Batch, Command, Envelope, Message};
 pub use node::{Config, MIN_HEARTBEAT_INTERVAL, Node, Output};
 pub use storage::{MemoryStorage, Record, SnapshotData, Storage};

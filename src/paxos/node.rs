@@ -61,6 +61,9 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::ballot::{Ballot, NodeId, Slot};
+use super::membership::{
+    self, MAX_MEMBERS, Membership, MembershipChange, ROUND_MASK, change_value, parse_change,
+};
 use super::message::{AcceptedEntry, Batch, Command, Envelope, Message};
 use super::storage::{Record, SnapshotData, Storage};
 use crate::error::{Error, Result};
@@ -68,8 +71,6 @@ use crate::rng::SplitMix64;
 
 /// Ballot rounds above this are refused, so `next_for` never overflows.
 const MAX_ROUND: u64 = u64::MAX >> 2;
-/// Acks are kept in a `u64` bit set per slot.
-const MAX_MEMBERS: usize = 64;
 /// A node holds log entries at most this many slots past its commit index
 /// (at least; 4 × `max_inflight` when that is larger). Bounds what a
 /// message can make it allocate.
@@ -212,6 +213,18 @@ impl Config {
 
     /// Checks the rules `Node::new` enforces.
     pub fn validate(&self) -> Result<()> {
+        self.validate_settings()?;
+        if !self.members.contains(&self.id) {
+            return Err(Error::invalid(format!(
+                "paxos config: id {} is not among the members (a new replica joins with Node::join)",
+                self.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every rule but `id` being a member: what `Node::join` enforces.
+    pub fn validate_settings(&self) -> Result<()> {
         if self.members.is_empty() {
             return Err(Error::invalid("paxos config: members is empty"));
         }
@@ -227,12 +240,6 @@ impl Config {
                     "paxos config: member {m} is listed twice"
                 )));
             }
-        }
-        if !self.members.contains(&self.id) {
-            return Err(Error::invalid(format!(
-                "paxos config: id {} is not among the members",
-                self.id
-            )));
         }
         if self.heartbeat_interval < MIN_HEARTBEAT_INTERVAL {
             return Err(Error::invalid(format!(
@@ -309,6 +316,12 @@ pub enum Output {
         /// Whether it may be answered.
         ready: bool,
     },
+    /// A membership change was delivered (or, after a restart or an
+    /// install, the membership the node holds): `membership` decides every
+    /// slot from its `start` on. The `Decided` of the change's slot (just
+    /// before it) has an empty batch. A node that is neither a voter nor a
+    /// learner in it takes no further part and may be shut down.
+    MembershipChanged(Membership),
     /// This node's view of the leader changed.
     LeaderChanged {
         /// The leader it now follows (itself when elected), or `None`.
@@ -346,8 +359,72 @@ impl Entry {
 struct Snap {
     slot: Slot,
     data: SnapshotData,
-    /// CRC-32 of `data`, sent with every chunk.
+    /// The membership that decides `slot`.
+    membership: Membership,
+    /// What an install sends after `data`: the membership's encoding,
+    /// then its length (u32, little-endian).
+    suffix: Vec<u8>,
+    /// CRC-32 of `data` then `suffix`, sent with every chunk.
     checksum: u32,
+}
+
+impl Snap {
+    fn new(slot: Slot, data: SnapshotData, membership: Membership) -> Self {
+        let mut suffix = super::wire::encode_membership(&membership);
+        let n = suffix.len() as u32;
+        suffix.extend_from_slice(&n.to_le_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&data);
+        crc.update(&suffix);
+        Snap {
+            slot,
+            data,
+            membership,
+            suffix,
+            checksum: crc.finalize(),
+        }
+    }
+
+    /// The bytes an install transfers.
+    fn image_len(&self) -> u64 {
+        (self.data.len() + self.suffix.len()) as u64
+    }
+
+    /// `image[from..to]`, where the image is `data` then `suffix`.
+    fn image(&self, from: u64, to: u64) -> Vec<u8> {
+        let (from, to, d) = (from as usize, to as usize, self.data.len());
+        let mut out = Vec::with_capacity(to - from);
+        if from < d {
+            out.extend_from_slice(&self.data[from..to.min(d)]);
+        }
+        if to > d {
+            out.extend_from_slice(&self.suffix[from.max(d) - d..to - d]);
+        }
+        out
+    }
+}
+
+/// Commands may not begin with the bytes that mark a membership change.
+fn refuse_reserved(command: &[u8]) -> Result<()> {
+    if membership::is_reserved(command) {
+        return Err(Error::invalid(
+            "propose: the command begins with the bytes reserved for membership changes \
+             (0xff \"qk-cfg\" 0x01)",
+        ));
+    }
+    Ok(())
+}
+
+/// Splits an assembled install image into the application's bytes and
+/// the membership; `None` when the suffix is malformed.
+fn split_image(mut image: Vec<u8>) -> Option<(Vec<u8>, Membership)> {
+    let len_at = image.len().checked_sub(4)?;
+    let n = u32::from_le_bytes(image[len_at..].try_into().ok()?) as usize;
+    let at = len_at.checked_sub(n)?;
+    let m = super::wire::decode_membership(&image[at..len_at]).ok()?;
+    Membership::validate_sets(&m.voters, &m.learners).ok()?;
+    image.truncate(at);
+    Some((image, m))
 }
 
 /// A snapshot being received, chunk by chunk.
@@ -395,8 +472,17 @@ struct Election {
 pub struct Node<S: Storage> {
     config: Config,
     storage: S,
-    /// This node's position in `members` (its ack bit).
+    /// The membership of the current epoch.
+    membership: Membership,
+    /// The earlier memberships still needed: the one the snapshot (or the
+    /// log's start) belongs to and every one since, oldest first.
+    earlier: Vec<Membership>,
+    /// Whether this node votes in the current epoch.
+    voter: bool,
+    /// This node's position among the voters (its ack bit; 0 when it does
+    /// not vote, and then unused).
     me: usize,
+    /// A majority of the voters.
     majority: usize,
     /// See [`MIN_WINDOW`].
     window: u64,
@@ -456,6 +542,15 @@ pub struct Node<S: Storage> {
     quorum_check_at: u64,
     /// Lease reads wait until the slots re-proposed at election are chosen.
     lease_ready_slot: Slot,
+    /// A membership change waiting for its slot.
+    pending_change: Option<Batch>,
+    /// Leader: when each learner last acknowledged one of its messages (a
+    /// learner that has not recently is not promoted).
+    learner_heard: BTreeMap<NodeId, u64>,
+    /// The slot of this leader's membership change in flight: nothing is
+    /// proposed after it until it is delivered (a value after it would be
+    /// void).
+    change_slot: Option<Slot>,
     /// ReadIndex reads in arrival order.
     reads: VecDeque<PendingRead>,
     /// The heartbeat sent in the current call, if one was (reads arriving
@@ -467,13 +562,16 @@ pub struct Node<S: Storage> {
     /// The seq of the next `Forward` this node sends (random start, so a
     /// restarted node does not reuse its previous incarnation's seqs).
     forward_seq: u64,
-    /// Per member position: the `Forward` seqs seen from it (volatile).
-    forward_seen: Vec<Option<ForwardWindow>>,
+    /// Per peer: the `Forward` seqs seen from it (volatile).
+    forward_seen: BTreeMap<NodeId, ForwardWindow>,
     lease_promise_to: Option<NodeId>,
     lease_promise_until: u64,
     restart_block_until: u64,
     /// The highest commit index heard from a leader or peer.
     known_commit: Slot,
+    /// A replica of a newer epoch, outside this node's membership, that
+    /// this node asked to catch up from (its replies are taken).
+    catchup_peer: Option<NodeId>,
     catchup_due: u64,
 
     // Outputs of the current call, then the queue `poll` drains.
@@ -493,21 +591,34 @@ impl<S: Storage> Node<S> {
     /// state by replay. A node with records (a restart) refuses to promise
     /// any candidate for `lease_duration`, as it may have granted a lease it
     /// no longer remembers.
-    pub fn new(config: Config, mut storage: S, now: u64) -> Result<Self> {
+    pub fn new(config: Config, storage: S, now: u64) -> Result<Self> {
         config.validate()?;
-        let me = config
-            .members
-            .iter()
-            .position(|&m| m == config.id)
-            .unwrap_or(0);
-        let majority = config.members.len() / 2 + 1;
+        Self::start(config, storage, now)
+    }
+
+    /// Start a replica that joins a running cluster: `config.members` names
+    /// replicas of the cluster (its voters as the operator knows them) and
+    /// need not include `config.id`. The node takes no part until a leader
+    /// adds it ([`MembershipChange::AddLearner`]); then it catches up from
+    /// the leader (by snapshot install if the log was compacted) and
+    /// follows as a learner until promoted. Restart such a node with `join`
+    /// too (its storage holds its membership).
+    pub fn join(config: Config, storage: S, now: u64) -> Result<Self> {
+        config.validate_settings()?;
+        Self::start(config, storage, now)
+    }
+
+    fn start(config: Config, mut storage: S, now: u64) -> Result<Self> {
         let window = MIN_WINDOW.max(4 * config.max_inflight as u64);
         let mix = (config.id as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let records = storage.load()?;
         let restarted = !records.is_empty();
         let mut node = Node {
-            me,
-            majority,
+            membership: Membership::initial(config.members.clone()),
+            earlier: Vec::new(),
+            voter: false,
+            me: 0,
+            majority: 1,
             window,
             rng: SplitMix64::new(config.seed ^ mix),
             stopped: None,
@@ -538,6 +649,9 @@ impl<S: Storage> Node<S> {
             quorum_heard: 0,
             quorum_check_at: now,
             lease_ready_slot: 0,
+            pending_change: None,
+            learner_heard: BTreeMap::new(),
+            change_slot: None,
             reads: VecDeque::new(),
             call_heartbeat: None,
             forward: Vec::new(),
@@ -547,11 +661,12 @@ impl<S: Storage> Node<S> {
                 config.seed ^ mix ^ now.rotate_left(17) ^ (records.len() as u64).rotate_left(41),
             )
             .next_u64(),
-            forward_seen: vec![None; config.members.len()],
+            forward_seen: BTreeMap::new(),
             lease_promise_to: None,
             lease_promise_until: 0,
             restart_block_until: 0,
             known_commit: 0,
+            catchup_peer: None,
             catchup_due: now,
             records: 0,
             sends: Vec::new(),
@@ -561,6 +676,7 @@ impl<S: Storage> Node<S> {
             config,
             storage,
         };
+        node.refresh_positions();
         node.replay(records)?;
         if restarted {
             node.restart_block_until = now.saturating_add(node.config.lease_duration);
@@ -603,13 +719,23 @@ impl<S: Storage> Node<S> {
                 Record::Snapshot { slot, data } => {
                     if slot > self.base {
                         self.drop_below(slot);
-                        self.snapshot = Some(Snap {
-                            slot,
-                            checksum: crc32fast::hash(&data),
-                            data,
-                        });
+                        self.snapshot = Some(Snap::new(slot, data, self.membership.clone()));
+                        self.earlier.clear();
                     }
                     commit_rec = commit_rec.max(slot);
+                }
+                Record::Membership(m) => {
+                    if m.epoch > self.membership.epoch {
+                        // Entries recorded before this from `start` on
+                        // were the older epoch's: void.
+                        if m.start >= self.base {
+                            let keep = (m.start - self.base) as usize;
+                            self.log.truncate(keep);
+                        }
+                        let old = std::mem::replace(&mut self.membership, m);
+                        self.earlier.push(old);
+                        self.refresh_positions();
+                    }
                 }
             }
         }
@@ -635,8 +761,12 @@ impl<S: Storage> Node<S> {
                 slot: snap.slot,
                 data: snap.data.clone(),
             });
+            if snap.membership.epoch > 0 {
+                self.decided
+                    .push(Output::MembershipChanged(snap.membership.clone()));
+            }
         }
-        self.advance_commit();
+        self.advance_commit()?;
         self.commit_persisted = commit_rec;
         self.known_commit = self.commit;
         self.highest_seen = self.promised;
@@ -735,6 +865,33 @@ impl<S: Storage> Node<S> {
         self.run(now, |n| n.on_read_index(id))
     }
 
+    /// Propose a membership change (leader only): a learner added, a
+    /// learner promoted, a replica removed, a voter replaced. The change
+    /// takes a slot of its own; when that slot is delivered the next epoch
+    /// begins with the new membership ([`Output::MembershipChanged`]),
+    /// and the cluster elects a leader among the new voters (the old
+    /// leader, if it still votes, stands at once). Commands proposed
+    /// meanwhile wait and are not lost. See [`membership`](super::membership)
+    /// for why any change is safe.
+    ///
+    /// Errors (nothing changes): `NotLeader` on a follower;
+    /// `InvalidArgument` when a change is already under way, or the change
+    /// names an unknown replica, adds an existing one, promotes a
+    /// non-learner, would leave one voter, or exceeds 64 replicas.
+    pub fn change_membership(&mut self, change: MembershipChange, now: u64) -> Result<()> {
+        self.run(now, |n| n.on_change_membership(change))
+    }
+
+    /// The current membership (its epoch, first slot, voters, learners).
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Whether this node votes in the current epoch.
+    pub fn is_voter(&self) -> bool {
+        self.voter
+    }
+
     /// The next output, or `None` when there is nothing to do.
     pub fn poll(&mut self) -> Option<Output> {
         self.out.pop_front()
@@ -822,9 +979,15 @@ impl<S: Storage> Node<S> {
         self.config.id
     }
 
-    /// Every member of the cluster.
+    /// The voters of the current epoch (`config.members` until the first
+    /// membership change).
     pub fn members(&self) -> &[NodeId] {
-        &self.config.members
+        &self.membership.voters
+    }
+
+    /// The learners of the current epoch.
+    pub fn learners(&self) -> &[NodeId] {
+        &self.membership.learners
     }
 
     /// Whether a storage failure stopped the node.
@@ -871,6 +1034,9 @@ impl<S: Storage> Node<S> {
         let Node {
             config,
             storage: _,
+            membership,
+            earlier,
+            voter,
             me,
             majority,
             window,
@@ -903,6 +1069,9 @@ impl<S: Storage> Node<S> {
             quorum_heard,
             quorum_check_at,
             lease_ready_slot,
+            pending_change,
+            learner_heard,
+            change_slot,
             reads,
             call_heartbeat,
             forward,
@@ -912,6 +1081,7 @@ impl<S: Storage> Node<S> {
             lease_promise_until,
             restart_block_until,
             known_commit,
+            catchup_peer,
             catchup_due,
             records,
             sends: _,
@@ -938,6 +1108,9 @@ impl<S: Storage> Node<S> {
         (prevote, leader_heard_at, quorum_heard, quorum_check_at).hash(&mut h);
         (forward_seq, forward_seen).hash(&mut h);
         (base, snapshot, incoming, reads, call_heartbeat).hash(&mut h);
+        (membership, earlier, voter, pending_change, change_slot).hash(&mut h);
+        learner_heard.hash(&mut h);
+        catchup_peer.hash(&mut h);
         h.finish()
     }
 
@@ -1015,31 +1188,85 @@ impl<S: Storage> Node<S> {
         self.send(to, Message::Forward { seq, commands });
     }
 
-    /// Sends `message` to every other member, cloning it once per member
-    /// but the last.
+    /// Sends `message` to every other voter and learner, cloning it once
+    /// per peer but the last.
     fn broadcast(&mut self, message: Message) {
+        let peers: Vec<NodeId> = self.membership.peers().collect();
+        self.send_all(&peers, message);
+    }
+
+    /// Sends `message` to every other voter (phase 1 and pre-votes).
+    fn broadcast_voters(&mut self, message: Message) {
+        let voters = self.membership.voters.clone();
+        self.send_all(&voters, message);
+    }
+
+    fn send_all(&mut self, to: &[NodeId], message: Message) {
         let id = self.config.id;
         let mut last = None;
-        for i in 0..self.config.members.len() {
-            let to = self.config.members[i];
-            if to == id {
+        for &peer in to {
+            if peer == id {
                 continue;
             }
-            if let Some(prev) = last.replace(to) {
+            if let Some(prev) = last.replace(peer) {
                 self.send(prev, message.clone());
             }
         }
-        if let Some(to) = last {
-            self.send(to, message);
+        if let Some(peer) = last {
+            self.send(peer, message);
         }
     }
 
+    /// `id`'s position among the voters (its ack bit).
     fn position(&self, id: NodeId) -> Option<usize> {
-        self.config.members.iter().position(|&m| m == id)
+        self.membership.voters.iter().position(|&m| m == id)
     }
 
+    /// A ballot this node takes part in: one of a voter of the current
+    /// epoch, with rounds left after it in the epoch.
     fn valid_ballot(&self, b: Ballot) -> bool {
-        b.round >= 1 && b.round <= MAX_ROUND && self.position(b.node).is_some()
+        let r = b.round & ROUND_MASK;
+        r >= 1
+            && r < ROUND_MASK - 1
+            && b.round <= MAX_ROUND
+            && b.epoch() == self.membership.epoch
+            && self.position(b.node).is_some()
+    }
+
+    /// After a membership change: this node's vote, ack bit and majority,
+    /// and the promise floor of the epoch.
+    fn refresh_positions(&mut self) {
+        let pos = self.position(self.config.id);
+        self.voter = pos.is_some();
+        self.me = pos.unwrap_or(0);
+        self.majority = self.membership.voters.len() / 2 + 1;
+        let m = &self.membership;
+        self.forward_seen.retain(|id, _| m.contains(*id));
+        let floor = m.ballot_floor();
+        self.promised = self.promised.max(floor);
+        self.highest_seen = self.highest_seen.max(floor);
+    }
+
+    /// A message of a newer epoch from `from`: this node missed the change
+    /// that began it, so it catches up from `from` first.
+    fn behind_epoch(&mut self, from: NodeId) {
+        self.known_commit = self.known_commit.max(self.commit + 1);
+        if !self.membership.contains(from) {
+            self.catchup_peer = Some(from);
+        }
+        self.maybe_catch_up(from);
+    }
+
+    /// The membership that decides `slot` (at or after the log's start).
+    fn membership_at(&self, slot: Slot) -> &Membership {
+        if self.membership.start <= slot {
+            return &self.membership;
+        }
+        self.earlier
+            .iter()
+            .rev()
+            .find(|m| m.start <= slot)
+            .unwrap_or(&self.membership)
     }
 
     fn election_timeout(&mut self) -> u64 {
@@ -1087,12 +1314,23 @@ impl<S: Storage> Node<S> {
     /// What the storage keeps after a compaction: the snapshot, then
     /// everything the node would otherwise need the dropped records for.
     fn checkpoint_records(&self) -> Vec<Record> {
-        let mut records = Vec::with_capacity(self.log.len() + 3);
+        let mut records = Vec::with_capacity(self.log.len() + 4 + self.earlier.len());
+        // The snapshot's membership before it (replay gives the snapshot
+        // the membership current at its record), the later ones after.
+        let snap_epoch = self.snapshot.as_ref().map_or(0, |s| s.membership.epoch);
         if let Some(s) = &self.snapshot {
+            if s.membership.epoch > 0 {
+                records.push(Record::Membership(s.membership.clone()));
+            }
             records.push(Record::Snapshot {
                 slot: s.slot,
                 data: s.data.clone(),
             });
+        }
+        for m in self.earlier.iter().chain([&self.membership]) {
+            if m.epoch > snap_epoch {
+                records.push(Record::Membership(m.clone()));
+            }
         }
         if self.promised != Ballot::ZERO {
             records.push(Record::Promise {
@@ -1123,12 +1361,10 @@ impl<S: Storage> Node<S> {
     /// Make `slot` and `data` the snapshot, drop the log below it and
     /// rewrite the storage as a checkpoint.
     fn take_snapshot(&mut self, slot: Slot, data: SnapshotData) -> Result<()> {
+        let membership = self.membership_at(slot).clone();
+        self.earlier.retain(|m| m.epoch >= membership.epoch);
         self.drop_below(slot);
-        self.snapshot = Some(Snap {
-            slot,
-            checksum: crc32fast::hash(&data),
-            data,
-        });
+        self.snapshot = Some(Snap::new(slot, data, membership));
         if self.incoming.as_ref().is_some_and(|i| i.slot <= slot) {
             self.incoming = None;
         }
@@ -1170,25 +1406,98 @@ impl<S: Storage> Node<S> {
         Ok(())
     }
 
-    /// Deliver every chosen slot from the commit index on, in order.
-    fn advance_commit(&mut self) {
+    /// Deliver every chosen slot from the commit index on, in order; a
+    /// delivered membership change begins the next epoch.
+    fn advance_commit(&mut self) -> Result<()> {
         while let Some(e) = self.entry(self.commit) {
             if !e.chosen {
                 break;
             }
-            self.decided.push(Output::Decided {
-                slot: self.commit,
-                batch: e.batch.clone(),
-            });
+            let slot = self.commit;
+            let change = parse_change(&e.batch);
+            let batch = if change.is_some() {
+                Batch::new() // the application sees a no-op
+            } else {
+                e.batch.clone()
+            };
+            self.decided.push(Output::Decided { slot, batch });
             self.commit += 1;
             if self.role == Role::Leader {
                 self.inflight.pop_front();
+            }
+            if let Some((voters, learners)) = change {
+                if slot >= self.membership.start {
+                    self.enter_epoch(slot, voters, learners)?;
+                } else if let Some(m) = self.earlier.iter().find(|m| m.start == slot + 1) {
+                    // Replayed after a restart: the record set it already.
+                    self.decided.push(Output::MembershipChanged(m.clone()));
+                } else if self.membership.start == slot + 1 {
+                    let m = self.membership.clone();
+                    self.decided.push(Output::MembershipChanged(m));
+                }
             }
         }
         if self.next_slot < self.commit {
             self.next_slot = self.commit;
         }
         self.known_commit = self.known_commit.max(self.commit);
+        Ok(())
+    }
+
+    /// The change in `slot` was delivered: the epoch ends there. Values
+    /// held after it are void; the old epoch's replicas hear that `slot`
+    /// is chosen (from its leader), then the new epoch elects a leader.
+    fn enter_epoch(&mut self, slot: Slot, voters: Vec<NodeId>, learners: Vec<NodeId>) -> Result<()> {
+        let next = self.membership.next(slot, voters, learners);
+        let was_leader = self.role == Role::Leader;
+        let old_peers: Vec<NodeId> = self.membership.peers().collect();
+        let (old_ballot, commit) = (self.ballot, self.commit);
+        self.log.truncate((slot + 1 - self.base) as usize);
+        self.next_slot = self.commit;
+        self.persist(&Record::Membership(next.clone()))?;
+        if was_leader {
+            // The followers learn the change is chosen from a last
+            // heartbeat of the old ballot (the removed replicas too).
+            self.hb_seq += 1;
+            let seq = self.hb_seq;
+            self.send_all(
+                &old_peers,
+                Message::Heartbeat {
+                    ballot: old_ballot,
+                    commit,
+                    seq,
+                },
+            );
+        }
+        self.adopt(next);
+        if was_leader && self.voter {
+            // Stand at once rather than after an election timeout.
+            self.election_deadline = self.now;
+        }
+        Ok(())
+    }
+
+    /// Make `next` (of a newer epoch) the membership: this node's role
+    /// in the old epoch ends.
+    fn adopt(&mut self, next: Membership) {
+        if self.role != Role::Follower {
+            self.become_follower();
+        }
+        self.pending_change = None;
+        self.change_slot = None;
+        let old = std::mem::replace(&mut self.membership, next);
+        self.earlier.push(old);
+        self.refresh_positions();
+        // No leader of the new epoch yet: pre-votes may be granted, and no
+        // old leader's lease binds (the leader that got the change chosen
+        // gave up its lease when it delivered it, before anyone else).
+        self.leader_heard_at = None;
+        self.lease_promise_to = None;
+        self.lease_promise_until = 0;
+        self.set_leader(None, self.membership.ballot_floor());
+        self.reset_election_timer();
+        self.decided
+            .push(Output::MembershipChanged(self.membership.clone()));
     }
 
     fn set_leader(&mut self, leader: Option<NodeId>, ballot: Ballot) {
@@ -1278,6 +1587,7 @@ impl<S: Storage> Node<S> {
     // ------------------------------------------------------------ events
 
     fn on_propose(&mut self, command: Command) -> Result<()> {
+        refuse_reserved(&command)?;
         match (self.role, self.leader) {
             (Role::Leader, _) => {
                 self.queue.push_back(command);
@@ -1320,6 +1630,9 @@ impl<S: Storage> Node<S> {
     }
 
     fn on_propose_all(&mut self, commands: Vec<Command>) -> Result<()> {
+        for c in &commands {
+            refuse_reserved(c)?;
+        }
         match (self.role, self.leader) {
             (Role::Leader, _) => {
                 self.queue.extend(commands);
@@ -1375,8 +1688,11 @@ impl<S: Storage> Node<S> {
     }
 
     fn on_message(&mut self, from: NodeId, message: Message) -> Result<()> {
-        if from == self.config.id || self.position(from).is_none() {
+        if from == self.config.id {
             return Ok(());
+        }
+        if !self.membership.contains(from) {
+            return self.on_stranger(from, message);
         }
         self.note_ballots(&message);
         match message {
@@ -1398,7 +1714,7 @@ impl<S: Storage> Node<S> {
                 count,
             } => self.on_accepted(from, ballot, first_slot, count),
             Message::Nack { ballot, promised } => {
-                self.on_nack(ballot, promised);
+                self.on_nack(from, ballot, promised);
                 Ok(())
             }
             Message::Heartbeat {
@@ -1447,6 +1763,52 @@ impl<S: Storage> Node<S> {
         }
     }
 
+    /// A message from a replica outside this node's membership. Two cases
+    /// are served, everything else is ignored: a replica removed by a
+    /// change it has not delivered yet may fetch that change (then it
+    /// knows it is out); and a replica of a newer epoch (which this node
+    /// has not reached, so it does not know its members) is where this
+    /// node catches up from.
+    fn on_stranger(&mut self, from: NodeId, message: Message) -> Result<()> {
+        let former = self.earlier.iter().any(|m| m.contains(from));
+        let asked = self.catchup_peer == Some(from);
+        match message {
+            Message::CatchUpRequest { first_slot } if former => {
+                self.on_catch_up_request(from, first_slot);
+            }
+            Message::SnapshotRequest { slot, offset } if former => {
+                self.on_snapshot_request(from, slot, offset);
+            }
+            Message::CatchUp {
+                first_slot,
+                batches,
+                commit,
+            } if asked => return self.on_catch_up(from, first_slot, batches, commit),
+            Message::SnapshotChunk {
+                cluster,
+                slot,
+                total,
+                checksum,
+                offset,
+                data,
+            } if asked && cluster == self.config.cluster_id => {
+                return self.on_snapshot_chunk(from, slot, total, checksum, offset, data);
+            }
+            Message::Prepare { ballot, .. }
+            | Message::Accept { ballot, .. }
+            | Message::Heartbeat { ballot, .. }
+            | Message::PreVote { ballot }
+                if ballot.node == from
+                    && ballot.epoch() > self.membership.epoch
+                    && ballot.round <= MAX_ROUND =>
+            {
+                self.behind_epoch(from);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Remembers the highest plausible ballot any message names, refused
     /// prepares included, so this node's next election outbids it: a
     /// candidate that picked a ballot below one it had just refused would
@@ -1479,7 +1841,7 @@ impl<S: Storage> Node<S> {
     }
 
     fn on_prepare(&mut self, from: NodeId, b: Ballot, first_slot: Slot) -> Result<()> {
-        if !self.valid_ballot(b) || b.node != from {
+        if self.other_epoch(from, b) || !self.voter || !self.valid_ballot(b) || b.node != from {
             return Ok(());
         }
         if first_slot < self.base {
@@ -1550,7 +1912,10 @@ impl<S: Storage> Node<S> {
         if self.role != Role::Candidate || b != self.ballot {
             return Ok(());
         }
-        let bit = 1u64 << self.position(from).unwrap_or(0);
+        let Some(p) = self.position(from) else {
+            return Ok(()); // not a voter: its promise does not count
+        };
+        let bit = 1u64 << p;
         let commit = self.commit;
         let window_end = self.commit.saturating_add(self.window);
         if accepted.iter().any(|e| e.slot >= window_end) {
@@ -1592,6 +1957,17 @@ impl<S: Storage> Node<S> {
     /// (cut off, or the others still hear a leader) never bumps its ballot
     /// and cannot depose a healthy leader when it returns.
     fn start_prevote(&mut self) -> Result<()> {
+        if !self.voter {
+            // A learner (or a replica outside the membership) never
+            // stands; having heard no leader for a while it asks its peers
+            // for what it missed instead (say, the change that made it a
+            // voter, when the old leader's last heartbeat was lost).
+            self.reset_election_timer();
+            let first_slot = self.commit;
+            let peers: Vec<NodeId> = self.membership.peers().collect();
+            self.send_all(&peers, Message::CatchUpRequest { first_slot });
+            return Ok(());
+        }
         let block = self.lease_block_end();
         if self.now < block {
             // A lease (or a restart) forbids helping any election yet.
@@ -1603,15 +1979,22 @@ impl<S: Storage> Node<S> {
             return self.start_election();
         }
         let base = self.promised.max(self.highest_seen).max(self.ballot);
-        if base.round >= MAX_ROUND {
+        if !self.can_outbid(base) {
             self.reset_election_timer();
             return Ok(());
         }
         let b = base.next_for(self.config.id);
         self.prevote = Some((b, 1u64 << self.me));
         self.reset_election_timer();
-        self.broadcast(Message::PreVote { ballot: b });
+        self.broadcast_voters(Message::PreVote { ballot: b });
         Ok(())
+    }
+
+    /// Whether a ballot above `base` is left in this epoch.
+    fn can_outbid(&self, base: Ballot) -> bool {
+        base.round < MAX_ROUND
+            && base.epoch() == self.membership.epoch
+            && (base.round & ROUND_MASK) < ROUND_MASK - 2
     }
 
     /// Whether this node heard a leader within the (minimum) election
@@ -1624,7 +2007,23 @@ impl<S: Storage> Node<S> {
     }
 
     fn on_prevote(&mut self, from: NodeId, b: Ballot) {
-        if !self.valid_ballot(b) || b.node != from {
+        if b.epoch() > self.membership.epoch && b.node == from {
+            self.behind_epoch(from);
+            return;
+        }
+        if b.epoch() < self.membership.epoch && b.node == from {
+            // A voter of an ended epoch: the nack tells it to catch up.
+            let promised = self.promised;
+            self.send(
+                from,
+                Message::Nack {
+                    ballot: b,
+                    promised,
+                },
+            );
+            return;
+        }
+        if !self.voter || !self.valid_ballot(b) || b.node != from {
             return;
         }
         let granted = b > self.promised && !self.hears_leader() && !self.lease_blocks(from);
@@ -1640,7 +2039,10 @@ impl<S: Storage> Node<S> {
     }
 
     fn on_prevote_reply(&mut self, from: NodeId, b: Ballot, granted: bool) -> Result<()> {
-        let bit = 1u64 << self.position(from).unwrap_or(0);
+        let Some(p) = self.position(from) else {
+            return Ok(());
+        };
+        let bit = 1u64 << p;
         let Some((asked, votes)) = self.prevote.as_mut() else {
             return Ok(());
         };
@@ -1664,7 +2066,7 @@ impl<S: Storage> Node<S> {
             return Ok(());
         }
         let base = self.promised.max(self.highest_seen).max(self.ballot);
-        if base.round >= MAX_ROUND {
+        if !self.voter || !self.can_outbid(base) {
             self.reset_election_timer();
             return Ok(());
         }
@@ -1690,7 +2092,7 @@ impl<S: Storage> Node<S> {
         if self.majority == 1 {
             return self.become_leader();
         }
-        self.broadcast(Message::Prepare {
+        self.broadcast_voters(Message::Prepare {
             ballot: b,
             first_slot: commit,
         });
@@ -1713,6 +2115,7 @@ impl<S: Storage> Node<S> {
         let merged_end = election.merged.keys().next_back().map_or(0, |&s| s + 1);
         let end = start.max(own_end).max(merged_end);
         self.inflight.clear();
+        self.learner_heard.clear();
         let self_bit = 1u64 << self.me;
         // Re-propose every slot from the commit index on in the new ballot:
         // chosen or highest-ballot values, no-ops in the holes.
@@ -1725,6 +2128,11 @@ impl<S: Storage> Node<S> {
             } else {
                 (Batch::new(), false)
             };
+            if self.change_slot.is_none() && parse_change(&batch).is_some() {
+                // A change found among the re-proposed slots: nothing new
+                // is proposed after it until it is delivered.
+                self.change_slot = Some(slot);
+            }
             self.accept_local(slot, b, batch)?;
             if chosen || self.majority == 1 {
                 self.entry_mut(slot).chosen = true;
@@ -1758,16 +2166,28 @@ impl<S: Storage> Node<S> {
             });
             first = last;
         }
-        self.advance_commit();
         self.send_heartbeat();
         let held = std::mem::take(&mut self.forward);
         self.queue.extend(held);
+        self.advance_commit()?;
         self.flush()
     }
 
-    /// Leader: put queued commands into new slots while the window allows.
+    /// Leader: put queued commands into new slots while the window allows
+    /// (a membership change first, in a slot of its own; nothing after it
+    /// until it is delivered).
     fn flush(&mut self) -> Result<()> {
-        while self.role == Role::Leader && !self.queue.is_empty() {
+        while self.role == Role::Leader && self.change_slot.is_none() {
+            if self.pending_change.is_some() {
+                if self.next_slot - self.commit >= self.config.max_inflight as u64 {
+                    break;
+                }
+                self.propose_change()?;
+                continue;
+            }
+            if self.queue.is_empty() {
+                break;
+            }
             let b = self.ballot;
             let now = self.now;
             let first = self.next_slot;
@@ -1801,12 +2221,75 @@ impl<S: Storage> Node<S> {
                 commit,
             });
             if self.majority == 1 {
-                self.advance_commit();
+                self.advance_commit()?;
             } else {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// Leader: the pending membership change into the next slot.
+    fn propose_change(&mut self) -> Result<()> {
+        let Some(batch) = self.pending_change.take() else {
+            return Ok(());
+        };
+        let (b, now, slot) = (self.ballot, self.now, self.next_slot);
+        self.accept_local(slot, b, batch.clone())?;
+        self.inflight.push_back(InFlight {
+            acks: 1u64 << self.me,
+            sent_at: now,
+        });
+        self.next_slot += 1;
+        self.change_slot = Some(slot);
+        let commit = self.commit;
+        self.broadcast(Message::Accept {
+            ballot: b,
+            first_slot: slot,
+            batches: vec![batch],
+            commit,
+        });
+        if self.majority == 1 {
+            self.entry_mut(slot).chosen = true;
+            self.advance_commit()?;
+        }
+        Ok(())
+    }
+
+    fn on_change_membership(&mut self, change: MembershipChange) -> Result<()> {
+        if self.role != Role::Leader {
+            let leader = self.leader.filter(|&l| l != self.config.id);
+            return Err(Error::NotLeader { leader });
+        }
+        if let Some(slot) = self.change_slot {
+            return Err(Error::invalid(format!(
+                "membership change: another change (slot {slot}) is under way; wait for its MembershipChanged"
+            )));
+        }
+        if self.pending_change.is_some() {
+            return Err(Error::invalid(
+                "membership change: another change is waiting for a slot",
+            ));
+        }
+        if (self.membership.epoch + 1) << membership::EPOCH_SHIFT > MAX_ROUND {
+            return Err(Error::invalid(
+                "membership change: the epoch counter is exhausted",
+            ));
+        }
+        let (voters, learners) = self.membership.apply(change)?;
+        if let MembershipChange::Promote(id) | MembershipChange::Replace { new: id, .. } = change {
+            // A vote for a learner that is down would count against the
+            // new majority from the start.
+            let heard = self.learner_heard.get(&id).copied();
+            if heard.is_none_or(|t| self.now.saturating_sub(t) > self.config.election_timeout) {
+                return Err(Error::invalid(format!(
+                    "membership change: learner {id} has not answered this leader within the \
+                     election timeout; start it (with join) and let it catch up first"
+                )));
+            }
+        }
+        self.pending_change = Some(change_value(&voters, &learners));
+        self.flush()
     }
 
     fn send_heartbeat(&mut self) {
@@ -1859,11 +2342,11 @@ impl<S: Storage> Node<S> {
             return;
         }
         let (b, commit) = (self.ballot, self.commit);
-        for p in 0..self.config.members.len() {
+        for p in 0..self.membership.voters.len() {
             if p == self.me {
                 continue;
             }
-            let to = self.config.members[p];
+            let to = self.membership.voters[p];
             let mut run: Option<(Slot, Vec<Batch>)> = None;
             for &(slot, acks) in &due {
                 if acks & (1u64 << p) != 0 {
@@ -1940,13 +2423,12 @@ impl<S: Storage> Node<S> {
                 },
             );
         }
-        self.learn_commit(from, b, leader_commit);
-        Ok(())
+        self.learn_commit(from, b, leader_commit)
     }
 
     /// The leader of ballot `b` says every slot below `leader_commit` is
     /// chosen: the ones this node accepted in `b` hold the chosen value.
-    fn learn_commit(&mut self, from: NodeId, b: Ballot, leader_commit: Slot) {
+    fn learn_commit(&mut self, from: NodeId, b: Ballot, leader_commit: Slot) -> Result<()> {
         self.known_commit = self.known_commit.max(leader_commit);
         let upto = leader_commit.min(self.log_end());
         for slot in self.commit..upto {
@@ -1955,15 +2437,21 @@ impl<S: Storage> Node<S> {
                 e.chosen = true;
             }
         }
-        self.advance_commit();
+        self.advance_commit()?;
         self.maybe_catch_up(from);
+        Ok(())
     }
 
     fn on_accepted(&mut self, from: NodeId, b: Ballot, first_slot: Slot, count: u64) -> Result<()> {
         if self.role != Role::Leader || b != self.ballot {
             return Ok(());
         }
-        let bit = 1u64 << self.position(from).unwrap_or(0);
+        let Some(p) = self.position(from) else {
+            // A learner's ack does not count, but shows it is there.
+            self.learner_heard.insert(from, self.now);
+            return Ok(());
+        };
+        let bit = 1u64 << p;
         self.quorum_heard |= bit;
         let start = first_slot.max(self.commit);
         let end = first_slot.saturating_add(count).min(self.next_slot);
@@ -1974,11 +2462,16 @@ impl<S: Storage> Node<S> {
                 self.log[(slot - self.base) as usize].chosen = true;
             }
         }
-        self.advance_commit();
+        self.advance_commit()?;
         self.flush()
     }
 
-    fn on_nack(&mut self, b: Ballot, promised: Ballot) {
+    fn on_nack(&mut self, from: NodeId, b: Ballot, promised: Ballot) {
+        if promised.epoch() > self.membership.epoch && promised.round <= MAX_ROUND {
+            // A replica of a newer epoch refused: this node missed a change.
+            self.behind_epoch(from);
+            return;
+        }
         if !self.valid_ballot(promised) {
             return;
         }
@@ -1989,11 +2482,35 @@ impl<S: Storage> Node<S> {
         }
     }
 
+    /// A ballot `from` sent of another epoch: an older one is refused
+    /// with this node's promise (which tells the sender its epoch ended);
+    /// a newer one means this node missed a change, so it catches up. True
+    /// when `b` is of another epoch (the message is then done with).
+    fn other_epoch(&mut self, from: NodeId, b: Ballot) -> bool {
+        let epoch = self.membership.epoch;
+        if b.epoch() == epoch || b.node != from {
+            return false;
+        }
+        if b.epoch() < epoch {
+            let promised = self.promised;
+            self.send(
+                from,
+                Message::Nack {
+                    ballot: b,
+                    promised,
+                },
+            );
+        } else {
+            self.behind_epoch(from);
+        }
+        true
+    }
+
     /// The common gate of a leader's Accept and Heartbeat: ignore an
     /// implausible or spoofed ballot, nack one below our promise, otherwise
     /// promise it and follow its leader. True when the message is admitted.
     fn admit_leader(&mut self, from: NodeId, b: Ballot) -> Result<bool> {
-        if !self.valid_ballot(b) || b.node != from {
+        if self.other_epoch(from, b) || !self.valid_ballot(b) || b.node != from {
             return Ok(false);
         }
         if b < self.promised {
@@ -2021,15 +2538,18 @@ impl<S: Storage> Node<S> {
             self.lease_promise_until = self.now.saturating_add(self.config.lease_duration);
         }
         self.send(from, Message::HeartbeatAck { ballot: b, seq });
-        self.learn_commit(from, b, commit);
-        Ok(())
+        self.learn_commit(from, b, commit)
     }
 
     fn on_heartbeat_ack(&mut self, from: NodeId, b: Ballot, seq: u64) {
         if self.role != Role::Leader || b != self.ballot {
             return;
         }
-        let bit = 1u64 << self.position(from).unwrap_or(0);
+        let Some(p) = self.position(from) else {
+            self.learner_heard.insert(from, self.now);
+            return;
+        };
+        let bit = 1u64 << p;
         self.quorum_heard |= bit;
         let Some(h) = self.hb_sent.iter_mut().find(|h| h.0 == seq) else {
             return;
@@ -2091,17 +2611,22 @@ impl<S: Storage> Node<S> {
     }
 
     fn on_forward(&mut self, from: NodeId, seq: u64, commands: Vec<Command>) -> Result<()> {
-        let Some(p) = self.position(from) else {
-            return Ok(());
-        };
-        match &mut self.forward_seen[p] {
+        match self.forward_seen.get_mut(&from) {
             Some(w) => {
                 if !w.accept(seq) {
                     return Ok(()); // a duplicate: its commands were taken already
                 }
             }
-            none => *none = Some(ForwardWindow::new(seq)),
+            None => {
+                self.forward_seen.insert(from, ForwardWindow::new(seq));
+            }
         }
+        // A command that would read as a membership change is never
+        // proposed (`propose` refuses it; a forward of one is dropped).
+        let commands: Vec<Command> = commands
+            .into_iter()
+            .filter(|c| !membership::is_reserved(c))
+            .collect();
         match (self.role, self.leader) {
             (Role::Leader, _) => {
                 let room = MAX_PENDING.saturating_sub(self.queue.len());
@@ -2178,7 +2703,7 @@ impl<S: Storage> Node<S> {
                 e.chosen = true;
             }
         }
-        self.advance_commit();
+        self.advance_commit()?;
         self.known_commit = self.known_commit.max(their_commit);
         if self.commit < their_commit {
             // More to fetch: ask again at once (replies drive this loop).
@@ -2198,7 +2723,7 @@ impl<S: Storage> Node<S> {
         let Some(snap) = &self.snapshot else {
             return;
         };
-        let total = snap.data.len() as u64;
+        let total = snap.image_len();
         let offset = if offset <= total { offset } else { 0 };
         let end = total.min(offset + SNAPSHOT_CHUNK as u64);
         let message = Message::SnapshotChunk {
@@ -2207,7 +2732,7 @@ impl<S: Storage> Node<S> {
             total,
             checksum: snap.checksum,
             offset,
-            data: snap.data[offset as usize..end as usize].to_vec(),
+            data: snap.image(offset, end),
         };
         self.send(to, message);
     }
@@ -2234,7 +2759,7 @@ impl<S: Storage> Node<S> {
             // A leader's state is its own; an older snapshot is no news.
             return Ok(());
         }
-        if total > MAX_SNAPSHOT_BYTES || offset.saturating_add(data.len() as u64) > total {
+        if total > MAX_SNAPSHOT_BYTES + 4096 || offset.saturating_add(data.len() as u64) > total {
             return Ok(()); // implausible
         }
         self.known_commit = self.known_commit.max(slot);
@@ -2275,12 +2800,16 @@ impl<S: Storage> Node<S> {
         let Some(inc) = self.incoming.take() else {
             return Ok(());
         };
-        if crc32fast::hash(&inc.data) != inc.checksum {
+        let image = (crc32fast::hash(&inc.data) == inc.checksum)
+            .then(|| split_image(inc.data))
+            .flatten()
+            .filter(|(_, m)| m.epoch >= self.membership.epoch && m.start <= slot);
+        let Some((data, membership)) = image else {
             // Damaged in transit (or a lying sender): start over later.
             self.catchup_due = self.now;
             return Ok(());
-        }
-        self.install(slot, std::sync::Arc::new(inc.data))?;
+        };
+        self.install(slot, std::sync::Arc::new(data), membership)?;
         if self.commit < self.known_commit {
             self.catchup_due = self.now;
             self.maybe_catch_up(from);
@@ -2291,16 +2820,24 @@ impl<S: Storage> Node<S> {
     /// Install a peer's snapshot: slots below `slot` are decided and in
     /// `data`. Entries from `slot` on stay: they are this acceptor's
     /// accepted values, which its promises must keep reporting.
-    fn install(&mut self, slot: Slot, data: SnapshotData) -> Result<()> {
+    ///
+    /// A snapshot of a newer epoch (`membership`) ends this node's epoch:
+    /// its entries from `slot` on are then the old epoch's, void.
+    fn install(&mut self, slot: Slot, data: SnapshotData, membership: Membership) -> Result<()> {
         self.commit = self.commit.max(slot);
         self.next_slot = self.next_slot.max(self.commit);
         self.decided.push(Output::Snapshot {
             slot,
             data: data.clone(),
         });
+        if membership.epoch > self.membership.epoch {
+            self.drop_below(slot);
+            self.log.clear();
+            self.earlier.clear();
+            self.adopt(membership);
+        }
         self.take_snapshot(slot, data)?;
-        self.advance_commit();
-        Ok(())
+        self.advance_commit()
     }
 }
 

@@ -124,9 +124,9 @@ impl Acceptor {
                     )));
                 }
                 Record::Chosen { .. } | Record::Commit { .. } => {}
-                Record::Snapshot { .. } => {
+                Record::Snapshot { .. } | Record::Membership(_) => {
                     return Err(Error::InvalidArgument(
-                        "not a single-decree record: a snapshot".into(),
+                        "not a single-decree record: a snapshot or membership".into(),
                     ));
                 }
             }

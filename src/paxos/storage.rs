@@ -3,6 +3,7 @@
 //! they live ([`MemoryStorage`] here, a checksummed file in `file_storage`).
 
 use super::ballot::{Ballot, Slot};
+use super::membership::Membership;
 use super::message::Batch;
 use crate::error::Result;
 
@@ -46,6 +47,9 @@ pub enum Record {
         /// The application's snapshot bytes.
         data: SnapshotData,
     },
+    /// The node entered a membership epoch: every entry recorded before
+    /// this from `start` on belonged to an older epoch and is void.
+    Membership(Membership),
 }
 
 /// A snapshot's bytes, shared between the node, its storage and its

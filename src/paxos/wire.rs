@@ -25,6 +25,7 @@
 //! (every count is checked against the bytes left before any allocation).
 
 use super::ballot::{Ballot, NodeId};
+use super::membership::Membership;
 use super::message::{AcceptedEntry, Batch, Command, Envelope, Message};
 use super::single::Msg;
 use super::storage::Record;
@@ -77,6 +78,8 @@ const TAG_RECORD_CHOSEN: u8 = 0x22;
 const TAG_RECORD_COMMIT: u8 = 0x23;
 /// `Record::Snapshot`.
 const TAG_RECORD_SNAPSHOT: u8 = 0x24;
+/// `Record::Membership`.
+const TAG_RECORD_MEMBERSHIP: u8 = 0x25;
 /// Tag of the single-decree [`Msg::Prepare`].
 const TAG_SINGLE_PREPARE: u8 = 0x30;
 /// Tag of the single-decree [`Msg::Promise`].
@@ -317,7 +320,49 @@ pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
             put_varint(out, *slot);
             put_bytes(out, data);
         }
+        Record::Membership(m) => {
+            out.push(TAG_RECORD_MEMBERSHIP);
+            put_membership(out, m);
+        }
     }
+}
+
+/// Appends two id lists (voters, learners): a varint count then varint ids
+/// each.
+pub(crate) fn put_node_lists(out: &mut Vec<u8>, voters: &[NodeId], learners: &[NodeId]) {
+    for list in [voters, learners] {
+        put_varint(out, list.len() as u64);
+        for &id in list {
+            put_varint(out, u64::from(id));
+        }
+    }
+}
+
+/// Reads exactly what [`put_node_lists`] writes.
+pub(crate) fn decode_node_lists(bytes: &[u8]) -> Result<(Vec<NodeId>, Vec<NodeId>)> {
+    let mut r = Reader::new(bytes);
+    let lists = r.node_lists()?;
+    r.finish(lists, "membership lists")
+}
+
+fn put_membership(out: &mut Vec<u8>, m: &Membership) {
+    put_varint(out, m.epoch);
+    put_varint(out, m.start);
+    put_node_lists(out, &m.voters, &m.learners);
+}
+
+/// The bytes of a membership as a snapshot image carries it (`docs/WIRE.md`).
+pub fn encode_membership(m: &Membership) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + 2 * (m.voters.len() + m.learners.len()));
+    put_membership(&mut out, m);
+    out
+}
+
+/// Reads exactly what [`encode_membership`] writes (the lists unchecked).
+pub fn decode_membership(bytes: &[u8]) -> Result<Membership> {
+    let mut r = Reader::new(bytes);
+    let m = r.membership()?;
+    r.finish(m, "membership")
 }
 
 /// Appends the encoding of a single-decree message to `out`.
@@ -505,6 +550,30 @@ impl<'a> Reader<'a> {
         let v = self.buf[self.pos..self.pos + n].to_vec();
         self.pos += n;
         Ok(v)
+    }
+
+    fn node_lists(&mut self) -> Result<(Vec<NodeId>, Vec<NodeId>)> {
+        let mut lists = [Vec::new(), Vec::new()];
+        for list in &mut lists {
+            let n = self.count("a membership list's count", 1)?;
+            for _ in 0..n {
+                list.push(self.node("a member id")?);
+            }
+        }
+        let [voters, learners] = lists;
+        Ok((voters, learners))
+    }
+
+    fn membership(&mut self) -> Result<Membership> {
+        let epoch = self.u64("Membership.epoch")?;
+        let start = self.u64("Membership.start")?;
+        let (voters, learners) = self.node_lists()?;
+        Ok(Membership {
+            epoch,
+            start,
+            voters,
+            learners,
+        })
     }
 
     fn batch(&mut self) -> Result<Batch> {
@@ -713,6 +782,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record> {
             slot: r.u64("Record::Snapshot.slot")?,
             data: std::sync::Arc::new(r.bytes("Record::Snapshot.data")?),
         },
+        TAG_RECORD_MEMBERSHIP => Record::Membership(r.membership()?),
         other => return Err(unknown_tag(at, other, "a record")),
     };
     r.finish(record, "record")

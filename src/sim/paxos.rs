@@ -38,7 +38,8 @@ use std::fmt::Write as _;
 use crate::error::{Error, Result};
 use crate::paxos::wire;
 use crate::paxos::{
-    Ballot, Batch, Command, Config, Envelope, MemoryStorage, Message, Node, NodeId, Output, Slot,
+    Ballot, Batch, Command, Config, Envelope, Membership, MembershipChange, MemoryStorage, Message,
+    Node, NodeId, Output, Slot,
 };
 use crate::rng::SplitMix64;
 
@@ -112,6 +113,16 @@ pub trait SimNode: Sized {
         let _ = (id, now);
         Err(Error::NotLeader { leader: None })
     }
+    /// Start a replica that joins a running cluster ([`Node::join`]).
+    fn join(config: Config, storage: MemoryStorage, now: u64) -> Result<Self> {
+        Self::start(config, storage, now)
+    }
+    /// Propose a membership change ([`Node::change_membership`]); a
+    /// replica without them refuses.
+    fn change_membership(&mut self, change: MembershipChange, now: u64) -> Result<()> {
+        let _ = (change, now);
+        Err(Error::invalid("this replica does not change its membership"))
+    }
 }
 
 impl SimNode for Node<MemoryStorage> {
@@ -159,6 +170,12 @@ impl SimNode for Node<MemoryStorage> {
     }
     fn read_index(&mut self, id: u64, now: u64) -> Result<()> {
         Node::read_index(self, id, now)
+    }
+    fn join(config: Config, storage: MemoryStorage, now: u64) -> Result<Self> {
+        Node::join(config, storage, now)
+    }
+    fn change_membership(&mut self, change: MembershipChange, now: u64) -> Result<()> {
+        Node::change_membership(self, change, now)
     }
 }
 
@@ -309,6 +326,12 @@ pub struct SimStats {
     /// ReadIndex reads answered (each checked to see every slot delivered
     /// anywhere before it was asked).
     pub reads_served: u64,
+    /// Membership epochs the cluster went through.
+    pub membership_changes: u64,
+    /// Replicas started after the cluster (to be added as learners).
+    pub replicas_added: u64,
+    /// Replicas shut down for good: removed, or added and never a member.
+    pub replicas_retired: u64,
 }
 
 struct Replica<N> {
@@ -322,6 +345,13 @@ struct Replica<N> {
     deadline: Option<u64>,
     incarnation: u32,
     leader_view: Option<NodeId>,
+    /// For a replica added after the start: the voters it was told of
+    /// (it starts with `Node::join`).
+    joined: Option<Vec<NodeId>>,
+    /// Removed from the cluster (or never added): shut down for good.
+    retired: bool,
+    /// The newest membership epoch it reported.
+    epoch: u64,
 }
 
 impl<N> Replica<N> {
@@ -365,6 +395,10 @@ pub struct PaxosCluster<N: SimNode = Node<MemoryStorage>> {
     /// when it was asked).
     pending_reads: std::collections::HashMap<u64, (NodeId, Slot)>,
     next_read: u64,
+    /// The newest membership any node delivered.
+    membership: Membership,
+    /// Every replica that was ever a voter or a learner.
+    members_seen: std::collections::BTreeSet<NodeId>,
 }
 
 /// Events processed at one instant before the run counts as stuck.
@@ -432,6 +466,9 @@ impl<N: SimNode> PaxosCluster<N> {
                     deadline: None,
                     incarnation: 0,
                     leader_view: None,
+                    joined: None,
+                    retired: false,
+                    epoch: 0,
                 }
             })
             .collect();
@@ -451,6 +488,8 @@ impl<N: SimNode> PaxosCluster<N> {
             booting: false,
             pending_reads: std::collections::HashMap::new(),
             next_read: 0,
+            membership: Membership::initial((0..config.n as NodeId).collect()),
+            members_seen: (0..config.n as NodeId).collect(),
             config,
         };
         for i in 0..cluster.config.n {
@@ -487,7 +526,10 @@ impl<N: SimNode> PaxosCluster<N> {
     fn node_config(&self, id: NodeId) -> Config {
         let mut c = self.config.node.clone();
         c.id = id;
-        c.members = (0..self.config.n as NodeId).collect();
+        c.members = match &self.replicas[id as usize].joined {
+            Some(voters) => voters.clone(),
+            None => (0..self.config.n as NodeId).collect(),
+        };
         c.seed = mix(self.config.seed, 0x5eed_0000 + id as u64);
         c
     }
@@ -500,7 +542,12 @@ impl<N: SimNode> PaxosCluster<N> {
         r.incarnation += 1;
         let before = self.checkers.delivery.delivered(id);
         self.checkers.started(id);
-        match N::start(config, storage, local) {
+        let started = if self.replicas[id as usize].joined.is_some() {
+            N::join(config, storage, local)
+        } else {
+            N::start(config, storage, local)
+        };
+        match started {
             Ok(node) => {
                 self.replicas[id as usize].node = Some(node);
                 self.note(2, id as u64, 0, || format!("start node {id}"));
@@ -676,16 +723,140 @@ impl<N: SimNode> PaxosCluster<N> {
         Ok(())
     }
 
-    /// Restart node `i` from its storage. Restarting a running node does nothing.
+    /// Restart node `i` from its storage. Restarting a running node, or
+    /// one retired after its removal, does nothing.
     pub fn restart(&mut self, i: NodeId) -> Result<()> {
         self.check_id(i)?;
-        if self.is_alive(i) {
+        if self.is_alive(i) || self.replicas[i as usize].retired {
             return Ok(());
         }
         self.stats.restarts += 1;
         self.boot(i);
         self.update_leader();
         Ok(())
+    }
+
+    /// The newest membership any node delivered (the initial one, ids
+    /// `0..n` as voters, until a change).
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Whether node `i` was retired: removed from the membership (or added
+    /// and never made a member), it is shut down for good.
+    pub fn is_retired(&self, i: NodeId) -> bool {
+        self.replicas.get(i as usize).is_some_and(|r| r.retired)
+    }
+
+    /// Start a new replica (the next id) that joins with `Node::join`, and
+    /// propose at the leader to add it as a learner. Returns its id; once
+    /// the change is delivered it catches up and follows. Fails (and the
+    /// new replica is retired) when there is no leader or the leader
+    /// refuses (another change under way, 64 replicas).
+    pub fn add_learner(&mut self) -> Result<NodeId> {
+        if self.leader.is_none() {
+            return Err(Error::NotLeader { leader: None });
+        }
+        if self.replicas.len() >= 64 {
+            return Err(Error::invalid("a simulated cluster has at most 64 replicas"));
+        }
+        let id = self.replicas.len() as NodeId;
+        // Its clock from a generator of its own: the cluster's draws stay.
+        let mut rng = SplitMix64::new(mix(self.config.seed, 0x6a6f_696e_0000 + id as u64));
+        let base = self.config.max_skew;
+        let half = self.config.max_rate_ppm as i64 / 2;
+        self.replicas.push(Replica {
+            node: None,
+            parked: Some(MemoryStorage::new()),
+            offset: base - self.config.max_skew / 2 + rng.between(0, self.config.max_skew),
+            rate_ppm: rng.between(0, 2 * half as u64) as i64 - half,
+            deadline: None,
+            incarnation: 0,
+            leader_view: None,
+            joined: Some(self.membership.voters.clone()),
+            retired: false,
+            epoch: 0,
+        });
+        self.boot(id);
+        if let Err(e) = self.change_membership(MembershipChange::AddLearner(id)) {
+            self.retire(id);
+            return Err(e);
+        }
+        self.stats.replicas_added += 1;
+        Ok(id)
+    }
+
+    /// Propose a membership change at the leader ([`Node::change_membership`]).
+    /// The ids must be replicas of the simulation (see
+    /// [`add_learner`](Self::add_learner) for new ones). Errors as the node's.
+    pub fn change_membership(&mut self, change: MembershipChange) -> Result<()> {
+        let ids = match change {
+            MembershipChange::AddLearner(i)
+            | MembershipChange::Promote(i)
+            | MembershipChange::Remove(i) => [i, i],
+            MembershipChange::Replace { old, new } => [old, new],
+        };
+        for i in ids {
+            self.check_id(i)?;
+        }
+        let Some(leader) = self.leader else {
+            return Err(Error::NotLeader { leader: None });
+        };
+        let local = self.local_time(leader);
+        let node = self.replicas[leader as usize].node.as_mut().expect("the leader runs");
+        let r = node.change_membership(change, local);
+        if r.is_ok() {
+            self.note(16, leader as u64, 0, || format!("change {change:?} at node {leader}"));
+        }
+        self.drain(leader);
+        r
+    }
+
+    /// Shut node `i` down for good (it is not a member).
+    fn retire(&mut self, i: NodeId) {
+        if self.replicas[i as usize].retired {
+            return;
+        }
+        if self.is_alive(i) {
+            let _ = self.crash(i);
+        }
+        self.replicas[i as usize].retired = true;
+        self.replicas[i as usize].parked = None;
+        self.stats.replicas_retired += 1;
+        self.note(17, i as u64, 0, || format!("retire node {i}"));
+    }
+
+    /// Retire the added replicas that never became members (their change
+    /// was lost with its leader, or refused).
+    pub fn retire_strangers(&mut self) {
+        for i in 0..self.replicas.len() as NodeId {
+            if !self.members_seen.contains(&i) && !self.membership.contains(i) {
+                self.retire(i);
+            }
+        }
+    }
+
+    /// Retire the replicas the newest membership removed, once every one
+    /// of its voters has it: an operator shuts a removed replica down only
+    /// then, as until then it may hold the only copy of the change.
+    fn retire_removed(&mut self) {
+        let m = &self.membership;
+        let ready = m
+            .voters
+            .iter()
+            .all(|&v| self.replicas[v as usize].epoch >= m.epoch);
+        if !ready {
+            return;
+        }
+        let gone: Vec<NodeId> = self
+            .members_seen
+            .iter()
+            .copied()
+            .filter(|&j| !m.contains(j))
+            .collect();
+        for j in gone {
+            self.retire(j);
+        }
     }
 
     /// Split the network into `groups` of node ids (nodes in no group can
@@ -862,7 +1033,11 @@ impl<N: SimNode> PaxosCluster<N> {
     /// so does a network setting that loses messages (a node does not
     /// retry a lost `Forward`).
     pub fn expect_decided(&mut self, command: Command, within: u64) {
-        let nodes = self.alive();
+        let nodes: Vec<NodeId> = self
+            .alive()
+            .into_iter()
+            .filter(|&i| self.membership.contains(i))
+            .collect();
         self.stats.liveness_checks += 1;
         self.checkers
             .liveness
@@ -1032,6 +1207,7 @@ impl<N: SimNode> PaxosCluster<N> {
 
     /// Carry out node `i`'s outputs: send, record decisions, track leaders.
     fn drain(&mut self, i: NodeId) {
+        let mut changed = false;
         loop {
             let Some(node) = self.replicas[i as usize].node.as_mut() else {
                 return;
@@ -1132,6 +1308,22 @@ impl<N: SimNode> PaxosCluster<N> {
                         self.fail(v);
                     }
                 }
+                Output::MembershipChanged(m) => {
+                    self.note(16, i as u64 | (m.epoch << 16), m.start, || {
+                        format!(
+                            "node {i} entered epoch {} from slot {}: voters {:?}, learners {:?}",
+                            m.epoch, m.start, m.voters, m.learners
+                        )
+                    });
+                    let r = &mut self.replicas[i as usize];
+                    r.epoch = r.epoch.max(m.epoch);
+                    if m.epoch > self.membership.epoch {
+                        self.members_seen.extend(self.membership.peers());
+                        self.membership = m;
+                        self.stats.membership_changes += 1;
+                    }
+                    changed = true;
+                }
                 Output::LeaderChanged { leader, ballot } => {
                     self.note(
                         11,
@@ -1144,6 +1336,12 @@ impl<N: SimNode> PaxosCluster<N> {
                     }
                     self.replicas[i as usize].leader_view = leader;
                 }
+            }
+        }
+        if changed {
+            self.retire_removed();
+            if !self.is_alive(i) {
+                return;
             }
         }
         if self.maybe_compact(i) {
@@ -1357,6 +1555,9 @@ mod tests {
                 deadline: None,
                 incarnation: 0,
                 leader_view: None,
+                joined: None,
+                retired: false,
+                epoch: 0,
             };
             let mut last = 0;
             for _ in 0..2000 {

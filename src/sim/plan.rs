@@ -5,7 +5,7 @@
 //! at every node is decided everywhere (liveness) — safety is checked after
 //! every event throughout.
 
-use crate::paxos::NodeId;
+use crate::paxos::{MembershipChange, NodeId};
 use crate::rng::SplitMix64;
 
 use super::check::{Violation, ViolationKind};
@@ -54,6 +54,10 @@ pub struct FaultPlan {
     /// slot to every 50; one run in eight never compacts), so installs of
     /// snapshots meet crashes, partitions, loss and duplication.
     pub compaction: bool,
+    /// Change the membership now and then (from a generator of its own):
+    /// add a learner (a new replica), promote one, remove a voter, replace
+    /// a voter with a learner; the replicas removed are shut down.
+    pub membership: bool,
 }
 
 impl Default for FaultPlan {
@@ -78,6 +82,7 @@ impl Default for FaultPlan {
             trace: false,
             compaction: true,
             reads: true,
+            membership: true,
         }
     }
 }
@@ -208,6 +213,8 @@ pub fn run_random_on<N: SimNode>(
 /// (10 election timeouts + 2 leases). Returns how long that took.
 fn probe<N: SimNode>(c: &mut PaxosCluster<N>, at: &[NodeId]) -> Result<u64, Violation> {
     c.heal();
+    // Added replicas whose change was lost with its leader never join.
+    c.retire_strangers();
     let node = c.config().node.clone();
     let mut net = c.net_config().clone();
     net.loss_per_million = 0;
@@ -217,6 +224,16 @@ fn probe<N: SimNode>(c: &mut PaxosCluster<N>, at: &[NodeId]) -> Result<u64, Viol
     net.min_delay = net.min_delay.min(net.max_delay);
     c.set_net(net).expect("a valid network");
     c.run_for(3 * node.election_timeout + node.lease_duration)?;
+    // A membership change may have made voters of crashed replicas: bring
+    // back enough of them for a majority.
+    let voters = c.membership().voters.clone();
+    for &v in &voters {
+        let up = voters.iter().filter(|&&x| c.is_alive(x)).count();
+        if up > voters.len() / 2 {
+            break;
+        }
+        c.restart(v).expect("a valid node");
+    }
     let bound = 10 * node.election_timeout + 2 * node.lease_duration;
     stable_leader(c, bound)?;
     // Let the backlog of earlier commands drain (with one slot in flight a
@@ -231,7 +248,12 @@ fn probe<N: SimNode>(c: &mut PaxosCluster<N>, at: &[NodeId]) -> Result<u64, Viol
     }
     stable_leader(c, bound)?;
     let start = c.now();
-    for &i in at {
+    let at: Vec<NodeId> = at
+        .iter()
+        .copied()
+        .filter(|&i| c.is_alive(i) && c.membership().contains(i))
+        .collect();
+    for i in at {
         // Expect first: a leader may decide its own proposal at once.
         let cmd = c.new_command();
         c.expect_decided(cmd.clone(), bound);
@@ -251,7 +273,11 @@ fn probe<N: SimNode>(c: &mut PaxosCluster<N>, at: &[NodeId]) -> Result<u64, Viol
 fn stable_leader<N: SimNode>(c: &mut PaxosCluster<N>, bound: u64) -> Result<(), Violation> {
     let stable = c.run_until(c.now() + bound, |c| {
         let l = c.leader();
-        l.is_some() && c.status().iter().all(|s| !s.alive || s.leader == l)
+        let m = c.membership();
+        l.is_some()
+            && c.status()
+                .iter()
+                .all(|s| !s.alive || s.leader == l || !m.contains(s.id))
     })?;
     if stable {
         return Ok(());
@@ -270,6 +296,34 @@ fn stable_leader<N: SimNode>(c: &mut PaxosCluster<N>, bound: u64) -> Result<(), 
     .with_seed(c.config().seed))
 }
 
+/// The crashed replicas that may restart (not the retired ones).
+fn down_nodes<N: SimNode>(c: &PaxosCluster<N>) -> Vec<NodeId> {
+    (0..c.len() as NodeId)
+        .filter(|&i| !c.is_alive(i) && !c.is_retired(i))
+        .collect()
+}
+
+/// One random membership change at the leader, if there is one (a refusal,
+/// such as a change already under way, is part of the game).
+fn change_membership<N: SimNode>(c: &mut PaxosCluster<N>, rng: &mut SplitMix64) {
+    let m = c.membership().clone();
+    let pick = |rng: &mut SplitMix64, ids: &[NodeId]| ids[rng.below(ids.len() as u64) as usize];
+    let change = match rng.below(4) {
+        0 if m.voters.len() + m.learners.len() < 7 => {
+            let _ = c.add_learner();
+            return;
+        }
+        1 if !m.learners.is_empty() => MembershipChange::Promote(pick(rng, &m.learners)),
+        2 if m.voters.len() > 2 => MembershipChange::Remove(pick(rng, &m.voters)),
+        3 if !m.learners.is_empty() => MembershipChange::Replace {
+            old: pick(rng, &m.voters),
+            new: pick(rng, &m.learners),
+        },
+        _ => return,
+    };
+    let _ = c.change_membership(change);
+}
+
 fn drive<N: SimNode>(
     c: &mut PaxosCluster<N>,
     seed: u64,
@@ -277,6 +331,7 @@ fn drive<N: SimNode>(
 ) -> Result<RunReport, Violation> {
     let mut rng = SplitMix64::new(seed ^ 0x6661_756c_7473_2121);
     let mut reads = SplitMix64::new(seed ^ 0x7265_6164_696e_6478);
+    let mut members = SplitMix64::new(seed ^ 0x6d65_6d62_6572_7321);
     let n = c.len();
     let weights = [
         plan.propose,
@@ -343,7 +398,7 @@ fn drive<N: SimNode>(
                 }
             }
             2 => {
-                let down: Vec<NodeId> = (0..n as NodeId).filter(|&i| !c.is_alive(i)).collect();
+                let down = down_nodes(c);
                 if !down.is_empty() {
                     let i = down[rng.below(down.len() as u64) as usize];
                     c.restart(i).expect("a valid node");
@@ -361,8 +416,14 @@ fn drive<N: SimNode>(
                 c.set_net(net).expect("a valid network");
             }
             _ => {
-                let mut down: Vec<NodeId> = (0..n as NodeId).filter(|&i| !c.is_alive(i)).collect();
-                while c.alive().len() <= n / 2 {
+                // A majority of the voters up.
+                let voters = c.membership().voters.clone();
+                let mut down: Vec<NodeId> = voters
+                    .iter()
+                    .copied()
+                    .filter(|&i| !c.is_alive(i))
+                    .collect();
+                while voters.len() - down.len() <= voters.len() / 2 {
                     let k = rng.below(down.len() as u64) as usize;
                     c.restart(down.swap_remove(k)).expect("a valid node");
                 }
@@ -370,16 +431,21 @@ fn drive<N: SimNode>(
                 probe(c, &[at])?;
             }
         }
+        if plan.membership && members.chance(25_000) {
+            change_membership(c, &mut members);
+        }
         c.check()?;
     }
 
     // Settle: every node up, every link back, no loss; then every node
     // proposes and every node must decide it all.
-    for i in 0..n as NodeId {
+    for i in 0..c.len() as NodeId {
         c.restart(i).expect("a valid node");
     }
-    let settle_time = probe(c, &(0..n as NodeId).collect::<Vec<_>>())?;
-    let final_log_len = (0..n as NodeId)
+    let settle_time = probe(c, &(0..c.len() as NodeId).collect::<Vec<_>>())?;
+    let final_log_len = c
+        .alive()
+        .into_iter()
         .map(|i| c.checkers().delivery.delivered(i))
         .min()
         .unwrap_or(0);

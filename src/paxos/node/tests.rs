@@ -43,6 +43,10 @@ struct Cluster {
     chosen: std::collections::HashMap<Slot, Batch>,
     /// ReadIndex outputs: (node, read id, ready, slots it had delivered).
     reads: Vec<(usize, u64, bool, usize)>,
+    /// Per node: the memberships it reported, in order.
+    memberships: Vec<Vec<Membership>>,
+    /// Per node: started with `Node::join`.
+    joined: Vec<bool>,
 }
 
 impl Cluster {
@@ -72,6 +76,8 @@ impl Cluster {
             duplicate: 0,
             chosen: std::collections::HashMap::new(),
             reads: Vec::new(),
+            memberships: vec![Vec::new(); n as usize],
+            joined: vec![false; n as usize],
         }
     }
 
@@ -124,6 +130,21 @@ impl Cluster {
                     }
                     self.decided[i] = log;
                 }
+                Output::MembershipChanged(m) => {
+                    let len = self.decided[i].len() as u64;
+                    assert!(
+                        m.start <= len,
+                        "node {id}: membership from slot {} with {len} delivered",
+                        m.start
+                    );
+                    if m.start == len && len > 0 {
+                        assert!(
+                            self.decided[i][len as usize - 1].is_empty(),
+                            "node {id}: the change's slot is delivered as a no-op"
+                        );
+                    }
+                    self.memberships[i].push(m);
+                }
             }
             seen_other = true;
         }
@@ -146,7 +167,7 @@ impl Cluster {
             self.net.push_back(env.clone());
         }
         let i = (env.to - 1) as usize;
-        if let Some(node) = self.nodes[i].as_mut() {
+        if let Some(Some(node)) = self.nodes.get_mut(i) {
             node.step(env.from, env.message, self.now).unwrap();
             self.drain(i);
         }
@@ -266,8 +287,15 @@ impl Cluster {
 
     fn restart(&mut self, i: usize) {
         let s = self.parked[i].take().unwrap();
-        self.nodes[i] = Some(Node::new(self.configs[i].clone(), s, self.now).unwrap());
+        let c = self.configs[i].clone();
+        let node = if self.joined[i] {
+            Node::join(c, s, self.now)
+        } else {
+            Node::new(c, s, self.now)
+        };
+        self.nodes[i] = Some(node.unwrap());
         self.decided[i].clear();
+        self.memberships[i].clear();
         self.drain(i);
     }
 
@@ -766,7 +794,10 @@ fn persisted_precedes_sends_and_syncs_once_per_call() {
         .map(|o| match o {
             Output::Persisted { .. } => 0,
             Output::Send(_) => 1,
-            Output::Decided { .. } | Output::Snapshot { .. } | Output::ReadIndex { .. } => 2,
+            Output::Decided { .. }
+            | Output::Snapshot { .. }
+            | Output::ReadIndex { .. }
+            | Output::MembershipChanged(_) => 2,
             Output::LeaderChanged { .. } => 3,
         })
         .collect();
@@ -1954,16 +1985,16 @@ fn an_install_keeps_the_accepted_values_after_the_snapshot() {
     .unwrap();
     outputs(&mut n);
     let data = b"state below 3".to_vec();
-    let checksum = crc32fast::hash(&data);
+    let (image, checksum) = install_image(&data, vec![1, 2, 3]);
     n.step(
         1,
         Message::SnapshotChunk {
             cluster: 0,
             slot: 3,
-            total: data.len() as u64,
+            total: image.len() as u64,
             checksum,
             offset: 0,
-            data: data.clone(),
+            data: image,
         },
         2 * MS,
     )
@@ -2014,8 +2045,7 @@ fn an_install_keeps_the_accepted_values_after_the_snapshot() {
 #[test]
 fn damaged_foreign_and_implausible_chunks_are_ignored() {
     let mut n = Node::new(cfg(2, 3, 1), MemoryStorage::new(), 0).unwrap();
-    let data = b"snapshot".to_vec();
-    let good = crc32fast::hash(&data);
+    let (data, good) = install_image(b"snapshot", vec![1, 2, 3]);
     let chunk = |cluster: u64, checksum: u32, total: u64, offset: u64, data: &[u8]| {
         Message::SnapshotChunk {
             cluster,
@@ -2033,6 +2063,20 @@ fn damaged_foreign_and_implausible_chunks_are_ignored() {
         chunk(0, good, len - 1, 0, &data),                // runs past its total
         chunk(0, good, MAX_SNAPSHOT_BYTES + 1, 0, &data), // too large
         chunk(0, good, u64::MAX, u64::MAX, &data),        // offset overflows
+        {
+            // The checksum holds but the membership after the state does
+            // not parse.
+            let mut bad = data.clone();
+            let n = bad.len();
+            bad[n - 1] ^= 0x40;
+            let sum = crc32fast::hash(&bad);
+            chunk(0, sum, len, 0, &bad)
+        },
+        {
+            // A membership that lists no voter.
+            let (bad, sum) = install_image(b"snapshot", vec![]);
+            chunk(0, sum, bad.len() as u64, 0, &bad)
+        },
     ] {
         n.step(1, m, MS).unwrap();
         let outs = outputs(&mut n);
@@ -2054,6 +2098,17 @@ fn damaged_foreign_and_implausible_chunks_are_ignored() {
             .any(|o| matches!(o, Output::Snapshot { slot: 4, .. }))
     );
     assert_eq!(n.commit_index(), 4);
+}
+
+/// What an install transfers for application bytes `data` and a membership
+/// of `voters` (epoch 0), and its checksum.
+fn install_image(data: &[u8], voters: Vec<NodeId>) -> (Vec<u8>, u32) {
+    let snap = Snap::new(
+        1,
+        std::sync::Arc::new(data.to_vec()),
+        Membership::initial(voters),
+    );
+    (snap.image(0, snap.image_len()), snap.checksum)
 }
 
 // ------------------------------------------------------------ ReadIndex
@@ -2106,3 +2161,5 @@ fn a_lone_node_answers_read_index_at_once() {
     c.drain(l);
     assert_eq!(c.reads, [(l, 1, true, 1)]);
 }
+
+mod membership;
