@@ -1254,6 +1254,14 @@ impl<S: Storage> Node<S> {
         if !self.membership.contains(from) {
             self.catchup_peer = Some(from);
         }
+        if self.role == Role::Follower && self.leader.is_some_and(|l| l != from) {
+            // Its leader's epoch is over: stop asking it.
+            let b = self.leader_ballot;
+            self.set_leader(None, b);
+        }
+        // Ask at once: these messages come at most once per heartbeat or
+        // election timeout.
+        self.catchup_due = self.now;
         self.maybe_catch_up(from);
     }
 

@@ -224,16 +224,6 @@ fn probe<N: SimNode>(c: &mut PaxosCluster<N>, at: &[NodeId]) -> Result<u64, Viol
     net.min_delay = net.min_delay.min(net.max_delay);
     c.set_net(net).expect("a valid network");
     c.run_for(3 * node.election_timeout + node.lease_duration)?;
-    // A membership change may have made voters of crashed replicas: bring
-    // back enough of them for a majority.
-    let voters = c.membership().voters.clone();
-    for &v in &voters {
-        let up = voters.iter().filter(|&&x| c.is_alive(x)).count();
-        if up > voters.len() / 2 {
-            break;
-        }
-        c.restart(v).expect("a valid node");
-    }
     let bound = 10 * node.election_timeout + 2 * node.lease_duration;
     stable_leader(c, bound)?;
     // Let the backlog of earlier commands drain (with one slot in flight a
@@ -271,16 +261,33 @@ fn probe<N: SimNode>(c: &mut PaxosCluster<N>, at: &[NodeId]) -> Result<u64, Viol
 /// documented at-most-once semantics: clients retry), so probes propose
 /// only then. A healthy cluster must get there within `bound`.
 fn stable_leader<N: SimNode>(c: &mut PaxosCluster<N>, bound: u64) -> Result<(), Violation> {
-    let stable = c.run_until(c.now() + bound, |c| {
-        let l = c.leader();
-        let m = c.membership();
-        l.is_some()
-            && c.status()
-                .iter()
-                .all(|s| !s.alive || s.leader == l || !m.contains(s.id))
-    })?;
-    if stable {
-        return Ok(());
+    let deadline = c.now() + bound;
+    let step = c.config().node.election_timeout;
+    loop {
+        // A membership change (one proposed before the calm) may have made
+        // voters of crashed replicas: bring back enough for a majority.
+        let voters = c.membership().voters.clone();
+        for &v in &voters {
+            let up = voters.iter().filter(|&&x| c.is_alive(x)).count();
+            if up > voters.len() / 2 {
+                break;
+            }
+            c.restart(v).expect("a valid node");
+        }
+        let stable = c.run_until(deadline.min(c.now() + step), |c| {
+            let l = c.leader();
+            let m = c.membership();
+            l.is_some()
+                && c.status()
+                    .iter()
+                    .all(|s| !s.alive || s.leader == l || !m.contains(s.id))
+        })?;
+        if stable {
+            return Ok(());
+        }
+        if c.now() >= deadline {
+            break;
+        }
     }
     Err(Violation::new(
         ViolationKind::Liveness,
