@@ -15,8 +15,8 @@ use pyo3::types::{
     PyType,
 };
 use quorumkit::paxos::{
-    Config, FileIdentity, FileStorage, MembershipChange, MemoryStorage, Node, NodeId, Output, Storage,
-    wire,
+    Config, FileIdentity, FileStorage, MembershipChange, MemoryStorage, Node, NodeId, Output,
+    Storage, wire,
 };
 use quorumkit::sim::{PaxosCluster as SimCluster, SimConfig, Violation};
 
@@ -666,6 +666,10 @@ pub struct PaxosCluster {
 }
 
 impl PaxosCluster {
+    fn change(&self, py: Python<'_>, change: MembershipChange) -> PyResult<()> {
+        guard(py, || lock(&self.sim).change_membership(change))
+    }
+
     fn node_arg(&self, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<NodeId> {
         let i = node_id_arg(obj, what)?;
         let n = lock(&self.sim).len();
@@ -841,7 +845,7 @@ impl PaxosCluster {
         let r = py.detach(|| {
             let mut s = lock(&self.sim);
             let deadline = s.now().saturating_add(within);
-            s.run_until(deadline, |c| c.is_decided_on(&cmd, &c.alive()))
+            s.run_until(deadline, |c| c.is_decided_on(&cmd, &c.live_members()))
         });
         sim(py, r)
     }
@@ -853,10 +857,66 @@ impl PaxosCluster {
         guard(py, || lock(&self.sim).crash(i))
     }
 
-    /// Restarts node ``i`` from its storage.
+    /// Restarts node ``i`` from its storage (a retired node stays down).
     fn restart(&self, py: Python<'_>, i: &Bound<'_, PyAny>) -> PyResult<()> {
         let i = self.node_arg(i, "i")?;
         guard(py, || lock(&self.sim).restart(i))
+    }
+
+    /// Starts a new replica (the next id, returned) that joins the
+    /// cluster, and proposes at the leader to add it as a learner: once the
+    /// change is decided it catches up (by snapshot install if the log was
+    /// compacted) and follows without a vote. ``NotLeaderError`` when no
+    /// node leads; ``InvalidArgumentError`` while another change is under
+    /// way (the new replica is then retired).
+    fn add_learner(&self, py: Python<'_>) -> PyResult<NodeId> {
+        guard(py, || lock(&self.sim).add_learner())
+    }
+
+    /// Proposes at the leader to make learner ``i`` a voter. Refused
+    /// (``InvalidArgumentError``) unless ``i`` is a learner that answered
+    /// the leader within an election timeout, or while another change is
+    /// under way; ``NotLeaderError`` when no node leads.
+    fn promote(&self, py: Python<'_>, i: &Bound<'_, PyAny>) -> PyResult<()> {
+        let i = self.node_arg(i, "i")?;
+        self.change(py, MembershipChange::Promote(i))
+    }
+
+    /// Proposes at the leader to remove voter or learner ``i``; once every
+    /// new voter has the change, ``i`` is shut down for good (retired).
+    /// Refused when it would leave one voter. Errors as ``promote``.
+    fn remove(&self, py: Python<'_>, i: &Bound<'_, PyAny>) -> PyResult<()> {
+        let i = self.node_arg(i, "i")?;
+        self.change(py, MembershipChange::Remove(i))
+    }
+
+    /// Proposes at the leader to give voter ``old``'s vote to learner
+    /// ``new`` in one change (replace a failed replica). Errors as
+    /// ``promote``.
+    fn replace(
+        &self,
+        py: Python<'_>,
+        old: &Bound<'_, PyAny>,
+        new: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let old = self.node_arg(old, "old")?;
+        let new = self.node_arg(new, "new")?;
+        self.change(py, MembershipChange::Replace { old, new })
+    }
+
+    /// The newest membership any node delivered, as ``(epoch, start,
+    /// voters, learners)`` (epoch 0, ids ``0..n`` as voters, until a change).
+    #[getter]
+    fn membership(&self) -> (u64, u64, Vec<NodeId>, Vec<NodeId>) {
+        let sim = lock(&self.sim);
+        let m = sim.membership();
+        (m.epoch, m.start, m.voters.clone(), m.learners.clone())
+    }
+
+    /// Whether node ``i`` was retired (removed, and shut down for good).
+    fn is_retired(&self, i: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let i = self.node_arg(i, "i")?;
+        Ok(lock(&self.sim).is_retired(i))
     }
 
     /// Splits the network into the given groups of node ids (e.g.
@@ -963,6 +1023,9 @@ impl PaxosCluster {
         d.set_item("elections", st.elections)?;
         d.set_item("leader_changes", st.leader_changes)?;
         d.set_item("max_commit", st.max_commit)?;
+        d.set_item("membership_changes", st.membership_changes)?;
+        d.set_item("replicas_added", st.replicas_added)?;
+        d.set_item("replicas_retired", st.replicas_retired)?;
         Ok(d)
     }
 

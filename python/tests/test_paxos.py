@@ -473,3 +473,172 @@ def test_read_index_is_ready_after_a_majority_and_refused_on_a_follower() -> Non
     raises(qk.NotLeaderError, f.read_index, 1, net.now)
     raises(InvalidArgumentError, node.read_index, -1, net.now)
     raises(TypeError, node.read_index, "1", net.now)
+
+
+class MemberNet(Net):
+    """Net with replicas joining and leaving: every node id it started,
+    the memberships each reported."""
+
+    def __init__(self) -> None:
+        self.memberships: dict[int, list[tuple[int, int, list[int], list[int]]]] = {}
+        super().__init__()
+
+    def start(self, i: int) -> None:
+        self.memberships[i] = []
+        super().start(i)
+
+    def join(self, i: int) -> None:
+        self.memberships[i] = []
+        self.nodes[i] = PaxosNode(i, MEMBERS, seed=100 + i, max_batch=4, now=self.now, join=True)
+        self.logs[i] = []
+        self.slots[i] = 0
+        self.drain(i)
+
+    def drain(self, i: int) -> None:
+        node = self.nodes[i]
+        assert node is not None
+        for out in node.poll():
+            if out[0] == "membership":
+                _, epoch, start, voters, learners = out
+                assert start <= self.slots[i], (i, start, self.slots[i])
+                self.memberships[i].append((epoch, start, voters, learners))
+            elif out[0] == "send":
+                _, to, data = out
+                assert to in self.nodes and to != i
+                self.queue.append((i, to, data))
+            elif out[0] == "decided":
+                _, slot, cmds = out
+                assert slot == self.slots[i], (i, slot, self.slots[i])
+                self.slots[i] += 1
+                self.logs[i].extend(cmds)
+            elif out[0] == "snapshot":
+                _, slot, data = out
+                self.logs[i] = decode_state(data)
+                self.slots[i] = slot
+
+    def live(self) -> dict[int, PaxosNode]:
+        return {i: n for i, n in self.nodes.items() if n is not None}
+
+    def epoch_everywhere(self, epoch: int) -> None:
+        self.run_until(lambda: all(n.membership[0] == epoch for n in self.live().values()))
+
+    def any_leader(self) -> int:
+        self.run_until(lambda: any(n.is_leader for n in self.live().values()))
+        # A few heartbeats, so the leader has heard from every learner.
+        until = self.now + 0.2
+        self.run_until(lambda: self.now >= until)
+        return max((n.ballot, i) for i, n in self.live().items() if n.is_leader)[1]
+
+
+def test_membership_on_nodes_learner_promote_replace_remove() -> None:
+    net = MemberNet()
+    leader = net.any_leader()
+    for k in range(5):
+        net.propose(leader, b"m%d" % k)
+    net.run_until(lambda: all(len(net.logs[i]) >= 5 for i in MEMBERS))
+    net.join(4)
+    n4 = net.nodes[4]
+    assert n4 is not None and not n4.is_voter
+    assert n4.membership == (0, 0, MEMBERS, [])
+    lead = net.nodes[leader]
+    assert lead is not None
+    follower = next(i for i in MEMBERS if i != leader)
+    f = net.nodes[follower]
+    assert f is not None
+    # Refused, nothing changes.
+    raises(InvalidArgumentError, lead.promote, 4, net.now)  # not a learner
+    raises(InvalidArgumentError, lead.remove, 9, net.now)  # unknown
+    raises(InvalidArgumentError, lead.add_learner, follower, net.now)  # a member
+    raises(InvalidArgumentError, lead.replace, 9, 4, net.now)
+    raises(qk.NotLeaderError, f.add_learner, 4, net.now)
+    raises(TypeError, lead.add_learner, "4", net.now)
+    raises(InvalidArgumentError, lead.add_learner, -1, net.now)
+    raises(InvalidArgumentError, lead.propose, b"\xffqk-cfg\x01" + b"forged", net.now)
+    assert lead.membership[0] == 0
+    lead.add_learner(4, net.now)
+    net.drain(leader)
+    raises(InvalidArgumentError, lead.add_learner, 5, net.now)  # one at a time
+    net.epoch_everywhere(1)
+    assert n4.learners == [4] and n4.members == MEMBERS and not n4.is_voter
+    net.run_until(lambda: net.logs[4] == net.logs[leader])
+    assert net.logs[4][:5] == [b"m%d" % k for k in range(5)]
+    # Promote: four voters.
+    leader = net.any_leader()
+    lead = net.nodes[leader]
+    assert lead is not None
+    lead.promote(4, net.now)
+    net.drain(leader)
+    net.epoch_everywhere(2)
+    for n in net.live().values():
+        assert n.members == [1, 2, 3, 4] and n.learners == []
+    assert n4.is_voter
+    # Every replica reported the same memberships, in order, after the
+    # change's slot (decided as a no-op).
+    assert [m[0] for m in net.memberships[1]] == [1, 2]
+    assert net.memberships[1] == net.memberships[4]
+    # A voter fails for good; a new replica takes its place.
+    leader = net.any_leader()
+    dead = next(i for i in MEMBERS if i != leader)
+    net.crash(dead)
+    net.join(5)
+    lead = net.nodes[leader]
+    assert lead is not None
+    lead.add_learner(5, net.now)
+    net.drain(leader)
+    net.epoch_everywhere(3)
+    net.run_until(lambda: len(net.logs[5]) >= 5)
+    leader = net.any_leader()
+    lead = net.nodes[leader]
+    assert lead is not None
+    lead.replace(dead, 5, net.now)
+    net.drain(leader)
+    net.epoch_everywhere(4)
+    voters = sorted(lead.members)
+    assert dead not in voters and 5 in voters and len(voters) == 4
+    # Down to three, then the cluster still decides.
+    leader = net.any_leader()
+    lead = net.nodes[leader]
+    assert lead is not None
+    gone = next(v for v in lead.members if v != leader)
+    lead.remove(gone, net.now)
+    net.drain(leader)
+    net.run_until(lambda: all(n.membership[0] == 5 for i, n in net.live().items() if i != gone))
+    leader = net.any_leader()
+    net.propose(leader, b"after")
+    net.run_until(lambda: all(net.logs[i][-1:] == [b"after"] for i in net.live() if i != gone))
+    logs = [net.logs[i] for i in net.live() if i != gone]
+    assert all(log == logs[0] for log in logs)
+
+
+def test_membership_on_the_simulated_cluster() -> None:
+    c = PaxosCluster(3, seed=5)
+    assert c.membership == (0, 0, [0, 1, 2], [])
+    assert c.run_until(lambda cl: cl.leader() is not None, timeout=5.0)
+    c.propose(b"before")
+    assert c.run_until_decided(b"before")
+    new = c.add_learner()
+    assert new == 3 and len(c) == 4
+    raises(InvalidArgumentError, c.promote, 1)  # a voter, not a learner
+    raises(InvalidArgumentError, c.promote, 99)  # no such node
+    raises(InvalidArgumentError, c.remove, 99)
+    raises(TypeError, c.promote, "3")
+    assert c.run_until(lambda cl: cl.membership[0] == 1, timeout=5.0)
+    assert c.membership[3] == [3]
+    c.run_for(0.5)
+    assert c.decided(3)[:1] == [b"before"]
+    c.promote(3)
+    assert c.run_until(lambda cl: cl.membership[0] == 2, timeout=5.0)
+    assert sorted(c.membership[2]) == [0, 1, 2, 3]
+    # The new epoch elects its leader.
+    assert c.run_until(lambda cl: cl.leader() is not None, timeout=5.0)
+    victim = next(i for i in range(3) if i != c.leader())
+    c.remove(victim)
+    assert c.run_until(lambda cl: cl.is_retired(victim), timeout=5.0)
+    assert victim not in c.membership[2]
+    c.restart(victim)  # a retired node stays down
+    assert not c.status()["nodes"][victim]["alive"]
+    c.propose(b"after")
+    assert c.run_until_decided(b"after")
+    c.check()
+    s = c.stats()
+    assert s["membership_changes"] == 3 and s["replicas_added"] == 1 and s["replicas_retired"] == 1

@@ -276,7 +276,10 @@ fn new_node(
     start_node(Node::new(config, storage, now_ns)?, out)
 }
 
-fn start_node(node: Node<Box<dyn Storage + Send + Sync>>, out: Out<*mut qk_paxos_node>) -> FfiResult {
+fn start_node(
+    node: Node<Box<dyn Storage + Send + Sync>>,
+    out: Out<*mut qk_paxos_node>,
+) -> FfiResult {
     hand_out(
         out,
         qk_paxos_node {
@@ -454,7 +457,10 @@ pub unsafe extern "C" fn qk_paxos_node_change_membership(
             QK_PAXOS_ADD_LEARNER => MembershipChange::AddLearner(id),
             QK_PAXOS_PROMOTE => MembershipChange::Promote(id),
             QK_PAXOS_REMOVE => MembershipChange::Remove(id),
-            QK_PAXOS_REPLACE => MembershipChange::Replace { old: id, new: other },
+            QK_PAXOS_REPLACE => MembershipChange::Replace {
+                old: id,
+                new: other,
+            },
             other => {
                 return Err(Failure::invalid(format!(
                     "kind {other} is not a QK_PAXOS_ADD_LEARNER, PROMOTE, REMOVE or REPLACE"

@@ -234,7 +234,8 @@ pub fn parse_change(batch: &Batch) -> Option<(Vec<NodeId>, Vec<NodeId>)> {
     if batch.len() != 1 || !is_reserved(&batch[0]) {
         return None;
     }
-    let (voters, learners) = super::wire::decode_node_lists(&batch[0][CHANGE_MAGIC.len()..]).ok()?;
+    let (voters, learners) =
+        super::wire::decode_node_lists(&batch[0][CHANGE_MAGIC.len()..]).ok()?;
     Membership::validate_sets(&voters, &learners).ok()?;
     Some((voters, learners))
 }

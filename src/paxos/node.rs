@@ -1455,7 +1455,12 @@ impl<S: Storage> Node<S> {
     /// The change in `slot` was delivered: the epoch ends there. Values
     /// held after it are void; the old epoch's replicas hear that `slot`
     /// is chosen (from its leader), then the new epoch elects a leader.
-    fn enter_epoch(&mut self, slot: Slot, voters: Vec<NodeId>, learners: Vec<NodeId>) -> Result<()> {
+    fn enter_epoch(
+        &mut self,
+        slot: Slot,
+        voters: Vec<NodeId>,
+        learners: Vec<NodeId>,
+    ) -> Result<()> {
         let next = self.membership.next(slot, voters, learners);
         let was_leader = self.role == Role::Leader;
         let old_peers: Vec<NodeId> = self.membership.peers().collect();

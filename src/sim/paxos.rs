@@ -121,7 +121,9 @@ pub trait SimNode: Sized {
     /// replica without them refuses.
     fn change_membership(&mut self, change: MembershipChange, now: u64) -> Result<()> {
         let _ = (change, now);
-        Err(Error::invalid("this replica does not change its membership"))
+        Err(Error::invalid(
+            "this replica does not change its membership",
+        ))
     }
 }
 
@@ -758,7 +760,9 @@ impl<N: SimNode> PaxosCluster<N> {
             return Err(Error::NotLeader { leader: None });
         }
         if self.replicas.len() >= 64 {
-            return Err(Error::invalid("a simulated cluster has at most 64 replicas"));
+            return Err(Error::invalid(
+                "a simulated cluster has at most 64 replicas",
+            ));
         }
         let id = self.replicas.len() as NodeId;
         // Its clock from a generator of its own: the cluster's draws stay.
@@ -803,10 +807,15 @@ impl<N: SimNode> PaxosCluster<N> {
             return Err(Error::NotLeader { leader: None });
         };
         let local = self.local_time(leader);
-        let node = self.replicas[leader as usize].node.as_mut().expect("the leader runs");
+        let node = self.replicas[leader as usize]
+            .node
+            .as_mut()
+            .expect("the leader runs");
         let r = node.change_membership(change, local);
         if r.is_ok() {
-            self.note(16, leader as u64, 0, || format!("change {change:?} at node {leader}"));
+            self.note(16, leader as u64, 0, || {
+                format!("change {change:?} at node {leader}")
+            });
         }
         self.drain(leader);
         r
@@ -997,7 +1006,15 @@ impl<N: SimNode> PaxosCluster<N> {
         within: u64,
     ) -> std::result::Result<bool, Violation> {
         let deadline = self.now.saturating_add(within);
-        self.run_until(deadline, |c| c.is_decided_on(command, &c.alive()))
+        self.run_until(deadline, |c| c.is_decided_on(command, &c.live_members()))
+    }
+
+    /// The running replicas of the newest membership (voters and learners).
+    pub fn live_members(&self) -> Vec<NodeId> {
+        self.alive()
+            .into_iter()
+            .filter(|&i| self.membership.contains(i))
+            .collect()
     }
 
     /// Counters so far.
@@ -1033,11 +1050,7 @@ impl<N: SimNode> PaxosCluster<N> {
     /// so does a network setting that loses messages (a node does not
     /// retry a lost `Forward`).
     pub fn expect_decided(&mut self, command: Command, within: u64) {
-        let nodes: Vec<NodeId> = self
-            .alive()
-            .into_iter()
-            .filter(|&i| self.membership.contains(i))
-            .collect();
+        let nodes = self.live_members();
         self.stats.liveness_checks += 1;
         self.checkers
             .liveness

@@ -425,11 +425,8 @@ fn drive<N: SimNode>(
             _ => {
                 // A majority of the voters up.
                 let voters = c.membership().voters.clone();
-                let mut down: Vec<NodeId> = voters
-                    .iter()
-                    .copied()
-                    .filter(|&i| !c.is_alive(i))
-                    .collect();
+                let mut down: Vec<NodeId> =
+                    voters.iter().copied().filter(|&i| !c.is_alive(i)).collect();
                 while voters.len() - down.len() <= voters.len() / 2 {
                     let k = rng.below(down.len() as u64) as usize;
                     c.restart(down.swap_remove(k)).expect("a valid node");

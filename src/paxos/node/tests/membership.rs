@@ -42,7 +42,11 @@ impl Cluster {
                 .iter()
                 .all(|&i| c.node(i).membership().epoch == epoch)
         });
-        assert!(ok, "not every node reached epoch {epoch}: {:?}", self.epochs());
+        assert!(
+            ok,
+            "not every node reached epoch {epoch}: {:?}",
+            self.epochs()
+        );
     }
 
     fn epochs(&self) -> Vec<Option<u64>> {
@@ -82,7 +86,12 @@ impl Cluster {
                 }
             }
         }
-        assert!(ok, "node {} did not deliver commands {first}..{}", i + 1, first + k);
+        assert!(
+            ok,
+            "node {} did not deliver commands {first}..{}",
+            i + 1,
+            first + k
+        );
     }
 }
 
@@ -206,7 +215,12 @@ fn dangerous_or_malformed_changes_are_refused_and_change_nothing() {
     c.change(l, MembershipChange::Remove(gone)).unwrap();
     c.settle(2);
     let l = c.elect();
-    let other = *c.node(l).members().iter().find(|&&v| v != l as NodeId + 1).unwrap();
+    let other = *c
+        .node(l)
+        .members()
+        .iter()
+        .find(|&&v| v != l as NodeId + 1)
+        .unwrap();
     let e = c.change(l, MembershipChange::Remove(other)).unwrap_err();
     assert!(e.to_string().contains("2-voter"), "{e}");
     assert_eq!(c.node(l).membership().epoch, 2);
@@ -331,16 +345,23 @@ fn a_cut_off_replica_of_the_old_epoch_catches_up_and_cannot_decide_alone() {
     let l = c.elect();
     let cut = (0..3).find(|&i| i != l).unwrap();
     let cut_id = cut as NodeId + 1;
-    c.drop = Some(Box::new(move |e: &Envelope| e.to == cut_id || e.from == cut_id));
+    c.drop = Some(Box::new(move |e: &Envelope| {
+        e.to == cut_id || e.from == cut_id
+    }));
     let d = c.add_node(l);
     c.change(l, MembershipChange::AddLearner(4)).unwrap();
-    assert!(c.run_until(5000, |c| c.node(l).membership().epoch == 1
-        || c.leader().is_some_and(|x| c.node(x).membership().epoch == 1)));
+    assert!(c.run_until(5000, |c| {
+        c.node(l).membership().epoch == 1
+            || c.leader()
+                .is_some_and(|x| c.node(x).membership().epoch == 1)
+    }));
     let l = c.elect();
     c.change(l, MembershipChange::Promote(4)).unwrap();
-    assert!(c.run_until(5000, |c| (0..4)
-        .filter(|&i| i != cut)
-        .all(|i| c.node(i).membership().epoch == 2)));
+    assert!(c.run_until(5000, |c| {
+        (0..4)
+            .filter(|&i| i != cut)
+            .all(|i| c.node(i).membership().epoch == 2)
+    }));
     c.decide_at(d, 5, 5);
     // The cut-off node is two epochs behind; it stood for election over
     // and over meanwhile and decided nothing new.
@@ -359,10 +380,18 @@ fn old_epoch_ballots_are_refused_with_the_new_floor() {
     c.add_node(l);
     c.change(l, MembershipChange::AddLearner(4)).unwrap();
     c.settle(1);
-    let f = (0..3).find(|&i| c.node(i).is_voter() && !c.node(i).is_leader()).unwrap();
+    let f = (0..3)
+        .find(|&i| c.node(i).is_voter() && !c.node(i).is_leader())
+        .unwrap();
     let now = c.now;
     assert_eq!(Ballot::new(1_000, 1).epoch(), 0);
-    let other = c.node(f).members().iter().copied().find(|&v| v != f as NodeId + 1).unwrap();
+    let other = c
+        .node(f)
+        .members()
+        .iter()
+        .copied()
+        .find(|&v| v != f as NodeId + 1)
+        .unwrap();
     let node = c.nodes[f].as_mut().unwrap();
     assert!(node.promised().epoch() >= 1);
     let old = Ballot::new(1_000, other);
@@ -378,10 +407,13 @@ fn old_epoch_ballots_are_refused_with_the_new_floor() {
     )
     .unwrap();
     let outs = outputs(node);
-    assert!(node.accepted(100).is_none(), "an old epoch's accept is void");
-    let nack = sends(&outs).into_iter().any(|m| {
-        matches!(m, Message::Nack { promised, .. } if promised.epoch() >= 1)
-    });
+    assert!(
+        node.accepted(100).is_none(),
+        "an old epoch's accept is void"
+    );
+    let nack = sends(&outs)
+        .into_iter()
+        .any(|m| matches!(m, Message::Nack { promised, .. } if promised.epoch() >= 1));
     assert!(nack, "{outs:?}");
     // A ballot of a far epoch does not make it promise either.
     let far = Ballot::new((9 << EPOCH_SHIFT) + 1, other);
@@ -523,7 +555,9 @@ fn random_run(seed: u64) {
 
 #[test]
 fn debug_seed() {
-    let Ok(seed) = std::env::var("QK_DEBUG_SEED") else { return };
+    let Ok(seed) = std::env::var("QK_DEBUG_SEED") else {
+        return;
+    };
     let seed: u64 = seed.parse().unwrap();
     let r = std::panic::catch_unwind(|| random_run(seed));
     let _ = r;
