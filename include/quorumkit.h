@@ -32,6 +32,21 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
+ * Ballot rounds carry the epoch above this many bits.
+ */
+#define EPOCH_SHIFT 40
+
+/**
+ * The round bits within an epoch.
+ */
+#define ROUND_MASK ((1 << EPOCH_SHIFT) - 1)
+
+/**
+ * The most replicas (voters and learners together) a membership holds.
+ */
+#define MAX_MEMBERS 64
+
+/**
  * How many bytes `qk_error.message` holds, its terminating NUL included.
  * Longer messages are cut at a UTF-8 character boundary.
  */
@@ -104,6 +119,39 @@
  * — the node lost the leadership first: ask the new leader.
  */
 #define QK_PAXOS_OUTPUT_READ_INDEX 5
+
+/**
+ * `qk_paxos_output.kind`: a membership change was delivered (or, after a
+ * restart or a snapshot install, the membership the node holds): epoch
+ * `index` decides every slot from `slot` on. `data` points to `data_len`
+ * bytes holding `data_len / 4` `uint32_t` ids (aligned for `uint32_t`):
+ * the first `count` are the voters, the rest the learners. The DECIDED
+ * output of the change's slot (just before) has no commands. A node that
+ * is in neither list takes no further part and may be shut down.
+ */
+#define QK_PAXOS_OUTPUT_MEMBERSHIP 6
+
+/**
+ * `qk_paxos_node_change_membership()`: add `id` as a learner (it receives
+ * the log and catches up, without a vote).
+ */
+#define QK_PAXOS_ADD_LEARNER 0
+
+/**
+ * `qk_paxos_node_change_membership()`: make the learner `id` a voter.
+ */
+#define QK_PAXOS_PROMOTE 1
+
+/**
+ * `qk_paxos_node_change_membership()`: remove the voter or learner `id`.
+ */
+#define QK_PAXOS_REMOVE 2
+
+/**
+ * `qk_paxos_node_change_membership()`: give the voter `id`'s vote to the
+ * learner `other` (replace a failed replica) in one change.
+ */
+#define QK_PAXOS_REPLACE 3
 
 /**
  * The most replicas a cluster may have (the length of
@@ -4502,6 +4550,87 @@ qk_status qk_paxos_node_new_file(const qk_paxos_config *config,
                                  uint64_t now_ns,
                                  qk_paxos_node **node_out,
                                  qk_error *err);
+
+/**
+ * Creates a replica that joins a running cluster, as
+ * `qk_paxos_node_new_memory()` (`join_file` false) or
+ * `qk_paxos_node_new_file()` (`path` non-NULL); `config->members` names
+ * the cluster's voters as the operator knows them and need not include
+ * `config->id`. The node takes no part until a leader adds it with
+ * `qk_paxos_node_change_membership(QK_PAXOS_ADD_LEARNER)`; it then
+ * catches up (by snapshot install if the log was compacted) and follows
+ * as a learner until promoted. Restart such a node (from its file) with
+ * this function too.
+ *
+ * Ownership: the caller owns the node; free it with `qk_paxos_node_free()`.
+ *
+ * Errors: as `qk_paxos_node_new_file()`, except that `id` need not be a
+ * member.
+ *
+ * Thread safety: thread-safe (uses no shared handle).
+ *
+ * # Safety
+ * `config` is NULL or a readable config; `path` is NULL (memory storage)
+ * or a NUL-terminated string; `node_out` is NULL or writable.
+ */
+qk_status qk_paxos_node_join(const qk_paxos_config *config,
+                             const char *path,
+                             uint64_t now_ns,
+                             qk_paxos_node **node_out,
+                             qk_error *err);
+
+/**
+ * Proposes a membership change at the leader: `kind` is
+ * `QK_PAXOS_ADD_LEARNER`, `QK_PAXOS_PROMOTE` or `QK_PAXOS_REMOVE` of
+ * replica `id` (`other` ignored), or `QK_PAXOS_REPLACE`: the voter `id`'s
+ * vote goes to the learner `other`. The change takes a slot of its own;
+ * when it is delivered every replica hands out a MEMBERSHIP output and
+ * the new voters elect a leader (the old one stands at once if it still
+ * votes). Commands proposed meanwhile wait; none is lost.
+ *
+ * Errors (nothing changes): `QK_ERR_NULL_ARG`; `QK_ERR_NOT_LEADER` on a
+ * follower; `QK_ERR_INVALID_ARG` for an unknown `kind`, a change while
+ * another is under way, a replica that is unknown (remove, replace), already
+ * a member (add), not a learner (promote, replace's `other`), a removal
+ * that would leave one voter, or more than `QK_PAXOS_MAX_MEMBERS` replicas;
+ * `QK_ERR_STORAGE` (the node is stopped).
+ *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+ *
+ * # Safety
+ * `node` is NULL or a live node.
+ */
+qk_status qk_paxos_node_change_membership(qk_paxos_node *node,
+                                          uint32_t kind,
+                                          uint32_t id,
+                                          uint32_t other,
+                                          uint64_t now_ns,
+                                          qk_error *err);
+
+/**
+ * Stores the current membership: its epoch in `*epoch_out` (0 until the
+ * first change), the first slot it decides in `*start_out`, the voters
+ * then the learners in `ids_out` (room for `ids_cap` ids; NULL with 0 to
+ * ask the size), how many voters in `*voters_len_out` and how many ids in
+ * all in `*ids_len_out`.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_BUFFER_TOO_SMALL` when `ids_cap` is
+ * below the count (the counts are stored; nothing is written to `ids_out`).
+ *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+ *
+ * # Safety
+ * `node` is NULL or a live node; `ids_out` is NULL or has room for
+ * `ids_cap` ids; the other outputs are NULL or writable.
+ */
+qk_status qk_paxos_node_membership(const qk_paxos_node *node,
+                                   uint64_t *epoch_out,
+                                   uint64_t *start_out,
+                                   uint32_t *ids_out,
+                                   size_t ids_cap,
+                                   size_t *voters_len_out,
+                                   size_t *ids_len_out,
+                                   qk_error *err);
 
 /**
  * Frees a node (its file, if any, stays). NULL is a no-op.

@@ -362,7 +362,8 @@ static void test_paxos_cluster(void) {
 static void test_paxos_errors(void) {
     CHECK(QK_PAXOS_OUTPUT_SEND == 0 && QK_PAXOS_OUTPUT_DECIDED == 1 &&
           QK_PAXOS_OUTPUT_PERSISTED == 2 && QK_PAXOS_OUTPUT_LEADER_CHANGED == 3 &&
-          QK_PAXOS_OUTPUT_SNAPSHOT == 4 && QK_PAXOS_OUTPUT_READ_INDEX == 5);
+          QK_PAXOS_OUTPUT_SNAPSHOT == 4 && QK_PAXOS_OUTPUT_READ_INDEX == 5 &&
+          QK_PAXOS_OUTPUT_MEMBERSHIP == 6);
     qk_paxos_config cfg;
     CHECK_ERR(qk_paxos_config_init(1, MEMBERS, NODES, NULL, NULL), QK_ERR_NULL_ARG);
     CHECK_ERR(qk_paxos_config_init(1, NULL, NODES, &cfg, NULL), QK_ERR_NULL_ARG);
@@ -720,9 +721,194 @@ static void test_paxos_compaction(void) {
     unlink(path);
 }
 
+/* Membership through the C API: a lone voter adds a joining replica as a
+ * learner, which catches up, is promoted and votes; every refusal is a
+ * status code and changes nothing. A tiny network of two nodes: packets
+ * copied into a queue, a fake clock moved to the earliest deadline. */
+typedef struct {
+    qk_paxos_node *node[2];
+    uint32_t id[2];
+    uint64_t now;
+    packet queue[4096];
+    size_t queue_len;
+    uint64_t decided[2];
+    uint64_t epoch[2];
+    uint32_t ids[2][8];
+    uint64_t voters[2], ids_len[2];
+} pair;
+
+static void pair_drain(pair *p, int i) {
+    qk_paxos_output o;
+    uint8_t has = true;
+    for (;;) {
+        CHECK_OK(qk_paxos_node_poll(p->node[i], &o, &has, NULL));
+        if (!has) return;
+        if (o.kind == QK_PAXOS_OUTPUT_SEND) {
+            REQUIRE(p->queue_len < 4096);
+            uint8_t *copy = malloc(o.data_len ? o.data_len : 1);
+            REQUIRE(copy != NULL);
+            memcpy(copy, o.data, o.data_len);
+            p->queue[p->queue_len++] = (packet){p->id[i], o.to, copy, o.data_len};
+        } else if (o.kind == QK_PAXOS_OUTPUT_DECIDED && o.index + 1 >= o.count) {
+            CHECK(o.slot == p->decided[i]);
+            p->decided[i] = o.slot + 1;
+        } else if (o.kind == QK_PAXOS_OUTPUT_MEMBERSHIP) {
+            /* Epoch in index, first slot in slot, voters then learners. */
+            CHECK(o.index > p->epoch[i]);
+            CHECK(o.slot == p->decided[i]);
+            CHECK(o.data_len % 4 == 0 && o.data_len / 4 <= 8 && o.count <= o.data_len / 4);
+            p->epoch[i] = o.index;
+            p->voters[i] = o.count;
+            p->ids_len[i] = o.data_len / 4;
+            memcpy(p->ids[i], o.data, o.data_len);
+        }
+    }
+}
+
+static void pair_step(pair *p) {
+    while (p->queue_len > 0) {
+        packet k = p->queue[0];
+        memmove(p->queue, p->queue + 1, (p->queue_len - 1) * sizeof(packet));
+        p->queue_len--;
+        int to = k.to == p->id[0] ? 0 : k.to == p->id[1] ? 1 : -1;
+        if (to >= 0) {
+            CHECK_OK(qk_paxos_node_step(p->node[to], k.from, k.bytes, k.len, p->now, NULL));
+            pair_drain(p, to);
+        }
+        free(k.bytes);
+    }
+    uint64_t d0, d1;
+    CHECK_OK(qk_paxos_node_next_deadline(p->node[0], &d0, NULL));
+    CHECK_OK(qk_paxos_node_next_deadline(p->node[1], &d1, NULL));
+    uint64_t d = d0 < d1 ? d0 : d1;
+    p->now = d > p->now ? d : p->now + MS;
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(qk_paxos_node_tick(p->node[i], p->now, NULL));
+        pair_drain(p, i);
+    }
+}
+
+static void test_paxos_membership(void) {
+    static const uint32_t one[1] = {1};
+    pair p;
+    memset(&p, 0, sizeof p);
+    p.id[0] = 1;
+    p.id[1] = 2;
+    qk_paxos_config cfg;
+    CHECK_OK(qk_paxos_config_init(1, one, 1, &cfg, NULL));
+    cfg.heartbeat_interval_ns = 10 * MS;
+    cfg.election_timeout_ns = 100 * MS;
+    cfg.lease_duration_ns = 0;
+    cfg.max_clock_drift_ns = 0;
+    CHECK_OK(qk_paxos_node_new_memory(&cfg, 0, &p.node[0], NULL));
+    decide_alone(p.node[0], &p.now, 3);
+    pair_drain(&p, 0);
+    CHECK_OK(qk_paxos_node_commit_index(p.node[0], &p.decided[0], NULL));
+
+    /* The joiner: its config names the cluster's voters, not itself. */
+    qk_paxos_config jcfg = cfg;
+    jcfg.id = 2;
+    qk_paxos_node *bad = (qk_paxos_node *)0x1;
+    CHECK_ERR(qk_paxos_node_new_memory(&jcfg, 0, &bad, NULL), QK_ERR_INVALID_ARG);
+    CHECK(strstr(qk_last_error_message(), "join") != NULL);
+    CHECK_ERR(qk_paxos_node_join(NULL, NULL, 0, &bad, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_join(&jcfg, NULL, 0, NULL, NULL), QK_ERR_NULL_ARG);
+    qk_paxos_config empty = jcfg;
+    empty.members_len = 0;
+    CHECK_ERR(qk_paxos_node_join(&empty, NULL, 0, &bad, NULL), QK_ERR_INVALID_ARG);
+    CHECK(bad == (qk_paxos_node *)0x1);
+    CHECK_OK(qk_paxos_node_join(&jcfg, NULL, p.now, &p.node[1], NULL));
+
+    /* Refusals: nothing changes. */
+    qk_paxos_node *lead = p.node[0];
+    CHECK_ERR(qk_paxos_node_change_membership(NULL, QK_PAXOS_ADD_LEARNER, 2, 0, p.now, NULL),
+              QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_change_membership(lead, 77, 2, 0, p.now, NULL), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_paxos_node_change_membership(lead, QK_PAXOS_PROMOTE, 2, 0, p.now, NULL),
+              QK_ERR_INVALID_ARG);
+    CHECK(strstr(qk_last_error_message(), "not a learner") != NULL);
+    CHECK_ERR(qk_paxos_node_change_membership(lead, QK_PAXOS_REMOVE, 9, 0, p.now, NULL),
+              QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_paxos_node_change_membership(lead, QK_PAXOS_REMOVE, 1, 0, p.now, NULL),
+              QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_paxos_node_change_membership(lead, QK_PAXOS_ADD_LEARNER, 1, 0, p.now, NULL),
+              QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_paxos_node_change_membership(p.node[1], QK_PAXOS_ADD_LEARNER, 3, 0, p.now, NULL),
+              QK_ERR_NOT_LEADER);
+    CHECK_ERR(qk_paxos_node_propose(lead, (const uint8_t *)"\xffqk-cfg\x01x", 9, p.now, NULL),
+              QK_ERR_INVALID_ARG);
+
+    /* Add the learner: it catches up and reports epoch 1. */
+    CHECK_OK(qk_paxos_node_change_membership(lead, QK_PAXOS_ADD_LEARNER, 2, 0, p.now, NULL));
+    pair_drain(&p, 0);
+    /* A lone voter decides the change at once and ends its epoch: it leads
+     * no more until it stands again in the new one. */
+    CHECK_ERR(qk_paxos_node_change_membership(lead, QK_PAXOS_ADD_LEARNER, 3, 0, p.now, NULL),
+              QK_ERR_NOT_LEADER);
+    CHECK(p.epoch[0] == 1);
+    for (int k = 0; k < 2000 && !(p.epoch[1] == 1 && p.decided[1] == p.decided[0]); k++)
+        pair_step(&p);
+    CHECK(p.epoch[0] == 1 && p.epoch[1] == 1);
+    CHECK(p.voters[1] == 1 && p.ids_len[1] == 2 && p.ids[1][0] == 1 && p.ids[1][1] == 2);
+    CHECK(p.decided[1] == p.decided[0] && p.decided[1] >= 4);
+
+    uint64_t epoch = 0, start = 0;
+    size_t nv = 0, nids = 0;
+    uint32_t ids[4] = {0};
+    CHECK_ERR(qk_paxos_node_membership(p.node[1], &epoch, &start, ids, 1, &nv, &nids, NULL),
+              QK_ERR_BUFFER_TOO_SMALL);
+    CHECK(nids == 2 && nv == 1 && epoch == 1);
+    CHECK_ERR(qk_paxos_node_membership(p.node[1], &epoch, &start, NULL, 4, &nv, &nids, NULL),
+              QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_membership(NULL, &epoch, &start, ids, 4, &nv, &nids, NULL),
+              QK_ERR_NULL_ARG);
+    CHECK_OK(qk_paxos_node_membership(p.node[1], &epoch, &start, ids, 4, &nv, &nids, NULL));
+    CHECK(epoch == 1 && start >= 4 && start <= p.decided[0] && nv == 1);
+    CHECK(ids[0] == 1 && ids[1] == 2);
+
+    /* Let the leader hear the learner, then promote it: two voters. */
+    for (int k = 0; k < 30; k++) pair_step(&p);
+    uint8_t is_leader = false;
+    int l = -1;
+    for (int k = 0; k < 2000 && l < 0; k++) {
+        for (int i = 0; i < 2 && l < 0; i++) {
+            CHECK_OK(qk_paxos_node_is_leader(p.node[i], &is_leader, NULL));
+            if (is_leader) l = i;
+        }
+        if (l < 0) pair_step(&p);
+    }
+    REQUIRE(l >= 0);
+    CHECK_OK(qk_paxos_node_change_membership(p.node[l], QK_PAXOS_PROMOTE, 2, 0, p.now, NULL));
+    pair_drain(&p, l);
+    for (int k = 0; k < 4000 && !(p.epoch[0] == 2 && p.epoch[1] == 2); k++) pair_step(&p);
+    CHECK(p.epoch[0] == 2 && p.epoch[1] == 2);
+    CHECK(p.voters[0] == 2 && p.voters[1] == 2 && p.ids_len[1] == 2);
+
+    /* Both vote now: a command proposed at either is decided by both. */
+    uint64_t before = p.decided[0];
+    for (int k = 0; k < 4000 && p.decided[1] <= before; k++) {
+        if (k == 200) CHECK_OK(qk_paxos_node_propose(p.node[1], KEY("two"), p.now, NULL));
+        pair_step(&p);
+    }
+    for (int k = 0; k < 400 && p.decided[0] != p.decided[1]; k++) pair_step(&p);
+    CHECK(p.decided[1] > before && p.decided[0] == p.decided[1]);
+    /* Two voters: removing one is refused. */
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(qk_paxos_node_is_leader(p.node[i], &is_leader, NULL));
+        if (is_leader)
+            CHECK_ERR(qk_paxos_node_change_membership(p.node[i], QK_PAXOS_REMOVE, p.id[1 - i], 0,
+                                                      p.now, NULL),
+                      QK_ERR_INVALID_ARG);
+    }
+    for (size_t k = 0; k < p.queue_len; k++) free(p.queue[k].bytes);
+    qk_paxos_node_free(p.node[0]);
+    qk_paxos_node_free(p.node[1]);
+}
+
 void test_paxos(void) {
     test_paxos_errors();
     test_paxos_cluster();
     test_paxos_storage_safety();
     test_paxos_compaction();
+    test_paxos_membership();
 }
