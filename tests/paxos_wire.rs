@@ -16,7 +16,7 @@ use quorumkit::paxos::wire::{
     WIRE_VERSION, decode, decode_envelope, decode_record, decode_single, encode, encode_envelope,
     encode_record, encode_single, encode_to_vec,
 };
-use quorumkit::paxos::{AcceptedEntry, Ballot, Batch, Envelope, Message, Record};
+use quorumkit::paxos::{AcceptedEntry, Ballot, Batch, Envelope, Membership, Message, Record};
 
 // ------------------------------------------------ allocation accounting
 // Counts, per thread, the bytes live and the peak during a decode, so the
@@ -364,6 +364,12 @@ fn every_record() -> Vec<Record> {
             batch: vec![vec![1; 200]],
         },
         Record::Commit { commit: 11 },
+        Record::Membership(Membership {
+            epoch: u64::MAX,
+            start: 0,
+            voters: vec![u32::MAX],
+            learners: vec![],
+        }),
     ]
 }
 
@@ -587,6 +593,15 @@ fn golden_bytes_pin_the_format() {
                 data: std::sync::Arc::new(b"st".to_vec()),
             },
             vec![0x01, 0x24, 0x03, 0x02, 0x73, 0x74],
+        ),
+        (
+            Record::Membership(Membership {
+                epoch: 1,
+                start: 7,
+                voters: vec![1, 2],
+                learners: vec![3],
+            }),
+            vec![0x01, 0x25, 0x01, 0x07, 0x02, 0x01, 0x02, 0x01, 0x03],
         ),
     ];
     for (r, want) in &records {
@@ -942,7 +957,7 @@ fn the_examples_in_wire_md_decode() {
                 encode_envelope(&decode_envelope(&bytes).unwrap(), &mut b);
                 b
             }
-            0x20..=0x24 => {
+            0x20..=0x25 => {
                 let mut b = Vec::new();
                 encode_record(&decode_record(&bytes).unwrap(), &mut b);
                 b
@@ -952,7 +967,7 @@ fn the_examples_in_wire_md_decode() {
         assert_eq!(again, bytes, "{line}");
         seen += 1;
     }
-    assert_eq!(seen, 26);
+    assert_eq!(seen, 27);
 }
 
 /// Writes the fuzzing seed corpus of the Paxos wire target (every message
@@ -991,4 +1006,31 @@ fn write_fuzz_seeds() {
         encode_record(&r, &mut out);
         put(2, out);
     }
+}
+
+/// The membership change value and membership encoding of docs/WIRE.md
+/// section 10.
+#[test]
+fn membership_change_values_are_pinned() {
+    let v = quorumkit::paxos::membership::change_value(&[1, 2, 3], &[4]);
+    assert_eq!(
+        v,
+        vec![vec![
+            0xFF, 0x71, 0x6B, 0x2D, 0x63, 0x66, 0x67, 0x01, 0x03, 0x01, 0x02, 0x03, 0x01, 0x04
+        ]]
+    );
+    assert_eq!(
+        quorumkit::paxos::membership::parse_change(&v),
+        Some((vec![1, 2, 3], vec![4]))
+    );
+    let m = Membership::initial(vec![1]);
+    assert_eq!(
+        quorumkit::paxos::wire::encode_membership(&m),
+        vec![0x00, 0x00, 0x01, 0x01, 0x00]
+    );
+    assert_eq!(
+        quorumkit::paxos::wire::decode_membership(&[0x00, 0x00, 0x01, 0x01, 0x00]).unwrap(),
+        m
+    );
+    assert!(quorumkit::paxos::wire::decode_membership(&[0x00, 0x00, 0x05, 0x01]).is_err());
 }

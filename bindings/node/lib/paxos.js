@@ -4,12 +4,13 @@
 // poll() and act on each output in order. Times are nanoseconds of the
 // caller's clock (BigInt, or a safe integer).
 
-const { fn, call, bytes, u64, msToNs, copyOut, Handle, makeError, CODES, PAXOS_MAX_MEMBERS } = require('./native');
+const { koffi, fn, call, bytes, u64, msToNs, copyOut, Handle, makeError, CODES, PAXOS_MAX_MEMBERS } = require('./native');
 
 const F = {
   configInit: fn('uint32 qk_paxos_config_init(uint32, const uint32_t *, size_t, _Out_ qk_paxos_config *, qk_error *)'),
   newMemory: fn('uint32 qk_paxos_node_new_memory(const qk_paxos_config *, uint64, _Out_ qk_paxos_node **, qk_error *)'),
   newFile: fn('uint32 qk_paxos_node_new_file(const qk_paxos_config *, const char *, uint64, _Out_ qk_paxos_node **, qk_error *)'),
+  join: fn('uint32 qk_paxos_node_join(const qk_paxos_config *, const char *, uint64, _Out_ qk_paxos_node **, qk_error *)'),
   free: fn('void qk_paxos_node_free(qk_paxos_node *)'),
   step: fn('uint32 qk_paxos_node_step(qk_paxos_node *, uint32, const uint8_t *, size_t, uint64, qk_error *)'),
   tick: fn('uint32 qk_paxos_node_tick(qk_paxos_node *, uint64, qk_error *)'),
@@ -23,6 +24,9 @@ const F = {
   compact: fn('uint32 qk_paxos_node_compact(qk_paxos_node *, uint64, const uint8_t *, size_t, uint64, qk_error *)'),
   logExtent: fn('uint32 qk_paxos_node_log_extent(qk_paxos_node *, _Out_ uint64 *, _Out_ uint64 *, qk_error *)'),
   readIndex: fn('uint32 qk_paxos_node_read_index(qk_paxos_node *, uint64, uint64, qk_error *)'),
+  changeMembership: fn('uint32 qk_paxos_node_change_membership(qk_paxos_node *, uint32, uint32, uint32, uint64, qk_error *)'),
+  membership: fn('uint32 qk_paxos_node_membership(qk_paxos_node *, _Out_ uint64 *, _Out_ uint64 *, _Out_ uint32_t *, '
+    + 'size_t, _Out_ size_t *, _Out_ size_t *, qk_error *)'),
 };
 
 const SEND = 0;
@@ -31,10 +35,23 @@ const PERSISTED = 2;
 const LEADER_CHANGED = 3;
 const SNAPSHOT = 4;
 const READ_INDEX = 5;
+const MEMBERSHIP = 6;
+
+// qk_paxos_node_change_membership kinds.
+const ADD_LEARNER = 0;
+const PROMOTE = 1;
+const REMOVE = 2;
+const REPLACE = 3;
 
 function u32(v, what) {
   if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new TypeError(`${what} must be a uint32, got ${v}`);
   return v;
+}
+
+/** Copies `n` uint32 ids lent by the library at `ptr` into a plain array. */
+function copyIds(ptr, n) {
+  if (n === 0) return [];
+  return Array.from(koffi.decode(ptr, koffi.array('uint32_t', n, 'Typed')));
 }
 
 /**
@@ -84,15 +101,26 @@ class PaxosNode extends Handle {
   /**
    * Replica `id` of `members`, on the file at `path` (created if missing;
    * reopening it restarts the replica) or, without `path`, on memory.
+   * With `join: true` it is a replica joining a running cluster whose
+   * voters are `members` (`id` need not be one): it takes no part until a
+   * leader adds it with addLearner(), then catches up as a learner until
+   * promoted; restart it from its file with `join: true` too.
    * Other options override qk_paxos_config_init's defaults.
    */
-  constructor({ path, nowNs = 0n, ...options }) {
+  constructor({ path, nowNs = 0n, join = false, ...options }) {
     const cfg = rawConfig(options);
     const out = [null];
-    if (path !== undefined && path !== null) call(F.newFile, cfg, String(path), u64(nowNs, 'nowNs'), out);
+    const file = path !== undefined && path !== null ? String(path) : null;
+    if (join) call(F.join, cfg, file, u64(nowNs, 'nowNs'), out);
+    else if (file !== null) call(F.newFile, cfg, file, u64(nowNs, 'nowNs'), out);
     else call(F.newMemory, cfg, u64(nowNs, 'nowNs'), out);
     super(out[0], F.free);
     this.id = options.id;
+  }
+
+  /** A replica that joins a running cluster: `new PaxosNode({ ...options, join: true })`. */
+  static join(options) {
+    return new PaxosNode({ ...options, join: true });
   }
 
   /** Hands over a message from replica `from` (bytes a SEND output of it carried). */
@@ -145,6 +173,15 @@ class PaxosNode extends Handle {
         case READ_INDEX:
           outs.push({ kind: 'read', id: BigInt(o.index), ready: Number(o.count) === 1 });
           break;
+        case MEMBERSHIP: {
+          // Epoch `index` decides every slot from `slot` on; `data` holds
+          // data_len / 4 uint32 ids, the first `count` of them voters.
+          const ids = copyIds(o.data, Number(o.data_len) / 4);
+          const voters = Number(o.count);
+          outs.push({ kind: 'membership', epoch: BigInt(o.index), start: BigInt(o.slot),
+            voters: ids.slice(0, voters), learners: ids.slice(voters) });
+          break;
+        }
         default:
           throw makeError(CODES.INVALID_ARG, `unknown qk_paxos_output kind ${o.kind}`);
       }
@@ -176,6 +213,55 @@ class PaxosNode extends Handle {
    */
   readIndex(id, nowNs) {
     call(F.readIndex, this.ptr, u64(id, 'id'), u64(nowNs, 'nowNs'));
+  }
+
+  /**
+   * Membership changes, at the leader (NOT_LEADER elsewhere). Each takes a
+   * slot of its own; when it is delivered every replica polls a
+   * 'membership' output. INVALID_ARG (and nothing changes) while another
+   * change is under way, and for a change that does not apply: adding a
+   * member, promoting (or replacing with) a replica that is not a learner
+   * the leader has heard from within the election timeout, removing or
+   * replacing an unknown replica, a removal that would leave one voter.
+   */
+  /** Adds replica `id` as a learner: it receives the log, without a vote. */
+  addLearner(id, nowNs) {
+    this._change(ADD_LEARNER, u32(id, 'id'), 0, nowNs);
+  }
+
+  /** Makes the learner `id` a voter. */
+  promote(id, nowNs) {
+    this._change(PROMOTE, u32(id, 'id'), 0, nowNs);
+  }
+
+  /** Removes the voter or learner `id`. */
+  remove(id, nowNs) {
+    this._change(REMOVE, u32(id, 'id'), 0, nowNs);
+  }
+
+  /** Gives the voter `oldId`'s vote to the learner `newId`, in one change. */
+  replace(oldId, newId, nowNs) {
+    this._change(REPLACE, u32(oldId, 'oldId'), u32(newId, 'newId'), nowNs);
+  }
+
+  _change(kind, id, other, nowNs) {
+    call(F.changeMembership, this.ptr, kind, id, other, u64(nowNs, 'nowNs'));
+  }
+
+  /**
+   * The membership this node holds: { epoch, start, voters, learners }
+   * (epoch 0n until the first change; `start` is its first slot).
+   */
+  get membership() {
+    const epoch = [0];
+    const start = [0];
+    const voters = [0];
+    const len = [0];
+    const ids = new Uint32Array(PAXOS_MAX_MEMBERS);
+    call(F.membership, this.ptr, epoch, start, ids, ids.length, voters, len);
+    const all = Array.from(ids.subarray(0, Number(len[0])));
+    const v = Number(voters[0]);
+    return { epoch: BigInt(epoch[0]), start: BigInt(start[0]), voters: all.slice(0, v), learners: all.slice(v) };
   }
 
   /** When tick() must next be called (ns on the caller's clock). */

@@ -469,6 +469,18 @@ fn a_single_voter_grows_and_the_snapshot_image_is_checked() {
             "cut {cut}"
         );
     }
+    // The example of docs/WIRE.md section 10.
+    let st = Snap::new(
+        3,
+        std::sync::Arc::new(b"st".to_vec()),
+        Membership::initial(vec![1]),
+    );
+    assert_eq!(
+        st.image(0, st.image_len()),
+        [
+            0x73, 0x74, 0x00, 0x00, 0x01, 0x01, 0x00, 0x05, 0x00, 0x00, 0x00
+        ]
+    );
     // Any slice of the image matches the bytes whole.
     for (a, b) in [(0, 1), (50, 103), (99, 101), (100, image.len() as u64)] {
         assert_eq!(snap.image(a, b), image[a as usize..b as usize]);
