@@ -25,7 +25,7 @@ const F = {
   logExtent: fn('uint32 qk_paxos_node_log_extent(qk_paxos_node *, _Out_ uint64 *, _Out_ uint64 *, qk_error *)'),
   readIndex: fn('uint32 qk_paxos_node_read_index(qk_paxos_node *, uint64, uint64, qk_error *)'),
   changeMembership: fn('uint32 qk_paxos_node_change_membership(qk_paxos_node *, uint32, uint32, uint32, uint64, qk_error *)'),
-  membership: fn('uint32 qk_paxos_node_membership(qk_paxos_node *, _Out_ uint64 *, _Out_ uint64 *, _Out_ uint32_t *, '
+  membership: fn('uint32 qk_paxos_node_membership(qk_paxos_node *, _Out_ uint64 *, _Out_ uint64 *, uint32_t *, '
     + 'size_t, _Out_ size_t *, _Out_ size_t *, qk_error *)'),
 };
 
@@ -215,15 +215,14 @@ class PaxosNode extends Handle {
     call(F.readIndex, this.ptr, u64(id, 'id'), u64(nowNs, 'nowNs'));
   }
 
-  /**
-   * Membership changes, at the leader (NOT_LEADER elsewhere). Each takes a
-   * slot of its own; when it is delivered every replica polls a
-   * 'membership' output. INVALID_ARG (and nothing changes) while another
-   * change is under way, and for a change that does not apply: adding a
-   * member, promoting (or replacing with) a replica that is not a learner
-   * the leader has heard from within the election timeout, removing or
-   * replacing an unknown replica, a removal that would leave one voter.
-   */
+  // Membership changes, at the leader (NOT_LEADER elsewhere). Each takes a
+  // slot of its own; when it is delivered every replica polls a
+  // 'membership' output. INVALID_ARG (and nothing changes) while another
+  // change is under way, and for a change that does not apply: adding a
+  // member, promoting (or replacing with) a replica that is not a learner
+  // the leader has heard from within the election timeout, removing or
+  // replacing an unknown replica, a removal that would leave one voter.
+
   /** Adds replica `id` as a learner: it receives the log, without a vote. */
   addLearner(id, nowNs) {
     this._change(ADD_LEARNER, u32(id, 'id'), 0, nowNs);
