@@ -32,11 +32,13 @@ fn main() -> quorumkit::Result<()> {
                     net.push_back((env.from, env.to, wire::encode_to_vec(&env.message)))
                 }
                 Output::Decided { batch, .. } => logs[i].extend(batch),
-                // (No node here compacts or reads by ReadIndex.)
+                // (No node here compacts, reads by ReadIndex or changes
+                // the membership.)
                 Output::Persisted { .. }
                 | Output::LeaderChanged { .. }
                 | Output::Snapshot { .. }
-                | Output::ReadIndex { .. } => {}
+                | Output::ReadIndex { .. }
+                | Output::MembershipChanged(_) => {}
             }
         }
     };

@@ -146,7 +146,8 @@ impl<S: Storage> Cluster<S> {
                 }
                 Output::Persisted { .. }
                 | Output::LeaderChanged { .. }
-                | Output::ReadIndex { .. } => {}
+                | Output::ReadIndex { .. }
+                | Output::MembershipChanged(_) => {}
             }
         }
         if self.every > 0 && node.log_len() >= self.every && self.slots[k] > node.log_start() {

@@ -201,8 +201,11 @@ impl State {
         for o in outs {
             match o {
                 Output::Persisted { .. } => {}
-                // Nothing compacts in this model: a snapshot is invented.
-                Output::Snapshot { .. } | Output::ReadIndex { .. } => self.invalid = true,
+                // Nothing compacts, reads or changes the membership in
+                // this model: such an output is invented.
+                Output::Snapshot { .. }
+                | Output::ReadIndex { .. }
+                | Output::MembershipChanged(_) => self.invalid = true,
                 Output::Send(Envelope { from, to, message }) => {
                     self.net.insert((from, to, wire::encode_to_vec(&message)));
                 }

@@ -212,12 +212,23 @@ export type PaxosOutput =
   | { kind: 'persisted'; count: number }
   | { kind: 'leaderChanged'; leader: number | null; ballotRound: bigint }
   | { kind: 'snapshot'; slot: bigint; data: Buffer }
-  | { kind: 'read'; id: bigint; ready: boolean };
+  | { kind: 'read'; id: bigint; ready: boolean }
+  | ({ kind: 'membership' } & PaxosMembership);
+
+/** Epoch `epoch` (0n until the first change) decides every slot from `start` on. */
+export interface PaxosMembership {
+  epoch: bigint;
+  start: bigint;
+  voters: number[];
+  learners: number[];
+}
 
 export class PaxosNode extends Handle {
   static readonly MAX_MEMBERS: 64;
   /** On the file at `path` (reopen it to restart the replica), or on memory without one. */
-  constructor(options: PaxosOptions & { path?: string | null; nowNs?: U64 });
+  constructor(options: PaxosOptions & { path?: string | null; nowNs?: U64; join?: boolean });
+  /** A replica joining a running cluster whose voters are `members` (`id` need not be one). */
+  static join(options: PaxosOptions & { path?: string | null; nowNs?: U64 }): PaxosNode;
   readonly id: number;
   step(from: number, message: Bytes, nowNs: U64): void;
   tick(nowNs: U64): void;
@@ -232,4 +243,10 @@ export class PaxosNode extends Handle {
   compact(slot: U64, state: Buffer | Uint8Array | string, nowNs: U64): void;
   readonly logStart: bigint;
   readIndex(id: U64, nowNs: U64): void;
+  /** Membership changes, at the leader. */
+  addLearner(id: number, nowNs: U64): void;
+  promote(id: number, nowNs: U64): void;
+  remove(id: number, nowNs: U64): void;
+  replace(oldId: number, newId: number, nowNs: U64): void;
+  readonly membership: PaxosMembership;
 }

@@ -1226,8 +1226,7 @@ impl<S: Storage> Node<S> {
     /// epoch, with rounds left after it in the epoch.
     fn valid_ballot(&self, b: Ballot) -> bool {
         let r = b.round & ROUND_MASK;
-        r >= 1
-            && r < ROUND_MASK - 1
+        (1..ROUND_MASK - 1).contains(&r)
             && b.round <= MAX_ROUND
             && b.epoch() == self.membership.epoch
             && self.position(b.node).is_some()

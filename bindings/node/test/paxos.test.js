@@ -218,3 +218,180 @@ test('compaction, a restart from the snapshot, and a ReadIndex read', () => {
   for (const id of IDS) c.close(id);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+/** Replicas on memory that may join later, a fake clock and an in-memory network. */
+class Group {
+  constructor() {
+    this.now = 0n;
+    this.nodes = new Map();
+    this.decided = new Map();
+    this.memberships = new Map();
+    this.network = [];
+  }
+  add(id, node) {
+    this.nodes.set(id, node);
+    this.decided.set(id, []);
+    this.memberships.set(id, []);
+    return node;
+  }
+  options(id, members) {
+    return { id, members, nowNs: this.now, seed: id, heartbeatIntervalMs: 10, electionTimeoutMs: 100,
+      leaseDurationMs: 0, maxClockDriftMs: 0 };
+  }
+  drain(id) {
+    for (const o of this.nodes.get(id).poll()) {
+      if (o.kind === 'send') this.network.push([id, o.to, o.data]);
+      else if (o.kind === 'decided' && o.count > 0) this.decided.get(id).push(o.data.toString('utf8'));
+      else if (o.kind === 'membership') this.memberships.get(id).push(o);
+    }
+  }
+  step() {
+    this.now += MS;
+    for (const [id, node] of this.nodes) {
+      if (node.nextDeadline() <= this.now) node.tick(this.now);
+      this.drain(id);
+    }
+    while (this.network.length > 0) {
+      const [from, to, data] = this.network.shift();
+      const node = this.nodes.get(to);
+      if (!node) continue;
+      node.step(from, data, this.now);
+      this.drain(to);
+    }
+  }
+  runUntil(done, what, limit = 5000) {
+    for (let i = 0; i < limit && !done(); i++) this.step();
+    assert.ok(done(), `${what} within ${limit} ms of fake time`);
+  }
+  leader() {
+    return [...this.nodes.values()].find((n) => n.isLeader);
+  }
+  lastMembership(id) {
+    const ms = this.memberships.get(id);
+    return ms[ms.length - 1];
+  }
+  close() {
+    for (const n of this.nodes.values()) n.close();
+  }
+}
+
+test('membership: a lone voter adds a joiner as a learner, it catches up and is promoted', () => {
+  const g = new Group();
+  const one = g.add(1, new qk.PaxosNode(g.options(1, [1])));
+  g.runUntil(() => one.isLeader, 'the lone voter leads');
+  for (const cmd of ['a', 'b', 'c']) {
+    one.propose(cmd, g.now);
+    g.drain(1);
+  }
+  assert.deepStrictEqual(g.decided.get(1), ['a', 'b', 'c']);
+  assert.deepStrictEqual(one.membership, { epoch: 0n, start: 0n, voters: [1], learners: [] });
+
+  // The joiner's config names the cluster's voters, not itself: refused without join.
+  assert.throws(() => new qk.PaxosNode(g.options(2, [1])), (e) => e instanceof qk.InvalidArgError);
+  const two = g.add(2, qk.PaxosNode.join(g.options(2, [1])));
+  assert.strictEqual(two.id, 2);
+
+  // Refusals change nothing.
+  assert.throws(() => one.promote(2, g.now), (e) => e instanceof qk.InvalidArgError && /not a learner/.test(e.message));
+  assert.throws(() => one.remove(1, g.now), (e) => e.code === 'INVALID_ARG');
+  assert.throws(() => one.remove(9, g.now), (e) => e.code === 'INVALID_ARG');
+  assert.throws(() => one.addLearner(1, g.now), (e) => e.code === 'INVALID_ARG');
+  assert.throws(() => two.addLearner(3, g.now), (e) => e instanceof qk.NotLeaderError && e.code === 'NOT_LEADER');
+  assert.throws(() => one.propose(Buffer.from('\xffqk-cfg\x01x', 'latin1'), g.now), (e) => e.code === 'INVALID_ARG');
+  assert.throws(() => one.addLearner(-1, g.now), TypeError);
+  assert.deepStrictEqual(one.membership, { epoch: 0n, start: 0n, voters: [1], learners: [] });
+
+  // Add the learner: the lone voter decides the change at once.
+  one.addLearner(2, g.now);
+  g.drain(1);
+  const added = g.lastMembership(1);
+  assert.ok(added, 'the leader polled a membership output');
+  assert.strictEqual(added.epoch, 1n);
+  assert.deepStrictEqual(added.voters, [1]);
+  assert.deepStrictEqual(added.learners, [2]);
+  assert.ok(added.start >= 4n, `epoch 1 starts after the commands and the change (${added.start})`);
+  assert.deepStrictEqual(one.membership, { epoch: 1n, start: added.start, voters: [1], learners: [2] });
+  // A lone voter's epoch ended with the change: it leads again only once it stands in the new one.
+  assert.throws(() => one.addLearner(3, g.now), (e) => e.code === 'NOT_LEADER');
+
+  // The learner catches up: the same commands, the same membership.
+  g.runUntil(() => g.lastMembership(2)?.epoch === 1n && two.commitIndex === one.commitIndex, 'the learner catches up');
+  assert.deepStrictEqual(g.decided.get(2), ['a', 'b', 'c']);
+  assert.deepStrictEqual(g.lastMembership(2), added);
+  assert.deepStrictEqual(two.membership, one.membership);
+  assert.strictEqual(two.isLeader, false);
+
+  // Let the leader hear the learner, then promote it: two voters.
+  g.runUntil(() => one.isLeader, 'the voter leads in epoch 1');
+  for (let i = 0; i < 30; i++) g.step();
+  assert.throws(() => two.promote(2, g.now), (e) => e.code === 'NOT_LEADER');
+  one.promote(2, g.now);
+  g.drain(1);
+  g.runUntil(() => g.lastMembership(1).epoch === 2n && g.lastMembership(2)?.epoch === 2n, 'both reach epoch 2');
+  for (const id of [1, 2]) {
+    const m = g.lastMembership(id);
+    assert.deepStrictEqual([m.voters, m.learners], [[1, 2], []], `replica ${id}`);
+    assert.deepStrictEqual(g.nodes.get(id).membership, { epoch: 2n, start: m.start, voters: [1, 2], learners: [] });
+  }
+  assert.deepStrictEqual(g.memberships.get(1).map((m) => m.epoch), [1n, 2n]);
+
+  // Both vote now: a command proposed at the new voter is decided by both.
+  g.runUntil(() => g.leader() !== undefined, 'a leader in epoch 2');
+  two.propose('two', g.now);
+  g.drain(2);
+  g.runUntil(() => g.decided.get(1).length === 4 && g.decided.get(2).length === 4, 'both decide it');
+  assert.deepStrictEqual(g.decided.get(1), ['a', 'b', 'c', 'two']);
+  assert.deepStrictEqual(g.decided.get(2), ['a', 'b', 'c', 'two']);
+
+  // Two voters: removing either is refused at the leader; a follower is not the leader.
+  const leader = g.leader();
+  const follower = leader === one ? two : one;
+  assert.throws(() => leader.remove(follower.id, g.now), (e) => e instanceof qk.InvalidArgError);
+  assert.throws(() => leader.remove(leader.id, g.now), (e) => e.code === 'INVALID_ARG');
+  assert.throws(() => follower.remove(leader.id, g.now), (e) => e instanceof qk.NotLeaderError);
+  assert.strictEqual(one.membership.epoch, 2n);
+  g.close();
+});
+
+test('membership: replace gives a voter\'s vote to a learner', () => {
+  const g = new Group();
+  const one = g.add(1, new qk.PaxosNode(g.options(1, [1, 2])));
+  const two = g.add(2, new qk.PaxosNode(g.options(2, [1, 2])));
+  g.runUntil(() => g.leader() !== undefined, 'a leader');
+  let leader = g.leader();
+  leader.propose('x', g.now);
+  g.drain(leader.id);
+  g.runUntil(() => g.decided.get(1).length === 1 && g.decided.get(2).length === 1, 'x decided');
+
+  const three = g.add(3, qk.PaxosNode.join(g.options(3, [1, 2])));
+  // A replica that is not a learner yet cannot take a vote.
+  const follower = leader === one ? two : one;
+  assert.throws(() => leader.replace(follower.id, 3, g.now), (e) => e.code === 'INVALID_ARG');
+  leader.addLearner(3, g.now);
+  g.drain(leader.id);
+  g.runUntil(() => g.lastMembership(3)?.epoch === 1n && three.commitIndex === leader.commitIndex,
+    'the learner catches up');
+  assert.deepStrictEqual(three.membership.learners, [3]);
+  for (let i = 0; i < 30; i++) g.step();
+  g.runUntil(() => g.leader() !== undefined, 'a leader in epoch 1');
+  leader = g.leader();
+  const old = leader === one ? two : one;
+  assert.throws(() => leader.replace(3, old.id, g.now), (e) => e.code === 'INVALID_ARG'); // 3 is no voter
+  leader.replace(old.id, 3, g.now);
+  g.drain(leader.id);
+  g.runUntil(() => g.lastMembership(leader.id).epoch === 2n && g.lastMembership(3).epoch === 2n, 'epoch 2');
+  const m = g.lastMembership(3);
+  assert.deepStrictEqual(m.voters.slice().sort(), [leader.id, 3].sort());
+  assert.deepStrictEqual(m.learners, []);
+  assert.deepStrictEqual(leader.membership.voters, m.voters);
+
+  // The replaced replica is out: the two voters decide without it.
+  g.nodes.delete(old.id);
+  old.close();
+  g.runUntil(() => g.leader() !== undefined, 'a leader in epoch 2');
+  g.leader().propose('y', g.now);
+  g.drain(g.leader().id);
+  g.runUntil(() => g.decided.get(3).length === 2 && g.decided.get(leader.id).length === 2, 'y decided');
+  assert.deepStrictEqual(g.decided.get(3), ['x', 'y']);
+  g.close();
+});

@@ -36,8 +36,16 @@ for (const o of node.poll()) {
   if (o.kind === 'send') node.step(o.to, o.data, 1n);
   else if (o.kind === 'decided') console.log(o.slot + 1n, o.data.length);
   else if (o.kind === 'leaderChanged') console.log(o.leader ?? 'none');
+  else if (o.kind === 'membership') console.log(o.epoch + 1n, o.start, o.voters.concat(o.learners));
 }
+const joiner: qk.PaxosNode = qk.PaxosNode.join({ id: 4, members: [1, 2, 3], nowNs: 0n });
+node.addLearner(4, 0n);
+node.promote(4, 0n);
+node.replace(3, 4, 0n);
+node.remove(4, 0n);
+const m: qk.PaxosMembership = joiner.membership;
+const voters: number[] = m.voters;
 const cfg: qk.PaxosConfig = qk.paxosConfig({ id: 1, members: [1] });
 const n: number = qk.codes.NOT_FOUND;
 
-export { owner, owners, idx, restored, ketama, moved, leases, phi, cfg, n };
+export { owner, owners, idx, restored, ketama, moved, leases, phi, cfg, n, voters };
