@@ -395,3 +395,29 @@ test('membership: replace gives a voter\'s vote to a learner', () => {
   assert.deepStrictEqual(g.decided.get(3), ['x', 'y']);
   g.close();
 });
+
+test('membership: a joiner on a file restarts with join and holds its membership', () => {
+  const dir = tmpdir();
+  const file = path.join(dir, 'joiner.qk');
+  const g = new Group();
+  const one = g.add(1, new qk.PaxosNode(g.options(1, [1])));
+  g.runUntil(() => one.isLeader, 'the lone voter leads');
+  one.propose('a', g.now);
+  g.drain(1);
+  g.add(2, new qk.PaxosNode({ ...g.options(2, [1]), path: file, join: true }));
+  one.addLearner(2, g.now);
+  g.drain(1);
+  g.runUntil(() => g.lastMembership(2)?.epoch === 1n && g.nodes.get(2).commitIndex === one.commitIndex,
+    'the learner catches up');
+  g.nodes.get(2).close();
+  // Not a voter of its config: only join may reopen it.
+  assert.throws(() => new qk.PaxosNode({ ...g.options(2, [1]), path: file }), (e) => e.code === 'INVALID_ARG');
+  const again = g.add(2, qk.PaxosNode.join({ ...g.options(2, [1]), path: file }));
+  g.drain(2);
+  assert.deepStrictEqual(g.decided.get(2), ['a']);
+  const m = g.lastMembership(2);
+  assert.deepStrictEqual([m.epoch, m.voters, m.learners], [1n, [1], [2]]);
+  assert.deepStrictEqual(again.membership, one.membership);
+  g.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
