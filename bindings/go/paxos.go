@@ -39,21 +39,55 @@ const (
 	// OutputReadIndex: the read with id Index may be answered from the
 	// state now (Count 1), or leadership was lost first (Count 0).
 	OutputReadIndex OutputKind = C.QK_PAXOS_OUTPUT_READ_INDEX
+	// OutputMembership: a membership change was delivered (or, after a
+	// restart or a snapshot install, the membership the node holds):
+	// Membership says which. A node in neither list takes no further part
+	// and may be shut down.
+	OutputMembership OutputKind = C.QK_PAXOS_OUTPUT_MEMBERSHIP
 )
 
-// PaxosOutput is one thing the replica asks for: Send Data to replica To,
-// or a Decided command (Data, at Slot/Index of Count), Persisted, or
-// LeaderChanged (Leader when HasLeader). Data is a copy the caller owns.
-type PaxosOutput struct {
-	Kind      OutputKind
-	To        uint32
-	Slot      uint64
-	Index     uint64
-	Count     uint64
-	Leader    uint32
-	HasLeader bool
-	Data      []byte
+// Membership is the replicas of one epoch: epoch Epoch (0 until the first
+// change) decides every slot from Start on; Voters vote, Learners receive
+// the log without a vote.
+type Membership struct {
+	Epoch    uint64
+	Start    uint64
+	Voters   []uint32
+	Learners []uint32
 }
+
+// PaxosOutput is one thing the replica asks for: Send Data to replica To,
+// or a Decided command (Data, at Slot/Index of Count), Persisted,
+// LeaderChanged (Leader when HasLeader), or a Membership (then Membership
+// is set, and Index/Slot/Count are its epoch, start and voter count).
+// Data is a copy the caller owns.
+type PaxosOutput struct {
+	Kind       OutputKind
+	To         uint32
+	Slot       uint64
+	Index      uint64
+	Count      uint64
+	Leader     uint32
+	HasLeader  bool
+	Data       []byte
+	Membership *Membership
+}
+
+// MembershipChange is what ChangeMembership proposes.
+type MembershipChange uint32
+
+// Membership changes.
+const (
+	// AddLearner adds the replica as a learner: it receives the log and
+	// catches up, without a vote.
+	AddLearner MembershipChange = C.QK_PAXOS_ADD_LEARNER
+	// Promote makes the learner a voter.
+	Promote MembershipChange = C.QK_PAXOS_PROMOTE
+	// Remove removes the voter or learner.
+	Remove MembershipChange = C.QK_PAXOS_REMOVE
+	// Replace gives the voter's vote to the learner other, in one change.
+	Replace MembershipChange = C.QK_PAXOS_REPLACE
+)
 
 // PaxosNode is one Multi-Paxos replica (qk_paxos_node), driven by the
 // caller: Step with messages, Tick with time, Propose commands, Poll for
@@ -109,6 +143,29 @@ func NewPaxosNode(c PaxosConfig, path string, nowNs uint64) (*PaxosNode, error) 
 		st = C.qk_paxos_node_new_file(&cfg, cpath, C.uint64_t(nowNs), &p, &e)
 	}
 	if err := check(st, &e); err != nil {
+		return nil, err
+	}
+	return &PaxosNode{p: p}, nil
+}
+
+// JoinPaxosNode starts a replica that joins a running cluster, as
+// NewPaxosNode; c.Members are the cluster's voters and need not include
+// c.ID. It takes no part until a leader adds it (AddLearner), then catches
+// up and follows as a learner until promoted. Restart such a replica from
+// its file with JoinPaxosNode too.
+func JoinPaxosNode(c PaxosConfig, path string, nowNs uint64) (*PaxosNode, error) {
+	cfg, err := c.toC()
+	if err != nil {
+		return nil, err
+	}
+	var e C.qk_error
+	var p *C.qk_paxos_node
+	var cpath *C.char
+	if path != "" {
+		cpath = C.CString(path)
+		defer C.free(unsafe.Pointer(cpath))
+	}
+	if err := check(C.qk_paxos_node_join(&cfg, cpath, C.uint64_t(nowNs), &p, &e), &e); err != nil {
 		return nil, err
 	}
 	return &PaxosNode{p: p}, nil
@@ -180,7 +237,14 @@ func (n *PaxosNode) Poll() ([]PaxosOutput, error) {
 			Index: uint64(o.index), Count: uint64(o.count), Leader: uint32(o.leader),
 			HasLeader: flag(o.has_leader)}
 		// o.data is lent until the next call on this node: copy it now.
-		if o.data != nil && o.data_len > 0 {
+		if out.Kind == OutputMembership {
+			var ids []uint32
+			if o.data != nil && o.data_len >= 4 {
+				ids = make([]uint32, int(o.data_len)/4)
+				copy(ids, unsafe.Slice((*uint32)(unsafe.Pointer(o.data)), len(ids)))
+			}
+			out.Membership = splitMembership(uint64(o.index), uint64(o.slot), ids, int(o.count))
+		} else if o.data != nil && o.data_len > 0 {
 			out.Data = C.GoBytes(unsafe.Pointer(o.data), C.int(o.data_len))
 		}
 		outs = append(outs, out)
@@ -230,6 +294,78 @@ func (n *PaxosNode) ReadIndex(id uint64, nowNs uint64) error {
 	return check(C.qk_paxos_node_read_index(n.p, C.uint64_t(id), C.uint64_t(nowNs), &e), &e)
 }
 
+// ChangeMembership proposes a membership change at the leader (ErrNotLeader
+// elsewhere): AddLearner, Promote or Remove of replica id (other ignored),
+// or Replace: voter id's vote goes to learner other. The change takes a
+// slot of its own; when it is delivered every replica polls an
+// OutputMembership. ErrInvalidArg (nothing changes) while another change
+// is under way, and for a change that does not apply: adding a member,
+// promoting (or replacing with) a replica that is not a learner the leader
+// heard from within the election timeout, removing or replacing an unknown
+// replica, a removal that would leave one voter.
+func (n *PaxosNode) ChangeMembership(kind MembershipChange, id, other uint32, nowNs uint64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.p == nil {
+		return ErrClosed
+	}
+	var e C.qk_error
+	return check(C.qk_paxos_node_change_membership(n.p, C.uint32_t(kind), C.uint32_t(id),
+		C.uint32_t(other), C.uint64_t(nowNs), &e), &e)
+}
+
+// AddLearner adds replica id as a learner (see ChangeMembership).
+func (n *PaxosNode) AddLearner(id uint32, nowNs uint64) error {
+	return n.ChangeMembership(AddLearner, id, 0, nowNs)
+}
+
+// Promote makes the learner id a voter (see ChangeMembership).
+func (n *PaxosNode) Promote(id uint32, nowNs uint64) error {
+	return n.ChangeMembership(Promote, id, 0, nowNs)
+}
+
+// Remove removes the voter or learner id (see ChangeMembership).
+func (n *PaxosNode) Remove(id uint32, nowNs uint64) error {
+	return n.ChangeMembership(Remove, id, 0, nowNs)
+}
+
+// Replace gives the voter old's vote to the learner new (see
+// ChangeMembership).
+func (n *PaxosNode) Replace(old, new uint32, nowNs uint64) error {
+	return n.ChangeMembership(Replace, old, new, nowNs)
+}
+
+// Membership is the membership the replica holds now.
+func (n *PaxosNode) Membership() (Membership, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.p == nil {
+		return Membership{}, ErrClosed
+	}
+	var e C.qk_error
+	var epoch, start C.uint64_t
+	var voters, length C.size_t
+	var ids [C.QK_PAXOS_MAX_MEMBERS]C.uint32_t
+	if err := check(C.qk_paxos_node_membership(n.p, &epoch, &start, &ids[0], C.size_t(len(ids)),
+		&voters, &length, &e), &e); err != nil {
+		return Membership{}, err
+	}
+	all := make([]uint32, int(length))
+	for i := range all {
+		all[i] = uint32(ids[i])
+	}
+	return *splitMembership(uint64(epoch), uint64(start), all, int(voters)), nil
+}
+
+// splitMembership: the first voters ids vote, the rest are learners.
+func splitMembership(epoch, start uint64, ids []uint32, voters int) *Membership {
+	if voters > len(ids) {
+		voters = len(ids)
+	}
+	return &Membership{Epoch: epoch, Start: start,
+		Voters: append([]uint32{}, ids[:voters]...), Learners: append([]uint32{}, ids[voters:]...)}
+}
+
 // NextDeadline is when Tick should next be called.
 func (n *PaxosNode) NextDeadline() (uint64, error) {
 	n.mu.Lock()
@@ -243,6 +379,21 @@ func (n *PaxosNode) NextDeadline() (uint64, error) {
 		return 0, err
 	}
 	return uint64(d), nil
+}
+
+// CommitIndex: every slot below it is chosen and was delivered.
+func (n *PaxosNode) CommitIndex() (uint64, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.p == nil {
+		return 0, ErrClosed
+	}
+	var e C.qk_error
+	var c C.uint64_t
+	if err := check(C.qk_paxos_node_commit_index(n.p, &c, &e), &e); err != nil {
+		return 0, err
+	}
+	return uint64(c), nil
 }
 
 // IsLeader reports whether this replica leads.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -250,5 +252,336 @@ func TestPaxosCompactionAndReadIndex(t *testing.T) {
 	drain(n)
 	if !bytes.Equal(snapshot, state) || slots != want {
 		t.Fatalf("restart: snapshot %q at %d, want %q at %d", snapshot, slots, state, want)
+	}
+}
+
+// group drives replicas on memory that may join later: a queue of copied
+// messages, a fake clock, and what each replica decided and which
+// memberships it polled.
+type group struct {
+	t           *testing.T
+	now         uint64
+	ids         []uint32
+	nodes       map[uint32]*PaxosNode
+	mail        []mail
+	decided     map[uint32][]string
+	memberships map[uint32][]Membership
+}
+
+func newGroup(t *testing.T) *group {
+	g := &group{t: t, now: uint64(time.Second), nodes: map[uint32]*PaxosNode{},
+		decided: map[uint32][]string{}, memberships: map[uint32][]Membership{}}
+	t.Cleanup(func() {
+		for _, n := range g.nodes {
+			n.Close()
+		}
+	})
+	return g
+}
+
+func groupConfig(id uint32, members ...uint32) PaxosConfig {
+	return PaxosConfig{ID: id, Members: members, HeartbeatInterval: 10 * time.Millisecond,
+		ElectionTimeout: 100 * time.Millisecond, Seed: uint64(id), ClusterID: 0x6a}
+}
+
+// add starts replica id of members on path ("" for memory), joining the
+// cluster when join is set.
+func (g *group) add(id uint32, join bool, path string, members ...uint32) *PaxosNode {
+	g.t.Helper()
+	start := NewPaxosNode
+	if join {
+		start = JoinPaxosNode
+	}
+	n, err := start(groupConfig(id, members...), path, g.now)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.ids = append(g.ids, id)
+	g.nodes[id] = n
+	return n
+}
+
+func (g *group) drain(id uint32) {
+	g.t.Helper()
+	outs, err := g.nodes[id].Poll()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	for _, o := range outs {
+		switch o.Kind {
+		case OutputSend:
+			g.mail = append(g.mail, mail{id, o.To, o.Data})
+		case OutputDecided:
+			if o.Count > 0 {
+				g.decided[id] = append(g.decided[id], string(o.Data))
+			}
+		case OutputMembership:
+			if o.Membership == nil || o.Data != nil || o.Index != o.Membership.Epoch ||
+				o.Slot != o.Membership.Start || o.Count != uint64(len(o.Membership.Voters)) {
+				g.t.Fatalf("replica %d: membership output %+v", id, o)
+			}
+			g.memberships[id] = append(g.memberships[id], *o.Membership)
+		}
+	}
+}
+
+func (g *group) step() {
+	g.t.Helper()
+	g.now += uint64(time.Millisecond)
+	for _, id := range g.ids {
+		if n := g.nodes[id]; n != nil {
+			if d, _ := n.NextDeadline(); d <= g.now {
+				if err := n.Tick(g.now); err != nil {
+					g.t.Fatal(err)
+				}
+			}
+			g.drain(id)
+		}
+	}
+	for len(g.mail) > 0 {
+		m := g.mail[0]
+		g.mail = g.mail[1:]
+		if n := g.nodes[m.to]; n != nil {
+			if err := n.Step(m.from, m.data, g.now); err != nil {
+				g.t.Fatal(err)
+			}
+			g.drain(m.to)
+		}
+	}
+}
+
+// until steps (1 ms each) until done, or fails after 30 s of fake time.
+func (g *group) until(what string, done func() bool) {
+	g.t.Helper()
+	for i := 0; i < 30000 && !done(); i++ {
+		g.step()
+	}
+	if !done() {
+		g.t.Fatalf("%s: not within 30 s of fake time", what)
+	}
+}
+
+func (g *group) leader() uint32 {
+	for _, id := range g.ids {
+		if n := g.nodes[id]; n != nil {
+			if l, _ := n.IsLeader(); l {
+				return id
+			}
+		}
+	}
+	return 0
+}
+
+func (g *group) epoch(id uint32) uint64 {
+	ms := g.memberships[id]
+	if len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].Epoch
+}
+
+func (g *group) commit(id uint32) uint64 {
+	c, err := g.nodes[id].CommitIndex()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return c
+}
+
+func (g *group) propose(id uint32, cmd string) {
+	g.t.Helper()
+	if err := g.nodes[id].Propose([]byte(cmd), g.now); err != nil {
+		g.t.Fatal(err)
+	}
+	g.drain(id)
+}
+
+func membership(t *testing.T, n *PaxosNode) Membership {
+	t.Helper()
+	m, err := n.Membership()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: %v, want %v", what, err, want)
+	}
+}
+
+// A lone voter adds a joiner as a learner; it catches up and is promoted.
+func TestPaxosMembershipJoinAndPromote(t *testing.T) {
+	g := newGroup(t)
+	one := g.add(1, false, "", 1)
+	g.until("the lone voter leads", func() bool { return g.leader() == 1 })
+	for _, cmd := range []string{"a", "b", "c"} {
+		g.propose(1, cmd)
+	}
+	if got := membership(t, one); got.Epoch != 0 || fmt.Sprint(got.Voters, got.Learners) != "[1] []" {
+		t.Fatalf("initial membership %+v", got)
+	}
+
+	// The joiner's config names the cluster's voters, not itself.
+	_, err := NewPaxosNode(groupConfig(2, 1), "", g.now)
+	wantErr(t, "a non-member without join", err, ErrInvalidArg)
+	two := g.add(2, true, "", 1)
+
+	// Refusals change nothing.
+	err = one.Promote(2, g.now)
+	wantErr(t, "promote a non-learner", err, ErrInvalidArg)
+	if !strings.Contains(err.Error(), "not a learner") {
+		t.Fatalf("promote a non-learner: %v", err)
+	}
+	wantErr(t, "remove the only voter", one.Remove(1, g.now), ErrInvalidArg)
+	wantErr(t, "remove an unknown replica", one.Remove(9, g.now), ErrInvalidArg)
+	wantErr(t, "add a member", one.AddLearner(1, g.now), ErrInvalidArg)
+	wantErr(t, "an unknown kind", one.ChangeMembership(MembershipChange(77), 2, 0, g.now), ErrInvalidArg)
+	wantErr(t, "a change on a non-leader", two.AddLearner(3, g.now), ErrNotLeader)
+	wantErr(t, "a command that looks like a change", one.Propose([]byte("\xffqk-cfg\x01x"), g.now), ErrInvalidArg)
+	if got := membership(t, one); got.Epoch != 0 || len(got.Learners) != 0 {
+		t.Fatalf("membership after refusals %+v", got)
+	}
+
+	// Add the learner: the lone voter decides the change at once.
+	if err := one.AddLearner(2, g.now); err != nil {
+		t.Fatal(err)
+	}
+	g.drain(1)
+	if len(g.memberships[1]) != 1 {
+		t.Fatalf("leader's membership outputs %+v", g.memberships[1])
+	}
+	added := g.memberships[1][0]
+	if added.Epoch != 1 || added.Start < 4 || fmt.Sprint(added.Voters, added.Learners) != "[1] [2]" {
+		t.Fatalf("added %+v", added)
+	}
+	if got := membership(t, one); fmt.Sprint(got) != fmt.Sprint(added) {
+		t.Fatalf("Membership() %+v, output %+v", got, added)
+	}
+	wantErr(t, "a lone voter whose epoch ended", one.AddLearner(3, g.now), ErrNotLeader)
+
+	// The learner catches up: the same commands, the same membership.
+	g.until("the learner catches up", func() bool { return g.epoch(2) == 1 && g.commit(2) == g.commit(1) })
+	if fmt.Sprint(g.decided[2]) != "[a b c]" {
+		t.Fatalf("learner decided %q", g.decided[2])
+	}
+	if got := membership(t, two); fmt.Sprint(got) != fmt.Sprint(added) {
+		t.Fatalf("learner's membership %+v, want %+v", got, added)
+	}
+
+	// Let the leader hear the learner, then promote it: two voters.
+	g.until("the voter leads in epoch 1", func() bool { return g.leader() == 1 })
+	for i := 0; i < 30; i++ {
+		g.step()
+	}
+	wantErr(t, "promote on a follower", two.Promote(2, g.now), ErrNotLeader)
+	if err := one.Promote(2, g.now); err != nil {
+		t.Fatal(err)
+	}
+	g.drain(1)
+	g.until("both reach epoch 2", func() bool { return g.epoch(1) == 2 && g.epoch(2) == 2 })
+	for _, id := range []uint32{1, 2} {
+		m := g.memberships[id][len(g.memberships[id])-1]
+		if fmt.Sprint(m.Voters, m.Learners) != "[1 2] []" {
+			t.Fatalf("replica %d: epoch 2 is %+v", id, m)
+		}
+		if got := membership(t, g.nodes[id]); fmt.Sprint(got) != fmt.Sprint(m) {
+			t.Fatalf("replica %d: Membership() %+v, output %+v", id, got, m)
+		}
+	}
+
+	// Both vote now: a command proposed at the new voter is decided by both.
+	g.until("a leader in epoch 2", func() bool { return g.leader() != 0 })
+	g.propose(2, "two")
+	g.until("both decide it", func() bool { return len(g.decided[1]) == 4 && len(g.decided[2]) == 4 })
+	if fmt.Sprint(g.decided[1]) != "[a b c two]" || fmt.Sprint(g.decided[2]) != "[a b c two]" {
+		t.Fatalf("decided %q and %q", g.decided[1], g.decided[2])
+	}
+
+	// Two voters: removing either is refused; a follower is not the leader.
+	l := g.leader()
+	f := 3 - l
+	wantErr(t, "remove the other of two voters", g.nodes[l].Remove(f, g.now), ErrInvalidArg)
+	wantErr(t, "remove itself of two voters", g.nodes[l].Remove(l, g.now), ErrInvalidArg)
+	wantErr(t, "remove on a follower", g.nodes[f].Remove(l, g.now), ErrNotLeader)
+	if got := membership(t, one); got.Epoch != 2 {
+		t.Fatalf("membership after refusals %+v", got)
+	}
+	one.Close()
+	if _, err := one.Membership(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed: %v", err)
+	}
+	wantErr(t, "closed", one.AddLearner(5, g.now), ErrClosed)
+}
+
+// Replace gives a voter's vote to a learner; the replaced replica is out
+// and the joiner, restarted from its file with JoinPaxosNode, keeps its
+// membership.
+func TestPaxosMembershipReplace(t *testing.T) {
+	g := newGroup(t)
+	g.add(1, false, "", 1, 2)
+	g.add(2, false, "", 1, 2)
+	g.until("a leader", func() bool { return g.leader() != 0 })
+	g.propose(g.leader(), "x")
+	g.until("x decided", func() bool { return len(g.decided[1]) == 1 && len(g.decided[2]) == 1 })
+
+	path := filepath.Join(t.TempDir(), "joiner.log")
+	g.add(3, true, path, 1, 2)
+	l := g.leader()
+	wantErr(t, "replace with a non-learner", g.nodes[l].Replace(3-l, 3, g.now), ErrInvalidArg)
+	if err := g.nodes[l].AddLearner(3, g.now); err != nil {
+		t.Fatal(err)
+	}
+	g.drain(l)
+	g.until("the learner catches up", func() bool { return g.epoch(3) == 1 && g.commit(3) == g.commit(l) })
+	for i := 0; i < 30; i++ {
+		g.step()
+	}
+	g.until("a leader in epoch 1", func() bool { return g.leader() != 0 })
+	l = g.leader()
+	old := 3 - l
+	wantErr(t, "replace a learner", g.nodes[l].Replace(3, old, g.now), ErrInvalidArg)
+	if err := g.nodes[l].Replace(old, 3, g.now); err != nil {
+		t.Fatal(err)
+	}
+	g.drain(l)
+	g.until("epoch 2", func() bool { return g.epoch(l) == 2 && g.epoch(3) == 2 })
+	m := g.memberships[3][len(g.memberships[3])-1]
+	voters := append([]uint32{}, m.Voters...)
+	sort.Slice(voters, func(i, j int) bool { return voters[i] < voters[j] })
+	want := []uint32{l, 3}
+	sort.Slice(want, func(i, j int) bool { return want[i] < want[j] })
+	if fmt.Sprint(voters) != fmt.Sprint(want) || len(m.Learners) != 0 {
+		t.Fatalf("after replace %+v, want voters %v", m, want)
+	}
+
+	// The replaced replica is out: the two voters decide without it.
+	g.nodes[old].Close()
+	delete(g.nodes, old)
+	g.until("a leader in epoch 2", func() bool { return g.leader() != 0 })
+	g.propose(g.leader(), "y")
+	g.until("y decided", func() bool { return len(g.decided[3]) == 2 && len(g.decided[l]) == 2 })
+	if fmt.Sprint(g.decided[3]) != "[x y]" {
+		t.Fatalf("joiner decided %q", g.decided[3])
+	}
+
+	// Restart the joiner from its file: only JoinPaxosNode reopens it, and
+	// it re-delivers its commands and its membership.
+	g.nodes[3].Close()
+	_, err := NewPaxosNode(groupConfig(3, 1, 2), path, g.now)
+	wantErr(t, "reopen a joiner without join", err, ErrInvalidArg)
+	n, err := JoinPaxosNode(groupConfig(3, 1, 2), path, g.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.nodes[3], g.decided[3], g.memberships[3] = n, nil, nil
+	g.drain(3)
+	if fmt.Sprint(g.decided[3]) != "[x y]" || g.epoch(3) != 2 {
+		t.Fatalf("restarted joiner: decided %q, memberships %+v", g.decided[3], g.memberships[3])
+	}
+	if got := membership(t, n); fmt.Sprint(got) != fmt.Sprint(m) {
+		t.Fatalf("restarted joiner's membership %+v, want %+v", got, m)
 	}
 }
