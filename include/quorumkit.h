@@ -32,21 +32,6 @@
 #define QK_VERSION_STRING "0.1.0"
 
 /**
- * Ballot rounds carry the epoch above this many bits.
- */
-#define EPOCH_SHIFT 40
-
-/**
- * The round bits within an epoch.
- */
-#define ROUND_MASK ((1 << EPOCH_SHIFT) - 1)
-
-/**
- * The most replicas (voters and learners together) a membership holds.
- */
-#define MAX_MEMBERS 64
-
-/**
  * How many bytes `qk_error.message` holds, its terminating NUL included.
  * Longer messages are cut at a UTF-8 character boundary.
  */
@@ -4606,6 +4591,30 @@ qk_status qk_paxos_node_change_membership(qk_paxos_node *node,
                                           uint32_t other,
                                           uint64_t now_ns,
                                           qk_error *err);
+
+/**
+ * Hands the leadership to the voter `to` (leader only), for planned
+ * maintenance: the leader stops proposing, waits until `to` has
+ * acknowledged every slot in flight and a heartbeat, then gives up its
+ * read lease, steps down and tells `to` to stand at once (the others
+ * release their lease promises), so the cluster is without a leader for
+ * about one round trip. If `to` does not catch up within an election
+ * timeout the leader carries on. Watch the LEADER_CHANGED outputs.
+ *
+ * Errors (nothing changes): `QK_ERR_NULL_ARG`; `QK_ERR_NOT_LEADER` on a
+ * follower; `QK_ERR_INVALID_ARG` when `to` is this node or not a voter, or
+ * while a membership change or another transfer is under way;
+ * `QK_ERR_STORAGE` (the node is stopped).
+ *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+ *
+ * # Safety
+ * `node` is NULL or a live node.
+ */
+qk_status qk_paxos_node_transfer_leadership(qk_paxos_node *node,
+                                            uint32_t to,
+                                            uint64_t now_ns,
+                                            qk_error *err);
 
 /**
  * Stores the current membership: its epoch in `*epoch_out` (0 until the

@@ -57,6 +57,7 @@ fn add(total: &mut SimStats, s: &SimStats) {
     total.membership_changes += s.membership_changes;
     total.replicas_added += s.replicas_added;
     total.replicas_retired += s.replicas_retired;
+    total.transfers += s.transfers;
 }
 
 /// Runs this part's share of the seeds; fails listing every failing seed.
@@ -83,7 +84,7 @@ fn seeds_part(part: u64) {
          {} network changes; messages {} sent, {} lost, {} duplicated, {} cut; {} proposals, \
          {} commands decided ({} twice), {} elections, {} leader changes, {} lease grants, {} liveness checks, \
          {} compactions, {} snapshots installed, {} ReadIndex reads ({} answered), \
-         {} membership changes ({} replicas added, {} retired)",
+         {} membership changes ({} replicas added, {} retired), {} leadership transfers",
         started.elapsed(),
         total.crashes,
         total.restarts,
@@ -108,6 +109,7 @@ fn seeds_part(part: u64) {
         total.membership_changes,
         total.replicas_added,
         total.replicas_retired,
+        total.transfers,
     );
     assert!(
         failures.is_empty(),

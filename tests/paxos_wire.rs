@@ -187,6 +187,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 }
             }),
         (arb_u64(), arb_u64()).prop_map(|(slot, offset)| Message::SnapshotRequest { slot, offset }),
+        (arb_ballot(), arb_node()).prop_map(|(ballot, to)| Message::Handoff { ballot, to }),
     ]
 }
 
@@ -541,6 +542,13 @@ fn golden_bytes_pin_the_format() {
             Message::SnapshotRequest { slot: 5, offset: 2 },
             vec![0x01, 0x0E, 0x05, 0x02],
         ),
+        (
+            Message::Handoff {
+                ballot: ballot(7, 2),
+                to: 3,
+            },
+            vec![0x01, 0x0F, 0x07, 0x02, 0x03],
+        ),
     ];
     for (m, want) in &cases {
         assert_eq!(&encode_to_vec(m), want, "{m:?}");
@@ -742,7 +750,8 @@ fn malformed_inputs_get_precise_errors() {
     };
     assert!(corrupt(&[]).contains("truncated at byte 0"));
     assert!(corrupt(&[1]).contains("truncated at byte 1"));
-    assert!(corrupt(&[1, 0x0F]).contains("tag 0x0f at byte 1 is not a known tag"));
+    assert!(corrupt(&[1, 0x11]).contains("tag 0x11 at byte 1 is not a known tag"));
+    assert!(corrupt(&[1, 0x0F]).contains("truncated at byte 2"));
     assert!(corrupt(&[1, 0x00]).contains("tag 0x00"));
     // Trailing bytes after a complete CatchUpRequest.
     assert!(corrupt(&[1, 0x09, 0x05, 0x00]).contains("1 trailing bytes"));
@@ -951,7 +960,7 @@ fn the_examples_in_wire_md_decode() {
             .map(|h| u8::from_str_radix(h, 16).unwrap())
             .collect();
         let again = match bytes[1] {
-            0x01..=0x0E => encode_to_vec(&decode(&bytes).unwrap()),
+            0x01..=0x0F => encode_to_vec(&decode(&bytes).unwrap()),
             0x10 => {
                 let mut b = Vec::new();
                 encode_envelope(&decode_envelope(&bytes).unwrap(), &mut b);
@@ -967,7 +976,7 @@ fn the_examples_in_wire_md_decode() {
         assert_eq!(again, bytes, "{line}");
         seen += 1;
     }
-    assert_eq!(seen, 27);
+    assert_eq!(seen, 28);
 }
 
 /// Writes the fuzzing seed corpus of the Paxos wire target (every message

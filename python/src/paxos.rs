@@ -346,6 +346,24 @@ impl PaxosNode {
         self.read(py, |n| n.is_voter())
     }
 
+    /// Leader only: hand the leadership to voter ``to`` (planned
+    /// maintenance). The leader stops proposing, waits until ``to`` has
+    /// caught up, steps down and tells ``to`` to stand at once; a
+    /// ``("leader", ...)`` output follows. If ``to`` does not catch up within
+    /// an election timeout the leader carries on. ``NotLeaderError`` on a
+    /// follower; ``InvalidArgumentError`` when ``to`` is this node or not a
+    /// voter, or while a membership change or another transfer is under way.
+    fn transfer_leadership(
+        &self,
+        py: Python<'_>,
+        to: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let to = node_id_arg(to, "to")?;
+        let now = ns_arg(now, "now")?;
+        self.with(py, move |n| n.transfer_leadership(to, now))
+    }
+
     /// Leader only: add replica ``id`` as a learner (it receives the log
     /// and catches up without a vote; start it with ``join=True``). The
     /// change takes a slot of its own; every replica hands out
@@ -873,6 +891,15 @@ impl PaxosCluster {
         guard(py, || lock(&self.sim).add_learner())
     }
 
+    /// Hands the leadership from the current leader to voter ``i`` (see
+    /// ``PaxosNode.transfer_leadership``). ``NotLeaderError`` when no node
+    /// leads; ``InvalidArgumentError`` when ``i`` leads already, is not a
+    /// voter, or a change or transfer is under way.
+    fn transfer_leadership(&self, py: Python<'_>, i: &Bound<'_, PyAny>) -> PyResult<()> {
+        let i = self.node_arg(i, "i")?;
+        guard(py, || lock(&self.sim).transfer_leadership(i))
+    }
+
     /// Proposes at the leader to make learner ``i`` a voter. Refused
     /// (``InvalidArgumentError``) unless ``i`` is a learner that answered
     /// the leader within an election timeout, or while another change is
@@ -1026,6 +1053,7 @@ impl PaxosCluster {
         d.set_item("membership_changes", st.membership_changes)?;
         d.set_item("replicas_added", st.replicas_added)?;
         d.set_item("replicas_retired", st.replicas_retired)?;
+        d.set_item("transfers", st.transfers)?;
         Ok(d)
     }
 

@@ -471,6 +471,36 @@ pub unsafe extern "C" fn qk_paxos_node_change_membership(
     })
 }
 
+/// Hands the leadership to the voter `to` (leader only), for planned
+/// maintenance: the leader stops proposing, waits until `to` has
+/// acknowledged every slot in flight and a heartbeat, then gives up its
+/// read lease, steps down and tells `to` to stand at once (the others
+/// release their lease promises), so the cluster is without a leader for
+/// about one round trip. If `to` does not catch up within an election
+/// timeout the leader carries on. Watch the LEADER_CHANGED outputs.
+///
+/// Errors (nothing changes): `QK_ERR_NULL_ARG`; `QK_ERR_NOT_LEADER` on a
+/// follower; `QK_ERR_INVALID_ARG` when `to` is this node or not a voter, or
+/// while a membership change or another transfer is under way;
+/// `QK_ERR_STORAGE` (the node is stopped).
+///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+///
+/// # Safety
+/// `node` is NULL or a live node.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_transfer_leadership(
+    node: *mut qk_paxos_node,
+    to: u32,
+    now_ns: u64,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let n = unsafe { arg_mut(node, "node") }?;
+        Ok(n.node.transfer_leadership(to, now_ns)?)
+    })
+}
+
 /// Stores the current membership: its epoch in `*epoch_out` (0 until the
 /// first change), the first slot it decides in `*start_out`, the voters
 /// then the learners in `ids_out` (room for `ids_cap` ids; NULL with 0 to

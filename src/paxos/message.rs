@@ -158,6 +158,16 @@ pub enum Message {
         /// The bytes already held.
         offset: u64,
     },
+    /// The leader of `ballot` hands its leadership to `to`
+    /// ([`Node::transfer_leadership`](super::Node::transfer_leadership)):
+    /// `to` stands for election at once; every other voter releases the
+    /// lease promise it gave this leader (which gave up its lease first).
+    Handoff {
+        /// The sender's ballot (it led in it until now).
+        ballot: Ballot,
+        /// The voter that is to lead next.
+        to: NodeId,
+    },
 }
 
 /// A message with its sender and destination, as a node emits it.

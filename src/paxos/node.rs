@@ -455,6 +455,17 @@ struct InFlight {
     sent_at: u64,
 }
 
+/// A leadership transfer under way at the leader.
+#[derive(Debug, Clone, Copy, Hash)]
+struct Transfer {
+    to: NodeId,
+    /// The first heartbeat sent for it: the target must acknowledge it (or
+    /// a later one).
+    seq: u64,
+    /// Given up (and proposing resumed) then.
+    until: u64,
+}
+
 /// A candidate's phase 1.
 #[derive(Debug, Clone, Default, Hash)]
 struct Election {
@@ -544,6 +555,9 @@ pub struct Node<S: Storage> {
     lease_ready_slot: Slot,
     /// A membership change waiting for its slot.
     pending_change: Option<Batch>,
+    /// Leader: a leadership transfer under way: the target, the heartbeat
+    /// it must acknowledge, and when to give up.
+    transfer: Option<Transfer>,
     /// Leader: when each learner last acknowledged one of its messages (a
     /// learner that has not recently is not promoted).
     learner_heard: BTreeMap<NodeId, u64>,
@@ -650,6 +664,7 @@ impl<S: Storage> Node<S> {
             quorum_check_at: now,
             lease_ready_slot: 0,
             pending_change: None,
+            transfer: None,
             learner_heard: BTreeMap::new(),
             change_slot: None,
             reads: VecDeque::new(),
@@ -882,6 +897,23 @@ impl<S: Storage> Node<S> {
         self.run(now, |n| n.on_change_membership(change))
     }
 
+    /// Hand the leadership to the voter `to`, for planned maintenance
+    /// (leader only). The leader stops proposing (commands wait, then go
+    /// to the new leader), waits until `to` has acknowledged every slot in
+    /// flight and a heartbeat carrying its commit index, then gives up its
+    /// read lease, steps down and sends [`Message::Handoff`]: `to` stands
+    /// at once (no pre-vote) and the other voters release their lease
+    /// promises, so the time without a leader is about one round trip. If
+    /// `to` has not caught up within an election timeout the transfer is
+    /// dropped and the leader carries on. Watch `LeaderChanged`.
+    ///
+    /// Errors (nothing changes): `NotLeader` on a follower;
+    /// `InvalidArgument` when `to` is this node or not a voter, or while a
+    /// membership change or another transfer is under way.
+    pub fn transfer_leadership(&mut self, to: NodeId, now: u64) -> Result<()> {
+        self.run(now, |n| n.on_transfer(to))
+    }
+
     /// The current membership (its epoch, first slot, voters, learners).
     pub fn membership(&self) -> &Membership {
         &self.membership
@@ -1070,6 +1102,7 @@ impl<S: Storage> Node<S> {
             quorum_check_at,
             lease_ready_slot,
             pending_change,
+            transfer,
             learner_heard,
             change_slot,
             reads,
@@ -1109,7 +1142,7 @@ impl<S: Storage> Node<S> {
         (forward_seq, forward_seen).hash(&mut h);
         (base, snapshot, incoming, reads, call_heartbeat).hash(&mut h);
         (membership, earlier, voter, pending_change, change_slot).hash(&mut h);
-        learner_heard.hash(&mut h);
+        (learner_heard, transfer).hash(&mut h);
         catchup_peer.hash(&mut h);
         h.finish()
     }
@@ -1529,6 +1562,7 @@ impl<S: Storage> Node<S> {
     }
 
     fn become_follower(&mut self) {
+        self.transfer = None;
         if self.role == Role::Leader {
             // Queued commands go to the next leader.
             let queued: Vec<Command> = self.queue.drain(..).collect();
@@ -1686,6 +1720,7 @@ impl<S: Storage> Node<S> {
                     self.send_heartbeat();
                     self.retransmit();
                 }
+                self.maybe_hand_off()?;
                 self.flush()
             }
             Role::Follower | Role::Candidate => {
@@ -1736,7 +1771,7 @@ impl<S: Storage> Node<S> {
             } => self.on_heartbeat(from, ballot, commit, seq),
             Message::HeartbeatAck { ballot, seq } => {
                 self.on_heartbeat_ack(from, ballot, seq);
-                Ok(())
+                self.maybe_hand_off()
             }
             Message::Forward { seq, commands } => self.on_forward(from, seq, commands),
             Message::CatchUpRequest { first_slot } => {
@@ -1772,6 +1807,7 @@ impl<S: Storage> Node<S> {
                 self.on_snapshot_request(from, slot, offset);
                 Ok(())
             }
+            Message::Handoff { ballot, to } => self.on_handoff(from, ballot, to),
         }
     }
 
@@ -1832,7 +1868,8 @@ impl<S: Storage> Node<S> {
             | Message::Accept { ballot, .. }
             | Message::Accepted { ballot, .. }
             | Message::Heartbeat { ballot, .. }
-            | Message::HeartbeatAck { ballot, .. } => (*ballot, Ballot::ZERO),
+            | Message::HeartbeatAck { ballot, .. }
+            | Message::Handoff { ballot, .. } => (*ballot, Ballot::ZERO),
             Message::Nack { ballot, promised } => (*ballot, *promised),
             // A pre-vote's ballot is nobody's promise yet.
             Message::PreVoteReply { promised, .. } => (*promised, Ballot::ZERO),
@@ -2189,7 +2226,7 @@ impl<S: Storage> Node<S> {
     /// (a membership change first, in a slot of its own; nothing after it
     /// until it is delivered).
     fn flush(&mut self) -> Result<()> {
-        while self.role == Role::Leader && self.change_slot.is_none() {
+        while self.role == Role::Leader && self.change_slot.is_none() && self.transfer.is_none() {
             if self.pending_change.is_some() {
                 if self.next_slot - self.commit >= self.config.max_inflight as u64 {
                     break;
@@ -2268,6 +2305,105 @@ impl<S: Storage> Node<S> {
         Ok(())
     }
 
+    fn on_transfer(&mut self, to: NodeId) -> Result<()> {
+        if self.role != Role::Leader {
+            let leader = self.leader.filter(|&l| l != self.config.id);
+            return Err(Error::NotLeader { leader });
+        }
+        if to == self.config.id {
+            return Err(Error::invalid(format!(
+                "transfer leadership: replica {to} leads already"
+            )));
+        }
+        if !self.membership.is_voter(to) {
+            return Err(Error::invalid(format!(
+                "transfer leadership: replica {to} is not a voter"
+            )));
+        }
+        if self.change_slot.is_some() || self.pending_change.is_some() {
+            return Err(Error::invalid(
+                "transfer leadership: a membership change is under way",
+            ));
+        }
+        if let Some(t) = self.transfer {
+            return Err(Error::invalid(format!(
+                "transfer leadership: a transfer to {} is under way",
+                t.to
+            )));
+        }
+        // A heartbeat now, carrying the commit index, for the target to
+        // acknowledge.
+        self.send_heartbeat();
+        self.transfer = Some(Transfer {
+            to,
+            seq: self.hb_seq,
+            until: self.now.saturating_add(self.config.election_timeout),
+        });
+        self.maybe_hand_off()
+    }
+
+    /// Leader: hands off once the transfer's target has caught up, or
+    /// drops a transfer past its time.
+    fn maybe_hand_off(&mut self) -> Result<()> {
+        let Some(t) = self.transfer else {
+            return Ok(());
+        };
+        if self.role != Role::Leader {
+            self.transfer = None;
+            return Ok(());
+        }
+        let Some(p) = self.position(t.to) else {
+            self.transfer = None;
+            return self.flush();
+        };
+        let bit = 1u64 << p;
+        let heard = self.hb_sent.iter().any(|h| h.0 >= t.seq && h.2 & bit != 0);
+        let caught_up = self.inflight.iter().all(|f| f.acks & bit != 0);
+        if !(heard && caught_up) {
+            if self.now >= t.until {
+                self.transfer = None; // it did not catch up in time
+                return self.flush();
+            }
+            return Ok(());
+        }
+        let b = self.ballot;
+        self.transfer = None;
+        // Give up the lease before anyone is released from it.
+        self.lease_until = 0;
+        self.become_follower();
+        self.set_leader(None, b);
+        self.lease_promise_to = None;
+        self.lease_promise_until = 0;
+        self.broadcast_voters(Message::Handoff {
+            ballot: b,
+            to: t.to,
+        });
+        Ok(())
+    }
+
+    /// A leader hands its leadership over: release the lease promise
+    /// given to it; stand at once if this node is the target.
+    fn on_handoff(&mut self, from: NodeId, b: Ballot, to: NodeId) -> Result<()> {
+        if self.other_epoch(from, b) || !self.valid_ballot(b) || b.node != from {
+            return Ok(());
+        }
+        if b < self.promised || self.role != Role::Follower {
+            return Ok(()); // stale: another ballot has been promised since
+        }
+        if self.lease_promise_to == Some(from) {
+            self.lease_promise_to = None;
+            self.lease_promise_until = 0;
+        }
+        if self.leader == Some(from) {
+            self.set_leader(None, b);
+        }
+        self.leader_heard_at = None;
+        if to == self.config.id && self.voter {
+            return self.start_election();
+        }
+        Ok(())
+    }
+
     fn on_change_membership(&mut self, change: MembershipChange) -> Result<()> {
         if self.role != Role::Leader {
             let leader = self.leader.filter(|&l| l != self.config.id);
@@ -2281,6 +2417,11 @@ impl<S: Storage> Node<S> {
         if self.pending_change.is_some() {
             return Err(Error::invalid(
                 "membership change: another change is waiting for a slot",
+            ));
+        }
+        if self.transfer.is_some() {
+            return Err(Error::invalid(
+                "membership change: a leadership transfer is under way",
             ));
         }
         if (self.membership.epoch + 1) << membership::EPOCH_SHIFT > MAX_ROUND {
@@ -2475,6 +2616,7 @@ impl<S: Storage> Node<S> {
             }
         }
         self.advance_commit()?;
+        self.maybe_hand_off()?;
         self.flush()
     }
 

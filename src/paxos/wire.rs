@@ -66,6 +66,8 @@ const TAG_PRE_VOTE_REPLY: u8 = 0x0C;
 const TAG_SNAPSHOT_CHUNK: u8 = 0x0D;
 /// `Message::SnapshotRequest`.
 const TAG_SNAPSHOT_REQUEST: u8 = 0x0E;
+/// `Message::Handoff`.
+const TAG_HANDOFF: u8 = 0x0F;
 /// Tag of an [`Envelope`]: `from`, `to`, then the message's tag and fields.
 const TAG_ENVELOPE: u8 = 0x10;
 /// Tag of [`Record::Promise`].
@@ -262,6 +264,11 @@ fn put_message(out: &mut Vec<u8>, msg: &Message) {
             out.push(TAG_SNAPSHOT_REQUEST);
             put_varint(out, *slot);
             put_varint(out, *offset);
+        }
+        Message::Handoff { ballot, to } => {
+            out.push(TAG_HANDOFF);
+            put_ballot(out, *ballot);
+            put_varint(out, u64::from(*to));
         }
     }
 }
@@ -709,6 +716,10 @@ impl<'a> Reader<'a> {
                 slot: self.u64("SnapshotRequest.slot")?,
                 offset: self.u64("SnapshotRequest.offset")?,
             },
+            TAG_HANDOFF => Message::Handoff {
+                ballot: self.ballot("Handoff.ballot")?,
+                to: self.node("Handoff.to")?,
+            },
             other => return Err(unknown_tag(at, other, "a message")),
         })
     }
@@ -717,9 +728,9 @@ impl<'a> Reader<'a> {
 /// What a tag is, for the message of a decoder that expected another kind.
 fn tag_kind(tag: u8) -> &'static str {
     match tag {
-        TAG_PREPARE..=TAG_SNAPSHOT_REQUEST => "a message",
+        TAG_PREPARE..=TAG_HANDOFF => "a message",
         TAG_ENVELOPE => "an envelope",
-        TAG_RECORD_PROMISE..=TAG_RECORD_SNAPSHOT => "a record",
+        TAG_RECORD_PROMISE..=TAG_RECORD_MEMBERSHIP => "a record",
         TAG_SINGLE_PREPARE..=TAG_SINGLE_NACK => "a single-decree message",
         _ => "not a known tag",
     }

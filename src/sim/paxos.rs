@@ -125,6 +125,14 @@ pub trait SimNode: Sized {
             "this replica does not change its membership",
         ))
     }
+    /// Hand the leadership over ([`Node::transfer_leadership`]); a replica
+    /// without it refuses.
+    fn transfer_leadership(&mut self, to: NodeId, now: u64) -> Result<()> {
+        let _ = (to, now);
+        Err(Error::invalid(
+            "this replica does not transfer its leadership",
+        ))
+    }
 }
 
 impl SimNode for Node<MemoryStorage> {
@@ -178,6 +186,9 @@ impl SimNode for Node<MemoryStorage> {
     }
     fn change_membership(&mut self, change: MembershipChange, now: u64) -> Result<()> {
         Node::change_membership(self, change, now)
+    }
+    fn transfer_leadership(&mut self, to: NodeId, now: u64) -> Result<()> {
+        Node::transfer_leadership(self, to, now)
     }
 }
 
@@ -334,6 +345,8 @@ pub struct SimStats {
     pub replicas_added: u64,
     /// Replicas shut down for good: removed, or added and never a member.
     pub replicas_retired: u64,
+    /// Leadership transfers started.
+    pub transfers: u64,
 }
 
 struct Replica<N> {
@@ -815,6 +828,29 @@ impl<N: SimNode> PaxosCluster<N> {
         if r.is_ok() {
             self.note(16, leader as u64, 0, || {
                 format!("change {change:?} at node {leader}")
+            });
+        }
+        self.drain(leader);
+        r
+    }
+
+    /// Hand the leadership from the current leader to voter `to`
+    /// ([`Node::transfer_leadership`]). Errors as the node's.
+    pub fn transfer_leadership(&mut self, to: NodeId) -> Result<()> {
+        self.check_id(to)?;
+        let Some(leader) = self.leader else {
+            return Err(Error::NotLeader { leader: None });
+        };
+        let local = self.local_time(leader);
+        let node = self.replicas[leader as usize]
+            .node
+            .as_mut()
+            .expect("the leader runs");
+        let r = node.transfer_leadership(to, local);
+        if r.is_ok() {
+            self.stats.transfers += 1;
+            self.note(18, leader as u64, to as u64, || {
+                format!("transfer the leadership from node {leader} to node {to}")
             });
         }
         self.drain(leader);

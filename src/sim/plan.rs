@@ -310,11 +310,17 @@ fn down_nodes<N: SimNode>(c: &PaxosCluster<N>) -> Vec<NodeId> {
         .collect()
 }
 
-/// One random membership change at the leader, if there is one (a refusal,
-/// such as a change already under way, is part of the game).
+/// One random membership change (or, one time in four, a leadership
+/// transfer) at the leader, if there is one (a refusal, such as a change
+/// already under way, is part of the game).
 fn change_membership<N: SimNode>(c: &mut PaxosCluster<N>, rng: &mut SplitMix64) {
     let m = c.membership().clone();
     let pick = |rng: &mut SplitMix64, ids: &[NodeId]| ids[rng.below(ids.len() as u64) as usize];
+    if rng.chance(250_000) {
+        // Or a planned hand-over of the leadership.
+        let _ = c.transfer_leadership(pick(rng, &m.voters));
+        return;
+    }
     let change = match rng.below(4) {
         0 if m.voters.len() + m.learners.len() < 7 => {
             let _ = c.add_learner();

@@ -2163,3 +2163,4 @@ fn a_lone_node_answers_read_index_at_once() {
 }
 
 mod membership;
+mod transfer;
