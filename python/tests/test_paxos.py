@@ -642,3 +642,42 @@ def test_membership_on_the_simulated_cluster() -> None:
     c.check()
     s = c.stats()
     assert s["membership_changes"] == 3 and s["replicas_added"] == 1 and s["replicas_retired"] == 1
+
+
+def test_leadership_transfer_on_nodes_and_on_the_simulated_cluster() -> None:
+    net = Net()
+    net.run_until(lambda: net.leader() is not None)
+    leader = net.leader()
+    assert leader is not None
+    lead = net.nodes[leader]
+    assert lead is not None
+    target = next(i for i in MEMBERS if i != leader)
+    t = net.nodes[target]
+    assert t is not None
+    raises(qk.NotLeaderError, t.transfer_leadership, leader, net.now)
+    raises(InvalidArgumentError, lead.transfer_leadership, leader, net.now)  # leads already
+    raises(InvalidArgumentError, lead.transfer_leadership, 99, net.now)  # not a voter
+    raises(TypeError, lead.transfer_leadership, "2", net.now)
+    started = net.now
+    lead.transfer_leadership(target, net.now)
+    net.drain(leader)
+    net.propose(leader, b"during")
+    net.run_until(lambda: net.leader() == target)
+    # Leases are released, not waited out (the lease is 1 s here).
+    assert net.now - started < 0.3
+    net.run_until(lambda: all(b"during" in net.logs[i] for i in MEMBERS))
+    assert all(net.logs[i].count(b"during") == 1 for i in MEMBERS)
+
+    c = PaxosCluster(3, seed=9)
+    assert c.run_until(lambda cl: cl.leader() is not None, timeout=5.0)
+    old = c.leader()
+    assert old is not None
+    new = (old + 1) % 3
+    raises(InvalidArgumentError, c.transfer_leadership, old)
+    raises(InvalidArgumentError, c.transfer_leadership, 7)
+    c.transfer_leadership(new)
+    assert c.run_until(lambda cl: cl.leader() == new, timeout=1.0)
+    c.propose(b"x")
+    assert c.run_until_decided(b"x")
+    c.check()
+    assert c.stats()["transfers"] == 1

@@ -179,6 +179,11 @@ static bool leader_known(cluster *c, const void *arg) {
     return agreed_leader(c) >= 0;
 }
 
+/* Every replica follows replica *(int *)arg, which leads. */
+static bool leader_is(cluster *c, const void *arg) {
+    return agreed_leader(c) == *(const int *)arg;
+}
+
 /* Every running replica delivered at least *(size_t *)arg commands. */
 static bool all_delivered(cluster *c, const void *arg) {
     size_t want = *(const size_t *)arg;
@@ -352,6 +357,29 @@ static void test_paxos_cluster(void) {
     CHECK(same_log(&c, f, other));
     for (size_t k = 0; k < before_len; k++) CHECK(strcmp(before[k], c.log[f][k]) == 0);
     CHECK(c.order_errors == 0);
+
+    /* Leadership transfer: refused where it cannot work, then the target
+     * leads and a command proposed meanwhile is not lost. */
+    REQUIRE(run_until(&c, leader_known, NULL));
+    leader = agreed_leader(&c);
+    int target = (leader + 1) % NODES;
+    uint64_t at = c.now;
+    CHECK_ERR(qk_paxos_node_transfer_leadership(NULL, MEMBERS[target], at, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_paxos_node_transfer_leadership(c.node[target], MEMBERS[leader], at, NULL),
+              QK_ERR_NOT_LEADER);
+    CHECK_ERR(qk_paxos_node_transfer_leadership(c.node[leader], MEMBERS[leader], at, NULL),
+              QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_paxos_node_transfer_leadership(c.node[leader], 99, at, NULL), QK_ERR_INVALID_ARG);
+    CHECK(strstr(qk_last_error_message(), "not a voter") != NULL);
+    CHECK_OK(qk_paxos_node_transfer_leadership(c.node[leader], MEMBERS[target], at, NULL));
+    drain(&c, leader);
+    propose(&c, leader, "moved");
+    REQUIRE(run_until(&c, leader_is, &target));
+    CHECK(c.now - at < 200 * MS); /* not an election timeout and more */
+    want = 18;
+    REQUIRE(run_until(&c, all_delivered, &want));
+    deliver_all(&c);
+    CHECK(count_of(&c, target, "moved") == 1);
 
     for (int i = 0; i < NODES; i++) crash(&c, i);
     for (size_t k = 0; k < c.queue_len; k++) free(c.queue[k].bytes);
