@@ -1029,6 +1029,7 @@ fn multi_paxos_exhaustive_one_election() {
 /// candidates, 2 elections, one compaction at slot 1: a lagging node
 /// installs the snapshot, and a leader elected after the install must not
 /// lose values the installing node had accepted after the snapshot.
+/// Large: more than 1.2 million states after 4 minutes, not seen to finish.
 #[test]
 #[ignore = "minutes in release: make model-exhaustive"]
 fn multi_paxos_snapshot_install() {
