@@ -294,7 +294,8 @@ fn storage_key(records: &[Record]) -> u64 {
                 }
                 commit = commit.max(*slot);
             }
-            Record::Accept { .. } | Record::Chosen { .. } => {}
+            // (No membership changes in this model.)
+            Record::Accept { .. } | Record::Chosen { .. } | Record::Membership(_) => {}
         }
     }
     for (_, e) in log.range_mut(..commit) {
@@ -566,7 +567,7 @@ impl State {
         while let Some(o) = self.replicas[i].node.poll() {
             match o {
                 Output::Persisted { .. } => {}
-                Output::ReadIndex { .. } => self.invalid = true,
+                Output::ReadIndex { .. } | Output::MembershipChanged(_) => self.invalid = true,
                 Output::Send(Envelope { from, to, message }) => {
                     let message = match message {
                         Message::Heartbeat { ballot, commit, .. } => Message::Heartbeat {
@@ -716,7 +717,9 @@ impl State {
                 Message::SnapshotChunk { slot, .. } => *slot <= rn.commit_index(),
                 // Every snapshot covers at most `max_base` slots.
                 Message::SnapshotRequest { .. } => sn.commit_index() >= max_base,
-                Message::CatchUpRequest { .. } | Message::Forward { .. } => false,
+                Message::CatchUpRequest { .. }
+                | Message::Forward { .. }
+                | Message::Handoff { .. } => false,
             };
             !dead
         });
