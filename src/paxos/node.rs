@@ -1563,6 +1563,11 @@ impl<S: Storage> Node<S> {
 
     fn become_follower(&mut self) {
         self.transfer = None;
+        // A change this node proposed may or may not be chosen; a later
+        // leader (this one again included) finds it among the accepted
+        // values if it matters.
+        self.pending_change = None;
+        self.change_slot = None;
         if self.role == Role::Leader {
             // Queued commands go to the next leader.
             let queued: Vec<Command> = self.queue.drain(..).collect();
@@ -2165,6 +2170,7 @@ impl<S: Storage> Node<S> {
         let end = start.max(own_end).max(merged_end);
         self.inflight.clear();
         self.learner_heard.clear();
+        self.change_slot = None;
         let self_bit = 1u64 << self.me;
         // Re-propose every slot from the commit index on in the new ballot:
         // chosen or highest-ballot values, no-ops in the holes.

@@ -574,3 +574,34 @@ fn debug_seed() {
     let r = std::panic::catch_unwind(|| random_run(seed));
     let _ = r;
 }
+
+#[test]
+fn a_change_lost_with_its_leader_does_not_stall_that_node_when_it_leads_again() {
+    // Found by the simulator: a leader whose change never left it kept
+    // waiting for that change's slot after it was deposed and elected
+    // again, and proposed nothing more.
+    let mut c = Cluster::new(3, 31, |_| {});
+    let l = c.elect();
+    let lid = l as NodeId + 1;
+    c.drop = Some(Box::new(move |e: &Envelope| e.from == lid));
+    c.add_node(l);
+    c.change(l, MembershipChange::AddLearner(4)).unwrap();
+    assert!(c.run_until(20_000, |c| c.leader().is_some_and(|x| x != l)));
+    c.drop = None;
+    // The new leader fills the change's slot with commands: the change is
+    // gone for good.
+    c.decide_at(l, 50, 3);
+    c.run_for(100 * MS);
+    let other = c.leader().unwrap();
+    let now = c.now;
+    c.nodes[other]
+        .as_mut()
+        .unwrap()
+        .transfer_leadership(lid, now)
+        .unwrap();
+    c.drain(other);
+    assert!(c.run_until(20_000, |c| c.leader() == Some(l)));
+    c.decide_at(l, 100, 3);
+    assert_eq!(c.node(l).membership().epoch, 0);
+    c.check_agreement();
+}
