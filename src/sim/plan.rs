@@ -263,6 +263,7 @@ fn probe<N: SimNode>(c: &mut PaxosCluster<N>, at: &[NodeId]) -> Result<u64, Viol
 fn stable_leader<N: SimNode>(c: &mut PaxosCluster<N>, bound: u64) -> Result<(), Violation> {
     let deadline = c.now() + bound;
     let step = c.config().node.election_timeout;
+    let mut rounds = 0;
     loop {
         // A membership change (one proposed before the calm) may have made
         // voters of crashed replicas: bring back enough for a majority.
@@ -274,6 +275,16 @@ fn stable_leader<N: SimNode>(c: &mut PaxosCluster<N>, bound: u64) -> Result<(), 
             }
             c.restart(v).expect("a valid node");
         }
+        if rounds > 0 {
+            // Still no leader: the running replicas may not have the newest
+            // change yet, and the older epoch's majority is down. Bring
+            // every replica back (a removed one is retired only once the
+            // new voters have the change).
+            for i in down_nodes(c) {
+                c.restart(i).expect("a valid node");
+            }
+        }
+        rounds += 1;
         let stable = c.run_until(deadline.min(c.now() + step), |c| {
             let l = c.leader();
             let m = c.membership();
