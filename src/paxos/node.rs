@@ -886,7 +886,7 @@ impl<S: Storage> Node<S> {
     /// begins with the new membership ([`Output::MembershipChanged`]),
     /// and the cluster elects a leader among the new voters (the old
     /// leader, if it still votes, stands at once). Commands proposed
-    /// meanwhile wait and are not lost. See [`membership`](super::membership)
+    /// meanwhile wait and are not lost. See [`membership`]
     /// for why any change is safe.
     ///
     /// Errors (nothing changes): `NotLeader` on a follower;
