@@ -372,8 +372,11 @@ def demo_service() -> None:
                     ledger["writes"] += 1
             except qk.StaleTokenError:
                 pass
-            with lock:
-                holds.append((lease.token, got, min(time.monotonic(), valid_until)))
+            # A grant learned only after its validity ended (the reply was
+            # held up by the paused leader) was never acted on: no hold.
+            if got < valid_until:
+                with lock:
+                    holds.append((lease.token, got, min(time.monotonic(), valid_until)))
             try:
                 client.release(lease)
             except qk.QuorumkitError:
@@ -405,6 +408,7 @@ def demo_service() -> None:
             t.join(30)
         holds.sort()
         tokens_rise = all(a[0] < b[0] for a, b in zip(holds, holds[1:]))
+        # In token order, each hold must end before the next one starts.
         overlaps = sum(1 for a, b in zip(holds, holds[1:]) if a[2] > b[1])
         print(f"  {len(holds)} holds by 3 workers; tokens {holds[0][0] if holds else '-'}.."
               f"{holds[-1][0] if holds else '-'}; fenced balance {ledger['balance']} after "
