@@ -816,14 +816,7 @@ impl<N: SimNode> PaxosCluster<N> {
         for i in ids {
             self.check_id(i)?;
         }
-        let Some(leader) = self.leader else {
-            return Err(Error::NotLeader { leader: None });
-        };
-        let local = self.local_time(leader);
-        let node = self.replicas[leader as usize]
-            .node
-            .as_mut()
-            .expect("the leader runs");
+        let (leader, local, node) = self.leader_node()?;
         let r = node.change_membership(change, local);
         if r.is_ok() {
             self.note(16, leader as u64, 0, || {
@@ -834,10 +827,10 @@ impl<N: SimNode> PaxosCluster<N> {
         r
     }
 
-    /// Hand the leadership from the current leader to voter `to`
-    /// ([`Node::transfer_leadership`]). Errors as the node's.
-    pub fn transfer_leadership(&mut self, to: NodeId) -> Result<()> {
-        self.check_id(to)?;
+    /// The current leader, its local time and its node: where a cluster-wide
+    /// operation (a membership change, a transfer) is asked. `NotLeader`
+    /// while the cluster has none.
+    fn leader_node(&mut self) -> Result<(NodeId, u64, &mut N)> {
         let Some(leader) = self.leader else {
             return Err(Error::NotLeader { leader: None });
         };
@@ -846,6 +839,14 @@ impl<N: SimNode> PaxosCluster<N> {
             .node
             .as_mut()
             .expect("the leader runs");
+        Ok((leader, local, node))
+    }
+
+    /// Hand the leadership from the current leader to voter `to`
+    /// ([`Node::transfer_leadership`]). Errors as the node's.
+    pub fn transfer_leadership(&mut self, to: NodeId) -> Result<()> {
+        self.check_id(to)?;
+        let (leader, local, node) = self.leader_node()?;
         let r = node.transfer_leadership(to, local);
         if r.is_ok() {
             self.stats.transfers += 1;
