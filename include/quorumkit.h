@@ -64,6 +64,20 @@
 #define QK_TIMEOUT_FOREVER UINT64_MAX
 
 /**
+ * `qk_replica_set_read_policy()`: a leader answers a read from its state
+ * while it holds its read lease (the default; no message per read, safe
+ * while clocks drift apart by less than the lease's margin).
+ */
+#define QK_REPLICA_READ_LEASE 0
+
+/**
+ * `qk_replica_set_read_policy()`: ReadIndex. A leader confirms it still
+ * leads with a heartbeat round to a majority per turn of reads and answers
+ * once its state reaches the commit index it noted (no clock assumption).
+ */
+#define QK_REPLICA_READ_INDEX 1
+
+/**
  * `qk_paxos_output.kind`: send `data` (a wire-encoded message) to the
  * replica `to`.
  */
@@ -4257,6 +4271,23 @@ void qk_replica_free(qk_replica *replica);
  * `replica` is NULL or live; `status_out` is NULL or writable.
  */
 qk_status qk_replica_status(const qk_replica *replica, qk_replica_info *status_out, qk_error *err);
+
+/**
+ * Sets how the replica answers reads (`QK_REPLICA_READ_LEASE` or
+ * `QK_REPLICA_READ_INDEX`), from the next read it takes on; reads already
+ * waiting finish under the policy they started with. It may be changed at
+ * any time, for example to ReadIndex while the clocks are suspect.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for another `policy`
+ * (nothing changes) or a stopped replica.
+ *
+ * Thread safety: may run concurrently from any thread, except with the
+ * replica's free.
+ *
+ * # Safety
+ * `replica` is NULL or live.
+ */
+qk_status qk_replica_set_read_policy(const qk_replica *replica, uint32_t policy, qk_error *err);
 
 /**
  * Frees bytes the library handed out and sets `bytes` to empty. NULL, or

@@ -390,6 +390,50 @@ fn replicas_compact_their_logs_and_a_lagging_one_installs_a_snapshot() {
     assert_eq!(kv::decode_i64(&r), Some(401));
 }
 
+/// The read policy can change while replicas run: without leases, lease
+/// reads are never answered, and after a switch to ReadIndex they are.
+#[test]
+fn read_policy_switches_at_run_time() {
+    let mut c = Cluster::start(3, "readswitch");
+    let ids: Vec<u32> = c.replicas.keys().copied().collect();
+    c.replicas.clear();
+    for &id in &ids {
+        let mut cfg = c.config(id, false);
+        cfg.node.lease_duration = 0;
+        c.replicas
+            .insert(id, Replica::start(cfg, kv::KvStore::new()).unwrap());
+    }
+    let mut client = c.client();
+    let r = client.propose(&kv::add(b"n", 5)).unwrap();
+    assert_eq!(kv::decode_i64(&r), Some(5));
+    let mut short = {
+        let mut cfg = ClientConfig::new(c.peers.values().copied().collect(), CLUSTER, SECRET);
+        cfg.timeout = Duration::from_millis(1500);
+        cfg.attempt_timeout = Duration::from_millis(500);
+        Client::new(cfg).unwrap()
+    };
+    assert!(
+        short.read(&kv::get(b"n")).is_err(),
+        "a lease read was answered without a lease"
+    );
+    for r in c.replicas.values() {
+        assert_eq!(r.read_policy(), quorumkit::net::ReadPolicy::Lease);
+        r.set_read_policy(quorumkit::net::ReadPolicy::ReadIndex);
+        assert_eq!(r.read_policy(), quorumkit::net::ReadPolicy::ReadIndex);
+    }
+    for i in 0..10 {
+        let r = client.propose(&kv::add(b"n", 1)).unwrap();
+        assert_eq!(kv::decode_i64(&r), Some(6 + i));
+        let got = kv::decode_previous(&short.read(&kv::get(b"n")).unwrap()).unwrap();
+        assert_eq!(kv::decode_i64(&got), Some(6 + i));
+    }
+    // And back: lease reads are again refused without a lease.
+    for r in c.replicas.values() {
+        r.set_read_policy(quorumkit::net::ReadPolicy::Lease);
+    }
+    assert!(short.read(&kv::get(b"n")).is_err());
+}
+
 #[test]
 fn read_index_reads_need_no_lease() {
     let mut c = Cluster::start(3, "readindex");

@@ -227,16 +227,7 @@ impl Replica {
         let mut config = ReplicaConfig::new(id, peers, data_dir, cluster_id, secret_arg(secret)?);
         config.init = init;
         config.compact_every_slots = compact_every;
-        config.read_policy = match read_policy {
-            "lease" => quorumkit::net::ReadPolicy::Lease,
-            "read_index" => quorumkit::net::ReadPolicy::ReadIndex,
-            other => {
-                return Err(invalid(
-                    py,
-                    format!("read_policy must be \"lease\" or \"read_index\", not {other:?}"),
-                ));
-            }
-        };
+        config.read_policy = parse_read_policy(py, read_policy)?;
         if compact_every == 0 {
             config.compact_every_bytes = 0;
         }
@@ -292,6 +283,33 @@ impl Replica {
     fn running(&self) -> bool {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.as_ref().is_some_and(|r| !r.is_stopped())
+    }
+
+    /// How it answers reads: `"lease"` or `"read_index"`. Setting it takes
+    /// effect from the next read the replica takes (reads already waiting
+    /// finish under the policy they started with); for example switch to
+    /// `"read_index"` while the clocks are suspect.
+    #[getter]
+    fn read_policy(&self, py: Python<'_>) -> PyResult<&'static str> {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match g.as_ref().map(|r| r.read_policy()) {
+            Some(quorumkit::net::ReadPolicy::Lease) => Ok("lease"),
+            Some(quorumkit::net::ReadPolicy::ReadIndex) => Ok("read_index"),
+            None => Err(invalid(py, "the replica was stopped")),
+        }
+    }
+
+    #[setter]
+    fn set_read_policy(&self, py: Python<'_>, policy: &str) -> PyResult<()> {
+        let policy = parse_read_policy(py, policy)?;
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match g.as_ref() {
+            Some(r) => {
+                r.set_read_policy(policy);
+                Ok(())
+            }
+            None => Err(invalid(py, "the replica was stopped")),
+        }
     }
 
     /// `{"id", "leader" (0: none known), "ballot": (round, replica),
@@ -420,5 +438,16 @@ impl ReplicaClient {
             c.read(&q)
         });
         Ok(PyBytes::new(py, &r.map_err(|e| to_pyerr(py, e))?))
+    }
+}
+
+fn parse_read_policy(py: Python<'_>, policy: &str) -> PyResult<quorumkit::net::ReadPolicy> {
+    match policy {
+        "lease" => Ok(quorumkit::net::ReadPolicy::Lease),
+        "read_index" => Ok(quorumkit::net::ReadPolicy::ReadIndex),
+        other => Err(invalid(
+            py,
+            format!("read_policy must be \"lease\" or \"read_index\", not {other:?}"),
+        )),
     }
 }

@@ -116,6 +116,33 @@ def test_refusals_and_bad_results_reach_the_proposer(cluster):
         c.propose(12)
 
 
+def test_read_policy_switches_while_running(cluster):
+    c = cluster.client()
+    assert all(r.read_policy == "lease" for r in cluster.replicas.values())
+    for r in cluster.replicas.values():
+        r.read_policy = "read_index"
+    assert all(r.read_policy == "read_index" for r in cluster.replicas.values())
+    total = 0
+    for i in range(1, 11):
+        total += i
+        assert c.propose(f"add {i}".encode()) == str(total).encode()
+        # Each ReadIndex read sees every write before it.
+        assert c.read(b"get") == str(total).encode()
+    r = cluster.replicas[1]
+    with pytest.raises(qk.InvalidArgumentError, match="read_index"):
+        r.read_policy = "quorum"
+    with pytest.raises(TypeError):
+        r.read_policy = 1
+    assert r.read_policy == "read_index"  # a refused value changes nothing
+    r.read_policy = "lease"
+    assert r.read_policy == "lease"
+    r.stop()
+    with pytest.raises(qk.InvalidArgumentError, match="stopped"):
+        r.read_policy = "lease"
+    with pytest.raises(qk.InvalidArgumentError, match="stopped"):
+        r.read_policy
+
+
 def test_concurrent_clients_each_apply_once(cluster):
     adds = 40
     results = []

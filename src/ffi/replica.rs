@@ -12,7 +12,7 @@ use super::args::{Out, arg_mut, arg_ref, arg_slice, free_boxed, hand_out};
 use super::boundary::{Failure, FfiResult, boundary, catch_or, qk_error};
 use super::status::qk_status;
 use crate::net::hosted::{self, HostedMachine};
-use crate::net::{Client, ClientConfig, Replica, ReplicaConfig, parse_addrs};
+use crate::net::{Client, ClientConfig, ReadPolicy, Replica, ReplicaConfig, parse_addrs};
 
 /// Where a callback puts its answer: set it with `qk_reply_set()` (the
 /// bytes are copied). Valid only during the callback that received it.
@@ -477,6 +477,53 @@ pub unsafe extern "C" fn qk_replica_status(
             applied: s.applied,
             read_lease: u8::from(s.read_lease),
         });
+        Ok(())
+    })
+}
+
+/// `qk_replica_set_read_policy()`: a leader answers a read from its state
+/// while it holds its read lease (the default; no message per read, safe
+/// while clocks drift apart by less than the lease's margin).
+pub const QK_REPLICA_READ_LEASE: u32 = 0;
+/// `qk_replica_set_read_policy()`: ReadIndex. A leader confirms it still
+/// leads with a heartbeat round to a majority per turn of reads and answers
+/// once its state reaches the commit index it noted (no clock assumption).
+pub const QK_REPLICA_READ_INDEX: u32 = 1;
+
+/// Sets how the replica answers reads (`QK_REPLICA_READ_LEASE` or
+/// `QK_REPLICA_READ_INDEX`), from the next read it takes on; reads already
+/// waiting finish under the policy they started with. It may be changed at
+/// any time, for example to ReadIndex while the clocks are suspect.
+///
+/// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_INVALID_ARG` for another `policy`
+/// (nothing changes) or a stopped replica.
+///
+/// Thread safety: may run concurrently from any thread, except with the
+/// replica's free.
+///
+/// # Safety
+/// `replica` is NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_replica_set_read_policy(
+    replica: *const qk_replica,
+    policy: u32,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let r = unsafe { arg_ref(replica, "replica")? };
+        let policy = match policy {
+            QK_REPLICA_READ_LEASE => ReadPolicy::Lease,
+            QK_REPLICA_READ_INDEX => ReadPolicy::ReadIndex,
+            other => {
+                return Err(Failure::invalid(format!(
+                    "policy {other} is not QK_REPLICA_READ_LEASE (0) or QK_REPLICA_READ_INDEX (1)"
+                )));
+            }
+        };
+        let Some(rep) = &r.replica else {
+            return Err(Failure::invalid("the replica was stopped"));
+        };
+        rep.set_read_policy(policy);
         Ok(())
     })
 }

@@ -235,6 +235,8 @@ pub struct Replica {
     acceptor: Option<JoinHandle<()>>,
     conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
     status: Arc<Mutex<Status>>,
+    /// The read policy the core applies to each read it takes next.
+    read_index: Arc<AtomicBool>,
 }
 
 enum Event {
@@ -467,6 +469,7 @@ impl Replica {
                 })
                 .map_err(|e| Error::storage(format!("cannot start a thread: {e}")))?
         };
+        let read_index = Arc::new(AtomicBool::new(config.read_policy == ReadPolicy::ReadIndex));
         let core = Core {
             node,
             machine: Box::new(machine),
@@ -477,7 +480,7 @@ impl Replica {
             reads: Vec::new(),
             index_reads: HashMap::new(),
             next_read_id: 0,
-            read_policy: config.read_policy,
+            read_index: read_index.clone(),
             held: Default::default(),
             ready,
             senders,
@@ -508,7 +511,25 @@ impl Replica {
             acceptor: Some(acceptor),
             conns,
             status,
+            read_index,
         })
+    }
+
+    /// Changes how it answers reads, from the next read it takes on
+    /// (reads already waiting finish under the policy they started with):
+    /// for example to ReadIndex while clocks are suspect.
+    pub fn set_read_policy(&self, policy: ReadPolicy) {
+        self.read_index
+            .store(policy == ReadPolicy::ReadIndex, Ordering::SeqCst);
+    }
+
+    /// How it answers reads now.
+    pub fn read_policy(&self) -> ReadPolicy {
+        if self.read_index.load(Ordering::SeqCst) {
+            ReadPolicy::ReadIndex
+        } else {
+            ReadPolicy::Lease
+        }
     }
 
     /// The address it listens on.
@@ -833,7 +854,8 @@ struct Core {
     /// Reads waiting for their ReadIndex, by id.
     index_reads: HashMap<u64, PendingRead>,
     next_read_id: u64,
-    read_policy: ReadPolicy,
+    /// Shared with the [`Replica`] handle, which may change it any time.
+    read_index: Arc<AtomicBool>,
     /// Outputs taken from the node before the turn's fsync, to act on after it.
     held: std::collections::VecDeque<Output>,
     /// Connections with answers to write at the end of the turn.
@@ -1058,7 +1080,7 @@ impl Core {
                     query,
                     until: now + READ_WAIT_NS,
                 };
-                if self.read_policy == ReadPolicy::Lease {
+                if !self.read_index.load(Ordering::Relaxed) {
                     self.reads.push(read);
                     return Ok(());
                 }

@@ -244,6 +244,22 @@ void test_replica(void) {
     CHECK_OK(qk_net_client_read(cl, KEY("get"), &res, NULL));
     CHECK(as_number(&res) == total);
     CHECK_ERR(qk_net_client_read(cl, KEY("size"), &res, NULL), QK_ERR_INVALID_ARG);
+    /* ReadIndex reads, switched on while running: each read still sees
+     * every write before it. */
+    for (int i = 0; i < 3; i++) CHECK_OK(qk_replica_set_read_policy(r[i], QK_REPLICA_READ_INDEX, NULL));
+    for (int i = 0; i < 5; i++) {
+        total += 1;
+        CHECK(add(cl, 1) == total);
+        CHECK_OK(qk_net_client_read(cl, KEY("get"), &res, NULL));
+        CHECK(as_number(&res) == total);
+    }
+    qk_error pe = {0};
+    CHECK(qk_replica_set_read_policy(r[0], 2, &pe) == QK_ERR_INVALID_ARG);
+    CHECK(strstr(pe.message, "QK_REPLICA_READ_INDEX") != NULL);
+    CHECK_ERR(qk_replica_set_read_policy(NULL, QK_REPLICA_READ_LEASE, NULL), QK_ERR_NULL_ARG);
+    for (int i = 0; i < 3; i++) CHECK_OK(qk_replica_set_read_policy(r[i], QK_REPLICA_READ_LEASE, NULL));
+    CHECK_OK(qk_net_client_read(cl, KEY("get"), &res, NULL));
+    CHECK(as_number(&res) == total);
     CHECK_ERR(qk_net_client_propose(cl, NULL, 4, &res, NULL), QK_ERR_NULL_ARG);
     CHECK_ERR(qk_net_client_propose(cl, KEY("add 1"), NULL, NULL), QK_ERR_NULL_ARG);
     CHECK_ERR(qk_net_client_new("", 5, KEY(SECRET), 0, &cl, NULL), QK_ERR_INVALID_ARG);
@@ -255,7 +271,7 @@ void test_replica(void) {
         for (int i = 0; i < 3; i++) {
             qk_replica_info st;
             CHECK_OK(qk_replica_status(r[i], &st, NULL));
-            same &= st.applied == 21;
+            same &= st.applied == 26;
         }
         if (same) break;
         nap_ms(10);
@@ -264,7 +280,7 @@ void test_replica(void) {
     for (int i = 0; i < 3; i++) {
         qk_replica_info st = {0};
         CHECK_OK(qk_replica_status(r[i], &st, NULL));
-        CHECK(st.id == (uint32_t)i + 1 && st.applied == 21);
+        CHECK(st.id == (uint32_t)i + 1 && st.applied == 26);
         CHECK(state[i].total == total && !state[i].time_went_back);
         if (st.read_lease) leader = i;
     }
