@@ -213,7 +213,9 @@ export type PaxosOutput =
   | { kind: 'leaderChanged'; leader: number | null; ballotRound: bigint }
   | { kind: 'snapshot'; slot: bigint; data: Buffer }
   | { kind: 'read'; id: bigint; ready: boolean }
-  | ({ kind: 'membership' } & PaxosMembership);
+  | ({ kind: 'membership' } & PaxosMembership)
+  /** A kind from a newer library that this binding does not know: its raw fields. */
+  | { kind: 'unknown'; code: number; to: number; slot: bigint; index: bigint; count: bigint; data: Buffer };
 
 /** Epoch `epoch` (0n until the first change) decides every slot from `start` on. */
 export interface PaxosMembership {

@@ -4,7 +4,7 @@
 // poll() and act on each output in order. Times are nanoseconds of the
 // caller's clock (BigInt, or a safe integer).
 
-const { koffi, fn, call, bytes, u64, msToNs, copyOut, Handle, makeError, CODES, PAXOS_MAX_MEMBERS } = require('./native');
+const { koffi, fn, call, bytes, u64, msToNs, copyOut, Handle, PAXOS_MAX_MEMBERS } = require('./native');
 
 const F = {
   configInit: fn('uint32 qk_paxos_config_init(uint32, const uint32_t *, size_t, _Out_ qk_paxos_config *, qk_error *)'),
@@ -97,6 +97,42 @@ function paxosConfig(options) {
   };
 }
 
+/**
+ * One qk_paxos_output as a plain object, its bytes copied. A kind this
+ * binding does not know (from a newer library) becomes { kind: 'unknown' }
+ * with the raw fields: throwing here would lose the outputs already
+ * drained in the same poll().
+ */
+function toOutput(o) {
+  switch (o.kind) {
+    case SEND:
+      return { kind: 'send', to: o.to, data: copyOut(o.data, Number(o.data_len)) };
+    case DECIDED:
+      return { kind: 'decided', slot: BigInt(o.slot), index: Number(o.index), count: Number(o.count),
+        data: copyOut(o.data, Number(o.data_len)) };
+    case PERSISTED:
+      return { kind: 'persisted', count: Number(o.count) };
+    case LEADER_CHANGED:
+      return { kind: 'leaderChanged', leader: o.has_leader ? o.leader : null, ballotRound: BigInt(o.ballot_round) };
+    case SNAPSHOT:
+      // Replace the application's state with `data`: the state after every slot below `slot`.
+      return { kind: 'snapshot', slot: BigInt(o.slot), data: copyOut(o.data, Number(o.data_len)) };
+    case READ_INDEX:
+      return { kind: 'read', id: BigInt(o.index), ready: Number(o.count) === 1 };
+    case MEMBERSHIP: {
+      // Epoch `index` decides every slot from `slot` on; `data` holds
+      // data_len / 4 uint32 ids, the first `count` of them voters.
+      const ids = copyIds(o.data, Number(o.data_len) / 4);
+      const voters = Number(o.count);
+      return { kind: 'membership', epoch: BigInt(o.index), start: BigInt(o.slot),
+        voters: ids.slice(0, voters), learners: ids.slice(voters) };
+    }
+    default:
+      return { kind: 'unknown', code: o.kind, to: o.to, slot: BigInt(o.slot), index: BigInt(o.index),
+        count: BigInt(o.count), data: copyOut(o.data, Number(o.data_len)) };
+  }
+}
+
 class PaxosNode extends Handle {
   /**
    * Replica `id` of `members`, on the file at `path` (created if missing;
@@ -152,39 +188,7 @@ class PaxosNode extends Handle {
       const has = [0];
       call(F.poll, this.ptr, o, has);
       if (has[0] === 0) return outs;
-      switch (o.kind) {
-        case SEND:
-          outs.push({ kind: 'send', to: o.to, data: copyOut(o.data, Number(o.data_len)) });
-          break;
-        case DECIDED:
-          outs.push({ kind: 'decided', slot: BigInt(o.slot), index: Number(o.index), count: Number(o.count),
-            data: copyOut(o.data, Number(o.data_len)) });
-          break;
-        case PERSISTED:
-          outs.push({ kind: 'persisted', count: Number(o.count) });
-          break;
-        case LEADER_CHANGED:
-          outs.push({ kind: 'leaderChanged', leader: o.has_leader ? o.leader : null, ballotRound: BigInt(o.ballot_round) });
-          break;
-        case SNAPSHOT:
-          // Replace the application's state with `data`: the state after every slot below `slot`.
-          outs.push({ kind: 'snapshot', slot: BigInt(o.slot), data: copyOut(o.data, Number(o.data_len)) });
-          break;
-        case READ_INDEX:
-          outs.push({ kind: 'read', id: BigInt(o.index), ready: Number(o.count) === 1 });
-          break;
-        case MEMBERSHIP: {
-          // Epoch `index` decides every slot from `slot` on; `data` holds
-          // data_len / 4 uint32 ids, the first `count` of them voters.
-          const ids = copyIds(o.data, Number(o.data_len) / 4);
-          const voters = Number(o.count);
-          outs.push({ kind: 'membership', epoch: BigInt(o.index), start: BigInt(o.slot),
-            voters: ids.slice(0, voters), learners: ids.slice(voters) });
-          break;
-        }
-        default:
-          throw makeError(CODES.INVALID_ARG, `unknown qk_paxos_output kind ${o.kind}`);
-      }
+      outs.push(toOutput(o));
     }
   }
 
@@ -301,4 +305,4 @@ class PaxosNode extends Handle {
 
 PaxosNode.MAX_MEMBERS = PAXOS_MAX_MEMBERS;
 
-module.exports = { PaxosNode, paxosConfig };
+module.exports = { PaxosNode, paxosConfig, toOutput };

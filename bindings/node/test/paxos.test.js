@@ -421,3 +421,12 @@ test('membership: a joiner on a file restarts with join and holds its membership
   g.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('an output kind this binding does not know is handed on as unknown, not thrown', () => {
+  const { toOutput } = require('../lib/paxos');
+  const out = toOutput({ kind: 99, to: 7, slot: 5n, index: 2n, count: 1n, data: null, data_len: 0 });
+  assert.deepStrictEqual(out, { kind: 'unknown', code: 99, to: 7, slot: 5n, index: 2n, count: 1n, data: Buffer.alloc(0) });
+  // The known kinds still convert.
+  assert.deepStrictEqual(toOutput({ kind: 2, to: 0, slot: 0n, index: 0n, count: 3n, data: null, data_len: 0 }),
+    { kind: 'persisted', count: 3 });
+});
