@@ -107,9 +107,14 @@ fn header(id: FileIdentity) -> [u8; FILE_HEADER_LEN as usize] {
 
 /// The frame header of a payload: length, payload CRC, header CRC.
 fn frame_header(payload: &[u8], n: u32) -> [u8; FRAME_HEADER_LEN] {
+    frame_header_crc(crc32fast::hash(payload), n)
+}
+
+/// The frame header of an `n`-byte payload whose CRC is `crc`.
+fn frame_header_crc(crc: u32, n: u32) -> [u8; FRAME_HEADER_LEN] {
     let mut h = [0u8; FRAME_HEADER_LEN];
     h[0..4].copy_from_slice(&n.to_le_bytes());
-    h[4..8].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    h[4..8].copy_from_slice(&crc.to_le_bytes());
     let hcrc = crc32fast::hash(&h[..8]);
     h[8..12].copy_from_slice(&hcrc.to_le_bytes());
     h
@@ -496,15 +501,17 @@ impl FileStorage {
     /// Writes `checkpoint` to a new file beside this one, syncs it and
     /// renames it over this one: a crash leaves the old file or the new
     /// one, never a mix (a leftover `.compact` file is removed on open).
+    /// The frames are streamed to the file: a snapshot's bytes are not
+    /// copied into a buffer first, so compacting a large state needs no
+    /// second copy of it in memory.
     fn rewrite(&mut self, checkpoint: &[Record]) -> Result<()> {
-        let tmp = compact_path(&self.path);
-        let mut bytes = Vec::with_capacity(FILE_HEADER_LEN as usize + 64);
-        bytes.extend_from_slice(&header(self.identity));
+        // Refuse a record too large for a frame before touching any file.
         for r in checkpoint {
-            put_frame(r, &mut bytes)?;
+            frame_payload_len(r)?;
         }
+        let tmp = compact_path(&self.path);
         let written = (|| {
-            let mut f = OpenOptions::new()
+            let f = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
@@ -512,18 +519,25 @@ impl FileStorage {
                 .open(&tmp)?;
             // A new inode nobody else can have locked.
             f.try_lock().map_err(std::io::Error::other)?;
-            f.write_all(&bytes)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+            w.write_all(&header(self.identity))?;
+            let mut len = FILE_HEADER_LEN;
+            let mut scratch = Vec::new();
+            for r in checkpoint {
+                len += write_frame(r, &mut scratch, &mut w)?;
+            }
+            let f = w.into_inner().map_err(|e| e.into_error())?;
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)?;
             sync_parent_dir(&self.path)?;
-            Ok::<File, std::io::Error>(f)
+            Ok::<(File, u64), std::io::Error>((f, len))
         })();
         match written {
-            Ok(f) => {
+            Ok((f, len)) => {
                 // Dropping the old handle releases the old inode's lock.
                 self.file = f;
                 self.buf.clear();
-                self.written = bytes.len() as u64;
+                self.written = len;
                 self.dirty = false;
                 self.records = checkpoint.len() as u64;
                 self.syncs += 1;
@@ -535,6 +549,48 @@ impl FileStorage {
             }
         }
     }
+}
+
+/// The payload length of `record`'s frame, or an [`Error::InvalidArgument`]
+/// if it does not fit one. Only a snapshot can be that large; other
+/// records are checked when they are framed.
+fn frame_payload_len(record: &Record) -> Result<u32> {
+    let n = match record {
+        Record::Snapshot { slot, data } => {
+            let mut head = Vec::with_capacity(24);
+            wire::snapshot_record_head(*slot, data.len(), &mut head);
+            head.len() as u64 + data.len() as u64
+        }
+        _ => 0,
+    };
+    u32::try_from(n).map_err(|_| {
+        Error::invalid(format!(
+            "a record of {n} bytes does not fit a frame (at most {} bytes)",
+            u32::MAX
+        ))
+    })
+}
+
+/// Writes `record` to `w` as one frame (the bytes [`put_frame`] makes) and
+/// returns its length. A snapshot's data goes from its own buffer to `w`;
+/// other records are framed in `scratch` first.
+fn write_frame(record: &Record, scratch: &mut Vec<u8>, w: &mut impl Write) -> std::io::Result<u64> {
+    scratch.clear();
+    let Record::Snapshot { slot, data } = record else {
+        put_frame(record, scratch).map_err(std::io::Error::other)?;
+        w.write_all(scratch)?;
+        return Ok(scratch.len() as u64);
+    };
+    wire::snapshot_record_head(*slot, data.len(), scratch);
+    let n = u32::try_from(scratch.len() + data.len()).map_err(std::io::Error::other)?;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(scratch);
+    crc.update(data);
+    let head = frame_header_crc(crc.finalize(), n);
+    w.write_all(&head)?;
+    w.write_all(scratch)?;
+    w.write_all(data)?;
+    Ok(FRAME_HEADER_LEN as u64 + u64::from(n))
 }
 
 impl Storage for FileStorage {
@@ -679,5 +735,50 @@ fn sync_parent_dir(path: &Path) -> std::io::Result<()> {
     {
         let _ = path;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paxos::ballot::Ballot;
+
+    /// A streamed checkpoint is byte for byte the frames `put_frame` makes
+    /// (the format `scan_frames` reads), for a snapshot and the rest.
+    #[test]
+    fn streamed_frames_are_the_framed_records() {
+        let records = vec![
+            Record::Snapshot {
+                slot: 300,
+                data: std::sync::Arc::new((0..70_000u32).map(|i| (i * 7) as u8).collect()),
+            },
+            Record::Promise {
+                ballot: Ballot { round: 9, node: 2 },
+            },
+            Record::Snapshot {
+                slot: 0,
+                data: std::sync::Arc::new(Vec::new()),
+            },
+            Record::Commit { commit: 301 },
+        ];
+        let mut framed = Vec::new();
+        let mut streamed = Vec::new();
+        let mut scratch = Vec::new();
+        let mut total = 0;
+        for r in &records {
+            put_frame(r, &mut framed).unwrap();
+            total += write_frame(r, &mut scratch, &mut streamed).unwrap();
+        }
+        assert!(streamed == framed, "the streamed bytes differ");
+        assert_eq!(total, streamed.len() as u64);
+        let Ok(Scan::Ok {
+            records: back,
+            torn: None,
+            ..
+        }) = scan_frames(&streamed[..], 0, streamed.len() as u64)
+        else {
+            panic!("the streamed frames do not scan");
+        };
+        assert_eq!(back, records);
     }
 }

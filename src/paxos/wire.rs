@@ -323,15 +323,29 @@ pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
             put_varint(out, *commit);
         }
         Record::Snapshot { slot, data } => {
-            out.push(TAG_RECORD_SNAPSHOT);
-            put_varint(out, *slot);
-            put_bytes(out, data);
+            put_snapshot_fields(out, *slot, data.len());
+            out.extend_from_slice(data);
         }
         Record::Membership(m) => {
             out.push(TAG_RECORD_MEMBERSHIP);
             put_membership(out, m);
         }
     }
+}
+
+/// Appends the bytes of a snapshot record that come before its data: the
+/// encoding of `Record::Snapshot { slot, data }` is these followed by
+/// `data`, so a store can write a large snapshot without copying it.
+pub(crate) fn snapshot_record_head(slot: u64, data_len: usize, out: &mut Vec<u8>) {
+    out.push(WIRE_VERSION);
+    put_snapshot_fields(out, slot, data_len);
+}
+
+/// A snapshot record's tag, slot and data length.
+fn put_snapshot_fields(out: &mut Vec<u8>, slot: u64, data_len: usize) {
+    out.push(TAG_RECORD_SNAPSHOT);
+    put_varint(out, slot);
+    put_varint(out, data_len as u64);
 }
 
 /// Appends two id lists (voters, learners): a varint count then varint ids
