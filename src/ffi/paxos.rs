@@ -367,15 +367,27 @@ pub unsafe extern "C" fn qk_paxos_node_new_file(
         if path.is_null() {
             return Err(Failure::null("path"));
         }
-        // SAFETY: non-NULL and NUL-terminated per the contract.
-        let path = path_of(unsafe { CStr::from_ptr(path) })?;
         let out = unsafe { Out::new(node_out, "node_out") }?;
         let config = config_of(c)?;
         // Validate the config before touching the file system.
         config.validate()?;
-        let storage = FileStorage::open(&path, FileIdentity::new(config.cluster_id, config.id))?;
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        let storage = unsafe { open_file(path, &config) }?;
         new_node(config, Box::new(storage), now_ns, out)
     })
+}
+
+/// The record file at `path` for the replica `config` describes.
+///
+/// # Safety
+/// `path` is non-NULL and NUL-terminated.
+unsafe fn open_file(path: *const c_char, config: &Config) -> FfiResult<FileStorage> {
+    // SAFETY: the caller's contract.
+    let path = path_of(unsafe { CStr::from_ptr(path) })?;
+    Ok(FileStorage::open(
+        &path,
+        FileIdentity::new(config.cluster_id, config.id),
+    )?)
 }
 
 /// Creates a replica that joins a running cluster, as
@@ -415,9 +427,7 @@ pub unsafe extern "C" fn qk_paxos_node_join(
             Box::new(MemoryStorage::new())
         } else {
             // SAFETY: non-NULL and NUL-terminated per the contract.
-            let path = path_of(unsafe { CStr::from_ptr(path) })?;
-            let id = FileIdentity::new(config.cluster_id, config.id);
-            Box::new(FileStorage::open(&path, id)?)
+            Box::new(unsafe { open_file(path, &config) }?)
         };
         start_node(Node::join(config, storage, now_ns)?, out)
     })
