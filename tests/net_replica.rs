@@ -464,3 +464,157 @@ fn read_index_reads_need_no_lease() {
     let got = kv::decode_previous(&client.read(&kv::get(b"n")).unwrap()).unwrap();
     assert_eq!(kv::decode_i64(&got), Some(31));
 }
+
+/// Waits (bounded) until `cond` holds; false if it never did.
+fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+/// Membership change on running replicas: a fourth replica joins as a
+/// learner, is promoted, the leader removes itself and is shut down, and
+/// the leadership is handed to a chosen voter; writes go on throughout and
+/// nothing is lost.
+#[test]
+fn replicas_change_membership_and_transfer_leadership_while_serving() {
+    use quorumkit::paxos::MembershipChange;
+    let mut c = Cluster::start(3, "membership");
+    let mut client = c.client();
+    let mut n = 0;
+    let mut add = |client: &mut Client| {
+        n += 1;
+        let r = client.propose(&kv::add(b"n", 1)).unwrap();
+        assert_eq!(kv::decode_i64(&r), Some(n));
+    };
+    for _ in 0..10 {
+        add(&mut client);
+    }
+    // Replica 4 joins: it knows the voters; they learn its address.
+    let addr4 = free_addrs(1)[0];
+    let mut peers = c.peers.clone();
+    peers.insert(4, addr4);
+    let mut cfg = ReplicaConfig::new(4, peers, c.dir.join("r4"), CLUSTER, SECRET);
+    cfg.node.heartbeat_interval = 20_000_000;
+    cfg.node.election_timeout = 150_000_000;
+    cfg.node.lease_duration = 300_000_000;
+    cfg.node.max_clock_drift = 20_000_000;
+    cfg.init = true;
+    cfg.join = true;
+    let r4 = Replica::start(cfg, kv::KvStore::new()).unwrap();
+    assert!(r4.membership().voters == vec![1, 2, 3] && !r4.membership().contains(4));
+    let leader = c.leader();
+    // No address yet: refused, nothing proposed.
+    let refused = c.replicas[&leader].change_membership(MembershipChange::AddLearner(4));
+    assert!(
+        matches!(&refused, Err(quorumkit::Error::InvalidArgument(m)) if m.contains("add_peer")),
+        "{refused:?}"
+    );
+    for r in c.replicas.values() {
+        r.add_peer(4, addr4).unwrap();
+        r.add_peer(4, addr4).unwrap(); // again: nothing changes
+        assert!(r.add_peer(4, c.peers[&1]).is_err(), "another address for 4");
+        assert!(r.add_peer(0, addr4).is_err());
+    }
+    let follower = *c.replicas.keys().find(|&&id| id != leader).unwrap();
+    assert!(matches!(
+        c.replicas[&follower].change_membership(MembershipChange::AddLearner(4)),
+        Err(quorumkit::Error::NotLeader { .. })
+    ));
+    c.replicas[&leader]
+        .change_membership(MembershipChange::AddLearner(4))
+        .unwrap();
+    assert!(
+        eventually(10, || r4.membership().learners == vec![4]),
+        "replica 4 never became a learner: {:?}",
+        r4.membership()
+    );
+    add(&mut client);
+    let caught_up = |r: &Replica, want: u64| r.status().commit_index >= want;
+    let want = c.replicas[&leader].status().commit_index;
+    assert!(
+        eventually(10, || caught_up(&r4, want)),
+        "the learner never caught up"
+    );
+    // Promote it (retried: a promotion needs the learner heard lately).
+    assert!(
+        eventually(10, || {
+            c.replicas[&leader]
+                .change_membership(MembershipChange::Promote(4))
+                .is_ok()
+        }),
+        "the promotion was never taken"
+    );
+    assert!(eventually(10, || c
+        .replicas
+        .values()
+        .chain([&r4])
+        .all(|r| r.membership().voters == vec![1, 2, 3, 4])));
+    c.replicas.insert(4, r4);
+    add(&mut client);
+    // The leader removes itself, then is shut down; the rest go on.
+    let leader = c.leader();
+    assert!(eventually(10, || c.replicas[&leader]
+        .change_membership(MembershipChange::Remove(leader))
+        .is_ok()));
+    let rest: Vec<u32> = (1..=4).filter(|&id| id != leader).collect();
+    assert!(eventually(10, || rest
+        .iter()
+        .all(|id| c.replicas[id].membership().voters == rest)));
+    c.replicas.remove(&leader).unwrap().shutdown().unwrap();
+    let mut client = {
+        let mut cfg = ClientConfig::new(
+            rest.iter().map(|id| c.replicas[id].local_addr()).collect(),
+            CLUSTER,
+            SECRET,
+        );
+        cfg.timeout = Duration::from_secs(15);
+        cfg.attempt_timeout = Duration::from_millis(500);
+        Client::new(cfg).unwrap()
+    };
+    for _ in 0..5 {
+        add(&mut client);
+    }
+    // Hand the leadership to a chosen voter.
+    let leader = c.leader();
+    let to = *rest.iter().find(|&&id| id != leader).unwrap();
+    assert!(matches!(
+        c.replicas[&to].transfer_leadership(leader),
+        Err(quorumkit::Error::NotLeader { .. })
+    ));
+    c.replicas[&leader].transfer_leadership(to).unwrap();
+    assert!(
+        eventually(10, || c.replicas[&to].status().leader == to),
+        "the leadership never moved to {to}"
+    );
+    // The joined replica restarts from its log (with `join` again) and
+    // knows the membership it applied.
+    c.replicas.remove(&4).unwrap().shutdown().unwrap();
+    let mut peers = c.peers.clone();
+    peers.insert(4, addr4);
+    let mut cfg = ReplicaConfig::new(4, peers, c.dir.join("r4"), CLUSTER, SECRET);
+    cfg.node.heartbeat_interval = 20_000_000;
+    cfg.node.election_timeout = 150_000_000;
+    cfg.node.lease_duration = 300_000_000;
+    cfg.node.max_clock_drift = 20_000_000;
+    cfg.join = true;
+    let r4 = Replica::start(cfg, kv::KvStore::new()).unwrap();
+    assert_eq!(r4.membership().voters, rest);
+    c.replicas.insert(4, r4);
+    add(&mut client);
+    let got = kv::decode_previous(&client.read(&kv::get(b"n")).unwrap()).unwrap();
+    assert_eq!(kv::decode_i64(&got), Some(n));
+    // Every voter applied every write.
+    assert!(eventually(10, || {
+        let commits: Vec<u64> = rest
+            .iter()
+            .map(|id| c.replicas[id].status().commit_index)
+            .collect();
+        commits.iter().all(|&x| x == commits[0])
+    }));
+}

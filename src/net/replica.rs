@@ -40,7 +40,10 @@ use super::proto::{
 };
 use super::sessions::{DEFAULT_MAX_SESSIONS, Sessions, Verdict};
 use crate::error::{Error, Result};
-use crate::paxos::{Config, FileIdentity, FileStorage, Message, Node, NodeId, Output, wire};
+use crate::paxos::{
+    Config, FileIdentity, FileStorage, Membership, MembershipChange, Message, Node, NodeId, Output,
+    wire,
+};
 
 /// A decided command as the state machine sees it.
 #[derive(Debug, Clone, Copy)]
@@ -140,7 +143,8 @@ pub struct ReplicaConfig {
     /// `peers`, `node.cluster_id` the cluster.
     pub node: Config,
     /// Every replica's address (this one's included): where peers connect
-    /// and where clients are redirected.
+    /// and where clients are redirected. Replicas added later are made
+    /// known with [`Replica::add_peer`].
     pub peers: BTreeMap<NodeId, SocketAddr>,
     /// Where to listen; `None`: this replica's entry in `peers`, which
     /// must then be a loopback address (listening beyond loopback is
@@ -152,6 +156,13 @@ pub struct ReplicaConfig {
     /// replica that lost its data must not silently rejoin as a voter that
     /// forgot its promises, so without `init` a missing file is an error.
     pub init: bool,
+    /// This replica joins a running cluster ([`Node::join`]): with `init`
+    /// it starts as no member, the other `peers` are the cluster's voters
+    /// as the operator knows them, and it takes part once a leader adds it
+    /// ([`Replica::change_membership`] with
+    /// [`MembershipChange::AddLearner`]). Restart such a replica with
+    /// `join` too (its log holds its membership).
+    pub join: bool,
     /// The shared cluster secret (at least 16 bytes).
     pub secret: Vec<u8>,
     /// The largest frame accepted.
@@ -192,6 +203,7 @@ impl ReplicaConfig {
             listen: None,
             data_dir: data_dir.into(),
             init: false,
+            join: false,
             secret: secret.into(),
             max_frame: DEFAULT_MAX_FRAME,
             max_pending: 100_000,
@@ -237,12 +249,28 @@ pub struct Replica {
     status: Arc<Mutex<Status>>,
     /// The read policy the core applies to each read it takes next.
     read_index: Arc<AtomicBool>,
+    /// Every replica's address known here (accepted connections are
+    /// checked against it).
+    book: Arc<Mutex<BTreeMap<NodeId, SocketAddr>>>,
+    /// The membership the core applied last.
+    membership: Arc<Mutex<Membership>>,
 }
+
+/// How long an administrative call waits for the core.
+const ADMIN_WAIT: Duration = Duration::from_secs(5);
 
 enum Event {
     Peer(NodeId, Message),
     Client(Arc<ClientConn>, Request),
+    /// An administrative call and where its outcome goes.
+    Admin(Admin, SyncSender<Result<()>>),
     Stop,
+}
+
+enum Admin {
+    AddPeer(NodeId, SocketAddr),
+    Change(MembershipChange),
+    Transfer(NodeId),
 }
 
 /// The writing side of a client connection. Answers are not written as
@@ -376,12 +404,26 @@ impl Replica {
         config.node.validate()?;
         config.identity().validate()?;
         let members: Vec<NodeId> = config.peers.keys().copied().collect();
-        let mut sorted = config.node.members.clone();
+        let mut node_config = config.node.clone();
+        if config.join {
+            // The cluster's voters as the operator knows them: the others.
+            node_config.members.retain(|&m| m != config.node.id);
+        }
+        let mut sorted = node_config.members.clone();
         sorted.sort_unstable();
-        if sorted != members {
+        let mut expected = members.clone();
+        if config.join {
+            expected.retain(|&m| m != config.node.id);
+        }
+        if sorted != expected {
             return Err(Error::invalid("net: node.members must be the ids of peers"));
         }
-        let own = config.peers[&config.node.id];
+        let Some(&own) = config.peers.get(&config.node.id) else {
+            return Err(Error::invalid(format!(
+                "net: replica {} is not among the peers",
+                config.node.id
+            )));
+        };
         let listen = match config.listen {
             Some(a) => a,
             None if own.ip().is_loopback() => own,
@@ -415,7 +457,12 @@ impl Replica {
             FileIdentity::new(config.node.cluster_id, config.node.id),
         )?;
         let clock = Instant::now();
-        let node = Node::new(config.node.clone(), GroupCommit::new(storage), 0)?;
+        let node = if config.join {
+            Node::join(node_config, GroupCommit::new(storage), 0)?
+        } else {
+            Node::new(node_config, GroupCommit::new(storage), 0)?
+        };
+        let membership = Arc::new(Mutex::new(node.membership().clone()));
         let listener = TcpListener::bind(listen)
             .map_err(|e| Error::storage(format!("cannot listen on {listen}: {e}")))?;
         let addr = listener
@@ -440,15 +487,10 @@ impl Replica {
             if peer == config.node.id {
                 continue;
             }
-            let (queue, prx) = PeerQueue::new(MAX_PEER_QUEUE_BYTES);
-            let bytes = queue.bytes.clone();
-            let (stop, identity, verbose) = (stop.clone(), identity.clone(), config.verbose);
-            std::thread::Builder::new()
-                .name(format!("qk-send-{peer}"))
-                .spawn(move || sender(peer, peer_addr, identity, prx, bytes, stop, verbose))
-                .map_err(|e| Error::storage(format!("cannot start a thread: {e}")))?;
+            let queue = spawn_sender(peer, peer_addr, &identity, &stop, config.verbose)?;
             senders.insert(peer, queue);
         }
+        let book = Arc::new(Mutex::new(config.peers.clone()));
         let ready = Arc::new(Mutex::new(Vec::new()));
         let acceptor = {
             let (stop, events, conns, identity, ready) = (
@@ -458,13 +500,13 @@ impl Replica {
                 identity.clone(),
                 ready.clone(),
             );
-            let members = members.clone();
+            let book = book.clone();
             let (max_frame, verbose) = (config.max_frame, config.verbose);
             std::thread::Builder::new()
                 .name("qk-accept".into())
                 .spawn(move || {
                     accept(
-                        listener, identity, members, events, ready, conns, stop, max_frame, verbose,
+                        listener, identity, book, events, ready, conns, stop, max_frame, verbose,
                     )
                 })
                 .map_err(|e| Error::storage(format!("cannot start a thread: {e}")))?
@@ -481,6 +523,9 @@ impl Replica {
             index_reads: HashMap::new(),
             next_read_id: 0,
             read_index: read_index.clone(),
+            membership: membership.clone(),
+            identity: identity.clone(),
+            stop: stop.clone(),
             held: Default::default(),
             ready,
             senders,
@@ -512,7 +557,85 @@ impl Replica {
             conns,
             status,
             read_index,
+            book,
+            membership,
         })
+    }
+
+    /// Makes replica `id` at `addr` known to this one: it connects to it
+    /// and accepts its connections. Do this on every replica before a
+    /// change adds `id` (a change naming a replica without an address is
+    /// refused). Adding a known replica again at the same address does
+    /// nothing; at another address it is refused.
+    pub fn add_peer(&self, id: NodeId, addr: SocketAddr) -> Result<()> {
+        if id == 0 {
+            return Err(Error::invalid("net: replica ids are numbers from 1"));
+        }
+        {
+            let mut book = lock(&self.book);
+            match book.get(&id) {
+                Some(&known) if known == addr => return Ok(()),
+                Some(&known) => {
+                    return Err(Error::invalid(format!(
+                        "net: replica {id} is already known at {known}, not {addr}"
+                    )));
+                }
+                None => {
+                    book.insert(id, addr);
+                }
+            }
+        }
+        self.admin(Admin::AddPeer(id, addr))
+    }
+
+    /// Proposes a membership change; only the leader takes it (else
+    /// [`Error::NotLeader`]). `Ok` means the change was proposed; it is in
+    /// force once [`membership`](Replica::membership) shows its epoch
+    /// (every replica reports it when it applies the change). The refusals
+    /// are [`Node::change_membership`]'s, and a change that adds a replica
+    /// this one has no address for (see [`add_peer`](Replica::add_peer)).
+    pub fn change_membership(&self, change: MembershipChange) -> Result<()> {
+        let added = match change {
+            MembershipChange::AddLearner(id) => Some(id),
+            MembershipChange::Replace { new, .. } => Some(new),
+            _ => None,
+        };
+        if let Some(id) = added.filter(|id| !lock(&self.book).contains_key(id)) {
+            return Err(Error::invalid(format!(
+                "net: no address for replica {id}: add_peer it on every replica first"
+            )));
+        }
+        self.admin(Admin::Change(change))
+    }
+
+    /// Hands the leadership to voter `to` (see
+    /// [`Node::transfer_leadership`]); only the leader takes it.
+    pub fn transfer_leadership(&self, to: NodeId) -> Result<()> {
+        self.admin(Admin::Transfer(to))
+    }
+
+    /// The membership this replica applied last.
+    pub fn membership(&self) -> Membership {
+        lock(&self.membership).clone()
+    }
+
+    /// Runs `op` on the core's thread and waits (bounded) for its outcome.
+    fn admin(&self, op: Admin) -> Result<()> {
+        let (tx, rx) = sync_channel(1);
+        let stopped = || Error::invalid("net: the replica was stopped");
+        if self.is_stopped() {
+            return Err(stopped());
+        }
+        self.events
+            .send(Event::Admin(op, tx))
+            .map_err(|_| stopped())?;
+        match rx.recv_timeout(ADMIN_WAIT) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(Error::BackendUnavailable(format!(
+                "net: the replica did not answer within {ADMIN_WAIT:?}"
+            ))),
+            Err(RecvTimeoutError::Disconnected) => Err(stopped()),
+        }
     }
 
     /// Changes how it answers reads, from the next read it takes on
@@ -594,7 +717,7 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 fn accept(
     listener: TcpListener,
     identity: Identity,
-    members: Vec<NodeId>,
+    book: Arc<Mutex<BTreeMap<NodeId, SocketAddr>>>,
     events: SyncSender<Event>,
     ready: Arc<Mutex<Vec<Arc<ClientConn>>>>,
     conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
@@ -615,9 +738,9 @@ fn accept(
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(id, clone);
         }
-        let (identity, members, events, conns, ready) = (
+        let (identity, book, events, conns, ready) = (
             identity.clone(),
-            members.clone(),
+            book.clone(),
             events.clone(),
             conns.clone(),
             ready.clone(),
@@ -626,8 +749,7 @@ fn accept(
             .name("qk-read".into())
             .spawn(move || {
                 let peer = stream.peer_addr().ok();
-                if let Err(e) = serve_conn(stream, &identity, &members, &events, &ready, max_frame)
-                {
+                if let Err(e) = serve_conn(stream, &identity, &book, &events, &ready, max_frame) {
                     log(
                         verbose,
                         format_args!("connection from {peer:?} closed: {e}"),
@@ -648,7 +770,7 @@ fn accept(
 fn serve_conn(
     mut stream: TcpStream,
     identity: &Identity,
-    members: &[NodeId],
+    book: &Mutex<BTreeMap<NodeId, SocketAddr>>,
     events: &SyncSender<Event>,
     ready: &Arc<Mutex<Vec<Arc<ClientConn>>>>,
     max_frame: usize,
@@ -661,7 +783,7 @@ fn serve_conn(
     stream.set_read_timeout(None).map_err(io)?;
     match role {
         Role::Replica(from) => {
-            if !members.contains(&from) || Role::Replica(from) == identity.role {
+            if !lock(book).contains_key(&from) || Role::Replica(from) == identity.role {
                 return Err(Error::invalid(format!(
                     "net: replica {from} is not a member of this cluster"
                 )));
@@ -745,6 +867,24 @@ impl PeerQueue {
         }
         true
     }
+}
+
+/// Starts the thread that sends to `peer` at `addr` and returns its queue.
+fn spawn_sender(
+    peer: NodeId,
+    addr: SocketAddr,
+    identity: &Identity,
+    stop: &Arc<AtomicBool>,
+    verbose: bool,
+) -> Result<PeerQueue> {
+    let (queue, prx) = PeerQueue::new(MAX_PEER_QUEUE_BYTES);
+    let bytes = queue.bytes.clone();
+    let (stop, identity) = (stop.clone(), identity.clone());
+    std::thread::Builder::new()
+        .name(format!("qk-send-{peer}"))
+        .spawn(move || sender(peer, addr, identity, prx, bytes, stop, verbose))
+        .map_err(|e| Error::storage(format!("cannot start a thread: {e}")))?;
+    Ok(queue)
 }
 
 fn sender(
@@ -856,6 +996,11 @@ struct Core {
     next_read_id: u64,
     /// Shared with the [`Replica`] handle, which may change it any time.
     read_index: Arc<AtomicBool>,
+    /// The membership applied last, published to the handle.
+    membership: Arc<Mutex<Membership>>,
+    /// For the senders of peers added later.
+    identity: Identity,
+    stop: Arc<AtomicBool>,
     /// Outputs taken from the node before the turn's fsync, to act on after it.
     held: std::collections::VecDeque<Output>,
     /// Connections with answers to write at the end of the turn.
@@ -976,7 +1121,31 @@ impl Core {
                 self.request(conn, req, now)?;
                 Ok(())
             }
+            Event::Admin(op, reply) => {
+                let result = self.admin(op, now);
+                let fatal = match &result {
+                    Err(e @ (Error::Storage(_) | Error::StorageCorrupt(_))) => Some(e.clone()),
+                    _ => None,
+                };
+                let _ = reply.try_send(result);
+                fatal.map_or(Ok(()), Err)
+            }
             Event::Stop => Ok(()),
+        }
+    }
+
+    fn admin(&mut self, op: Admin, now: u64) -> Result<()> {
+        match op {
+            Admin::AddPeer(id, addr) => {
+                if id != self.node.id() && !self.senders.contains_key(&id) {
+                    let queue = spawn_sender(id, addr, &self.identity, &self.stop, self.verbose)?;
+                    self.senders.insert(id, queue);
+                }
+                self.peers.insert(id, addr);
+                Ok(())
+            }
+            Admin::Change(change) => self.node.change_membership(change, now),
+            Admin::Transfer(to) => self.node.transfer_leadership(to, now),
         }
     }
 
@@ -1166,6 +1335,7 @@ impl Core {
                     self.since_snapshot = (0, 0);
                 }
                 Output::MembershipChanged(m) => {
+                    *lock(&self.membership) = m.clone();
                     log(
                         self.verbose,
                         format_args!(
