@@ -64,6 +64,21 @@
 #define QK_TIMEOUT_FOREVER UINT64_MAX
 
 /**
+ * `qk_replica_start()`'s `init`: create a new replica (its directory must
+ * hold no log). Without it the replica restarts from its directory.
+ */
+#define QK_REPLICA_INIT 1
+
+/**
+ * `qk_replica_start()`'s `init`, or-ed in: the replica joins a running
+ * cluster (`QK_REPLICA_INIT | QK_REPLICA_JOIN` the first time, then
+ * `QK_REPLICA_JOIN` for its restarts). The other `peers` are the
+ * cluster's voters as the operator knows them; it takes part once the
+ * leader adds it (`qk_replica_change_membership()`).
+ */
+#define QK_REPLICA_JOIN 2
+
+/**
  * `qk_replica_set_read_policy()`: a leader answers a read from its state
  * while it holds its read lease (the default; no message per read, safe
  * while clocks drift apart by less than the lease's margin).
@@ -4172,9 +4187,11 @@ qk_status qk_reply_set(qk_reply *reply, const uint8_t *data, size_t len, qk_erro
  * Starts replica `id` of the cluster `peers` (NUL-terminated
  * `ID=HOST:PORT,...`, this replica included; it listens on its own
  * entry, which must be a loopback address), keeping its log in
- * `data_dir`. `init` = 1 creates a new replica (the directory must hold
- * no log); 0 restarts one from its directory (a replica that lost its
- * data must not rejoin silently: that is refused). `heartbeat_ns` sets
+ * `data_dir`. `init` = `QK_REPLICA_INIT` (1) creates a new replica (the
+ * directory must hold no log); 0 restarts one from its directory (a
+ * replica that lost its data must not rejoin silently: that is refused);
+ * or-ed with `QK_REPLICA_JOIN` the replica joins a running cluster.
+ * `heartbeat_ns` sets
  * the leader's heartbeat (0: 50 ms); elections take 10 to 20 heartbeats,
  * read leases last 10. The callbacks run on the replica's thread with
  * `user_data` (`query` may be NULL: reads are then refused).
@@ -4288,6 +4305,97 @@ qk_status qk_replica_status(const qk_replica *replica, qk_replica_info *status_o
  * `replica` is NULL or live.
  */
 qk_status qk_replica_set_read_policy(const qk_replica *replica, uint32_t policy, qk_error *err);
+
+/**
+ * Makes replica `id` at `addr` (NUL-terminated `HOST:PORT`) known to this
+ * one: it connects to it and accepts its connections. Call it on every
+ * replica before a change adds `id` (`qk_replica_change_membership()`
+ * refuses a replica it has no address for). Adding a known replica again
+ * at the same address does nothing.
+ *
+ * Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`; `QK_ERR_INVALID_ARG`
+ * for id 0, a bad address, a replica already known at another address,
+ * or a stopped replica.
+ *
+ * Thread safety: may run concurrently from any thread, except with the
+ * replica's free.
+ *
+ * # Safety
+ * `replica` is NULL or live; `addr` is NULL or NUL-terminated.
+ */
+qk_status qk_replica_add_peer(const qk_replica *replica,
+                              uint32_t id,
+                              const char *addr,
+                              qk_error *err);
+
+/**
+ * Proposes a membership change at the leader, as
+ * `qk_paxos_node_change_membership()` (`kind` is `QK_PAXOS_ADD_LEARNER`,
+ * `QK_PAXOS_PROMOTE`, `QK_PAXOS_REMOVE` of `id`, or `QK_PAXOS_REPLACE` of
+ * `id` by the learner `other`). `QK_OK` means it was proposed; it is in
+ * force once `qk_replica_membership()` shows its epoch. A new replica
+ * starts with `QK_REPLICA_INIT | QK_REPLICA_JOIN` and must be known to
+ * every replica (`qk_replica_add_peer()`) before it is added.
+ *
+ * Errors (nothing changes): `QK_ERR_NULL_ARG`; `QK_ERR_NOT_LEADER` on a
+ * follower; `QK_ERR_INVALID_ARG` for an unknown `kind`, a replica without
+ * an address, a stopped replica, and the refusals of
+ * `qk_paxos_node_change_membership()`; `QK_ERR_BACKEND_UNAVAILABLE` if the
+ * replica does not answer within 5 s.
+ *
+ * Thread safety: may run concurrently from any thread, except with the
+ * replica's free.
+ *
+ * # Safety
+ * `replica` is NULL or live.
+ */
+qk_status qk_replica_change_membership(const qk_replica *replica,
+                                       uint32_t kind,
+                                       uint32_t id,
+                                       uint32_t other,
+                                       qk_error *err);
+
+/**
+ * Hands the leadership to voter `to`, as
+ * `qk_paxos_node_transfer_leadership()`: the leader waits until `to` has
+ * every slot, then steps down and `to` stands at once.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_NOT_LEADER` on a follower;
+ * `QK_ERR_INVALID_ARG` when `to` is not another voter or the replica was
+ * stopped; `QK_ERR_BACKEND_UNAVAILABLE` if it does not answer within 5 s.
+ *
+ * Thread safety: may run concurrently from any thread, except with the
+ * replica's free.
+ *
+ * # Safety
+ * `replica` is NULL or live.
+ */
+qk_status qk_replica_transfer_leadership(const qk_replica *replica, uint32_t to, qk_error *err);
+
+/**
+ * Stores the membership the replica applied last, as
+ * `qk_paxos_node_membership()`: its epoch, its first slot, the voters then
+ * the learners in `ids_out` (room for `ids_cap`; NULL with 0 to ask the
+ * size), the voter count and the id count.
+ *
+ * Errors: `QK_ERR_NULL_ARG`; `QK_ERR_BUFFER_TOO_SMALL` (the counts are
+ * stored); `QK_ERR_INVALID_ARG` for a stopped replica.
+ *
+ * Thread safety: may run concurrently from any thread, except with the
+ * replica's free.
+ *
+ * # Safety
+ * `replica` is NULL or live; `ids_out` is NULL or has room for `ids_cap`
+ * ids; the other outputs are NULL or writable.
+ */
+qk_status qk_replica_membership(const qk_replica *replica,
+                                uint64_t *epoch_out,
+                                uint64_t *start_out,
+                                uint32_t *ids_out,
+                                size_t ids_cap,
+                                size_t *voters_len_out,
+                                size_t *ids_len_out,
+                                qk_error *err);
 
 /**
  * Frees bytes the library handed out and sets `bytes` to empty. NULL, or

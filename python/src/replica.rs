@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use quorumkit::net::hosted::{self, HostedMachine};
 use quorumkit::net::{Client, ClientConfig, Replica as CoreReplica, ReplicaConfig};
+use quorumkit::paxos::MembershipChange;
 
 use crate::args::{key_bytes, type_name};
 use crate::errors::{invalid, to_pyerr, type_error};
@@ -170,7 +171,7 @@ fn peers_arg(py: Python<'_>, peers: &Bound<'_, PyAny>) -> PyResult<BTreeMap<u32,
 #[pymethods]
 impl Replica {
     #[new]
-    #[pyo3(signature = (id, peers, data_dir, *, secret, apply, query=None, cluster_id=1, init=false, heartbeat=None, snapshot=None, restore=None, compact_every=None, read_policy="lease"))]
+    #[pyo3(signature = (id, peers, data_dir, *, secret, apply, query=None, cluster_id=1, init=false, join=false, heartbeat=None, snapshot=None, restore=None, compact_every=None, read_policy="lease"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -182,6 +183,7 @@ impl Replica {
         query: Option<Py<PyAny>>,
         cluster_id: u64,
         init: bool,
+        join: bool,
         heartbeat: Option<&Bound<'_, PyAny>>,
         snapshot: Option<Py<PyAny>>,
         restore: Option<Py<PyAny>>,
@@ -226,6 +228,7 @@ impl Replica {
         }
         let mut config = ReplicaConfig::new(id, peers, data_dir, cluster_id, secret_arg(secret)?);
         config.init = init;
+        config.join = join;
         config.compact_every_slots = compact_every;
         config.read_policy = parse_read_policy(py, read_policy)?;
         if compact_every == 0 {
@@ -307,6 +310,59 @@ impl Replica {
             Some(r) => {
                 r.set_read_policy(policy);
                 Ok(())
+            }
+            None => Err(invalid(py, "the replica was stopped")),
+        }
+    }
+
+    /// Makes replica `id` at `addr` (`"host:port"`) known to this one: it
+    /// connects to it and accepts its connections. Call it on every replica
+    /// before a change adds `id`. Again at the same address: nothing
+    /// changes; at another address: `InvalidArgumentError`.
+    fn add_peer(&self, py: Python<'_>, id: u32, addr: &Bound<'_, PyAny>) -> PyResult<()> {
+        let addr = addr_arg(py, addr)?;
+        self.on_core(py, move |r| r.add_peer(id, addr))
+    }
+
+    /// Proposes adding replica `id` (started with `join=True`, and known to
+    /// every replica through `add_peer`) as a learner: it catches up
+    /// without a vote. Only the leader takes a change (`NotLeaderError`);
+    /// it is in force once `membership()` shows its epoch.
+    fn add_learner(&self, py: Python<'_>, id: u32) -> PyResult<()> {
+        self.change(py, MembershipChange::AddLearner(id))
+    }
+
+    /// Proposes making the learner `id` a voter (refused if the leader has
+    /// not heard from it within an election timeout: retry).
+    fn promote(&self, py: Python<'_>, id: u32) -> PyResult<()> {
+        self.change(py, MembershipChange::Promote(id))
+    }
+
+    /// Proposes removing the voter or learner `id` (the leader may remove
+    /// itself).
+    fn remove(&self, py: Python<'_>, id: u32) -> PyResult<()> {
+        self.change(py, MembershipChange::Remove(id))
+    }
+
+    /// Proposes giving the voter `old`'s vote to the learner `new`, in one
+    /// change.
+    fn replace(&self, py: Python<'_>, old: u32, new: u32) -> PyResult<()> {
+        self.change(py, MembershipChange::Replace { old, new })
+    }
+
+    /// Hands the leadership to voter `to`: the leader waits until `to` has
+    /// every slot, steps down, and `to` stands at once.
+    fn transfer_leadership(&self, py: Python<'_>, to: u32) -> PyResult<()> {
+        self.on_core(py, move |r| r.transfer_leadership(to))
+    }
+
+    /// The membership applied last: `(epoch, start, voters, learners)`.
+    fn membership(&self, py: Python<'_>) -> PyResult<(u64, u64, Vec<u32>, Vec<u32>)> {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match g.as_ref() {
+            Some(r) => {
+                let m = r.membership();
+                Ok((m.epoch, m.start, m.voters, m.learners))
             }
             None => Err(invalid(py, "the replica was stopped")),
         }
@@ -449,5 +505,25 @@ fn parse_read_policy(py: Python<'_>, policy: &str) -> PyResult<quorumkit::net::R
             py,
             format!("read_policy must be \"lease\" or \"read_index\", not {other:?}"),
         )),
+    }
+}
+
+impl Replica {
+    fn change(&self, py: Python<'_>, change: MembershipChange) -> PyResult<()> {
+        self.on_core(py, move |r| r.change_membership(change))
+    }
+
+    /// Runs `op` on the running replica without the GIL: it waits for the
+    /// core's thread, which may be applying a command in Python.
+    fn on_core(
+        &self,
+        py: Python<'_>,
+        op: impl FnOnce(&CoreReplica) -> quorumkit::Result<()> + Send,
+    ) -> PyResult<()> {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(r) = g.as_ref() else {
+            return Err(invalid(py, "the replica was stopped"));
+        };
+        py.detach(|| op(r)).map_err(|e| to_pyerr(py, e))
     }
 }

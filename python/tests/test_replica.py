@@ -143,6 +143,77 @@ def test_read_policy_switches_while_running(cluster):
         r.read_policy
 
 
+def test_membership_change_and_leadership_transfer_while_serving(cluster):
+    c = cluster.client()
+    assert c.propose(b"add 1") == b"1"
+    # Replica 4 joins: it knows the voters, and they learn its address.
+    addr4 = f"127.0.0.1:{free_port()}"
+    peers4 = dict(cluster.peers)
+    peers4[4] = addr4
+    s4 = Counter()
+    r4 = qk.Replica(4, peers4, f"{cluster.dir}/r4", secret=SECRET, apply=s4.apply, query=s4.query,
+                    cluster_id=3, init=True, join=True, heartbeat=0.02)
+    cluster.replicas[4], cluster.states[4] = r4, s4
+    assert r4.membership() == (0, 0, [1, 2, 3], [])
+    assert wait_for(lambda: any(r.status()["read_lease"] for r in cluster.replicas.values()))
+    leader = next(i for i, r in cluster.replicas.items() if r.status()["leader"] == i)
+    lr = cluster.replicas[leader]
+    with pytest.raises(qk.InvalidArgumentError, match="add_peer"):
+        lr.add_learner(4)  # no address for it yet
+    for i in (1, 2, 3):
+        cluster.replicas[i].add_peer(4, addr4)
+        cluster.replicas[i].add_peer(4, addr4)  # again: nothing changes
+    with pytest.raises(qk.InvalidArgumentError, match="already known"):
+        lr.add_peer(4, cluster.peers[1])
+    with pytest.raises(qk.InvalidArgumentError):
+        lr.add_peer(5, "nowhere")
+    follower = next(i for i in (1, 2, 3) if i != leader)
+    with pytest.raises(qk.NotLeaderError):
+        cluster.replicas[follower].add_learner(4)
+    lr.add_learner(4)
+    assert wait_for(lambda: r4.membership()[3] == [4])
+    assert c.propose(b"add 2") == b"3"
+    assert wait_for(lambda: s4.total == 3)  # the learner applies every command
+
+    def promoted():
+        try:
+            lr.promote(4)
+            return True
+        except qk.InvalidArgumentError:
+            return False  # not heard from lately: retry
+
+    assert wait_for(promoted)
+    assert wait_for(lambda: all(r.membership()[2] == [1, 2, 3, 4] for r in cluster.replicas.values()))
+    epoch = r4.membership()[0]
+    assert epoch == 2
+    # Hand the leadership to the new voter.
+    if leader != 4:
+        with pytest.raises(qk.NotLeaderError):
+            r4.transfer_leadership(leader)
+        lr.transfer_leadership(4)
+        assert wait_for(lambda: r4.status()["leader"] == 4)
+    with pytest.raises(qk.InvalidArgumentError):
+        r4.transfer_leadership(4)
+    # The new leader removes replica 1; the cluster goes on without it.
+    assert wait_for(lambda: _try(lambda: r4.remove(1)))
+    assert wait_for(lambda: r4.membership()[2] == [2, 3, 4])
+    assert c.propose(b"add 3") == b"6"
+    assert c.read(b"get") == b"6"
+    r4.stop()
+    with pytest.raises(qk.InvalidArgumentError, match="stopped"):
+        r4.add_learner(5)
+    with pytest.raises(qk.InvalidArgumentError, match="stopped"):
+        r4.membership()
+
+
+def _try(f):
+    try:
+        f()
+        return True
+    except (qk.InvalidArgumentError, qk.NotLeaderError):
+        return False
+
+
 def test_concurrent_clients_each_apply_once(cluster):
     adds = 40
     results = []

@@ -433,6 +433,24 @@ pub unsafe extern "C" fn qk_paxos_node_join(
     })
 }
 
+/// The change a `QK_PAXOS_*` kind names (`other` only for a replace).
+pub(crate) fn membership_change(kind: u32, id: u32, other: u32) -> FfiResult<MembershipChange> {
+    Ok(match kind {
+        QK_PAXOS_ADD_LEARNER => MembershipChange::AddLearner(id),
+        QK_PAXOS_PROMOTE => MembershipChange::Promote(id),
+        QK_PAXOS_REMOVE => MembershipChange::Remove(id),
+        QK_PAXOS_REPLACE => MembershipChange::Replace {
+            old: id,
+            new: other,
+        },
+        other => {
+            return Err(Failure::invalid(format!(
+                "kind {other} is not a QK_PAXOS_ADD_LEARNER, PROMOTE, REMOVE or REPLACE"
+            )));
+        }
+    })
+}
+
 /// Proposes a membership change at the leader: `kind` is
 /// `QK_PAXOS_ADD_LEARNER`, `QK_PAXOS_PROMOTE` or `QK_PAXOS_REMOVE` of
 /// replica `id` (`other` ignored), or `QK_PAXOS_REPLACE`: the voter `id`'s
@@ -463,20 +481,7 @@ pub unsafe extern "C" fn qk_paxos_node_change_membership(
 ) -> qk_status {
     boundary(err, || {
         let n = unsafe { arg_mut(node, "node") }?;
-        let change = match kind {
-            QK_PAXOS_ADD_LEARNER => MembershipChange::AddLearner(id),
-            QK_PAXOS_PROMOTE => MembershipChange::Promote(id),
-            QK_PAXOS_REMOVE => MembershipChange::Remove(id),
-            QK_PAXOS_REPLACE => MembershipChange::Replace {
-                old: id,
-                new: other,
-            },
-            other => {
-                return Err(Failure::invalid(format!(
-                    "kind {other} is not a QK_PAXOS_ADD_LEARNER, PROMOTE, REMOVE or REPLACE"
-                )));
-            }
-        };
+        let change = membership_change(kind, id, other)?;
         Ok(n.node.change_membership(change, now_ns)?)
     })
 }
@@ -538,11 +543,47 @@ pub unsafe extern "C" fn qk_paxos_node_membership(
 ) -> qk_status {
     boundary(err, || {
         let n = unsafe { arg_ref(node, "node") }?;
+        let outs = MembershipOut {
+            epoch_out,
+            start_out,
+            ids_out,
+            ids_cap,
+            voters_len_out,
+            ids_len_out,
+        };
+        unsafe { outs.write(n.node.membership()) }
+    })
+}
+
+/// Where `qk_*_membership()` store a membership.
+pub(crate) struct MembershipOut {
+    pub(crate) epoch_out: *mut u64,
+    pub(crate) start_out: *mut u64,
+    pub(crate) ids_out: *mut u32,
+    pub(crate) ids_cap: usize,
+    pub(crate) voters_len_out: *mut usize,
+    pub(crate) ids_len_out: *mut usize,
+}
+
+impl MembershipOut {
+    /// Stores `m` (see `qk_paxos_node_membership()`).
+    ///
+    /// # Safety
+    /// `ids_out` is NULL or has room for `ids_cap` ids; the other outputs
+    /// are NULL or writable.
+    pub(crate) unsafe fn write(self, m: &crate::paxos::Membership) -> FfiResult<()> {
+        let MembershipOut {
+            epoch_out,
+            start_out,
+            ids_out,
+            ids_cap,
+            voters_len_out,
+            ids_len_out,
+        } = self;
         let epoch = unsafe { Out::new(epoch_out, "epoch_out") }?;
         let start = unsafe { Out::new(start_out, "start_out") }?;
         let voters_len = unsafe { Out::new(voters_len_out, "voters_len_out") }?;
         let ids_len = unsafe { Out::new(ids_len_out, "ids_len_out") }?;
-        let m = n.node.membership();
         let ids: Vec<u32> = m.peers().collect();
         epoch.set(m.epoch);
         start.set(m.start);
@@ -560,7 +601,7 @@ pub unsafe extern "C" fn qk_paxos_node_membership(
         // SAFETY: non-NULL with room for `ids_cap` >= `ids.len()` ids.
         unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), ids_out, ids.len()) };
         Ok(())
-    })
+    }
 }
 
 /// Frees a node (its file, if any, stays). NULL is a no-op.

@@ -192,12 +192,24 @@ unsafe fn c_str<'a>(p: *const c_char, arg: &str) -> FfiResult<&'a str> {
         .map_err(|e| Failure::utf8(arg, e))
 }
 
+/// `qk_replica_start()`'s `init`: create a new replica (its directory must
+/// hold no log). Without it the replica restarts from its directory.
+pub const QK_REPLICA_INIT: u8 = 1;
+/// `qk_replica_start()`'s `init`, or-ed in: the replica joins a running
+/// cluster (`QK_REPLICA_INIT | QK_REPLICA_JOIN` the first time, then
+/// `QK_REPLICA_JOIN` for its restarts). The other `peers` are the
+/// cluster's voters as the operator knows them; it takes part once the
+/// leader adds it (`qk_replica_change_membership()`).
+pub const QK_REPLICA_JOIN: u8 = 2;
+
 /// Starts replica `id` of the cluster `peers` (NUL-terminated
 /// `ID=HOST:PORT,...`, this replica included; it listens on its own
 /// entry, which must be a loopback address), keeping its log in
-/// `data_dir`. `init` = 1 creates a new replica (the directory must hold
-/// no log); 0 restarts one from its directory (a replica that lost its
-/// data must not rejoin silently: that is refused). `heartbeat_ns` sets
+/// `data_dir`. `init` = `QK_REPLICA_INIT` (1) creates a new replica (the
+/// directory must hold no log); 0 restarts one from its directory (a
+/// replica that lost its data must not rejoin silently: that is refused);
+/// or-ed with `QK_REPLICA_JOIN` the replica joins a running cluster.
+/// `heartbeat_ns` sets
 /// the leader's heartbeat (0: 50 ms); elections take 10 to 20 heartbeats,
 /// read leases last 10. The callbacks run on the replica's thread with
 /// `user_data` (`query` may be NULL: reads are then refused).
@@ -309,7 +321,13 @@ unsafe fn start_replica(a: StartArgs, replica_out: *mut *mut qk_replica) -> FfiR
             )));
         }
         let mut config = ReplicaConfig::new(id, peers, dir, cluster_id, secret.to_vec());
-        config.init = super::args::arg_flag(init, "init")?;
+        if init & !(QK_REPLICA_INIT | QK_REPLICA_JOIN) != 0 {
+            return Err(Failure::invalid(format!(
+                "init is {init}: 0 or QK_REPLICA_INIT, with QK_REPLICA_JOIN or not"
+            )));
+        }
+        config.init = init & QK_REPLICA_INIT != 0;
+        config.join = init & QK_REPLICA_JOIN != 0;
         if snapshots.is_some() {
             config.compact_every_slots = compact_every;
             if compact_every == 0 {
@@ -510,7 +528,7 @@ pub unsafe extern "C" fn qk_replica_set_read_policy(
     err: *mut qk_error,
 ) -> qk_status {
     boundary(err, || {
-        let r = unsafe { arg_ref(replica, "replica")? };
+        let rep = unsafe { running(replica) }?;
         let policy = match policy {
             QK_REPLICA_READ_LEASE => ReadPolicy::Lease,
             QK_REPLICA_READ_INDEX => ReadPolicy::ReadIndex,
@@ -520,11 +538,146 @@ pub unsafe extern "C" fn qk_replica_set_read_policy(
                 )));
             }
         };
-        let Some(rep) = &r.replica else {
-            return Err(Failure::invalid("the replica was stopped"));
-        };
         rep.set_read_policy(policy);
         Ok(())
+    })
+}
+
+/// The running replica behind `replica`, or an error for a stopped one.
+///
+/// # Safety
+/// `replica` is NULL or live.
+unsafe fn running<'a>(replica: *const qk_replica) -> FfiResult<&'a Replica> {
+    let r = unsafe { arg_ref(replica, "replica")? };
+    r.replica
+        .as_ref()
+        .ok_or_else(|| Failure::invalid("the replica was stopped"))
+}
+
+/// Makes replica `id` at `addr` (NUL-terminated `HOST:PORT`) known to this
+/// one: it connects to it and accepts its connections. Call it on every
+/// replica before a change adds `id` (`qk_replica_change_membership()`
+/// refuses a replica it has no address for). Adding a known replica again
+/// at the same address does nothing.
+///
+/// Errors: `QK_ERR_NULL_ARG`, `QK_ERR_INVALID_UTF8`; `QK_ERR_INVALID_ARG`
+/// for id 0, a bad address, a replica already known at another address,
+/// or a stopped replica.
+///
+/// Thread safety: may run concurrently from any thread, except with the
+/// replica's free.
+///
+/// # Safety
+/// `replica` is NULL or live; `addr` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_replica_add_peer(
+    replica: *const qk_replica,
+    id: u32,
+    addr: *const c_char,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let rep = unsafe { running(replica) }?;
+        let addr = parse_addrs(unsafe { c_str(addr, "addr") }?)?[0];
+        Ok(rep.add_peer(id, addr)?)
+    })
+}
+
+/// Proposes a membership change at the leader, as
+/// `qk_paxos_node_change_membership()` (`kind` is `QK_PAXOS_ADD_LEARNER`,
+/// `QK_PAXOS_PROMOTE`, `QK_PAXOS_REMOVE` of `id`, or `QK_PAXOS_REPLACE` of
+/// `id` by the learner `other`). `QK_OK` means it was proposed; it is in
+/// force once `qk_replica_membership()` shows its epoch. A new replica
+/// starts with `QK_REPLICA_INIT | QK_REPLICA_JOIN` and must be known to
+/// every replica (`qk_replica_add_peer()`) before it is added.
+///
+/// Errors (nothing changes): `QK_ERR_NULL_ARG`; `QK_ERR_NOT_LEADER` on a
+/// follower; `QK_ERR_INVALID_ARG` for an unknown `kind`, a replica without
+/// an address, a stopped replica, and the refusals of
+/// `qk_paxos_node_change_membership()`; `QK_ERR_BACKEND_UNAVAILABLE` if the
+/// replica does not answer within 5 s.
+///
+/// Thread safety: may run concurrently from any thread, except with the
+/// replica's free.
+///
+/// # Safety
+/// `replica` is NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_replica_change_membership(
+    replica: *const qk_replica,
+    kind: u32,
+    id: u32,
+    other: u32,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let rep = unsafe { running(replica) }?;
+        let change = super::paxos::membership_change(kind, id, other)?;
+        Ok(rep.change_membership(change)?)
+    })
+}
+
+/// Hands the leadership to voter `to`, as
+/// `qk_paxos_node_transfer_leadership()`: the leader waits until `to` has
+/// every slot, then steps down and `to` stands at once.
+///
+/// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_NOT_LEADER` on a follower;
+/// `QK_ERR_INVALID_ARG` when `to` is not another voter or the replica was
+/// stopped; `QK_ERR_BACKEND_UNAVAILABLE` if it does not answer within 5 s.
+///
+/// Thread safety: may run concurrently from any thread, except with the
+/// replica's free.
+///
+/// # Safety
+/// `replica` is NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_replica_transfer_leadership(
+    replica: *const qk_replica,
+    to: u32,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let rep = unsafe { running(replica) }?;
+        Ok(rep.transfer_leadership(to)?)
+    })
+}
+
+/// Stores the membership the replica applied last, as
+/// `qk_paxos_node_membership()`: its epoch, its first slot, the voters then
+/// the learners in `ids_out` (room for `ids_cap`; NULL with 0 to ask the
+/// size), the voter count and the id count.
+///
+/// Errors: `QK_ERR_NULL_ARG`; `QK_ERR_BUFFER_TOO_SMALL` (the counts are
+/// stored); `QK_ERR_INVALID_ARG` for a stopped replica.
+///
+/// Thread safety: may run concurrently from any thread, except with the
+/// replica's free.
+///
+/// # Safety
+/// `replica` is NULL or live; `ids_out` is NULL or has room for `ids_cap`
+/// ids; the other outputs are NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_replica_membership(
+    replica: *const qk_replica,
+    epoch_out: *mut u64,
+    start_out: *mut u64,
+    ids_out: *mut u32,
+    ids_cap: usize,
+    voters_len_out: *mut usize,
+    ids_len_out: *mut usize,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let rep = unsafe { running(replica) }?;
+        let outs = super::paxos::MembershipOut {
+            epoch_out,
+            start_out,
+            ids_out,
+            ids_cap,
+            voters_len_out,
+            ids_len_out,
+        };
+        unsafe { outs.write(&rep.membership()) }
     })
 }
 

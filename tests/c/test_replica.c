@@ -184,8 +184,133 @@ static void test_replica_compaction(void) {
     CHECK(system(cmd) == 0);
 }
 
+/* Index of the replica that leads (-1 if none within 10 s). */
+static int leader_of(qk_replica **r, int n) {
+    for (int w = 0; w < 1000; w++) {
+        for (int i = 0; i < n; i++) {
+            qk_replica_info info = {0};
+            if (r[i] && qk_replica_status(r[i], &info, NULL) == QK_OK && info.leader == info.id) return i;
+        }
+        nap_ms(10);
+    }
+    return -1;
+}
+
+/* Whether replica `r`'s membership has `voters` voters and `ids` ids. */
+static int membership_is(qk_replica *r, size_t voters, size_t ids, uint64_t *epoch) {
+    uint32_t got[8];
+    uint64_t start = 0;
+    size_t v = 0, len = 0;
+    if (qk_replica_membership(r, epoch, &start, got, 8, &v, &len, NULL) != QK_OK) return 0;
+    return v == voters && len == ids;
+}
+
+/* Three running replicas take a fourth: it joins, is added as a learner,
+ * promoted; then the leadership is handed to it. */
+static void test_replica_membership(void) {
+    char dir[] = "/tmp/qk-replica-members-c-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    int port[4];
+    for (int i = 0; i < 4; i++) port[i] = free_port();
+    char peers[128], peers4[160], addr4[32], addrs[160];
+    snprintf(peers, sizeof peers, "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d", port[0], port[1], port[2]);
+    snprintf(peers4, sizeof peers4, "%s,4=127.0.0.1:%d", peers, port[3]);
+    snprintf(addr4, sizeof addr4, "127.0.0.1:%d", port[3]);
+    snprintf(addrs, sizeof addrs, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", port[0], port[1], port[2],
+             port[3]);
+    struct counter st[4];
+    memset(st, 0, sizeof st);
+    qk_replica *r[4] = {NULL, NULL, NULL, NULL}, *none = NULL;
+    for (int i = 0; i < 3; i++) CHECK_OK(start(i + 1, peers, dir, &st[i], QK_REPLICA_INIT, &r[i]));
+    /* An init value with other bits is refused. */
+    CHECK_ERR(start(4, peers4, dir, &st[3], 4, &none), QK_ERR_INVALID_ARG);
+    CHECK_OK(start(4, peers4, dir, &st[3], QK_REPLICA_INIT | QK_REPLICA_JOIN, &r[3]));
+    REQUIRE(r[0] && r[1] && r[2] && r[3]);
+    uint64_t epoch = 9;
+    CHECK(membership_is(r[3], 3, 3, &epoch) && epoch == 0); /* not a member yet */
+    qk_net_client *cl = NULL;
+    CHECK_OK(qk_net_client_new(addrs, 5, KEY(SECRET), 10 * SEC, &cl, NULL));
+    REQUIRE(cl != NULL);
+    long long total = 0;
+    total += 3;
+    CHECK(add(cl, 3) == total);
+
+    int l = leader_of(r, 3);
+    REQUIRE(l >= 0);
+    qk_error e = {0};
+    /* No address yet: refused. */
+    CHECK(qk_replica_change_membership(r[l], QK_PAXOS_ADD_LEARNER, 4, 0, &e) == QK_ERR_INVALID_ARG);
+    CHECK(strstr(e.message, "add_peer") != NULL);
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(qk_replica_add_peer(r[i], 4, addr4, NULL));
+        CHECK_OK(qk_replica_add_peer(r[i], 4, addr4, NULL)); /* again: nothing changes */
+    }
+    CHECK_ERR(qk_replica_add_peer(r[0], 4, "127.0.0.1:1", NULL), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_replica_add_peer(r[0], 0, addr4, NULL), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_replica_add_peer(r[0], 5, "nowhere", NULL), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_replica_add_peer(r[0], 5, NULL, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_replica_add_peer(NULL, 5, addr4, NULL), QK_ERR_NULL_ARG);
+    CHECK_ERR(qk_replica_change_membership(r[l], 77, 4, 0, NULL), QK_ERR_INVALID_ARG);
+    CHECK_ERR(qk_replica_change_membership(r[(l + 1) % 3], QK_PAXOS_ADD_LEARNER, 4, 0, NULL), QK_ERR_NOT_LEADER);
+    CHECK_ERR(qk_replica_change_membership(NULL, QK_PAXOS_ADD_LEARNER, 4, 0, NULL), QK_ERR_NULL_ARG);
+
+    CHECK_OK(qk_replica_change_membership(r[l], QK_PAXOS_ADD_LEARNER, 4, 0, NULL));
+    int ok = 0;
+    for (int w = 0; w < 1000 && !ok; w++, nap_ms(10)) ok = membership_is(r[3], 3, 4, &epoch);
+    CHECK(ok && epoch == 1);
+    total += 4;
+    CHECK(add(cl, 4) == total);
+    for (int w = 0; w < 1000 && st[3].total != total; w++) nap_ms(10);
+    CHECK(st[3].total == total); /* the learner applied every command */
+    /* Promote it (retried: a promotion needs the learner heard lately). */
+    ok = 0;
+    for (int w = 0; w < 1000 && !ok; w++) {
+        ok = qk_replica_change_membership(r[l], QK_PAXOS_PROMOTE, 4, 0, NULL) == QK_OK;
+        if (!ok) nap_ms(10);
+    }
+    CHECK(ok);
+    ok = 0;
+    for (int w = 0; w < 1000 && !ok; w++, nap_ms(10))
+        ok = membership_is(r[0], 4, 4, &epoch) && membership_is(r[3], 4, 4, &epoch);
+    CHECK(ok && epoch == 2);
+    /* The size query, and a buffer that is too small. */
+    uint64_t start_slot = 0;
+    size_t voters = 0, len = 0;
+    uint32_t one[1];
+    CHECK_ERR(qk_replica_membership(r[3], &epoch, &start_slot, NULL, 0, &voters, &len, NULL),
+              QK_ERR_BUFFER_TOO_SMALL);
+    CHECK(len == 4 && voters == 4);
+    CHECK_ERR(qk_replica_membership(r[3], &epoch, &start_slot, one, 1, &voters, &len, NULL),
+              QK_ERR_BUFFER_TOO_SMALL);
+    CHECK_ERR(qk_replica_membership(r[3], NULL, &start_slot, one, 1, &voters, &len, NULL), QK_ERR_NULL_ARG);
+
+    /* Hand the leadership to the new voter. */
+    l = leader_of(r, 4);
+    REQUIRE(l >= 0);
+    if (l != 3) {
+        CHECK_ERR(qk_replica_transfer_leadership(r[3], 1, NULL), QK_ERR_NOT_LEADER);
+        CHECK_OK(qk_replica_transfer_leadership(r[l], 4, NULL));
+        ok = 0;
+        for (int w = 0; w < 1000 && !ok; w++, nap_ms(10)) {
+            qk_replica_info info = {0};
+            ok = qk_replica_status(r[3], &info, NULL) == QK_OK && info.leader == 4;
+        }
+        CHECK(ok);
+    }
+    CHECK_ERR(qk_replica_transfer_leadership(r[3], 4, NULL), QK_ERR_INVALID_ARG); /* itself */
+    total += 5;
+    CHECK(add(cl, 5) == total);
+
+    qk_net_client_free(cl);
+    for (int i = 0; i < 4; i++) qk_replica_free(r[i]);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 void test_replica(void) {
     test_replica_compaction();
+    test_replica_membership();
     char dir[] = "/tmp/qk-replica-c-XXXXXX";
     REQUIRE(mkdtemp(dir));
     int port[3];
@@ -211,7 +336,7 @@ void test_replica(void) {
               QK_ERR_INVALID_ARG);
     CHECK_ERR(qk_replica_start(1, peers, dir, 5, KEY("short"), 1, 0, apply_counter, NULL, &scratch, &none, NULL),
               QK_ERR_INVALID_ARG);
-    CHECK_ERR(qk_replica_start(1, peers, dir, 5, KEY(SECRET), 2, 0, apply_counter, NULL, &scratch, &none, NULL),
+    CHECK_ERR(qk_replica_start(1, peers, dir, 5, KEY(SECRET), 4, 0, apply_counter, NULL, &scratch, &none, NULL),
               QK_ERR_INVALID_ARG);
     /* A replica without its log and without init must not rejoin. */
     CHECK(start(1, peers, dir, &scratch, 0, &none) != QK_OK);
