@@ -61,6 +61,13 @@ enum Command {
         /// them must not rejoin unnoticed.
         #[arg(long)]
         init: bool,
+        /// This replica joins a running cluster (with --init the first
+        /// time, and on every restart): --peers lists the cluster's voters
+        /// and this replica. It takes part once the leader adds it
+        /// (`quorumkit admin add-learner`; first `admin add-peer` on every
+        /// replica).
+        #[arg(long)]
+        join: bool,
         /// Listen here instead of this replica's --peers address (needed to
         /// listen beyond loopback, e.g. 0.0.0.0:7001).
         #[arg(long, value_name = "HOST:PORT")]
@@ -124,6 +131,32 @@ enum Command {
         #[command(subcommand)]
         op: KvOp,
     },
+    /// Change a running cluster: its members and its leader.
+    Admin {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(subcommand)]
+        op: AdminCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Tell every replica in --peers the address of replica ID (do this
+    /// before adding it).
+    AddPeer { id: u32, addr: String },
+    /// Add replica ID (started with serve --join) as a learner.
+    AddLearner { id: u32 },
+    /// Make the learner ID a voter.
+    Promote { id: u32 },
+    /// Remove the voter or learner ID.
+    Remove { id: u32 },
+    /// Give the voter OLD's vote to the learner NEW.
+    Replace { old: u32, new: u32 },
+    /// Hand the leadership to voter ID.
+    Transfer { id: u32 },
+    /// Show each replica's membership: epoch, voters, learners.
+    Membership,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -276,6 +309,7 @@ fn main() -> ExitCode {
             cluster,
             data,
             init,
+            join,
             listen,
             heartbeat_ms,
             compact_every,
@@ -287,7 +321,7 @@ fn main() -> ExitCode {
                 id,
                 &cluster,
                 data,
-                init,
+                (init, join),
                 listen,
                 (heartbeat_ms, compact_every, read_policy),
                 verbose,
@@ -297,7 +331,7 @@ fn main() -> ExitCode {
                 id,
                 &cluster,
                 data,
-                init,
+                (init, join),
                 listen,
                 (heartbeat_ms, compact_every, read_policy),
                 verbose,
@@ -313,6 +347,7 @@ fn main() -> ExitCode {
         } => lock(&cluster, &resource, ttl, wait, owner, &command),
         Command::Status { cluster } => status(&cluster),
         Command::Kv { op } => kv_op(op),
+        Command::Admin { cluster, op } => admin(&cluster, op),
         Command::Bench {
             cluster,
             clients,
@@ -334,7 +369,7 @@ fn serve(
     id: u32,
     cluster: &ClusterArgs,
     data: PathBuf,
-    init: bool,
+    (init, join): (bool, bool),
     listen: Option<SocketAddr>,
     (heartbeat_ms, compact_every, read_policy): (u64, u64, ReadPolicyArg),
     verbose: bool,
@@ -362,6 +397,7 @@ fn serve(
     config.compact_every_bytes = if compact_every == 0 { 0 } else { 64 << 20 };
     config.listen = listen;
     config.init = init;
+    config.join = join;
     config.verbose = verbose;
     let replica = Replica::start(config, machine).map_err(|e| e.to_string())?;
     eprintln!(
@@ -446,6 +482,63 @@ fn status(cluster: &ClusterArgs) -> Result<ExitCode, String> {
         eprintln!("quorumkit: no replica knows a leader");
         return Ok(ExitCode::from(1));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn admin(cluster: &ClusterArgs, op: AdminCmd) -> Result<ExitCode, String> {
+    use quorumkit::net::proto::{AdminOp, decode_membership};
+    use quorumkit::paxos::MembershipChange as Change;
+    let peers = parse_peers(&cluster.peers, true)?;
+    let mut c = client(cluster, 10.0)?;
+    let change = match op {
+        AdminCmd::AddPeer { id, addr } => {
+            let addr = resolve(&addr)?;
+            let mut failed = false;
+            for (&listed, &at) in &peers {
+                match c.admin_at(at, AdminOp::AddPeer { id, addr }) {
+                    Ok(_) => println!("replica {listed} ({at}): knows replica {id} at {addr}"),
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("quorumkit: replica {listed} ({at}): {e}");
+                    }
+                }
+            }
+            return Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+        AdminCmd::Membership => {
+            let mut failed = false;
+            for (&listed, &at) in &peers {
+                match c
+                    .admin_at(at, AdminOp::Membership)
+                    .and_then(|b| decode_membership(&b))
+                {
+                    Ok((epoch, start, voters, learners)) => println!(
+                        "replica {listed} ({at}): epoch {epoch} from slot {start}: voters {voters:?}, learners {learners:?}"
+                    ),
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("quorumkit: replica {listed} ({at}): {e}");
+                    }
+                }
+            }
+            return Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+        AdminCmd::Transfer { id } => AdminOp::Transfer { to: id },
+        AdminCmd::AddLearner { id } => AdminOp::Change(Change::AddLearner(id)),
+        AdminCmd::Promote { id } => AdminOp::Change(Change::Promote(id)),
+        AdminCmd::Remove { id } => AdminOp::Change(Change::Remove(id)),
+        AdminCmd::Replace { old, new } => AdminOp::Change(Change::Replace { old, new }),
+    };
+    c.admin(change).map_err(|e| e.to_string())?;
+    println!("proposed; `quorumkit admin membership` shows it once it is in force");
     Ok(ExitCode::SUCCESS)
 }
 

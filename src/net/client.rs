@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::auth::{Identity, Role, handshake};
 use super::frame::{DEFAULT_MAX_FRAME, io_error, read_frame, write_frame};
-use super::proto::{ErrorCode, Request, Response, Status};
+use super::proto::{AdminOp, ErrorCode, Request, Response, Status};
 use crate::error::{Error, Result};
 
 /// How a client reaches its cluster.
@@ -144,6 +144,43 @@ impl Client {
             request,
             Some(Duration::ZERO),
         )
+    }
+
+    /// Sends an administrative request to the leader (following
+    /// redirects) and returns its answer: a membership change or a
+    /// leadership transfer (see [`AdminOp`]).
+    ///
+    /// Errors: `BackendUnavailable` when no leader answered in time;
+    /// `InvalidArgument` when the cluster refused it (with the reason).
+    pub fn admin(&mut self, op: AdminOp) -> Result<Vec<u8>> {
+        let request = self.next_request;
+        self.next_request += 1;
+        self.call(
+            &Request::Admin { request, op },
+            request,
+            Some(Duration::ZERO),
+        )
+    }
+
+    /// Sends an administrative request to the replica at `addr` itself (no
+    /// redirect): [`AdminOp::AddPeer`] and [`AdminOp::Membership`] are
+    /// answered by any replica.
+    pub fn admin_at(&mut self, addr: SocketAddr, op: AdminOp) -> Result<Vec<u8>> {
+        let request = self.next_request;
+        self.next_request += 1;
+        let deadline = Instant::now() + self.config.attempt_timeout.min(self.config.timeout);
+        match self.attempt(addr, &Request::Admin { request, op }, request, deadline)? {
+            Some(Response::Ok { result, .. }) => Ok(result),
+            Some(Response::Error { message, .. }) => Err(Error::invalid(format!(
+                "net: replica at {addr} refused the request: {message}"
+            ))),
+            None => Err(Error::unavailable(format!(
+                "net client: {addr} did not answer in time"
+            ))),
+            Some(other) => Err(Error::invalid(format!(
+                "net: replica at {addr} does not answer this itself: {other:?}"
+            ))),
+        }
     }
 
     /// The status of the replica at `addr` (no redirect).

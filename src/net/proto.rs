@@ -16,6 +16,8 @@ pub const KIND_PROPOSE: u8 = 20;
 pub const KIND_READ: u8 = 21;
 /// Client: the replica's status (request id).
 pub const KIND_STATUS: u8 = 22;
+/// Client: an administrative request (request id, [`AdminOp`]).
+pub const KIND_ADMIN: u8 = 23;
 /// Replica: the answer (request id, result).
 pub const KIND_OK: u8 = 30;
 /// Replica: ask the leader (request id, leader id or 0, its address).
@@ -75,6 +77,132 @@ pub enum Request {
         /// Echoed in the answer.
         request: u64,
     },
+    /// Change the cluster (membership, leadership) or ask its membership.
+    Admin {
+        /// Echoed in the answer.
+        request: u64,
+        /// What to do.
+        op: AdminOp,
+    },
+}
+
+/// An administrative request. Membership changes and transfers go to the
+/// leader (others redirect); `AddPeer` and `Membership` are answered by
+/// the replica asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminOp {
+    /// Make replica `id` at `addr` known to this replica.
+    AddPeer {
+        /// The replica.
+        id: u32,
+        /// Its address.
+        addr: std::net::SocketAddr,
+    },
+    /// Propose a membership change.
+    Change(crate::paxos::MembershipChange),
+    /// Hand the leadership to voter `to`.
+    Transfer {
+        /// The voter.
+        to: u32,
+    },
+    /// This replica's membership, answered as [`encode_membership`] bytes.
+    Membership,
+}
+
+impl AdminOp {
+    fn encode(&self, p: &mut Vec<u8>) {
+        use crate::paxos::MembershipChange as C;
+        match *self {
+            AdminOp::AddPeer { id, addr } => {
+                p.push(1);
+                p.extend_from_slice(&id.to_be_bytes());
+                put_bytes(p, addr.to_string().as_bytes());
+            }
+            AdminOp::Change(c) => {
+                let (kind, id, other) = match c {
+                    C::AddLearner(id) => (1, id, 0),
+                    C::Promote(id) => (2, id, 0),
+                    C::Remove(id) => (3, id, 0),
+                    C::Replace { old, new } => (4, old, new),
+                };
+                p.push(2);
+                p.push(kind);
+                p.extend_from_slice(&id.to_be_bytes());
+                p.extend_from_slice(&other.to_be_bytes());
+            }
+            AdminOp::Transfer { to } => {
+                p.push(3);
+                p.extend_from_slice(&to.to_be_bytes());
+            }
+            AdminOp::Membership => p.push(4),
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        use crate::paxos::MembershipChange as C;
+        Ok(match r.u8()? {
+            1 => {
+                let id = r.u32()?;
+                let addr = r.string()?;
+                let addr = addr
+                    .parse()
+                    .map_err(|_| Error::corrupt(format!("net: {addr:?} is not an address")))?;
+                AdminOp::AddPeer { id, addr }
+            }
+            2 => {
+                let kind = r.u8()?;
+                let (id, other) = (r.u32()?, r.u32()?);
+                AdminOp::Change(match kind {
+                    1 => C::AddLearner(id),
+                    2 => C::Promote(id),
+                    3 => C::Remove(id),
+                    4 => C::Replace {
+                        old: id,
+                        new: other,
+                    },
+                    k => return Err(Error::corrupt(format!("net: unknown change kind {k}"))),
+                })
+            }
+            3 => AdminOp::Transfer { to: r.u32()? },
+            4 => AdminOp::Membership,
+            k => return Err(Error::corrupt(format!("net: unknown admin request {k}"))),
+        })
+    }
+}
+
+/// A membership as an admin answer carries it: epoch and start (u64
+/// each), then the voters and the learners, each a u32 count and u32 ids
+/// (big-endian).
+pub fn encode_membership(m: &crate::paxos::Membership) -> Vec<u8> {
+    let mut p = Vec::with_capacity(24 + 4 * (m.voters.len() + m.learners.len()));
+    p.extend_from_slice(&m.epoch.to_be_bytes());
+    p.extend_from_slice(&m.start.to_be_bytes());
+    for list in [&m.voters, &m.learners] {
+        p.extend_from_slice(&(list.len() as u32).to_be_bytes());
+        for id in list {
+            p.extend_from_slice(&id.to_be_bytes());
+        }
+    }
+    p
+}
+
+/// Decodes [`encode_membership`]'s bytes: (epoch, start, voters, learners).
+pub fn decode_membership(bytes: &[u8]) -> Result<(u64, u64, Vec<u32>, Vec<u32>)> {
+    let mut r = Reader::new(bytes);
+    let (epoch, start) = (r.u64()?, r.u64()?);
+    let mut lists = [Vec::new(), Vec::new()];
+    for list in &mut lists {
+        let n = r.u32()?;
+        if n as usize > crate::paxos::membership::MAX_MEMBERS {
+            return Err(Error::corrupt(format!("net: a membership of {n} ids")));
+        }
+        for _ in 0..n {
+            list.push(r.u32()?);
+        }
+    }
+    r.finish()?;
+    let [voters, learners] = lists;
+    Ok((epoch, start, voters, learners))
 }
 
 impl Request {
@@ -101,6 +229,11 @@ impl Request {
                 p.extend_from_slice(&request.to_be_bytes());
                 (KIND_STATUS, p)
             }
+            Request::Admin { request, op } => {
+                p.extend_from_slice(&request.to_be_bytes());
+                op.encode(&mut p);
+                (KIND_ADMIN, p)
+            }
         }
     }
 
@@ -121,6 +254,12 @@ impl Request {
                 let request = r.u64()?;
                 r.finish()?;
                 Request::Status { request }
+            }
+            KIND_ADMIN => {
+                let request = r.u64()?;
+                let op = AdminOp::decode(&mut r)?;
+                r.finish()?;
+                Request::Admin { request, op }
             }
             k => return Err(Error::corrupt(format!("net: unknown request kind {k}"))),
         })
@@ -319,10 +458,78 @@ mod tests {
                 query: vec![],
             },
             Request::Status { request: 5 },
+            Request::Admin {
+                request: 6,
+                op: AdminOp::AddPeer {
+                    id: 4,
+                    addr: "127.0.0.1:7004".parse().unwrap(),
+                },
+            },
+            Request::Admin {
+                request: 7,
+                op: AdminOp::Change(crate::paxos::MembershipChange::Replace { old: 1, new: 4 }),
+            },
+            Request::Admin {
+                request: 8,
+                op: AdminOp::Change(crate::paxos::MembershipChange::Promote(4)),
+            },
+            Request::Admin {
+                request: 9,
+                op: AdminOp::Transfer { to: 2 },
+            },
+            Request::Admin {
+                request: 10,
+                op: AdminOp::Membership,
+            },
         ] {
             let (k, p) = req.encode();
             assert_eq!(Request::decode(k, &p).unwrap(), req);
+            // Every cut of a fixed-size request is refused, never a panic
+            // (a command or query runs to the end of the frame).
+            for cut in 0..p.len() {
+                let cut_ok = Request::decode(k, &p[..cut]).is_ok();
+                assert!(
+                    !cut_ok || k == KIND_READ || k == KIND_PROPOSE,
+                    "{req:?} cut at {cut}"
+                );
+            }
         }
+        // Unknown admin requests and change kinds, a bad address, a trailing byte.
+        let mut bad = 1u64.to_be_bytes().to_vec();
+        bad.push(9);
+        assert!(Request::decode(KIND_ADMIN, &bad).is_err());
+        let mut bad = 1u64.to_be_bytes().to_vec();
+        bad.extend_from_slice(&[2, 7, 0, 0, 0, 1, 0, 0, 0, 0]);
+        assert!(Request::decode(KIND_ADMIN, &bad).is_err());
+        let mut bad = 1u64.to_be_bytes().to_vec();
+        bad.extend_from_slice(&[1, 0, 0, 0, 4]);
+        put_bytes(&mut bad, b"nowhere");
+        assert!(Request::decode(KIND_ADMIN, &bad).is_err());
+        let (_, mut p) = Request::Admin {
+            request: 1,
+            op: AdminOp::Membership,
+        }
+        .encode();
+        p.push(0);
+        assert!(Request::decode(KIND_ADMIN, &p).is_err());
+        // A membership answer round-trips; a damaged one is refused.
+        let m = crate::paxos::Membership {
+            epoch: 3,
+            start: 17,
+            voters: vec![2, 3, 4],
+            learners: vec![5],
+        };
+        let b = encode_membership(&m);
+        assert_eq!(
+            decode_membership(&b).unwrap(),
+            (3, 17, vec![2, 3, 4], vec![5])
+        );
+        for cut in 0..b.len() {
+            assert!(decode_membership(&b[..cut]).is_err());
+        }
+        let mut huge = b[..16].to_vec();
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(decode_membership(&huge).is_err());
         for resp in [
             Response::Ok {
                 request: 1,

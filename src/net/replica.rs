@@ -36,7 +36,8 @@ use super::auth::{Identity, Role, handshake};
 use super::frame::{DEFAULT_MAX_FRAME, push_frame, read_frame};
 use super::group_commit::GroupCommit;
 use super::proto::{
-    ErrorCode, KIND_PAXOS, Request, Response, Status, decode_command, encode_command,
+    AdminOp, ErrorCode, KIND_PAXOS, Request, Response, Status, decode_command, encode_command,
+    encode_membership,
 };
 use super::sessions::{DEFAULT_MAX_SESSIONS, Sessions, Verdict};
 use crate::error::{Error, Result};
@@ -249,9 +250,6 @@ pub struct Replica {
     status: Arc<Mutex<Status>>,
     /// The read policy the core applies to each read it takes next.
     read_index: Arc<AtomicBool>,
-    /// Every replica's address known here (accepted connections are
-    /// checked against it).
-    book: Arc<Mutex<BTreeMap<NodeId, SocketAddr>>>,
     /// The membership the core applied last.
     membership: Arc<Mutex<Membership>>,
 }
@@ -263,14 +261,8 @@ enum Event {
     Peer(NodeId, Message),
     Client(Arc<ClientConn>, Request),
     /// An administrative call and where its outcome goes.
-    Admin(Admin, SyncSender<Result<()>>),
+    Admin(AdminOp, SyncSender<Result<Vec<u8>>>),
     Stop,
-}
-
-enum Admin {
-    AddPeer(NodeId, SocketAddr),
-    Change(MembershipChange),
-    Transfer(NodeId),
 }
 
 /// The writing side of a client connection. Answers are not written as
@@ -524,6 +516,7 @@ impl Replica {
             next_read_id: 0,
             read_index: read_index.clone(),
             membership: membership.clone(),
+            book,
             identity: identity.clone(),
             stop: stop.clone(),
             held: Default::default(),
@@ -557,7 +550,6 @@ impl Replica {
             conns,
             status,
             read_index,
-            book,
             membership,
         })
     }
@@ -568,24 +560,7 @@ impl Replica {
     /// refused). Adding a known replica again at the same address does
     /// nothing; at another address it is refused.
     pub fn add_peer(&self, id: NodeId, addr: SocketAddr) -> Result<()> {
-        if id == 0 {
-            return Err(Error::invalid("net: replica ids are numbers from 1"));
-        }
-        {
-            let mut book = lock(&self.book);
-            match book.get(&id) {
-                Some(&known) if known == addr => return Ok(()),
-                Some(&known) => {
-                    return Err(Error::invalid(format!(
-                        "net: replica {id} is already known at {known}, not {addr}"
-                    )));
-                }
-                None => {
-                    book.insert(id, addr);
-                }
-            }
-        }
-        self.admin(Admin::AddPeer(id, addr))
+        self.admin(AdminOp::AddPeer { id, addr }).map(drop)
     }
 
     /// Proposes a membership change; only the leader takes it (else
@@ -595,23 +570,13 @@ impl Replica {
     /// are [`Node::change_membership`]'s, and a change that adds a replica
     /// this one has no address for (see [`add_peer`](Replica::add_peer)).
     pub fn change_membership(&self, change: MembershipChange) -> Result<()> {
-        let added = match change {
-            MembershipChange::AddLearner(id) => Some(id),
-            MembershipChange::Replace { new, .. } => Some(new),
-            _ => None,
-        };
-        if let Some(id) = added.filter(|id| !lock(&self.book).contains_key(id)) {
-            return Err(Error::invalid(format!(
-                "net: no address for replica {id}: add_peer it on every replica first"
-            )));
-        }
-        self.admin(Admin::Change(change))
+        self.admin(AdminOp::Change(change)).map(drop)
     }
 
     /// Hands the leadership to voter `to` (see
     /// [`Node::transfer_leadership`]); only the leader takes it.
     pub fn transfer_leadership(&self, to: NodeId) -> Result<()> {
-        self.admin(Admin::Transfer(to))
+        self.admin(AdminOp::Transfer { to }).map(drop)
     }
 
     /// The membership this replica applied last.
@@ -620,7 +585,7 @@ impl Replica {
     }
 
     /// Runs `op` on the core's thread and waits (bounded) for its outcome.
-    fn admin(&self, op: Admin) -> Result<()> {
+    fn admin(&self, op: AdminOp) -> Result<Vec<u8>> {
         let (tx, rx) = sync_channel(1);
         let stopped = || Error::invalid("net: the replica was stopped");
         if self.is_stopped() {
@@ -998,6 +963,9 @@ struct Core {
     read_index: Arc<AtomicBool>,
     /// The membership applied last, published to the handle.
     membership: Arc<Mutex<Membership>>,
+    /// Every replica's address known here, shared with the acceptor (which
+    /// takes replica connections only from these).
+    book: Arc<Mutex<BTreeMap<NodeId, SocketAddr>>>,
     /// For the senders of peers added later.
     identity: Identity,
     stop: Arc<AtomicBool>,
@@ -1134,18 +1102,50 @@ impl Core {
         }
     }
 
-    fn admin(&mut self, op: Admin, now: u64) -> Result<()> {
+    /// An administrative request: its answer's bytes (empty but for
+    /// `Membership`), or why it was refused.
+    fn admin(&mut self, op: AdminOp, now: u64) -> Result<Vec<u8>> {
         match op {
-            Admin::AddPeer(id, addr) => {
-                if id != self.node.id() && !self.senders.contains_key(&id) {
+            AdminOp::AddPeer { id, addr } => {
+                if id == 0 {
+                    return Err(Error::invalid("net: replica ids are numbers from 1"));
+                }
+                match self.peers.get(&id) {
+                    Some(&known) if known == addr => return Ok(Vec::new()),
+                    Some(&known) => {
+                        return Err(Error::invalid(format!(
+                            "net: replica {id} is already known at {known}, not {addr}"
+                        )));
+                    }
+                    None => {}
+                }
+                if id != self.node.id() {
                     let queue = spawn_sender(id, addr, &self.identity, &self.stop, self.verbose)?;
                     self.senders.insert(id, queue);
                 }
                 self.peers.insert(id, addr);
-                Ok(())
+                lock(&self.book).insert(id, addr);
+                Ok(Vec::new())
             }
-            Admin::Change(change) => self.node.change_membership(change, now),
-            Admin::Transfer(to) => self.node.transfer_leadership(to, now),
+            AdminOp::Change(change) => {
+                let added = match change {
+                    MembershipChange::AddLearner(id) => Some(id),
+                    MembershipChange::Replace { new, .. } => Some(new),
+                    _ => None,
+                };
+                if let Some(id) = added.filter(|id| !self.peers.contains_key(id)) {
+                    return Err(Error::invalid(format!(
+                        "net: no address for replica {id}: add_peer it on every replica first"
+                    )));
+                }
+                self.node.change_membership(change, now)?;
+                Ok(Vec::new())
+            }
+            AdminOp::Transfer { to } => {
+                self.node.transfer_leadership(to, now)?;
+                Ok(Vec::new())
+            }
+            AdminOp::Membership => Ok(encode_membership(self.node.membership())),
         }
     }
 
@@ -1202,6 +1202,16 @@ impl Core {
                 let result = self.current_status(now).encode();
                 conn.send(&Response::Ok { request, result });
             }
+            Request::Admin { request, op } => match self.admin(op, now) {
+                Ok(result) => conn.send(&Response::Ok { request, result }),
+                Err(Error::NotLeader { .. }) => conn.send(&self.redirect(request)),
+                Err(e @ (Error::Storage(_) | Error::StorageCorrupt(_))) => return Err(e),
+                Err(e) => conn.send(&Response::Error {
+                    request,
+                    code: ErrorCode::Invalid,
+                    message: e.to_string(),
+                }),
+            },
             Request::Propose {
                 client,
                 request,

@@ -136,6 +136,11 @@ impl Procs {
 
     /// Starts replica `id` (a new one with `init`, else from its directory).
     pub fn spawn(&mut self, id: u32, init: bool) {
+        self.spawn_with(id, init, &[]);
+    }
+
+    /// As [`spawn`](Self::spawn), with more `serve` arguments (`--join`).
+    pub fn spawn_with(&mut self, id: u32, init: bool, extra: &[&str]) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorumkit"));
         cmd.args([
             "serve",
@@ -164,6 +169,7 @@ impl Procs {
         if init {
             cmd.arg("--init");
         }
+        cmd.args(extra);
         self.children
             .insert(id, cmd.spawn().expect("start quorumkit serve"));
     }
