@@ -165,8 +165,10 @@ soak:
 
 # The exhaustive Paxos model checks of tests/paxos_model_exhaustive.rs in their
 # full configurations (release build, 2 cores: the crash model about 3-5 minutes;
-# the snapshot model and the two-election membership window were not seen to
-# finish within 4-5 minutes). `make test` runs their one-election variants.
+# the two-election membership window 1b about 2 minutes and catches the planted
+# bug of tests/planted/; the snapshot model and the two-election membership
+# window 1 were not seen to finish within 4-5 minutes). `make test` runs their
+# one-election variants.
 model-exhaustive:
 	cargo test --release --test paxos_model_exhaustive -- --ignored --nocapture --test-threads=1
 
