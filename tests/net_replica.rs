@@ -30,13 +30,13 @@ struct Cluster {
 
 impl Cluster {
     fn config(&self, id: u32, init: bool) -> ReplicaConfig {
-        let mut c = ReplicaConfig::new(
-            id,
-            self.peers.clone(),
-            self.dir.join(format!("r{id}")),
-            CLUSTER,
-            SECRET,
-        );
+        self.config_with(id, self.peers.clone(), init)
+    }
+
+    /// Replica `id`'s config (fast timers, its own directory) with the
+    /// address book `peers` (a joiner's includes itself).
+    fn config_with(&self, id: u32, peers: BTreeMap<u32, SocketAddr>, init: bool) -> ReplicaConfig {
+        let mut c = ReplicaConfig::new(id, peers, self.dir.join(format!("r{id}")), CLUSTER, SECRET);
         c.node.heartbeat_interval = 20_000_000;
         c.node.election_timeout = 150_000_000;
         c.node.lease_duration = 300_000_000;
@@ -499,12 +499,7 @@ fn replicas_change_membership_and_transfer_leadership_while_serving() {
     let addr4 = free_addrs(1)[0];
     let mut peers = c.peers.clone();
     peers.insert(4, addr4);
-    let mut cfg = ReplicaConfig::new(4, peers, c.dir.join("r4"), CLUSTER, SECRET);
-    cfg.node.heartbeat_interval = 20_000_000;
-    cfg.node.election_timeout = 150_000_000;
-    cfg.node.lease_duration = 300_000_000;
-    cfg.node.max_clock_drift = 20_000_000;
-    cfg.init = true;
+    let mut cfg = c.config_with(4, peers, true);
     cfg.join = true;
     let r4 = Replica::start(cfg, kv::KvStore::new()).unwrap();
     assert!(r4.membership().voters == vec![1, 2, 3] && !r4.membership().contains(4));
@@ -597,11 +592,7 @@ fn replicas_change_membership_and_transfer_leadership_while_serving() {
     c.replicas.remove(&4).unwrap().shutdown().unwrap();
     let mut peers = c.peers.clone();
     peers.insert(4, addr4);
-    let mut cfg = ReplicaConfig::new(4, peers, c.dir.join("r4"), CLUSTER, SECRET);
-    cfg.node.heartbeat_interval = 20_000_000;
-    cfg.node.election_timeout = 150_000_000;
-    cfg.node.lease_duration = 300_000_000;
-    cfg.node.max_clock_drift = 20_000_000;
+    let mut cfg = c.config_with(4, peers, false);
     cfg.join = true;
     let r4 = Replica::start(cfg, kv::KvStore::new()).unwrap();
     assert_eq!(r4.membership().voters, rest);

@@ -493,43 +493,19 @@ fn admin(cluster: &ClusterArgs, op: AdminCmd) -> Result<ExitCode, String> {
     let change = match op {
         AdminCmd::AddPeer { id, addr } => {
             let addr = resolve(&addr)?;
-            let mut failed = false;
-            for (&listed, &at) in &peers {
-                match c.admin_at(at, AdminOp::AddPeer { id, addr }) {
-                    Ok(_) => println!("replica {listed} ({at}): knows replica {id} at {addr}"),
-                    Err(e) => {
-                        failed = true;
-                        eprintln!("quorumkit: replica {listed} ({at}): {e}");
-                    }
-                }
-            }
-            return Ok(if failed {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            });
+            return Ok(ask_each(&peers, |at| {
+                c.admin_at(at, AdminOp::AddPeer { id, addr })
+                    .map(|_| format!("knows replica {id} at {addr}"))
+            }));
         }
         AdminCmd::Membership => {
-            let mut failed = false;
-            for (&listed, &at) in &peers {
-                match c
-                    .admin_at(at, AdminOp::Membership)
-                    .and_then(|b| decode_membership(&b))
-                {
-                    Ok((epoch, start, voters, learners)) => println!(
-                        "replica {listed} ({at}): epoch {epoch} from slot {start}: voters {voters:?}, learners {learners:?}"
-                    ),
-                    Err(e) => {
-                        failed = true;
-                        eprintln!("quorumkit: replica {listed} ({at}): {e}");
-                    }
-                }
-            }
-            return Ok(if failed {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            });
+            return Ok(ask_each(&peers, |at| {
+                let (epoch, start, voters, learners) =
+                    decode_membership(&c.admin_at(at, AdminOp::Membership)?)?;
+                Ok(format!(
+                    "epoch {epoch} from slot {start}: voters {voters:?}, learners {learners:?}"
+                ))
+            }));
         }
         AdminCmd::Transfer { id } => AdminOp::Transfer { to: id },
         AdminCmd::AddLearner { id } => AdminOp::Change(Change::AddLearner(id)),
@@ -540,6 +516,29 @@ fn admin(cluster: &ClusterArgs, op: AdminCmd) -> Result<ExitCode, String> {
     c.admin(change).map_err(|e| e.to_string())?;
     println!("proposed; `quorumkit admin membership` shows it once it is in force");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks every listed replica in turn (an answer or an error per line);
+/// fails if any of them did.
+fn ask_each(
+    peers: &BTreeMap<u32, SocketAddr>,
+    mut ask: impl FnMut(SocketAddr) -> quorumkit::Result<String>,
+) -> ExitCode {
+    let mut failed = false;
+    for (&listed, &at) in peers {
+        match ask(at) {
+            Ok(line) => println!("replica {listed} ({at}): {line}"),
+            Err(e) => {
+                failed = true;
+                eprintln!("quorumkit: replica {listed} ({at}): {e}");
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn kv_op(op: KvOp) -> Result<ExitCode, String> {

@@ -543,65 +543,56 @@ pub unsafe extern "C" fn qk_paxos_node_membership(
 ) -> qk_status {
     boundary(err, || {
         let n = unsafe { arg_ref(node, "node") }?;
-        let outs = MembershipOut {
-            epoch_out,
-            start_out,
-            ids_out,
-            ids_cap,
-            voters_len_out,
-            ids_len_out,
-        };
-        unsafe { outs.write(n.node.membership()) }
+        unsafe {
+            write_membership(
+                n.node.membership(),
+                epoch_out,
+                start_out,
+                ids_out,
+                ids_cap,
+                voters_len_out,
+                ids_len_out,
+            )
+        }
     })
 }
 
-/// Where `qk_*_membership()` store a membership.
-pub(crate) struct MembershipOut {
-    pub(crate) epoch_out: *mut u64,
-    pub(crate) start_out: *mut u64,
-    pub(crate) ids_out: *mut u32,
-    pub(crate) ids_cap: usize,
-    pub(crate) voters_len_out: *mut usize,
-    pub(crate) ids_len_out: *mut usize,
-}
-
-impl MembershipOut {
-    /// Stores `m` (see `qk_paxos_node_membership()`).
-    ///
-    /// # Safety
-    /// `ids_out` is NULL or has room for `ids_cap` ids; the other outputs
-    /// are NULL or writable.
-    pub(crate) unsafe fn write(self, m: &crate::paxos::Membership) -> FfiResult<()> {
-        let MembershipOut {
-            epoch_out,
-            start_out,
-            ids_out,
-            ids_cap,
-            voters_len_out,
-            ids_len_out,
-        } = self;
-        let epoch = unsafe { Out::new(epoch_out, "epoch_out") }?;
-        let start = unsafe { Out::new(start_out, "start_out") }?;
-        let voters_len = unsafe { Out::new(voters_len_out, "voters_len_out") }?;
-        let ids_len = unsafe { Out::new(ids_len_out, "ids_len_out") }?;
-        let ids: Vec<u32> = m.peers().collect();
-        epoch.set(m.epoch);
-        start.set(m.start);
-        voters_len.set(m.voters.len());
-        ids_len.set(ids.len());
-        if ids_cap < ids.len() {
-            return Err(Failure::too_small("ids_out", ids.len(), ids_cap));
-        }
-        if ids.is_empty() {
-            return Ok(());
-        }
-        if ids_out.is_null() {
-            return Err(Failure::null("ids_out"));
-        }
-        // SAFETY: non-NULL with room for `ids_cap` >= `ids.len()` ids.
-        unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), ids_out, ids.len()) };
-        Ok(())
+/// Stores `m` where a `qk_*_membership()` call was asked to (see
+/// `qk_paxos_node_membership()`).
+///
+/// # Safety
+/// `ids_out` is NULL or has room for `ids_cap` ids; the other outputs are
+/// NULL or writable.
+pub(crate) unsafe fn write_membership(
+    m: &crate::paxos::Membership,
+    epoch_out: *mut u64,
+    start_out: *mut u64,
+    ids_out: *mut u32,
+    ids_cap: usize,
+    voters_len_out: *mut usize,
+    ids_len_out: *mut usize,
+) -> FfiResult<()> {
+    let epoch = unsafe { Out::new(epoch_out, "epoch_out") }?;
+    let start = unsafe { Out::new(start_out, "start_out") }?;
+    let voters_len = unsafe { Out::new(voters_len_out, "voters_len_out") }?;
+    let ids_len = unsafe { Out::new(ids_len_out, "ids_len_out") }?;
+    let ids: Vec<u32> = m.peers().collect();
+    epoch.set(m.epoch);
+    start.set(m.start);
+    voters_len.set(m.voters.len());
+    ids_len.set(ids.len());
+    if ids_cap < ids.len() {
+        return Err(Failure::too_small("ids_out", ids.len(), ids_cap));
     }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    if ids_out.is_null() {
+        return Err(Failure::null("ids_out"));
+    }
+    // SAFETY: non-NULL with room for `ids_cap` >= `ids.len()` ids.
+    unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), ids_out, ids.len()) };
+    Ok(())
 }
 
 /// Frees a node (its file, if any, stays). NULL is a no-op.

@@ -669,15 +669,17 @@ pub unsafe extern "C" fn qk_replica_membership(
 ) -> qk_status {
     boundary(err, || {
         let rep = unsafe { running(replica) }?;
-        let outs = super::paxos::MembershipOut {
-            epoch_out,
-            start_out,
-            ids_out,
-            ids_cap,
-            voters_len_out,
-            ids_len_out,
-        };
-        unsafe { outs.write(&rep.membership()) }
+        unsafe {
+            super::paxos::write_membership(
+                &rep.membership(),
+                epoch_out,
+                start_out,
+                ids_out,
+                ids_cap,
+                voters_len_out,
+                ids_len_out,
+            )
+        }
     })
 }
 
