@@ -41,8 +41,9 @@ class Counter:
 
 
 class Cluster:
-    def __init__(self, n=3):
+    def __init__(self, n=3, heartbeat=0.02):
         self.dir = tempfile.mkdtemp(prefix="qk-replica-py-")
+        self.heartbeat = heartbeat
         self.peers = {i: f"127.0.0.1:{free_port()}" for i in range(1, n + 1)}
         self.states = {}
         self.replicas = {}
@@ -53,7 +54,7 @@ class Cluster:
         self.states[i] = Counter()
         self.replicas[i] = qk.Replica(
             i, self.peers, f"{self.dir}/r{i}", secret=SECRET, apply=self.states[i].apply,
-            query=self.states[i].query, cluster_id=3, init=init, heartbeat=0.02)
+            query=self.states[i].query, cluster_id=3, init=init, heartbeat=self.heartbeat)
 
     def client(self, timeout=10.0):
         return qk.ReplicaClient(list(self.peers.values()), secret=SECRET, cluster_id=3, timeout=timeout)
@@ -141,6 +142,31 @@ def test_read_policy_switches_while_running(cluster):
         r.read_policy = "lease"
     with pytest.raises(qk.InvalidArgumentError, match="stopped"):
         r.read_policy
+
+
+def test_read_policy_changes_what_a_lone_leader_answers():
+    # 200 ms heartbeats: 2 s leases, room for the steps below.
+    cluster = Cluster(heartbeat=0.2)
+    try:
+        c = cluster.client(timeout=20.0)
+        assert c.propose(b"add 7") == b"7"
+        assert wait_for(lambda: any(r.status()["read_lease"] for r in cluster.replicas.values()), 10.0)
+        assert c.propose(b"add 1") == b"8"  # the followers just answered: a fresh lease
+        leader = next(i for i, r in cluster.replicas.items() if r.status()["read_lease"])
+        for i, r in cluster.replicas.items():
+            if i != leader:
+                r.stop()
+        lr = cluster.replicas[leader]
+        alone = qk.ReplicaClient([cluster.peers[leader]], secret=SECRET, cluster_id=3, timeout=0.4)
+        if not lr.status()["read_lease"]:
+            pytest.skip("the lease ran out before the check (a slow machine)")
+        # Lease: the leader answers by itself. ReadIndex: it needs a majority.
+        assert alone.read(b"get") == b"8"
+        lr.read_policy = "read_index"
+        with pytest.raises(qk.BackendUnavailableError, match="no leader answered"):
+            alone.read(b"get")
+    finally:
+        cluster.stop()
 
 
 def test_membership_change_and_leadership_transfer_while_serving(cluster):
