@@ -783,3 +783,269 @@ fn the_compacted_file_is_still_locked_and_still_checked() {
     }
     assert_eq!(reload(&path), checkpoint(77, &[0xAB; 300]));
 }
+
+// ------------------------------------------------- background compaction
+
+/// Syncs until the background checkpoint is in place (bounded: 20 s).
+fn settle(s: &mut FileStorage) {
+    let start = std::time::Instant::now();
+    while s.compacting() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "the background checkpoint never landed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        s.sync().unwrap();
+    }
+}
+
+fn commits(from: u64, n: u64) -> Vec<Record> {
+    (from..from + n)
+        .map(|commit| Record::Commit { commit })
+        .collect()
+}
+
+#[test]
+fn a_background_checkpoint_lands_at_a_sync_with_the_records_that_came_since() {
+    let path = TempPath::new("bg");
+    let recs = sample_records(2000);
+    write_store(&path, &recs);
+    let mut s = open(&*path).unwrap();
+    assert_eq!(s.load().unwrap(), recs);
+    let cp = checkpoint(5000, &[0x5A; 4 << 20]);
+    s.compact_in_background(cp.clone()).unwrap();
+    assert!(s.compacting());
+    // Appends and syncs go on while it is written, into the old file.
+    let since = commits(5001, 60);
+    for (i, r) in since.iter().enumerate() {
+        s.append(r).unwrap();
+        if i % 10 == 9 {
+            s.sync().unwrap();
+        }
+    }
+    settle(&mut s);
+    assert!(!compact_file(&path).exists());
+    assert_eq!(s.record_count(), (cp.len() + since.len()) as u64);
+    assert_eq!(s.len_bytes(), file_len(&path));
+    // The new file is locked as the old one was.
+    assert!(matches!(open(&*path), Err(Error::StorageInUse(_))));
+    let more = Record::Commit { commit: 9999 };
+    s.append(&more).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let mut want = cp;
+    want.extend(since);
+    want.push(more);
+    assert_eq!(reload(&path), want);
+}
+
+#[test]
+fn a_background_checkpoint_not_yet_in_place_leaves_every_record() {
+    let path = TempPath::new("bg-drop");
+    let recs = sample_records(300);
+    write_store(&path, &recs);
+    let mut s = open(&*path).unwrap();
+    s.load().unwrap();
+    // 64 MiB: still being written at the sync below on any disk we know
+    // of; whether it landed or not, no synced record may be missing.
+    let cp = checkpoint(900, &vec![7u8; 64 << 20]);
+    s.compact_in_background(cp.clone()).unwrap();
+    let since = commits(901, 5);
+    for r in &since {
+        s.append(r).unwrap();
+    }
+    s.sync().unwrap();
+    let landed = !s.compacting();
+    s.abandon_compaction(); // what a crash before it lands leaves
+    drop(s);
+    assert!(
+        !compact_file(&path).exists(),
+        "the abandoned file is removed"
+    );
+    let mut want = if landed { cp } else { recs };
+    want.extend(since);
+    assert_eq!(reload(&path), want, "landed: {landed}");
+}
+
+#[test]
+fn load_and_compact_during_a_background_checkpoint() {
+    // `load` waits for it and reads the new file.
+    let path = TempPath::new("bg-load");
+    write_store(&path, &sample_records(100));
+    let mut s = open(&*path).unwrap();
+    s.load().unwrap();
+    let cp = checkpoint(400, &[1; 1 << 20]);
+    s.compact_in_background(cp.clone()).unwrap();
+    s.append(&Record::Commit { commit: 401 }).unwrap();
+    let mut want = cp;
+    want.push(Record::Commit { commit: 401 });
+    assert_eq!(s.load().unwrap(), want);
+    assert!(!s.compacting());
+    drop(s);
+    assert_eq!(reload(&path), want);
+    // Closing the store puts a checkpoint still being written in place
+    // (records not synced are dropped, as always).
+    let mut s = open(&*path).unwrap();
+    s.load().unwrap();
+    let cp = checkpoint(450, &[9; 16 << 20]);
+    s.compact_in_background(cp.clone()).unwrap();
+    s.append(&Record::Commit { commit: 451 }).unwrap();
+    s.sync().unwrap();
+    s.append(&Record::Commit { commit: 452 }).unwrap();
+    drop(s);
+    let mut want = cp;
+    want.push(Record::Commit { commit: 451 });
+    assert_eq!(reload(&path), want);
+    assert!(!compact_file(&path).exists());
+    // A checkpoint written at once (an installed snapshot) replaces one
+    // still being written in the background; so does a newer one.
+    let mut s = open(&*path).unwrap();
+    s.load().unwrap();
+    s.compact_in_background(checkpoint(500, &[2; 8 << 20]))
+        .unwrap();
+    s.compact_in_background(checkpoint(600, &[3; 1 << 20]))
+        .unwrap();
+    s.compact(checkpoint(700, b"installed")).unwrap();
+    assert!(!s.compacting());
+    s.sync().unwrap();
+    drop(s);
+    assert_eq!(reload(&path), checkpoint(700, b"installed"));
+    assert!(!compact_file(&path).exists());
+}
+
+/// A one-replica node on a record file: what its application holds after
+/// every output so far (a snapshot replaces it; it is the commands, one per
+/// line).
+struct App {
+    node: quorumkit::paxos::Node<FileStorage>,
+    state: Vec<u8>,
+    now: u64,
+}
+
+impl App {
+    fn start(path: &Path) -> App {
+        let mut config = quorumkit::paxos::Config::new(1, vec![1]);
+        config.cluster_id = ID.cluster_id;
+        let storage = FileStorage::open(path, ID).unwrap();
+        let node = quorumkit::paxos::Node::new(config, storage, 0).unwrap();
+        let mut app = App {
+            node,
+            state: Vec::new(),
+            now: 0,
+        };
+        app.drain();
+        for _ in 0..10_000 {
+            if app.node.is_leader() {
+                return app;
+            }
+            app.now += 1_000_000;
+            app.node.tick(app.now).unwrap();
+            app.drain();
+        }
+        panic!("a lone replica never led");
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.node.poll() {
+            match out {
+                quorumkit::paxos::Output::Decided { batch, .. } => {
+                    for c in batch {
+                        self.state.extend_from_slice(&c);
+                        self.state.push(b'\n');
+                    }
+                }
+                quorumkit::paxos::Output::Snapshot { data, .. } => self.state = data.to_vec(),
+                _ => {}
+            }
+        }
+    }
+
+    fn propose(&mut self, k: u32) {
+        self.now += 1_000_000;
+        self.node
+            .propose(format!("cmd {k}").into_bytes(), self.now)
+            .unwrap();
+        self.drain();
+    }
+}
+
+#[test]
+fn a_node_restarted_before_or_after_its_background_checkpoint_lands_has_every_command() {
+    let want = |n: u32| -> Vec<u8> {
+        (0..n)
+            .flat_map(|k| format!("cmd {k}\n").into_bytes())
+            .collect()
+    };
+    for wait_for_it in [false, true] {
+        let path = TempPath::new(&format!("bg-node-{wait_for_it}"));
+        let mut app = App::start(&path);
+        for k in 0..200 {
+            app.propose(k);
+        }
+        assert_eq!(app.state, want(200));
+        // A large state, so the checkpoint takes a while to write.
+        let mut data = app.state.clone();
+        data.resize(48 << 20, b'#');
+        let slot = app.node.commit_index();
+        app.node.compact(slot, data, app.now).unwrap();
+        assert_eq!(app.node.log_start(), slot);
+        for k in 200..250 {
+            app.propose(k);
+        }
+        if wait_for_it {
+            let start = std::time::Instant::now();
+            while app.node.storage().compacting() {
+                assert!(start.elapsed().as_secs() < 20, "never landed");
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                app.propose(9999); // any call syncs, which lands it when ready
+            }
+        }
+        // A crash now: a checkpoint not yet in place is lost.
+        app.node.storage_mut().abandon_compaction();
+        let landed = std::fs::metadata(&*path).unwrap().len() > 10 << 20;
+        assert!(landed || !wait_for_it);
+        let extra = app.state.len() - want(250).len();
+        drop(app);
+        let app = App::start(&path);
+        let state: Vec<u8> = app.state.iter().copied().filter(|&c| c != b'#').collect();
+        assert!(
+            state.starts_with(&want(250)) && state.len() == want(250).len() + extra,
+            "wait {wait_for_it}, landed {landed}: the restarted application lost commands"
+        );
+        assert_eq!(app.node.log_start() > 0, landed, "wait {wait_for_it}");
+    }
+}
+
+#[test]
+fn a_background_checkpoint_that_cannot_be_written_stops_the_store_and_loses_nothing() {
+    let path = TempPath::new("bg-fail");
+    let recs = sample_records(50);
+    write_store(&path, &recs);
+    let mut s = open(&*path).unwrap();
+    s.load().unwrap();
+    // A directory where the new file must go: the thread cannot create it.
+    std::fs::create_dir(compact_file(&path)).unwrap();
+    s.compact_in_background(checkpoint(60, b"state")).unwrap();
+    let more = Record::Commit { commit: 61 };
+    let start = std::time::Instant::now();
+    let err = loop {
+        assert!(start.elapsed().as_secs() < 20, "the failure never surfaced");
+        s.append(&more).unwrap();
+        match s.sync() {
+            Ok(()) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(&err, Error::Storage(m) if m.contains("cannot compact")),
+        "{err:?}"
+    );
+    // Refused from then on; the old file holds every synced record.
+    assert!(matches!(s.sync(), Err(Error::Storage(_))));
+    drop(s);
+    std::fs::remove_dir(compact_file(&path)).unwrap();
+    let back = reload(&path);
+    assert_eq!(back[..recs.len()], recs[..]);
+    assert!(back[recs.len()..].iter().all(|r| *r == more));
+    assert!(back.len() > recs.len());
+}

@@ -69,6 +69,12 @@ impl<S: Storage> Storage for GroupCommit<S> {
     fn compact(&mut self, checkpoint: Vec<Record>) -> Result<()> {
         self.inner.compact(checkpoint)
     }
+
+    /// The inner store's: a checkpoint written in the background lands at
+    /// a later [`commit`](GroupCommit::commit).
+    fn compact_in_background(&mut self, checkpoint: Vec<Record>) -> Result<()> {
+        self.inner.compact_in_background(checkpoint)
+    }
 }
 
 #[cfg(test)]

@@ -163,6 +163,25 @@ pub struct FileStorage {
     recovered: Option<Vec<Record>>,
     /// Set by the first I/O error; every later call fails with it.
     failed: Option<String>,
+    /// A checkpoint being written in the background, if one is.
+    pending: Option<Pending>,
+}
+
+/// A checkpoint a thread is writing to the `.compact` file
+/// ([`Storage::compact_in_background`]). Until it is renamed over the
+/// record file, that file stays the whole truth: appends go on into it as
+/// usual, and are also kept here to follow the checkpoint in the new file.
+#[derive(Debug)]
+struct Pending {
+    /// Writes the header and the checkpoint, syncs, and hands back the
+    /// file (locked) and its length; stops early once `cancel` is set.
+    worker: std::thread::JoinHandle<std::io::Result<(File, u64)>>,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Records in the checkpoint.
+    checkpoint_records: u64,
+    /// The frames appended since the compaction began, and how many.
+    since: Vec<u8>,
+    since_records: u64,
 }
 
 /// How often, and how far apart, `open` asks again for a lock held by
@@ -246,6 +265,7 @@ impl FileStorage {
             last_discard: None,
             recovered: None,
             failed: None,
+            pending: None,
         };
         // A compaction that crashed before its rename left this: the file
         // at `path` is still the whole truth.
@@ -453,6 +473,67 @@ impl FileStorage {
         self.dirty = true;
         Ok(())
     }
+
+    /// Whether a checkpoint is being written in the background.
+    pub fn compacting(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Waits for the background checkpoint, appends the records that came
+    /// since, syncs and renames it over the record file. The record file
+    /// must be synced first (its appends are written out).
+    fn finish_compaction(&mut self) -> Result<()> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        let tmp = compact_path(&self.path);
+        let joined = p
+            .worker
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the compaction thread panicked")));
+        let placed = joined.and_then(|(mut f, len)| {
+            f.seek(SeekFrom::Start(len))?;
+            f.write_all(&p.since)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            sync_parent_dir(&self.path)?;
+            Ok((f, len + p.since.len() as u64))
+        });
+        match placed {
+            Ok((f, len)) => {
+                // Dropping the old handle releases the old inode's lock.
+                self.file = f;
+                debug_assert!(self.buf.is_empty(), "written out before");
+                self.written = len;
+                self.dirty = false;
+                self.records = p.checkpoint_records + p.since_records;
+                self.syncs += 1;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(self.fail("cannot compact", &e))
+            }
+        }
+    }
+
+    /// Stops the checkpoint being written in the background, if one is,
+    /// and removes what it wrote: the record file, which holds every
+    /// record, stays the truth. This is what a crash before the checkpoint
+    /// lands leaves (for tests, and for a caller that must stop at once;
+    /// dropping the store waits for the checkpoint and puts it in place).
+    pub fn abandon_compaction(&mut self) {
+        self.cancel_compaction();
+    }
+
+    /// Stops a background checkpoint and removes what it wrote.
+    fn cancel_compaction(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = p.worker.join();
+            let _ = std::fs::remove_file(compact_path(&self.path));
+        }
+    }
 }
 
 /// Appends `record` to `buf` as one frame.
@@ -510,28 +591,14 @@ impl FileStorage {
             frame_payload_len(r)?;
         }
         let tmp = compact_path(&self.path);
-        let written = (|| {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            // A new inode nobody else can have locked.
-            f.try_lock().map_err(std::io::Error::other)?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
-            w.write_all(&header(self.identity))?;
-            let mut len = FILE_HEADER_LEN;
-            let mut scratch = Vec::new();
-            for r in checkpoint {
-                len += write_frame(r, &mut scratch, &mut w)?;
-            }
-            let f = w.into_inner().map_err(|e| e.into_error())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            sync_parent_dir(&self.path)?;
-            Ok::<(File, u64), std::io::Error>((f, len))
-        })();
+        let never = std::sync::atomic::AtomicBool::new(false);
+        let written = write_checkpoint(&tmp, &header(self.identity), checkpoint, &never).and_then(
+            |(f, len)| {
+                std::fs::rename(&tmp, &self.path)?;
+                sync_parent_dir(&self.path)?;
+                Ok((f, len))
+            },
+        );
         match written {
             Ok((f, len)) => {
                 // Dropping the old handle releases the old inode's lock.
@@ -600,8 +667,13 @@ impl Storage for FileStorage {
     fn append(&mut self, record: &Record) -> Result<()> {
         self.check_failed()?;
         self.recovered = None;
+        let start = self.buf.len();
         put_frame(record, &mut self.buf)?;
         self.records += 1;
+        if let Some(p) = &mut self.pending {
+            p.since.extend_from_slice(&self.buf[start..]);
+            p.since_records += 1;
+        }
         if self.buf.len() >= WRITE_OUT_AT {
             self.write_out()?;
         }
@@ -620,6 +692,13 @@ impl Storage for FileStorage {
             self.dirty = false;
             self.syncs += 1;
         }
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.worker.is_finished())
+        {
+            self.finish_compaction()?;
+        }
         Ok(())
     }
 
@@ -631,6 +710,9 @@ impl Storage for FileStorage {
             return Ok(records);
         }
         self.write_out()?;
+        if self.pending.is_some() {
+            self.finish_compaction()?;
+        }
         self.recover()
     }
 
@@ -641,7 +723,114 @@ impl Storage for FileStorage {
     fn compact(&mut self, checkpoint: Vec<Record>) -> Result<()> {
         self.check_failed()?;
         self.recovered = None;
+        self.cancel_compaction();
         self.rewrite(&checkpoint)
+    }
+
+    /// Writes the checkpoint to the `.compact` file on a thread of its
+    /// own and returns at once; appends and syncs go on meanwhile, into
+    /// the record file as always. The first [`sync`](Storage::sync) after
+    /// the thread is done appends the records that came since to the new
+    /// file, syncs it and renames it over the record file (a crash before
+    /// that leaves the old file, which still holds every record). A newer
+    /// compaction, or dropping the store, abandons a checkpoint not yet in
+    /// place. A failure to write it stops the store at that sync, as a
+    /// failed [`compact`](Storage::compact) would.
+    fn compact_in_background(&mut self, checkpoint: Vec<Record>) -> Result<()> {
+        self.check_failed()?;
+        self.recovered = None;
+        self.cancel_compaction();
+        for r in &checkpoint {
+            frame_payload_len(r)?;
+        }
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checkpoint_records = checkpoint.len() as u64;
+        let (tmp, head, stop) = (
+            compact_path(&self.path),
+            header(self.identity),
+            cancel.clone(),
+        );
+        let worker = std::thread::Builder::new()
+            .name("qk-compaction".into())
+            .spawn(move || write_checkpoint(&tmp, &head, &checkpoint, &stop))
+            .map_err(|e| self.fail("cannot start compacting", &e))?;
+        self.pending = Some(Pending {
+            worker,
+            cancel,
+            checkpoint_records,
+            since: Vec::new(),
+            since_records: 0,
+        });
+        Ok(())
+    }
+}
+
+impl Drop for FileStorage {
+    /// Puts a checkpoint still being written in place first (waiting for
+    /// it), so a store closed on purpose keeps its compaction; after a
+    /// failure it is abandoned instead (the record file is whole).
+    fn drop(&mut self) {
+        if let Some(p) = self.pending.as_mut().filter(|_| self.failed.is_none()) {
+            // Records appended since the last sync are dropped, as without
+            // a compaction: they are the last frames of `since` too.
+            let unsynced = self.buf.len().min(p.since.len());
+            p.since.truncate(p.since.len() - unsynced);
+            self.buf.clear();
+            if self.finish_compaction().is_ok() {
+                return;
+            }
+        }
+        self.cancel_compaction();
+    }
+}
+
+/// Writes a record file holding `checkpoint` at `tmp` (created, locked,
+/// synced) and returns it with its length, or stops with an error once
+/// `cancel` is set.
+fn write_checkpoint(
+    tmp: &Path,
+    head: &[u8],
+    checkpoint: &[Record],
+    cancel: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<(File, u64)> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)?;
+    // A new inode nobody else can have locked.
+    f.try_lock().map_err(std::io::Error::other)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, Cancellable { inner: f, cancel });
+    w.write_all(head)?;
+    let mut len = head.len() as u64;
+    let mut scratch = Vec::new();
+    for r in checkpoint {
+        len += write_frame(r, &mut scratch, &mut w)?;
+    }
+    let f = w.into_inner().map_err(|e| e.into_error())?.inner;
+    if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(std::io::Error::other("compaction abandoned"));
+    }
+    f.sync_all()?;
+    Ok((f, len))
+}
+
+/// A writer that gives up once `cancel` is set, checked every MiB at most.
+struct Cancellable<'a> {
+    inner: File,
+    cancel: &'a std::sync::atomic::AtomicBool,
+}
+
+impl Write for Cancellable<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::other("compaction abandoned"));
+        }
+        self.inner.write(&buf[..buf.len().min(1 << 20)])
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

@@ -829,7 +829,9 @@ impl<S: Storage> Node<S> {
     /// every slot below `slot` (so `slot` is at most the commit index and
     /// the application applied every `Decided` below it). The node drops
     /// those slots from memory and replaces its storage's records with a
-    /// checkpoint ([`Storage::compact`]); a restart then hands out
+    /// checkpoint ([`Storage::compact_in_background`]: `FileStorage` writes
+    /// it on a thread of its own, so this call does not wait for a large
+    /// snapshot to reach the disk); a restart then hands out
     /// [`Output::Snapshot`] and replays only the slots from `slot` on, and
     /// a replica that needs the dropped slots gets the snapshot instead.
     ///
@@ -1399,8 +1401,11 @@ impl<S: Storage> Node<S> {
     }
 
     /// Make `slot` and `data` the snapshot, drop the log below it and
-    /// rewrite the storage as a checkpoint.
-    fn take_snapshot(&mut self, slot: Slot, data: SnapshotData) -> Result<()> {
+    /// rewrite the storage as a checkpoint: in the background for the
+    /// node's own snapshot (`own`: the records imply it), at once for one
+    /// installed from a peer (replaying the old records would not rebuild
+    /// it, and later commit records would count on it).
+    fn take_snapshot(&mut self, slot: Slot, data: SnapshotData, own: bool) -> Result<()> {
         let membership = self.membership_at(slot).clone();
         self.earlier.retain(|m| m.epoch >= membership.epoch);
         self.drop_below(slot);
@@ -1409,7 +1414,11 @@ impl<S: Storage> Node<S> {
             self.incoming = None;
         }
         let records = self.checkpoint_records();
-        self.storage.compact(records)?;
+        if own {
+            self.storage.compact_in_background(records)?;
+        } else {
+            self.storage.compact(records)?;
+        }
         self.commit_persisted = self.commit;
         Ok(())
     }
@@ -1677,7 +1686,7 @@ impl<S: Storage> Node<S> {
                 data.len()
             )));
         }
-        self.take_snapshot(slot, std::sync::Arc::new(data))
+        self.take_snapshot(slot, std::sync::Arc::new(data), true)
     }
 
     fn on_propose_all(&mut self, commands: Vec<Command>) -> Result<()> {
@@ -2996,7 +3005,7 @@ impl<S: Storage> Node<S> {
             self.earlier.clear();
             self.adopt(membership);
         }
-        self.take_snapshot(slot, data)?;
+        self.take_snapshot(slot, data, false)?;
         self.advance_commit()
     }
 }

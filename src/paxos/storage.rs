@@ -93,6 +93,19 @@ pub trait Storage {
         }
         self.sync()
     }
+
+    /// As [`compact`](Storage::compact), for a checkpoint that the records
+    /// held already imply: a snapshot the node took of slots it applied
+    /// from these very records, not one installed from a peer. Such a
+    /// checkpoint need not be durable when the call returns: a store may
+    /// write it in the background, while appends and syncs go on. Until
+    /// it is in place, `load` after a crash returns the old records
+    /// followed by the later appends, which replay to the same state (the
+    /// application applies the slots again instead of restoring the
+    /// snapshot). The default compacts at once.
+    fn compact_in_background(&mut self, checkpoint: Vec<Record>) -> Result<()> {
+        self.compact(checkpoint)
+    }
 }
 
 /// Records in memory: for tests, the simulator and nodes whose durability
@@ -171,6 +184,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn compact(&mut self, checkpoint: Vec<Record>) -> Result<()> {
         (**self).compact(checkpoint)
+    }
+    fn compact_in_background(&mut self, checkpoint: Vec<Record>) -> Result<()> {
+        (**self).compact_in_background(checkpoint)
     }
 }
 
