@@ -5034,6 +5034,22 @@ qk_status qk_paxos_node_log_extent(const qk_paxos_node *node,
                                    qk_error *err);
 
 /**
+ * Stores in `*out` 1 while the checkpoint of the last
+ * `qk_paxos_node_compact()` is still being written in the background (a
+ * file-backed node writes it on a thread of its own; the next call after
+ * it is written puts it in place), else 0. `qk_paxos_node_free()` waits
+ * for it.
+ *
+ * Errors: `QK_ERR_NULL_ARG`.
+ *
+ * Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+ *
+ * # Safety
+ * `node` is NULL or a live node; `out` is NULL or writable.
+ */
+qk_status qk_paxos_node_compacting(const qk_paxos_node *node, uint8_t *out, qk_error *err);
+
+/**
  * Creates a coordinator `id` with `config` and stores it in
  * `*coordinator_out`.
  *

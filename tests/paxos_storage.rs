@@ -994,7 +994,7 @@ fn a_node_restarted_before_or_after_its_background_checkpoint_lands_has_every_co
         }
         if wait_for_it {
             let start = std::time::Instant::now();
-            while app.node.storage().compacting() {
+            while app.node.compacting() {
                 assert!(start.elapsed().as_secs() < 20, "never landed");
                 std::thread::sleep(std::time::Duration::from_millis(2));
                 app.propose(9999); // any call syncs, which lands it when ready

@@ -556,6 +556,14 @@ impl PaxosNode {
         self.read(py, |n| n.log_len())
     }
 
+    /// Whether the checkpoint of the last ``compact`` is still being
+    /// written in the background (a file-backed node writes it on a thread;
+    /// the next call after it is written puts it in place).
+    #[getter]
+    fn compacting(&self, py: Python<'_>) -> PyResult<bool> {
+        self.read(py, |n| n.compacting())
+    }
+
     /// When ``tick`` must next be called, in seconds.
     #[getter]
     fn next_deadline(&self, py: Python<'_>) -> PyResult<f64> {

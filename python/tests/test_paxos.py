@@ -6,6 +6,7 @@ raising the exact quorumkit class, and determinism by seed."""
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable
@@ -427,6 +428,7 @@ def test_compaction_snapshot_install_and_restart_from_a_snapshot(tmp_path: Path)
         upto = net.slots[i]
         net.compact(i)
         assert (node.log_start, node.log_len) == (upto, 0)
+        assert node.compacting is False  # in memory: nothing to write
         # Refused, nothing changed: not newer, not decided yet, bad types.
         raises(InvalidArgumentError, node.compact, upto, b"x", net.now)
         raises(InvalidArgumentError, node.compact, upto + 5, b"x", net.now)
@@ -443,8 +445,17 @@ def test_compaction_snapshot_install_and_restart_from_a_snapshot(tmp_path: Path)
     net.propose(leader, b"after")
     net.run_until(lambda: all(len(net.logs[i]) >= 31 for i in MEMBERS))
     net.compact(3)
+    n3 = net.nodes[3]
+    assert n3 is not None and n3.compacting in (True, False)
     net.propose(leader, b"later")
     net.run_until(lambda: all(len(net.logs[i]) >= 32 for i in MEMBERS))
+    # Its checkpoint was written in the background; a later call put it in place.
+    deadline = time.monotonic() + 20
+    while n3.compacting:
+        assert time.monotonic() < deadline, "the checkpoint never landed"
+        time.sleep(0.002)
+        n3.tick(net.now)
+    assert n3.log_start > 0
     net.crash(3)
     net.start(3)
     assert net.snapshots.get(3) == 2

@@ -1054,6 +1054,32 @@ pub unsafe extern "C" fn qk_paxos_node_log_extent(
     })
 }
 
+/// Stores in `*out` 1 while the checkpoint of the last
+/// `qk_paxos_node_compact()` is still being written in the background (a
+/// file-backed node writes it on a thread of its own; the next call after
+/// it is written puts it in place), else 0. `qk_paxos_node_free()` waits
+/// for it.
+///
+/// Errors: `QK_ERR_NULL_ARG`.
+///
+/// Thread safety: none inside; no other call on the same `qk_paxos_node` may overlap.
+///
+/// # Safety
+/// `node` is NULL or a live node; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn qk_paxos_node_compacting(
+    node: *const qk_paxos_node,
+    out: *mut u8,
+    err: *mut qk_error,
+) -> qk_status {
+    boundary(err, || {
+        let n = unsafe { arg_ref(node, "node") }?;
+        let out = unsafe { Out::new(out, "out") }?;
+        out.set(u8::from(n.node.compacting()));
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

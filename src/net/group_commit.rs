@@ -75,6 +75,10 @@ impl<S: Storage> Storage for GroupCommit<S> {
     fn compact_in_background(&mut self, checkpoint: Vec<Record>) -> Result<()> {
         self.inner.compact_in_background(checkpoint)
     }
+
+    fn compacting(&self) -> bool {
+        self.inner.compacting()
+    }
 }
 
 #[cfg(test)]

@@ -474,11 +474,6 @@ impl FileStorage {
         Ok(())
     }
 
-    /// Whether a checkpoint is being written in the background.
-    pub fn compacting(&self) -> bool {
-        self.pending.is_some()
-    }
-
     /// Waits for the background checkpoint, appends the records that came
     /// since, syncs and renames it over the record file. The record file
     /// must be synced first (its appends are written out).
@@ -736,6 +731,11 @@ impl Storage for FileStorage {
     /// compaction, or dropping the store, abandons a checkpoint not yet in
     /// place. A failure to write it stops the store at that sync, as a
     /// failed [`compact`](Storage::compact) would.
+    /// A checkpoint is in place once a sync found its thread done.
+    fn compacting(&self) -> bool {
+        self.pending.is_some()
+    }
+
     fn compact_in_background(&mut self, checkpoint: Vec<Record>) -> Result<()> {
         self.check_failed()?;
         self.recovered = None;

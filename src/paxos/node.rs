@@ -855,6 +855,14 @@ impl<S: Storage> Node<S> {
         self.log.len() as u64
     }
 
+    /// Whether the storage is still writing the checkpoint of the last
+    /// [`compact`](Self::compact) in the background
+    /// ([`Storage::compacting`]); a sync after it is written puts it in
+    /// place, and any call syncs.
+    pub fn compacting(&self) -> bool {
+        self.storage.compacting()
+    }
+
     /// The latest snapshot's slot and bytes, if the node has one.
     pub fn snapshot(&self) -> Option<(Slot, &SnapshotData)> {
         self.snapshot.as_ref().map(|s| (s.slot, &s.data))
@@ -1194,6 +1202,10 @@ impl<S: Storage> Node<S> {
                 records: self.records,
             });
             self.records = 0;
+        } else if self.storage.compacting() {
+            // Nothing new to make durable, but a sync is what puts a
+            // checkpoint written in the background in place.
+            self.storage.sync()?;
         }
         self.release_reads();
         self.out.extend(self.sends.drain(..).map(Output::Send));

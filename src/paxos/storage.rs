@@ -106,6 +106,13 @@ pub trait Storage {
     fn compact_in_background(&mut self, checkpoint: Vec<Record>) -> Result<()> {
         self.compact(checkpoint)
     }
+
+    /// Whether a checkpoint from
+    /// [`compact_in_background`](Storage::compact_in_background) is still
+    /// being written (not yet in place). The default never is.
+    fn compacting(&self) -> bool {
+        false
+    }
 }
 
 /// Records in memory: for tests, the simulator and nodes whose durability
@@ -187,6 +194,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn compact_in_background(&mut self, checkpoint: Vec<Record>) -> Result<()> {
         (**self).compact_in_background(checkpoint)
+    }
+    fn compacting(&self) -> bool {
+        (**self).compacting()
     }
 }
 

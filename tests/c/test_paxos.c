@@ -701,6 +701,21 @@ static void test_paxos_compaction(void) {
     CHECK_OK(qk_paxos_node_compact(n, commit, (const uint8_t *)state, strlen(state), now, NULL));
     CHECK_OK(qk_paxos_node_log_extent(n, &start, &len, NULL));
     CHECK(start == commit && len == 0);
+    /* The checkpoint is written in the background; any later call (a tick
+     * here) puts it in place once it is written. */
+    {
+        uint8_t busy = 2;
+        CHECK_OK(qk_paxos_node_compacting(n, &busy, NULL));
+        CHECK(busy == 0 || busy == 1);
+        for (int w = 0; w < 2000 && busy; w++) {
+            nap_ms(1);
+            CHECK_OK(qk_paxos_node_tick(n, now, NULL));
+            CHECK_OK(qk_paxos_node_compacting(n, &busy, NULL));
+        }
+        CHECK(busy == 0);
+        CHECK_ERR(qk_paxos_node_compacting(n, NULL, NULL), QK_ERR_NULL_ARG);
+        CHECK_ERR(qk_paxos_node_compacting(NULL, &busy, NULL), QK_ERR_NULL_ARG);
+    }
     /* Not newer than the log's start: refused, nothing changes. */
     CHECK_ERR(qk_paxos_node_compact(n, commit, KEY("older"), now, NULL), QK_ERR_INVALID_ARG);
     CHECK(strstr(qk_last_error_message(), "already starts at slot") != NULL);
