@@ -72,6 +72,14 @@ static qk_status start(int id, const char *peers, const char *dir, struct counte
                             query_counter, c, out, NULL);
 }
 
+/* Three free loopback ports, as `qk_replica_start()`'s peers ("1=host:port,...")
+ * and as a client's addresses. */
+static void three_replicas(int port[3], char peers[128], char addrs[128]) {
+    for (int i = 0; i < 3; i++) port[i] = free_port();
+    snprintf(peers, 128, "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d", port[0], port[1], port[2]);
+    snprintf(addrs, 128, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", port[0], port[1], port[2]);
+}
+
 /* Proposes "add n" and returns the new total (-1 on error). */
 static long long add(qk_net_client *cl, long long n) {
     char cmd[32];
@@ -131,10 +139,8 @@ static void test_replica_compaction(void) {
     char dir[] = "/tmp/qk-replica-compact-c-XXXXXX";
     REQUIRE(mkdtemp(dir));
     int port[3];
-    for (int i = 0; i < 3; i++) port[i] = free_port();
     char peers[128], addrs[128];
-    snprintf(peers, sizeof peers, "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d", port[0], port[1], port[2]);
-    snprintf(addrs, sizeof addrs, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", port[0], port[1], port[2]);
+    three_replicas(port, peers, addrs);
     struct snap_counter st[3];
     memset(st, 0, sizeof st);
     qk_replica *r[3] = {NULL, NULL, NULL}, *none = NULL;
@@ -323,10 +329,8 @@ static void test_replica_read_policy(void) {
     char dir[] = "/tmp/qk-replica-rp-XXXXXX";
     REQUIRE(mkdtemp(dir));
     int port[3];
-    for (int i = 0; i < 3; i++) port[i] = free_port();
     char peers[128], addrs[128];
-    snprintf(peers, sizeof peers, "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d", port[0], port[1], port[2]);
-    snprintf(addrs, sizeof addrs, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", port[0], port[1], port[2]);
+    three_replicas(port, peers, addrs);
     struct counter st[3] = {{0}, {0}, {0}};
     qk_replica *r[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3; i++) {
@@ -391,10 +395,8 @@ void test_replica(void) {
     char dir[] = "/tmp/qk-replica-c-XXXXXX";
     REQUIRE(mkdtemp(dir));
     int port[3];
-    for (int i = 0; i < 3; i++) port[i] = free_port();
     char peers[128], addrs[128];
-    snprintf(peers, sizeof peers, "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d", port[0], port[1], port[2]);
-    snprintf(addrs, sizeof addrs, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", port[0], port[1], port[2]);
+    three_replicas(port, peers, addrs);
 
     /* Bad input is refused with a status and nothing starts. */
     struct counter scratch = {0};
