@@ -897,13 +897,25 @@ fn load_and_compact_during_a_background_checkpoint() {
     want.push(Record::Commit { commit: 451 });
     assert_eq!(reload(&path), want);
     assert!(!compact_file(&path).exists());
-    // A checkpoint written at once (an installed snapshot) replaces one
-    // still being written in the background; so does a newer one.
+    // A newer background checkpoint while one is being written is
+    // skipped: the first lands, followed by every record after it.
     let mut s = open(&*path).unwrap();
     s.load().unwrap();
-    s.compact_in_background(checkpoint(500, &[2; 8 << 20]))
-        .unwrap();
+    let first = checkpoint(500, &[2; 8 << 20]);
+    s.compact_in_background(first.clone()).unwrap();
+    s.append(&Record::Commit { commit: 550 }).unwrap();
     s.compact_in_background(checkpoint(600, &[3; 1 << 20]))
+        .unwrap();
+    settle(&mut s);
+    drop(s);
+    let mut want = first;
+    want.push(Record::Commit { commit: 550 });
+    assert_eq!(reload(&path), want);
+    // A checkpoint written at once (an installed snapshot) replaces one
+    // still being written in the background.
+    let mut s = open(&*path).unwrap();
+    s.load().unwrap();
+    s.compact_in_background(checkpoint(600, &[3; 8 << 20]))
         .unwrap();
     s.compact(checkpoint(700, b"installed")).unwrap();
     assert!(!s.compacting());

@@ -722,24 +722,31 @@ impl Storage for FileStorage {
         self.rewrite(&checkpoint)
     }
 
-    /// Writes the checkpoint to the `.compact` file on a thread of its
-    /// own and returns at once; appends and syncs go on meanwhile, into
-    /// the record file as always. The first [`sync`](Storage::sync) after
-    /// the thread is done appends the records that came since to the new
-    /// file, syncs it and renames it over the record file (a crash before
-    /// that leaves the old file, which still holds every record). A newer
-    /// compaction, or dropping the store, abandons a checkpoint not yet in
-    /// place. A failure to write it stops the store at that sync, as a
-    /// failed [`compact`](Storage::compact) would.
     /// A checkpoint is in place once a sync found its thread done.
     fn compacting(&self) -> bool {
         self.pending.is_some()
     }
 
+    /// Writes the checkpoint to the `.compact` file on a thread of its
+    /// own and returns at once; appends and syncs go on meanwhile, into
+    /// the record file as always. The first [`sync`](Storage::sync) after
+    /// the thread is done appends the records that came since to the new
+    /// file, syncs it and renames it over the record file (a crash before
+    /// that leaves the old file, which still holds every record).
+    ///
+    /// While one is being written, another is skipped: the one being
+    /// written still lands, with every record after it, and the next
+    /// compaction catches up (cancelling it instead could starve a large
+    /// state of compaction under a steady load, and the file would grow
+    /// without bound). A [`compact`](Storage::compact) abandons it; closing
+    /// the store waits for it. A failure to write it stops the store at
+    /// that sync, as a failed `compact` would.
     fn compact_in_background(&mut self, checkpoint: Vec<Record>) -> Result<()> {
         self.check_failed()?;
         self.recovered = None;
-        self.cancel_compaction();
+        if self.pending.is_some() {
+            return Ok(());
+        }
         for r in &checkpoint {
             frame_payload_len(r)?;
         }

@@ -102,7 +102,9 @@ pub trait Storage {
     /// it is in place, `load` after a crash returns the old records
     /// followed by the later appends, which replay to the same state (the
     /// application applies the slots again instead of restoring the
-    /// snapshot). The default compacts at once.
+    /// snapshot). A store may also skip it while an earlier one is still
+    /// being written (that one stands for the same records). The default
+    /// compacts at once.
     fn compact_in_background(&mut self, checkpoint: Vec<Record>) -> Result<()> {
         self.compact(checkpoint)
     }
