@@ -37,6 +37,15 @@
 //!   can break agreement. `docs/PAXOS-STORAGE.md` says what an operator
 //!   does then.
 //!
+//! # Compaction
+//! [`compact`](Storage::compact) writes the checkpoint to `PATH.compact`,
+//! syncs it and renames it over the file, so a crash leaves the old file
+//! or the new one (a leftover `.compact` file is removed on open).
+//! [`compact_in_background`](Storage::compact_in_background) does the
+//! same on a thread of its own while appends go on into the old file; the
+//! first sync after the thread is done appends those records to the new
+//! file and renames it into place.
+//!
 //! # One owner, the right owner
 //! The file records the cluster id and replica id it belongs to, and an
 //! open with another identity is refused ([`Error::StorageMismatch`]). An
