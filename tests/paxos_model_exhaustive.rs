@@ -15,6 +15,9 @@
 //!   snapshot (`SnapshotChunk` / `SnapshotRequest`). Each replica's
 //!   application state is the list of batches it applied; a snapshot is
 //!   that list encoded, and an `Output::Snapshot` replaces it.
+//!   With 3 commands and 2 elections it was not seen to finish; what is
+//!   checked to the end with 2 elections is narrowed (below, "Snapshot
+//!   install, two elections").
 //! - `membership_window_*`: membership change from 3 voters to 4 and back
 //!   (below).
 //!
@@ -68,6 +71,24 @@
 //! replica that delivers the change but keeps voting in the old epoch),
 //! which needs the two elections (the buggy replica leading in the old
 //! epoch, another in the new one) and the two commands.
+//!
+//! **Snapshot install, two elections**
+//! (`multi_paxos_snapshot_install_two_elections`): the snapshot model with
+//! 2 commands (not 3), 2 elections, no heartbeat ticks, no crash, the one
+//! compaction at slot 1 and a duplicating network, narrowed by two of
+//! window 1b's restrictions so that its space closes (13,495 states, 69,178 generated, max depth 27, about 5 s in release):
+//! - one election at a time: a candidate stands only while no node has a
+//!   pre-vote or election in progress (no duelling candidates).
+//! - a leader takes at most one command per ballot, so the second command
+//!   is taken only by a second leader (or by the first one elected again).
+//!
+//! It keeps the reachability checks (a snapshot installed, two leaders
+//! elected, every command decided). It does NOT catch the planted bug of
+//! `tests/planted/install_clears_log.patch` (an install that forgets the
+//! values its node accepted after the snapshot slot): that bug needs the
+//! first leader to take two commands in one ballot, which the second
+//! restriction forbids. The unrestricted `multi_paxos_snapshot_install`
+//! catches it (agreement, 855,251 states, 274 s in release).
 //!
 //! Leases are off (`lease_duration = 0`: safety never depends on them),
 //! `max_batch = 1`, and clients propose only at a node that believes it
@@ -1459,6 +1480,20 @@ fn multi_paxos_exhaustive_one_election() {
 #[ignore = "minutes in release: make model-exhaustive"]
 fn multi_paxos_snapshot_install() {
     check("snapshot install", snapshot(3, 2));
+}
+
+/// The snapshot model with 2 commands and 2 elections, narrowed as window
+/// 1b is (module docs, "Snapshot install, two elections"): one election
+/// at a time, each leader taking at most one command, so the second
+/// command goes to the second leader. A lagging node installs the
+/// snapshot and a leader elected later must keep what it had accepted.
+#[test]
+#[ignore = "minutes in release: make model-exhaustive"]
+fn multi_paxos_snapshot_install_two_elections() {
+    let mut p = snapshot(2, 2);
+    p.one_election_at_a_time = true;
+    p.one_command_per_ballot = true;
+    check("snapshot install, two elections", p);
 }
 
 /// The snapshot model with 2 commands and one election: installs and
