@@ -43,8 +43,9 @@
 //! or the new one (a leftover `.compact` file is removed on open).
 //! [`compact_in_background`](Storage::compact_in_background) does the
 //! same on a thread of its own while appends go on into the old file; the
-//! first sync after the thread is done appends those records to the new
-//! file and renames it into place.
+//! first sync after the thread is done copies those records from the old
+//! file to the new one (so they are not held in memory meanwhile) and
+//! renames it into place.
 //!
 //! # One owner, the right owner
 //! The file records the cluster id and replica id it belongs to, and an
@@ -179,7 +180,7 @@ pub struct FileStorage {
 /// A checkpoint a thread is writing to the `.compact` file
 /// ([`Storage::compact_in_background`]). Until it is renamed over the
 /// record file, that file stays the whole truth: appends go on into it as
-/// usual, and are also kept here to follow the checkpoint in the new file.
+/// usual, and are copied from it to follow the checkpoint in the new file.
 #[derive(Debug)]
 struct Pending {
     /// Writes the header and the checkpoint, syncs, and hands back the
@@ -188,8 +189,12 @@ struct Pending {
     cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Records in the checkpoint.
     checkpoint_records: u64,
-    /// The frames appended since the compaction began, and how many.
-    since: Vec<u8>,
+    /// Where the frames appended since the compaction began start in the
+    /// record file, and how many there are. They are copied from there when
+    /// the checkpoint lands rather than kept in memory: a large checkpoint
+    /// under a heavy load would otherwise hold every record of the
+    /// meantime twice.
+    since_offset: u64,
     since_records: u64,
 }
 
@@ -483,31 +488,40 @@ impl FileStorage {
         Ok(())
     }
 
-    /// Waits for the background checkpoint, appends the records that came
-    /// since, syncs and renames it over the record file. The record file
-    /// must be synced first (its appends are written out).
+    /// Waits for the background checkpoint, copies the records that came
+    /// since from the record file to it, syncs and renames it over the
+    /// record file. The record file's appends must be written out first.
     fn finish_compaction(&mut self) -> Result<()> {
         let Some(p) = self.pending.take() else {
             return Ok(());
         };
+        debug_assert!(self.buf.is_empty(), "written out before");
         let tmp = compact_path(&self.path);
         let joined = p
             .worker
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("the compaction thread panicked")));
+        let since_len = self.written - p.since_offset;
+        let old = &mut self.file;
         let placed = joined.and_then(|(mut f, len)| {
             f.seek(SeekFrom::Start(len))?;
-            f.write_all(&p.since)?;
+            old.seek(SeekFrom::Start(p.since_offset))?;
+            let copied = std::io::copy(&mut Read::by_ref(old).take(since_len), &mut f)?;
+            if copied != since_len {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the record file ended {copied} bytes into the {since_len} appended during the compaction"),
+                ));
+            }
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)?;
             sync_parent_dir(&self.path)?;
-            Ok((f, len + p.since.len() as u64))
+            Ok((f, len + since_len))
         });
         match placed {
             Ok((f, len)) => {
                 // Dropping the old handle releases the old inode's lock.
                 self.file = f;
-                debug_assert!(self.buf.is_empty(), "written out before");
                 self.written = len;
                 self.dirty = false;
                 self.records = p.checkpoint_records + p.since_records;
@@ -671,11 +685,9 @@ impl Storage for FileStorage {
     fn append(&mut self, record: &Record) -> Result<()> {
         self.check_failed()?;
         self.recovered = None;
-        let start = self.buf.len();
         put_frame(record, &mut self.buf)?;
         self.records += 1;
         if let Some(p) = &mut self.pending {
-            p.since.extend_from_slice(&self.buf[start..]);
             p.since_records += 1;
         }
         if self.buf.len() >= WRITE_OUT_AT {
@@ -774,7 +786,7 @@ impl Storage for FileStorage {
             worker,
             cancel,
             checkpoint_records,
-            since: Vec::new(),
+            since_offset: self.written + self.buf.len() as u64,
             since_records: 0,
         });
         Ok(())
@@ -786,11 +798,10 @@ impl Drop for FileStorage {
     /// it), so a store closed on purpose keeps its compaction; after a
     /// failure it is abandoned instead (the record file is whole).
     fn drop(&mut self) {
-        if let Some(p) = self.pending.as_mut().filter(|_| self.failed.is_none()) {
-            // Records appended since the last sync are dropped, as without
-            // a compaction: they are the last frames of `since` too.
-            let unsynced = self.buf.len().min(p.since.len());
-            p.since.truncate(p.since.len() - unsynced);
+        if self.pending.is_some() && self.failed.is_none() {
+            // Records still buffered are dropped, as without a compaction
+            // (those written out early are in the record file, and follow
+            // the checkpoint as they would stay without it).
             self.buf.clear();
             if self.finish_compaction().is_ok() {
                 return;
