@@ -246,6 +246,7 @@ bench: sysdeps py-install
 	cargo bench --bench lease
 	cargo bench --bench detect
 	cargo bench --bench paxos
+	cargo bench --bench compaction_cost
 	cargo bench --bench txn
 	$(PY) bench/ring_vs_peers.py
 	$(PY) bench/bounded_snapshot.py

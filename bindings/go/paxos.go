@@ -282,6 +282,24 @@ func (n *PaxosNode) LogStart() (uint64, error) {
 	return uint64(start), nil
 }
 
+// Compacting reports whether the checkpoint of the last Compact is still
+// being written in the background (a node on a file writes it on a thread
+// of its own; a later call puts it in place once written). Close waits
+// for it.
+func (n *PaxosNode) Compacting() (bool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.p == nil {
+		return false, ErrClosed
+	}
+	var e C.qk_error
+	var v C.uint8_t
+	if err := check(C.qk_paxos_node_compacting(n.p, &v, &e), &e); err != nil {
+		return false, err
+	}
+	return flag(v), nil
+}
+
 // ReadIndex asks the leader for a linearizable read with no clock bound:
 // Poll later gives an OutputReadIndex with Index id.
 func (n *PaxosNode) ReadIndex(id uint64, nowNs uint64) error {

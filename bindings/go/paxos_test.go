@@ -234,6 +234,23 @@ func TestPaxosCompactionAndReadIndex(t *testing.T) {
 	if start, _ := n.LogStart(); start != slots {
 		t.Fatalf("log starts at %d, want %d", start, slots)
 	}
+	// The checkpoint is written in the background; ticks put it in place.
+	for i := 0; ; i++ {
+		c, err := n.Compacting()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c {
+			break
+		}
+		if i == 2000 {
+			t.Fatal("the checkpoint never landed")
+		}
+		time.Sleep(time.Millisecond)
+		if err := n.Tick(now); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := n.ReadIndex(4, now); err != nil {
 		t.Fatal(err)
 	}
@@ -243,6 +260,9 @@ func TestPaxosCompactionAndReadIndex(t *testing.T) {
 	}
 	want := slots
 	n.Close()
+	if _, err := n.Compacting(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("compacting on a closed node: %v", err)
+	}
 	n, err = NewPaxosNode(cfg, path, now)
 	if err != nil {
 		t.Fatal(err)

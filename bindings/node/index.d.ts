@@ -244,6 +244,8 @@ export class PaxosNode extends Handle {
   readonly commitIndex: bigint;
   compact(slot: U64, state: Buffer | Uint8Array | string, nowNs: U64): void;
   readonly logStart: bigint;
+  /** The last `compact`'s checkpoint is still being written in the background. */
+  readonly compacting: boolean;
   readIndex(id: U64, nowNs: U64): void;
   /** Membership changes, at the leader. */
   addLearner(id: number, nowNs: U64): void;

@@ -23,6 +23,7 @@ const F = {
   commitIndex: fn('uint32 qk_paxos_node_commit_index(qk_paxos_node *, _Out_ uint64 *, qk_error *)'),
   compact: fn('uint32 qk_paxos_node_compact(qk_paxos_node *, uint64, const uint8_t *, size_t, uint64, qk_error *)'),
   logExtent: fn('uint32 qk_paxos_node_log_extent(qk_paxos_node *, _Out_ uint64 *, _Out_ uint64 *, qk_error *)'),
+  compacting: fn('uint32 qk_paxos_node_compacting(qk_paxos_node *, _Out_ uint8_t *, qk_error *)'),
   readIndex: fn('uint32 qk_paxos_node_read_index(qk_paxos_node *, uint64, uint64, qk_error *)'),
   changeMembership: fn('uint32 qk_paxos_node_change_membership(qk_paxos_node *, uint32, uint32, uint32, uint64, qk_error *)'),
   membership: fn('uint32 qk_paxos_node_membership(qk_paxos_node *, _Out_ uint64 *, _Out_ uint64 *, uint32_t *, '
@@ -209,6 +210,17 @@ class PaxosNode extends Handle {
     const len = [0];
     call(F.logExtent, this.ptr, start, len);
     return BigInt(start[0]);
+  }
+
+  /**
+   * Whether the checkpoint of the last `compact` is still being written in
+   * the background (a node on a file writes it on a thread of its own; a
+   * later call puts it in place once written). `close` waits for it.
+   */
+  get compacting() {
+    const out = [0];
+    call(F.compacting, this.ptr, out);
+    return out[0] === 1;
   }
 
   /**

@@ -201,6 +201,12 @@ test('compaction, a restart from the snapshot, and a ReadIndex read', () => {
   node.compact(upto, JSON.stringify(c.decided.get(f)), c.now);
   assert.strictEqual(node.logStart, upto);
   assert.throws(() => node.compact(upto, 'older', c.now), (e) => e.code === 'INVALID_ARG');
+  // The checkpoint is written in the background; ticks put it in place.
+  for (let i = 0; node.compacting; i++) {
+    assert.ok(i < 2000, 'the checkpoint never landed');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    node.tick(c.now);
+  }
   // Restart it: the snapshot comes first, then the later slots.
   const before = c.decided.get(f).slice();
   c.close(f);
