@@ -9,7 +9,9 @@ use std::collections::VecDeque;
 use std::hint::black_box;
 use std::time::Duration;
 
-use quorumkit::paxos::{Config, MemoryStorage, Message, Node, NodeId, Output, wire};
+use quorumkit::paxos::{
+    Config, FileIdentity, FileStorage, MemoryStorage, Message, Node, NodeId, Output, Storage, wire,
+};
 
 pub const MEMBERS: [NodeId; 3] = [0, 1, 2];
 
@@ -26,16 +28,29 @@ unsafe extern "C" {
 /// Linux's `CLOCK_THREAD_CPUTIME_ID`.
 const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
 
-/// The calling thread's CPU time.
-pub fn thread_cpu() -> Duration {
+/// Linux's `CLOCK_PROCESS_CPUTIME_ID`.
+const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+
+fn cpu_clock(clock: i32) -> Duration {
     let mut ts = Timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: a valid clock id and a writable timespec.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    let rc = unsafe { clock_gettime(clock, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime({clock})");
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The calling thread's CPU time.
+pub fn thread_cpu() -> Duration {
+    cpu_clock(CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// The CPU time of every thread of the process (a background compaction's
+/// included).
+pub fn process_cpu() -> Duration {
+    cpu_clock(CLOCK_PROCESS_CPUTIME_ID)
 }
 
 /// What travels between replicas: bytes (the wire format) or values.
@@ -52,8 +67,8 @@ pub enum Packet {
 
 /// Three replicas, a FIFO network, a frozen clock (no timers fire while
 /// measuring: the leader is stable).
-pub struct Cluster {
-    nodes: Vec<Node<MemoryStorage>>,
+pub struct Cluster<S: Storage = MemoryStorage> {
+    nodes: Vec<Node<S>>,
     queue: VecDeque<(NodeId, NodeId, Packet)>,
     transport: Transport,
     now: u64,
@@ -63,14 +78,56 @@ pub struct Cluster {
     slots: u64,
     leader: NodeId,
     /// Each node compacts its log once it holds this many delivered slots
-    /// (0: never), with a 4 KiB snapshot.
+    /// (0: never), with a snapshot of `snapshot_bytes` (4 KiB unless set).
     compact_every: u64,
+    snapshot_bytes: usize,
     /// Slots delivered per node.
     node_slots: Vec<u64>,
 }
 
 impl Cluster {
     pub fn new(max_batch: usize, max_inflight: usize, transport: Transport) -> Self {
+        Self::with_storage(max_batch, max_inflight, transport, 0, |_| {
+            MemoryStorage::new()
+        })
+    }
+
+    /// The same cluster, each node compacting every `every` slots.
+    pub fn compacting(max_batch: usize, max_inflight: usize, every: u64) -> Self {
+        let mut c = Self::new(max_batch, max_inflight, Transport::Bytes);
+        c.compact_every = every;
+        c
+    }
+}
+
+/// The cluster id of the benches' record files.
+const FILE_CLUSTER: u64 = 42;
+
+impl Cluster<FileStorage> {
+    /// Unbatched (64 slots in flight), each node on a new record file in
+    /// `dir`, compacting every `every` slots (0: never) with a snapshot of
+    /// `snapshot_bytes`; the node's own compactions are written in the
+    /// background as a replica's are.
+    pub fn on_files(dir: &std::path::Path, every: u64, snapshot_bytes: usize) -> Self {
+        let mut c = Self::with_storage(1, 64, Transport::Bytes, FILE_CLUSTER, |id| {
+            let path = dir.join(format!("replica-{id}.qkpx"));
+            let _ = std::fs::remove_file(&path);
+            FileStorage::open(&path, FileIdentity::new(FILE_CLUSTER, id)).expect("record file")
+        });
+        c.compact_every = every;
+        c.snapshot_bytes = snapshot_bytes;
+        c
+    }
+}
+
+impl<S: Storage> Cluster<S> {
+    fn with_storage(
+        max_batch: usize,
+        max_inflight: usize,
+        transport: Transport,
+        cluster_id: u64,
+        mut storage: impl FnMut(NodeId) -> S,
+    ) -> Self {
         let nodes = MEMBERS
             .iter()
             .map(|&id| {
@@ -78,7 +135,8 @@ impl Cluster {
                 c.max_batch = max_batch;
                 c.max_inflight = max_inflight;
                 c.seed = 7 + u64::from(id);
-                Node::new(c, MemoryStorage::new(), 0).expect("node")
+                c.cluster_id = cluster_id;
+                Node::new(c, storage(id), 0).expect("node")
             })
             .collect();
         let mut c = Cluster {
@@ -90,16 +148,10 @@ impl Cluster {
             slots: 0,
             leader: 0,
             compact_every: 0,
+            snapshot_bytes: 4096,
             node_slots: vec![0; MEMBERS.len()],
         };
         c.elect();
-        c
-    }
-
-    /// The same cluster, each node compacting every `every` slots.
-    pub fn compacting(max_batch: usize, max_inflight: usize, every: u64) -> Self {
-        let mut c = Self::new(max_batch, max_inflight, Transport::Bytes);
-        c.compact_every = every;
         c
     }
 
@@ -161,7 +213,7 @@ impl Cluster {
         if every > 0 && n.log_len() >= every {
             let upto = self.node_slots[i as usize];
             if upto > n.log_start() && upto <= n.commit_index() {
-                let state = vec![(upto % 251) as u8; 4096];
+                let state = vec![(upto % 251) as u8; self.snapshot_bytes];
                 self.nodes[i as usize]
                     .compact(upto, state, self.now)
                     .unwrap();
@@ -198,11 +250,11 @@ impl Cluster {
 /// Runs `iters` rounds of `cmds` on fresh clusters (rebuilt, untimed, every
 /// `rebuild` rounds so memory stays bounded) and returns the time spent
 /// deciding.
-pub fn timed_rounds(
+pub fn timed_rounds<S: Storage>(
     iters: u64,
     cmds: &[Vec<u8>],
     rebuild: u64,
-    make: impl Fn() -> Cluster,
+    make: impl Fn() -> Cluster<S>,
 ) -> Duration {
     let mut total = Duration::ZERO;
     let mut cluster = make();
