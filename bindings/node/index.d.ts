@@ -254,3 +254,89 @@ export class PaxosNode extends Handle {
   replace(oldId: number, newId: number, nowNs: U64): void;
   readonly membership: PaxosMembership;
 }
+
+/** Replica.status: the replica's state as of its core's last turn. */
+export interface ReplicaStatus {
+  id: number;
+  /** The leader it knows, or null. */
+  leader: number | null;
+  ballotRound: bigint;
+  ballotNode: number;
+  /** Log entries known decided. */
+  commitIndex: bigint;
+  /** Commands applied to the state machine. */
+  applied: bigint;
+  /** It leads under a read lease (it answers reads). */
+  readLease: boolean;
+}
+
+export type ReadPolicy = 'lease' | 'read_index';
+/** What a state-machine callback may answer: bytes, a string (sent as UTF-8), or nothing (empty). */
+export type ReplyBytes = Buffer | Uint8Array | string | null | undefined;
+
+export interface ReplicaOptions {
+  id: number;
+  /** "ID=HOST:PORT,...", an array of "ID=HOST:PORT", or { id: "HOST:PORT" }; this replica included (a loopback address). */
+  peers: string | readonly string[] | Readonly<Record<number, string>> | ReadonlyMap<number, string>;
+  dataDir: string;
+  /** Default 1; the same on every replica and client. */
+  clusterId?: U64;
+  /** At least 16 bytes; the same on every replica and client. */
+  secret: Bytes;
+  /** Create a new replica (its directory must hold no log); default false: restart from the directory. */
+  init?: boolean;
+  /** Join a running cluster (with init the first time). */
+  join?: boolean;
+  /** The leader's heartbeat (default 50 ms); elections take 10 to 20 of them. */
+  heartbeatMs?: number;
+  /**
+   * Applies a decided command; runs on the JS thread, must be synchronous and deterministic.
+   * Throwing refuses the command (the proposer gets InvalidArgError with the message).
+   */
+  apply(timeNs: bigint, command: Buffer): ReplyBytes;
+  /** Answers a read from the state; without it reads are refused. */
+  query?(query: Buffer): ReplyBytes;
+  /** The whole state, for log compaction (with restore). Throwing skips this compaction. */
+  snapshot?(): ReplyBytes;
+  /** Replaces the state with what snapshot() wrote. Throwing stops the replica. */
+  restore?(data: Buffer): void;
+  /** With snapshot/restore: compact every this many slots (default 0: never). */
+  compactEvery?: U64;
+}
+
+/**
+ * A replica of a cluster running on the library's threads, with a state machine of JS callbacks
+ * (relayed to the JS thread). Calls that wait for the replica's core thread return Promises.
+ * An open replica keeps Node running: `await replica.close()`.
+ */
+export class Replica {
+  constructor(options: ReplicaOptions);
+  static readonly READ_POLICIES: readonly ReadPolicy[];
+  readonly id: number;
+  readonly closed: boolean;
+  readonly status: ReplicaStatus;
+  /** InvalidArgError for another value. */
+  readPolicy: ReadPolicy;
+  readonly membership: PaxosMembership;
+  addPeer(id: number, addr: string): Promise<void>;
+  /** Membership changes, at the leader (NotLeaderError elsewhere). */
+  addLearner(id: number): Promise<void>;
+  promote(id: number): Promise<void>;
+  remove(id: number): Promise<void>;
+  replace(oldId: number, newId: number): Promise<void>;
+  /** At the leader; InvalidArgError if `to` is not another voter. */
+  transferLeadership(to: number): Promise<void>;
+  /** Stops the replica; resolves once its threads ended. Idempotent. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** A client of a Replica cluster: finds the leader, follows redirects, retries with the same request id. */
+export class NetClient extends Handle {
+  /** `addrs`: "HOST:PORT" or "ID=HOST:PORT" entries (an array or one comma-separated string). */
+  constructor(addrs: string | readonly string[], options: { secret: Bytes; clusterId?: U64; timeoutMs?: number });
+  /** The state machine's result once the command is decided and applied. */
+  propose(command: Bytes): Promise<Buffer>;
+  /** The query callback's answer, on the leader. */
+  read(query: Bytes): Promise<Buffer>;
+}

@@ -8,6 +8,7 @@ const { LeaseTable, Fence } = require('./lib/lease');
 const { LeaseClient } = require('./lib/lease_client');
 const { FailureDetector } = require('./lib/detector');
 const { PaxosNode, paxosConfig } = require('./lib/paxos');
+const { Replica, NetClient } = require('./lib/replica');
 
 module.exports = {
   ABI_VERSION: native.ABI_VERSION,
@@ -26,4 +27,6 @@ module.exports = {
   FailureDetector,
   PaxosNode,
   paxosConfig,
+  Replica,
+  NetClient,
 };

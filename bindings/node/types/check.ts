@@ -49,3 +49,34 @@ const cfg: qk.PaxosConfig = qk.paxosConfig({ id: 1, members: [1] });
 const n: number = qk.codes.NOT_FOUND;
 
 export { owner, owners, idx, restored, ketama, moved, leases, phi, cfg, n, voters };
+
+async function replicas(): Promise<number> {
+  let n = 0;
+  const r = new qk.Replica({
+    id: 1, peers: { 1: '127.0.0.1:7001' }, dataDir: '/tmp/r1', secret: 'sixteen-byte-secret', init: true, heartbeatMs: 20,
+    apply: (timeNs: bigint, cmd: Buffer) => { n += cmd.length + Number(timeNs % 2n); return String(n); },
+    query: () => Buffer.from(String(n)),
+    snapshot: () => String(n),
+    restore: (data: Buffer) => { n = Number(data.toString()); },
+    compactEvery: 100,
+  });
+  r.readPolicy = 'read_index';
+  const policy: qk.ReadPolicy = r.readPolicy;
+  const s: qk.ReplicaStatus = r.status;
+  const leader: number | null = s.leader;
+  await r.addPeer(4, '127.0.0.1:7004');
+  await r.addLearner(4);
+  await r.promote(4);
+  await r.replace(3, 4);
+  await r.remove(4);
+  await r.transferLeadership(2);
+  const voters: number[] = r.membership.voters;
+  const c = new qk.NetClient(['127.0.0.1:7001'], { secret: 'sixteen-byte-secret', clusterId: 1n, timeoutMs: 1000 });
+  const out: Buffer = await c.propose('add 1');
+  const got: Buffer = await c.read(new Uint8Array([1]));
+  c.close();
+  await r.close();
+  return out.length + got.length + voters.length + (leader ?? 0) + policy.length + Number(s.applied);
+}
+
+export { replicas };
