@@ -25,6 +25,8 @@
 //!   being written) inside the timed region. `QK_FILE_ROUNDS` rounds
 //!   (default 10) per run, `QK_FILE_PAIRS` pairs (default 12; 0 skips it).
 //!
+//! Both compact every `QK_COMPACT_EVERY` slots (default 1,000).
+//!
 //! `cargo bench --bench compaction_cost`.
 
 use std::time::{Duration, Instant};
@@ -157,7 +159,7 @@ fn main() {
     assert_eq!((sign_test_rank(20), sign_test_rank(40)), (6, 14));
     let pairs = env_or("QK_PAIRS", 40) as usize;
     let rounds = env_or("QK_ROUNDS", 100);
-    let every = 1000;
+    let every = env_or("QK_COMPACT_EVERY", 1000);
     let cmds: Vec<Vec<u8>> = (0..256u32).map(|i| i.to_le_bytes().to_vec()).collect();
 
     // One untimed pair first: page faults and lazy allocations land there.
