@@ -17,6 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quorumkit::paxos::{FileIdentity, FileStorage, Record, Storage};
+use quorumkit::rng::SplitMix64;
+
+mod serve_cluster;
+use serve_cluster::seed;
 
 const ID: FileIdentity = FileIdentity {
     cluster_id: 11,
@@ -127,27 +131,6 @@ fn spawn_child(path: &Path) -> Child {
         .unwrap()
 }
 
-/// splitmix64: a seeded schedule without a dependency.
-fn next_rand(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn seed() -> u64 {
-    std::env::var("QK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-}
-
 /// One round: starts the child, lets it report `wait_syncs` syncs, then
 /// (if `mid_checkpoint`) until a sync finds a checkpoint being written,
 /// and kills it. Returns the last synced commit it reported and whether
@@ -183,13 +166,13 @@ fn a_writer_killed_during_background_checkpoints_loses_no_synced_record() {
     std::fs::create_dir_all(&dir).unwrap();
     let dir = TempDir(dir);
     let path = dir.0.join("replica.qkpx");
-    let mut rng = seed;
+    let mut rng = SplitMix64::new(seed);
     let (mut kills_during, mut checkpoints_seen) = (0, 0);
     let rounds = 8;
     for r in 0..rounds {
         // Three rounds in four wait for a checkpoint being written.
-        let mid = !next_rand(&mut rng).is_multiple_of(4);
-        let wait = 20 + next_rand(&mut rng) % 400;
+        let mid = !rng.next_u64().is_multiple_of(4);
+        let wait = 20 + rng.next_u64() % 400;
         let (synced, during) = round(&path, wait, mid);
         kills_during += u32::from(during);
         let mut s = FileStorage::open(&path, ID)

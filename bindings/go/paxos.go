@@ -287,6 +287,11 @@ func (n *PaxosNode) LogStart() (uint64, error) {
 // of its own; a later call puts it in place once written). Close waits
 // for it.
 func (n *PaxosNode) Compacting() (bool, error) {
+	return n.yesNo(func(v *C.uint8_t, e *C.qk_error) C.qk_status { return C.qk_paxos_node_compacting(n.p, v, e) })
+}
+
+// yesNo asks the node a yes/no question through get, under its lock.
+func (n *PaxosNode) yesNo(get func(*C.uint8_t, *C.qk_error) C.qk_status) (bool, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.p == nil {
@@ -294,7 +299,7 @@ func (n *PaxosNode) Compacting() (bool, error) {
 	}
 	var e C.qk_error
 	var v C.uint8_t
-	if err := check(C.qk_paxos_node_compacting(n.p, &v, &e), &e); err != nil {
+	if err := check(get(&v, &e), &e); err != nil {
 		return false, err
 	}
 	return flag(v), nil
@@ -360,12 +365,21 @@ func (n *PaxosNode) Membership() (Membership, error) {
 	if n.p == nil {
 		return Membership{}, ErrClosed
 	}
+	return readMembership(func(epoch, start *C.uint64_t, ids *C.uint32_t, idsCap C.size_t, voters, length *C.size_t,
+		e *C.qk_error) C.qk_status {
+		return C.qk_paxos_node_membership(n.p, epoch, start, ids, idsCap, voters, length, e)
+	})
+}
+
+// readMembership reads a membership through one of the C calls that store
+// one (qk_paxos_node_membership, qk_replica_membership).
+func readMembership(read func(epoch, start *C.uint64_t, ids *C.uint32_t, idsCap C.size_t, voters, length *C.size_t,
+	e *C.qk_error) C.qk_status) (Membership, error) {
 	var e C.qk_error
 	var epoch, start C.uint64_t
 	var voters, length C.size_t
 	var ids [C.QK_PAXOS_MAX_MEMBERS]C.uint32_t
-	if err := check(C.qk_paxos_node_membership(n.p, &epoch, &start, &ids[0], C.size_t(len(ids)),
-		&voters, &length, &e), &e); err != nil {
+	if err := check(read(&epoch, &start, &ids[0], C.size_t(len(ids)), &voters, &length, &e), &e); err != nil {
 		return Membership{}, err
 	}
 	all := make([]uint32, int(length))
@@ -416,15 +430,5 @@ func (n *PaxosNode) CommitIndex() (uint64, error) {
 
 // IsLeader reports whether this replica leads.
 func (n *PaxosNode) IsLeader() (bool, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.p == nil {
-		return false, ErrClosed
-	}
-	var e C.qk_error
-	var v C.uint8_t
-	if err := check(C.qk_paxos_node_is_leader(n.p, &v, &e), &e); err != nil {
-		return false, err
-	}
-	return flag(v), nil
+	return n.yesNo(func(v *C.uint8_t, e *C.qk_error) C.qk_status { return C.qk_paxos_node_is_leader(n.p, v, e) })
 }

@@ -280,19 +280,10 @@ func (r *Replica) Membership() (Membership, error) {
 	if r.p == nil {
 		return Membership{}, ErrClosed
 	}
-	var e C.qk_error
-	var epoch, start C.uint64_t
-	var voters, length C.size_t
-	var ids [C.QK_PAXOS_MAX_MEMBERS]C.uint32_t
-	if err := check(C.qk_replica_membership(r.p, &epoch, &start, &ids[0], C.size_t(len(ids)),
-		&voters, &length, &e), &e); err != nil {
-		return Membership{}, err
-	}
-	all := make([]uint32, int(length))
-	for i := range all {
-		all[i] = uint32(ids[i])
-	}
-	return *splitMembership(uint64(epoch), uint64(start), all, int(voters)), nil
+	return readMembership(func(epoch, start *C.uint64_t, ids *C.uint32_t, idsCap C.size_t, voters, length *C.size_t,
+		e *C.qk_error) C.qk_status {
+		return C.qk_replica_membership(r.p, epoch, start, ids, idsCap, voters, length, e)
+	})
 }
 
 // NetClient sends commands and reads to a replica cluster over the network
@@ -342,22 +333,20 @@ func takeBytes(b *C.qk_bytes) []byte {
 // it is decided and applied. An error after the command was sent means it
 // may or may not have been applied.
 func (c *NetClient) Propose(command []byte) ([]byte, error) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.p == nil {
-		return nil, ErrClosed
-	}
-	var e C.qk_error
-	var out C.qk_bytes
-	b, bl := bytesArg(command)
-	if err := check(C.qk_net_client_propose(c.p, b, bl, &out, &e), &e); err != nil {
-		return nil, err
-	}
-	return takeBytes(&out), nil
+	return c.exchange(command, func(b *C.uint8_t, n C.size_t, out *C.qk_bytes, e *C.qk_error) C.qk_status {
+		return C.qk_net_client_propose(c.p, b, n, out, e)
+	})
 }
 
 // Read answers query from the leader's state (linearizable).
 func (c *NetClient) Read(query []byte) ([]byte, error) {
+	return c.exchange(query, func(b *C.uint8_t, n C.size_t, out *C.qk_bytes, e *C.qk_error) C.qk_status {
+		return C.qk_net_client_read(c.p, b, n, out, e)
+	})
+}
+
+// exchange sends in through call and hands back the bytes it stored.
+func (c *NetClient) exchange(in []byte, call func(*C.uint8_t, C.size_t, *C.qk_bytes, *C.qk_error) C.qk_status) ([]byte, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.p == nil {
@@ -365,8 +354,8 @@ func (c *NetClient) Read(query []byte) ([]byte, error) {
 	}
 	var e C.qk_error
 	var out C.qk_bytes
-	b, bl := bytesArg(query)
-	if err := check(C.qk_net_client_read(c.p, b, bl, &out, &e), &e); err != nil {
+	b, bl := bytesArg(in)
+	if err := check(call(b, bl, &out, &e), &e); err != nil {
 		return nil, err
 	}
 	return takeBytes(&out), nil
