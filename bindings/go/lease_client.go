@@ -32,6 +32,20 @@ const Forever time.Duration = -1
 // timeout bounds each call's search for a leader, retries included (0: 10
 // s). It connects on first use.
 func NewLeaseClient(addrs []string, clusterID uint64, secret []byte, timeout time.Duration) (*LeaseClient, error) {
+	var p *C.qk_lease_client
+	err := openClient(addrs, secret, timeout, func(list *C.char, s *C.uint8_t, sl C.size_t, t C.uint64_t, e *C.qk_error) C.qk_status {
+		return C.qk_lease_client_new(list, C.uint64_t(clusterID), s, sl, t, &p, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &LeaseClient{p: p}, nil
+}
+
+// openClient passes a cluster client's addresses, secret and timeout (a
+// negative one is 0: the default) to the C constructor open.
+func openClient(addrs []string, secret []byte, timeout time.Duration,
+	open func(list *C.char, s *C.uint8_t, sl C.size_t, timeout C.uint64_t, e *C.qk_error) C.qk_status) error {
 	list := C.CString(strings.Join(addrs, ","))
 	defer C.free(unsafe.Pointer(list))
 	s, sl := bytesArg(secret)
@@ -39,11 +53,7 @@ func NewLeaseClient(addrs []string, clusterID uint64, secret []byte, timeout tim
 		timeout = 0
 	}
 	var e C.qk_error
-	var p *C.qk_lease_client
-	if err := check(C.qk_lease_client_new(list, C.uint64_t(clusterID), s, sl, C.uint64_t(timeout), &p, &e), &e); err != nil {
-		return nil, err
-	}
-	return &LeaseClient{p: p}, nil
+	return check(open(list, s, sl, C.uint64_t(timeout), &e), &e)
 }
 
 // Close frees the client once the calls in progress return (bound blocking

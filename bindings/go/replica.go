@@ -297,15 +297,11 @@ type NetClient struct {
 // NewNetClient opens a client of the cluster at addrs ("HOST:PORT" or
 // "ID=HOST:PORT"). timeout bounds every call, retries included (0: 10 s).
 func NewNetClient(addrs []string, clusterID uint64, secret []byte, timeout time.Duration) (*NetClient, error) {
-	list := C.CString(strings.Join(addrs, ","))
-	defer C.free(unsafe.Pointer(list))
-	s, sl := bytesArg(secret)
-	if timeout < 0 {
-		timeout = 0
-	}
-	var e C.qk_error
 	var p *C.qk_net_client
-	if err := check(C.qk_net_client_new(list, C.uint64_t(clusterID), s, sl, C.uint64_t(timeout), &p, &e), &e); err != nil {
+	err := openClient(addrs, secret, timeout, func(list *C.char, s *C.uint8_t, sl C.size_t, t C.uint64_t, e *C.qk_error) C.qk_status {
+		return C.qk_net_client_new(list, C.uint64_t(clusterID), s, sl, t, &p, e)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return &NetClient{p: p}, nil

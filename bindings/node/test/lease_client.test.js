@@ -5,7 +5,6 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('fs');
-const net = require('net');
 const os = require('os');
 const path = require('path');
 const { spawn } = require('child_process');
@@ -13,18 +12,7 @@ const qk = require('..');
 
 const SECRET = 'node-test-cluster-secret';
 const BIN = process.env.QK_BIN || path.join(__dirname, '..', '..', '..', 'target', 'release', 'quorumkit');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+const { sleep, freePort } = require('../testing/net');
 
 async function startCluster() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qk-node-lease-'));

@@ -6,25 +6,13 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('fs');
-const net = require('net');
 const os = require('os');
 const path = require('path');
 const qk = require('..');
 
 const SECRET = 'node-replica-test-secret';
 const CLUSTER = 7;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+const { sleep, freePort } = require('../testing/net');
 
 /** Polls `check()` until it returns a truthy value: at most `tries` times and `ms` milliseconds. */
 async function until(what, check, { tries = 300, ms = 15000, every = 20 } = {}) {
