@@ -90,6 +90,19 @@
 //! restriction forbids. The unrestricted `multi_paxos_snapshot_install`
 //! catches it (agreement, 855,251 states, 274 s in release).
 //!
+//! `multi_paxos_snapshot_install_one_election_at_a_time` drops the second
+//! restriction (374,232 states, 68 s) and still does not catch it: in the
+//! counterexample leader 1 takes commands 0 and 1, the compaction covers
+//! slot 0, node 2 (which accepted slot 1) installs the snapshot and forgets
+//! slot 1, is elected with node 3's promise, and puts command 2 in slot 1.
+//! With 2 commands the second leader has nothing to put there. Narrowings
+//! of the 3-command model tried without closing its space (each stopped by
+//! a timeout): one election at a time (3.56 million states after 580 s);
+//! with, in addition, node 1 standing first and node 2 second, commands
+//! only at a leader whose ballot no node has promised past, the second
+//! election only after 2 commands, compaction only at a leader, and the
+//! first election a fixed prefix (813 thousand states after 150 s).
+//!
 //! Leases are off (`lease_duration = 0`: safety never depends on them),
 //! `max_batch = 1`, and clients propose only at a node that believes it
 //! leads (so nothing is ever forwarded; a property checks that premise).
@@ -1476,6 +1489,8 @@ fn multi_paxos_exhaustive_one_election() {
 /// installs the snapshot, and a leader elected after the install must not
 /// lose values the installing node had accepted after the snapshot.
 /// Large: more than 1.2 million states after 4 minutes, not seen to finish.
+/// The only test here that catches `tests/planted/install_clears_log.patch`
+/// (agreement, 22 steps; 857,353 states, 78 s in one run, 274 s in an earlier one).
 #[test]
 #[ignore = "minutes in release: make model-exhaustive"]
 fn multi_paxos_snapshot_install() {
@@ -1494,6 +1509,24 @@ fn multi_paxos_snapshot_install_two_elections() {
     p.one_election_at_a_time = true;
     p.one_command_per_ballot = true;
     check("snapshot install, two elections", p);
+}
+
+/// The snapshot model with 2 commands and 2 elections, narrowed only by
+/// one election at a time (a candidate stands only while no node has a
+/// pre-vote or election in progress: no duelling candidates). Unlike
+/// `multi_paxos_snapshot_install_two_elections` a leader may take both
+/// commands in one ballot; its behaviours include all of that test's.
+/// On correct code: 374,232 states, 2,352,122 generated, max depth 36,
+/// 68 s in release on 2 shared cores. It does NOT catch
+/// `tests/planted/install_clears_log.patch` (passes on it: 382,306 states,
+/// 73 s): the plant's counterexample needs a third value, a command the
+/// second leader puts in the slot the installing node forgot.
+#[test]
+#[ignore = "a minute in release: make model-exhaustive"]
+fn multi_paxos_snapshot_install_one_election_at_a_time() {
+    let mut p = snapshot(2, 2);
+    p.one_election_at_a_time = true;
+    check("snapshot install, one election at a time", p);
 }
 
 /// The snapshot model with 2 commands and one election: installs and
