@@ -883,6 +883,24 @@ fn megabytes_appended_during_a_background_checkpoint_follow_it_whole() {
 }
 
 #[test]
+fn a_store_dropped_with_unsynced_records_from_before_its_background_checkpoint() {
+    // The records buffered when the compaction was asked for are never
+    // written: the checkpoint, which stands for them, lands alone.
+    let path = TempPath::new("bg-drop-buffered");
+    write_store(&path, &sample_records(20));
+    let mut s = open(&*path).unwrap();
+    s.load().unwrap();
+    for r in commits(300, 4) {
+        s.append(&r).unwrap();
+    }
+    let cp = checkpoint(400, &[6; 2 << 20]);
+    s.compact_in_background(cp.clone()).unwrap();
+    drop(s);
+    assert_eq!(reload(&path), cp);
+    assert!(!compact_file(&path).exists());
+}
+
+#[test]
 fn a_background_checkpoint_not_yet_in_place_leaves_every_record() {
     let path = TempPath::new("bg-drop");
     let recs = sample_records(300);
