@@ -4411,8 +4411,10 @@ void qk_bytes_free(qk_bytes *bytes);
 /**
  * Opens a client of the cluster at `addrs` (NUL-terminated,
  * comma-separated `HOST:PORT` or `ID=HOST:PORT` entries), with its id and
- * secret. `timeout_ns` bounds every call, retries included (0: 10 s).
- * Connects lazily.
+ * secret. `timeout_ns` bounds every call's turn, retries included (0: 10
+ * s). The client is one session, so its calls take turns: a call made
+ * while others are under way also waits for them (a client per thread
+ * for calls in parallel). Connects lazily.
  *
  * Ownership: free the client with `qk_net_client_free()`.
  *

@@ -295,7 +295,10 @@ type NetClient struct {
 }
 
 // NewNetClient opens a client of the cluster at addrs ("HOST:PORT" or
-// "ID=HOST:PORT"). timeout bounds every call, retries included (0: 10 s).
+// "ID=HOST:PORT"). timeout bounds every call's turn, retries included (0:
+// 10 s). The client is one session, so its calls take turns: a call made
+// while others are under way also waits for them (open a client per
+// goroutine for calls in parallel).
 func NewNetClient(addrs []string, clusterID uint64, secret []byte, timeout time.Duration) (*NetClient, error) {
 	var p *C.qk_net_client
 	err := openClient(addrs, secret, timeout, func(list *C.char, s *C.uint8_t, sl C.size_t, t C.uint64_t, e *C.qk_error) C.qk_status {

@@ -342,3 +342,77 @@ func TestReplicaBadInput(t *testing.T) {
 	}
 	c.Close()
 }
+
+// Close races calls from many goroutines: each call either works or
+// answers ErrClosed, and nothing crashes or hangs.
+func TestReplicaCloseRacesCalls(t *testing.T) {
+	root := t.TempDir()
+	addrs := freePorts(t, 1)
+	cfg := ReplicaConfig{ID: 1, Peers: map[uint32]string{1: addrs[0]}, DataDir: root, ClusterID: 3,
+		Secret: replicaSecret, Init: true, Heartbeat: 10 * time.Millisecond}
+	r, err := StartReplica(cfg, &counter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Calls on one client take turns: after the replica is gone each call
+	// in line waits out its timeout, so keep it short.
+	client, err := NewNetClient(addrs, 3, replicaSecret, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the lone replica to lead", func() bool {
+		s, err := r.Status()
+		return err == nil && s.Leader == 1
+	})
+	if _, err := client.Propose([]byte("add 1")); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	bad := make(chan error, 64)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				var err error
+				switch (g + i) % 4 {
+				case 0:
+					_, err = r.Status()
+				case 1:
+					_, err = r.Membership()
+				case 2:
+					err = r.SetReadPolicy(ReadLease)
+				case 3:
+					_, err = client.Propose([]byte("add 1"))
+				}
+				if err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrBackendUnavailable) {
+					bad <- err
+					return
+				}
+			}
+		}(g)
+	}
+	time.Sleep(20 * time.Millisecond)
+	done := make(chan struct{})
+	go func() {
+		r.Close()
+		client.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return within 30 s")
+	}
+	wg.Wait()
+	close(bad)
+	for err := range bad {
+		t.Fatalf("a call racing Close: %v", err)
+	}
+	if _, err := r.Status(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("status after close: %v", err)
+	}
+	if _, err := client.Propose([]byte("add 1")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("propose after close: %v", err)
+	}
+}

@@ -748,8 +748,10 @@ pub struct qk_net_client(Mutex<Client>);
 
 /// Opens a client of the cluster at `addrs` (NUL-terminated,
 /// comma-separated `HOST:PORT` or `ID=HOST:PORT` entries), with its id and
-/// secret. `timeout_ns` bounds every call, retries included (0: 10 s).
-/// Connects lazily.
+/// secret. `timeout_ns` bounds every call's turn, retries included (0: 10
+/// s). The client is one session, so its calls take turns: a call made
+/// while others are under way also waits for them (a client per thread
+/// for calls in parallel). Connects lazily.
 ///
 /// Ownership: free the client with `qk_net_client_free()`.
 ///
