@@ -799,6 +799,34 @@ fn settle(s: &mut FileStorage) {
     }
 }
 
+/// A store at `path` holding `records`, opened and loaded.
+fn loaded_store(path: &Path, records: &[Record]) -> FileStorage {
+    write_store(path, records);
+    let mut s = open(path).unwrap();
+    s.load().unwrap();
+    s
+}
+
+/// Waits until the background checkpoint `cp` is in place, followed by
+/// `since` (the records appended meanwhile): the new file is the store's
+/// (locked, its length the store's), takes one more record, and is what a
+/// reopening reads.
+fn assert_lands_followed_by(mut s: FileStorage, path: &Path, cp: Vec<Record>, since: Vec<Record>) {
+    settle(&mut s);
+    assert!(!compact_file(path).exists());
+    assert_eq!(s.record_count(), (cp.len() + since.len()) as u64);
+    assert_eq!(s.len_bytes(), file_len(path));
+    assert!(matches!(open(path), Err(Error::StorageInUse(_))));
+    let more = Record::Commit { commit: 9999 };
+    s.append(&more).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let mut want = cp;
+    want.extend(since);
+    want.push(more);
+    assert_eq!(reload(path), want);
+}
+
 fn commits(from: u64, n: u64) -> Vec<Record> {
     (from..from + n)
         .map(|commit| Record::Commit { commit })
@@ -823,20 +851,7 @@ fn a_background_checkpoint_lands_at_a_sync_with_the_records_that_came_since() {
             s.sync().unwrap();
         }
     }
-    settle(&mut s);
-    assert!(!compact_file(&path).exists());
-    assert_eq!(s.record_count(), (cp.len() + since.len()) as u64);
-    assert_eq!(s.len_bytes(), file_len(&path));
-    // The new file is locked as the old one was.
-    assert!(matches!(open(&*path), Err(Error::StorageInUse(_))));
-    let more = Record::Commit { commit: 9999 };
-    s.append(&more).unwrap();
-    s.sync().unwrap();
-    drop(s);
-    let mut want = cp;
-    want.extend(since);
-    want.push(more);
-    assert_eq!(reload(&path), want);
+    assert_lands_followed_by(s, &path, cp, since);
 }
 
 #[test]
@@ -845,9 +860,7 @@ fn megabytes_appended_during_a_background_checkpoint_follow_it_whole() {
     // that came since are copied from the record file when the checkpoint
     // lands, those written out early and synced or not alike.
     let path = TempPath::new("bg-big");
-    write_store(&path, &sample_records(50));
-    let mut s = open(&*path).unwrap();
-    s.load().unwrap();
+    let mut s = loaded_store(&path, &sample_records(50));
     // Records still buffered when the compaction is asked for are in the
     // state it stands for: they do not follow it.
     for r in commits(900, 3) {
@@ -869,17 +882,7 @@ fn megabytes_appended_during_a_background_checkpoint_follow_it_whole() {
         }
     }
     s.sync().unwrap();
-    settle(&mut s);
-    assert_eq!(s.record_count(), (cp.len() + since.len()) as u64);
-    assert_eq!(s.len_bytes(), file_len(&path));
-    let tail = Record::Commit { commit: 1399 };
-    s.append(&tail).unwrap();
-    s.sync().unwrap();
-    drop(s);
-    let mut want = cp;
-    want.extend(since);
-    want.push(tail);
-    assert_eq!(reload(&path), want);
+    assert_lands_followed_by(s, &path, cp, since);
 }
 
 #[test]
@@ -887,9 +890,7 @@ fn a_store_dropped_with_unsynced_records_from_before_its_background_checkpoint()
     // The records buffered when the compaction was asked for are never
     // written: the checkpoint, which stands for them, lands alone.
     let path = TempPath::new("bg-drop-buffered");
-    write_store(&path, &sample_records(20));
-    let mut s = open(&*path).unwrap();
-    s.load().unwrap();
+    let mut s = loaded_store(&path, &sample_records(20));
     for r in commits(300, 4) {
         s.append(&r).unwrap();
     }
@@ -932,9 +933,7 @@ fn a_background_checkpoint_not_yet_in_place_leaves_every_record() {
 fn load_and_compact_during_a_background_checkpoint() {
     // `load` waits for it and reads the new file.
     let path = TempPath::new("bg-load");
-    write_store(&path, &sample_records(100));
-    let mut s = open(&*path).unwrap();
-    s.load().unwrap();
+    let mut s = loaded_store(&path, &sample_records(100));
     let cp = checkpoint(400, &[1; 1 << 20]);
     s.compact_in_background(cp.clone()).unwrap();
     s.append(&Record::Commit { commit: 401 }).unwrap();

@@ -206,14 +206,8 @@ func (r *Replica) Close() error {
 
 // Status is what the replica knows now.
 func (r *Replica) Status() (ReplicaStatus, error) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.p == nil {
-		return ReplicaStatus{}, ErrClosed
-	}
-	var e C.qk_error
 	var s C.qk_replica_info
-	if err := check(C.qk_replica_status(r.p, &s, &e), &e); err != nil {
+	if err := r.do(func(e *C.qk_error) C.qk_status { return C.qk_replica_status(r.p, &s, e) }); err != nil {
 		return ReplicaStatus{}, err
 	}
 	return ReplicaStatus{ID: uint32(s.id), Leader: uint32(s.leader), BallotRound: uint64(s.ballot_round),
@@ -224,27 +218,26 @@ func (r *Replica) Status() (ReplicaStatus, error) {
 // SetReadPolicy switches how the replica answers reads, from its next
 // read on (ErrInvalidArg for another value).
 func (r *Replica) SetReadPolicy(p ReadPolicy) error {
+	return r.do(func(e *C.qk_error) C.qk_status { return C.qk_replica_set_read_policy(r.p, C.uint32_t(p), e) })
+}
+
+// do runs call on the live replica (ErrClosed after Close).
+func (r *Replica) do(call func(e *C.qk_error) C.qk_status) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.p == nil {
 		return ErrClosed
 	}
 	var e C.qk_error
-	return check(C.qk_replica_set_read_policy(r.p, C.uint32_t(p), &e), &e)
+	return check(call(&e), &e)
 }
 
 // AddPeer makes replica id at addr known to this one; call it on every
 // replica before a change adds id.
 func (r *Replica) AddPeer(id uint32, addr string) error {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.p == nil {
-		return ErrClosed
-	}
 	a := C.CString(addr)
 	defer C.free(unsafe.Pointer(a))
-	var e C.qk_error
-	return check(C.qk_replica_add_peer(r.p, C.uint32_t(id), a, &e), &e)
+	return r.do(func(e *C.qk_error) C.qk_status { return C.qk_replica_add_peer(r.p, C.uint32_t(id), a, e) })
 }
 
 // ChangeMembership proposes a change at the leader (ErrNotLeader on a
@@ -252,25 +245,15 @@ func (r *Replica) AddPeer(id uint32, addr string) error {
 // Replace of voter id by learner other. It is in force once Membership
 // shows its epoch.
 func (r *Replica) ChangeMembership(kind MembershipChange, id, other uint32) error {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.p == nil {
-		return ErrClosed
-	}
-	var e C.qk_error
-	return check(C.qk_replica_change_membership(r.p, C.uint32_t(kind), C.uint32_t(id), C.uint32_t(other), &e), &e)
+	return r.do(func(e *C.qk_error) C.qk_status {
+		return C.qk_replica_change_membership(r.p, C.uint32_t(kind), C.uint32_t(id), C.uint32_t(other), e)
+	})
 }
 
 // TransferLeadership hands the leadership to voter to once it has every
 // slot (on the leader).
 func (r *Replica) TransferLeadership(to uint32) error {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.p == nil {
-		return ErrClosed
-	}
-	var e C.qk_error
-	return check(C.qk_replica_transfer_leadership(r.p, C.uint32_t(to), &e), &e)
+	return r.do(func(e *C.qk_error) C.qk_status { return C.qk_replica_transfer_leadership(r.p, C.uint32_t(to), e) })
 }
 
 // Membership is the membership the replica applied last.

@@ -496,7 +496,6 @@ impl FileStorage {
             return Ok(());
         };
         debug_assert!(self.buf.is_empty(), "written out before");
-        let tmp = compact_path(&self.path);
         let joined = p
             .worker
             .join()
@@ -505,7 +504,7 @@ impl FileStorage {
         // before the compaction was asked for: none came since.
         let since_len = self.written.saturating_sub(p.since_offset);
         let old = &mut self.file;
-        let placed = joined.and_then(|(mut f, len)| {
+        let written = joined.and_then(|(mut f, len)| {
             f.seek(SeekFrom::Start(len))?;
             old.seek(SeekFrom::Start(p.since_offset))?;
             let copied = std::io::copy(&mut Read::by_ref(old).take(since_len), &mut f)?;
@@ -516,17 +515,30 @@ impl FileStorage {
                 ));
             }
             f.sync_all()?;
+            Ok((f, len + since_len))
+        });
+        self.put_in_place(written, p.checkpoint_records + p.since_records)
+    }
+
+    /// Renames the new record file written at the `.compact` path (synced,
+    /// locked, `len` bytes holding `records` records) over the record file
+    /// and makes it this store's file; on any error, here or in writing it,
+    /// removes it and stops the store (the old file is whole).
+    fn put_in_place(&mut self, written: std::io::Result<(File, u64)>, records: u64) -> Result<()> {
+        let tmp = compact_path(&self.path);
+        let placed = written.and_then(|(f, len)| {
             std::fs::rename(&tmp, &self.path)?;
             sync_parent_dir(&self.path)?;
-            Ok((f, len + since_len))
+            Ok((f, len))
         });
         match placed {
             Ok((f, len)) => {
                 // Dropping the old handle releases the old inode's lock.
                 self.file = f;
+                self.buf.clear();
                 self.written = len;
                 self.dirty = false;
-                self.records = p.checkpoint_records + p.since_records;
+                self.records = records;
                 self.syncs += 1;
                 Ok(())
             }
@@ -606,35 +618,15 @@ impl FileStorage {
     /// copied into a buffer first, so compacting a large state needs no
     /// second copy of it in memory.
     fn rewrite(&mut self, checkpoint: &[Record]) -> Result<()> {
-        // Refuse a record too large for a frame before touching any file.
-        for r in checkpoint {
-            frame_payload_len(r)?;
-        }
-        let tmp = compact_path(&self.path);
+        check_frames(checkpoint)?;
         let never = std::sync::atomic::AtomicBool::new(false);
-        let written = write_checkpoint(&tmp, &header(self.identity), checkpoint, &never).and_then(
-            |(f, len)| {
-                std::fs::rename(&tmp, &self.path)?;
-                sync_parent_dir(&self.path)?;
-                Ok((f, len))
-            },
+        let written = write_checkpoint(
+            &compact_path(&self.path),
+            &header(self.identity),
+            checkpoint,
+            &never,
         );
-        match written {
-            Ok((f, len)) => {
-                // Dropping the old handle releases the old inode's lock.
-                self.file = f;
-                self.buf.clear();
-                self.written = len;
-                self.dirty = false;
-                self.records = checkpoint.len() as u64;
-                self.syncs += 1;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(self.fail("cannot compact", &e))
-            }
-        }
+        self.put_in_place(written, checkpoint.len() as u64)
     }
 }
 
@@ -770,9 +762,7 @@ impl Storage for FileStorage {
         if self.pending.is_some() {
             return Ok(());
         }
-        for r in &checkpoint {
-            frame_payload_len(r)?;
-        }
+        check_frames(&checkpoint)?;
         let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let checkpoint_records = checkpoint.len() as u64;
         let (tmp, head, stop) = (
@@ -811,6 +801,14 @@ impl Drop for FileStorage {
         }
         self.cancel_compaction();
     }
+}
+
+/// Refuses a checkpoint with a record too large for a frame, before any
+/// file is touched.
+fn check_frames(checkpoint: &[Record]) -> Result<()> {
+    checkpoint
+        .iter()
+        .try_for_each(|r| frame_payload_len(r).map(|_| ()))
 }
 
 /// Writes a record file holding `checkpoint` at `tmp` (created, locked,
