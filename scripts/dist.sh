@@ -24,7 +24,7 @@ echo "== dist: wheel ($TAG, abi3)"
 "$PY" -m maturin build --release -m python/Cargo.toml -o "$DIST" --compatibility "$TAG"
 wheel=$(ls "$DIST"/quorumkit-"$version"-cp310-abi3-"$TAG"_"$arch".whl)
 shown=$("$PY" -m auditwheel show "$wheel" | tr '\n' ' ')
-echo "$shown" | grep -q "consistent with the following platform tag: \"${TAG}_$arch\"" ||
+grep -q "consistent with the following platform tag: \"${TAG}_$arch\"" <<<"$shown" ||
     { echo "dist: auditwheel does not confirm $TAG: $shown" >&2; exit 1; }
 
 echo "== dist: sdist"

@@ -47,7 +47,10 @@ step "wheel into a fresh venv"
 wheel=$(ls "$DIST"/quorumkit-"$version"-cp310-abi3-manylinux_*.whl) || fail "no wheel in dist/"
 "$HOST_PY" -m venv "$TMP/wheel-venv"
 "$TMP/wheel-venv/bin/pip" install -q "$wheel"
-(cd "$TMP" && "$TMP/wheel-venv/bin/python" smoke.py) | grep -q "smoke ok $version" || fail "wheel smoke test"
+# Outputs are taken whole before grep reads them (see install_test.sh:
+# `cmd | grep -q` under pipefail can fail on SIGPIPE).
+out=$(cd "$TMP" && "$TMP/wheel-venv/bin/python" smoke.py) || fail "wheel smoke test"
+grep -q "smoke ok $version" <<<"$out" || fail "wheel smoke test"
 
 step "sdist alone, built from scratch in a fresh venv"
 mkdir "$TMP/sdist"
@@ -57,7 +60,8 @@ start=$(date +%s)
 (cd "$TMP/sdist" && CARGO_TARGET_DIR="$TMP/sdist-target" \
     "$TMP/sdist-venv/bin/pip" install -q "quorumkit-$version.tar.gz") || fail "sdist build"
 echo "sdist built and installed in $(($(date +%s) - start)) s"
-(cd "$TMP" && "$TMP/sdist-venv/bin/python" smoke.py) | grep -q "smoke ok $version" || fail "sdist smoke test"
+out=$(cd "$TMP" && "$TMP/sdist-venv/bin/python" smoke.py) || fail "sdist smoke test"
+grep -q "smoke ok $version" <<<"$out" || fail "sdist smoke test"
 
 step "crate as a dependency of a new project"
 mkdir -p "$TMP/crate" "$TMP/app/src"
@@ -92,8 +96,8 @@ fn main() {
 }
 RS
 # The repository's target dir: the crate's dependencies are built already.
-(cd "$TMP/app" && CARGO_TARGET_DIR="$ROOT/target/dist-smoke" cargo run -q --release) | grep -q "crate smoke ok" ||
-    fail "crate smoke test"
+out=$(cd "$TMP/app" && CARGO_TARGET_DIR="$ROOT/target/dist-smoke" cargo run -q --release) || fail "crate smoke test"
+grep -q "crate smoke ok" <<<"$out" || fail "crate smoke test"
 
 step "C SDK through pkg-config and CMake"
 tar -C "$TMP" -xzf "$DIST/quorumkit-c-sdk-$version-linux-$(uname -m).tar.gz"
@@ -106,7 +110,8 @@ gcc -Wall -Wextra -Werror "$ROOT/examples/c/ring_example.c" -o "$TMP/c-shared" \
 gcc -Wall -Wextra -Werror "$ROOT/examples/c/ring_example.c" -o "$TMP/c-static" \
     $(pkg-config --cflags quorumkit) "$sdk/lib/libquorumkit.a" $(pkg-config --static --libs-only-l quorumkit | sed 's/-lquorumkit//')
 "$TMP/c-static" >/dev/null || fail "C program on the static library"
-! ldd "$TMP/c-static" | grep -q quorumkit || fail "the static build links the shared library"
+deps=$(ldd "$TMP/c-static")
+! grep -q quorumkit <<<"$deps" || fail "the static build links the shared library"
 cmake -S "$ROOT/examples/cpp" -B "$TMP/cmake" -DCMAKE_PREFIX_PATH="$sdk" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$TMP/cmake" >/dev/null
 LD_LIBRARY_PATH=$sdk/lib "$TMP/cmake/$(sed -n 's/^add_executable(\([^ ]*\).*/\1/p' "$ROOT/examples/cpp/CMakeLists.txt")" >/dev/null ||

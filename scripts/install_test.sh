@@ -47,7 +47,11 @@ step "C consumer through pkg-config (shared)"
 # shellcheck disable=SC2046 # word splitting of the flags is intended
 gcc -std=c11 "${WARN[@]}" "$ROOT/examples/c/ring_example.c" -o "$TMP/c_shared" \
     $(pkg-config --cflags --libs quorumkit) -Wl,-rpath,"$LIB"
-ldd "$TMP/c_shared" | grep -q "libquorumkit.so.$abi => $LIB/libquorumkit.so.$abi" \
+# ldd's output is taken whole before grep reads it: `ldd | grep -q` under
+# pipefail fails at random when grep exits on its match and ldd's next
+# write meets a closed pipe (SIGPIPE).
+deps=$(ldd "$TMP/c_shared")
+grep -q "libquorumkit.so.$abi => $LIB/libquorumkit.so.$abi" <<<"$deps" \
     || fail "the C consumer does not load the installed library"
 "$TMP/c_shared" >/dev/null
 
@@ -56,14 +60,16 @@ step "C consumer through pkg-config --static"
 gcc -std=c11 "${WARN[@]}" "$ROOT/examples/c/ring_example.c" -o "$TMP/c_static" \
     $(pkg-config --cflags quorumkit) "$LIB/libquorumkit.a" \
     $(pkg-config --static --libs-only-l quorumkit | sed 's/-lquorumkit//')
-! ldd "$TMP/c_static" | grep -q libquorumkit || fail "the static consumer loads the shared library"
+deps=$(ldd "$TMP/c_static")
+! grep -q libquorumkit <<<"$deps" || fail "the static consumer loads the shared library"
 "$TMP/c_static" >/dev/null
 
 step "C++ consumer through CMake find_package"
 cmake -S "$ROOT/examples/cpp" -B "$TMP/cmake" -DCMAKE_PREFIX_PATH="$PREFIX" \
     -DCMAKE_BUILD_TYPE=Release >"$TMP/cmake.log" 2>&1 || { cat "$TMP/cmake.log"; fail "cmake configure"; }
 cmake --build "$TMP/cmake" >>"$TMP/cmake.log" 2>&1 || { cat "$TMP/cmake.log"; fail "cmake build"; }
-ldd "$TMP/cmake/ring_example_cpp" | grep -q "libquorumkit.so.$abi => $LIB/libquorumkit.so.$abi" \
+deps=$(ldd "$TMP/cmake/ring_example_cpp")
+grep -q "libquorumkit.so.$abi => $LIB/libquorumkit.so.$abi" <<<"$deps" \
     || fail "the C++ consumer does not load the installed library"
 "$TMP/cmake/ring_example_cpp" >/dev/null
 
