@@ -42,8 +42,21 @@ impl TempPath {
 }
 
 impl Drop for TempPath {
+    /// Removes the file and its log's other files (segments, a leftover
+    /// `.compact`).
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        let mut prefix = self.0.file_name().unwrap().to_owned();
+        prefix.push(".");
+        let prefix = prefix.into_string().unwrap();
+        for e in std::fs::read_dir(self.0.parent().unwrap())
+            .unwrap()
+            .flatten()
+        {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }
 
@@ -108,6 +121,11 @@ fn reload(path: &Path) -> Vec<Record> {
     open(path).unwrap().load().unwrap()
 }
 
+/// The bytes of every file of the store's log.
+fn files_len(s: &FileStorage) -> u64 {
+    s.files().iter().map(|p| file_len(p)).sum()
+}
+
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
 }
@@ -134,7 +152,7 @@ fn records_survive_reopening_in_order() {
     let bytes = std::fs::read(&*path).unwrap();
     assert_eq!(
         &bytes[..14],
-        b"QKPX\x02\x00\x07\x00\x00\x00\x00\x00\x00\x00"
+        b"QKPX\x03\x00\x07\x00\x00\x00\x00\x00\x00\x00"
     );
     {
         let mut s = open(&*path).unwrap();
@@ -165,10 +183,11 @@ fn the_file_layout_matches_docs_wire_md() {
             batch: vec![b"set".to_vec()],
         }],
     );
-    let want: [u8; 44] = [
-        0x51, 0x4B, 0x50, 0x58, 0x02, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
-        0x00, 0x00, 0x00, 0xAC, 0x8E, 0xA8, 0x50, 0x0A, 0x00, 0x00, 0x00, 0x19, 0x45, 0x57, 0x88,
-        0x1E, 0x54, 0x3B, 0xB9, 0x01, 0x21, 0x01, 0x01, 0x02, 0x01, 0x03, 0x73, 0x65, 0x74,
+    let want: [u8; 53] = [
+        0x51, 0x4B, 0x50, 0x58, 0x03, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+        0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0A, 0x8D, 0x3B,
+        0x8D, 0x0A, 0x00, 0x00, 0x00, 0x19, 0x45, 0x57, 0x88, 0x1E, 0x54, 0x3B, 0xB9, 0x01, 0x21,
+        0x01, 0x01, 0x02, 0x01, 0x03, 0x73, 0x65, 0x74,
     ];
     assert_eq!(std::fs::read(&*path).unwrap(), want);
     assert_eq!(crc32fast::hash(b"123456789"), 0xCBF4_3926);
@@ -385,7 +404,7 @@ fn garbage_in_the_middle_and_a_bad_first_frame_are_refused_untouched() {
     std::fs::write(&*path, &first).unwrap();
     match open(&*path) {
         Err(Error::StorageCorrupt(m)) => {
-            assert!(m.contains("frame 0") && m.contains("byte 22"), "{m}")
+            assert!(m.contains("frame 0") && m.contains("byte 31"), "{m}")
         }
         other => panic!("{other:?}"),
     }
@@ -462,7 +481,7 @@ fn a_file_that_is_not_ours_is_refused_untouched() {
 fn other_formats_are_refused_untouched() {
     let path = TempPath::new("version");
     for (content, found) in [
-        (&b"QKPX\x03\x00more than a header's worth of bytes"[..], 3),
+        (&b"QKPX\x04\x00more than a header's worth of bytes"[..], 4),
         // Format 1 (no identity, no frame-header checks) is not read.
         (b"QKPX\x01\x00\x0A\x00\x00\x00\x19\x45\x57\x88", 1),
     ] {
@@ -471,7 +490,7 @@ fn other_formats_are_refused_untouched() {
             open(&*path).unwrap_err(),
             Error::UnsupportedVersion {
                 found,
-                supported: 2
+                supported: 3
             }
         );
         assert_eq!(std::fs::read(&*path).unwrap(), content);
@@ -815,7 +834,7 @@ fn assert_lands_followed_by(mut s: FileStorage, path: &Path, cp: Vec<Record>, si
     settle(&mut s);
     assert!(!compact_file(path).exists());
     assert_eq!(s.record_count(), (cp.len() + since.len()) as u64);
-    assert_eq!(s.len_bytes(), file_len(path));
+    assert_eq!(s.len_bytes(), files_len(&s));
     assert!(matches!(open(path), Err(Error::StorageInUse(_))));
     let more = Record::Commit { commit: 9999 };
     s.append(&more).unwrap();
@@ -843,7 +862,7 @@ fn a_background_checkpoint_lands_at_a_sync_with_the_records_that_came_since() {
     let cp = checkpoint(5000, &[0x5A; 4 << 20]);
     s.compact_in_background(cp.clone()).unwrap();
     assert!(s.compacting());
-    // Appends and syncs go on while it is written, into the old file.
+    // Appends and syncs go on while it is written, into a new segment.
     let since = commits(5001, 60);
     for (i, r) in since.iter().enumerate() {
         s.append(r).unwrap();
@@ -857,8 +876,8 @@ fn a_background_checkpoint_lands_at_a_sync_with_the_records_that_came_since() {
 #[test]
 fn megabytes_appended_during_a_background_checkpoint_follow_it_whole() {
     // More than the write-out buffer holds, several times over: the records
-    // that came since are copied from the record file when the checkpoint
-    // lands, those written out early and synced or not alike.
+    // that came since stay in the segment begun for them when the
+    // checkpoint lands, those written out early and synced or not alike.
     let path = TempPath::new("bg-big");
     let mut s = loaded_store(&path, &sample_records(50));
     // Records still buffered when the compaction is asked for are in the
@@ -887,8 +906,9 @@ fn megabytes_appended_during_a_background_checkpoint_follow_it_whole() {
 
 #[test]
 fn a_store_dropped_with_unsynced_records_from_before_its_background_checkpoint() {
-    // The records buffered when the compaction was asked for are never
-    // written: the checkpoint, which stands for them, lands alone.
+    // The records buffered when the compaction was asked for are in the
+    // state the checkpoint stands for: it lands alone, and they go with
+    // the file they were written to.
     let path = TempPath::new("bg-drop-buffered");
     let mut s = loaded_store(&path, &sample_records(20));
     for r in commits(300, 4) {
@@ -1120,4 +1140,417 @@ fn a_background_checkpoint_that_cannot_be_written_stops_the_store_and_loses_noth
     assert_eq!(back[..recs.len()], recs[..]);
     assert!(back[recs.len()..].iter().all(|r| *r == more));
     assert!(back.len() > recs.len());
+}
+
+// -------------------------------------------------------------- segments
+
+fn seg(path: &Path, n: u64) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(format!(".seg.{n:06}"));
+    PathBuf::from(p)
+}
+
+/// Every file of the log at `path` (the log file and its segments, by
+/// name) with its bytes, sorted by name.
+fn log_files(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let mut files: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n == name || n.starts_with(&format!("{name}.seg."))
+        })
+        .map(|e| (e.path(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A log of `n` sample records in segments of about `segment` bytes,
+/// syncing after every 3 appends; returns its records.
+fn segmented_store(path: &Path, n: usize, segment: u64) -> Vec<Record> {
+    let recs = sample_records(n);
+    let mut s = open(path).unwrap();
+    s.set_segment_bytes(segment);
+    for (i, r) in recs.iter().enumerate() {
+        s.append(r).unwrap();
+        if i % 3 == 2 {
+            s.sync().unwrap();
+        }
+    }
+    s.sync().unwrap();
+    assert_eq!(s.len_bytes(), files_len(&s));
+    recs
+}
+
+/// Opens the log with `files` written in place of its files and checks
+/// that the open is refused and changes no file.
+fn assert_log_refused_untouched(path: &Path, files: &[(PathBuf, Vec<u8>)], what: &str) {
+    for (p, bytes) in files {
+        std::fs::write(p, bytes).unwrap();
+    }
+    match open(path) {
+        Err(e) => assert!(is_refusal(&e), "{what}: {e:?}"),
+        Ok(s) => panic!(
+            "{what}: a damaged log opened ({} records)",
+            s.record_count()
+        ),
+    }
+    assert!(
+        log_files(path) == files,
+        "{what}: a refused open changed the files"
+    );
+}
+
+#[test]
+fn segments_begin_at_their_size_and_are_read_back_in_order() {
+    let path = TempPath::new("seg");
+    let recs = segmented_store(&path, 120, 1024);
+    let files = log_files(&path);
+    assert!(files.len() >= 5, "{} files", files.len());
+    // The log file and segments 1, 2, ... in order, none much past the size.
+    for (i, (p, bytes)) in files.iter().enumerate() {
+        if i > 0 {
+            assert_eq!(*p, seg(&path, i as u64));
+        }
+        assert!(
+            bytes.len() < 1024 + 3 * 400,
+            "{}: {}",
+            p.display(),
+            bytes.len()
+        );
+    }
+    let mut s = open(&*path).unwrap();
+    assert_eq!(
+        s.files(),
+        files.iter().map(|f| f.0.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(s.record_count(), recs.len() as u64);
+    assert_eq!(s.len_bytes(), files_len(&s));
+    assert_eq!(s.load().unwrap(), recs);
+    // Appends go on into the newest segment.
+    let more = commits(7000, 5);
+    for r in &more {
+        s.append(r).unwrap();
+    }
+    s.sync().unwrap();
+    drop(s);
+    let mut want = recs;
+    want.extend(more);
+    assert_eq!(reload(&path), want);
+}
+
+#[test]
+fn a_background_checkpoint_deletes_the_segments_it_stands_for() {
+    let path = TempPath::new("seg-bg");
+    let recs = segmented_store(&path, 90, 1024);
+    let before = log_files(&path);
+    let mut s = open(&*path).unwrap();
+    s.set_segment_bytes(1024);
+    s.load().unwrap();
+    let cp = checkpoint(5000, &[0x5A; 3000]);
+    s.compact_in_background(cp.clone()).unwrap();
+    // A new segment (or the empty newest one) is for what comes next; the
+    // old files stay until the checkpoint lands.
+    let follows = s.files().last().unwrap().clone();
+    assert_eq!(file_len(&follows), FILE_HEADER_LEN);
+    assert!(before.iter().all(|(p, _)| p.exists()));
+    let since = commits(5001, 100);
+    for (i, r) in since.iter().enumerate() {
+        s.append(r).unwrap();
+        if i % 4 == 3 {
+            s.sync().unwrap();
+        }
+    }
+    settle(&mut s);
+    for (p, _) in before[1..].iter().filter(|(p, _)| *p != follows) {
+        assert!(!p.exists(), "{} was not deleted", p.display());
+    }
+    let files = s.files();
+    assert_eq!(files[0], *path);
+    assert_eq!(files[1], follows);
+    assert!(
+        files.len() > 2,
+        "the 100 records since fill more than a segment"
+    );
+    assert_eq!(log_files(&path).len(), files.len());
+    drop(s);
+    let mut want = cp;
+    want.extend(since);
+    assert_eq!(reload(&path), want);
+    assert!(recs.len() > 4);
+}
+
+#[test]
+fn disk_use_stays_bounded_over_many_background_checkpoints() {
+    let path = TempPath::new("seg-bounded");
+    let mut s = open(&*path).unwrap();
+    s.set_segment_bytes(4096);
+    let mut peak = 0;
+    let mut commit = 0;
+    for round in 0..40u64 {
+        for _ in 0..200 {
+            commit += 1;
+            s.append(&Record::Commit { commit }).unwrap();
+            if commit % 5 == 0 {
+                s.sync().unwrap();
+            }
+        }
+        s.compact_in_background(checkpoint(commit, &[round as u8; 2000]))
+            .unwrap();
+        settle(&mut s);
+        peak = peak.max(files_len(&s));
+        assert_eq!(log_files(&path).len(), s.files().len(), "round {round}");
+    }
+    // About 200 commits (about 3 KiB) and one checkpoint at a time, never
+    // the 8,000 commits of the whole history.
+    assert!(peak < 16 * 1024, "peak {peak} bytes");
+    drop(s);
+    let back = reload(&path);
+    assert!(matches!(back[0], Record::Snapshot { slot, .. } if slot == commit));
+}
+
+#[test]
+fn a_compaction_deletes_every_segment_and_appends_follow_the_checkpoint() {
+    let path = TempPath::new("seg-compact");
+    segmented_store(&path, 90, 1024);
+    let n = log_files(&path).len() as u64;
+    let mut s = open(&*path).unwrap();
+    s.load().unwrap();
+    let cp = checkpoint(300, b"state");
+    s.compact(cp.clone()).unwrap();
+    assert_eq!(s.files(), vec![path.to_path_buf()]);
+    assert_eq!(log_files(&path).len(), 1);
+    let more = commits(301, 3);
+    for r in &more {
+        s.append(r).unwrap();
+    }
+    s.sync().unwrap();
+    // The next segment is numbered after the deleted ones.
+    s.set_segment_bytes(1);
+    s.append(&Record::Commit { commit: 304 }).unwrap();
+    s.sync().unwrap();
+    s.append(&Record::Commit { commit: 305 }).unwrap();
+    s.sync().unwrap();
+    // (The second sync began segment n + 1 for what comes next.)
+    assert_eq!(
+        s.files(),
+        vec![path.to_path_buf(), seg(&path, n), seg(&path, n + 1)]
+    );
+    drop(s);
+    let mut want = cp;
+    want.extend(more);
+    want.extend(commits(304, 2));
+    assert_eq!(reload(&path), want);
+}
+
+#[test]
+fn damage_in_any_file_of_a_segmented_log_is_refused_untouched() {
+    let path = TempPath::new("seg-flip");
+    segmented_store(&path, 60, 600);
+    let good = log_files(&path);
+    assert!(good.len() >= 4, "{} files", good.len());
+    // Every 7th bit of every file, header and frames.
+    for (i, (p, bytes)) in good.iter().enumerate() {
+        for bit in (0..bytes.len() * 8).step_by(7) {
+            let mut damaged = good.clone();
+            damaged[i].1[bit / 8] ^= 1 << (bit % 8);
+            assert_log_refused_untouched(&path, &damaged, &format!("{}: bit {bit}", p.display()));
+        }
+    }
+    // An older file cut short: it was synced whole before the next began.
+    for i in 0..good.len() - 1 {
+        let mut damaged = good.clone();
+        let len = damaged[i].1.len();
+        damaged[i].1.truncate(len - 5);
+        assert_log_refused_untouched(&path, &damaged, &format!("file {i} cut short"));
+    }
+    for (p, bytes) in &good {
+        std::fs::write(p, bytes).unwrap();
+    }
+    assert_eq!(reload(&path).len(), 60);
+}
+
+#[test]
+fn a_missing_or_misplaced_segment_is_refused_untouched() {
+    let path = TempPath::new("seg-missing");
+    segmented_store(&path, 60, 600);
+    let good = log_files(&path);
+    let last = good.len() as u64 - 1;
+    assert!(last >= 3);
+    for gone in 1..last {
+        std::fs::remove_file(seg(&path, gone)).unwrap();
+        let rest: Vec<_> = good
+            .iter()
+            .filter(|f| f.0 != seg(&path, gone))
+            .cloned()
+            .collect();
+        match open(&*path) {
+            Err(Error::StorageCorrupt(m)) => {
+                assert!(m.contains(&format!("segment {gone} is missing")), "{m}")
+            }
+            other => panic!("segment {gone} removed: {other:?}"),
+        }
+        assert!(
+            log_files(&path) == rest,
+            "segment {gone} removed: files changed"
+        );
+        std::fs::write(seg(&path, gone), &good[gone as usize].1).unwrap();
+    }
+    // Segment 2's bytes under segment 1's name: its header says 2.
+    let mut swapped = good.clone();
+    swapped[1].1 = good[2].1.clone();
+    assert_log_refused_untouched(&path, &swapped, "segment 2 as segment 1");
+    // The log file's bytes as a segment, a segment's as the log file.
+    let mut as_seg = good.clone();
+    as_seg[1].1 = good[0].1.clone();
+    assert_log_refused_untouched(&path, &as_seg, "the log file as segment 1");
+    let mut as_log = good.clone();
+    as_log[0].1 = good[1].1.clone();
+    assert_log_refused_untouched(&path, &as_log, "segment 1 as the log file");
+    // Another replica's segment.
+    let other = TempPath::new("seg-other");
+    {
+        let mut s = FileStorage::open(&*other, FileIdentity::new(7, 2)).unwrap();
+        s.set_segment_bytes(100);
+        for r in sample_records(20) {
+            s.append(&r).unwrap();
+            s.sync().unwrap();
+        }
+    }
+    let mut foreign = good.clone();
+    foreign[1].1 = std::fs::read(seg(&other, 1)).unwrap();
+    for (p, bytes) in &foreign {
+        std::fs::write(p, bytes).unwrap();
+    }
+    assert!(matches!(open(&*path), Err(Error::StorageMismatch(_))));
+    for (p, bytes) in &good {
+        std::fs::write(p, bytes).unwrap();
+    }
+    assert_eq!(reload(&path).len(), 60);
+}
+
+#[test]
+fn the_newest_segment_torn_in_its_header_or_a_frame_is_repaired() {
+    let path = TempPath::new("seg-torn");
+    let recs = segmented_store(&path, 40, 700);
+    let good = log_files(&path);
+    let newest = good.last().unwrap().clone();
+    let frames: usize = good[..good.len() - 1]
+        .iter()
+        .map(|(_, b)| {
+            let mut at = FILE_HEADER_LEN as usize;
+            let mut n = 0;
+            while at < b.len() {
+                let len = u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+                at += FRAME_HEADER_LEN + len;
+                n += 1;
+            }
+            n
+        })
+        .sum();
+    // Torn inside its header (a crash while it was begun): completed, and
+    // it holds nothing.
+    for cut in [0, 1, 10, FILE_HEADER_LEN as usize - 1] {
+        std::fs::write(&newest.0, &newest.1[..cut]).unwrap();
+        let mut s = open(&*path).unwrap();
+        assert_eq!(s.load().unwrap(), recs[..frames]);
+        drop(s);
+        assert_eq!(
+            std::fs::read(&newest.0).unwrap(),
+            newest.1[..FILE_HEADER_LEN as usize]
+        );
+    }
+    // A header prefix that is not this segment's: refused.
+    let mut wrong = newest.1[..20].to_vec();
+    wrong[19] ^= 1;
+    let mut damaged = good.clone();
+    *damaged.last_mut().unwrap() = (newest.0.clone(), wrong);
+    assert_log_refused_untouched(&path, &damaged, "a torn header of another segment");
+    // Torn inside its last frame: cut, the frames before it kept.
+    let mut torn = newest.1.clone();
+    torn.truncate(torn.len() - 3);
+    std::fs::write(&newest.0, &torn).unwrap();
+    let mut s = open(&*path).unwrap();
+    assert_eq!(s.load().unwrap(), recs[..recs.len() - 1]);
+    assert!(
+        s.last_discard().unwrap().contains(".seg."),
+        "{:?}",
+        s.last_discard()
+    );
+}
+
+#[test]
+fn segments_a_landed_checkpoint_stands_for_are_deleted_on_open() {
+    // A crash between a checkpoint's rename and the deletion of the
+    // segments it stands for leaves them; the next open deletes them and
+    // reads only the checkpoint and what follows it.
+    let path = TempPath::new("seg-stale");
+    segmented_store(&path, 60, 700);
+    let old = log_files(&path);
+    let mut s = open(&*path).unwrap();
+    s.load().unwrap();
+    let cp = checkpoint(900, b"state");
+    s.compact_in_background(cp.clone()).unwrap();
+    s.append(&Record::Commit { commit: 901 }).unwrap();
+    settle(&mut s);
+    drop(s);
+    for (p, bytes) in &old[1..] {
+        assert!(!p.exists());
+        std::fs::write(p, bytes).unwrap();
+    }
+    let mut s = open(&*path).unwrap();
+    let mut want = cp;
+    want.push(Record::Commit { commit: 901 });
+    assert_eq!(s.load().unwrap(), want);
+    for (p, _) in &old[1..] {
+        assert!(!p.exists(), "{} is still there", p.display());
+    }
+    // A name that is not a segment's is not touched.
+    let stray = PathBuf::from(format!("{}.seg.7x", path.display()));
+    std::fs::write(&stray, b"not ours").unwrap();
+    drop(s);
+    assert_eq!(reload(&path), want);
+    assert_eq!(std::fs::read(&stray).unwrap(), b"not ours");
+}
+
+#[test]
+fn a_log_file_of_format_2_is_read_and_compacts_into_format_3() {
+    // Format 2 (before segments): a 22-byte header without kind and
+    // sequence number, then the same frames.
+    let path = TempPath::new("v2");
+    let recs = sample_records(30);
+    write_store(&path, &recs);
+    let v3 = std::fs::read(&*path).unwrap();
+    let mut v2 = b"QKPX\x02\x00\x07\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00".to_vec();
+    let crc = crc32fast::hash(&v2);
+    v2.extend_from_slice(&crc.to_le_bytes());
+    v2.extend_from_slice(&v3[FILE_HEADER_LEN as usize..]);
+    std::fs::write(&*path, &v2).unwrap();
+    let mut s = open(&*path).unwrap();
+    s.set_segment_bytes(1);
+    assert_eq!(s.load().unwrap(), recs);
+    // Appends go on into it, then into segment 1 (each sync here begins
+    // the next segment).
+    s.append(&Record::Commit { commit: 31 }).unwrap();
+    s.sync().unwrap();
+    s.append(&Record::Commit { commit: 32 }).unwrap();
+    s.sync().unwrap();
+    assert_eq!(
+        s.files(),
+        vec![path.to_path_buf(), seg(&path, 1), seg(&path, 2)]
+    );
+    assert_eq!(std::fs::read(&*path).unwrap()[..6], *b"QKPX\x02\x00");
+    drop(s);
+    let mut want = recs;
+    want.extend(commits(31, 2));
+    assert_eq!(reload(&path), want);
+    let mut s = open(&*path).unwrap();
+    s.load().unwrap();
+    s.compact_in_background(checkpoint(40, b"st")).unwrap();
+    settle(&mut s);
+    drop(s);
+    assert_eq!(std::fs::read(&*path).unwrap()[..6], *b"QKPX\x03\x00");
+    assert_eq!(reload(&path), checkpoint(40, b"st"));
 }

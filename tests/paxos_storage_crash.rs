@@ -35,6 +35,8 @@ const CHILD_PATH_VAR: &str = "QK_CRASH_CHILD_PATH";
 const CHECKPOINT_EVERY: u64 = 3_000;
 /// A sync every this many commits.
 const SYNC_EVERY: u64 = 25;
+/// The child's segment size.
+const SEGMENT_BYTES: u64 = 16 << 10;
 
 /// The snapshot standing for commits 1..=slot: its size and its bytes are
 /// functions of the slot, so a reader can check it whole.
@@ -92,6 +94,10 @@ fn child_writer() {
         return;
     };
     let mut s = FileStorage::open(&path, ID).unwrap();
+    // Segments of about 680 commits: several begun (and deleted) between
+    // two checkpoints, so kills also land between a segment's beginning
+    // and its first sync.
+    s.set_segment_bytes(SEGMENT_BYTES);
     let mut next = check_records(&s.load().unwrap()).unwrap() + 1;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
@@ -181,6 +187,16 @@ fn a_writer_killed_during_background_checkpoints_loses_no_synced_record() {
             !path.with_extension("qkpx.compact").exists(),
             "seed {seed}, round {r}: a leftover checkpoint file survived the open"
         );
+        let mut on_disk: Vec<PathBuf> = std::fs::read_dir(&dir.0)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        on_disk.sort();
+        assert_eq!(
+            on_disk,
+            s.files(),
+            "seed {seed}, round {r}: files the log does not hold survived the open"
+        );
         let records = s.load().unwrap();
         let last =
             check_records(&records).unwrap_or_else(|e| panic!("seed {seed}, round {r}: {e}"));
@@ -192,8 +208,9 @@ fn a_writer_killed_during_background_checkpoints_loses_no_synced_record() {
             checkpoints_seen += 1;
         }
         eprintln!(
-            "round {r}: killed after sync of {synced} (checkpoint being written: {during}); restart reads up to {last}, {} records",
-            records.len()
+            "round {r}: killed after sync of {synced} (checkpoint being written: {during}); restart reads up to {last}, {} records in {} files",
+            records.len(),
+            on_disk.len()
         );
     }
     // The schedule must have done what it is for.

@@ -21,6 +21,7 @@ from quorumkit import (
     PaxosNode,
     QuorumkitError,
     SimulationViolation,
+    StorageCorruptError,
     StorageError,
 )
 
@@ -456,7 +457,22 @@ def test_compaction_snapshot_install_and_restart_from_a_snapshot(tmp_path: Path)
         time.sleep(0.002)
         n3.tick(net.now)
     assert n3.log_start > 0
+    # On disk: the checkpoint in the log file, what came since in the
+    # segment the compaction began; the segments before it are deleted.
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files[0] == "node3.log" and len(files) == 2, files
+    assert files[1].startswith("node3.log.seg.") and files[1][-6:].isdigit(), files
     net.crash(3)
+    # Damage in the segment is refused like damage in the log file, and
+    # changes nothing.
+    seg = tmp_path / files[1]
+    good = seg.read_bytes()
+    assert len(good) > 31
+    seg.write_bytes(good[:-1] + bytes([good[-1] ^ 0x01]))
+    with pytest.raises(StorageCorruptError, match=files[1]):
+        PaxosNode(3, MEMBERS, path=tmp_path / "node3.log")
+    assert seg.read_bytes() == good[:-1] + bytes([good[-1] ^ 0x01])
+    seg.write_bytes(good)
     net.start(3)
     assert net.snapshots.get(3) == 2
     net.run_until(lambda: len(net.logs[3]) >= 32)

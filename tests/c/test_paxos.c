@@ -751,6 +751,30 @@ static void test_paxos_compaction(void) {
     }
     n = NULL;
 
+    /* The records after the checkpoint are in the segment the compaction
+     * began beside the log file; damage there is refused like damage in
+     * the log file, and changes nothing. */
+    char seg[160];
+    snprintf(seg, sizeof seg, "%s.seg.000001", path);
+    {
+        size_t seg_len = 0;
+        uint8_t *bytes = slurp(seg, &seg_len);
+        REQUIRE(seg_len > 31 + 12);
+        bytes[seg_len - 2] ^= 0x10;
+        spit(seg, bytes, seg_len);
+        qk_paxos_node *refused = (qk_paxos_node *)0x1;
+        CHECK_ERR(qk_paxos_node_new_file(&cfg, path, now, &refused, NULL), QK_ERR_STORAGE_CORRUPT);
+        CHECK(strstr(qk_last_error_message(), ".seg.000001") != NULL);
+        CHECK(refused == (qk_paxos_node *)0x1);
+        size_t again_len = 0;
+        uint8_t *again = slurp(seg, &again_len);
+        CHECK(again_len == seg_len && memcmp(again, bytes, seg_len) == 0);
+        free(again);
+        bytes[seg_len - 2] ^= 0x10;
+        spit(seg, bytes, seg_len);
+        free(bytes);
+    }
+
     /* The restart hands out the snapshot first, then only the slot after it. */
     n = NULL;
     decided = 0;
@@ -762,6 +786,7 @@ static void test_paxos_compaction(void) {
     CHECK(start == commit && len == 1);
     qk_paxos_node_free(n);
     unlink(path);
+    unlink(seg);
 }
 
 /* Membership through the C API: a lone voter adds a joining replica as a
