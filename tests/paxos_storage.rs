@@ -207,6 +207,23 @@ fn load_includes_appends_not_yet_synced() {
 }
 
 #[test]
+fn a_load_leaves_what_is_not_yet_durable_to_the_next_sync() {
+    // A segment begun by a sync is made durable (its header, its directory
+    // entry) by the next one; a load in between must not skip that.
+    let path = TempPath::new("load-dirty");
+    let mut s = open(&*path).unwrap();
+    s.set_segment_bytes(1);
+    s.append(&Record::Commit { commit: 1 }).unwrap();
+    s.sync().unwrap();
+    assert_eq!(s.files().len(), 2, "the sync began segment 1");
+    let before = s.syncs();
+    s.append(&Record::Commit { commit: 2 }).unwrap();
+    assert_eq!(s.load().unwrap(), commits(1, 2));
+    s.sync().unwrap();
+    assert_eq!(s.syncs(), before + 1, "the segment was not synced");
+}
+
+#[test]
 fn unsynced_appends_are_lost_on_drop_synced_ones_never() {
     let path = TempPath::new("crash");
     let recs = sample_records(8);

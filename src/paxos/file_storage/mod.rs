@@ -639,8 +639,8 @@ impl FileStorage {
         self.active = live.last().copied();
         self.file = f;
         self.written = end;
-        self.dirty = false;
-        self.dir_dirty = false;
+        // `dirty` and `dir_dirty` stay as they are: a `load` in mid-life
+        // reads what was written but not yet made durable.
         Ok(records)
     }
 
