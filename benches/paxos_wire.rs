@@ -80,8 +80,12 @@ fn wire(c: &mut Criterion) {
 fn file(c: &mut Criterion) {
     let mut g = c.benchmark_group("paxos_file_storage");
     g.throughput(Throughput::Elements(1));
-    let path = std::env::temp_dir().join(format!("quorumkit-bench-{}.qkpx", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    // A directory of its own: the log is a log file and the segments
+    // beside it, all removed at the end.
+    let dir = std::env::temp_dir().join(format!("quorumkit-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("replica.qkpx");
     let rec = Record::Accept {
         slot: 1,
         ballot: Ballot::new(3, 1),
@@ -104,7 +108,7 @@ fn file(c: &mut Criterion) {
         });
     }
     g.finish();
-    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 criterion_group!(benches, wire, file);

@@ -26,7 +26,12 @@ fn main() -> quorumkit::Result<()> {
     let mut args = std::env::args().skip(1);
     let mib: usize = args.next().map_or(512, |a| a.parse().expect("MiB"));
     let dir = args.next().map_or_else(std::env::temp_dir, Into::into);
-    let path = dir.join(format!("qk-compaction-memory-{}.log", std::process::id()));
+    // A directory of its own: the log is a log file and the segments
+    // beside it, all removed at the end.
+    let dir = dir.join(format!("qk-compaction-memory-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| quorumkit::Error::Storage(format!("{}: {e}", dir.display())))?;
+    let path = dir.join("replica.log");
     let mut storage = FileStorage::open(&path, FileIdentity::new(1, 1))?;
     // Touch every page, so the snapshot counts in the resident set.
     let data: Vec<u8> = (0..mib << 20).map(|i| (i % 251) as u8).collect();
@@ -71,6 +76,6 @@ fn main() -> quorumkit::Result<()> {
         t.elapsed()
     );
     drop(storage);
-    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

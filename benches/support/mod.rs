@@ -110,8 +110,11 @@ impl Cluster<FileStorage> {
     /// background as a replica's are.
     pub fn on_files(dir: &std::path::Path, every: u64, snapshot_bytes: usize) -> Self {
         let mut c = Self::with_storage(1, 64, Transport::Bytes, FILE_CLUSTER, |id| {
-            let path = dir.join(format!("replica-{id}.qkpx"));
-            let _ = std::fs::remove_file(&path);
+            // A new log: the last run's log file and segments go first.
+            let dir = dir.join(format!("replica-{id}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("bench directory");
+            let path = dir.join("replica.qkpx");
             FileStorage::open(&path, FileIdentity::new(FILE_CLUSTER, id)).expect("record file")
         });
         c.compact_every = every;
