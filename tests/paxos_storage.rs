@@ -1571,3 +1571,26 @@ fn a_log_file_of_format_2_is_read_and_compacts_into_format_3() {
     assert_eq!(std::fs::read(&*path).unwrap()[..6], *b"QKPX\x03\x00");
     assert_eq!(reload(&path), checkpoint(40, b"st"));
 }
+
+#[test]
+fn segments_without_their_log_file_are_refused_and_nothing_is_created() {
+    // The log file deleted (or not restored from a backup) with its
+    // segments left beside it: the open must not start a new log under
+    // them, nor leave an empty log file behind.
+    let path = TempPath::new("seg-orphans");
+    segmented_store(&path, 40, 600);
+    let good = log_files(&path);
+    std::fs::remove_file(&*path).unwrap();
+    match open(&*path) {
+        Err(Error::StorageCorrupt(m)) => assert!(m.contains("the log file is missing"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!path.exists(), "the refused open left a log file");
+    assert!(log_files(&path) == good[1..], "the segments changed");
+    // An empty log file (truncated) is refused the same way, and kept.
+    std::fs::write(&*path, b"").unwrap();
+    assert!(matches!(open(&*path), Err(Error::StorageCorrupt(_))));
+    assert_eq!(std::fs::read(&*path).unwrap(), b"");
+    std::fs::write(&*path, &good[0].1).unwrap();
+    assert_eq!(reload(&path).len(), 40);
+}

@@ -236,6 +236,7 @@ impl FileStorage {
     /// directory, a path that is a directory, no permission).
     pub fn open(path: impl AsRef<Path>, identity: FileIdentity) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        let existed = path.exists();
         let open_log = || {
             OpenOptions::new()
                 .read(true)
@@ -309,9 +310,20 @@ impl FileStorage {
         // A compaction that crashed before its rename left this: the log
         // file at `path` is still the whole truth.
         let _ = std::fs::remove_file(compact_path(&s.path));
-        let records = s.recover()?;
-        s.recovered = Some(records);
-        Ok(s)
+        match s.recover() {
+            Ok(records) => {
+                s.recovered = Some(records);
+                Ok(s)
+            }
+            Err(e) => {
+                // A refused open leaves the directory as it found it: the
+                // empty log file it created goes again.
+                if !existed && s.lock.metadata().is_ok_and(|m| m.len() == 0) {
+                    let _ = std::fs::remove_file(&s.path);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The log file's path.
@@ -539,6 +551,14 @@ impl FileStorage {
             Ok(l) => l,
             Err(e) => return Err(self.fail("cannot list the segments of", &e)),
         };
+        if log.headless && !listed.is_empty() {
+            return Err(Error::StorageCorrupt(format!(
+                "{} is new or empty, but segments of a log lie beside it ({} and {} more): the log file is missing; restore it or move the segments away (see docs/PAXOS-STORAGE.md)",
+                self.path.display(),
+                segment_path(&self.path, listed[0]).display(),
+                listed.len() - 1
+            )));
+        }
         let (stale, live): (Vec<u64>, Vec<u64>) =
             listed.into_iter().partition(|&n| n < self.log_next);
         for (i, &n) in live.iter().enumerate() {
