@@ -1201,12 +1201,17 @@ fn segmented_store(path: &Path, n: usize, segment: u64) -> Vec<Record> {
     recs
 }
 
-/// Opens the log with `files` written in place of its files and checks
-/// that the open is refused and changes no file.
-fn assert_log_refused_untouched(path: &Path, files: &[(PathBuf, Vec<u8>)], what: &str) {
+/// Writes each file's bytes to its path.
+fn write_files(files: &[(PathBuf, Vec<u8>)]) {
     for (p, bytes) in files {
         std::fs::write(p, bytes).unwrap();
     }
+}
+
+/// Opens the log with `files` written in place of its files and checks
+/// that the open is refused and changes no file.
+fn assert_log_refused_untouched(path: &Path, files: &[(PathBuf, Vec<u8>)], what: &str) {
+    write_files(files);
     match open(path) {
         Err(e) => assert!(is_refusal(&e), "{what}: {e:?}"),
         Ok(s) => panic!(
@@ -1383,9 +1388,7 @@ fn damage_in_any_file_of_a_segmented_log_is_refused_untouched() {
         damaged[i].1.truncate(len - 5);
         assert_log_refused_untouched(&path, &damaged, &format!("file {i} cut short"));
     }
-    for (p, bytes) in &good {
-        std::fs::write(p, bytes).unwrap();
-    }
+    write_files(&good);
     assert_eq!(reload(&path).len(), 60);
 }
 
@@ -1438,13 +1441,9 @@ fn a_missing_or_misplaced_segment_is_refused_untouched() {
     }
     let mut foreign = good.clone();
     foreign[1].1 = std::fs::read(seg(&other, 1)).unwrap();
-    for (p, bytes) in &foreign {
-        std::fs::write(p, bytes).unwrap();
-    }
+    write_files(&foreign);
     assert!(matches!(open(&*path), Err(Error::StorageMismatch(_))));
-    for (p, bytes) in &good {
-        std::fs::write(p, bytes).unwrap();
-    }
+    write_files(&good);
     assert_eq!(reload(&path).len(), 60);
 }
 
