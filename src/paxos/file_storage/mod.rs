@@ -218,6 +218,8 @@ struct FileScan {
     /// It ends inside its header (a segment being begun): the header is
     /// to be written.
     headless: bool,
+    /// The sequence number its header names (a new log file's: 1).
+    seq: u64,
 }
 
 impl FileStorage {
@@ -498,6 +500,7 @@ impl FileStorage {
                 len,
                 torn,
                 headless: false,
+                seq: 0,
             }),
             Scan::Corrupt(why) => Err(Error::StorageCorrupt(format!(
                 "{}: {why}; the files were left untouched (see docs/PAXOS-STORAGE.md)",
@@ -515,23 +518,16 @@ impl FileStorage {
         match self.read_header(file, len, path, kind, seq)? {
             Some(h) => {
                 let scan = self.scan_file(file, path, h.len, len)?;
-                if kind == Kind::Log {
-                    self.log_next = h.seq;
-                }
-                Ok(scan)
+                Ok(FileScan { seq: h.seq, ..scan })
             }
-            None => {
-                if kind == Kind::Log {
-                    self.log_next = 1;
-                }
-                Ok(FileScan {
-                    records: Vec::new(),
-                    end: 0,
-                    len,
-                    torn: None,
-                    headless: true,
-                })
-            }
+            None => Ok(FileScan {
+                records: Vec::new(),
+                end: 0,
+                len,
+                torn: None,
+                seq,
+                headless: true,
+            }),
         }
     }
 
@@ -547,6 +543,7 @@ impl FileStorage {
             .try_clone()
             .map_err(|e| self.fail("cannot open", &e))?;
         let log = self.read_file(&log_file, &self.path.clone(), Kind::Log, 1)?;
+        self.log_next = log.seq;
         let listed = match list_segments(&self.path) {
             Ok(l) => l,
             Err(e) => return Err(self.fail("cannot list the segments of", &e)),
